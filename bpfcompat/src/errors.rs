@@ -1,0 +1,194 @@
+//! Every error the engine returns, one type per failing operation.
+//!
+//! Messages are lower-case fragments; where the user can fix something, a
+//! `(hint: …)` says how. The CLI renders the chain once and maps it to exit 1.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Loading or selecting a kernel matrix failed.
+#[derive(Debug, Error)]
+pub enum MatrixError {
+    /// The matrix or lock file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("malformed matrix {origin}: {message}")]
+    Parse {
+        /// Which file.
+        origin: String,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// The TOML parsed but a profile makes no sense.
+    #[error("invalid matrix {origin}, kernel `{profile}`: {message}")]
+    Invalid {
+        /// Which file.
+        origin: String,
+        /// Which profile.
+        profile: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--kernel NAME` names no profile of the matrix.
+    #[error("unknown kernel `{name}` in {origin}\n  (hint: known kernels are {known})")]
+    UnknownKernel {
+        /// The name given.
+        name: String,
+        /// Which matrix.
+        origin: String,
+        /// The names it has.
+        known: String,
+    },
+}
+
+/// No mirror is known for an archive.
+#[derive(Debug, Error, Clone)]
+#[error("no mirror for the `{archive}` archive\n  (hint: set {var} to the archive's base URL, the one an apt source line would name)")]
+pub struct MirrorError {
+    /// The archive key.
+    pub archive: String,
+    /// The variable that would configure it.
+    pub var: String,
+}
+
+/// Resolving a profile against the archive indexes failed.
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    /// The archive has no mirror.
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// The index could not be downloaded.
+    #[error("cannot download the package index {url}: {message}\n  (hint: check the network and the mirror variable)")]
+    Index {
+        /// The index URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No package matches the pattern in any source.
+    #[error("no package matches `{pattern}` in {sources}")]
+    NoMatch {
+        /// The profile's pattern.
+        pattern: String,
+        /// Where we looked.
+        sources: String,
+    },
+}
+
+/// Getting a pinned kernel into the cache failed.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// The profile is not in the lock.
+    #[error("kernel `{name}` is not pinned in {lock}\n  (hint: run `cargo bpfcompat kernels update`)")]
+    NotPinned {
+        /// The profile.
+        name: String,
+        /// Which lock.
+        lock: String,
+    },
+    /// The archive has no mirror and the kernel is not cached.
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    /// Download failed.
+    #[error("cannot download {url}: {message}\n  (hint: check the network; a run with the kernel already cached needs none)")]
+    Download {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The downloaded bytes are not the pinned ones.
+    #[error("{url} has sha256 {actual}, the lock pins {expected}\n  (hint: the mirror serves another file under that name; run `cargo bpfcompat kernels update` if the archive re-issued it)")]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// Pinned digest.
+        expected: String,
+        /// Digest of what arrived.
+        actual: String,
+    },
+    /// The package holds no kernel image.
+    #[error("{package} holds no vmlinuz (looked in boot/ and usr/lib/modules/*/)")]
+    NoImage {
+        /// The package.
+        package: String,
+    },
+    /// A cache or extraction I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Building a guest's initramfs failed.
+#[derive(Debug, Error)]
+pub enum InitramfsError {
+    /// A file to ship could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A shared library the agent needs was not found.
+    #[error("{} needs {library}, which is in none of {searched}", binary.display())]
+    MissingLibrary {
+        /// The binary or library that needs it.
+        binary: PathBuf,
+        /// The DT_NEEDED name.
+        library: String,
+        /// The directories searched.
+        searched: String,
+    },
+    /// A binary is not an ELF file we can ship.
+    #[error("{} is not a loadable ELF executable: {message}", path.display())]
+    BadElf {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Writing the archive failed.
+    #[error("cannot write the initramfs: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Starting or running QEMU failed (not a verdict: the tool could not work).
+#[derive(Debug, Error)]
+pub enum VmError {
+    /// No QEMU binary.
+    #[error("{binary} not found\n  (hint: install QEMU, e.g. `apt-get install qemu-system-x86`, or set BPFCOMPAT_QEMU)")]
+    QemuMissing {
+        /// The binary looked for.
+        binary: String,
+    },
+    /// `--accel kvm` was asked for but KVM cannot be used.
+    #[error("KVM is not usable here: {reason}\n  (hint: use `--accel tcg` or `--accel auto`)")]
+    KvmUnusable {
+        /// Why.
+        reason: String,
+    },
+    /// Spawning or talking to QEMU failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}

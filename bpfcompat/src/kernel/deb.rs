@@ -1,0 +1,140 @@
+//! Taking the kernel image (and its config) out of a `.deb`, in process:
+//! `ar` → `data.tar.{xz,zst,gz}` → the few entries we want.
+//!
+//! Entry paths are matched, never used as output paths: what we write is
+//! always `<dir>/vmlinuz` and `<dir>/config`, so a hostile archive cannot
+//! write elsewhere. Only regular files are taken (no links).
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// What was extracted.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Extracted {
+    pub release: String,
+    pub has_config: bool,
+}
+
+/// Extracts `vmlinuz` and `config` from `deb` into `out`.
+pub(crate) fn extract_kernel(deb: &Path, out: &Path) -> std::io::Result<Option<Extracted>> {
+    let mut archive = ar::Archive::new(BufReader::new(File::open(deb)?));
+    while let Some(entry) = archive.next_entry() {
+        let entry = entry?;
+        let name = String::from_utf8_lossy(entry.header().identifier()).to_string();
+        let Some(ext) = name.strip_prefix("data.tar") else {
+            continue;
+        };
+        let reader: Box<dyn Read> = match ext {
+            ".xz" => Box::new(xz2::read::XzDecoder::new(entry)),
+            ".zst" => Box::new(zstd::Decoder::new(entry)?),
+            ".gz" => Box::new(flate2::read::GzDecoder::new(entry)),
+            "" => Box::new(entry),
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "unsupported data member compression `{other}`"
+                )));
+            }
+        };
+        return extract_from_tar(reader, out);
+    }
+    Err(std::io::Error::other("no data.tar member: not a Debian package"))
+}
+
+fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Extracted>> {
+    let mut release = None;
+    let mut has_config = false;
+    let mut tar = tar::Archive::new(reader);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        match classify(&path) {
+            Some(Kind::Image(rel)) if release.is_none() => {
+                entry.unpack(out.join("vmlinuz"))?;
+                release = Some(rel);
+            }
+            Some(Kind::Config) if !has_config => {
+                entry.unpack(out.join("config"))?;
+                has_config = true;
+            }
+            _ => {}
+        }
+        if release.is_some() && has_config {
+            break;
+        }
+    }
+    Ok(release.map(|release| Extracted {
+        release,
+        has_config,
+    }))
+}
+
+enum Kind {
+    Image(String),
+    Config,
+}
+
+/// `boot/vmlinuz-<rel>` or `usr/lib/modules/<rel>/vmlinuz` (Debian 7.x), and
+/// the matching config files.
+fn classify(path: &str) -> Option<Kind> {
+    if let Some(rel) = path.strip_prefix("boot/vmlinuz-") {
+        return Some(Kind::Image(rel.to_string()));
+    }
+    if path.starts_with("boot/config-") {
+        return Some(Kind::Config);
+    }
+    let rest = path.strip_prefix("usr/lib/modules/")?;
+    let (rel, file) = rest.split_once('/')?;
+    match file {
+        "vmlinuz" => Some(Kind::Image(rel.to_string())),
+        "config" => Some(Kind::Config),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn finds_image_and_config_in_both_layouts() {
+        let out = tempfile::tempdir().unwrap();
+        let t = tar_with(&[
+            ("./boot/System.map-6.1.0-9-cloud-amd64", b"x"),
+            ("./boot/config-6.1.0-9-cloud-amd64", b"CONFIG_BPF=y"),
+            ("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"IMG"),
+        ]);
+        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
+        assert_eq!(got.release, "6.1.0-9-cloud-amd64");
+        assert!(got.has_config);
+        assert_eq!(std::fs::read(out.path().join("vmlinuz")).unwrap(), b"IMG");
+
+        let out = tempfile::tempdir().unwrap();
+        let t = tar_with(&[("./usr/lib/modules/7.2.1+deb14-cloud-amd64/vmlinuz", b"NEW")]);
+        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
+        assert_eq!(got.release, "7.2.1+deb14-cloud-amd64");
+        assert!(!got.has_config);
+    }
+
+    #[test]
+    fn package_without_image_yields_none() {
+        let out = tempfile::tempdir().unwrap();
+        let t = tar_with(&[("./usr/share/doc/x/changelog", b"x")]);
+        assert_eq!(extract_from_tar(&t[..], out.path()).unwrap(), None);
+    }
+}

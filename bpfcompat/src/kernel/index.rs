@@ -1,0 +1,137 @@
+//! Resolving a profile to the newest matching package of its archive
+//! `Packages` indexes.
+
+use std::io::Read;
+
+use crate::errors::ResolveError;
+use crate::kernel::{Mirrors, compare_versions, fetch::http_get};
+use crate::matrix::{Pin, Profile, package_matches};
+
+/// A package stanza that matched a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `Package:`.
+    pub package: String,
+    /// `Version:`.
+    pub version: String,
+    /// `Filename:`.
+    pub filename: String,
+    /// `Size:`.
+    pub size: u64,
+    /// `SHA256:`.
+    pub sha256: String,
+}
+
+/// Finds the newest package matching `profile` over all its sources.
+pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError> {
+    let mut best: Option<(Candidate, String, String)> = None;
+    let sources = profile.sources().expect("validated with the matrix");
+    for source in &sources {
+        let base = mirrors.get(&source.archive)?;
+        let text = download_index(base, &source.suite)?;
+        for c in matching(&text, &profile.package) {
+            let newer = best
+                .as_ref()
+                .is_none_or(|(b, _, _)| compare_versions(&c.version, &b.version).is_gt());
+            if newer {
+                best = Some((c, source.archive.clone(), source.suite.clone()));
+            }
+        }
+    }
+    let (c, archive, suite) = best.ok_or_else(|| ResolveError::NoMatch {
+        pattern: profile.package.clone(),
+        sources: profile.sources.join(", "),
+    })?;
+    Ok(Pin {
+        name: profile.name.clone(),
+        archive,
+        suite,
+        package: c.package,
+        version: c.version,
+        filename: c.filename,
+        size: c.size,
+        sha256: c.sha256,
+    })
+}
+
+/// `dists/<suite>/main/binary-amd64/Packages`, xz first, then gzip.
+fn download_index(base: &str, suite: &str) -> Result<String, ResolveError> {
+    let mut last = String::new();
+    for ext in ["xz", "gz"] {
+        let url = format!("{base}/dists/{suite}/main/binary-amd64/Packages.{ext}");
+        let body = match http_get(&url) {
+            Ok(r) => r,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        let mut text = String::new();
+        let res = match ext {
+            "xz" => xz2::read::XzDecoder::new(body).read_to_string(&mut text),
+            _ => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
+        };
+        return res.map(|_| text).map_err(|e| ResolveError::Index {
+            url,
+            message: e.to_string(),
+        });
+    }
+    Err(ResolveError::Index {
+        url: format!("{base}/dists/{suite}/main/binary-amd64/Packages.{{xz,gz}}"),
+        message: last,
+    })
+}
+
+/// Stanzas of a `Packages` index whose name matches `pattern`.
+pub(crate) fn matching(index: &str, pattern: &str) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for stanza in index.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        let Some(package) = field("Package") else {
+            continue;
+        };
+        if !package_matches(pattern, &package) {
+            continue;
+        }
+        if let (Some(version), Some(filename), Some(size), Some(sha256)) = (
+            field("Version"),
+            field("Filename"),
+            field("Size").and_then(|s| s.parse().ok()),
+            field("SHA256"),
+        ) {
+            out.push(Candidate {
+                package,
+                version,
+                filename,
+                size,
+                sha256,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_matching_stanzas_only() {
+        let index = "Package: linux-image-6.1.0-9-cloud-amd64\nVersion: 6.1.27-1\nFilename: pool/a.deb\nSize: 10\nSHA256: aa\n\n\
+Package: linux-image-6.1.0-9-cloud-amd64-dbg\nVersion: 6.1.27-1\nFilename: pool/b.deb\nSize: 10\nSHA256: bb\n\n\
+Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.deb\nSize: 12\nSHA256: cc\n";
+        let found = matching(index, "linux-image-6.1.0-*-cloud-amd64");
+        let names: Vec<_> = found.iter().map(|c| c.package.as_str()).collect();
+        assert_eq!(
+            names,
+            ["linux-image-6.1.0-9-cloud-amd64", "linux-image-6.1.0-10-cloud-amd64"]
+        );
+        assert_eq!(found[1].size, 12);
+    }
+}

@@ -1,0 +1,15 @@
+//! Distro kernels: where their archives are, which package a profile pins,
+//! and how a pinned package becomes a cached `vmlinuz`.
+
+mod cache;
+mod deb;
+mod debversion;
+mod fetch;
+mod index;
+mod mirror;
+
+pub use cache::{Cache, CachedKernel};
+pub use debversion::compare as compare_versions;
+pub use fetch::fetch;
+pub use index::{resolve, Candidate};
+pub use mirror::{Mirrors, mirror_var};

@@ -1,0 +1,14 @@
+//! bpfcompat: test eBPF objects and loaders on real distro kernels, each in a
+//! throw-away QEMU guest, and report per object and kernel what the kernel's
+//! verifier accepted or rejected, with a classified cause.
+//!
+//! This crate is the engine and has no libbpf dependency, so a user's test
+//! binary that links libbpf-rs can link it too. The pieces, in data-flow order:
+//! [`matrix`] (which kernels), [`kernel`] (fetch them), [`guest`] (the job and
+//! initramfs), [`vm`] (QEMU), [`run`] (schedule guests, emit events),
+//! [`classify`] (verdicts) and [`report`] (what people and CI read).
+
+pub mod errors;
+pub mod kernel;
+pub mod matrix;
+pub mod protocol;

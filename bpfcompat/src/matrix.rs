@@ -1,0 +1,329 @@
+//! Kernel matrices (`matrices/*.toml`) and the lock file that pins each
+//! profile to one exact package (`kernels.lock`).
+//!
+//! A profile names *where* a kernel comes from (archive, suites, a package
+//! pattern); the lock says *which* package that was when `kernels update` last
+//! ran. Runs only ever use the lock, so a matrix run is reproducible until
+//! somebody re-pins it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::errors::MatrixError;
+
+/// The matrix shipped with bpfcompat (`--matrix default`).
+pub const DEFAULT_MATRIX: &str = include_str!("../../matrices/default.toml");
+/// The lock of the shipped matrix.
+pub const DEFAULT_LOCK: &str = include_str!("../../matrices/kernels.lock");
+
+/// A kernel matrix: the kernels a run validates on.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    /// The profiles, in the order reports show them.
+    #[serde(rename = "kernel")]
+    pub kernels: Vec<Profile>,
+    /// Where the matrix came from (a path, or `built-in default`).
+    #[serde(skip)]
+    pub origin: String,
+    /// The lock that pins the profiles.
+    #[serde(skip)]
+    pub lock: Lock,
+    /// Where `kernels update` writes the lock; `None` for the built-in matrix.
+    #[serde(skip)]
+    pub lock_path: Option<PathBuf>,
+}
+
+/// One kernel of a matrix.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short stable name used on the command line and in reports, e.g. `debian-12-6.1`.
+    pub name: String,
+    /// One line for people.
+    #[serde(default)]
+    pub description: String,
+    /// Where to look, in order of preference: `archive:suite`, e.g.
+    /// `debian-security:bookworm-security`. The newest match over all wins.
+    pub sources: Vec<String>,
+    /// Binary package pattern; `*` matches one run of characters without `-`.
+    pub package: String,
+    /// Whether a failure on this kernel fails the run (default: true).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A source of a profile, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Archive key; its mirror comes from `BPFCOMPAT_MIRROR_<ARCHIVE>`.
+    pub archive: String,
+    /// Suite (distribution) inside that archive.
+    pub suite: String,
+}
+
+impl Profile {
+    /// The profile's sources, parsed.
+    pub fn sources(&self) -> Result<Vec<Source>, String> {
+        self.sources
+            .iter()
+            .map(|s| match s.split_once(':') {
+                Some((a, suite))
+                    if !a.is_empty()
+                        && !suite.is_empty()
+                        && a.chars().all(|c| c.is_ascii_lowercase() || c == '-') =>
+                {
+                    Ok(Source {
+                        archive: a.to_string(),
+                        suite: suite.to_string(),
+                    })
+                }
+                _ => Err(format!(
+                    "source `{s}` is not `archive:suite` (e.g. `debian:bookworm`)"
+                )),
+            })
+            .collect()
+    }
+}
+
+/// The lock file: one pinned package per profile name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// Pinned packages, sorted by profile name.
+    #[serde(default, rename = "kernel")]
+    pub kernels: Vec<Pin>,
+}
+
+/// One exact kernel package.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// Profile name.
+    pub name: String,
+    /// Archive key the package came from.
+    pub archive: String,
+    /// Suite it was found in.
+    pub suite: String,
+    /// Binary package name.
+    pub package: String,
+    /// Debian version of the package.
+    pub version: String,
+    /// Path of the `.deb` below the archive root (`pool/...`).
+    pub filename: String,
+    /// Size of the `.deb` in bytes.
+    pub size: u64,
+    /// SHA-256 of the `.deb`, lower-case hex.
+    pub sha256: String,
+}
+
+impl Lock {
+    /// The pin of a profile.
+    pub fn get(&self, name: &str) -> Option<&Pin> {
+        self.kernels.iter().find(|p| p.name == name)
+    }
+
+    /// Replaces (or adds) a pin, keeping the file sorted.
+    pub fn set(&mut self, pin: Pin) {
+        self.kernels.retain(|p| p.name != pin.name);
+        self.kernels.push(pin);
+        self.kernels.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    /// The lock as the text of a `kernels.lock` file.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Pinned by `cargo bpfcompat kernels update`; runs use only these packages.\n\n{}",
+            toml::to_string(self).expect("a lock always serializes")
+        )
+    }
+}
+
+impl Matrix {
+    /// Loads `default` (the shipped matrix) or a matrix file; the lock is the
+    /// `kernels.lock` beside the file (missing means nothing is pinned yet).
+    pub fn load(name_or_path: &str) -> Result<Matrix, MatrixError> {
+        if name_or_path == "default" {
+            let mut m = Matrix::parse(DEFAULT_MATRIX, "built-in default matrix")?;
+            m.lock = parse_lock(DEFAULT_LOCK, "built-in kernels.lock")?;
+            return Ok(m);
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut m = Matrix::parse(&text, &path.display().to_string())?;
+        let lock_path = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("kernels.lock");
+        if lock_path.exists() {
+            let text = std::fs::read_to_string(&lock_path).map_err(|source| MatrixError::Read {
+                path: lock_path.clone(),
+                source,
+            })?;
+            m.lock = parse_lock(&text, &lock_path.display().to_string())?;
+        }
+        m.lock_path = Some(lock_path);
+        Ok(m)
+    }
+
+    /// Parses matrix text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Matrix, MatrixError> {
+        let mut m: Matrix = toml::from_str(text).map_err(|e| MatrixError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        m.origin = origin.to_string();
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), MatrixError> {
+        let invalid = |name: &str, message: String| MatrixError::Invalid {
+            origin: self.origin.clone(),
+            profile: name.to_string(),
+            message,
+        };
+        if self.kernels.is_empty() {
+            return Err(invalid("-", "the matrix has no [[kernel]] entry".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for k in &self.kernels {
+            if k.name.is_empty()
+                || !k
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            {
+                return Err(invalid(
+                    &k.name,
+                    "names use letters, digits, `-`, `.` and `_`".into(),
+                ));
+            }
+            if !seen.insert(&k.name) {
+                return Err(invalid(&k.name, "the name appears twice".into()));
+            }
+            if k.sources.is_empty() {
+                return Err(invalid(&k.name, "`sources` is empty".into()));
+            }
+            k.sources().map_err(|m| invalid(&k.name, m))?;
+            if k.package.is_empty() {
+                return Err(invalid(&k.name, "`package` is empty".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The profile called `name`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.kernels.iter().find(|k| k.name == name)
+    }
+
+    /// Keeps only the named profiles (in matrix order); an unknown name is an
+    /// error that lists the known ones.
+    pub fn select(&mut self, names: &[String]) -> Result<(), MatrixError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        for n in names {
+            if self.profile(n).is_none() {
+                return Err(MatrixError::UnknownKernel {
+                    name: n.clone(),
+                    origin: self.origin.clone(),
+                    known: self
+                        .kernels
+                        .iter()
+                        .map(|k| k.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        self.kernels.retain(|k| names.contains(&k.name));
+        Ok(())
+    }
+}
+
+fn parse_lock(text: &str, origin: &str) -> Result<Lock, MatrixError> {
+    toml::from_str(text).map_err(|e| MatrixError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Whether a package name matches a profile pattern: `*` stands for one run of
+/// characters without `-`, so `linux-image-5.10.0-*-cloud-amd64` never matches
+/// a `-dbg` or `-unsigned` sibling.
+pub fn package_matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(after) = name.strip_prefix(head) else {
+                return false;
+            };
+            // Try every split of a run without '-'.
+            let run_end = after.find('-').unwrap_or(after.len());
+            (0..=run_end).any(|i| package_matches(rest, &after[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_matrix_parses_and_every_profile_is_pinned() {
+        let m = Matrix::load("default").unwrap();
+        assert!(m.kernels.len() >= 8);
+        for k in &m.kernels {
+            let pin = m.lock.get(&k.name).unwrap_or_else(|| panic!("{} unpinned", k.name));
+            assert!(package_matches(&k.package, &pin.package), "{}", k.name);
+            assert_eq!(pin.sha256.len(), 64);
+        }
+    }
+
+    #[test]
+    fn pattern_star_does_not_cross_dashes() {
+        let p = "linux-image-5.10.0-*-cloud-amd64";
+        assert!(package_matches(p, "linux-image-5.10.0-35-cloud-amd64"));
+        assert!(!package_matches(p, "linux-image-5.10.0-35-cloud-amd64-dbg"));
+        assert!(!package_matches(p, "linux-image-5.10.0-35-rt-cloud-amd64"));
+        let p = "linux-image-6.12.*+deb13-cloud-amd64";
+        assert!(package_matches(p, "linux-image-6.12.48+deb13-cloud-amd64"));
+        assert!(!package_matches(p, "linux-image-6.12.48+deb13-amd64"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let text = "[[kernel]]\nname = \"a\"\nsources = [\"debian:bookworm\"]\npackage = \"x\"\nrequird = true\n";
+        let err = Matrix::parse(text, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("requird"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_sources_are_rejected() {
+        let dup = "[[kernel]]\nname=\"a\"\nsources=[\"debian:x\"]\npackage=\"p\"\n[[kernel]]\nname=\"a\"\nsources=[\"debian:x\"]\npackage=\"p\"\n";
+        assert!(Matrix::parse(dup, "m").unwrap_err().to_string().contains("twice"));
+        let bad = "[[kernel]]\nname=\"a\"\nsources=[\"bookworm\"]\npackage=\"p\"\n";
+        assert!(Matrix::parse(bad, "m").unwrap_err().to_string().contains("archive:suite"));
+    }
+
+    #[test]
+    fn select_rejects_unknown_names_listing_known_ones() {
+        let mut m = Matrix::load("default").unwrap();
+        let err = m.select(&["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("debian-12-6.1"), "{err}");
+        m.select(&["debian-12-6.1".into()]).unwrap();
+        assert_eq!(m.kernels.len(), 1);
+    }
+}

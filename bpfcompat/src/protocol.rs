@@ -1,0 +1,178 @@
+//! The wire protocol between a guest agent and the host.
+//!
+//! The agent writes one record per line on the guest's second serial port
+//! (`/dev/ttyS1`), each line `BPFCOMPAT1 <json>`. The prefix lets the host ignore
+//! anything else that lands on the port, and carries the protocol version.
+//! The same [`ObjectReport`] is produced by the host pre-load gate, so a guest
+//! cell and a host check are judged by one classifier.
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every record line; the digit is the protocol version.
+pub const RECORD_PREFIX: &str = "BPFCOMPAT1 ";
+
+/// One line on the result port.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The agent runs: everything before this line is kernel boot.
+    Hello {
+        /// `uname -r` of the guest.
+        kernel_release: String,
+        /// Whether `/sys/kernel/btf/vmlinux` exists.
+        kernel_btf: bool,
+        /// Milliseconds since the guest kernel booted, when the agent started.
+        uptime_ms: u64,
+    },
+    /// The verdict on one object of the job.
+    Object(ObjectReport),
+    /// The agent finished the whole job and powers off next.
+    Done {
+        /// Milliseconds since the guest kernel booted.
+        uptime_ms: u64,
+    },
+    /// The agent could not do its work (a setup step failed).
+    AgentError {
+        /// What failed, in words.
+        message: String,
+    },
+}
+
+impl Record {
+    /// Encodes the record as one line, without the trailing newline.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{RECORD_PREFIX}{}",
+            serde_json::to_string(self).expect("records always serialize")
+        )
+    }
+
+    /// Decodes a line; `None` when the line is not a record (console noise, a
+    /// torn line).
+    pub fn from_line(line: &str) -> Option<Record> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let start = line.find(RECORD_PREFIX)?;
+        serde_json::from_str(&line[start + RECORD_PREFIX.len()..]).ok()
+    }
+}
+
+/// What the validator found for one object on one kernel.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ObjectReport {
+    /// The object's name in the job.
+    pub object: String,
+    /// Set when the object as a whole could not be opened or loaded and no
+    /// single program or map is to blame (an unresolved extern, missing BTF).
+    pub object_error: Option<StepFailure>,
+    /// Every map of the object.
+    pub maps: Vec<MapReport>,
+    /// Every program of the object.
+    pub programs: Vec<ProgramReport>,
+    /// How long validation took in the agent, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One map of an object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MapReport {
+    /// Map name as libbpf knows it (`.rodata` sections included).
+    pub name: String,
+    /// libbpf's map type, e.g. `RingBuf`.
+    pub map_type: String,
+    /// The kernel's answer to a map-type probe, where one was made.
+    pub type_supported: Option<bool>,
+    /// Whether the kernel created the map.
+    pub create: Outcome,
+}
+
+/// One program of an object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProgramReport {
+    /// Program (function) name.
+    pub name: String,
+    /// ELF section, which tells libbpf the program and attach type.
+    pub section: String,
+    /// libbpf's program type, e.g. `Tracing`.
+    pub prog_type: String,
+    /// The kernel's answer to a program-type probe, where one was made.
+    pub type_supported: Option<bool>,
+    /// Verifier load.
+    pub load: Outcome,
+    /// Attach to the hook its section names.
+    pub attach: Outcome,
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The step succeeded.
+    Ok,
+    /// The step failed; the evidence is attached.
+    Failed(StepFailure),
+    /// The step was not attempted.
+    Skipped {
+        /// Why not, in words.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The failure, if this outcome is one.
+    pub fn failure(&self) -> Option<&StepFailure> {
+        match self {
+            Outcome::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// The kernel's and libbpf's own words about a failed step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepFailure {
+    /// Positive errno, when the failing call returned one.
+    pub errno: Option<i32>,
+    /// The error as libbpf-rs rendered it.
+    pub error: String,
+    /// libbpf's warnings during the step (bounded, oldest dropped).
+    pub libbpf_log: Vec<String>,
+    /// The verifier log of the failing program (bounded tail).
+    pub verifier_log: Vec<String>,
+    /// Names of kernel functions (kfuncs) libbpf could not resolve.
+    pub missing_kfuncs: Vec<String>,
+}
+
+/// Keeps at most `max` lines, dropping the oldest: the end of a verifier log
+/// says why it gave up.
+pub fn tail(lines: Vec<String>, max: usize) -> Vec<String> {
+    let skip = lines.len().saturating_sub(max);
+    lines.into_iter().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_through_a_noisy_line() {
+        let record = Record::Hello {
+            kernel_release: "6.1.0-9-cloud-amd64".into(),
+            kernel_btf: true,
+            uptime_ms: 1234,
+        };
+        let line = format!("garbage{}\r\n", record.to_line());
+        assert_eq!(Record::from_line(&line), Some(record));
+    }
+
+    #[test]
+    fn non_record_lines_are_ignored() {
+        assert_eq!(Record::from_line("[    0.000000] Linux version 6.1"), None);
+        assert_eq!(Record::from_line("BPFCOMPAT1 {\"record\":\"hel"), None);
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        let lines: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        assert_eq!(tail(lines, 2), vec!["3", "4"]);
+    }
+}

@@ -1,0 +1,97 @@
+//! Command-line definitions (clap) and dispatch.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::exit::Code;
+
+/// Test eBPF objects on real distro kernels, each booted in a throw-away QEMU
+/// guest whose own verifier decides.
+///
+/// Exit codes: 0 every required cell passed, 2 a required cell failed,
+/// 1 the tool itself could not do its job.
+#[derive(Parser)]
+#[command(name = "cargo-bpfcompat", version, about, long_about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo bpfcompat test --object target/bpf/ringbuf.bpf.o
+  cargo bpfcompat test --object a.bpf.o --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
+  cargo bpfcompat kernels list
+  cargo bpfcompat kernels fetch
+
+Mirrors: BPFCOMPAT_MIRROR_DEBIAN, BPFCOMPAT_MIRROR_DEBIAN_SECURITY, BPFCOMPAT_MIRROR_UBUNTU
+(base URLs as in an apt source line); otherwise the host's apt sources are used.
+Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else ~/.cache/bpfcompat.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate BPF objects on every kernel of a matrix.
+    Test(commands::test::TestArgs),
+    /// Show, fetch and re-pin the kernels of a matrix.
+    #[command(subcommand)]
+    Kernels(KernelsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KernelsCommand {
+    /// List the profiles, their pinned packages and whether each is cached.
+    List(MatrixArgs),
+    /// Download the pinned kernels into the cache (runs then need no network).
+    Fetch(MatrixArgs),
+    /// Re-resolve every profile against the archive indexes and rewrite the lock.
+    Update(UpdateArgs),
+}
+
+/// Which matrix and kernels.
+#[derive(Args, Clone)]
+pub struct MatrixArgs {
+    /// The kernel matrix: `default` (shipped) or a TOML file; its lock is the
+    /// `kernels.lock` beside it.
+    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+    pub matrix: String,
+    /// Only these kernels of the matrix (repeatable).
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+}
+
+/// `kernels update`.
+#[derive(Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// Where to write the lock (default: `kernels.lock` beside the matrix file).
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+}
+
+/// How guests are accelerated.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM where it really works (a guest must make progress), else TCG.
+    Auto,
+    /// KVM only; an error if it cannot be used.
+    Kvm,
+    /// Software emulation: slow but works everywhere.
+    Tcg,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Invoked as `cargo bpfcompat`, cargo passes `bpfcompat` first.
+    if args.get(1).is_some_and(|a| a == "bpfcompat") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Test(a) => commands::test::run(a),
+        Command::Kernels(k) => commands::kernels::run(k),
+    }
+}

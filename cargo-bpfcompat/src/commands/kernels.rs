@@ -1,0 +1,101 @@
+//! `cargo bpfcompat kernels list | fetch | update`.
+
+use bpfcompat::kernel::{Cache, Mirrors, fetch, resolve};
+use bpfcompat::matrix::Matrix;
+
+use crate::cli::{KernelsCommand, MatrixArgs};
+use crate::exit::Code;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+pub fn run(cmd: KernelsCommand) -> Result<Code> {
+    match cmd {
+        KernelsCommand::List(a) => list(&a),
+        KernelsCommand::Fetch(a) => fetch_all(&a),
+        KernelsCommand::Update(a) => update(&a.matrix, a.lock),
+    }
+}
+
+fn load(a: &MatrixArgs) -> Result<Matrix> {
+    let mut m = Matrix::load(&a.matrix)?;
+    m.select(&a.kernels)?;
+    Ok(m)
+}
+
+fn list(a: &MatrixArgs) -> Result<Code> {
+    let m = load(a)?;
+    let mirrors = Mirrors::discover();
+    let cache = Cache::discover();
+    println!("{:<20} {:<9} {:<40} {}", "KERNEL", "REQUIRED", "PINNED PACKAGE", "STATE");
+    for k in &m.kernels {
+        let (pkg, state) = match m.lock.get(&k.name) {
+            None => ("-".to_string(), "not pinned (run `kernels update`)".to_string()),
+            Some(pin) => {
+                let state = match cache.lookup(&pin.sha256) {
+                    Ok(Some(c)) => format!("cached ({})", c.release),
+                    Err(reason) => format!("cache damaged: {reason}"),
+                    Ok(None) => match mirrors.get(&pin.archive) {
+                        Ok(_) => "available (not cached)".to_string(),
+                        Err(e) => format!("unavailable: set {}", e.var),
+                    },
+                };
+                (format!("{} {}", pin.package, pin.version), state)
+            }
+        };
+        let req = if k.required { "yes" } else { "no" };
+        println!("{:<20} {:<9} {:<40} {}", k.name, req, pkg, state);
+    }
+    Ok(Code::Pass)
+}
+
+fn fetch_all(a: &MatrixArgs) -> Result<Code> {
+    let m = load(a)?;
+    let mirrors = Mirrors::discover();
+    let cache = Cache::discover();
+    let mut failed = 0;
+    for k in &m.kernels {
+        let Some(pin) = m.lock.get(&k.name) else {
+            eprintln!("{}: not pinned in the lock (run `cargo bpfcompat kernels update`)", k.name);
+            failed += 1;
+            continue;
+        };
+        match fetch(pin, &mirrors, &cache, &mut |msg| eprintln!("{}: {msg}", k.name)) {
+            Ok(c) => println!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),
+            Err(e) => {
+                eprintln!("{}: {e}", k.name);
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { Code::Pass } else { Code::Tool })
+}
+
+fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
+    let m = load(a)?;
+    let path = lock.or(m.lock_path.clone()).ok_or(
+        "the built-in matrix's lock is compiled in\n  (hint: pass --lock FILE, or --matrix FILE to update the lock beside it)",
+    )?;
+    let mirrors = Mirrors::discover();
+    let mut lock = m.lock.clone();
+    let mut failed = 0;
+    for k in &m.kernels {
+        match resolve(k, &mirrors) {
+            Ok(pin) => {
+                let was = lock.get(&k.name).map(|p| p.version.clone());
+                match was {
+                    Some(v) if v == pin.version => println!("{}: {} {} (unchanged)", k.name, pin.package, pin.version),
+                    Some(v) => println!("{}: {} {} (was {v})", k.name, pin.package, pin.version),
+                    None => println!("{}: {} {} (new)", k.name, pin.package, pin.version),
+                }
+                lock.set(pin);
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", k.name);
+                failed += 1;
+            }
+        }
+    }
+    std::fs::write(&path, lock.to_toml())?;
+    println!("wrote {}", path.display());
+    Ok(if failed == 0 { Code::Pass } else { Code::Tool })
+}

@@ -1,0 +1,20 @@
+//! Exit codes, the same for every command.
+
+use std::process::ExitCode;
+
+/// What a run ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Every required cell passed (or failed exactly as expected).
+    Pass = 0,
+    /// The tool could not do its job: bad input, no QEMU, no kernel, no network.
+    Tool = 1,
+    /// A required cell failed: the objects are not compatible.
+    Regression = 2,
+}
+
+impl From<Code> for ExitCode {
+    fn from(c: Code) -> ExitCode {
+        ExitCode::from(c as u8)
+    }
+}

@@ -1,0 +1,1 @@
+//! Fixture objects for the end-to-end tests (built by build.rs).
