@@ -9,6 +9,7 @@
 //! [`classify`] (verdicts) and [`report`] (what people and CI read).
 
 pub mod errors;
+pub mod guest;
 pub mod kernel;
 pub mod matrix;
 pub mod protocol;

@@ -68,8 +68,26 @@ pub struct ObjectReport {
     pub maps: Vec<MapReport>,
     /// Every program of the object.
     pub programs: Vec<ProgramReport>,
+    /// Set when the validator itself did not finish (hung or crashed).
+    pub fault: Option<Fault>,
     /// How long validation took in the agent, in milliseconds.
     pub duration_ms: u64,
+}
+
+/// The validator child of one object did not finish normally.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// It ran past the job's per-object timeout and was killed.
+    Timeout {
+        /// The limit, in seconds.
+        after_secs: u64,
+    },
+    /// It died or printed no report.
+    Crashed {
+        /// Exit status or signal, and what it printed last.
+        detail: String,
+    },
 }
 
 /// One map of an object.

@@ -1,10 +1,13 @@
-//! validator
-pub mod agent {
-    //! tmp
-    /// tmp
-    pub fn is_guest_agent() -> bool { false }
-    /// tmp
-    pub fn run_as_init() -> ! { loop {} }
-    /// tmp
-    pub fn run_child_if_requested() -> Option<std::process::ExitCode> { None }
-}
+//! bpfcompat's validator: loads and attaches BPF objects with libbpf and
+//! reports, per program and map, what the kernel said.
+//!
+//! It runs in two places: as the guest agent (the `/init` of every guest, see
+//! [`agent`]) and on the host as a pre-load gate. Both produce the same
+//! [`bpfcompat::protocol::ObjectReport`], judged by the same classifier.
+
+pub mod agent;
+mod attach;
+mod capture;
+mod validate;
+
+pub use validate::{Options, validate_object};

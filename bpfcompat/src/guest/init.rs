@@ -1,0 +1,96 @@
+//! The runtime of a guest agent running as `/init` (PID 1): mount what BPF
+//! needs, send records on the result port, power off.
+//!
+//! Nothing here may panic the guest silently: a failure to mount is a warning
+//! the agent reports; the host decides what it means.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::mount::{MsFlags, mount};
+
+use crate::protocol::Record;
+
+/// The serial port that carries result records (the console is `ttyS0`).
+pub const RESULT_PORT: &str = "/dev/ttyS1";
+
+/// Filesystems a BPF loader expects, in mount order.
+const MOUNTS: &[(&str, &str, &str)] = &[
+    ("proc", "/proc", "proc"),
+    ("sysfs", "/sys", "sysfs"),
+    ("devtmpfs", "/dev", "devtmpfs"),
+    ("tmpfs", "/tmp", "tmpfs"),
+    ("tmpfs", "/run", "tmpfs"),
+    ("bpf", "/sys/fs/bpf", "bpf"),
+    ("tracefs", "/sys/kernel/tracing", "tracefs"),
+    ("debugfs", "/sys/kernel/debug", "debugfs"),
+    ("cgroup2", "/sys/fs/cgroup", "cgroup2"),
+];
+
+/// Mounts every filesystem of [`MOUNTS`]; returns one warning per failure.
+pub fn mount_all() -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (source, target, fstype) in MOUNTS {
+        let _ = std::fs::create_dir_all(target);
+        if let Err(e) = mount(Some(*source), *target, Some(*fstype), MsFlags::empty(), None::<&str>) {
+            warnings.push(format!("mount {fstype} on {target}: {e}"));
+        }
+    }
+    warnings
+}
+
+/// The result port, opened raw so the bytes arrive as written.
+pub struct ResultPort {
+    file: File,
+}
+
+impl ResultPort {
+    /// Opens [`RESULT_PORT`].
+    pub fn open() -> std::io::Result<ResultPort> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY)
+            .open(RESULT_PORT)?;
+        if let Ok(mut t) = nix::sys::termios::tcgetattr(&file) {
+            nix::sys::termios::cfmakeraw(&mut t);
+            let _ = nix::sys::termios::tcsetattr(&file, nix::sys::termios::SetArg::TCSANOW, &t);
+        }
+        Ok(ResultPort { file })
+    }
+
+    /// Sends one record and waits until it left the guest.
+    pub fn send(&mut self, record: &Record) -> std::io::Result<()> {
+        let mut line = record.to_line();
+        line.push('\n');
+        self.file.write_all(line.as_bytes())?;
+        self.file.flush()?;
+        let _ = nix::sys::termios::tcdrain(&self.file);
+        Ok(())
+    }
+}
+
+/// Milliseconds since the kernel booted.
+pub fn uptime_ms() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .unwrap_or(0)
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Syncs and powers the guest off; QEMU then exits.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // Only reached if the reboot call failed: exiting PID 1 panics the kernel,
+    // which `panic=-1` and `-no-reboot` turn into QEMU exiting.
+    std::process::exit(1)
+}

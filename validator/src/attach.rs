@@ -1,0 +1,92 @@
+//! Attaching loaded programs to a hook their section names, then detaching.
+//!
+//! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
+//! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
+//! Hooks that need a target are given one the guest always has: XDP and tc on
+//! `lo`, cgroup programs on the root cgroup.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd};
+
+use bpfcompat::protocol::Outcome;
+use libbpf_rs::{Object, ProgramMut, TC_INGRESS, TcHookBuilder};
+
+use crate::capture;
+use crate::validate::failure;
+
+/// `lo` is interface 1 in every network namespace.
+const LO_IFINDEX: i32 = 1;
+const ROOT_CGROUP: &str = "/sys/fs/cgroup";
+
+/// Sections with no hook the validator can pick without the user's help.
+const NO_AUTO_TARGET: &[&str] = &[
+    "socket", "sk_skb", "sk_msg", "sk_reuseport", "sk_lookup", "flow_dissector", "perf_event",
+    "struct_ops", "syscall", "iter", "freplace", "lirc_mode2", "netfilter", "lwt_", "tcx/",
+    "netkit/", "sockops", "usdt", "uprobe.multi",
+];
+
+/// Attaches every loaded program; all links are held until the end so that
+/// programs attach side by side as a loader would have them, then dropped.
+pub fn attach_all(obj: &Object) -> BTreeMap<String, Outcome> {
+    let mut out = BTreeMap::new();
+    let mut keep = Vec::new();
+    for prog in obj.progs_mut().filter(|p| p.autoload()) {
+        let name = prog.name().to_string_lossy().into_owned();
+        let section = prog.section().to_string_lossy().into_owned();
+        capture::take();
+        let outcome = match attach_one(&prog, &section) {
+            Ok(Some(guard)) => {
+                keep.push(guard);
+                Outcome::Ok
+            }
+            Ok(None) => Outcome::Skipped {
+                reason: format!("no attach point for section `{section}` without configuration"),
+            },
+            Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
+        };
+        out.insert(name, outcome);
+    }
+    drop(keep);
+    out
+}
+
+/// What keeps an attachment alive.
+enum Guard {
+    Link(#[allow(dead_code, reason = "held for its Drop")] libbpf_rs::Link),
+    Tc(libbpf_rs::TcHook),
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Tc(hook) = self {
+            let _ = hook.detach();
+        }
+    }
+}
+
+fn attach_one(prog: &ProgramMut, section: &str) -> libbpf_rs::Result<Option<Guard>> {
+    if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) {
+        return Ok(None);
+    }
+    if section.starts_with("xdp") {
+        return prog.attach_xdp(LO_IFINDEX).map(|l| Some(Guard::Link(l)));
+    }
+    if section.starts_with("tc") || section.starts_with("classifier") {
+        let mut hook = TcHookBuilder::new(prog.as_fd())
+            .ifindex(LO_IFINDEX)
+            .replace(true)
+            .handle(1)
+            .priority(1)
+            .hook(TC_INGRESS);
+        hook.create()?;
+        return hook.attach().map(|h| Some(Guard::Tc(h)));
+    }
+    if section.starts_with("cgroup") {
+        let dir = std::fs::File::open(ROOT_CGROUP)
+            .map_err(libbpf_rs::Error::from)?;
+        return prog
+            .attach_cgroup(dir.as_raw_fd())
+            .map(|l| Some(Guard::Link(l)));
+    }
+    prog.attach().map(|l| Some(Guard::Link(l)))
+}

@@ -1,0 +1,305 @@
+//! Validating one object: open, load (isolating each failing program), attach.
+//!
+//! libbpf loads an object all or nothing and stops at the first program the
+//! kernel rejects. To report every program, a failing program is switched off
+//! (`autoload = false`) and the object is opened and loaded again, until it
+//! loads or the failure is not a single program's (a map, an extern, BTF).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use bpfcompat::protocol::{MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
+use libbpf_rs::{ObjectBuilder, OpenObject};
+
+use crate::attach::attach_all;
+use crate::capture::{self, Line};
+
+/// Lines of verifier log kept per failure: the end says why it gave up.
+const VERIFIER_TAIL: usize = 60;
+/// libbpf warning lines kept per failure.
+const LIBBPF_TAIL: usize = 30;
+
+/// What to do with an object.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Attach every loaded program to its hook (then detach).
+    pub attach: bool,
+}
+
+/// Validates the object at `path` on the running kernel.
+pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport {
+    capture::install();
+    let started = Instant::now();
+    let mut report = ObjectReport {
+        object: name.to_string(),
+        ..ObjectReport::default()
+    };
+    let mut rejected: BTreeMap<String, StepFailure> = BTreeMap::new();
+
+    loop {
+        capture::take();
+        let mut open = match ObjectBuilder::default().open_file(path) {
+            Ok(o) => o,
+            Err(e) => {
+                report.object_error = Some(failure(&e, &capture::take(), None));
+                break;
+            }
+        };
+        if report.programs.is_empty() && report.maps.is_empty() {
+            describe(&open, &mut report);
+        }
+        for mut p in open.progs_mut() {
+            if rejected.contains_key(&p.name().to_string_lossy().to_string()) {
+                p.set_autoload(false);
+            }
+        }
+        match open.load() {
+            Ok(obj) => {
+                for m in &mut report.maps {
+                    m.create = Outcome::Ok;
+                }
+                let links = if opts.attach {
+                    attach_all(&obj)
+                } else {
+                    BTreeMap::new()
+                };
+                for p in &mut report.programs {
+                    match rejected.get(&p.name) {
+                        Some(f) => {
+                            p.load = Outcome::Failed(f.clone());
+                            p.attach = skipped("not loaded");
+                        }
+                        None => {
+                            p.load = Outcome::Ok;
+                            p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
+                                skipped(if opts.attach { "not attached" } else { "attach not requested" })
+                            });
+                        }
+                    }
+                }
+                break;
+            }
+            Err(e) => {
+                let lines = capture::take();
+                match culprit(&lines) {
+                    Culprit::Program(prog)
+                        if !rejected.contains_key(&prog)
+                            && report.programs.iter().any(|p| p.name == prog) =>
+                    {
+                        rejected.insert(prog.clone(), failure(&e, &lines, Some(&prog)));
+                        continue;
+                    }
+                    Culprit::Map(map) if report.maps.iter().any(|m| m.name == map) => {
+                        for m in &mut report.maps {
+                            m.create = if m.name == map {
+                                Outcome::Failed(failure(&e, &lines, None))
+                            } else {
+                                skipped("load stopped at another map")
+                            };
+                        }
+                        finish_unloaded(&mut report, &rejected, &format!("map `{map}` failed"));
+                    }
+                    _ => {
+                        report.object_error = Some(failure(&e, &lines, None));
+                        for m in &mut report.maps {
+                            m.create = skipped("object failed to load");
+                        }
+                        finish_unloaded(&mut report, &rejected, "object failed to load");
+                    }
+                }
+                break;
+            }
+        }
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+fn skipped(reason: &str) -> Outcome {
+    Outcome::Skipped {
+        reason: reason.to_string(),
+    }
+}
+
+/// Programs already rejected keep their failure; the rest were never tried.
+fn finish_unloaded(report: &mut ObjectReport, rejected: &BTreeMap<String, StepFailure>, why: &str) {
+    for p in &mut report.programs {
+        match rejected.get(&p.name) {
+            Some(f) => p.load = Outcome::Failed(f.clone()),
+            None => p.load = skipped(why),
+        }
+        p.attach = skipped("not loaded");
+    }
+}
+
+/// Names, sections and types of every program and map, with the kernel's
+/// answer to a type probe (a probe failure leaves the answer unknown).
+fn describe(open: &OpenObject, report: &mut ObjectReport) {
+    for m in open.maps() {
+        let t = m.map_type();
+        report.maps.push(MapReport {
+            name: m.name().to_string_lossy().into_owned(),
+            map_type: format!("{t:?}"),
+            type_supported: t.is_supported().ok(),
+            create: skipped("not attempted"),
+        });
+    }
+    for p in open.progs() {
+        let t = p.prog_type();
+        report.programs.push(ProgramReport {
+            name: p.name().to_string_lossy().into_owned(),
+            section: p.section().to_string_lossy().into_owned(),
+            prog_type: format!("{t:?}"),
+            type_supported: t.is_supported().ok(),
+            load: skipped("not attempted"),
+            attach: skipped("not attempted"),
+        });
+    }
+}
+
+/// Who libbpf blamed for a failed load.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Culprit {
+    Program(String),
+    Map(String),
+    Unknown,
+}
+
+/// The last program or map a libbpf *warning* names as failing.
+pub(crate) fn culprit(lines: &[Line]) -> Culprit {
+    let mut found = Culprit::Unknown;
+    for l in lines.iter().filter(|l| l.warn) {
+        let text = l.text.trim_start_matches("libbpf: ");
+        if let Some(name) = quoted_after(text, "prog '")
+            && (text.contains("failed") || text.contains("BEGIN PROG LOAD LOG"))
+        {
+            found = Culprit::Program(name);
+        } else if let Some(name) = quoted_after(text, "map '")
+            && text.contains("failed")
+        {
+            found = Culprit::Map(name);
+        }
+    }
+    found
+}
+
+fn quoted_after(text: &str, prefix: &str) -> Option<String> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    Some(rest[..rest.find('\'')?].to_string())
+}
+
+/// The evidence of a failed step.
+pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) -> StepFailure {
+    StepFailure {
+        errno: errno_of(&e.to_string()),
+        error: e.to_string(),
+        libbpf_log: tail(
+            lines
+                .iter()
+                .filter(|l| l.warn)
+                .map(|l| l.text.clone())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            LIBBPF_TAIL,
+        ),
+        verifier_log: tail(verifier_log(lines, prog), VERIFIER_TAIL),
+        missing_kfuncs: missing_kfuncs(lines),
+    }
+}
+
+/// The errno in libbpf-rs's rendering of an OS error: `… (os error 22)`.
+pub(crate) fn errno_of(text: &str) -> Option<i32> {
+    let start = text.rfind("(os error ")? + "(os error ".len();
+    let end = start + text[start..].find(')')?;
+    text[start..end].parse().ok()
+}
+
+/// The verifier log libbpf printed for `prog` (or for any program).
+pub(crate) fn verifier_log(lines: &[Line], prog: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in lines {
+        let t = &l.text;
+        if t.contains("-- BEGIN PROG LOAD LOG --") {
+            inside = prog.is_none_or(|p| t.contains(&format!("prog '{p}'")));
+            out.clear();
+            continue;
+        }
+        if t.contains("-- END PROG LOAD LOG --") {
+            if inside {
+                // The last line of the log may share its line with the marker.
+                let before = t.split("-- END PROG LOAD LOG --").next().unwrap_or("");
+                if !before.trim().is_empty() {
+                    out.push(before.to_string());
+                }
+                break;
+            }
+            continue;
+        }
+        if inside {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+/// Kernel functions libbpf found in no kernel or module BTF.
+pub(crate) fn missing_kfuncs(lines: &[Line]) -> Vec<String> {
+    let mut out: Vec<String> = lines
+        .iter()
+        .filter(|l| l.text.contains("extern (func ksym)") && l.text.contains("not found"))
+        .filter_map(|l| quoted_after(&l.text, "extern (func ksym) '"))
+        .collect();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warn(lines: &[&str]) -> Vec<Line> {
+        lines
+            .iter()
+            .map(|t| Line {
+                warn: true,
+                text: t.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn errno_from_rendered_error() {
+        assert_eq!(errno_of("failed to load object: Invalid argument (os error 22)"), Some(22));
+        assert_eq!(errno_of("no errno here"), None);
+    }
+
+    #[test]
+    fn culprit_is_the_last_failing_program_or_map() {
+        let lines = warn(&[
+            "libbpf: prog 'good': relo #0: matching candidate",
+            "libbpf: prog 'bad': BPF program load failed: Invalid argument",
+            "libbpf: prog 'bad': -- BEGIN PROG LOAD LOG --",
+            "0: R1=ctx() R10=fp0",
+            "invalid func unknown#181",
+            "processed 3 insns (limit 1000000)",
+            "-- END PROG LOAD LOG --",
+            "libbpf: prog 'bad': failed to load: -22",
+            "libbpf: failed to load object 'x.bpf.o'",
+        ]);
+        assert_eq!(culprit(&lines), Culprit::Program("bad".into()));
+        let log = verifier_log(&lines, Some("bad"));
+        assert_eq!(log[1], "invalid func unknown#181");
+        assert_eq!(log.len(), 3);
+        let map = warn(&["libbpf: map 'rb': failed to create: Invalid argument(-22)", "libbpf: failed to load object 'x'"]);
+        assert_eq!(culprit(&map), Culprit::Map("rb".into()));
+        assert_eq!(culprit(&warn(&["libbpf: failed to find valid kernel BTF"])), Culprit::Unknown);
+    }
+
+    #[test]
+    fn missing_kfuncs_are_named() {
+        let lines = warn(&["libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"]);
+        assert_eq!(missing_kfuncs(&lines), ["bpf_rcu_read_lock"]);
+    }
+}
