@@ -192,3 +192,31 @@ pub enum VmError {
         source: std::io::Error,
     },
 }
+
+/// A user-supplied object is not a BPF object we can validate.
+#[derive(Debug, Error)]
+pub enum ObjectError {
+    /// Missing or unreadable.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not ELF at all.
+    #[error("{} is not an ELF file\n  (hint: pass the compiled object, e.g. the output of `clang -target bpf -c x.bpf.c -o x.bpf.o`)", path.display())]
+    NotElf {
+        /// The file.
+        path: PathBuf,
+    },
+    /// ELF, but not for the BPF machine.
+    #[error("{} is an ELF file but not a BPF object ({machine}; BPF is 247)\n  (hint: compile with `clang -target bpf`)", path.display())]
+    NotBpf {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        machine: String,
+    },
+}

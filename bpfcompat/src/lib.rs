@@ -12,4 +12,7 @@ pub mod errors;
 pub mod guest;
 pub mod kernel;
 pub mod matrix;
+pub mod objects;
 pub mod protocol;
+pub mod run;
+pub mod vm;

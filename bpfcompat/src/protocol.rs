@@ -114,6 +114,8 @@ pub struct ProgramReport {
     pub prog_type: String,
     /// The kernel's answer to a program-type probe, where one was made.
     pub type_supported: Option<bool>,
+    /// IDs of the BPF helpers the program calls (from its instructions).
+    pub helpers: Vec<u32>,
     /// Verifier load.
     pub load: Outcome,
     /// Attach to the hook its section names.
@@ -158,6 +160,9 @@ pub struct StepFailure {
     pub verifier_log: Vec<String>,
     /// Names of kernel functions (kfuncs) libbpf could not resolve.
     pub missing_kfuncs: Vec<String>,
+    /// Helpers the program calls that the kernel's helper probe says this
+    /// program type cannot use (probed only after a failed load).
+    pub unsupported_helpers: Vec<u32>,
 }
 
 /// Keeps at most `max` lines, dropping the oldest: the end of a verifier log

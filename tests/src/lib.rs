@@ -1,1 +1,8 @@
-//! Fixture objects for the end-to-end tests (built by build.rs).
+//! Fixture BPF objects for the end-to-end tests, compiled by `build.rs`.
+
+use std::path::PathBuf;
+
+/// The compiled fixture `<name>.bpf.o`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("BPFCOMPAT_FIXTURES")).join(format!("{name}.bpf.o"))
+}

@@ -18,13 +18,21 @@ use crate::{Options, validate_object};
 /// Argument that makes the binary validate one object and print its report.
 const CHILD_ARG: &str = "__bpfcompat-validate";
 
-/// True when this process is a guest's init with a validation job.
-pub fn is_guest_agent() -> bool {
-    std::process::id() == 1 && Path::new(JOB_FILE).exists()
+/// The agent binary's `main`: as PID 1 it runs the job; with [`CHILD_ARG`]
+/// it validates one object; anything else is a usage error.
+pub fn main() -> ExitCode {
+    if std::process::id() == 1 {
+        run_as_init();
+    }
+    if let Some(code) = run_child_if_requested() {
+        return code;
+    }
+    eprintln!("bpfcompat-agent runs inside bpfcompat's guests; run `cargo bpfcompat test` instead");
+    ExitCode::from(1)
 }
 
 /// Runs the job and powers off; never returns.
-pub fn run_as_init() -> ! {
+fn run_as_init() -> ! {
     let warnings = mount_all();
     // Old kernels account BPF memory against RLIMIT_MEMLOCK.
     let _ = nix::sys::resource::setrlimit(
@@ -119,7 +127,7 @@ fn run_child(obj: &JobObject, job: &Job) -> ObjectReport {
 
 /// In the child process (argument [`CHILD_ARG`]): validate, print the report
 /// as JSON on stdout, exit.
-pub fn run_child_if_requested() -> Option<ExitCode> {
+fn run_child_if_requested() -> Option<ExitCode> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) != Some(CHILD_ARG) || args.len() != 5 {
         return None;

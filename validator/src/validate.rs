@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use bpfcompat::protocol::{MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
-use libbpf_rs::{ObjectBuilder, OpenObject};
+use libbpf_rs::{ObjectBuilder, OpenObject, ProgramType};
 
 use crate::attach::attach_all;
 use crate::capture::{self, Line};
@@ -36,6 +36,7 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
         ..ObjectReport::default()
     };
     let mut rejected: BTreeMap<String, StepFailure> = BTreeMap::new();
+    let mut types: BTreeMap<String, ProgramType> = BTreeMap::new();
 
     loop {
         capture::take();
@@ -48,6 +49,7 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
         };
         if report.programs.is_empty() && report.maps.is_empty() {
             describe(&open, &mut report);
+            types = open.progs().map(|p| (p.name().to_string_lossy().into_owned(), p.prog_type())).collect();
         }
         for mut p in open.progs_mut() {
             if rejected.contains_key(&p.name().to_string_lossy().to_string()) {
@@ -87,7 +89,12 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
                         if !rejected.contains_key(&prog)
                             && report.programs.iter().any(|p| p.name == prog) =>
                     {
-                        rejected.insert(prog.clone(), failure(&e, &lines, Some(&prog)));
+                        let mut f = failure(&e, &lines, Some(&prog));
+                        let called = report.programs.iter().find(|p| p.name == prog).map(|p| p.helpers.clone());
+                        if let (Some(t), Some(called)) = (types.get(&prog), called) {
+                            f.unsupported_helpers = unsupported_helpers(*t, &called);
+                        }
+                        rejected.insert(prog.clone(), f);
                         continue;
                     }
                     Culprit::Map(map) if report.maps.iter().any(|m| m.name == map) => {
@@ -147,15 +154,35 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
     }
     for p in open.progs() {
         let t = p.prog_type();
+        // BPF_JMP | BPF_CALL with src_reg 0 calls the helper numbered by imm
+        // (src_reg 1 is a subprogram, 2 a kfunc).
+        let mut helpers: Vec<u32> = p
+            .insns()
+            .iter()
+            .filter(|i| i.code == 0x85 && i.src_reg() == 0)
+            .map(|i| i.imm as u32)
+            .collect();
+        helpers.sort_unstable();
+        helpers.dedup();
         report.programs.push(ProgramReport {
             name: p.name().to_string_lossy().into_owned(),
             section: p.section().to_string_lossy().into_owned(),
             prog_type: format!("{t:?}"),
             type_supported: t.is_supported().ok(),
+            helpers,
             load: skipped("not attempted"),
             attach: skipped("not attempted"),
         });
     }
+}
+
+/// The helpers among `called` that the kernel says `prog_type` cannot use.
+fn unsupported_helpers(prog_type: ProgramType, called: &[u32]) -> Vec<u32> {
+    called
+        .iter()
+        .copied()
+        .filter(|&id| matches!(prog_type.is_helper_supported(id), Ok(false)))
+        .collect()
 }
 
 /// Who libbpf blamed for a failed load.
@@ -205,6 +232,7 @@ pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) 
         ),
         verifier_log: tail(verifier_log(lines, prog), VERIFIER_TAIL),
         missing_kfuncs: missing_kfuncs(lines),
+        unsupported_helpers: Vec::new(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::errors::InitramfsError;
-use crate::guest::library_closure;
+use crate::guest::{library_closure, strip_debug};
 
 /// An initramfs being assembled.
 #[derive(Debug, Default)]
@@ -75,11 +75,17 @@ impl Initramfs {
     }
 
     /// Adds a dynamically linked executable at `guest` with its interpreter and
-    /// every shared library it needs, where the guest's loader will look.
+    /// every shared library it needs, where the guest's loader will look; debug
+    /// sections are dropped from all of them.
     pub fn executable(&mut self, guest: &str, host: &Path) -> Result<(), InitramfsError> {
-        self.host_file(guest, host, 0o755)?;
-        for (guest_path, host_path) in library_closure(host)? {
-            self.host_file(&guest_path, &host_path, 0o755)?;
+        let mut files = vec![(guest.to_string(), host.to_path_buf())];
+        files.extend(library_closure(host)?);
+        for (guest_path, host_path) in files {
+            let data = std::fs::read(&host_path).map_err(|source| InitramfsError::Read {
+                path: host_path.clone(),
+                source,
+            })?;
+            self.file(&guest_path, 0o755, strip_debug(data));
         }
         Ok(())
     }

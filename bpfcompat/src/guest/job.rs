@@ -10,8 +10,6 @@ pub const JOB_FILE: &str = "/job/job.json";
 /// Everything a guest agent is asked to do in one boot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Job {
-    /// The kernel profile this guest runs.
-    pub kernel: String,
     /// The objects to validate, each in its own child process.
     pub objects: Vec<JobObject>,
     /// Whether loaded programs are also attached.

@@ -6,7 +6,9 @@ mod closure;
 mod initramfs;
 pub mod init;
 mod job;
+mod strip;
 
 pub use closure::library_closure;
 pub use initramfs::Initramfs;
+pub use strip::strip_debug;
 pub use job::{Job, JobObject, JOB_DIR, JOB_FILE};

@@ -1,0 +1,314 @@
+//! The runner: initramfs once, then one guest per kernel on a worker pool.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use super::evidence;
+use super::types::*;
+use crate::errors::{InitramfsError, VmError};
+use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobObject};
+use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
+use crate::protocol::{Record, tail};
+use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe_kvm};
+
+/// Console lines kept in a report (the whole console is evidence).
+const CONSOLE_TAIL: usize = 40;
+/// Without a hello from the agent by then, a KVM guest is taken to be hung.
+const KVM_LIVENESS: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Errors that stop a run before any guest boots.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// QEMU or KVM problem.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// The initramfs could not be built.
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+}
+
+/// Shared state of the accelerator decision: `auto` starts on KVM when the
+/// host looks capable and drops to TCG for good after one hung guest.
+struct AccelState {
+    kvm: AtomicBool,
+    verified: AtomicBool,
+    fallback_said: AtomicBool,
+}
+
+/// Runs the plan; per-kernel trouble ends up in the kernel's [`KernelRun`],
+/// only setup trouble is an error.
+pub fn run(
+    plan: &Plan,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<RunOutput, RunError> {
+    let qemu = find_qemu()?;
+    let mut notes = Vec::new();
+    let mut note = |msg: String, on_event: &mut dyn FnMut(Event)| {
+        on_event(Event::Note(msg.clone()));
+        notes.push(msg);
+    };
+    let kvm = match plan.settings.accel {
+        AccelChoice::Tcg => false,
+        AccelChoice::Kvm => {
+            probe_kvm().map_err(|reason| VmError::KvmUnusable { reason })?;
+            true
+        }
+        AccelChoice::Auto => match probe_kvm() {
+            Ok(()) => true,
+            Err(reason) => {
+                note(format!("using TCG (software emulation): {reason}"), on_event);
+                false
+            }
+        },
+    };
+    let accel = Arc::new(AccelState {
+        kvm: AtomicBool::new(kvm),
+        verified: AtomicBool::new(plan.settings.accel != AccelChoice::Auto),
+        fallback_said: AtomicBool::new(false),
+    });
+
+    let work = tempfile::Builder::new()
+        .prefix("bpfcompat-run-")
+        .tempdir()
+        .map_err(|source| VmError::Io { context: "cannot create a temporary directory".into(), source })?;
+    let started = Instant::now();
+    let initrd = work.path().join("initrd.cpio");
+    build_initramfs(plan, &initrd)?;
+    let initramfs_ms = started.elapsed().as_millis() as u64;
+
+    let queue = Arc::new(Mutex::new((0..plan.kernels.len()).collect::<VecDeque<_>>()));
+    let results = Arc::new(Mutex::new(vec![None; plan.kernels.len()]));
+    let (tx, rx) = mpsc::channel::<Event>();
+    std::thread::scope(|s| {
+        for _ in 0..plan.settings.jobs.max(1).min(plan.kernels.len().max(1)) {
+            let (queue, results, tx, accel) = (queue.clone(), results.clone(), tx.clone(), accel.clone());
+            let (qemu, initrd, work) = (&qemu, &initrd, work.path());
+            s.spawn(move || {
+                loop {
+                    let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                        break;
+                    };
+                    let ctx = Ctx { plan, mirrors, cache, qemu, initrd, work, accel: &accel, tx: &tx };
+                    let mut r = run_kernel(&ctx, &plan.kernels[i]);
+                    r.timings.initramfs_ms = initramfs_ms;
+                    let _ = tx.send(Event::Finished { kernel: r.kernel.clone(), summary: summary(&r) });
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+        drop(tx);
+        for event in rx {
+            if let Event::Note(n) = &event {
+                notes.push(n.clone());
+            }
+            on_event(event);
+        }
+    });
+    let kernels = Arc::try_unwrap(results)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(RunOutput { kernels, notes })
+}
+
+/// The agent, its libraries, the job and the objects: one archive for all kernels.
+fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
+    let mut img = Initramfs::new();
+    for d in ["proc", "sys", "dev", "tmp", "run"] {
+        img.dir(d);
+    }
+    img.executable("/init", &plan.settings.agent)?;
+    let mut objects = Vec::new();
+    for (i, o) in plan.objects.iter().enumerate() {
+        let path = format!("{JOB_DIR}/objects/{i}.bpf.o");
+        img.host_file(&path, &o.path, 0o644)?;
+        objects.push(JobObject { name: o.name.clone(), path });
+    }
+    let job = Job {
+        objects,
+        attach: plan.settings.attach,
+        object_timeout_secs: plan.settings.object_timeout.as_secs().max(1),
+    };
+    img.file(JOB_FILE, 0o644, serde_json::to_vec(&job).expect("jobs serialize"));
+    let file = std::fs::File::create(out).map_err(InitramfsError::Write)?;
+    img.write_to(std::io::BufWriter::new(file))
+}
+
+struct Ctx<'a> {
+    plan: &'a Plan,
+    mirrors: &'a Mirrors,
+    cache: &'a Cache,
+    qemu: &'a Path,
+    initrd: &'a Path,
+    work: &'a Path,
+    accel: &'a AccelState,
+    tx: &'a mpsc::Sender<Event>,
+}
+
+impl Ctx<'_> {
+    fn progress(&self, kernel: &str, message: impl Into<String>) {
+        let _ = self.tx.send(Event::Progress { kernel: kernel.to_string(), message: message.into() });
+    }
+}
+
+fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
+    let name = target.profile.name.clone();
+    let mut run = KernelRun {
+        kernel: name.clone(),
+        required: target.profile.required,
+        package: target.pin.as_ref().map(|p| p.package.clone()),
+        version: target.pin.as_ref().map(|p| p.version.clone()),
+        release: None,
+        kernel_btf: None,
+        outcome: KernelOutcome::Completed,
+        objects: Vec::new(),
+        retries: Vec::new(),
+        accel: String::new(),
+        timings: Timings::default(),
+        console_tail: Vec::new(),
+        evidence: None,
+    };
+    let Some(pin) = &target.pin else {
+        run.outcome = KernelOutcome::Unavailable {
+            reason: "not pinned in the lock (hint: run `cargo bpfcompat kernels update`)".into(),
+        };
+        return run;
+    };
+    let fetch_started = Instant::now();
+    ctx.progress(&name, "checking kernel cache");
+    let kernel: CachedKernel = match fetch(pin, ctx.mirrors, ctx.cache, &mut |m| ctx.progress(&name, m)) {
+        Ok(k) => k,
+        Err(e) => {
+            run.outcome = KernelOutcome::Unavailable { reason: e.to_string() };
+            return run;
+        }
+    };
+    run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
+    run.release = Some(kernel.release.clone());
+
+    let mut attempt = 0;
+    let boot = loop {
+        attempt += 1;
+        let use_kvm = ctx.accel.kvm.load(Ordering::SeqCst);
+        let spec = BootSpec {
+            kernel: kernel.vmlinuz.clone(),
+            initrd: ctx.initrd.to_path_buf(),
+            results: ctx.work.join(format!("{name}.{attempt}.results")),
+            accel: if use_kvm { Accel::Kvm } else { Accel::Tcg },
+            memory_mib: ctx.plan.settings.memory_mib,
+            cpus: ctx.plan.settings.cpus,
+            extra_cmdline: vec![format!("BPFCOMPAT_KERNEL={name}")],
+        };
+        run.accel = if use_kvm { "kvm".into() } else { "tcg".into() };
+        let liveness = (use_kvm && !ctx.accel.verified.load(Ordering::SeqCst)).then_some(KVM_LIVENESS);
+        ctx.progress(&name, if attempt == 1 { "booting".to_string() } else { format!("booting (attempt {attempt})") });
+        let b = match boot(ctx.qemu, &spec, ctx.plan.settings.timeout, liveness) {
+            Ok(b) => b,
+            Err(e) => {
+                run.outcome = KernelOutcome::Infra { reason: e.to_string() };
+                return run;
+            }
+        };
+        if let Some(dir) = &ctx.plan.settings.evidence {
+            match evidence::write(dir, &name, attempt, &b, kernel.config.as_deref()) {
+                Ok(d) => run.evidence = Some(d),
+                Err(n) => ctx.progress(&name, n),
+            }
+        }
+        let started_agent = b.agent_started_ms.is_some();
+        if let Exit::NoProgress { after } = &b.exit {
+            // A hung KVM guest: TCG from now on, for every kernel.
+            ctx.accel.kvm.store(false, Ordering::SeqCst);
+            if !ctx.accel.fallback_said.swap(true, Ordering::SeqCst) {
+                let _ = ctx.tx.send(Event::Note(format!(
+                    "KVM guests show no sign of life within {}s here; falling back to TCG (software emulation)",
+                    after.as_secs()
+                )));
+            }
+            attempt -= 1;
+            continue;
+        }
+        if use_kvm && started_agent {
+            ctx.accel.verified.store(true, Ordering::SeqCst);
+        }
+        let retryable = !started_agent && matches!(b.exit, Exit::Panic { .. } | Exit::Timeout { .. } | Exit::PoweredOff);
+        if retryable && attempt <= ctx.plan.settings.retries {
+            run.retries.push(format!("attempt {attempt}: {} before the agent started", describe_exit(&b.exit)));
+            continue;
+        }
+        break b;
+    };
+    finish(&mut run, boot, ctx.plan.objects.len());
+    run
+}
+
+fn describe_exit(e: &Exit) -> String {
+    match e {
+        Exit::PoweredOff => "guest powered off".into(),
+        Exit::Panic { line } => format!("kernel panic ({line})"),
+        Exit::Timeout { after } => format!("no result within {}s", after.as_secs()),
+        Exit::NoProgress { after } => format!("no progress within {}s", after.as_secs()),
+        Exit::QemuFailed { status, stderr } => format!("QEMU failed ({status}): {}", stderr.trim()),
+    }
+}
+
+/// Turns the final boot into the kernel's outcome and reports.
+fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
+    run.console_tail = tail(b.console.lines().map(str::to_string).collect(), CONSOLE_TAIL);
+    let mut agent_error = None;
+    let mut hello_uptime = None;
+    for r in b.records {
+        match r {
+            Record::Hello { kernel_release, kernel_btf, uptime_ms } => {
+                run.release = Some(kernel_release);
+                run.kernel_btf = Some(kernel_btf);
+                hello_uptime = Some(uptime_ms);
+            }
+            Record::Object(o) => run.objects.push(o),
+            Record::Done { .. } => {}
+            Record::AgentError { message } => agent_error = Some(message),
+        }
+    }
+    let _ = hello_uptime;
+    if let Some(start) = b.agent_started_ms {
+        run.timings.boot_ms = start;
+        let done = b.done_ms.unwrap_or(b.total_ms);
+        run.timings.validate_ms = done.saturating_sub(start);
+        run.timings.shutdown_ms = b.total_ms.saturating_sub(done);
+    }
+    let started = b.agent_started_ms.is_some();
+    run.outcome = match (b.exit, started) {
+        (_, true) if agent_error.is_some() => KernelOutcome::Infra {
+            reason: format!("the agent failed: {}", agent_error.unwrap_or_default()),
+        },
+        (Exit::PoweredOff, true) if run.objects.len() == expected_objects => KernelOutcome::Completed,
+        (Exit::PoweredOff, true) => KernelOutcome::Infra {
+            reason: format!(
+                "the guest powered off after {} of {expected_objects} objects",
+                run.objects.len()
+            ),
+        },
+        (Exit::Panic { line }, true) => KernelOutcome::Panic { line },
+        (Exit::Timeout { after }, true) => KernelOutcome::Timeout { after_secs: after.as_secs() },
+        (e, _) => KernelOutcome::Infra {
+            reason: format!("{} before the agent started", describe_exit(&e)),
+        },
+    };
+}
+
+fn summary(r: &KernelRun) -> String {
+    match &r.outcome {
+        KernelOutcome::Completed => format!("{} objects validated ({})", r.objects.len(), r.release.clone().unwrap_or_default()),
+        KernelOutcome::Unavailable { reason } => format!("unavailable: {}", reason.lines().next().unwrap_or_default()),
+        KernelOutcome::Infra { reason } => format!("infrastructure error: {}", reason.lines().next().unwrap_or_default()),
+        KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
+        KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
+    }
+}

@@ -1,0 +1,168 @@
+//! The inputs and outputs of a run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::matrix::{Pin, Profile};
+use crate::protocol::ObjectReport;
+use crate::vm::AccelChoice;
+
+/// How guests are run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Accelerator choice.
+    pub accel: AccelChoice,
+    /// Guests at once.
+    pub jobs: usize,
+    /// Guest memory in MiB (default 512).
+    pub memory_mib: u32,
+    /// Guest vCPUs (default 1: TCG guests with two vCPUs are not stable with every QEMU).
+    pub cpus: u32,
+    /// Limit for one guest, boot to power-off.
+    pub timeout: Duration,
+    /// Limit for one object inside the guest.
+    pub object_timeout: Duration,
+    /// Attach loaded programs.
+    pub attach: bool,
+    /// Boots retried when a guest dies before the agent starts (default 2).
+    pub retries: u32,
+    /// The agent binary shipped as the guest's `/init`.
+    pub agent: PathBuf,
+    /// Where to keep per-kernel evidence.
+    pub evidence: Option<PathBuf>,
+}
+
+/// One object to validate.
+#[derive(Debug, Clone)]
+pub struct ObjectInput {
+    /// Name in reports.
+    pub name: String,
+    /// The `.bpf.o` on the host.
+    pub path: PathBuf,
+}
+
+/// One kernel to run on.
+#[derive(Debug, Clone)]
+pub struct KernelTarget {
+    /// The matrix profile.
+    pub profile: Profile,
+    /// Its pin, if the lock has one.
+    pub pin: Option<Pin>,
+}
+
+/// Everything a run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kernels, in report order.
+    pub kernels: Vec<KernelTarget>,
+    /// The objects.
+    pub objects: Vec<ObjectInput>,
+    /// How.
+    pub settings: Settings,
+}
+
+/// Progress of a run, for displays.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A note for the user (accelerator choice, a fallback), said once.
+    Note(String),
+    /// A kernel's work began; `message` says what it does now.
+    Progress {
+        /// Profile.
+        kernel: String,
+        /// What happens, e.g. `downloading …`, `booting (attempt 2)`.
+        message: String,
+    },
+    /// A kernel is finished.
+    Finished {
+        /// Profile.
+        kernel: String,
+        /// One line: passed objects or what went wrong.
+        summary: String,
+    },
+}
+
+/// How a kernel's guest ended.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KernelOutcome {
+    /// The agent reported on every object and the guest powered off.
+    Completed,
+    /// The kernel could not be had (no mirror, not pinned, download failed).
+    Unavailable {
+        /// Why, with the fix.
+        reason: String,
+    },
+    /// The guest never ran the agent, or QEMU failed: no verdict.
+    Infra {
+        /// What happened.
+        reason: String,
+    },
+    /// The kernel panicked after the agent started.
+    Panic {
+        /// The console line.
+        line: String,
+    },
+    /// The guest ran past its limit after the agent started.
+    Timeout {
+        /// The limit in seconds.
+        after_secs: u64,
+    },
+}
+
+/// Phase timings of one kernel, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Timings {
+    /// Getting the kernel (0 on a cache hit beyond the digest check).
+    pub fetch_ms: u64,
+    /// Building the initramfs (once per run, shared by all kernels).
+    pub initramfs_ms: u64,
+    /// QEMU start until the agent said hello.
+    pub boot_ms: u64,
+    /// Agent hello until done.
+    pub validate_ms: u64,
+    /// Agent done until QEMU exited.
+    pub shutdown_ms: u64,
+}
+
+/// What one kernel produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelRun {
+    /// Profile name.
+    pub kernel: String,
+    /// Whether failures here fail the run.
+    pub required: bool,
+    /// Pinned package and version, when pinned.
+    pub package: Option<String>,
+    /// Its Debian version.
+    pub version: Option<String>,
+    /// `uname -r` in the guest (or from the package).
+    pub release: Option<String>,
+    /// Whether the guest kernel has BTF.
+    pub kernel_btf: Option<bool>,
+    /// How the guest ended.
+    pub outcome: KernelOutcome,
+    /// One report per object the agent finished.
+    pub objects: Vec<ObjectReport>,
+    /// Boots that were retried, and why.
+    pub retries: Vec<String>,
+    /// The accelerator used.
+    pub accel: String,
+    /// Phase timings.
+    pub timings: Timings,
+    /// The last console lines (all of it is in the evidence directory).
+    pub console_tail: Vec<String>,
+    /// The evidence directory of this kernel, when kept.
+    pub evidence: Option<PathBuf>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutput {
+    /// One entry per kernel, in plan order.
+    pub kernels: Vec<KernelRun>,
+    /// Notes said during the run.
+    pub notes: Vec<String>,
+}

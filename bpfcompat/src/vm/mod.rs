@@ -1,0 +1,10 @@
+//! QEMU: choosing the accelerator, building the command line, and owning one
+//! guest's process from spawn to exit.
+
+mod accel;
+mod args;
+mod process;
+
+pub use accel::{Accel, AccelChoice, probe_kvm};
+pub use args::{BootSpec, qemu_args};
+pub use process::{Boot, Exit, boot, find_qemu};

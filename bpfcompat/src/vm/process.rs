@@ -1,0 +1,245 @@
+//! One guest's QEMU process, from spawn to exit.
+//!
+//! The process is ours alone: its own process group, a parent-death signal so
+//! it dies with us even on SIGKILL, and a guard that kills and reaps it on
+//! every path out of [`boot`]. The console is drained on a thread and watched
+//! for panics, which end the boot at once instead of at the timeout.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{BootSpec, qemu_args};
+use crate::errors::VmError;
+use crate::protocol::Record;
+
+/// How a boot ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    /// The guest powered off and QEMU exited normally.
+    PoweredOff,
+    /// The console showed a kernel panic.
+    Panic {
+        /// The console line that said so.
+        line: String,
+    },
+    /// The guest ran past its time limit and was killed.
+    Timeout {
+        /// The limit.
+        after: Duration,
+    },
+    /// No sign of life within the liveness window (a hung accelerator).
+    NoProgress {
+        /// The window.
+        after: Duration,
+    },
+    /// QEMU itself failed (bad argument, missing file, crash).
+    QemuFailed {
+        /// Exit status.
+        status: String,
+        /// What QEMU printed on stderr.
+        stderr: String,
+    },
+}
+
+/// Everything one boot produced.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// How it ended.
+    pub exit: Exit,
+    /// The kernel console (first serial port), lossily decoded.
+    pub console: String,
+    /// Records from the result port, in order.
+    pub records: Vec<Record>,
+    /// The command line, for evidence.
+    pub argv: Vec<String>,
+    /// Host milliseconds from spawn until the agent said hello.
+    pub agent_started_ms: Option<u64>,
+    /// Host milliseconds from spawn until the agent said done.
+    pub done_ms: Option<u64>,
+    /// Host milliseconds from spawn until QEMU exited.
+    pub total_ms: u64,
+}
+
+/// Console lines that mean the guest kernel is gone.
+const PANIC_MARKERS: &[&str] = &["Kernel panic - not syncing", "---[ end Kernel panic"];
+
+/// Finds the QEMU binary (`BPFCOMPAT_QEMU`, else `qemu-system-x86_64` on PATH).
+pub fn find_qemu() -> Result<PathBuf, VmError> {
+    let name = std::env::var("BPFCOMPAT_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+    let candidate = Path::new(&name);
+    if candidate.components().count() > 1 {
+        return if candidate.is_file() {
+            Ok(candidate.to_path_buf())
+        } else {
+            Err(VmError::QemuMissing { binary: name })
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+        .ok_or(VmError::QemuMissing { binary: name })
+}
+
+/// Kills and reaps the child on drop, whatever path left [`boot`].
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Boots one guest and waits for it to end. `liveness`: give up with
+/// [`Exit::NoProgress`] if the agent has not said hello by then.
+pub fn boot(
+    qemu: &Path,
+    spec: &BootSpec,
+    timeout: Duration,
+    liveness: Option<Duration>,
+) -> Result<Boot, VmError> {
+    let args = qemu_args(spec);
+    let argv: Vec<String> = std::iter::once(qemu.as_os_str().to_owned())
+        .chain(args.iter().cloned())
+        .map(|s: OsString| s.to_string_lossy().into_owned())
+        .collect();
+    let _ = std::fs::remove_file(&spec.results);
+    let mut cmd = Command::new(qemu);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; it makes the kernel kill QEMU if
+    // this process dies without running any destructor.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = Guard(cmd.spawn().map_err(|source| VmError::Io {
+        context: format!("cannot start {}", qemu.display()),
+        source,
+    })?);
+
+    let console = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let panicked = Arc::new(Mutex::new(None::<String>));
+    let stdout = child.0.stdout.take().expect("piped");
+    let console_thread = {
+        let (console, panicked) = (console.clone(), panicked.clone());
+        std::thread::spawn(move || drain_console(stdout, &console, &panicked))
+    };
+    let mut stderr = child.0.stderr.take().expect("piped");
+    let stderr_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let mut agent_started_ms = None;
+    let mut done_ms = None;
+    let exit = loop {
+        let elapsed = started.elapsed();
+        if let Ok(Some(status)) = child.0.try_wait() {
+            break match status.success() {
+                true => None,
+                false => Some(status.to_string()),
+            }
+            .map(|s| Exit::QemuFailed { status: s, stderr: String::new() })
+            .unwrap_or(Exit::PoweredOff);
+        }
+        if agent_started_ms.is_none() || done_ms.is_none() {
+            let records = read_records(&spec.results);
+            if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
+                agent_started_ms = Some(elapsed.as_millis() as u64);
+            }
+            if done_ms.is_none() && records.iter().any(|r| matches!(r, Record::Done { .. })) {
+                done_ms = Some(elapsed.as_millis() as u64);
+            }
+        }
+        if let Some(line) = panicked.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            // panic=-1 makes QEMU exit by itself; give it a moment to flush.
+            std::thread::sleep(Duration::from_millis(300));
+            break Exit::Panic { line };
+        }
+        if let Some(window) = liveness
+            && agent_started_ms.is_none()
+            && elapsed > window
+        {
+            break Exit::NoProgress { after: window };
+        }
+        if elapsed > timeout {
+            break Exit::Timeout { after: timeout };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child); // kill (if still running) and reap
+    let _ = console_thread.join();
+    let stderr_text = stderr_thread.join().unwrap_or_default();
+    let exit = match exit {
+        Exit::QemuFailed { status, .. } => Exit::QemuFailed { status, stderr: stderr_text },
+        other => other,
+    };
+    let console = String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let records = read_records(&spec.results);
+    if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
+        agent_started_ms = Some(started.elapsed().as_millis() as u64);
+    }
+    Ok(Boot {
+        exit,
+        console,
+        records,
+        argv,
+        agent_started_ms,
+        done_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<Option<String>>) {
+    let mut buf = [0u8; 8192];
+    let mut line = Vec::new();
+    while let Ok(n) = out.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        console.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+        for &b in &buf[..n] {
+            if b != b'\n' {
+                line.push(b);
+                continue;
+            }
+            // A marker need not start a line (the BIOS leaves text without a newline).
+            let text = String::from_utf8_lossy(&line);
+            if PANIC_MARKERS.iter().any(|m| text.contains(m)) {
+                panicked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert_with(|| text.trim().to_string());
+            }
+            line.clear();
+        }
+    }
+}
+
+fn read_records(path: &Path) -> Vec<Record> {
+    std::fs::read(path)
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .filter_map(Record::from_line)
+                .collect()
+        })
+        .unwrap_or_default()
+}
