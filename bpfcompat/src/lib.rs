@@ -8,11 +8,13 @@
 //! initramfs), [`vm`] (QEMU), [`run`] (schedule guests, emit events),
 //! [`classify`] (verdicts) and [`report`] (what people and CI read).
 
+pub mod classify;
 pub mod errors;
 pub mod guest;
 pub mod kernel;
 pub mod matrix;
 pub mod objects;
 pub mod protocol;
+pub mod report;
 pub mod run;
 pub mod vm;

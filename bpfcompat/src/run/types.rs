@@ -144,7 +144,9 @@ pub struct KernelRun {
     pub kernel_btf: Option<bool>,
     /// How the guest ended.
     pub outcome: KernelOutcome,
-    /// One report per object the agent finished.
+    /// One report per object the agent finished (raw; reports carry cells,
+    /// and the evidence directory keeps these records).
+    #[serde(skip)]
     pub objects: Vec<ObjectReport>,
     /// Boots that were retried, and why.
     pub retries: Vec<String>,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
+use bpfcompat::report::{ExitCode, Report, failures_text, markdown, matrix_table};
 use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
@@ -99,11 +100,42 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             evidence: a.evidence.clone(),
         },
     };
+    let object_names = plan.objects.iter().map(|o| o.name.clone()).collect();
     let mut progress = Progress::new(&plan);
     let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| progress.event(e))?;
     progress.finish();
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    Ok(Code::Pass)
+    let report = Report::new(&matrix.origin, object_names, output, a.allow_unavailable);
+    write_reports(&report, &a)?;
+    print!("\n{}", matrix_table(&report));
+    let failures = failures_text(&report);
+    if !failures.is_empty() {
+        print!("\n{failures}");
+    }
+    let s = &report.summary;
+    println!(
+        "\n{} of {} cells pass; {} fail ({} on required kernels), {} unavailable, {} without verdict",
+        s.pass, s.cells, s.fail, s.required_failures, s.unavailable, s.infra_error
+    );
+    Ok(match report.exit_code {
+        ExitCode::Pass => Code::Pass,
+        ExitCode::ToolFailure => Code::Tool,
+        ExitCode::Regression => Code::Regression,
+    })
+}
+
+/// Writes every requested report file; each is written even if another fails.
+fn write_reports(report: &Report, a: &TestArgs) -> Result<(), String> {
+    let mut errors = Vec::new();
+    let mut write = |path: &Option<PathBuf>, text: String| {
+        if let Some(p) = path
+            && let Err(e) = std::fs::write(p, text)
+        {
+            errors.push(format!("cannot write {}: {e}", p.display()));
+        }
+    };
+    write(&a.json, report.to_json());
+    write(&a.markdown, markdown(report));
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.

@@ -1,0 +1,273 @@
+//! Cells: the verdict on one object on one kernel.
+
+use serde::{Deserialize, Serialize};
+
+use super::Code;
+use super::rules::{Evidence, Step, Verdict, classify};
+use crate::protocol::{Fault, ObjectReport, Outcome, StepFailure};
+use crate::run::{KernelOutcome, KernelRun};
+
+/// A cell's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every program loaded (and attached, when asked).
+    Pass,
+    /// The kernel refused something, or the guest died on it.
+    Fail,
+    /// The kernel could not be had: no verdict, with the fix.
+    Unavailable,
+    /// bpfcompat could not produce a verdict (boot failure, agent crash).
+    InfraError,
+}
+
+/// Where a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// libbpf could not open the object.
+    Open,
+    /// Loading (maps, BTF, externs, verifier).
+    Load,
+    /// Attaching a loaded program.
+    Attach,
+    /// The guest or the tool, not the object.
+    Guest,
+}
+
+/// One failure inside a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Where.
+    pub stage: Stage,
+    /// Why, as a code.
+    pub code: Code,
+    /// The program concerned.
+    pub program: Option<String>,
+    /// The map concerned.
+    pub map: Option<String>,
+    /// The kernel's or libbpf's own words (one line).
+    pub message: String,
+    /// What to do about it, naming the missing feature and its release where known.
+    pub remediation: Option<String>,
+    /// Positive errno.
+    pub errno: Option<i32>,
+    /// Tail of the verifier log.
+    pub verifier_tail: Vec<String>,
+    /// libbpf's warnings.
+    pub libbpf_log: Vec<String>,
+}
+
+/// Per-program state, for the detail view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramState {
+    /// Program name.
+    pub name: String,
+    /// ELF section.
+    pub section: String,
+    /// `ok`, `failed` or `skipped`.
+    pub load: String,
+    /// `ok`, `failed` or `skipped`.
+    pub attach: String,
+}
+
+/// The verdict on one object on one kernel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Object name.
+    pub object: String,
+    /// Kernel profile.
+    pub kernel: String,
+    /// Whether this kernel gates the run.
+    pub required: bool,
+    /// The verdict.
+    pub status: Status,
+    /// Stage of the first finding.
+    pub stage: Option<Stage>,
+    /// Code of the first finding.
+    pub code: Option<Code>,
+    /// Program of the first finding.
+    pub program: Option<String>,
+    /// Message of the first finding (or why there is no verdict).
+    pub message: Option<String>,
+    /// Remediation of the first finding.
+    pub remediation: Option<String>,
+    /// errno of the first finding.
+    pub errno: Option<i32>,
+    /// Verifier tail of the first finding.
+    pub verifier_tail: Vec<String>,
+    /// The guest's `uname -r`.
+    pub kernel_release: Option<String>,
+    /// Every failure, programs and maps alike.
+    pub findings: Vec<Finding>,
+    /// Every program's load and attach state.
+    pub programs: Vec<ProgramState>,
+}
+
+impl Cell {
+    fn new(object: &str, run: &KernelRun, status: Status, findings: Vec<Finding>) -> Cell {
+        let first = findings.first();
+        Cell {
+            object: object.to_string(),
+            kernel: run.kernel.clone(),
+            required: run.required,
+            status,
+            stage: first.map(|f| f.stage),
+            code: first.map(|f| f.code),
+            program: first.and_then(|f| f.program.clone()),
+            message: first.map(|f| f.message.clone()),
+            remediation: first.and_then(|f| f.remediation.clone()),
+            errno: first.and_then(|f| f.errno),
+            verifier_tail: first.map(|f| f.verifier_tail.clone()).unwrap_or_default(),
+            kernel_release: run.release.clone(),
+            findings,
+            programs: Vec::new(),
+        }
+    }
+
+    /// A cell without a verdict (or with one that is the guest's, not the object's).
+    fn guest(object: &str, run: &KernelRun, status: Status, code: Code, message: String) -> Cell {
+        let remediation = match code {
+            Code::KernelPanic => Some("the kernel panicked while this object was validated: see the console in the evidence; a BPF program must never crash a kernel, so report it upstream if it reproduces".to_string()),
+            Code::Timeout => Some("validation ran past its limit: raise --object-timeout / --timeout, or look for a hang in the console".to_string()),
+            _ => None,
+        };
+        Cell::new(
+            object,
+            run,
+            status,
+            vec![Finding {
+                stage: Stage::Guest,
+                code,
+                program: None,
+                map: None,
+                message,
+                remediation,
+                errno: None,
+                verifier_tail: Vec::new(),
+                libbpf_log: run.console_tail.clone(),
+            }],
+        )
+    }
+}
+
+/// The cells of one kernel, one per object (in `objects` order).
+pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
+    let mut missing_seen = false;
+    objects
+        .iter()
+        .map(|name| {
+            if let Some(report) = run.objects.iter().find(|o| &o.object == name) {
+                return object_cell(run, report);
+            }
+            // No report for this object: the kernel's fate decides.
+            let first_missing = !std::mem::replace(&mut missing_seen, true);
+            match &run.outcome {
+                KernelOutcome::Unavailable { reason } => {
+                    let mut c = Cell::guest(name, run, Status::Unavailable, Code::Infra, reason.clone());
+                    c.code = None;
+                    c
+                }
+                KernelOutcome::Panic { line } if first_missing => {
+                    Cell::guest(name, run, Status::Fail, Code::KernelPanic, line.clone())
+                }
+                KernelOutcome::Timeout { after_secs } if first_missing => Cell::guest(
+                    name,
+                    run,
+                    Status::Fail,
+                    Code::Timeout,
+                    format!("the guest ran past its {after_secs}s limit while validating this object"),
+                ),
+                KernelOutcome::Panic { .. } | KernelOutcome::Timeout { .. } => Cell::guest(
+                    name,
+                    run,
+                    Status::InfraError,
+                    Code::Infra,
+                    "not validated: the guest ended on an earlier object".into(),
+                ),
+                KernelOutcome::Infra { reason } => {
+                    Cell::guest(name, run, Status::InfraError, Code::Infra, reason.clone())
+                }
+                KernelOutcome::Completed => Cell::guest(
+                    name,
+                    run,
+                    Status::InfraError,
+                    Code::Infra,
+                    "the agent sent no report for this object".into(),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
+    match &r.fault {
+        Some(Fault::Timeout { after_secs }) => {
+            return Cell::guest(&r.object, run, Status::Fail, Code::Timeout, format!("validation did not finish within {after_secs}s"));
+        }
+        Some(Fault::Crashed { detail }) => {
+            return Cell::guest(&r.object, run, Status::InfraError, Code::Infra, format!("the validator crashed: {detail}"));
+        }
+        None => {}
+    }
+    let btf = run.kernel_btf;
+    let mut findings = Vec::new();
+    let mut push = |step: Step, failure: &StepFailure, program: Option<&crate::protocol::ProgramReport>, map: Option<&crate::protocol::MapReport>| {
+        let Verdict { code, message, remediation } = classify(&Evidence { step, failure, program, map, kernel_btf: btf });
+        findings.push(Finding {
+            stage: match step {
+                Step::Open => Stage::Open,
+                Step::Attach => Stage::Attach,
+                _ => Stage::Load,
+            },
+            code,
+            program: program.map(|p| p.name.clone()),
+            map: map.map(|m| m.name.clone()),
+            message,
+            remediation,
+            errno: failure.errno,
+            verifier_tail: failure.verifier_log.clone(),
+            libbpf_log: failure.libbpf_log.clone(),
+        });
+    };
+    if let Some(f) = &r.object_error {
+        let opened = !r.programs.is_empty() || !r.maps.is_empty();
+        push(if opened { Step::Object } else { Step::Open }, f, None, None);
+    }
+    for m in &r.maps {
+        if let Some(f) = m.create.failure() {
+            push(Step::MapCreate, f, None, Some(m));
+        }
+    }
+    for p in &r.programs {
+        if let Some(f) = p.load.failure() {
+            push(Step::ProgLoad, f, Some(p), None);
+        }
+    }
+    for p in &r.programs {
+        if let Some(f) = p.attach.failure() {
+            push(Step::Attach, f, Some(p), None);
+        }
+    }
+    let status = if findings.is_empty() { Status::Pass } else { Status::Fail };
+    let mut cell = Cell::new(&r.object, run, status, findings);
+    cell.programs = r
+        .programs
+        .iter()
+        .map(|p| ProgramState {
+            name: p.name.clone(),
+            section: p.section.clone(),
+            load: outcome_word(&p.load),
+            attach: outcome_word(&p.attach),
+        })
+        .collect();
+    cell
+}
+
+fn outcome_word(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok => "ok".into(),
+        Outcome::Failed(_) => "failed".into(),
+        Outcome::Skipped { reason } => format!("skipped: {reason}"),
+    }
+}

@@ -1,0 +1,80 @@
+//! The Markdown report: a summary line, the matrix with a symbol per cell,
+//! then one section per failing cell.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::terminal::cell_word;
+use crate::classify::Status;
+
+fn symbol(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "✅",
+        Status::Fail => "❌",
+        Status::Unavailable => "⚪",
+        Status::InfraError => "⚠️",
+    }
+}
+
+/// Renders the report as Markdown.
+pub fn markdown(r: &Report) -> String {
+    let s = &r.summary;
+    let mut out = String::from("# bpfcompat report\n\n");
+    let _ = writeln!(
+        out,
+        "**{}** of {} cells pass, {} fail ({} on required kernels), {} unavailable, {} without verdict.\n",
+        s.pass, s.cells, s.fail, s.required_failures, s.unavailable, s.infra_error
+    );
+    out.push_str("| object |");
+    for k in &r.kernels {
+        let _ = write!(out, " {}{} |", k.kernel, if k.required { "" } else { " (optional)" });
+    }
+    out.push_str("\n|---|");
+    for _ in &r.kernels {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for o in &r.objects {
+        let _ = write!(out, "| `{o}` |");
+        for k in &r.kernels {
+            match r.cell(o, &k.kernel) {
+                Some(c) => {
+                    let _ = write!(out, " {} {} |", symbol(c.status), cell_word(c));
+                }
+                None => out.push_str(" |"),
+            }
+        }
+        out.push('\n');
+    }
+    for c in r.cells.iter().filter(|c| c.status != Status::Pass) {
+        let _ = writeln!(
+            out,
+            "\n## {} `{}` on {} ({})\n",
+            symbol(c.status),
+            c.object,
+            c.kernel,
+            c.kernel_release.as_deref().unwrap_or("?")
+        );
+        for f in &c.findings {
+            let _ = write!(out, "- **{}** ({:?})", f.code, f.stage);
+            if let Some(p) = &f.program {
+                let _ = write!(out, ", program `{p}`");
+            }
+            if let Some(m) = &f.map {
+                let _ = write!(out, ", map `{m}`");
+            }
+            let _ = writeln!(out, "\n  - kernel: `{}`", f.message.replace('`', "'"));
+            if let Some(fix) = &f.remediation {
+                let _ = writeln!(out, "  - fix: {fix}");
+            }
+            if !f.verifier_tail.is_empty() {
+                out.push_str("\n  ```\n");
+                for l in f.verifier_tail.iter().rev().take(8).collect::<Vec<_>>().into_iter().rev() {
+                    let _ = writeln!(out, "  {l}");
+                }
+                out.push_str("  ```\n");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,148 @@
+//! The report: cells plus the kernels they ran on. Its JSON form is
+//! documented in `docs/report-schema.md`; bump [`SCHEMA_VERSION`] on any
+//! change that removes or renames a field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Cell, Status, cells_for_kernel};
+use crate::run::{KernelRun, RunOutput};
+
+/// Version of the JSON report schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The exit code a report implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitCode {
+    /// Every required cell passed.
+    Pass = 0,
+    /// No verdict for some required cell (and no required cell failed).
+    ToolFailure = 1,
+    /// A required cell failed.
+    Regression = 2,
+}
+
+/// Counts over all cells.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Cells.
+    pub cells: usize,
+    /// Passing cells.
+    pub pass: usize,
+    /// Failing cells.
+    pub fail: usize,
+    /// Cells whose kernel could not be had.
+    pub unavailable: usize,
+    /// Cells without a verdict.
+    pub infra_error: usize,
+    /// Failing cells on required kernels.
+    pub required_failures: usize,
+}
+
+/// A whole run, as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `bpfcompat <version>`.
+    pub tool: String,
+    /// Where the matrix came from.
+    pub matrix: String,
+    /// Object names, in report order.
+    pub objects: Vec<String>,
+    /// Kernels, in matrix order, with how their guests went.
+    pub kernels: Vec<KernelRun>,
+    /// One cell per object and kernel, kernel-major.
+    pub cells: Vec<Cell>,
+    /// Notes said during the run.
+    pub notes: Vec<String>,
+    /// Counts.
+    pub summary: Summary,
+    /// Whether unavailable kernels were allowed.
+    pub allow_unavailable: bool,
+    /// The exit code this report implies.
+    pub exit_code: ExitCode,
+}
+
+impl Report {
+    /// Builds the report of a run.
+    pub fn new(matrix: &str, objects: Vec<String>, run: RunOutput, allow_unavailable: bool) -> Report {
+        let cells: Vec<Cell> = run.kernels.iter().flat_map(|k| cells_for_kernel(k, &objects)).collect();
+        let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
+        let summary = Summary {
+            cells: cells.len(),
+            pass: count(Status::Pass),
+            fail: count(Status::Fail),
+            unavailable: count(Status::Unavailable),
+            infra_error: count(Status::InfraError),
+            required_failures: cells.iter().filter(|c| c.required && c.status == Status::Fail).count(),
+        };
+        let exit_code = exit_code(&cells, allow_unavailable);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: concat!("bpfcompat ", env!("CARGO_PKG_VERSION")).to_string(),
+            matrix: matrix.to_string(),
+            objects,
+            kernels: run.kernels,
+            cells,
+            notes: run.notes,
+            summary,
+            allow_unavailable,
+            exit_code,
+        }
+    }
+
+    /// The cell of an object on a kernel.
+    pub fn cell(&self, object: &str, kernel: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.object == object && c.kernel == kernel)
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialize")
+    }
+}
+
+/// 2 when a required cell failed; else 1 when a required cell has no
+/// verdict; else 0. A real failure outranks missing verdicts: it is news
+/// whatever else went wrong.
+fn exit_code(cells: &[Cell], allow_unavailable: bool) -> ExitCode {
+    let required = || cells.iter().filter(|c| c.required);
+    if required().any(|c| c.status == Status::Fail) {
+        return ExitCode::Regression;
+    }
+    let no_verdict = |c: &&Cell| match c.status {
+        Status::InfraError => true,
+        Status::Unavailable => !allow_unavailable,
+        _ => false,
+    };
+    if required().any(|c| no_verdict(&c)) {
+        return ExitCode::ToolFailure;
+    }
+    ExitCode::Pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(required: bool, status: Status) -> Cell {
+        serde_json::from_value(serde_json::json!({
+            "object": "o", "kernel": "k", "required": required, "status": status,
+            "stage": null, "code": null, "program": null, "message": null, "remediation": null,
+            "errno": null, "verifier_tail": [], "kernel_release": null, "findings": [], "programs": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn exit_code_rules() {
+        use Status::*;
+        assert_eq!(exit_code(&[cell(true, Pass)], false), ExitCode::Pass);
+        assert_eq!(exit_code(&[cell(true, Pass), cell(false, Fail)], false), ExitCode::Pass);
+        assert_eq!(exit_code(&[cell(true, Fail), cell(true, InfraError)], false), ExitCode::Regression);
+        assert_eq!(exit_code(&[cell(true, InfraError)], true), ExitCode::ToolFailure);
+        assert_eq!(exit_code(&[cell(true, Unavailable)], false), ExitCode::ToolFailure);
+        assert_eq!(exit_code(&[cell(true, Unavailable), cell(true, Pass)], true), ExitCode::Pass);
+    }
+}
