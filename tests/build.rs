@@ -17,7 +17,11 @@ fn main() {
         .collect();
     sources.sort();
     for src in sources {
-        let stem = src.file_name().unwrap().to_string_lossy().replace(".bpf.c", "");
+        let stem = src
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".bpf.c", "");
         let obj = out.join(format!("{stem}.bpf.o"));
         let status = Command::new(&clang)
             .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])

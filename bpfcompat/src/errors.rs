@@ -51,7 +51,9 @@ pub enum MatrixError {
 
 /// No mirror is known for an archive.
 #[derive(Debug, Error, Clone)]
-#[error("no mirror for the `{archive}` archive\n  (hint: set {var} to the archive's base URL, the one an apt source line would name)")]
+#[error(
+    "no mirror for the `{archive}` archive\n  (hint: set {var} to the archive's base URL, the one an apt source line would name)"
+)]
 pub struct MirrorError {
     /// The archive key.
     pub archive: String,
@@ -66,7 +68,9 @@ pub enum ResolveError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
     /// The index could not be downloaded.
-    #[error("cannot download the package index {url}: {message}\n  (hint: check the network and the mirror variable)")]
+    #[error(
+        "cannot download the package index {url}: {message}\n  (hint: check the network and the mirror variable)"
+    )]
     Index {
         /// The index URL.
         url: String,
@@ -87,7 +91,9 @@ pub enum ResolveError {
 #[derive(Debug, Error)]
 pub enum FetchError {
     /// The profile is not in the lock.
-    #[error("kernel `{name}` is not pinned in {lock}\n  (hint: run `cargo bpfcompat kernels update`)")]
+    #[error(
+        "kernel `{name}` is not pinned in {lock}\n  (hint: run `cargo bpfcompat kernels update`)"
+    )]
     NotPinned {
         /// The profile.
         name: String,
@@ -98,7 +104,9 @@ pub enum FetchError {
     #[error(transparent)]
     Mirror(#[from] MirrorError),
     /// Download failed.
-    #[error("cannot download {url}: {message}\n  (hint: check the network; a run with the kernel already cached needs none)")]
+    #[error(
+        "cannot download {url}: {message}\n  (hint: check the network; a run with the kernel already cached needs none)"
+    )]
     Download {
         /// The URL.
         url: String,
@@ -106,7 +114,9 @@ pub enum FetchError {
         message: String,
     },
     /// The downloaded bytes are not the pinned ones.
-    #[error("{url} has sha256 {actual}, the lock pins {expected}\n  (hint: the mirror serves another file under that name; run `cargo bpfcompat kernels update` if the archive re-issued it)")]
+    #[error(
+        "{url} has sha256 {actual}, the lock pins {expected}\n  (hint: the mirror serves another file under that name; run `cargo bpfcompat kernels update` if the archive re-issued it)"
+    )]
     Checksum {
         /// The URL.
         url: String,
@@ -171,7 +181,9 @@ pub enum InitramfsError {
 #[derive(Debug, Error)]
 pub enum VmError {
     /// No QEMU binary.
-    #[error("{binary} not found\n  (hint: install QEMU, e.g. `apt-get install qemu-system-x86`, or set BPFCOMPAT_QEMU)")]
+    #[error(
+        "{binary} not found\n  (hint: install QEMU, e.g. `apt-get install qemu-system-x86`, or set BPFCOMPAT_QEMU)"
+    )]
     QemuMissing {
         /// The binary looked for.
         binary: String,

@@ -160,10 +160,7 @@ impl Matrix {
             source,
         })?;
         let mut m = Matrix::parse(&text, &path.display().to_string())?;
-        let lock_path = path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("kernels.lock");
+        let lock_path = path.parent().unwrap_or(Path::new(".")).join("kernels.lock");
         if lock_path.exists() {
             let text = std::fs::read_to_string(&lock_path).map_err(|source| MatrixError::Read {
                 path: lock_path.clone(),
@@ -285,7 +282,10 @@ mod tests {
         let m = Matrix::load("default").unwrap();
         assert!(m.kernels.len() >= 8);
         for k in &m.kernels {
-            let pin = m.lock.get(&k.name).unwrap_or_else(|| panic!("{} unpinned", k.name));
+            let pin = m
+                .lock
+                .get(&k.name)
+                .unwrap_or_else(|| panic!("{} unpinned", k.name));
             assert!(package_matches(&k.package, &pin.package), "{}", k.name);
             assert_eq!(pin.sha256.len(), 64);
         }
@@ -313,16 +313,29 @@ mod tests {
     #[test]
     fn duplicate_names_and_bad_sources_are_rejected() {
         let dup = "[[kernel]]\nname=\"a\"\nsources=[\"debian:x\"]\npackage=\"p\"\n[[kernel]]\nname=\"a\"\nsources=[\"debian:x\"]\npackage=\"p\"\n";
-        assert!(Matrix::parse(dup, "m").unwrap_err().to_string().contains("twice"));
+        assert!(
+            Matrix::parse(dup, "m")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         let bad = "[[kernel]]\nname=\"a\"\nsources=[\"bookworm\"]\npackage=\"p\"\n";
-        assert!(Matrix::parse(bad, "m").unwrap_err().to_string().contains("archive:suite"));
+        assert!(
+            Matrix::parse(bad, "m")
+                .unwrap_err()
+                .to_string()
+                .contains("archive:suite")
+        );
     }
 
     #[test]
     fn select_rejects_unknown_names_listing_known_ones() {
         let mut m = Matrix::load("default").unwrap();
         let err = m.select(&["nope".into()]).unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("debian-12-6.1"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("debian-12-6.1"),
+            "{err}"
+        );
         m.select(&["debian-12-6.1".into()]).unwrap();
         assert_eq!(m.kernels.len(), 1);
     }

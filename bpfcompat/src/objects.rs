@@ -17,9 +17,14 @@ pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
         source,
     })?;
     if !data.starts_with(b"\x7fELF") {
-        return Err(ObjectError::NotElf { path: path.to_path_buf() });
+        return Err(ObjectError::NotElf {
+            path: path.to_path_buf(),
+        });
     }
-    let not_bpf = |machine: String| ObjectError::NotBpf { path: path.to_path_buf(), machine };
+    let not_bpf = |machine: String| ObjectError::NotBpf {
+        path: path.to_path_buf(),
+        machine,
+    };
     let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
         .map_err(|e| not_bpf(format!("unreadable 64-bit ELF header: {e}")))?;
     let endian = header.endian().map_err(|e| not_bpf(e.to_string()))?;
@@ -33,7 +38,11 @@ pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
 /// Report names for object paths: the file name, or more of the path where
 /// two files share a name.
 pub fn display_names(paths: &[PathBuf]) -> Vec<String> {
-    let base = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     paths
         .iter()
         .map(|p| {
@@ -55,10 +64,16 @@ mod tests {
     fn rejects_missing_non_elf_and_non_bpf_files() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.bpf.o");
-        assert!(matches!(check_bpf_object(&missing), Err(ObjectError::Read { .. })));
+        assert!(matches!(
+            check_bpf_object(&missing),
+            Err(ObjectError::Read { .. })
+        ));
         let text = dir.path().join("text.o");
         std::fs::write(&text, "hello").unwrap();
-        assert!(matches!(check_bpf_object(&text), Err(ObjectError::NotElf { .. })));
+        assert!(matches!(
+            check_bpf_object(&text),
+            Err(ObjectError::NotElf { .. })
+        ));
         let me = std::env::current_exe().unwrap();
         let err = check_bpf_object(&me).unwrap_err();
         assert!(err.to_string().contains("e_machine 62"), "{err}");

@@ -1,8 +1,58 @@
-//! Fixture BPF objects for the end-to-end tests, compiled by `build.rs`.
+//! Helpers for the end-to-end tests: the compiled fixture objects (built by
+//! `build.rs` with clang) and the workspace's binaries.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// The compiled fixture `<name>.bpf.o`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("BPFCOMPAT_FIXTURES")).join(format!("{name}.bpf.o"))
+}
+
+/// A binary of the workspace, from the target directory this test runs in.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let me = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let bin = me
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target layout")
+        .join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        bin.display()
+    );
+    bin
+}
+
+/// `cargo-bpfcompat` with the given arguments.
+pub fn cli(args: &[&str]) -> Command {
+    let mut c = Command::new(workspace_bin("cargo-bpfcompat"));
+    c.args(args);
+    c
+}
+
+/// Runs and returns the output, printing it for the test log.
+pub fn run(mut c: Command) -> Output {
+    let out = c.output().expect("cargo-bpfcompat runs");
+    eprintln!("--- stdout\n{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The profiles of the shipped matrix whose archive has a mirror here; the
+/// others are named on stderr so a skipped kernel is never silent.
+pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {
+    let matrix = bpfcompat::matrix::Matrix::load("default").expect("shipped matrix");
+    let mirrors = bpfcompat::kernel::Mirrors::discover();
+    let mut out = Vec::new();
+    for n in names {
+        let pin = matrix.lock.get(n).expect("pinned");
+        match mirrors.get(&pin.archive) {
+            Ok(_) => out.push(n.to_string()),
+            Err(e) => eprintln!("SKIP {n}: {}", e.to_string().replace('\n', " ")),
+        }
+    }
+    out
 }

@@ -64,7 +64,9 @@ fn run_as_init() -> ! {
                 let report = run_child(obj, &job);
                 let _ = port.send(&Record::Object(report));
             }
-            let _ = port.send(&Record::Done { uptime_ms: uptime_ms() });
+            let _ = port.send(&Record::Done {
+                uptime_ms: uptime_ms(),
+            });
         }
         Err(e) => {
             let _ = port.send(&Record::AgentError {
@@ -94,7 +96,11 @@ fn run_child(obj: &JobObject, job: &Job) -> ObjectReport {
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return faulted(Fault::Crashed { detail: format!("cannot start the validator: {e}") }),
+        Err(e) => {
+            return faulted(Fault::Crashed {
+                detail: format!("cannot start the validator: {e}"),
+            });
+        }
     };
     // Read stdout on a thread so a large report cannot block the child.
     let mut stdout = child.stdout.take().expect("piped");
@@ -110,17 +116,26 @@ fn run_child(obj: &JobObject, job: &Job) -> ObjectReport {
             Ok(None) if started.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return faulted(Fault::Timeout { after_secs: job.object_timeout_secs });
+                return faulted(Fault::Timeout {
+                    after_secs: job.object_timeout_secs,
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return faulted(Fault::Crashed { detail: e.to_string() }),
+            Err(e) => {
+                return faulted(Fault::Crashed {
+                    detail: e.to_string(),
+                });
+            }
         }
     };
     let out = reader.join().unwrap_or_default();
     match serde_json::from_str::<ObjectReport>(out.trim()) {
         Ok(report) if status.success() => report,
         _ => faulted(Fault::Crashed {
-            detail: format!("validator exited with {status}; output: {}", out.chars().take(400).collect::<String>()),
+            detail: format!(
+                "validator exited with {status}; output: {}",
+                out.chars().take(400).collect::<String>()
+            ),
         }),
     }
 }
@@ -132,8 +147,13 @@ fn run_child_if_requested() -> Option<ExitCode> {
     if args.get(1).map(String::as_str) != Some(CHILD_ARG) || args.len() != 5 {
         return None;
     }
-    let opts = Options { attach: args[4] == "attach" };
+    let opts = Options {
+        attach: args[4] == "attach",
+    };
     let report = validate_object(&args[2], Path::new(&args[3]), &opts);
-    println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+    println!(
+        "{}",
+        serde_json::to_string(&report).expect("reports serialize")
+    );
     Some(ExitCode::SUCCESS)
 }

@@ -20,9 +20,25 @@ const ROOT_CGROUP: &str = "/sys/fs/cgroup";
 
 /// Sections with no hook the validator can pick without the user's help.
 const NO_AUTO_TARGET: &[&str] = &[
-    "socket", "sk_skb", "sk_msg", "sk_reuseport", "sk_lookup", "flow_dissector", "perf_event",
-    "struct_ops", "syscall", "iter", "freplace", "lirc_mode2", "netfilter", "lwt_", "tcx/",
-    "netkit/", "sockops", "usdt", "uprobe.multi",
+    "socket",
+    "sk_skb",
+    "sk_msg",
+    "sk_reuseport",
+    "sk_lookup",
+    "flow_dissector",
+    "perf_event",
+    "struct_ops",
+    "syscall",
+    "iter",
+    "freplace",
+    "lirc_mode2",
+    "netfilter",
+    "lwt_",
+    "tcx/",
+    "netkit/",
+    "sockops",
+    "usdt",
+    "uprobe.multi",
 ];
 
 /// Attaches every loaded program; all links are held until the end so that
@@ -82,8 +98,7 @@ fn attach_one(prog: &ProgramMut, section: &str) -> libbpf_rs::Result<Option<Guar
         return hook.attach().map(|h| Some(Guard::Tc(h)));
     }
     if section.starts_with("cgroup") {
-        let dir = std::fs::File::open(ROOT_CGROUP)
-            .map_err(libbpf_rs::Error::from)?;
+        let dir = std::fs::File::open(ROOT_CGROUP).map_err(libbpf_rs::Error::from)?;
         return prog
             .attach_cgroup(dir.as_raw_fd())
             .map(|l| Some(Guard::Link(l)));

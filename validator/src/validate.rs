@@ -49,7 +49,10 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
         };
         if report.programs.is_empty() && report.maps.is_empty() {
             describe(&open, &mut report);
-            types = open.progs().map(|p| (p.name().to_string_lossy().into_owned(), p.prog_type())).collect();
+            types = open
+                .progs()
+                .map(|p| (p.name().to_string_lossy().into_owned(), p.prog_type()))
+                .collect();
         }
         for mut p in open.progs_mut() {
             if rejected.contains_key(&p.name().to_string_lossy().to_string()) {
@@ -75,7 +78,11 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
                         None => {
                             p.load = Outcome::Ok;
                             p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
-                                skipped(if opts.attach { "not attached" } else { "attach not requested" })
+                                skipped(if opts.attach {
+                                    "not attached"
+                                } else {
+                                    "attach not requested"
+                                })
                             });
                         }
                     }
@@ -90,7 +97,11 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
                             && report.programs.iter().any(|p| p.name == prog) =>
                     {
                         let mut f = failure(&e, &lines, Some(&prog));
-                        let called = report.programs.iter().find(|p| p.name == prog).map(|p| p.helpers.clone());
+                        let called = report
+                            .programs
+                            .iter()
+                            .find(|p| p.name == prog)
+                            .map(|p| p.helpers.clone());
                         if let (Some(t), Some(called)) = (types.get(&prog), called) {
                             f.unsupported_helpers = unsupported_helpers(*t, &called);
                         }
@@ -219,7 +230,7 @@ fn quoted_after(text: &str, prefix: &str) -> Option<String> {
 /// The evidence of a failed step.
 pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) -> StepFailure {
     StepFailure {
-        errno: errno_of(&e.to_string()),
+        errno: errno_of(&e.to_string()).or_else(|| errno_in_log(lines)),
         error: e.to_string(),
         libbpf_log: tail(
             lines
@@ -241,6 +252,37 @@ pub(crate) fn errno_of(text: &str) -> Option<i32> {
     let start = text.rfind("(os error ")? + "(os error ".len();
     let end = start + text[start..].find(')')?;
     text[start..end].parse().ok()
+}
+
+/// The errno libbpf printed in its last warning that has one (`-ENOENT`,
+/// `-22`): some paths (legacy kprobes) return an error without it.
+pub(crate) fn errno_in_log(lines: &[Line]) -> Option<i32> {
+    const NAMES: &[(&str, i32)] = &[
+        ("EPERM", 1),
+        ("ENOENT", 2),
+        ("ESRCH", 3),
+        ("E2BIG", 7),
+        ("EBADF", 9),
+        ("ENOMEM", 12),
+        ("EACCES", 13),
+        ("EFAULT", 14),
+        ("EBUSY", 16),
+        ("EEXIST", 17),
+        ("EINVAL", 22),
+        ("ENOSPC", 28),
+        ("ERANGE", 34),
+        ("ENOSYS", 38),
+        ("ELOOP", 40),
+        ("EOPNOTSUPP", 95),
+        ("ENOTSUPP", 524),
+    ];
+    lines.iter().rev().filter(|l| l.warn).find_map(|l| {
+        let last = l.text.trim_end().rsplit(' ').next()?;
+        let code = last.strip_prefix('-')?;
+        code.parse::<i32>()
+            .ok()
+            .or_else(|| NAMES.iter().find(|(n, _)| *n == code).map(|(_, v)| *v))
+    })
 }
 
 /// The verifier log libbpf printed for `prog` (or for any program).
@@ -299,7 +341,10 @@ mod tests {
 
     #[test]
     fn errno_from_rendered_error() {
-        assert_eq!(errno_of("failed to load object: Invalid argument (os error 22)"), Some(22));
+        assert_eq!(
+            errno_of("failed to load object: Invalid argument (os error 22)"),
+            Some(22)
+        );
         assert_eq!(errno_of("no errno here"), None);
     }
 
@@ -320,14 +365,36 @@ mod tests {
         let log = verifier_log(&lines, Some("bad"));
         assert_eq!(log[1], "invalid func unknown#181");
         assert_eq!(log.len(), 3);
-        let map = warn(&["libbpf: map 'rb': failed to create: Invalid argument(-22)", "libbpf: failed to load object 'x'"]);
+        let map = warn(&[
+            "libbpf: map 'rb': failed to create: Invalid argument(-22)",
+            "libbpf: failed to load object 'x'",
+        ]);
         assert_eq!(culprit(&map), Culprit::Map("rb".into()));
-        assert_eq!(culprit(&warn(&["libbpf: failed to find valid kernel BTF"])), Culprit::Unknown);
+        assert_eq!(
+            culprit(&warn(&["libbpf: failed to find valid kernel BTF"])),
+            Culprit::Unknown
+        );
+    }
+
+    #[test]
+    fn errno_from_libbpf_lines() {
+        let lines = warn(&[
+            "libbpf: failed to add legacy kprobe event for 'do_sys_openat2+0x0': -ENOENT",
+            "libbpf: prog 'count_open': failed to create kprobe 'do_sys_openat2+0x0' perf event: -ENOENT",
+        ]);
+        assert_eq!(errno_in_log(&lines), Some(2));
+        assert_eq!(
+            errno_in_log(&warn(&["libbpf: prog 'p': failed to load: -22"])),
+            Some(22)
+        );
+        assert_eq!(errno_in_log(&warn(&["libbpf: nothing numeric here"])), None);
     }
 
     #[test]
     fn missing_kfuncs_are_named() {
-        let lines = warn(&["libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"]);
+        let lines = warn(&[
+            "libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs",
+        ]);
         assert_eq!(missing_kfuncs(&lines), ["bpf_rcu_read_lock"]);
     }
 }

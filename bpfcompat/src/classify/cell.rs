@@ -164,7 +164,8 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
             let first_missing = !std::mem::replace(&mut missing_seen, true);
             match &run.outcome {
                 KernelOutcome::Unavailable { reason } => {
-                    let mut c = Cell::guest(name, run, Status::Unavailable, Code::Infra, reason.clone());
+                    let mut c =
+                        Cell::guest(name, run, Status::Unavailable, Code::Infra, reason.clone());
                     c.code = None;
                     c
                 }
@@ -176,7 +177,9 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
                     run,
                     Status::Fail,
                     Code::Timeout,
-                    format!("the guest ran past its {after_secs}s limit while validating this object"),
+                    format!(
+                        "the guest ran past its {after_secs}s limit while validating this object"
+                    ),
                 ),
                 KernelOutcome::Panic { .. } | KernelOutcome::Timeout { .. } => Cell::guest(
                     name,
@@ -203,17 +206,42 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
 fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     match &r.fault {
         Some(Fault::Timeout { after_secs }) => {
-            return Cell::guest(&r.object, run, Status::Fail, Code::Timeout, format!("validation did not finish within {after_secs}s"));
+            return Cell::guest(
+                &r.object,
+                run,
+                Status::Fail,
+                Code::Timeout,
+                format!("validation did not finish within {after_secs}s"),
+            );
         }
         Some(Fault::Crashed { detail }) => {
-            return Cell::guest(&r.object, run, Status::InfraError, Code::Infra, format!("the validator crashed: {detail}"));
+            return Cell::guest(
+                &r.object,
+                run,
+                Status::InfraError,
+                Code::Infra,
+                format!("the validator crashed: {detail}"),
+            );
         }
         None => {}
     }
     let btf = run.kernel_btf;
     let mut findings = Vec::new();
-    let mut push = |step: Step, failure: &StepFailure, program: Option<&crate::protocol::ProgramReport>, map: Option<&crate::protocol::MapReport>| {
-        let Verdict { code, message, remediation } = classify(&Evidence { step, failure, program, map, kernel_btf: btf });
+    let mut push = |step: Step,
+                    failure: &StepFailure,
+                    program: Option<&crate::protocol::ProgramReport>,
+                    map: Option<&crate::protocol::MapReport>| {
+        let Verdict {
+            code,
+            message,
+            remediation,
+        } = classify(&Evidence {
+            step,
+            failure,
+            program,
+            map,
+            kernel_btf: btf,
+        });
         findings.push(Finding {
             stage: match step {
                 Step::Open => Stage::Open,
@@ -232,7 +260,12 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     };
     if let Some(f) = &r.object_error {
         let opened = !r.programs.is_empty() || !r.maps.is_empty();
-        push(if opened { Step::Object } else { Step::Open }, f, None, None);
+        push(
+            if opened { Step::Object } else { Step::Open },
+            f,
+            None,
+            None,
+        );
     }
     for m in &r.maps {
         if let Some(f) = m.create.failure() {
@@ -249,7 +282,11 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             push(Step::Attach, f, Some(p), None);
         }
     }
-    let status = if findings.is_empty() { Status::Pass } else { Status::Fail };
+    let status = if findings.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
     let mut cell = Cell::new(&r.object, run, status, findings);
     cell.programs = r
         .programs

@@ -95,8 +95,16 @@ mod tests {
 
     #[test]
     fn json_spelling_matches_as_str() {
-        for c in [Code::MissingBtf, Code::UnsupportedHelper, Code::KernelPanic, Code::GplOnly] {
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.as_str()));
+        for c in [
+            Code::MissingBtf,
+            Code::UnsupportedHelper,
+            Code::KernelPanic,
+            Code::GplOnly,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
         }
     }
 }

@@ -8,7 +8,10 @@ use helper_table::HELPERS;
 
 /// `bpf_<name>` of a helper ID.
 pub fn helper_name(id: u32) -> Option<String> {
-    HELPERS.iter().find(|h| h.0 == id).map(|h| format!("bpf_{}", h.1))
+    HELPERS
+        .iter()
+        .find(|h| h.0 == id)
+        .map(|h| format!("bpf_{}", h.1))
 }
 
 /// The release that added a helper, where known.

@@ -1,7 +1,9 @@
 //! The classification rules for one failed step, most structured first.
 
 use super::Code;
-use super::features::{helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since};
+use super::features::{
+    helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
+};
 use crate::protocol::{MapReport, ProgramReport, StepFailure};
 
 /// The libbpf poison constant for an unresolved CO-RE relocation (0xbad2310).
@@ -35,7 +37,11 @@ pub(crate) struct Evidence<'a> {
 }
 
 fn v(code: Code, message: impl Into<String>, remediation: impl Into<String>) -> Verdict {
-    Verdict { code, message: message.into(), remediation: Some(remediation.into()) }
+    Verdict {
+        code,
+        message: message.into(),
+        remediation: Some(remediation.into()),
+    }
 }
 
 fn since(what: &str, version: Option<&str>) -> String {
@@ -97,7 +103,10 @@ fn classify_raw(e: &Evidence) -> Verdict {
             return v(
                 Code::UnsupportedMapType,
                 format!("map `{}` of type {}: {}", m.name, m.map_type, first_line(f)),
-                since(&format!("{} maps", m.map_type), map_type_since(&m.map_type)),
+                since(
+                    &format!("a {} map", m.map_type),
+                    map_type_since(&m.map_type),
+                ),
             );
         }
         if find("support global data").is_some() {
@@ -112,8 +121,17 @@ fn classify_raw(e: &Evidence) -> Verdict {
         if p.type_supported == Some(false) {
             return v(
                 Code::UnsupportedProgType,
-                format!("program `{}` ({}, section {}): {}", p.name, p.prog_type, p.section, first_line(f)),
-                since(&format!("{} programs", p.prog_type), prog_type_since(&p.prog_type)),
+                format!(
+                    "program `{}` ({}, section {}): {}",
+                    p.name,
+                    p.prog_type,
+                    p.section,
+                    first_line(f)
+                ),
+                since(
+                    &format!("a {} program", p.prog_type),
+                    prog_type_since(&p.prog_type),
+                ),
             );
         }
         if let Some(&id) = f.unsupported_helpers.first() {
@@ -132,7 +150,9 @@ fn classify_raw(e: &Evidence) -> Verdict {
     // 5. The verifier's own words, where nothing structured was found.
     if let Some(line) = find("unknown func ").or_else(|| find("invalid func unknown#")) {
         let id = helper_in_text(&line);
-        let name = id.and_then(helper_name).unwrap_or_else(|| "a helper".into());
+        let name = id
+            .and_then(helper_name)
+            .unwrap_or_else(|| "a helper".into());
         return v(
             Code::UnsupportedHelper,
             line,
@@ -140,16 +160,28 @@ fn classify_raw(e: &Evidence) -> Verdict {
         );
     }
     if let Some(line) = find("cannot use helper") {
-        return v(Code::UnsupportedHelper, line, "this program type may not call that helper on this kernel; use another program type or helper");
+        return v(
+            Code::UnsupportedHelper,
+            line,
+            "this program type may not call that helper on this kernel; use another program type or helper",
+        );
     }
     if let Some(line) = find("GPL-restricted").or_else(|| find("gpl_only")) {
-        return v(Code::GplOnly, line, "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")");
+        return v(
+            Code::GplOnly,
+            line,
+            "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
+        );
     }
     if let Some(line) = find("failed to find kernel BTF type ID")
         .or_else(|| find("attach_btf_id"))
         .or_else(|| find("The address of function"))
     {
-        return v(Code::MissingAttachTarget, line, "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)");
+        return v(
+            Code::MissingAttachTarget,
+            line,
+            "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
+        );
     }
     if let Some(line) = find("BPF program is too large")
         .or_else(|| find("too many states"))
@@ -157,30 +189,66 @@ fn classify_raw(e: &Evidence) -> Verdict {
         .or_else(|| find("too complex"))
         .or_else(|| find("combined stack size"))
     {
-        return v(Code::VerifierLimit, line, "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches");
+        return v(
+            Code::VerifierLimit,
+            line,
+            "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
+        );
     }
     if let Some(line) = find("back-edge") {
-        return v(Code::UnsupportedFeature, line, "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels");
+        return v(
+            Code::UnsupportedFeature,
+            line,
+            "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
+        );
     }
     if let Some(line) = find("calling kernel function") {
-        return v(Code::UnsupportedFeature, line, "kfunc calls are not allowed for this program type on this kernel");
+        return v(
+            Code::UnsupportedFeature,
+            line,
+            "kfunc calls are not allowed for this program type on this kernel",
+        );
     }
     // 6. errno with no verifier words.
     let no_log = f.verifier_log.is_empty();
     if no_log && matches!(f.errno, Some(1)) {
-        return v(Code::Permission, first_line(f), "the kernel refused with EPERM and no verifier log: check capabilities (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN), kernel lockdown and LSM policy");
+        return v(
+            Code::Permission,
+            first_line(f),
+            "the kernel refused with EPERM and no verifier log: check capabilities (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN), kernel lockdown and LSM policy",
+        );
     }
     if e.step == Step::Attach {
         return match f.errno {
-            Some(2) | Some(3) => v(Code::MissingAttachTarget, first_line(f), "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional"),
-            Some(95) | Some(524) => v(Code::UnsupportedAttachType, first_line(f), "this kernel cannot attach this kind of program this way: use an older attach method (e.g. kprobe instead of kprobe.multi, perf-event tracepoint instead of BPF link)"),
-            _ => v(Code::AttachFailed, first_line(f), "attaching failed; see the libbpf log"),
+            Some(2) | Some(3) => v(
+                Code::MissingAttachTarget,
+                first_line(f),
+                "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional",
+            ),
+            Some(95) | Some(524) => v(
+                Code::UnsupportedAttachType,
+                first_line(f),
+                "this kernel cannot attach this kind of program this way: use an older attach method (e.g. kprobe instead of kprobe.multi, perf-event tracepoint instead of BPF link)",
+            ),
+            _ => v(
+                Code::AttachFailed,
+                first_line(f),
+                "attaching failed; see the libbpf log",
+            ),
         };
     }
     if let Some(reason) = verifier_reason(f) {
-        return v(Code::VerifierRejected, reason, "the verifier rejected the program on this kernel: read the log tail; verifiers differ between releases in what they can prove");
+        return v(
+            Code::VerifierRejected,
+            reason,
+            "the verifier rejected the program on this kernel: read the log tail; verifiers differ between releases in what they can prove",
+        );
     }
-    Verdict { code: Code::Unknown, message: first_line(f), remediation: None }
+    Verdict {
+        code: Code::Unknown,
+        message: first_line(f),
+        remediation: None,
+    }
 }
 
 /// The last line of the verifier log that says something (not the statistics).
@@ -204,14 +272,17 @@ fn first_line(f: &StepFailure) -> String {
     f.libbpf_log
         .iter()
         .find(|l| l.contains("failed") && !l.contains("failed to load object"))
-        .cloned()
+        .map(|l| l.trim_start_matches("libbpf: ").to_string())
         .unwrap_or_else(|| f.error.clone())
 }
 
 /// `unknown func bpf_loop#181` / `invalid func unknown#181` → 181.
 fn helper_in_text(line: &str) -> Option<u32> {
     if let Some(pos) = line.rfind('#') {
-        let digits: String = line[pos + 1..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = line[pos + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         if let Ok(id) = digits.parse() {
             return Some(id);
         }
@@ -247,33 +318,68 @@ mod tests {
     }
 
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
-        classify(&Evidence { step: Step::ProgLoad, failure: f, program: Some(p), map: None, kernel_btf: Some(true) })
+        classify(&Evidence {
+            step: Step::ProgLoad,
+            failure: f,
+            program: Some(p),
+            map: None,
+            kernel_btf: Some(true),
+        })
     }
 
     #[test]
     fn helper_probe_beats_a_misleading_verifier_line() {
         // Linux 5.10 on a bpf_loop program: the verifier talks about func_info.
-        let mut f = failure(&["number of funcs in func_info doesn't match number of subprogs"], &[], Some(22));
+        let mut f = failure(
+            &["number of funcs in func_info doesn't match number of subprogs"],
+            &[],
+            Some(22),
+        );
         f.unsupported_helpers = vec![181];
         let got = load(&f, &program("Tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
         assert!(got.message.contains("bpf_loop"), "{}", got.message);
-        assert_eq!(got.remediation.as_deref(), Some("bpf_loop needs Linux 5.17"));
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("bpf_loop needs Linux 5.17")
+        );
     }
 
     #[test]
     fn verifier_text_names_the_helper_when_no_probe_ran() {
-        let f = failure(&["0: (85) call unknown#181", "invalid func unknown#181"], &[], Some(22));
+        let f = failure(
+            &["0: (85) call unknown#181", "invalid func unknown#181"],
+            &[],
+            Some(22),
+        );
         let got = load(&f, &program("Tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
-        assert_eq!(got.remediation.as_deref(), Some("bpf_loop needs Linux 5.17"));
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("bpf_loop needs Linux 5.17")
+        );
     }
 
     #[test]
     fn core_relocation_and_rejection_and_unknown() {
-        let f = failure(&["1: <invalid CO-RE relocation>", "failed to resolve CO-RE relocation <byte_off> [5] struct task_struct.__state (0:0 @ offset 0)"], &[], Some(22));
+        let f = failure(
+            &[
+                "1: <invalid CO-RE relocation>",
+                "failed to resolve CO-RE relocation <byte_off> [5] struct task_struct.__state (0:0 @ offset 0)",
+            ],
+            &[],
+            Some(22),
+        );
         assert_eq!(load(&f, &program("Tracepoint")).code, Code::CoreRelocation);
-        let f = failure(&["7: (79) r0 = *(u64 *)(r0 +0)", "R0 invalid mem access 'map_value_or_null'", "processed 7 insns (limit 1000000)"], &[], Some(13));
+        let f = failure(
+            &[
+                "7: (79) r0 = *(u64 *)(r0 +0)",
+                "R0 invalid mem access 'map_value_or_null'",
+                "processed 7 insns (limit 1000000)",
+            ],
+            &[],
+            Some(13),
+        );
         let got = load(&f, &program("Tracepoint"));
         assert_eq!(got.code, Code::VerifierRejected);
         assert_eq!(got.message, "R0 invalid mem access 'map_value_or_null'");
@@ -289,11 +395,29 @@ mod tests {
 
     #[test]
     fn probes_name_unsupported_map_and_program_types() {
-        let f = failure(&[], &["libbpf: map 'events': failed to create: Invalid argument(-22)"], Some(22));
-        let m = MapReport { name: "events".into(), map_type: "RingBuf".into(), type_supported: Some(false), create: crate::protocol::Outcome::Ok };
-        let got = classify(&Evidence { step: Step::MapCreate, failure: &f, program: None, map: Some(&m), kernel_btf: Some(true) });
+        let f = failure(
+            &[],
+            &["libbpf: map 'events': failed to create: Invalid argument(-22)"],
+            Some(22),
+        );
+        let m = MapReport {
+            name: "events".into(),
+            map_type: "RingBuf".into(),
+            type_supported: Some(false),
+            create: crate::protocol::Outcome::Ok,
+        };
+        let got = classify(&Evidence {
+            step: Step::MapCreate,
+            failure: &f,
+            program: None,
+            map: Some(&m),
+            kernel_btf: Some(true),
+        });
         assert_eq!(got.code, Code::UnsupportedMapType);
-        assert_eq!(got.remediation.as_deref(), Some("RingBuf maps need Linux 5.8"));
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("a RingBuf map needs Linux 5.8")
+        );
         let mut p = program("Tracing");
         p.type_supported = Some(false);
         assert_eq!(load(&f, &p).code, Code::UnsupportedProgType);
@@ -301,20 +425,59 @@ mod tests {
 
     #[test]
     fn kfunc_and_btf() {
-        let mut f = failure(&[], &["libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"], Some(22));
+        let mut f = failure(
+            &[],
+            &["libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"],
+            Some(22),
+        );
         f.missing_kfuncs = vec!["bpf_rcu_read_lock".into()];
-        let got = classify(&Evidence { step: Step::Object, failure: &f, program: None, map: None, kernel_btf: Some(true) });
+        let got = classify(&Evidence {
+            step: Step::Object,
+            failure: &f,
+            program: None,
+            map: None,
+            kernel_btf: Some(true),
+        });
         assert_eq!(got.code, Code::MissingKfunc);
-        assert!(got.remediation.unwrap().starts_with("kfunc bpf_rcu_read_lock needs Linux 6.2"));
-        let f = failure(&[], &["libbpf: failed to find valid kernel BTF", "libbpf: Error loading vmlinux BTF: -3"], Some(3));
-        let got = classify(&Evidence { step: Step::Object, failure: &f, program: None, map: None, kernel_btf: Some(false) });
+        assert!(
+            got.remediation
+                .unwrap()
+                .starts_with("kfunc bpf_rcu_read_lock needs Linux 6.2")
+        );
+        let f = failure(
+            &[],
+            &[
+                "libbpf: failed to find valid kernel BTF",
+                "libbpf: Error loading vmlinux BTF: -3",
+            ],
+            Some(3),
+        );
+        let got = classify(&Evidence {
+            step: Step::Object,
+            failure: &f,
+            program: None,
+            map: None,
+            kernel_btf: Some(false),
+        });
         assert_eq!(got.code, Code::MissingBtf);
     }
 
     #[test]
     fn attach_errno() {
-        let f = failure(&[], &["libbpf: prog 'p': failed to create kprobe 'nope+0x0' perf event: No such file or directory"], Some(2));
-        let got = classify(&Evidence { step: Step::Attach, failure: &f, program: Some(&program("Kprobe")), map: None, kernel_btf: Some(true) });
+        let f = failure(
+            &[],
+            &[
+                "libbpf: prog 'p': failed to create kprobe 'nope+0x0' perf event: No such file or directory",
+            ],
+            Some(2),
+        );
+        let got = classify(&Evidence {
+            step: Step::Attach,
+            failure: &f,
+            program: Some(&program("Kprobe")),
+            map: None,
+            kernel_btf: Some(true),
+        });
         assert_eq!(got.code, Code::MissingAttachTarget);
     }
 }

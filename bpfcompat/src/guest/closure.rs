@@ -29,7 +29,8 @@ pub fn library_closure(binary: &Path) -> Result<Vec<(String, PathBuf)>, Initramf
     while let Some(file) = todo.pop() {
         let info = read_dynamic(&file)?;
         if let Some(interp) = info.interp {
-            out.entry(interp.clone()).or_insert_with(|| PathBuf::from(&interp));
+            out.entry(interp.clone())
+                .or_insert_with(|| PathBuf::from(&interp));
         }
         for name in info.needed {
             if !seen_names.insert(name.clone()) {
@@ -70,11 +71,17 @@ fn read_dynamic(path: &Path) -> Result<Dynamic, InitramfsError> {
     let mut interp = None;
     for ph in header.program_headers(endian, &*data).map_err(bad)? {
         if ph.p_type(endian) == elf::PT_INTERP {
-            let bytes = ph.data(endian, &*data).map_err(|()| InitramfsError::BadElf {
-                path: path.to_path_buf(),
-                message: "unreadable PT_INTERP".into(),
-            })?;
-            interp = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+            let bytes = ph
+                .data(endian, &*data)
+                .map_err(|()| InitramfsError::BadElf {
+                    path: path.to_path_buf(),
+                    message: "unreadable PT_INTERP".into(),
+                })?;
+            interp = Some(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
         }
     }
     let mut needed = Vec::new();

@@ -33,7 +33,13 @@ pub fn mount_all() -> Vec<String> {
     let mut warnings = Vec::new();
     for (source, target, fstype) in MOUNTS {
         let _ = std::fs::create_dir_all(target);
-        if let Err(e) = mount(Some(*source), *target, Some(*fstype), MsFlags::empty(), None::<&str>) {
+        if let Err(e) = mount(
+            Some(*source),
+            *target,
+            Some(*fstype),
+            MsFlags::empty(),
+            None::<&str>,
+        ) {
             warnings.push(format!("mount {fstype} on {target}: {e}"));
         }
     }

@@ -143,7 +143,13 @@ mod tests {
         i.write_to(&mut bytes).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(bytes.starts_with(b"070701"));
-        for name in ["job\0", "job/objects\0", "proc\0", "job/objects/0.bpf.o\0", "TRAILER!!!\0"] {
+        for name in [
+            "job\0",
+            "job/objects\0",
+            "proc\0",
+            "job/objects/0.bpf.o\0",
+            "TRAILER!!!\0",
+        ] {
             assert!(text.contains(name), "missing {name:?}");
         }
         // newc pads every header+name and every payload to 4 bytes.

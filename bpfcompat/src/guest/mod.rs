@@ -3,12 +3,12 @@
 //! runtime an agent uses as the guest's `/init`.
 
 mod closure;
-mod initramfs;
 pub mod init;
+mod initramfs;
 mod job;
 mod strip;
 
 pub use closure::library_closure;
 pub use initramfs::Initramfs;
+pub use job::{JOB_DIR, JOB_FILE, Job, JobObject};
 pub use strip::strip_debug;
-pub use job::{Job, JobObject, JOB_DIR, JOB_FILE};

@@ -38,12 +38,20 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let data = std::fs::read(&me).unwrap();
         let stripped = strip_debug(data.clone());
-        assert!(stripped.len() < data.len(), "{} !< {}", stripped.len(), data.len());
+        assert!(
+            stripped.len() < data.len(),
+            "{} !< {}",
+            stripped.len(),
+            data.len()
+        );
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("stripped");
         std::fs::write(&copy, &stripped).unwrap();
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = std::process::Command::new(&copy).args(["--list", "--format", "terse"]).output().unwrap();
+        let out = std::process::Command::new(&copy)
+            .args(["--list", "--format", "terse"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("stripped_test_binary_is_smaller"));
     }

@@ -44,7 +44,11 @@ pub(crate) struct Meta {
 impl Cache {
     /// `$BPFCOMPAT_CACHE`, else `$XDG_CACHE_HOME/bpfcompat`, else `~/.cache/bpfcompat`.
     pub fn discover() -> Cache {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let root = env("BPFCOMPAT_CACHE")
             .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("bpfcompat")))
             .or_else(|| env("HOME").map(|p| p.join(".cache/bpfcompat")))
@@ -99,7 +103,8 @@ impl Cache {
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let path = dir.join(format!("{deb_sha256}.lock"));
         let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
-        file.lock().map_err(io(format!("cannot lock {}", path.display())))?;
+        file.lock()
+            .map_err(io(format!("cannot lock {}", path.display())))?;
         Ok(file)
     }
 }

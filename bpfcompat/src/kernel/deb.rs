@@ -38,7 +38,9 @@ pub(crate) fn extract_kernel(deb: &Path, out: &Path) -> std::io::Result<Option<E
         };
         return extract_from_tar(reader, out);
     }
-    Err(std::io::Error::other("no data.tar member: not a Debian package"))
+    Err(std::io::Error::other(
+        "no data.tar member: not a Debian package",
+    ))
 }
 
 fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Extracted>> {
@@ -50,7 +52,11 @@ fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Ext
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         match classify(&path) {
             Some(Kind::Image(rel)) if release.is_none() => {
                 entry.unpack(out.join("vmlinuz"))?;

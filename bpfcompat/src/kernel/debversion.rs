@@ -59,7 +59,10 @@ fn compare_part(a: &str, b: &str) -> Ordering {
         // Digit run.
         let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
         let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-        let (xa, xb) = (a[..da].trim_start_matches('0'), b[..db].trim_start_matches('0'));
+        let (xa, xb) = (
+            a[..da].trim_start_matches('0'),
+            b[..db].trim_start_matches('0'),
+        );
         match xa.len().cmp(&xb.len()).then_with(|| xa.cmp(xb)) {
             Ordering::Equal => {}
             o => return o,

@@ -54,7 +54,10 @@ pub fn fetch(
         Ok(Some(k)) => return Ok(k), // another run fetched it while we waited
         Ok(None) => {}
         Err(reason) => {
-            progress(&format!("cache entry {} is damaged ({reason}); fetching it again", dir.display()));
+            progress(&format!(
+                "cache entry {} is damaged ({reason}); fetching it again",
+                dir.display()
+            ));
             std::fs::remove_dir_all(&dir).map_err(|source| FetchError::Io {
                 context: format!("cannot remove damaged cache entry {}", dir.display()),
                 source,
@@ -86,7 +89,10 @@ pub fn fetch(
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&kernels)
-        .map_err(io(format!("cannot create a directory in {}", kernels.display())))?;
+        .map_err(io(format!(
+            "cannot create a directory in {}",
+            kernels.display()
+        )))?;
     let extracted = extract_kernel(deb.path(), staging.path())
         .map_err(io(format!("cannot extract {}", pin.package)))?
         .ok_or_else(|| FetchError::NoImage {
@@ -107,7 +113,8 @@ pub fn fetch(
     )
     .map_err(io("cannot write meta.json".into()))?;
     let staged = staging.keep();
-    std::fs::rename(&staged, &dir).map_err(io(format!("cannot move the entry to {}", dir.display())))?;
+    std::fs::rename(&staged, &dir)
+        .map_err(io(format!("cannot move the entry to {}", dir.display())))?;
     cache
         .lookup(&pin.sha256)
         .map_err(|reason| FetchError::Io {
@@ -139,7 +146,8 @@ fn download(url: &str, out: &mut std::fs::File) -> Result<String, FetchError> {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| fail(format!("writing the cache: {e}")))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| fail(format!("writing the cache: {e}")))?;
     }
     out.flush().map_err(|e| fail(e.to_string()))?;
     Ok(hex::encode(hasher.finalize()))

@@ -130,7 +130,10 @@ Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.d
         let names: Vec<_> = found.iter().map(|c| c.package.as_str()).collect();
         assert_eq!(
             names,
-            ["linux-image-6.1.0-9-cloud-amd64", "linux-image-6.1.0-10-cloud-amd64"]
+            [
+                "linux-image-6.1.0-9-cloud-amd64",
+                "linux-image-6.1.0-10-cloud-amd64"
+            ]
         );
         assert_eq!(found[1].size, 12);
     }

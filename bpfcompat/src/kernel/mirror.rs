@@ -34,7 +34,8 @@ impl Mirrors {
                 && !value.is_empty()
             {
                 let archive = rest.to_ascii_lowercase().replace('_', "-");
-                m.urls.insert(archive, value.trim_end_matches('/').to_string());
+                m.urls
+                    .insert(archive, value.trim_end_matches('/').to_string());
             }
         }
         m
@@ -176,11 +177,18 @@ mod tests {
             "Types: deb\nURIs: http://mirror.test/debian\nSuites: bookworm\n\nTypes: deb\nURIs: http://mirror.test/debian-security/\nSuites: bookworm-security\n\nTypes: deb\nURIs: http://off.test/ubuntu\nEnabled: no\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("sources.list.d/x.list.disabled"), "deb http://no.test/debian x main\n").unwrap();
+        std::fs::write(
+            dir.path().join("sources.list.d/x.list.disabled"),
+            "deb http://no.test/debian x main\n",
+        )
+        .unwrap();
         let m = Mirrors::from_apt_dir(dir.path());
         assert_eq!(m.get("ubuntu").unwrap(), "http://mirror.test/ubuntu");
         assert_eq!(m.get("debian").unwrap(), "http://mirror.test/debian");
-        assert_eq!(m.get("debian-security").unwrap(), "http://mirror.test/debian-security");
+        assert_eq!(
+            m.get("debian-security").unwrap(),
+            "http://mirror.test/debian-security"
+        );
     }
 
     #[test]

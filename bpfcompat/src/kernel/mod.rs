@@ -11,5 +11,5 @@ mod mirror;
 pub use cache::{Cache, CachedKernel};
 pub use debversion::compare as compare_versions;
 pub use fetch::fetch;
-pub use index::{resolve, Candidate};
+pub use index::{Candidate, resolve};
 pub use mirror::{Mirrors, mirror_var};

@@ -27,7 +27,12 @@ pub fn markdown(r: &Report) -> String {
     );
     out.push_str("| object |");
     for k in &r.kernels {
-        let _ = write!(out, " {}{} |", k.kernel, if k.required { "" } else { " (optional)" });
+        let _ = write!(
+            out,
+            " {}{} |",
+            k.kernel,
+            if k.required { "" } else { " (optional)" }
+        );
     }
     out.push_str("\n|---|");
     for _ in &r.kernels {
@@ -69,7 +74,15 @@ pub fn markdown(r: &Report) -> String {
             }
             if !f.verifier_tail.is_empty() {
                 out.push_str("\n  ```\n");
-                for l in f.verifier_tail.iter().rev().take(8).collect::<Vec<_>>().into_iter().rev() {
+                for l in f
+                    .verifier_tail
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
                     let _ = writeln!(out, "  {l}");
                 }
                 out.push_str("  ```\n");

@@ -66,8 +66,17 @@ pub struct Report {
 
 impl Report {
     /// Builds the report of a run.
-    pub fn new(matrix: &str, objects: Vec<String>, run: RunOutput, allow_unavailable: bool) -> Report {
-        let cells: Vec<Cell> = run.kernels.iter().flat_map(|k| cells_for_kernel(k, &objects)).collect();
+    pub fn new(
+        matrix: &str,
+        objects: Vec<String>,
+        run: RunOutput,
+        allow_unavailable: bool,
+    ) -> Report {
+        let cells: Vec<Cell> = run
+            .kernels
+            .iter()
+            .flat_map(|k| cells_for_kernel(k, &objects))
+            .collect();
         let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
         let summary = Summary {
             cells: cells.len(),
@@ -75,7 +84,10 @@ impl Report {
             fail: count(Status::Fail),
             unavailable: count(Status::Unavailable),
             infra_error: count(Status::InfraError),
-            required_failures: cells.iter().filter(|c| c.required && c.status == Status::Fail).count(),
+            required_failures: cells
+                .iter()
+                .filter(|c| c.required && c.status == Status::Fail)
+                .count(),
         };
         let exit_code = exit_code(&cells, allow_unavailable);
         Report {
@@ -94,7 +106,9 @@ impl Report {
 
     /// The cell of an object on a kernel.
     pub fn cell(&self, object: &str, kernel: &str) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.object == object && c.kernel == kernel)
+        self.cells
+            .iter()
+            .find(|c| c.object == object && c.kernel == kernel)
     }
 
     /// The report as pretty JSON.
@@ -139,10 +153,25 @@ mod tests {
     fn exit_code_rules() {
         use Status::*;
         assert_eq!(exit_code(&[cell(true, Pass)], false), ExitCode::Pass);
-        assert_eq!(exit_code(&[cell(true, Pass), cell(false, Fail)], false), ExitCode::Pass);
-        assert_eq!(exit_code(&[cell(true, Fail), cell(true, InfraError)], false), ExitCode::Regression);
-        assert_eq!(exit_code(&[cell(true, InfraError)], true), ExitCode::ToolFailure);
-        assert_eq!(exit_code(&[cell(true, Unavailable)], false), ExitCode::ToolFailure);
-        assert_eq!(exit_code(&[cell(true, Unavailable), cell(true, Pass)], true), ExitCode::Pass);
+        assert_eq!(
+            exit_code(&[cell(true, Pass), cell(false, Fail)], false),
+            ExitCode::Pass
+        );
+        assert_eq!(
+            exit_code(&[cell(true, Fail), cell(true, InfraError)], false),
+            ExitCode::Regression
+        );
+        assert_eq!(
+            exit_code(&[cell(true, InfraError)], true),
+            ExitCode::ToolFailure
+        );
+        assert_eq!(
+            exit_code(&[cell(true, Unavailable)], false),
+            ExitCode::ToolFailure
+        );
+        assert_eq!(
+            exit_code(&[cell(true, Unavailable), cell(true, Pass)], true),
+            ExitCode::Pass
+        );
     }
 }

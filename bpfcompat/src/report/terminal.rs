@@ -10,7 +10,9 @@ use crate::classify::{Cell, Status};
 pub(crate) fn cell_word(c: &Cell) -> String {
     match c.status {
         Status::Pass => "pass".into(),
-        Status::Fail => c.code.map_or("FAIL".into(), |code| code.as_str().to_string()),
+        Status::Fail => c
+            .code
+            .map_or("FAIL".into(), |code| code.as_str().to_string()),
         Status::Unavailable => "unavailable".into(),
         Status::InfraError => "no verdict".into(),
     }
@@ -35,7 +37,11 @@ pub fn matrix_table(r: &Report) -> String {
     let mut out = String::new();
     let _ = write!(out, "{:<obj_w$}", "OBJECT");
     for (k, w) in r.kernels.iter().zip(&widths) {
-        let name = if k.required { k.kernel.clone() } else { format!("{}*", k.kernel) };
+        let name = if k.required {
+            k.kernel.clone()
+        } else {
+            format!("{}*", k.kernel)
+        };
         let _ = write!(out, "  {name:<w$}");
     }
     out.push('\n');
@@ -62,14 +68,24 @@ pub fn failures_text(r: &Report) -> String {
         let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.kernel == k.kernel).collect();
         let first = cells.first().map(|c| (c.status, c.message.clone()));
         if let Some((status @ (Status::Unavailable | Status::InfraError), message)) = first
-            && cells.iter().all(|c| c.status == status && c.message == message)
+            && cells
+                .iter()
+                .all(|c| c.status == status && c.message == message)
         {
-            let head = if status == Status::Unavailable { "UNAVAILABLE" } else { "NO VERDICT" };
+            let head = if status == Status::Unavailable {
+                "UNAVAILABLE"
+            } else {
+                "NO VERDICT"
+            };
             let _ = writeln!(out, "{head} {}: {}", k.kernel, message.unwrap_or_default());
             whole_kernel.push(k.kernel.clone());
         }
     }
-    for c in r.cells.iter().filter(|c| c.status != Status::Pass && !whole_kernel.contains(&c.kernel)) {
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| c.status != Status::Pass && !whole_kernel.contains(&c.kernel))
+    {
         let release = c.kernel_release.as_deref().unwrap_or("?");
         let head = match c.status {
             Status::Fail => "FAIL",

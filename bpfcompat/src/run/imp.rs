@@ -61,7 +61,10 @@ pub fn run(
         AccelChoice::Auto => match probe_kvm() {
             Ok(()) => true,
             Err(reason) => {
-                note(format!("using TCG (software emulation): {reason}"), on_event);
+                note(
+                    format!("using TCG (software emulation): {reason}"),
+                    on_event,
+                );
                 false
             }
         },
@@ -75,7 +78,10 @@ pub fn run(
     let work = tempfile::Builder::new()
         .prefix("bpfcompat-run-")
         .tempdir()
-        .map_err(|source| VmError::Io { context: "cannot create a temporary directory".into(), source })?;
+        .map_err(|source| VmError::Io {
+            context: "cannot create a temporary directory".into(),
+            source,
+        })?;
     let started = Instant::now();
     let initrd = work.path().join("initrd.cpio");
     build_initramfs(plan, &initrd)?;
@@ -86,17 +92,31 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
         for _ in 0..plan.settings.jobs.max(1).min(plan.kernels.len().max(1)) {
-            let (queue, results, tx, accel) = (queue.clone(), results.clone(), tx.clone(), accel.clone());
+            let (queue, results, tx, accel) =
+                (queue.clone(), results.clone(), tx.clone(), accel.clone());
             let (qemu, initrd, work) = (&qemu, &initrd, work.path());
             s.spawn(move || {
                 loop {
-                    let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                    let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                    else {
                         break;
                     };
-                    let ctx = Ctx { plan, mirrors, cache, qemu, initrd, work, accel: &accel, tx: &tx };
+                    let ctx = Ctx {
+                        plan,
+                        mirrors,
+                        cache,
+                        qemu,
+                        initrd,
+                        work,
+                        accel: &accel,
+                        tx: &tx,
+                    };
                     let mut r = run_kernel(&ctx, &plan.kernels[i]);
                     r.timings.initramfs_ms = initramfs_ms;
-                    let _ = tx.send(Event::Finished { kernel: r.kernel.clone(), summary: summary(&r) });
+                    let _ = tx.send(Event::Finished {
+                        kernel: r.kernel.clone(),
+                        summary: summary(&r),
+                    });
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 }
             });
@@ -129,14 +149,21 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
     for (i, o) in plan.objects.iter().enumerate() {
         let path = format!("{JOB_DIR}/objects/{i}.bpf.o");
         img.host_file(&path, &o.path, 0o644)?;
-        objects.push(JobObject { name: o.name.clone(), path });
+        objects.push(JobObject {
+            name: o.name.clone(),
+            path,
+        });
     }
     let job = Job {
         objects,
         attach: plan.settings.attach,
         object_timeout_secs: plan.settings.object_timeout.as_secs().max(1),
     };
-    img.file(JOB_FILE, 0o644, serde_json::to_vec(&job).expect("jobs serialize"));
+    img.file(
+        JOB_FILE,
+        0o644,
+        serde_json::to_vec(&job).expect("jobs serialize"),
+    );
     let file = std::fs::File::create(out).map_err(InitramfsError::Write)?;
     img.write_to(std::io::BufWriter::new(file))
 }
@@ -154,7 +181,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn progress(&self, kernel: &str, message: impl Into<String>) {
-        let _ = self.tx.send(Event::Progress { kernel: kernel.to_string(), message: message.into() });
+        let _ = self.tx.send(Event::Progress {
+            kernel: kernel.to_string(),
+            message: message.into(),
+        });
     }
 }
 
@@ -183,13 +213,16 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
     };
     let fetch_started = Instant::now();
     ctx.progress(&name, "checking kernel cache");
-    let kernel: CachedKernel = match fetch(pin, ctx.mirrors, ctx.cache, &mut |m| ctx.progress(&name, m)) {
-        Ok(k) => k,
-        Err(e) => {
-            run.outcome = KernelOutcome::Unavailable { reason: e.to_string() };
-            return run;
-        }
-    };
+    let kernel: CachedKernel =
+        match fetch(pin, ctx.mirrors, ctx.cache, &mut |m| ctx.progress(&name, m)) {
+            Ok(k) => k,
+            Err(e) => {
+                run.outcome = KernelOutcome::Unavailable {
+                    reason: e.to_string(),
+                };
+                return run;
+            }
+        };
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
 
@@ -207,12 +240,22 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
             extra_cmdline: vec![format!("BPFCOMPAT_KERNEL={name}")],
         };
         run.accel = if use_kvm { "kvm".into() } else { "tcg".into() };
-        let liveness = (use_kvm && !ctx.accel.verified.load(Ordering::SeqCst)).then_some(KVM_LIVENESS);
-        ctx.progress(&name, if attempt == 1 { "booting".to_string() } else { format!("booting (attempt {attempt})") });
+        let liveness =
+            (use_kvm && !ctx.accel.verified.load(Ordering::SeqCst)).then_some(KVM_LIVENESS);
+        ctx.progress(
+            &name,
+            if attempt == 1 {
+                "booting".to_string()
+            } else {
+                format!("booting (attempt {attempt})")
+            },
+        );
         let b = match boot(ctx.qemu, &spec, ctx.plan.settings.timeout, liveness) {
             Ok(b) => b,
             Err(e) => {
-                run.outcome = KernelOutcome::Infra { reason: e.to_string() };
+                run.outcome = KernelOutcome::Infra {
+                    reason: e.to_string(),
+                };
                 return run;
             }
         };
@@ -238,9 +281,16 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         if use_kvm && started_agent {
             ctx.accel.verified.store(true, Ordering::SeqCst);
         }
-        let retryable = !started_agent && matches!(b.exit, Exit::Panic { .. } | Exit::Timeout { .. } | Exit::PoweredOff);
+        let retryable = !started_agent
+            && matches!(
+                b.exit,
+                Exit::Panic { .. } | Exit::Timeout { .. } | Exit::PoweredOff
+            );
         if retryable && attempt <= ctx.plan.settings.retries {
-            run.retries.push(format!("attempt {attempt}: {} before the agent started", describe_exit(&b.exit)));
+            run.retries.push(format!(
+                "attempt {attempt}: {} before the agent started",
+                describe_exit(&b.exit)
+            ));
             continue;
         }
         break b;
@@ -261,12 +311,19 @@ fn describe_exit(e: &Exit) -> String {
 
 /// Turns the final boot into the kernel's outcome and reports.
 fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
-    run.console_tail = tail(b.console.lines().map(str::to_string).collect(), CONSOLE_TAIL);
+    run.console_tail = tail(
+        b.console.lines().map(str::to_string).collect(),
+        CONSOLE_TAIL,
+    );
     let mut agent_error = None;
     let mut hello_uptime = None;
     for r in b.records {
         match r {
-            Record::Hello { kernel_release, kernel_btf, uptime_ms } => {
+            Record::Hello {
+                kernel_release,
+                kernel_btf,
+                uptime_ms,
+            } => {
                 run.release = Some(kernel_release);
                 run.kernel_btf = Some(kernel_btf);
                 hello_uptime = Some(uptime_ms);
@@ -288,7 +345,9 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         (_, true) if agent_error.is_some() => KernelOutcome::Infra {
             reason: format!("the agent failed: {}", agent_error.unwrap_or_default()),
         },
-        (Exit::PoweredOff, true) if run.objects.len() == expected_objects => KernelOutcome::Completed,
+        (Exit::PoweredOff, true) if run.objects.len() == expected_objects => {
+            KernelOutcome::Completed
+        }
         (Exit::PoweredOff, true) => KernelOutcome::Infra {
             reason: format!(
                 "the guest powered off after {} of {expected_objects} objects",
@@ -296,7 +355,9 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             ),
         },
         (Exit::Panic { line }, true) => KernelOutcome::Panic { line },
-        (Exit::Timeout { after }, true) => KernelOutcome::Timeout { after_secs: after.as_secs() },
+        (Exit::Timeout { after }, true) => KernelOutcome::Timeout {
+            after_secs: after.as_secs(),
+        },
         (e, _) => KernelOutcome::Infra {
             reason: format!("{} before the agent started", describe_exit(&e)),
         },
@@ -305,9 +366,18 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
 
 fn summary(r: &KernelRun) -> String {
     match &r.outcome {
-        KernelOutcome::Completed => format!("{} objects validated ({})", r.objects.len(), r.release.clone().unwrap_or_default()),
-        KernelOutcome::Unavailable { reason } => format!("unavailable: {}", reason.lines().next().unwrap_or_default()),
-        KernelOutcome::Infra { reason } => format!("infrastructure error: {}", reason.lines().next().unwrap_or_default()),
+        KernelOutcome::Completed => format!(
+            "{} objects validated ({})",
+            r.objects.len(),
+            r.release.clone().unwrap_or_default()
+        ),
+        KernelOutcome::Unavailable { reason } => {
+            format!("unavailable: {}", reason.lines().next().unwrap_or_default())
+        }
+        KernelOutcome::Infra { reason } => format!(
+            "infrastructure error: {}",
+            reason.lines().next().unwrap_or_default()
+        ),
         KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
         KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
     }

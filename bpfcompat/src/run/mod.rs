@@ -7,4 +7,6 @@ mod imp;
 mod types;
 
 pub use imp::run;
-pub use types::{Event, KernelOutcome, KernelRun, KernelTarget, ObjectInput, Plan, RunOutput, Settings, Timings};
+pub use types::{
+    Event, KernelOutcome, KernelRun, KernelTarget, ObjectInput, Plan, RunOutput, Settings, Timings,
+};

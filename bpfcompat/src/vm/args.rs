@@ -105,14 +105,19 @@ mod tests {
             .map(|s| s.into_string().unwrap())
             .collect();
         let joined = argv.join(" ");
-        assert!(joined.starts_with("-nodefaults -display none -no-reboot -accel tcg -m 512 -smp 1"));
+        assert!(
+            joined.starts_with("-nodefaults -display none -no-reboot -accel tcg -m 512 -smp 1")
+        );
         assert!(joined.contains("-serial stdio -serial file:/t/results"));
         let cmdline = &argv[argv.iter().position(|a| a == "-append").unwrap() + 1];
         assert_eq!(
             cmdline,
             "console=ttyS0 loglevel=4 panic=-1 oops=panic rdinit=/init BPFCOMPAT_KERNEL=debian-12-6.1"
         );
-        let kvm = qemu_args(&BootSpec { accel: Accel::Kvm, ..spec });
+        let kvm = qemu_args(&BootSpec {
+            accel: Accel::Kvm,
+            ..spec
+        });
         assert!(kvm.iter().any(|a| a == "host"));
     }
 }

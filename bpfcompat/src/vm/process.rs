@@ -156,12 +156,17 @@ pub fn boot(
                 true => None,
                 false => Some(status.to_string()),
             }
-            .map(|s| Exit::QemuFailed { status: s, stderr: String::new() })
+            .map(|s| Exit::QemuFailed {
+                status: s,
+                stderr: String::new(),
+            })
             .unwrap_or(Exit::PoweredOff);
         }
         if agent_started_ms.is_none() || done_ms.is_none() {
             let records = read_records(&spec.results);
-            if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
+            if agent_started_ms.is_none()
+                && records.iter().any(|r| matches!(r, Record::Hello { .. }))
+            {
                 agent_started_ms = Some(elapsed.as_millis() as u64);
             }
             if done_ms.is_none() && records.iter().any(|r| matches!(r, Record::Done { .. })) {
@@ -188,10 +193,14 @@ pub fn boot(
     let _ = console_thread.join();
     let stderr_text = stderr_thread.join().unwrap_or_default();
     let exit = match exit {
-        Exit::QemuFailed { status, .. } => Exit::QemuFailed { status, stderr: stderr_text },
+        Exit::QemuFailed { status, .. } => Exit::QemuFailed {
+            status,
+            stderr: stderr_text,
+        },
         other => other,
     };
-    let console = String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let console =
+        String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     let records = read_records(&spec.results);
     if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
         agent_started_ms = Some(started.elapsed().as_millis() as u64);
@@ -214,7 +223,10 @@ fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<
         if n == 0 {
             break;
         }
-        console.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+        console
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(&buf[..n]);
         for &b in &buf[..n] {
             if b != b'\n' {
                 line.push(b);

@@ -26,10 +26,16 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
     let cache = Cache::discover();
-    println!("{:<20} {:<9} {:<40} {}", "KERNEL", "REQUIRED", "PINNED PACKAGE", "STATE");
+    println!(
+        "{:<20} {:<9} {:<40} STATE",
+        "KERNEL", "REQUIRED", "PINNED PACKAGE"
+    );
     for k in &m.kernels {
         let (pkg, state) = match m.lock.get(&k.name) {
-            None => ("-".to_string(), "not pinned (run `kernels update`)".to_string()),
+            None => (
+                "-".to_string(),
+                "not pinned (run `kernels update`)".to_string(),
+            ),
             Some(pin) => {
                 let state = match cache.lookup(&pin.sha256) {
                     Ok(Some(c)) => format!("cached ({})", c.release),
@@ -55,11 +61,16 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
     let mut failed = 0;
     for k in &m.kernels {
         let Some(pin) = m.lock.get(&k.name) else {
-            eprintln!("{}: not pinned in the lock (run `cargo bpfcompat kernels update`)", k.name);
+            eprintln!(
+                "{}: not pinned in the lock (run `cargo bpfcompat kernels update`)",
+                k.name
+            );
             failed += 1;
             continue;
         };
-        match fetch(pin, &mirrors, &cache, &mut |msg| eprintln!("{}: {msg}", k.name)) {
+        match fetch(pin, &mirrors, &cache, &mut |msg| {
+            eprintln!("{}: {msg}", k.name)
+        }) {
             Ok(c) => println!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),
             Err(e) => {
                 eprintln!("{}: {e}", k.name);
@@ -83,7 +94,9 @@ fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
             Ok(pin) => {
                 let was = lock.get(&k.name).map(|p| p.version.clone());
                 match was {
-                    Some(v) if v == pin.version => println!("{}: {} {} (unchanged)", k.name, pin.package, pin.version),
+                    Some(v) if v == pin.version => {
+                        println!("{}: {} {} (unchanged)", k.name, pin.package, pin.version)
+                    }
                     Some(v) => println!("{}: {} {} (was {v})", k.name, pin.package, pin.version),
                     None => println!("{}: {} {} (new)", k.name, pin.package, pin.version),
                 }

@@ -73,12 +73,18 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         .objects
         .iter()
         .zip(names)
-        .map(|(p, name)| ObjectInput { name, path: p.clone() })
+        .map(|(p, name)| ObjectInput {
+            name,
+            path: p.clone(),
+        })
         .collect();
     let kernels = matrix
         .kernels
         .iter()
-        .map(|k| KernelTarget { profile: k.clone(), pin: matrix.lock.get(&k.name).cloned() })
+        .map(|k| KernelTarget {
+            profile: k.clone(),
+            pin: matrix.lock.get(&k.name).cloned(),
+        })
         .collect();
     let plan = Plan {
         kernels,
@@ -89,7 +95,9 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
                 Accel::Kvm => AccelChoice::Kvm,
                 Accel::Tcg => AccelChoice::Tcg,
             },
-            jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            jobs: a
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             memory_mib: a.memory,
             cpus: a.cpus,
             timeout: Duration::from_secs(a.timeout),
@@ -102,7 +110,9 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     };
     let object_names = plan.objects.iter().map(|o| o.name.clone()).collect();
     let mut progress = Progress::new(&plan);
-    let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| progress.event(e))?;
+    let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| {
+        progress.event(e)
+    })?;
     progress.finish();
     let report = Report::new(&matrix.origin, object_names, output, a.allow_unavailable);
     write_reports(&report, &a)?;
@@ -135,7 +145,11 @@ fn write_reports(report: &Report, a: &TestArgs) -> Result<(), String> {
     };
     write(&a.json, report.to_json());
     write(&a.markdown, markdown(report));
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.

@@ -1,0 +1,254 @@
+//! Bad input gets one clear error and exit 1, never a panic: the CLI's
+//! contract with CI scripts. No guest boots here.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bpfcompat(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-bpfcompat"));
+    c.args(args).env_remove("BPFCOMPAT_MIRROR_UBUNTU");
+    c
+}
+
+fn run(mut c: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    (status.code().unwrap_or(-1), out, err)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A BPF ELF header is enough to pass the host-side check.
+fn tiny_bpf_object(dir: &Path) -> String {
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // 64-bit
+    elf[5] = 1; // little endian
+    elf[6] = 1;
+    elf[16] = 1; // ET_REL
+    elf[18] = 247; // EM_BPF
+    elf[20] = 1;
+    elf[52] = 64; // e_ehsize
+    let p = dir.join("tiny.bpf.o");
+    std::fs::write(&p, elf).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn missing_object_file() {
+    let (code, _, err) = run(bpfcompat(&["test", "--object", "/nonexistent/x.bpf.o"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot read /nonexistent/x.bpf.o"),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_elf_and_non_bpf_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(dir.path(), "notes.txt", "hello");
+    let (code, _, err) = run(bpfcompat(&["test", "--object", &text]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is not an ELF file") && err.contains("hint:"),
+        "{err}"
+    );
+    let exe = env!("CARGO_BIN_EXE_cargo-bpfcompat");
+    let (code, _, err) = run(bpfcompat(&["test", "--object", exe]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not a BPF object") && err.contains("clang -target bpf"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_kernel_lists_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let (code, _, err) = run(bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--kernel",
+        "debian-99",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unknown kernel `debian-99`") && err.contains("debian-12-6.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_matrix_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = write(
+        dir.path(),
+        "m.toml",
+        "[[kernel]]\nname = \"x\"\nsources = [\"debian:bookworm\"]\npackage = \"p\"\nrequird = false\n",
+    );
+    let (code, _, err) = run(bpfcompat(&["test", "--object", &obj, "--matrix", &m]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("malformed matrix") && err.contains("requird") && err.contains("line 5"),
+        "{err}"
+    );
+    let missing = dir.path().join("none.toml");
+    let (code, _, err) = run(bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        missing.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn missing_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let mut c = bpfcompat(&["test", "--object", &obj, "--kernel", "debian-12-6.1"]);
+    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu-system-x86_64");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/nonexistent/qemu-system-x86_64 not found")
+            && err.contains("apt-get install qemu-system-x86"),
+        "{err}"
+    );
+}
+
+/// A matrix whose only kernel lives in an archive nobody configured.
+fn orphan_matrix(dir: &Path) -> String {
+    let m = write(
+        dir,
+        "m.toml",
+        "[[kernel]]\nname = \"far-away\"\nsources = [\"nowhere:stable\"]\npackage = \"linux-image-*\"\n",
+    );
+    write(
+        dir,
+        "kernels.lock",
+        &format!(
+            "[[kernel]]\nname = \"far-away\"\narchive = \"nowhere\"\nsuite = \"stable\"\npackage = \"linux-image-1\"\nversion = \"1\"\nfilename = \"pool/k.deb\"\nsize = 1\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        ),
+    );
+    m
+}
+
+#[test]
+fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = orphan_matrix(dir.path());
+    let cache = dir.path().join("cache");
+    let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+    c.env("BPFCOMPAT_CACHE", &cache);
+    let (code, out, _) = run(c);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("UNAVAILABLE far-away") && out.contains("BPFCOMPAT_MIRROR_NOWHERE"),
+        "{out}"
+    );
+    // Allowed, the same run passes but still says why.
+    let mut c = bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        &m,
+        "--allow-unavailable",
+    ]);
+    c.env("BPFCOMPAT_CACHE", &cache);
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("BPFCOMPAT_MIRROR_NOWHERE"), "{out}");
+}
+
+#[test]
+fn unreachable_mirror_is_a_clear_download_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = orphan_matrix(dir.path());
+    let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_NOWHERE", "http://127.0.0.1:9");
+    let (code, out, _) = run(c);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cannot download http://127.0.0.1:9/pool/k.deb") && out.contains("hint:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn kernels_list_shows_every_profile_and_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bpfcompat(&["kernels", "list"]);
+    c.env("BPFCOMPAT_CACHE", dir.path());
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0);
+    for k in [
+        "ubuntu-16.04-4.15",
+        "ubuntu-20.04-5.4",
+        "ubuntu-22.04-5.15",
+        "ubuntu-24.04-6.8",
+        "debian-11-5.10",
+        "debian-12-6.1",
+        "debian-13-6.12",
+        "debian-sid",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("{k} missing:\n{out}"));
+        assert!(line.contains("linux-"), "{line}");
+    }
+    assert!(
+        out.lines()
+            .find(|l| l.starts_with("ubuntu-20.04-5.4"))
+            .unwrap()
+            .contains("unavailable: set BPFCOMPAT_MIRROR_UBUNTU"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_teaches() {
+    let (code, out, _) = run(bpfcompat(&["test", "--help"]));
+    assert_eq!(code, 0);
+    for s in [
+        "--object",
+        "--kernel",
+        "--accel",
+        "--json",
+        "--evidence",
+        "--allow-unavailable",
+    ] {
+        assert!(out.contains(s), "{s} missing from help");
+    }
+    let (code, out, _) = run(bpfcompat(&["--help"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Exit codes") && out.contains("BPFCOMPAT_MIRROR_UBUNTU"),
+        "{out}"
+    );
+}

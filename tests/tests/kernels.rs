@@ -1,0 +1,248 @@
+//! End to end: real QEMU, real distro kernels, fixture objects compiled with
+//! clang. Each assertion is a verdict the kernel itself gave.
+
+use bpfcompat_e2e::{cli, fixture, kernels_with_mirror, run};
+use serde_json::Value;
+
+const FIXTURES: &[&str] = &[
+    "ringbuf",
+    "loop",
+    "core_state",
+    "kfunc",
+    "rejected",
+    "kprobe",
+];
+
+fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["object"] == format!("{object}.bpf.o") && c["kernel"] == kernel)
+        .unwrap_or_else(|| panic!("no cell {object} x {kernel}"))
+}
+
+fn assert_pass(report: &Value, object: &str, kernel: &str) {
+    let c = cell(report, object, kernel);
+    assert_eq!(c["status"], "pass", "{object} on {kernel}: {c:#}");
+    assert!(
+        c["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["load"] == "ok" && p["attach"] == "ok"),
+        "{c:#}"
+    );
+}
+
+fn assert_fail(report: &Value, object: &str, kernel: &str, code: &str) -> Value {
+    let c = cell(report, object, kernel);
+    assert_eq!(c["status"], "fail", "{object} on {kernel}: {c:#}");
+    assert_eq!(c["code"], code, "{object} on {kernel}: {c:#}");
+    assert!(
+        c["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{c:#}"
+    );
+    c.clone()
+}
+
+fn test_fixtures(
+    kernels: &[&str],
+    extra: &[&str],
+) -> (std::process::Output, Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut args: Vec<String> = vec!["test".into(), "--accel".into(), "auto".into()];
+    for k in kernels {
+        args.extend(["--kernel".into(), k.to_string()]);
+    }
+    for f in FIXTURES {
+        args.extend(["--object".into(), fixture(f).display().to_string()]);
+    }
+    args.extend(["--json".into(), json.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = run(cli(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("JSON report written")).unwrap();
+    (out, report, dir)
+}
+
+#[test]
+fn debian_kernels_give_the_expected_verdicts() {
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let evidence = tempfile::tempdir().unwrap();
+    let md = evidence.path().join("report.md");
+    let (out, report, _dir) = test_fixtures(
+        &kernels,
+        &[
+            "--evidence",
+            evidence.path().to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a required cell fails, so exit 2"
+    );
+    assert_eq!(report["schema_version"], 1);
+
+    for k in kernels {
+        assert_pass(&report, "ringbuf", k);
+        assert_pass(&report, "kprobe", k);
+        let c = assert_fail(&report, "rejected", k, "VERIFIER_REJECTED");
+        assert_eq!(c["program"], "unchecked_lookup");
+        assert!(
+            c["verifier_tail"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l.as_str().unwrap().contains("map_value_or_null")),
+            "{c:#}"
+        );
+        let c = assert_fail(&report, "kfunc", k, "MISSING_KFUNC");
+        assert!(
+            c["message"].as_str().unwrap().contains("bpf_rcu_read_lock"),
+            "{c:#}"
+        );
+    }
+    // Linux 5.10: no bpf_loop (5.17), no task_struct::__state (5.14).
+    let c = assert_fail(&report, "loop", "debian-11-5.10", "UNSUPPORTED_HELPER");
+    assert_eq!(c["program"], "count_with_loop");
+    assert!(
+        c["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("bpf_loop needs Linux 5.17"),
+        "{c:#}"
+    );
+    let c = assert_fail(&report, "core_state", "debian-11-5.10", "CORE_RELOCATION");
+    assert!(c["message"].as_str().unwrap().contains("__state"), "{c:#}");
+    assert_pass(&report, "loop", "debian-12-6.1");
+    assert_pass(&report, "core_state", "debian-12-6.1");
+
+    // The kernels really were those kernels, with BTF, and phases were timed.
+    for (k, release) in [("debian-11-5.10", "5.10."), ("debian-12-6.1", "6.1.")] {
+        let kr = report["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kernel"] == k)
+            .unwrap();
+        assert!(
+            kr["release"].as_str().unwrap().starts_with(release),
+            "{kr:#}"
+        );
+        assert_eq!(kr["kernel_btf"], true);
+        assert_eq!(kr["outcome"]["kind"], "completed");
+        assert!(kr["timings"]["boot_ms"].as_u64().unwrap() > 0);
+        assert!(kr["timings"]["validate_ms"].as_u64().unwrap() > 0);
+        let ev = evidence.path().join(k);
+        for f in ["console.log", "records.jsonl", "qemu-argv.txt", "config"] {
+            assert!(ev.join(f).is_file(), "evidence {k}/{f} missing");
+        }
+        let records = std::fs::read_to_string(ev.join("records.jsonl")).unwrap();
+        assert_eq!(
+            records
+                .lines()
+                .filter(|l| l.contains("\"record\":\"object\""))
+                .count(),
+            FIXTURES.len()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("UNSUPPORTED_HELPER") && stdout.contains("fix:"),
+        "terminal shows causes"
+    );
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.contains("| `loop.bpf.o` |") && md.contains("❌ UNSUPPORTED_HELPER"),
+        "{md}"
+    );
+}
+
+#[test]
+fn only_passing_objects_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(cli(&[
+        "test",
+        "--kernel",
+        "debian-12-6.1",
+        "--object",
+        fixture("ringbuf").to_str().unwrap(),
+        "--object",
+        fixture("kprobe").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["pass"], 2);
+    assert_eq!(report["exit_code"], "pass");
+}
+
+#[test]
+fn guest_that_never_reaches_the_agent_is_retried_then_reported_without_verdict() {
+    // One second is too short for any kernel to boot under TCG: every boot
+    // times out before the agent starts, is retried once, then reported.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(cli(&[
+        "test",
+        "--kernel",
+        "debian-11-5.10",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "1",
+        "--retries",
+        "1",
+        "--object",
+        fixture("ringbuf").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no verdict on a required kernel is a tool failure"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let k = &report["kernels"][0];
+    assert_eq!(k["outcome"]["kind"], "infra", "{k:#}");
+    assert_eq!(k["retries"].as_array().unwrap().len(), 1, "{k:#}");
+    assert!(
+        k["retries"][0]
+            .as_str()
+            .unwrap()
+            .contains("before the agent started")
+    );
+    assert_eq!(report["cells"][0]["status"], "infra_error");
+}
+
+#[test]
+fn ubuntu_kernels_when_a_mirror_is_configured() {
+    let kernels = kernels_with_mirror(&["ubuntu-16.04-4.15", "ubuntu-20.04-5.4"]);
+    if kernels.is_empty() {
+        eprintln!(
+            "SKIP ubuntu_kernels_when_a_mirror_is_configured: set BPFCOMPAT_MIRROR_UBUNTU to run it"
+        );
+        return;
+    }
+    let refs: Vec<&str> = kernels.iter().map(String::as_str).collect();
+    let (out, report, _dir) = test_fixtures(&refs, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    if kernels.iter().any(|k| k == "ubuntu-16.04-4.15") {
+        let k = "ubuntu-16.04-4.15";
+        assert_fail(&report, "core_state", k, "MISSING_BTF");
+        assert_fail(&report, "ringbuf", k, "UNSUPPORTED_MAP_TYPE");
+        assert_fail(&report, "kprobe", k, "MISSING_ATTACH_TARGET");
+    }
+    let k = "ubuntu-20.04-5.4";
+    assert_fail(&report, "ringbuf", k, "UNSUPPORTED_MAP_TYPE");
+    assert_fail(&report, "core_state", k, "CORE_RELOCATION");
+    assert_fail(&report, "loop", k, "UNSUPPORTED_HELPER");
+}
