@@ -95,7 +95,7 @@ pub enum Fault {
 pub struct MapReport {
     /// Map name as libbpf knows it (`.rodata` sections included).
     pub name: String,
-    /// libbpf's map type, e.g. `RingBuf`.
+    /// libbpf's name of the map type, e.g. `ringbuf`.
     pub map_type: String,
     /// The kernel's answer to a map-type probe, where one was made.
     pub type_supported: Option<bool>,
@@ -110,7 +110,7 @@ pub struct ProgramReport {
     pub name: String,
     /// ELF section, which tells libbpf the program and attach type.
     pub section: String,
-    /// libbpf's program type, e.g. `Tracing`.
+    /// libbpf's name of the program type, e.g. `tracing`.
     pub prog_type: String,
     /// The kernel's answer to a program-type probe, where one was made.
     pub type_supported: Option<bool>,

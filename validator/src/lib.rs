@@ -8,6 +8,7 @@
 pub mod agent;
 mod attach;
 mod capture;
+mod raw;
 mod validate;
 
 pub use validate::{Options, validate_object};

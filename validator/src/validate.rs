@@ -10,10 +10,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use bpfcompat::protocol::{MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
-use libbpf_rs::{ObjectBuilder, OpenObject, ProgramType};
+use libbpf_rs::{ObjectBuilder, OpenObject};
 
 use crate::attach::attach_all;
 use crate::capture::{self, Line};
+use crate::raw;
 
 /// Lines of verifier log kept per failure: the end says why it gave up.
 const VERIFIER_TAIL: usize = 60;
@@ -36,7 +37,8 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
         ..ObjectReport::default()
     };
     let mut rejected: BTreeMap<String, StepFailure> = BTreeMap::new();
-    let mut types: BTreeMap<String, ProgramType> = BTreeMap::new();
+    let mut types: BTreeMap<String, u32> = BTreeMap::new();
+    let mut map_types: BTreeMap<String, u32> = BTreeMap::new();
 
     loop {
         capture::take();
@@ -51,7 +53,11 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
             describe(&open, &mut report);
             types = open
                 .progs()
-                .map(|p| (p.name().to_string_lossy().into_owned(), p.prog_type()))
+                .map(|p| (p.name().to_string_lossy().into_owned(), raw::prog_type(&p)))
+                .collect();
+            map_types = open
+                .maps()
+                .map(|m| (m.name().to_string_lossy().into_owned(), raw::map_type(&m)))
                 .collect();
         }
         for mut p in open.progs_mut() {
@@ -104,11 +110,22 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
                             .map(|p| p.helpers.clone());
                         if let (Some(t), Some(called)) = (types.get(&prog), called) {
                             f.unsupported_helpers = unsupported_helpers(*t, &called);
+                            if let Some(p) = report.programs.iter_mut().find(|p| p.name == prog) {
+                                p.type_supported = raw::probe_prog_type(*t);
+                            }
                         }
                         rejected.insert(prog.clone(), f);
                         continue;
                     }
                     Culprit::Map(map) if report.maps.iter().any(|m| m.name == map) => {
+                        if let Some(t) = map_types.get(&map) {
+                            let supported = raw::probe_map_type(*t);
+                            report
+                                .maps
+                                .iter_mut()
+                                .filter(|m| m.name == map)
+                                .for_each(|m| m.type_supported = supported);
+                        }
                         for m in &mut report.maps {
                             m.create = if m.name == map {
                                 Outcome::Failed(failure(&e, &lines, None))
@@ -151,20 +168,18 @@ fn finish_unloaded(report: &mut ObjectReport, rejected: &BTreeMap<String, StepFa
     }
 }
 
-/// Names, sections and types of every program and map, with the kernel's
-/// answer to a type probe (a probe failure leaves the answer unknown).
+/// Names, sections and types of every program and map. The kernel's feature
+/// probes cost a program load each, so they run only for what failed.
 fn describe(open: &OpenObject, report: &mut ObjectReport) {
     for m in open.maps() {
-        let t = m.map_type();
         report.maps.push(MapReport {
             name: m.name().to_string_lossy().into_owned(),
-            map_type: format!("{t:?}"),
-            type_supported: t.is_supported().ok(),
+            map_type: raw::map_type_name(raw::map_type(&m)),
+            type_supported: None,
             create: skipped("not attempted"),
         });
     }
     for p in open.progs() {
-        let t = p.prog_type();
         // BPF_JMP | BPF_CALL with src_reg 0 calls the helper numbered by imm
         // (src_reg 1 is a subprogram, 2 a kfunc).
         let mut helpers: Vec<u32> = p
@@ -178,8 +193,8 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
         report.programs.push(ProgramReport {
             name: p.name().to_string_lossy().into_owned(),
             section: p.section().to_string_lossy().into_owned(),
-            prog_type: format!("{t:?}"),
-            type_supported: t.is_supported().ok(),
+            prog_type: raw::prog_type_name(raw::prog_type(&p)),
+            type_supported: None,
             helpers,
             load: skipped("not attempted"),
             attach: skipped("not attempted"),
@@ -188,11 +203,11 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
 }
 
 /// The helpers among `called` that the kernel says `prog_type` cannot use.
-fn unsupported_helpers(prog_type: ProgramType, called: &[u32]) -> Vec<u32> {
+fn unsupported_helpers(prog_type: u32, called: &[u32]) -> Vec<u32> {
     called
         .iter()
         .copied()
-        .filter(|&id| matches!(prog_type.is_helper_supported(id), Ok(false)))
+        .filter(|&id| raw::probe_helper(prog_type, id) == Some(false))
         .collect()
 }
 

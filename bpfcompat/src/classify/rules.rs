@@ -336,7 +336,7 @@ mod tests {
             Some(22),
         );
         f.unsupported_helpers = vec![181];
-        let got = load(&f, &program("Tracepoint"));
+        let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
         assert!(got.message.contains("bpf_loop"), "{}", got.message);
         assert_eq!(
@@ -352,7 +352,7 @@ mod tests {
             &[],
             Some(22),
         );
-        let got = load(&f, &program("Tracepoint"));
+        let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
         assert_eq!(
             got.remediation.as_deref(),
@@ -370,7 +370,7 @@ mod tests {
             &[],
             Some(22),
         );
-        assert_eq!(load(&f, &program("Tracepoint")).code, Code::CoreRelocation);
+        assert_eq!(load(&f, &program("tracepoint")).code, Code::CoreRelocation);
         let f = failure(
             &[
                 "7: (79) r0 = *(u64 *)(r0 +0)",
@@ -380,17 +380,17 @@ mod tests {
             &[],
             Some(13),
         );
-        let got = load(&f, &program("Tracepoint"));
+        let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::VerifierRejected);
         assert_eq!(got.message, "R0 invalid mem access 'map_value_or_null'");
         let f = failure(&[], &["libbpf: something new"], Some(22));
-        assert_eq!(load(&f, &program("Tracepoint")).code, Code::Unknown);
+        assert_eq!(load(&f, &program("tracepoint")).code, Code::Unknown);
     }
 
     #[test]
     fn eperm_without_log_is_permission_not_a_verifier_verdict() {
         let f = failure(&[], &["libbpf: prog 'p': failed to load: -EPERM"], Some(1));
-        assert_eq!(load(&f, &program("Tracing")).code, Code::Permission);
+        assert_eq!(load(&f, &program("tracing")).code, Code::Permission);
     }
 
     #[test]
@@ -402,7 +402,7 @@ mod tests {
         );
         let m = MapReport {
             name: "events".into(),
-            map_type: "RingBuf".into(),
+            map_type: "ringbuf".into(),
             type_supported: Some(false),
             create: crate::protocol::Outcome::Ok,
         };
@@ -416,9 +416,9 @@ mod tests {
         assert_eq!(got.code, Code::UnsupportedMapType);
         assert_eq!(
             got.remediation.as_deref(),
-            Some("a RingBuf map needs Linux 5.8")
+            Some("a ringbuf map needs Linux 5.8")
         );
-        let mut p = program("Tracing");
+        let mut p = program("tracing");
         p.type_supported = Some(false);
         assert_eq!(load(&f, &p).code, Code::UnsupportedProgType);
     }
@@ -474,7 +474,7 @@ mod tests {
         let got = classify(&Evidence {
             step: Step::Attach,
             failure: &f,
-            program: Some(&program("Kprobe")),
+            program: Some(&program("kprobe")),
             map: None,
             kernel_btf: Some(true),
         });

@@ -91,7 +91,9 @@ impl Mirrors {
             };
             for uri in uris {
                 if let Some(archive) = archive_of(&uri) {
-                    m.urls.entry(archive).or_insert(uri);
+                    m.urls
+                        .entry(archive)
+                        .or_insert_with(|| uri.trim_end_matches('/').to_string());
                 }
             }
         }

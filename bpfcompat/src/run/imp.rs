@@ -266,13 +266,15 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
             }
         }
         let started_agent = b.agent_started_ms.is_some();
-        if let Exit::NoProgress { after } = &b.exit {
-            // A hung KVM guest: TCG from now on, for every kernel.
+        if use_kvm && !started_agent && !ctx.accel.verified.load(Ordering::SeqCst) {
+            // KVM that was never seen working, and a guest that never ran the
+            // agent (hung, or QEMU refused the CPU): TCG from now on, for
+            // every kernel. This boot does not count as an attempt.
             ctx.accel.kvm.store(false, Ordering::SeqCst);
             if !ctx.accel.fallback_said.swap(true, Ordering::SeqCst) {
                 let _ = ctx.tx.send(Event::Note(format!(
-                    "KVM guests show no sign of life within {}s here; falling back to TCG (software emulation)",
-                    after.as_secs()
+                    "KVM does not work here ({}); falling back to TCG (software emulation)",
+                    describe_exit(&b.exit)
                 )));
             }
             attempt -= 1;
@@ -305,7 +307,12 @@ fn describe_exit(e: &Exit) -> String {
         Exit::Panic { line } => format!("kernel panic ({line})"),
         Exit::Timeout { after } => format!("no result within {}s", after.as_secs()),
         Exit::NoProgress { after } => format!("no progress within {}s", after.as_secs()),
-        Exit::QemuFailed { status, stderr } => format!("QEMU failed ({status}): {}", stderr.trim()),
+        Exit::QemuFailed { status, stderr } => {
+            format!(
+                "QEMU failed ({status}): {}",
+                stderr.lines().next().unwrap_or("").trim()
+            )
+        }
     }
 }
 

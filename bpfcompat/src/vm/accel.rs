@@ -34,6 +34,11 @@ pub fn probe_kvm() -> Result<(), String> {
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm cannot be opened ({e})"))?;
+    // Some hosts hide the flags yet run KVM fine; this lets the boot probe
+    // alone decide there (and lets tests exercise that probe).
+    if std::env::var_os("BPFCOMPAT_KVM_SKIP_CPU_CHECK").is_some_and(|v| v == "1") {
+        return Ok(());
+    }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let flags = cpuinfo
         .lines()

@@ -1,0 +1,193 @@
+//! How much a validation costs on top of booting a kernel at all.
+//!
+//! On one kernel (`BPFCOMPAT_BENCH_KERNEL`, default `debian-12-6.1`), each
+//! measured `BPFCOMPAT_BENCH_RUNS` times (default 3, median kept):
+//! - the floor: the kernel booting a busybox `/init` that powers off at once;
+//! - one object validated by bpfcompat (guest time: boot, validate, shutdown);
+//! - sixteen objects validated in the same boot.
+//!
+//! It prints both ratios against their targets (one object <= 1.25x the floor,
+//! sixteen objects <= 1.5x one object) and this host process's peak RSS
+//! (target < 200 MB). The engine runs in this process, so that RSS is the
+//! host side of a run. Run: `cargo bench -p cargo-bpfcompat --bench guest_overhead`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bpfcompat::guest::Initramfs;
+use bpfcompat::kernel::{Cache, Mirrors, fetch};
+use bpfcompat::matrix::Matrix;
+use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
+use bpfcompat::vm::{Accel, AccelChoice, BootSpec, boot, find_qemu, probe_kvm};
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let kernel = std::env::var("BPFCOMPAT_BENCH_KERNEL").unwrap_or_else(|_| "debian-12-6.1".into());
+    let runs: usize = std::env::var("BPFCOMPAT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        eprintln!(
+            "guest_overhead: /bin/busybox is missing (apt-get install busybox-static); nothing measured"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let objects = compile_objects(work.path(), 16);
+    let matrix = Matrix::load("default").unwrap();
+    let profile = matrix
+        .profile(&kernel)
+        .unwrap_or_else(|| panic!("no kernel {kernel}"))
+        .clone();
+    let pin = matrix.lock.get(&kernel).cloned();
+    let cached = fetch(
+        pin.as_ref().unwrap(),
+        &Mirrors::discover(),
+        &Cache::discover(),
+        &mut |m| eprintln!("{m}"),
+    )
+    .unwrap();
+    let accel = if probe_kvm().is_ok() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+
+    // The floor.
+    let initrd = work.path().join("floor.cpio");
+    let mut img = Initramfs::new();
+    img.host_file("/bin/busybox", busybox, 0o755).unwrap();
+    img.file(
+        "/init",
+        0o755,
+        b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n".to_vec(),
+    );
+    img.write_to(std::fs::File::create(&initrd).unwrap())
+        .unwrap();
+    let qemu = find_qemu().unwrap();
+    let floor = median(
+        (0..runs)
+            .map(|i| {
+                let spec = BootSpec {
+                    kernel: cached.vmlinuz.clone(),
+                    initrd: initrd.clone(),
+                    results: work.path().join(format!("floor.{i}")),
+                    accel,
+                    memory_mib: 512,
+                    cpus: 1,
+                    extra_cmdline: vec![],
+                };
+                let b = boot(&qemu, &spec, Duration::from_secs(120), None).unwrap();
+                b.total_ms
+            })
+            .collect(),
+    );
+
+    let target = KernelTarget { profile, pin };
+    let guest_ms = |objs: &[ObjectInput]| {
+        median(
+            (0..runs)
+                .map(|_| {
+                    let plan = Plan {
+                        kernels: vec![target.clone()],
+                        objects: objs.to_vec(),
+                        settings: Settings {
+                            accel: if accel == Accel::Kvm {
+                                AccelChoice::Kvm
+                            } else {
+                                AccelChoice::Tcg
+                            },
+                            jobs: 1,
+                            memory_mib: 512,
+                            cpus: 1,
+                            timeout: Duration::from_secs(300),
+                            object_timeout: Duration::from_secs(120),
+                            attach: true,
+                            retries: 2,
+                            agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
+                            evidence: None,
+                        },
+                    };
+                    let out = bpfcompat::run::run(
+                        &plan,
+                        &Mirrors::discover(),
+                        &Cache::discover(),
+                        &mut |_| {},
+                    )
+                    .unwrap();
+                    let k = &out.kernels[0];
+                    assert_eq!(k.objects.len(), objs.len(), "{:?}", k.outcome);
+                    k.timings.boot_ms + k.timings.validate_ms + k.timings.shutdown_ms
+                })
+                .collect(),
+        )
+    };
+    let one = guest_ms(&objects[..1]);
+    let sixteen = guest_ms(&objects);
+    let rss_mb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u.max_rss() as f64 / 1024.0)
+        .unwrap_or(f64::NAN);
+
+    let r1 = one as f64 / floor as f64;
+    let r16 = sixteen as f64 / one as f64;
+    println!(
+        "kernel {kernel} ({}), accel {accel:?}, guest 512 MiB, 1 vCPU, median of {runs}",
+        cached.release
+    );
+    println!("floor (busybox init, power off)   {floor:>6} ms");
+    println!(
+        "one object                        {one:>6} ms   {r1:.2}x floor      (target <= 1.25x) {}",
+        verdict(r1 <= 1.25)
+    );
+    println!(
+        "sixteen objects                   {sixteen:>6} ms   {r16:.2}x one object (target <= 1.50x) {}",
+        verdict(r16 <= 1.5)
+    );
+    println!(
+        "host peak RSS                     {rss_mb:>6.1} MB                     (target < 200 MB) {}",
+        verdict(rss_mb < 200.0)
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Sixteen objects: the ringbuf and kprobe fixtures, alternating.
+fn compile_objects(dir: &Path, n: usize) -> Vec<ObjectInput> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut built = Vec::new();
+    for name in ["ringbuf", "kprobe"] {
+        let out = dir.join(format!("{name}.bpf.o"));
+        let status = std::process::Command::new("clang")
+            .args([
+                "-g",
+                "-O2",
+                "-target",
+                "bpf",
+                "-D__TARGET_ARCH_x86",
+                "-I/usr/include/x86_64-linux-gnu",
+                "-c",
+            ])
+            .arg(fixtures.join(format!("{name}.bpf.c")))
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .expect("clang runs");
+        assert!(status.success());
+        built.push(out);
+    }
+    (0..n)
+        .map(|i| ObjectInput {
+            name: format!("obj{i:02}.bpf.o"),
+            path: built[i % 2].clone(),
+        })
+        .collect()
+}

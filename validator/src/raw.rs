@@ -1,0 +1,73 @@
+//! The few libbpf calls libbpf-rs does not expose faithfully: raw map and
+//! program type numbers (libbpf-rs maps types newer than it knows to
+//! `Unknown`), libbpf's canonical type names, and the kernel feature probes
+//! on raw numbers.
+
+use std::ffi::CStr;
+use std::ptr;
+
+use libbpf_rs::{AsRawLibbpf, OpenMap, OpenProgram};
+
+/// The map's type number (`enum bpf_map_type`).
+pub fn map_type(m: &OpenMap) -> u32 {
+    // SAFETY: the pointer comes from a live OpenMap.
+    unsafe { libbpf_sys::bpf_map__type(m.as_libbpf_object().as_ptr()) }
+}
+
+/// The program's type number (`enum bpf_prog_type`).
+pub fn prog_type(p: &OpenProgram) -> u32 {
+    // SAFETY: the pointer comes from a live OpenProgram.
+    unsafe { libbpf_sys::bpf_program__type(p.as_libbpf_object().as_ptr()) }
+}
+
+fn name(s: *const std::os::raw::c_char, fallback: String) -> String {
+    if s.is_null() {
+        return fallback;
+    }
+    // SAFETY: libbpf returns static NUL-terminated strings.
+    unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+}
+
+/// libbpf's name of a map type (`ringbuf`, `cgrp_storage`, …).
+pub fn map_type_name(t: u32) -> String {
+    // SAFETY: plain table lookup; NULL for unknown numbers.
+    name(
+        unsafe { libbpf_sys::libbpf_bpf_map_type_str(t) },
+        format!("map type {t}"),
+    )
+}
+
+/// libbpf's name of a program type (`tracepoint`, `tracing`, …).
+pub fn prog_type_name(t: u32) -> String {
+    // SAFETY: plain table lookup; NULL for unknown numbers.
+    name(
+        unsafe { libbpf_sys::libbpf_bpf_prog_type_str(t) },
+        format!("program type {t}"),
+    )
+}
+
+fn probe(ret: i32) -> Option<bool> {
+    match ret {
+        1 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether the running kernel supports a map type (`None`: the probe failed).
+pub fn probe_map_type(t: u32) -> Option<bool> {
+    // SAFETY: no pointers besides the optional opts, passed as NULL.
+    probe(unsafe { libbpf_sys::libbpf_probe_bpf_map_type(t, ptr::null()) })
+}
+
+/// Whether the running kernel supports a program type.
+pub fn probe_prog_type(t: u32) -> Option<bool> {
+    // SAFETY: as above.
+    probe(unsafe { libbpf_sys::libbpf_probe_bpf_prog_type(t, ptr::null()) })
+}
+
+/// Whether programs of type `t` may call helper `id` on the running kernel.
+pub fn probe_helper(t: u32, id: u32) -> Option<bool> {
+    // SAFETY: as above.
+    probe(unsafe { libbpf_sys::libbpf_probe_bpf_helper(t, id, ptr::null()) })
+}
