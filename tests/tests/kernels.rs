@@ -340,3 +340,37 @@ fn broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts() {
     }
     assert_eq!(report["summary"]["pass"], 2);
 }
+
+#[test]
+fn a_crashing_or_hanging_validator_costs_only_its_object() {
+    // The agent's test hook makes its worker abort on one object and hang on
+    // another; the objects around them must still get their real verdicts.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    for (fault, victim, code) in [("crash", "kprobe", "INFRA"), ("hang", "kprobe", "TIMEOUT")] {
+        let mut c = cli(&[
+            "test",
+            "--kernel",
+            "debian-12-6.1",
+            "--object-timeout",
+            "5",
+            "--object",
+            fixture("ringbuf").to_str().unwrap(),
+            "--object",
+            fixture(victim).to_str().unwrap(),
+            "--object",
+            fixture("loop").to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        c.env("BPFCOMPAT_AGENT_FAULT", format!("{fault}:{victim}.bpf.o"));
+        let out = run(c);
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let v = cell(&report, victim, "debian-12-6.1");
+        assert_eq!(v["code"], code, "{fault}: {v:#}");
+        assert_pass(&report, "ringbuf", "debian-12-6.1");
+        assert_pass(&report, "loop", "debian-12-6.1");
+        let expected_exit = if fault == "hang" { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected_exit), "{fault}");
+    }
+}

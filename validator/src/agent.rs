@@ -1,31 +1,46 @@
 //! The guest agent: the `/init` of every validation guest.
 //!
-//! It mounts what BPF needs, says hello on the result port, validates each
-//! object of the job in a child process of its own (so a crash or hang costs
-//! one object, not the guest), sends one record per object and powers off.
+//! It mounts what BPF needs, says hello on the result port, has every object
+//! of the job validated, sends one record per object and powers off.
+//!
+//! Validation runs in a worker process, never in PID 1 (a crash there would
+//! panic the kernel). One worker validates the objects in turn, so process
+//! start-up and libbpf's kernel feature probes are paid once per guest, not
+//! once per object. A worker that crashes or hangs costs only the object in
+//! flight: it is killed and a fresh worker takes the rest.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use bpfcompat::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
 use bpfcompat::guest::{JOB_FILE, Job, JobObject};
 use bpfcompat::protocol::{Fault, ObjectReport, Record};
+use serde::{Deserialize, Serialize};
 
 use crate::{Options, validate_object};
 
-/// Argument that makes the binary validate one object and print its report.
-const CHILD_ARG: &str = "__bpfcompat-validate";
+/// Argument that makes the binary a validation worker.
+const WORKER_ARG: &str = "__bpfcompat-worker";
 
-/// The agent binary's `main`: as PID 1 it runs the job; with [`CHILD_ARG`]
-/// it validates one object; anything else is a usage error.
+/// One request to the worker, one line of JSON on its stdin.
+#[derive(Serialize, Deserialize)]
+struct Request {
+    name: String,
+    path: String,
+    attach: bool,
+}
+
+/// The agent binary's `main`: as PID 1 it runs the job; with [`WORKER_ARG`]
+/// it validates the objects it is sent; anything else is a usage error.
 pub fn main() -> ExitCode {
     if std::process::id() == 1 {
         run_as_init();
     }
-    if let Some(code) = run_child_if_requested() {
-        return code;
+    if std::env::args().nth(1).as_deref() == Some(WORKER_ARG) {
+        return run_worker();
     }
     eprintln!("bpfcompat-agent runs inside bpfcompat's guests; run `cargo bpfcompat test` instead");
     ExitCode::from(1)
@@ -60,9 +75,13 @@ fn run_as_init() -> ! {
         .and_then(|b| serde_json::from_slice::<Job>(&b).map_err(|e| e.to_string()))
     {
         Ok(job) => {
+            let mut worker = None;
             for obj in &job.objects {
-                let report = run_child(obj, &job);
+                let report = validate_in_worker(&mut worker, obj, &job);
                 let _ = port.send(&Record::Object(report));
+            }
+            if let Some(w) = worker {
+                w.stop();
             }
             let _ = port.send(&Record::Done {
                 uptime_ms: uptime_ms(),
@@ -77,8 +96,52 @@ fn run_as_init() -> ! {
     power_off();
 }
 
-/// Validates one object in a child process, with the job's time limit.
-fn run_child(obj: &JobObject, job: &Job) -> ObjectReport {
+/// A running worker: its stdin for requests, its report lines on a channel.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Worker {
+    fn spawn() -> std::io::Result<Worker> {
+        let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+        let mut child = Command::new(exe)
+            .arg(WORKER_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Worker {
+            child,
+            stdin,
+            lines,
+        })
+    }
+
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        self.child.wait().map(|s| s.to_string()).unwrap_or_default()
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+/// Validates one object in the worker, starting one when there is none and
+/// discarding it when it dies or hangs.
+fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> ObjectReport {
     let started = Instant::now();
     let faulted = |fault: Fault| ObjectReport {
         object: obj.name.clone(),
@@ -86,74 +149,107 @@ fn run_child(obj: &JobObject, job: &Job) -> ObjectReport {
         duration_ms: started.elapsed().as_millis() as u64,
         ..ObjectReport::default()
     };
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
-    let mut child = match Command::new(exe)
-        .arg(CHILD_ARG)
-        .arg(&obj.name)
-        .arg(&obj.path)
-        .arg(if job.attach { "attach" } else { "load" })
-        .stdout(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return faulted(Fault::Crashed {
-                detail: format!("cannot start the validator: {e}"),
-            });
-        }
-    };
-    // Read stdout on a thread so a large report cannot block the child.
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let limit = Duration::from_secs(job.object_timeout_secs);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return faulted(Fault::Timeout {
-                    after_secs: job.object_timeout_secs,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+    let mut worker = match slot.take() {
+        Some(w) => w,
+        None => match Worker::spawn() {
+            Ok(w) => w,
             Err(e) => {
                 return faulted(Fault::Crashed {
-                    detail: e.to_string(),
+                    detail: format!("cannot start the validator: {e}"),
                 });
             }
-        }
+        },
     };
-    let out = reader.join().unwrap_or_default();
-    match serde_json::from_str::<ObjectReport>(out.trim()) {
-        Ok(report) if status.success() => report,
-        _ => faulted(Fault::Crashed {
-            detail: format!(
-                "validator exited with {status}; output: {}",
-                out.chars().take(400).collect::<String>()
-            ),
-        }),
+    let request = Request {
+        name: obj.name.clone(),
+        path: obj.path.clone(),
+        attach: job.attach,
+    };
+    let line = serde_json::to_string(&request).expect("requests serialize") + "\n";
+    if let Err(e) = worker
+        .stdin
+        .write_all(line.as_bytes())
+        .and_then(|()| worker.stdin.flush())
+    {
+        let status = worker.kill();
+        return faulted(Fault::Crashed {
+            detail: format!("the validator is gone ({e}; {status})"),
+        });
+    }
+    match worker
+        .lines
+        .recv_timeout(Duration::from_secs(job.object_timeout_secs))
+    {
+        Ok(line) => match serde_json::from_str::<ObjectReport>(&line) {
+            Ok(report) => {
+                *slot = Some(worker);
+                report
+            }
+            Err(e) => {
+                let status = worker.kill();
+                faulted(Fault::Crashed {
+                    detail: format!("unreadable report ({e}; {status}): {}", clip(&line)),
+                })
+            }
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            worker.kill();
+            faulted(Fault::Timeout {
+                after_secs: job.object_timeout_secs,
+            })
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            let status = worker.kill();
+            faulted(Fault::Crashed {
+                detail: format!("the validator died while validating this object ({status})"),
+            })
+        }
     }
 }
 
-/// In the child process (argument [`CHILD_ARG`]): validate, print the report
-/// as JSON on stdout, exit.
-fn run_child_if_requested() -> Option<ExitCode> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) != Some(CHILD_ARG) || args.len() != 5 {
-        return None;
-    }
-    let opts = Options {
-        attach: args[4] == "attach",
+/// Test hook: `BPFCOMPAT_AGENT_FAULT=crash:NAME` or `hang:NAME` (from the
+/// guest's kernel command line) makes the worker die or hang on object NAME,
+/// so the isolation above can be tested in a real guest.
+fn inject_fault(object: &str) {
+    let Ok(spec) = std::env::var("BPFCOMPAT_AGENT_FAULT") else {
+        return;
     };
-    let report = validate_object(&args[2], Path::new(&args[3]), &opts);
-    println!(
-        "{}",
-        serde_json::to_string(&report).expect("reports serialize")
-    );
-    Some(ExitCode::SUCCESS)
+    match spec.split_once(':') {
+        Some(("crash", name)) if name == object => std::process::abort(),
+        Some(("hang", name)) if name == object => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        _ => {}
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(400).collect()
+}
+
+/// The worker: one request per stdin line, one report per stdout line.
+fn run_worker() -> ExitCode {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines().map_while(Result::ok) {
+        let Ok(req) = serde_json::from_str::<Request>(&line) else {
+            eprintln!("bpfcompat worker: bad request: {}", clip(&line));
+            return ExitCode::from(2);
+        };
+        inject_fault(&req.name);
+        let report = validate_object(
+            &req.name,
+            Path::new(&req.path),
+            &Options { attach: req.attach },
+        );
+        let out = serde_json::to_string(&report).expect("reports serialize") + "\n";
+        if stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -237,7 +237,7 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
             accel: if use_kvm { Accel::Kvm } else { Accel::Tcg },
             memory_mib: ctx.plan.settings.memory_mib,
             cpus: ctx.plan.settings.cpus,
-            extra_cmdline: vec![format!("BPFCOMPAT_KERNEL={name}")],
+            extra_cmdline: guest_env(&name),
         };
         run.accel = if use_kvm { "kvm".into() } else { "tcg".into() };
         let liveness =
@@ -299,6 +299,16 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
     };
     finish(&mut run, boot, ctx.plan.objects.len());
     run
+}
+
+/// `key=value` kernel parameters reach the guest's init as environment:
+/// the profile name, and the agent's fault-injection test hook when set.
+fn guest_env(kernel: &str) -> Vec<String> {
+    let mut env = vec![format!("BPFCOMPAT_KERNEL={kernel}")];
+    if let Ok(fault) = std::env::var("BPFCOMPAT_AGENT_FAULT") {
+        env.push(format!("BPFCOMPAT_AGENT_FAULT={fault}"));
+    }
+    env
 }
 
 fn describe_exit(e: &Exit) -> String {
