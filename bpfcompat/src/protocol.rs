@@ -163,6 +163,9 @@ pub struct StepFailure {
     /// Helpers the program calls that the kernel's helper probe says this
     /// program type cannot use (probed only after a failed load).
     pub unsupported_helpers: Vec<u32>,
+    /// For attach failures: whether tracefs (tracepoints, legacy kprobes and
+    /// uprobes go through it) was mounted.
+    pub tracefs: Option<bool>,
 }
 
 /// Keeps at most `max` lines, dropping the oldest: the end of a verifier log

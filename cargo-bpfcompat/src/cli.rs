@@ -23,6 +23,7 @@ const EXAMPLES: &str = "\
 Examples:
   cargo bpfcompat test --object target/bpf/ringbuf.bpf.o
   cargo bpfcompat test --object a.bpf.o --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
+  cargo bpfcompat check --attach target/bpf/ringbuf.bpf.o      (the running kernel, no VM)
   cargo bpfcompat kernels list
   cargo bpfcompat kernels fetch
 
@@ -34,6 +35,9 @@ Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else ~/.cache/bpfcompat.
 enum Command {
     /// Validate BPF objects on every kernel of a matrix.
     Test(commands::test::TestArgs),
+    /// Validate objects on the running kernel, no VM: a pre-load gate (needs
+    /// root, or CAP_BPF and CAP_PERFMON). Nothing stays loaded afterwards.
+    Check(commands::check::CheckArgs),
     /// Show, fetch and re-pin the kernels of a matrix.
     #[command(subcommand)]
     Kernels(KernelsCommand),
@@ -92,6 +96,7 @@ pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Test(a) => commands::test::run(a),
+        Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
     }
 }

@@ -18,3 +18,13 @@ impl From<Code> for ExitCode {
         ExitCode::from(c as u8)
     }
 }
+
+impl From<bpfcompat::report::ExitCode> for Code {
+    fn from(c: bpfcompat::report::ExitCode) -> Code {
+        match c {
+            bpfcompat::report::ExitCode::Pass => Code::Pass,
+            bpfcompat::report::ExitCode::ToolFailure => Code::Tool,
+            bpfcompat::report::ExitCode::Regression => Code::Regression,
+        }
+    }
+}

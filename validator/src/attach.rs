@@ -58,12 +58,26 @@ pub fn attach_all(obj: &Object) -> BTreeMap<String, Outcome> {
             Ok(None) => Outcome::Skipped {
                 reason: format!("no attach point for section `{section}` without configuration"),
             },
-            Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
+            Err(e) => {
+                let mut f = failure(&e, &capture::take(), Some(&name));
+                f.tracefs = Some(tracefs_mounted());
+                Outcome::Failed(f)
+            }
         };
         out.insert(name, outcome);
     }
     drop(keep);
     out
+}
+
+/// Whether a tracefs is mounted where libbpf looks for it.
+fn tracefs_mounted() -> bool {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
 }
 
 /// What keeps an attachment alive.

@@ -8,7 +8,9 @@
 pub mod agent;
 mod attach;
 mod capture;
+mod host;
 mod raw;
 mod validate;
 
-pub use validate::{Options, validate_object};
+pub use host::{HostError, HostVerdict, missing_privileges, validate_on_host};
+pub use validate::{Options, Source, validate_object, validate_source};

@@ -28,8 +28,23 @@ pub struct Options {
     pub attach: bool,
 }
 
+/// Where an object's bytes come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A `.bpf.o` file.
+    Path(&'a Path),
+    /// The object's bytes (e.g. embedded in a loader).
+    Bytes(&'a [u8]),
+}
+
 /// Validates the object at `path` on the running kernel.
 pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport {
+    validate_source(name, Source::Path(path), opts)
+}
+
+/// Validates an object from a file or from memory on the running kernel.
+/// Everything it loads and attaches is released before it returns.
+pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectReport {
     capture::install();
     let started = Instant::now();
     let mut report = ObjectReport {
@@ -42,7 +57,11 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
 
     loop {
         capture::take();
-        let mut open = match ObjectBuilder::default().open_file(path) {
+        let opened = match source {
+            Source::Path(p) => ObjectBuilder::default().open_file(p),
+            Source::Bytes(b) => ObjectBuilder::default().open_memory(b),
+        };
+        let mut open = match opened {
             Ok(o) => o,
             Err(e) => {
                 report.object_error = Some(failure(&e, &capture::take(), None));
@@ -259,6 +278,7 @@ pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) 
         verifier_log: tail(verifier_log(lines, prog), VERIFIER_TAIL),
         missing_kfuncs: missing_kfuncs(lines),
         unsupported_helpers: Vec::new(),
+        tracefs: None,
     }
 }
 

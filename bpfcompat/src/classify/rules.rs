@@ -219,6 +219,16 @@ fn classify_raw(e: &Evidence) -> Verdict {
         );
     }
     if e.step == Step::Attach {
+        if f.errno == Some(2) && f.tracefs == Some(false) {
+            return v(
+                Code::KernelConfig,
+                format!(
+                    "tracefs is not mounted, so the hook cannot be found: {}",
+                    first_line(f)
+                ),
+                "tracepoints, legacy kprobes and uprobes are found through tracefs: mount it (mount -t tracefs nodev /sys/kernel/tracing) where the loader runs",
+            );
+        }
         return match f.errno {
             Some(2) | Some(3) => v(
                 Code::MissingAttachTarget,
@@ -460,6 +470,35 @@ mod tests {
             kernel_btf: Some(false),
         });
         assert_eq!(got.code, Code::MissingBtf);
+    }
+
+    #[test]
+    fn attach_enoent_without_tracefs_is_configuration_not_a_missing_hook() {
+        let mut f = failure(
+            &[],
+            &[
+                "libbpf: failed to determine tracepoint 'syscalls/sys_enter_getpid' perf event ID: -ENOENT",
+            ],
+            Some(2),
+        );
+        f.tracefs = Some(false);
+        let got = classify(&Evidence {
+            step: Step::Attach,
+            failure: &f,
+            program: Some(&program("tracepoint")),
+            map: None,
+            kernel_btf: Some(true),
+        });
+        assert_eq!(got.code, Code::KernelConfig);
+        f.tracefs = Some(true);
+        let got = classify(&Evidence {
+            step: Step::Attach,
+            failure: &f,
+            program: Some(&program("tracepoint")),
+            map: None,
+            kernel_btf: Some(true),
+        });
+        assert_eq!(got.code, Code::MissingAttachTarget);
     }
 
     #[test]

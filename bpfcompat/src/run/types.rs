@@ -168,3 +168,25 @@ pub struct RunOutput {
     /// Notes said during the run.
     pub notes: Vec<String>,
 }
+
+impl KernelRun {
+    /// The running kernel as a one-kernel run: the host pre-load gate judges
+    /// its reports with the same classifier as a guest's.
+    pub fn on_host(release: String, kernel_btf: bool, objects: Vec<ObjectReport>) -> KernelRun {
+        KernelRun {
+            kernel: "host".into(),
+            required: true,
+            package: None,
+            version: None,
+            release: Some(release),
+            kernel_btf: Some(kernel_btf),
+            outcome: KernelOutcome::Completed,
+            objects,
+            retries: Vec::new(),
+            accel: "none".into(),
+            timings: Timings::default(),
+            console_tail: Vec::new(),
+            evidence: None,
+        }
+    }
+}

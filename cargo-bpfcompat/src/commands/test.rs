@@ -6,7 +6,7 @@ use std::time::Duration;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
-use bpfcompat::report::{ExitCode, Report, failures_text, markdown, matrix_table};
+use bpfcompat::report::{Report, failures_text, markdown, matrix_table};
 use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
@@ -126,11 +126,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         "\n{} of {} cells pass; {} fail ({} on required kernels), {} unavailable, {} without verdict",
         s.pass, s.cells, s.fail, s.required_failures, s.unavailable, s.infra_error
     );
-    Ok(match report.exit_code {
-        ExitCode::Pass => Code::Pass,
-        ExitCode::ToolFailure => Code::Tool,
-        ExitCode::Regression => Code::Regression,
-    })
+    Ok(report.exit_code.into())
 }
 
 /// Writes every requested report file; each is written even if another fails.

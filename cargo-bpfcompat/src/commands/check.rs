@@ -1,0 +1,66 @@
+//! `cargo bpfcompat check`: the pre-load gate on the running kernel.
+
+use std::path::PathBuf;
+
+use bpfcompat::objects::{check_bpf_object, display_names};
+use bpfcompat::report::{Report, failures_text, matrix_table};
+use bpfcompat::run::{KernelRun, RunOutput};
+use clap::Args;
+use validator::{HostError, Options, Source, missing_privileges, validate_source};
+
+use crate::exit::Code;
+
+/// `check` arguments.
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Compiled BPF objects to validate on this machine's kernel.
+    #[arg(value_name = "OBJECT", required = true)]
+    pub objects: Vec<PathBuf>,
+    /// Also attach every loaded program (then detach).
+    #[arg(long)]
+    pub attach: bool,
+    /// Write the JSON report here (same schema as `test`, one kernel: `host`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
+    let missing = missing_privileges();
+    if !missing.is_empty() {
+        return Err(HostError::Privileges {
+            missing: missing.join(", "),
+        }
+        .into());
+    }
+    for o in &a.objects {
+        check_bpf_object(o)?;
+    }
+    let names = display_names(&a.objects);
+    let opts = Options { attach: a.attach };
+    let reports = a
+        .objects
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| validate_source(n, Source::Path(p), &opts))
+        .collect();
+    let host = KernelRun::on_host(
+        bpfcompat::guest::init::kernel_release(),
+        std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+        reports,
+    );
+    let output = RunOutput {
+        kernels: vec![host],
+        notes: Vec::new(),
+    };
+    let report = Report::new("host (running kernel)", names, output, false);
+    if let Some(p) = &a.json {
+        std::fs::write(p, report.to_json())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    print!("{}", matrix_table(&report));
+    let failures = failures_text(&report);
+    if !failures.is_empty() {
+        print!("\n{failures}");
+    }
+    Ok(report.exit_code.into())
+}

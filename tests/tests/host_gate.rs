@@ -1,0 +1,111 @@
+//! The pre-load gate on this machine's own kernel: real bpf() calls, no VM.
+//! These tests need root (CI runs as root); elsewhere they say so and skip.
+
+use bpfcompat_e2e::{cli, fixture, run};
+use serde_json::Value;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Names of the BPF programs loaded on this machine, from bpftool.
+fn loaded_programs() -> Vec<String> {
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool is installed (scripts/setup)");
+    assert!(out.status.success(), "{out:?}");
+    let progs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    progs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
+    if !is_root() {
+        eprintln!("SKIP gate_passes_good_objects…: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("host.json");
+    let out = run(cli(&[
+        "check",
+        fixture("ringbuf").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["cells"][0]["status"], "pass");
+    assert_eq!(report["kernels"][0]["kernel"], "host");
+
+    let out = run(cli(&[
+        "check",
+        fixture("rejected").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cell = &report["cells"][0];
+    assert_eq!(cell["code"], "VERIFIER_REJECTED", "{cell:#}");
+    assert!(
+        cell["message"]
+            .as_str()
+            .unwrap()
+            .contains("map_value_or_null"),
+        "{cell:#}"
+    );
+
+    // With attach too, then nothing of ours may remain.
+    run(cli(&[
+        "check",
+        "--attach",
+        fixture("ringbuf").to_str().unwrap(),
+        fixture("kprobe").to_str().unwrap(),
+    ]));
+    let loaded = loaded_programs();
+    for ours in ["on_getpid", "count_open", "unchecked_looku"] {
+        assert!(
+            !loaded.iter().any(|n| n.starts_with(ours)),
+            "{ours} still loaded: {loaded:?}"
+        );
+    }
+}
+
+#[test]
+fn gate_without_privileges_says_which_are_missing() {
+    if !is_root() {
+        eprintln!("SKIP gate_without_privileges…: needs root to drop to nobody");
+        return;
+    }
+    let bin = bpfcompat_e2e::workspace_bin("cargo-bpfcompat");
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(bin)
+        .args(["check", fixture("ringbuf").to_str().unwrap()])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

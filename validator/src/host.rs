@@ -1,0 +1,100 @@
+//! The pre-load gate: the same validation as in a guest, on the running
+//! kernel, in milliseconds. For a loader or an operator who wants to refuse
+//! an object before loading it for real.
+
+use std::path::Path;
+
+use bpfcompat::classify::{Cell, cells_for_kernel};
+use bpfcompat::protocol::ObjectReport;
+use bpfcompat::run::KernelRun;
+
+use crate::{Options, Source, validate_source};
+
+/// The verdict on one object on the running kernel.
+#[derive(Debug, Clone)]
+pub struct HostVerdict {
+    /// The classified cell (status, code, program, message, remediation).
+    pub cell: Cell,
+    /// The raw per-program and per-map report.
+    pub report: ObjectReport,
+}
+
+impl HostVerdict {
+    /// Whether every program loaded (and attached, when asked).
+    pub fn passed(&self) -> bool {
+        self.cell.status == bpfcompat::classify::Status::Pass
+    }
+}
+
+/// The gate could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Not privileged enough to load BPF programs.
+    #[error(
+        "loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8); this process lacks {missing}\n  (hint: run as root, e.g. with sudo, or grant the capabilities: setcap cap_bpf,cap_perfmon+ep <binary>)"
+    )]
+    Privileges {
+        /// The missing capabilities, comma-separated.
+        missing: String,
+    },
+}
+
+/// Capability numbers (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// The capabilities this process lacks to load BPF, by name; empty when it
+/// has enough (CAP_SYS_ADMIN alone also suffices).
+pub fn missing_privileges() -> Vec<&'static str> {
+    let eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Vec::new();
+    }
+    [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|(c, _)| !has(*c))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Validates one object on the running kernel and classifies the result.
+/// Nothing stays loaded or attached afterwards.
+///
+/// ```no_run
+/// use validator::{Options, Source, validate_on_host};
+///
+/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { attach: true })?;
+/// if !verdict.passed() {
+///     eprintln!("refusing to load: {:?} {}", verdict.cell.code, verdict.cell.message.unwrap_or_default());
+/// }
+/// # Ok::<(), validator::HostError>(())
+/// ```
+pub fn validate_on_host(
+    name: &str,
+    source: Source,
+    opts: &Options,
+) -> Result<HostVerdict, HostError> {
+    let missing = missing_privileges();
+    if !missing.is_empty() {
+        return Err(HostError::Privileges {
+            missing: missing.join(", "),
+        });
+    }
+    let report = validate_source(name, source, opts);
+    let run = KernelRun::on_host(
+        bpfcompat::guest::init::kernel_release(),
+        Path::new("/sys/kernel/btf/vmlinux").exists(),
+        vec![report.clone()],
+    );
+    let cell = cells_for_kernel(&run, &[name.to_string()]).remove(0);
+    Ok(HostVerdict { cell, report })
+}
