@@ -25,7 +25,7 @@ pub enum Record {
         uptime_ms: u64,
     },
     /// The verdict on one object of the job.
-    Object(ObjectReport),
+    Object(Box<ObjectReport>),
     /// The agent finished the whole job and powers off next.
     Done {
         /// Milliseconds since the guest kernel booted.

@@ -78,7 +78,7 @@ fn run_as_init() -> ! {
             let mut worker = None;
             for obj in &job.objects {
                 let report = validate_in_worker(&mut worker, obj, &job);
-                let _ = port.send(&Record::Object(report));
+                let _ = port.send(&Record::Object(Box::new(report)));
             }
             if let Some(w) = worker {
                 w.stop();

@@ -345,7 +345,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
                 run.kernel_btf = Some(kernel_btf);
                 hello_uptime = Some(uptime_ms);
             }
-            Record::Object(o) => run.objects.push(o),
+            Record::Object(o) => run.objects.push(*o),
             Record::Done { .. } => {}
             Record::AgentError { message } => agent_error = Some(message),
         }
