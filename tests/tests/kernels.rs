@@ -374,3 +374,53 @@ fn a_crashing_or_hanging_validator_costs_only_its_object() {
         assert_eq!(out.status.code(), Some(expected_exit), "{fault}");
     }
 }
+
+#[test]
+fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let started = std::time::Instant::now();
+    let mut c = cli(&[
+        "test",
+        "--kernel",
+        "debian-12-6.1",
+        "--timeout",
+        "240",
+        "--object",
+        fixture("ringbuf").to_str().unwrap(),
+        "--object",
+        fixture("kprobe").to_str().unwrap(),
+        "--object",
+        fixture("loop").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    c.env("BPFCOMPAT_AGENT_FAULT", "panic:kprobe.bpf.o");
+    let out = run(c);
+    assert!(
+        started.elapsed().as_secs() < 120,
+        "the panic must end the guest at once, not at the timeout"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_pass(&report, "ringbuf", "debian-12-6.1");
+    let c = cell(&report, "kprobe", "debian-12-6.1");
+    assert_eq!(c["code"], "KERNEL_PANIC", "{c:#}");
+    assert!(
+        c["message"].as_str().unwrap().contains("Kernel panic"),
+        "{c:#}"
+    );
+    let c = cell(&report, "loop", "debian-12-6.1");
+    assert_eq!(
+        c["status"], "infra_error",
+        "not validated after the panic: {c:#}"
+    );
+    assert_eq!(report["kernels"][0]["outcome"]["kind"], "panic");
+    assert!(
+        report["kernels"][0]["retries"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a panic after the agent started is a verdict, not retried"
+    );
+}

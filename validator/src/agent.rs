@@ -207,15 +207,19 @@ fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> 
     }
 }
 
-/// Test hook: `BPFCOMPAT_AGENT_FAULT=crash:NAME` or `hang:NAME` (from the
-/// guest's kernel command line) makes the worker die or hang on object NAME,
-/// so the isolation above can be tested in a real guest.
+/// Test hook: `BPFCOMPAT_AGENT_FAULT=crash:NAME`, `hang:NAME` or
+/// `panic:NAME` (from the guest's kernel command line) makes the worker die,
+/// hang or crash the kernel on object NAME, so the isolation above and the
+/// host's panic handling can be tested in a real guest.
 fn inject_fault(object: &str) {
     let Ok(spec) = std::env::var("BPFCOMPAT_AGENT_FAULT") else {
         return;
     };
     match spec.split_once(':') {
         Some(("crash", name)) if name == object => std::process::abort(),
+        Some(("panic", name)) if name == object => {
+            let _ = std::fs::write("/proc/sysrq-trigger", "c");
+        }
         Some(("hang", name)) if name == object => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
