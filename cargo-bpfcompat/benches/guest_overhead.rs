@@ -185,9 +185,6 @@ fn compile_objects(dir: &Path, n: usize) -> Vec<ObjectInput> {
         built.push(out);
     }
     (0..n)
-        .map(|i| ObjectInput {
-            name: format!("obj{i:02}.bpf.o"),
-            path: built[i % 2].clone(),
-        })
+        .map(|i| ObjectInput::plain(format!("obj{i:02}.bpf.o"), built[i % 2].clone()))
         .collect()
 }

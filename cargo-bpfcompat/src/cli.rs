@@ -21,6 +21,8 @@ pub struct Cli {
 
 const EXAMPLES: &str = "\
 Examples:
+  cargo bpfcompat test                      (build this workspace, validate every BPF object it produces)
+  cargo bpfcompat list                      (the objects found, and where)
   cargo bpfcompat test --object target/bpf/ringbuf.bpf.o
   cargo bpfcompat test --object a.bpf.o --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
   cargo bpfcompat check --attach target/bpf/ringbuf.bpf.o      (the running kernel, no VM)
@@ -33,8 +35,11 @@ Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else ~/.cache/bpfcompat.
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate BPF objects on every kernel of a matrix.
+    /// Validate BPF objects on every kernel of a matrix: the workspace's (built
+    /// and discovered), or the files given with --object.
     Test(commands::test::TestArgs),
+    /// Build the workspace and list the BPF objects it produces, and where from.
+    List(commands::list::ListArgs),
     /// Validate objects on the running kernel, no VM: a pre-load gate (needs
     /// root, or CAP_BPF and CAP_PERFMON). Nothing stays loaded afterwards.
     Check(commands::check::CheckArgs),
@@ -96,6 +101,7 @@ pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Test(a) => commands::test::run(a),
+        Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
     }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
+mod workspace;
 
 use std::process::ExitCode;
 

@@ -19,6 +19,10 @@ pub enum Status {
     Unavailable,
     /// bpfcompat could not produce a verdict (boot failure, agent crash).
     InfraError,
+    /// Failed with exactly the code the configuration expects (a declared floor).
+    ExpectedFail,
+    /// Expected to fail, but passes: the expectation is out of date.
+    UnexpectedPass,
 }
 
 /// Where a failure happened.
@@ -98,6 +102,8 @@ pub struct Cell {
     pub verifier_tail: Vec<String>,
     /// The guest's `uname -r`.
     pub kernel_release: Option<String>,
+    /// The code the configuration expects this cell to fail with.
+    pub expected: Option<Code>,
     /// Every failure, programs and maps alike.
     pub findings: Vec<Finding>,
     /// Every program's load and attach state.
@@ -120,6 +126,7 @@ impl Cell {
             errno: first.and_then(|f| f.errno),
             verifier_tail: first.map(|f| f.verifier_tail.clone()).unwrap_or_default(),
             kernel_release: run.release.clone(),
+            expected: None,
             findings,
             programs: Vec::new(),
         }

@@ -10,5 +10,5 @@ mod strip;
 
 pub use closure::library_closure;
 pub use initramfs::Initramfs;
-pub use job::{JOB_DIR, JOB_FILE, Job, JobObject};
+pub use job::{Count, Fixups, InnerMap, JOB_DIR, JOB_FILE, Job, JobObject, MapFixup, ProgramFixup};
 pub use strip::strip_debug;

@@ -13,6 +13,8 @@ fn symbol(s: Status) -> &'static str {
         Status::Fail => "❌",
         Status::Unavailable => "⚪",
         Status::InfraError => "⚠️",
+        Status::ExpectedFail => "🔸",
+        Status::UnexpectedPass => "❗",
     }
 }
 
@@ -22,8 +24,14 @@ pub fn markdown(r: &Report) -> String {
     let mut out = String::from("# bpfcompat report\n\n");
     let _ = writeln!(
         out,
-        "**{}** of {} cells pass, {} fail ({} on required kernels), {} unavailable, {} without verdict.\n",
-        s.pass, s.cells, s.fail, s.required_failures, s.unavailable, s.infra_error
+        "**{}** of {} cells pass, {} fail as declared, {} fail ({} on required kernels), {} unavailable, {} without verdict.\n",
+        s.pass,
+        s.cells,
+        s.expected_fail,
+        s.fail + s.unexpected_pass,
+        s.required_failures,
+        s.unavailable,
+        s.infra_error
     );
     out.push_str("| object |");
     for k in &r.kernels {
@@ -51,7 +59,11 @@ pub fn markdown(r: &Report) -> String {
         }
         out.push('\n');
     }
-    for c in r.cells.iter().filter(|c| c.status != Status::Pass) {
+    for c in r
+        .cells
+        .iter()
+        .filter(|c| !matches!(c.status, Status::Pass | Status::ExpectedFail))
+    {
         let _ = writeln!(
             out,
             "\n## {} `{}` on {} ({})\n",

@@ -6,5 +6,5 @@ mod model;
 mod terminal;
 
 pub use markdown::markdown;
-pub use model::{ExitCode, Report, SCHEMA_VERSION, Summary};
+pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary};
 pub use terminal::{failures_text, matrix_table};

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{Cell, Status, cells_for_kernel};
+use std::collections::BTreeMap;
+
+use crate::classify::{Cell, Code, Status, cells_for_kernel};
 use crate::run::{KernelRun, RunOutput};
 
 /// Version of the JSON report schema.
@@ -35,9 +37,16 @@ pub struct Summary {
     pub unavailable: usize,
     /// Cells without a verdict.
     pub infra_error: usize,
-    /// Failing cells on required kernels.
+    /// Failing cells on required kernels (unexpected passes included).
     pub required_failures: usize,
+    /// Cells that failed exactly as declared.
+    pub expected_fail: usize,
+    /// Cells declared to fail that pass.
+    pub unexpected_pass: usize,
 }
+
+/// Known failures: object → kernel → the code it is expected to fail with.
+pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
 
 /// A whole run, as reports show it.
 #[derive(Debug, Clone, Serialize)]
@@ -71,12 +80,16 @@ impl Report {
         objects: Vec<String>,
         run: RunOutput,
         allow_unavailable: bool,
+        expectations: &Expectations,
     ) -> Report {
-        let cells: Vec<Cell> = run
+        let mut cells: Vec<Cell> = run
             .kernels
             .iter()
             .flat_map(|k| cells_for_kernel(k, &objects))
             .collect();
+        for c in &mut cells {
+            apply_expectation(c, expectations);
+        }
         let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
         let summary = Summary {
             cells: cells.len(),
@@ -86,8 +99,10 @@ impl Report {
             infra_error: count(Status::InfraError),
             required_failures: cells
                 .iter()
-                .filter(|c| c.required && c.status == Status::Fail)
+                .filter(|c| c.required && matches!(c.status, Status::Fail | Status::UnexpectedPass))
                 .count(),
+            expected_fail: count(Status::ExpectedFail),
+            unexpected_pass: count(Status::UnexpectedPass),
         };
         let exit_code = exit_code(&cells, allow_unavailable);
         Report {
@@ -122,7 +137,7 @@ impl Report {
 /// whatever else went wrong.
 fn exit_code(cells: &[Cell], allow_unavailable: bool) -> ExitCode {
     let required = || cells.iter().filter(|c| c.required);
-    if required().any(|c| c.status == Status::Fail) {
+    if required().any(|c| matches!(c.status, Status::Fail | Status::UnexpectedPass)) {
         return ExitCode::Regression;
     }
     let no_verdict = |c: &&Cell| match c.status {
@@ -136,6 +151,21 @@ fn exit_code(cells: &[Cell], allow_unavailable: bool) -> ExitCode {
     ExitCode::Pass
 }
 
+/// A declared floor turns a failure with that code into an expected failure;
+/// a different code stays a failure (the cell says what was expected), and a
+/// pass becomes an unexpected pass.
+fn apply_expectation(c: &mut Cell, expectations: &Expectations) {
+    let Some(&expected) = expectations.get(&c.object).and_then(|k| k.get(&c.kernel)) else {
+        return;
+    };
+    c.expected = Some(expected);
+    c.status = match c.status {
+        Status::Fail if c.code == Some(expected) => Status::ExpectedFail,
+        Status::Pass => Status::UnexpectedPass,
+        other => other,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +174,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "object": "o", "kernel": "k", "required": required, "status": status,
             "stage": null, "code": null, "program": null, "message": null, "remediation": null,
-            "errno": null, "verifier_tail": [], "kernel_release": null, "findings": [], "programs": []
+            "errno": null, "verifier_tail": [], "kernel_release": null, "expected": null, "findings": [], "programs": []
         }))
         .unwrap()
     }

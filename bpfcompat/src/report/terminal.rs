@@ -15,6 +15,8 @@ pub(crate) fn cell_word(c: &Cell) -> String {
             .map_or("FAIL".into(), |code| code.as_str().to_string()),
         Status::Unavailable => "unavailable".into(),
         Status::InfraError => "no verdict".into(),
+        Status::ExpectedFail => format!("expected {}", c.code.map(|c| c.as_str()).unwrap_or("")),
+        Status::UnexpectedPass => "UNEXPECTED PASS".into(),
     }
 }
 
@@ -81,18 +83,32 @@ pub fn failures_text(r: &Report) -> String {
             whole_kernel.push(k.kernel.clone());
         }
     }
-    for c in r
-        .cells
-        .iter()
-        .filter(|c| c.status != Status::Pass && !whole_kernel.contains(&c.kernel))
-    {
+    let shown = |c: &&Cell| {
+        !matches!(c.status, Status::Pass | Status::ExpectedFail)
+            && !whole_kernel.contains(&c.kernel)
+    };
+    for c in r.cells.iter().filter(shown) {
+        if c.status == Status::UnexpectedPass {
+            let expected = c.expected.map(|e| e.as_str()).unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "UNEXPECTED PASS {} on {}: declared to fail with {expected}, but it passes\n  fix: remove the expectation (the floor moved, or the program changed)",
+                c.object, c.kernel
+            );
+            continue;
+        }
         let release = c.kernel_release.as_deref().unwrap_or("?");
         let head = match c.status {
+            Status::Fail if c.expected.is_some() => "FAIL (not the expected failure)",
             Status::Fail => "FAIL",
             Status::Unavailable => "UNAVAILABLE",
             _ => "NO VERDICT",
         };
         let _ = writeln!(out, "{head} {} on {} ({release})", c.object, c.kernel);
+        if let (Some(expected), Status::Fail) = (c.expected, c.status) {
+            let got = c.code.map(|c| c.as_str()).unwrap_or("?");
+            let _ = writeln!(out, "  expected {expected}, got {got}");
+        }
         for f in &c.findings {
             let mut what = format!("{} at {:?}", f.code, f.stage).to_lowercase();
             what = what.replacen(&f.code.as_str().to_lowercase(), f.code.as_str(), 1);

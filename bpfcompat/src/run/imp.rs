@@ -149,9 +149,17 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
     for (i, o) in plan.objects.iter().enumerate() {
         let path = format!("{JOB_DIR}/objects/{i}.bpf.o");
         img.host_file(&path, &o.path, 0o644)?;
+        let mut btf = std::collections::BTreeMap::new();
+        for (kernel, host) in &o.btf {
+            let guest = format!("{JOB_DIR}/btf/{i}-{kernel}.btf");
+            img.host_file(&guest, host, 0o644)?;
+            btf.insert(kernel.clone(), guest);
+        }
         objects.push(JobObject {
             name: o.name.clone(),
             path,
+            fixups: o.fixups.clone(),
+            btf,
         });
     }
     let job = Job {

@@ -1,10 +1,12 @@
 //! The inputs and outputs of a run.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::guest::Fixups;
 use crate::matrix::{Pin, Profile};
 use crate::protocol::ObjectReport;
 use crate::vm::AccelChoice;
@@ -41,6 +43,22 @@ pub struct ObjectInput {
     pub name: String,
     /// The `.bpf.o` on the host.
     pub path: PathBuf,
+    /// What the real loader changes before load.
+    pub fixups: Fixups,
+    /// A BTF file on the host per kernel profile, for kernels without BTF.
+    pub btf: BTreeMap<String, PathBuf>,
+}
+
+impl ObjectInput {
+    /// An object loaded as compiled.
+    pub fn plain(name: impl Into<String>, path: impl Into<PathBuf>) -> ObjectInput {
+        ObjectInput {
+            name: name.into(),
+            path: path.into(),
+            fixups: Fixups::default(),
+            btf: BTreeMap::new(),
+        }
+    }
 }
 
 /// One kernel to run on.

@@ -52,7 +52,13 @@ pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
         kernels: vec![host],
         notes: Vec::new(),
     };
-    let report = Report::new("host (running kernel)", names, output, false);
+    let report = Report::new(
+        "host (running kernel)",
+        names,
+        output,
+        false,
+        &Default::default(),
+    );
     if let Some(p) = &a.json {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;

@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod kernels;
+pub mod list;
 pub mod test;

@@ -1,4 +1,8 @@
 //! `cargo bpfcompat test`: validate objects on every kernel of a matrix.
+//!
+//! With `--object`, the given files. Without, the workspace: it is built,
+//! its BPF objects are discovered and its configuration applies (matrix,
+//! required kernels, loader fix-ups, expected failures).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,23 +10,31 @@ use std::time::Duration;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
-use bpfcompat::report::{Report, failures_text, markdown, matrix_table};
+use bpfcompat::report::{Expectations, Report, failures_text, markdown, matrix_table};
 use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
 
-use crate::cli::{Accel, MatrixArgs};
+use crate::cli::Accel;
 use crate::exit::Code;
 use crate::progress::Progress;
+use crate::workspace::{CargoArgs, build_workspace, discover, load_config};
 
 /// `test` arguments.
 #[derive(Args)]
 pub struct TestArgs {
-    /// A compiled BPF object to validate (repeatable).
-    #[arg(long = "object", value_name = "FILE", required = true)]
+    /// A compiled BPF object to validate (repeatable). Without it, the
+    /// workspace is built and every BPF object it produces is validated.
+    #[arg(long = "object", value_name = "FILE")]
     pub objects: Vec<PathBuf>,
+    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub matrix: Option<String>,
+    /// Only these kernels of the matrix (repeatable); overrides the configuration.
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
     #[command(flatten)]
-    pub matrix: MatrixArgs,
+    pub cargo: CargoArgs,
     /// Guests at once (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -62,22 +74,24 @@ pub struct TestArgs {
     pub evidence: Option<PathBuf>,
 }
 
+/// What to validate, where, and what is expected.
+struct Work {
+    objects: Vec<ObjectInput>,
+    matrix: Matrix,
+    expectations: Expectations,
+}
+
 pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
-    for o in &a.objects {
-        check_bpf_object(o)?;
-    }
-    let mut matrix = Matrix::load(&a.matrix.matrix)?;
-    matrix.select(&a.matrix.kernels)?;
-    let names = display_names(&a.objects);
-    let objects = a
-        .objects
-        .iter()
-        .zip(names)
-        .map(|(p, name)| ObjectInput {
-            name,
-            path: p.clone(),
-        })
-        .collect();
+    let work = if a.objects.is_empty() {
+        workspace_work(&a)?
+    } else {
+        explicit_work(&a)?
+    };
+    let Work {
+        objects,
+        matrix,
+        expectations,
+    } = work;
     let kernels = matrix
         .kernels
         .iter()
@@ -114,7 +128,13 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         progress.event(e)
     })?;
     progress.finish();
-    let report = Report::new(&matrix.origin, object_names, output, a.allow_unavailable);
+    let report = Report::new(
+        &matrix.origin,
+        object_names,
+        output,
+        a.allow_unavailable,
+        &expectations,
+    );
     write_reports(&report, &a)?;
     print!("\n{}", matrix_table(&report));
     let failures = failures_text(&report);
@@ -123,10 +143,103 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     }
     let s = &report.summary;
     println!(
-        "\n{} of {} cells pass; {} fail ({} on required kernels), {} unavailable, {} without verdict",
-        s.pass, s.cells, s.fail, s.required_failures, s.unavailable, s.infra_error
+        "\n{} of {} cells pass, {} fail as declared; {} fail ({} on required kernels), {} unavailable, {} without verdict",
+        s.pass,
+        s.cells,
+        s.expected_fail,
+        s.fail + s.unexpected_pass,
+        s.required_failures,
+        s.unavailable,
+        s.infra_error
     );
     Ok(report.exit_code.into())
+}
+
+/// `--object` files, the matrix from the flags.
+fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+    for o in &a.objects {
+        check_bpf_object(o)?;
+    }
+    let mut matrix = Matrix::load(a.matrix.as_deref().unwrap_or("default"))?;
+    matrix.select(&a.kernels)?;
+    let objects = a
+        .objects
+        .iter()
+        .zip(display_names(&a.objects))
+        .map(|(p, name)| ObjectInput::plain(name, p.clone()))
+        .collect();
+    Ok(Work {
+        objects,
+        matrix,
+        expectations: Expectations::new(),
+    })
+}
+
+/// The workspace: build, discover, configure.
+fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+    let build = build_workspace(&a.cargo)?;
+    let found = discover(&build)?;
+    if found.is_empty() {
+        return Err(format!(
+            "the build of {} produced no BPF object (looked in every build script's OUT_DIR, the .bpf.objs section of every binary, {}/bpf and {}/bpf{{el,eb}}-unknown-none)\n  (hint: pass compiled objects with --object FILE, or build your BPF programs with libbpf-cargo or aya-build)",
+            build.workspace_root.display(),
+            build.target_dir.display(),
+            build.target_dir.display()
+        )
+        .into());
+    }
+    let config = load_config(&build.workspace_root)?.unwrap_or_default();
+    let matrix_name = match (&a.matrix, &config.matrix) {
+        (Some(m), _) => m.clone(),
+        (None, Some(m)) if m != "default" => config.resolve(m.as_ref()).display().to_string(),
+        _ => "default".into(),
+    };
+    let mut matrix = Matrix::load(&matrix_name)?;
+    let all_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
+    let names: Vec<String> = found.iter().map(|d| d.name.clone()).collect();
+    config.validate(&all_kernels, &names)?;
+    if let Some(required) = &config.required {
+        for k in &mut matrix.kernels {
+            k.required = required.contains(&k.name);
+        }
+    }
+    let selection = if a.kernels.is_empty() {
+        config.kernels.clone().unwrap_or_default()
+    } else {
+        a.kernels.clone()
+    };
+    matrix.select(&selection)?;
+    let objects = found
+        .iter()
+        .map(|d| {
+            let oc = config.objects.get(&d.name).cloned().unwrap_or_default();
+            ObjectInput {
+                name: d.name.clone(),
+                path: d.path.clone(),
+                fixups: oc.fixups(),
+                btf: oc
+                    .btf
+                    .iter()
+                    .map(|(k, p)| (k.clone(), config.resolve(p)))
+                    .collect(),
+            }
+        })
+        .collect();
+    eprintln!(
+        "found {} BPF objects: {}{}",
+        names.len(),
+        names.join(", "),
+        if config.origin.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!(" (configuration: {})", config.origin.display())
+        }
+    );
+    Ok(Work {
+        objects,
+        matrix,
+        expectations: config.expectations(),
+    })
 }
 
 /// Writes every requested report file; each is written even if another fails.

@@ -1,0 +1,288 @@
+//! The project's bpfcompat configuration: `bpfcompat.toml` beside the
+//! workspace's Cargo.toml, else `[workspace.metadata.bpfcompat]` or
+//! `[package.metadata.bpfcompat]` in it. Unknown keys and wrong types are
+//! errors naming the file, the line and the key: a mistyped expectation in a
+//! CI gate must never pass silently.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bpfcompat::classify::Code;
+use bpfcompat::guest::{Fixups, MapFixup, ProgramFixup};
+use serde::Deserialize;
+
+/// The configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `default` (shipped) or a matrix file, relative to the configuration file.
+    pub matrix: Option<String>,
+    /// Only these kernels of the matrix (default: all).
+    pub kernels: Option<Vec<String>>,
+    /// The kernels whose failures fail the run (default: the matrix's `required`).
+    pub required: Option<Vec<String>>,
+    /// Per object, by the name `cargo bpfcompat list` shows.
+    #[serde(default)]
+    pub objects: BTreeMap<String, ObjectConfig>,
+    /// The file it came from.
+    #[serde(skip)]
+    pub origin: PathBuf,
+    #[serde(skip)]
+    text: String,
+}
+
+/// Settings of one object.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectConfig {
+    /// Known floors: kernel → the code it fails with there.
+    #[serde(default)]
+    pub expect_fail: BTreeMap<String, Code>,
+    /// A BTF file per kernel (for kernels without BTF), relative to the file.
+    #[serde(default)]
+    pub btf: BTreeMap<String, PathBuf>,
+    /// Map fix-ups, by map name.
+    #[serde(default)]
+    pub maps: BTreeMap<String, MapFixup>,
+    /// Program fix-ups, by program name.
+    #[serde(default)]
+    pub programs: BTreeMap<String, ProgramFixup>,
+    /// Initial values of global variables, by name.
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Groups of alternative programs.
+    #[serde(default)]
+    pub variants: Vec<Vec<String>>,
+}
+
+impl ObjectConfig {
+    /// The loader fix-ups this object gets in the guest.
+    pub fn fixups(&self) -> Fixups {
+        Fixups {
+            maps: self.maps.clone(),
+            programs: self.programs.clone(),
+            variables: self.variables.clone(),
+            variants: self.variants.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CargoToml {
+    workspace: Option<Section>,
+    package: Option<Section>,
+}
+
+#[derive(Deserialize)]
+struct Section {
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    bpfcompat: Option<Config>,
+}
+
+/// Reads the configuration of the workspace at `root`; `None` when there is none.
+pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
+    let own = root.join("bpfcompat.toml");
+    if own.is_file() {
+        let text = read(&own)?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", own.display()))?;
+        c.origin = own;
+        c.text = text;
+        return Ok(Some(c));
+    }
+    let manifest = root.join("Cargo.toml");
+    let text = read(&manifest)?;
+    let parsed: CargoToml =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let ws = parsed
+        .workspace
+        .and_then(|s| s.metadata)
+        .and_then(|m| m.bpfcompat);
+    let pkg = parsed
+        .package
+        .and_then(|s| s.metadata)
+        .and_then(|m| m.bpfcompat);
+    let config = match (ws, pkg) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{}: bpfcompat is configured in both [workspace.metadata.bpfcompat] and [package.metadata.bpfcompat]; keep one",
+                manifest.display()
+            ));
+        }
+        (Some(c), None) | (None, Some(c)) => c,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Config {
+        origin: manifest,
+        text,
+        ..config
+    }))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+impl Config {
+    /// ` (line N)` of the first line mentioning `needle`, for error messages.
+    fn line_of(&self, needle: &str) -> String {
+        self.text
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| format!(", line {}", i + 1))
+            .unwrap_or_default()
+    }
+
+    /// Checks the names the configuration uses against the matrix and the
+    /// objects found, so that a typo is an error, not a silent no-op.
+    pub fn validate(&self, kernels: &[String], objects: &[String]) -> Result<(), String> {
+        let origin = self.origin.display();
+        let known_kernels = kernels.join(", ");
+        let kernel_ok = |k: &String, key: String| {
+            if kernels.contains(k) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{origin}{}: `{key}` names kernel `{k}`, which the matrix does not have\n  (hint: known kernels are {known_kernels})",
+                    self.line_of(k)
+                ))
+            }
+        };
+        for k in self.kernels.iter().flatten() {
+            kernel_ok(k, "kernels".into())?;
+        }
+        for k in self.required.iter().flatten() {
+            kernel_ok(k, "required".into())?;
+        }
+        for (name, o) in &self.objects {
+            if !objects.contains(name) {
+                return Err(format!(
+                    "{origin}{}: [objects.{name}] names no BPF object of this workspace\n  (hint: `cargo bpfcompat list` shows the objects found: {})",
+                    self.line_of(&format!("objects.{name}")),
+                    objects.join(", ")
+                ));
+            }
+            for k in o.expect_fail.keys().chain(o.btf.keys()) {
+                kernel_ok(k, format!("objects.{name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The expected failures, object → kernel → code.
+    pub fn expectations(&self) -> bpfcompat::report::Expectations {
+        self.objects
+            .iter()
+            .filter(|(_, o)| !o.expect_fail.is_empty())
+            .map(|(n, o)| (n.clone(), o.expect_fail.clone()))
+            .collect()
+    }
+
+    /// A path from the configuration, relative to its file.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.origin.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn own_file_with_expectations_and_fixups() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "bpfcompat.toml",
+            "matrix = \"default\"\n[objects.ringbuf]\nexpect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_MAP_TYPE\" }\n[objects.ringbuf.maps.events]\nmax_entries = \"cpus\"\n",
+        );
+        let c = load_config(d.path()).unwrap().unwrap();
+        assert_eq!(
+            c.objects["ringbuf"].expect_fail["debian-11-5.10"],
+            Code::UnsupportedMapType
+        );
+        assert_eq!(
+            c.objects["ringbuf"].maps["events"].max_entries,
+            Some(bpfcompat::guest::Count::Cpus)
+        );
+        c.validate(&["debian-11-5.10".into()], &["ringbuf".into()])
+            .unwrap();
+        let err = c
+            .validate(&["debian-12-6.1".into()], &["ringbuf".into()])
+            .unwrap_err();
+        assert!(
+            err.contains("debian-11-5.10") && err.contains("line 3"),
+            "{err}"
+        );
+        let err = c
+            .validate(&["debian-11-5.10".into()], &["other".into()])
+            .unwrap_err();
+        assert!(
+            err.contains("[objects.ringbuf]") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn typos_and_bad_codes_name_key_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "bpfcompat.toml",
+            "[objects.ringbuf]\nexpect_fial = {}\n",
+        );
+        let err = load_config(d.path()).unwrap_err();
+        assert!(
+            err.contains("expect_fial") && err.contains("line 2") && err.contains("bpfcompat.toml"),
+            "{err}"
+        );
+        write(
+            d.path(),
+            "bpfcompat.toml",
+            "[objects.ringbuf]\nexpect_fail = { \"k\" = \"UNSUPORTED\" }\n",
+        );
+        let err = load_config(d.path()).unwrap_err();
+        assert!(
+            err.contains("UNSUPORTED") && err.contains("line 2"),
+            "{err}"
+        );
+        write(
+            d.path(),
+            "bpfcompat.toml",
+            "[objects.x.maps.m]\nmax_entries = \"many\"\n",
+        );
+        let err = load_config(d.path()).unwrap_err();
+        assert!(err.contains("\"cpus\"") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn cargo_metadata_tables() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "Cargo.toml",
+            "[workspace]\nmembers = []\n[workspace.metadata.bpfcompat]\nkernels = [\"debian-12-6.1\"]\n",
+        );
+        let c = load_config(d.path()).unwrap().unwrap();
+        assert_eq!(
+            c.kernels.as_deref(),
+            Some(&["debian-12-6.1".to_string()][..])
+        );
+        write(
+            d.path(),
+            "Cargo.toml",
+            "[package]\nname = \"x\"\n[package.metadata.bpfcompat]\nmatirx = \"default\"\n",
+        );
+        let err = load_config(d.path()).unwrap_err();
+        assert!(err.contains("matirx") && err.contains("line 4"), "{err}");
+        write(d.path(), "Cargo.toml", "[package]\nname = \"x\"\n");
+        assert!(load_config(d.path()).unwrap().is_none());
+    }
+}

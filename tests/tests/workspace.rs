@@ -1,0 +1,200 @@
+//! `cargo bpfcompat test` in a real libbpf-cargo workspace (examples/):
+//! build, discovery of the skeleton objects, configuration, expectations.
+
+use std::path::{Path, PathBuf};
+
+use bpfcompat_e2e::{cli, run};
+use serde_json::Value;
+
+const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A copy of the example project, to edit its configuration.
+fn copy_examples(to: &Path) {
+    let from = examples();
+    for f in ["Cargo.toml", "Cargo.lock", "bpfcompat.toml"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from.join("probes"))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn test_in(manifest: &Path, target: &Path, json: &Path) -> (Option<i32>, String, Value) {
+    let mut args = vec![
+        "bpfcompat".to_string(),
+        "test".into(),
+        "--manifest-path".into(),
+        manifest.display().to_string(),
+        "--target-dir".into(),
+        target.display().to_string(),
+        "--json".into(),
+        json.display().to_string(),
+    ];
+    for k in KERNELS {
+        args.extend(["--kernel".into(), k.to_string()]);
+    }
+    let out = run(cli(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let report = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        report,
+    )
+}
+
+#[test]
+fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = examples().join("target");
+
+    // `list` names every object the build produced.
+    let out = run(cli(&[
+        "bpfcompat",
+        "list",
+        "--manifest-path",
+        examples().join("Cargo.toml").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for o in [
+        "bounded_loop",
+        "fentry",
+        "ringbuf",
+        "task_state",
+        "task_state_guarded",
+    ] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(o) && l.contains("embedded in")),
+            "{o} not listed:\n{listed}"
+        );
+    }
+
+    // As shipped: every floor on these kernels is declared, so exit 0.
+    let (code, _, report) = test_in(
+        &examples().join("Cargo.toml"),
+        &target,
+        &tmp.path().join("a.json"),
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    let status = |r: &Value, o: &str, k: &str| {
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["object"] == o && c["kernel"] == k)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(
+        status(&report, "bounded_loop", "debian-11-5.10"),
+        "expected_fail"
+    );
+    assert_eq!(
+        status(&report, "task_state", "debian-11-5.10"),
+        "expected_fail"
+    );
+    assert_eq!(status(&report, "bounded_loop", "debian-12-6.1"), "pass");
+    assert_eq!(
+        status(&report, "task_state_guarded", "debian-11-5.10"),
+        "pass"
+    );
+    assert_eq!(report["summary"]["expected_fail"], 2);
+
+    // Without bounded_loop's 5.10 floor, the same run fails and names the cell.
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    copy_examples(&ws);
+    let config = std::fs::read_to_string(ws.join("bpfcompat.toml")).unwrap();
+    let edited = config.replace("\"debian-11-5.10\" = \"UNSUPPORTED_HELPER\"\n", "");
+    assert_ne!(config, edited);
+    std::fs::write(ws.join("bpfcompat.toml"), edited).unwrap();
+    let (code, stdout, report) =
+        test_in(&ws.join("Cargo.toml"), &target, &tmp.path().join("b.json"));
+    assert_eq!(code, Some(2));
+    assert_eq!(status(&report, "bounded_loop", "debian-11-5.10"), "fail");
+    assert!(
+        stdout.contains("FAIL bounded_loop on debian-11-5.10"),
+        "{stdout}"
+    );
+
+    // A declared floor that no longer fails is reported too.
+    let edited = config.replace(
+        "[objects.ringbuf.expect_fail]\n",
+        "[objects.ringbuf.expect_fail]\n\"debian-12-6.1\" = \"UNSUPPORTED_MAP_TYPE\"\n",
+    );
+    std::fs::write(ws.join("bpfcompat.toml"), edited).unwrap();
+    let (code, stdout, report) =
+        test_in(&ws.join("Cargo.toml"), &target, &tmp.path().join("c.json"));
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        status(&report, "ringbuf", "debian-12-6.1"),
+        "unexpected_pass"
+    );
+    assert!(
+        stdout.contains("UNEXPECTED PASS ringbuf on debian-12-6.1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_typo_names_key_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_examples(tmp.path());
+    let config = std::fs::read_to_string(tmp.path().join("bpfcompat.toml")).unwrap();
+    std::fs::write(
+        tmp.path().join("bpfcompat.toml"),
+        config.replace("matrix = \"default\"", "matirx = \"default\""),
+    )
+    .unwrap();
+    let out = run(cli(&[
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        tmp.path().join("Cargo.toml").to_str().unwrap(),
+        "--target-dir",
+        examples().join("target").to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("matirx") && err.contains("line 4") && err.contains("bpfcompat.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn workspace_without_bpf_objects_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("Cargo.toml"),
+        "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(tmp.path().join("src")).unwrap();
+    std::fs::write(tmp.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let out = run(cli(&[
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        tmp.path().join("Cargo.toml").to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("produced no BPF object") && err.contains("hint:"),
+        "{err}"
+    );
+}
