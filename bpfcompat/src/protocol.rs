@@ -70,8 +70,20 @@ pub struct ObjectReport {
     pub programs: Vec<ProgramReport>,
     /// Set when the validator itself did not finish (hung or crashed).
     pub fault: Option<Fault>,
+    /// Per group of alternative programs, the one chosen on this kernel.
+    #[serde(default)]
+    pub variants: Vec<VariantChoice>,
     /// How long validation took in the agent, in milliseconds.
     pub duration_ms: u64,
+}
+
+/// Which program of a group of alternatives a kernel got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VariantChoice {
+    /// The group, in order of preference.
+    pub candidates: Vec<String>,
+    /// The first that loaded and attached; `None` when none did.
+    pub chosen: Option<String>,
 }
 
 /// The validator child of one object did not finish normally.
@@ -99,6 +111,10 @@ pub struct MapReport {
     pub map_type: String,
     /// The kernel's answer to a map-type probe, where one was made.
     pub type_supported: Option<bool>,
+    /// `max_entries`, key and value size as the object declares them
+    /// (after fix-ups); zero means a loader must set them at run time.
+    #[serde(default)]
+    pub declared: [u32; 3],
     /// Whether the kernel created the map.
     pub create: Outcome,
 }

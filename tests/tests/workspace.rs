@@ -198,3 +198,121 @@ fn workspace_without_bpf_objects_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A workspace whose BPF objects sit in `<target>/bpf/` (as `cargo libbpf
+/// build` leaves them), with the given configuration.
+fn workspace_with_objects(dir: &Path, objects: &[&str], config: &str) -> PathBuf {
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::create_dir_all(dir.join("target/bpf")).unwrap();
+    for o in objects {
+        std::fs::copy(
+            bpfcompat_e2e::fixture(o),
+            dir.join(format!("target/bpf/{o}.bpf.o")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("bpfcompat.toml"), config).unwrap();
+    dir.join("Cargo.toml")
+}
+
+#[test]
+fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "[objects.contract.maps.sized_at_runtime]\nmax_entries = 1024\n\n\
+                  [objects.variants]\nvariants = [[\"sum_with_loop\", \"sum_unrolled\"]]\n\n\
+                  [objects.rodata.variables]\nunsafe_path = 0\n";
+    let manifest = workspace_with_objects(tmp.path(), &["contract", "variants", "rodata"], config);
+    let json = tmp.path().join("r.json");
+    let out = run(cli(&[
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--kernel",
+        "debian-11-5.10",
+        "--kernel",
+        "debian-12-6.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cell = |o: &str, k: &str| {
+        report["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["object"] == o && c["kernel"] == k)
+            .unwrap()
+            .clone()
+    };
+    for k in KERNELS {
+        for o in ["contract", "variants", "rodata"] {
+            assert_eq!(cell(o, k)["status"], "pass", "{o} on {k}");
+        }
+    }
+    // bpf_loop (5.17) is missing on 5.10: the fallback is chosen there.
+    assert_eq!(
+        cell("variants", "debian-11-5.10")["variants"][0]["chosen"],
+        "sum_unrolled"
+    );
+    assert_eq!(
+        cell("variants", "debian-12-6.1")["variants"][0]["chosen"],
+        "sum_with_loop"
+    );
+
+    // The same objects as compiled: the loader contract and the constant decide.
+    let out = run(cli(&[
+        "test",
+        "--kernel",
+        "debian-12-6.1",
+        "--json",
+        json.to_str().unwrap(),
+        "--object",
+        bpfcompat_e2e::fixture("contract").to_str().unwrap(),
+        "--object",
+        bpfcompat_e2e::fixture("rodata").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["cells"][0]["code"], "MAP_CONTRACT",
+        "{:#}",
+        report["cells"][0]
+    );
+    assert_eq!(
+        report["cells"][1]["code"], "VERIFIER_REJECTED",
+        "{:#}",
+        report["cells"][1]
+    );
+}
+
+#[test]
+fn fixup_naming_a_missing_map_is_reported_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = workspace_with_objects(
+        tmp.path(),
+        &["contract"],
+        "[objects.contract.maps.no_such_map]\nmax_entries = 1\n",
+    );
+    let out = run(cli(&[
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--kernel",
+        "debian-12-6.1",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("no map `no_such_map`") && stdout.contains("sized_at_runtime"),
+        "{stdout}"
+    );
+}

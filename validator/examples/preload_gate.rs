@@ -20,7 +20,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match validate_on_host(&path, Source::Bytes(&bytes), &Options { attach: true }) {
+    match validate_on_host(
+        &path,
+        Source::Bytes(&bytes),
+        &Options {
+            attach: true,
+            ..Options::default()
+        },
+    ) {
         Ok(v) if v.passed() => {
             println!("{path}: this kernel accepts it; loading for real");
             ExitCode::SUCCESS

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use bpfcompat::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
-use bpfcompat::guest::{JOB_FILE, Job, JobObject};
+use bpfcompat::guest::{Fixups, JOB_FILE, Job, JobObject};
 use bpfcompat::protocol::{Fault, ObjectReport, Record};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,8 @@ struct Request {
     name: String,
     path: String,
     attach: bool,
+    fixups: Fixups,
+    btf: Option<String>,
 }
 
 /// The agent binary's `main`: as PID 1 it runs the job; with [`WORKER_ARG`]
@@ -160,10 +162,13 @@ fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> 
             }
         },
     };
+    let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
     let request = Request {
         name: obj.name.clone(),
         path: obj.path.clone(),
         attach: job.attach,
+        fixups: obj.fixups.clone(),
+        btf: obj.btf.get(&kernel).cloned(),
     };
     let line = serde_json::to_string(&request).expect("requests serialize") + "\n";
     if let Err(e) = worker
@@ -241,11 +246,12 @@ fn run_worker() -> ExitCode {
             return ExitCode::from(2);
         };
         inject_fault(&req.name);
-        let report = validate_object(
-            &req.name,
-            Path::new(&req.path),
-            &Options { attach: req.attach },
-        );
+        let opts = Options {
+            attach: req.attach,
+            fixups: req.fixups,
+            btf_custom_path: req.btf.map(Into::into),
+        };
+        let report = validate_object(&req.name, Path::new(&req.path), &opts);
         let out = serde_json::to_string(&report).expect("reports serialize") + "\n";
         if stdout
             .write_all(out.as_bytes())

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
+use bpfcompat::guest::Fixups;
 use bpfcompat::protocol::Outcome;
 use libbpf_rs::{Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
@@ -43,14 +44,18 @@ const NO_AUTO_TARGET: &[&str] = &[
 
 /// Attaches every loaded program; all links are held until the end so that
 /// programs attach side by side as a loader would have them, then dropped.
-pub fn attach_all(obj: &Object) -> BTreeMap<String, Outcome> {
+pub fn attach_all(obj: &Object, fixups: &Fixups) -> BTreeMap<String, Outcome> {
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
         capture::take();
-        let outcome = match attach_one(&prog, &section) {
+        let target = fixups
+            .programs
+            .get(&name)
+            .and_then(|f| f.attach_target.as_deref());
+        let outcome = match attach_one(&prog, &section, target) {
             Ok(Some(guard)) => {
                 keep.push(guard);
                 Outcome::Ok
@@ -94,7 +99,18 @@ impl Drop for Guard {
     }
 }
 
-fn attach_one(prog: &ProgramMut, section: &str) -> libbpf_rs::Result<Option<Guard>> {
+fn attach_one(
+    prog: &ProgramMut,
+    section: &str,
+    target: Option<&str>,
+) -> libbpf_rs::Result<Option<Guard>> {
+    // A kprobe retargeted by configuration attaches where the loader would.
+    if let Some(func) = target
+        && (section.starts_with("kprobe") || section.starts_with("kretprobe"))
+    {
+        let ret = section.starts_with("kretprobe");
+        return prog.attach_kprobe(ret, func).map(|l| Some(Guard::Link(l)));
+    }
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) {
         return Ok(None);
     }

@@ -72,7 +72,7 @@ pub fn missing_privileges() -> Vec<&'static str> {
 /// ```no_run
 /// use validator::{Options, Source, validate_on_host};
 ///
-/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { attach: true })?;
+/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { attach: true, ..Options::default() })?;
 /// if !verdict.passed() {
 ///     eprintln!("refusing to load: {:?} {}", verdict.cell.code, verdict.cell.message.unwrap_or_default());
 /// }

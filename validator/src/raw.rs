@@ -71,3 +71,68 @@ pub fn probe_helper(t: u32, id: u32) -> Option<bool> {
     // SAFETY: as above.
     probe(unsafe { libbpf_sys::libbpf_probe_bpf_helper(t, id, ptr::null()) })
 }
+
+/// The map type number of libbpf's name (`ringbuf` → 27).
+pub fn map_type_by_name(name: &str) -> Option<u32> {
+    (0..128).find(|&t| {
+        // SAFETY: plain table lookup; NULL for unknown numbers.
+        let s = unsafe { libbpf_sys::libbpf_bpf_map_type_str(t) };
+        !s.is_null() && unsafe { CStr::from_ptr(s) }.to_bytes() == name.as_bytes()
+    })
+}
+
+/// The program type number of libbpf's name (`kprobe` → 2).
+pub fn prog_type_by_name(name: &str) -> Option<u32> {
+    (0..128).find(|&t| {
+        // SAFETY: plain table lookup; NULL for unknown numbers.
+        let s = unsafe { libbpf_sys::libbpf_bpf_prog_type_str(t) };
+        !s.is_null() && unsafe { CStr::from_ptr(s) }.to_bytes() == name.as_bytes()
+    })
+}
+
+/// Changes a map's type before load.
+pub fn set_map_type(m: &libbpf_rs::OpenMapMut, t: u32) -> Result<(), i32> {
+    // SAFETY: the pointer comes from a live OpenMapMut.
+    let ret = unsafe { libbpf_sys::bpf_map__set_type(m.as_libbpf_object().as_ptr(), t) };
+    if ret == 0 { Ok(()) } else { Err(ret) }
+}
+
+/// Changes a program's type before load.
+pub fn set_prog_type(p: &libbpf_rs::OpenProgramMut, t: u32) -> Result<(), i32> {
+    // SAFETY: the pointer comes from a live OpenProgramMut.
+    let ret = unsafe { libbpf_sys::bpf_program__set_type(p.as_libbpf_object().as_ptr(), t) };
+    if ret == 0 { Ok(()) } else { Err(ret) }
+}
+
+/// Creates a map outside any object (an inner-map prototype).
+pub fn create_map(
+    t: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+) -> Result<std::os::fd::OwnedFd, i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: NULL name and options are allowed.
+    let fd = unsafe {
+        libbpf_sys::bpf_map_create(
+            t,
+            ptr::null(),
+            key_size,
+            value_size,
+            max_entries,
+            ptr::null(),
+        )
+    };
+    if fd < 0 {
+        return Err(fd);
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Possible CPUs, as libbpf counts them for per-CPU maps.
+pub fn possible_cpus() -> u32 {
+    // SAFETY: no arguments.
+    let n = unsafe { libbpf_sys::libbpf_num_possible_cpus() };
+    u32::try_from(n).unwrap_or(1)
+}

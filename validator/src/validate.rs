@@ -6,14 +6,19 @@
 //! loads or the failure is not a single program's (a map, an extern, BTF).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use bpfcompat::guest::Fixups;
 use std::time::Instant;
 
-use bpfcompat::protocol::{MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
+use bpfcompat::protocol::{
+    MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, VariantChoice, tail,
+};
 use libbpf_rs::{ObjectBuilder, OpenObject};
 
 use crate::attach::attach_all;
 use crate::capture::{self, Line};
+use crate::fixups;
 use crate::raw;
 
 /// Lines of verifier log kept per failure: the end says why it gave up.
@@ -22,10 +27,14 @@ const VERIFIER_TAIL: usize = 60;
 const LIBBPF_TAIL: usize = 30;
 
 /// What to do with an object.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Attach every loaded program to its hook (then detach).
     pub attach: bool,
+    /// What the real loader changes before load.
+    pub fixups: Fixups,
+    /// A BTF file to use instead of the kernel's (kernels without BTF).
+    pub btf_custom_path: Option<PathBuf>,
 }
 
 /// Where an object's bytes come from.
@@ -57,14 +66,32 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
 
     loop {
         capture::take();
+        let mut builder = ObjectBuilder::default();
+        if let Some(btf) = &opts.btf_custom_path
+            && let Err(e) = builder.btf_custom_path(btf)
+        {
+            report.object_error = Some(failure(&e, &capture::take(), None));
+            break;
+        }
         let opened = match source {
-            Source::Path(p) => ObjectBuilder::default().open_file(p),
-            Source::Bytes(b) => ObjectBuilder::default().open_memory(b),
+            Source::Path(p) => builder.open_file(p),
+            Source::Bytes(b) => builder.open_memory(b),
         };
         let mut open = match opened {
             Ok(o) => o,
             Err(e) => {
                 report.object_error = Some(failure(&e, &capture::take(), None));
+                break;
+            }
+        };
+        // Held open until the object is loaded.
+        let _inner_maps = match fixups::apply(&mut open, &opts.fixups) {
+            Ok(fds) => fds,
+            Err(e) => {
+                report.object_error = Some(StepFailure {
+                    error: format!("bpfcompat configuration: {e}"),
+                    ..StepFailure::default()
+                });
                 break;
             }
         };
@@ -87,14 +114,27 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         match open.load() {
             Ok(obj) => {
                 for m in &mut report.maps {
-                    m.create = Outcome::Ok;
+                    let off =
+                        opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
+                    m.create = if off {
+                        skipped("autocreate disabled by configuration")
+                    } else {
+                        Outcome::Ok
+                    };
                 }
                 let links = if opts.attach {
-                    attach_all(&obj)
+                    attach_all(&obj, &opts.fixups)
                 } else {
                     BTreeMap::new()
                 };
                 for p in &mut report.programs {
+                    let off =
+                        opts.fixups.programs.get(&p.name).and_then(|f| f.autoload) == Some(false);
+                    if off {
+                        p.load = skipped("autoload disabled by configuration");
+                        p.attach = skipped("not loaded");
+                        continue;
+                    }
                     match rejected.get(&p.name) {
                         Some(f) => {
                             p.load = Outcome::Failed(f.clone());
@@ -166,8 +206,38 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
             }
         }
     }
+    choose_variants(&mut report, &opts.fixups.variants);
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// Per group of alternatives, the first program that loaded (and attached,
+/// where attaching was asked) is chosen; the others are not counted, as the
+/// real loader would have switched them off. A group where none works keeps
+/// every member's failure.
+fn choose_variants(report: &mut ObjectReport, groups: &[Vec<String>]) {
+    for group in groups {
+        let works =
+            |p: &ProgramReport| p.load == Outcome::Ok && !matches!(p.attach, Outcome::Failed(_));
+        let chosen = group
+            .iter()
+            .find(|name| report.programs.iter().any(|p| &&p.name == name && works(p)))
+            .cloned();
+        if let Some(chosen) = &chosen {
+            for p in report
+                .programs
+                .iter_mut()
+                .filter(|p| group.contains(&p.name) && &p.name != chosen)
+            {
+                p.load = skipped(&format!("variant `{chosen}` chosen"));
+                p.attach = skipped(&format!("variant `{chosen}` chosen"));
+            }
+        }
+        report.variants.push(VariantChoice {
+            candidates: group.clone(),
+            chosen,
+        });
+    }
 }
 
 fn skipped(reason: &str) -> Outcome {
@@ -195,6 +265,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             name: m.name().to_string_lossy().into_owned(),
             map_type: raw::map_type_name(raw::map_type(&m)),
             type_supported: None,
+            declared: [m.max_entries(), m.key_size(), m.value_size()],
             create: skipped("not attempted"),
         });
     }

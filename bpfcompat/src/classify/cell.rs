@@ -108,6 +108,9 @@ pub struct Cell {
     pub findings: Vec<Finding>,
     /// Every program's load and attach state.
     pub programs: Vec<ProgramState>,
+    /// Per group of alternative programs, the one chosen on this kernel.
+    #[serde(default)]
+    pub variants: Vec<crate::protocol::VariantChoice>,
 }
 
 impl Cell {
@@ -129,6 +132,7 @@ impl Cell {
             expected: None,
             findings,
             programs: Vec::new(),
+            variants: Vec::new(),
         }
     }
 
@@ -232,6 +236,12 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         }
         None => {}
     }
+    // A fix-up the object cannot take is the configuration's fault, not the kernel's.
+    if let Some(f) = &r.object_error
+        && f.error.starts_with("bpfcompat configuration:")
+    {
+        return Cell::guest(&r.object, run, Status::InfraError, Code::Infra, f.error.clone());
+    }
     let btf = run.kernel_btf;
     let mut findings = Vec::new();
     let mut push = |step: Step,
@@ -295,6 +305,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         Status::Fail
     };
     let mut cell = Cell::new(&r.object, run, status, findings);
+    cell.variants = r.variants.clone();
     cell.programs = r
         .programs
         .iter()

@@ -109,6 +109,24 @@ fn classify_raw(e: &Evidence) -> Verdict {
                 ),
             );
         }
+        if m.declared.contains(&0)
+            && m.type_supported != Some(false)
+            && !m.map_type.contains("ringbuf")
+        {
+            let [entries, key, value] = m.declared;
+            return v(
+                Code::MapContract,
+                format!(
+                    "map `{}` is declared with max_entries {entries}, key_size {key}, value_size {value}: {}",
+                    m.name,
+                    first_line(f)
+                ),
+                format!(
+                    "the real loader sizes this map at run time: declare its values as a fix-up ([objects.<name>.maps.{}] max_entries = …, or \"cpus\")",
+                    m.name
+                ),
+            );
+        }
         if find("support global data").is_some() {
             return v(
                 Code::UnsupportedFeature,
@@ -414,6 +432,7 @@ mod tests {
             name: "events".into(),
             map_type: "ringbuf".into(),
             type_supported: Some(false),
+            declared: [4096, 0, 0],
             create: crate::protocol::Outcome::Ok,
         };
         let got = classify(&Evidence {

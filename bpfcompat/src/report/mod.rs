@@ -7,4 +7,4 @@ mod terminal;
 
 pub use markdown::markdown;
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary};
-pub use terminal::{failures_text, matrix_table};
+pub use terminal::{failures_text, matrix_table, variants_text};

@@ -174,7 +174,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "object": "o", "kernel": "k", "required": required, "status": status,
             "stage": null, "code": null, "program": null, "message": null, "remediation": null,
-            "errno": null, "verifier_tail": [], "kernel_release": null, "expected": null, "findings": [], "programs": []
+            "errno": null, "verifier_tail": [], "kernel_release": null, "expected": null, "findings": [], "programs": [], "variants": []
         }))
         .unwrap()
     }

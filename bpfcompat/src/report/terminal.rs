@@ -61,6 +61,24 @@ pub fn matrix_table(r: &Report) -> String {
     out
 }
 
+/// Which alternative each kernel got, for objects with variants.
+pub fn variants_text(r: &Report) -> String {
+    let mut out = String::new();
+    for c in r.cells.iter().filter(|c| !c.variants.is_empty()) {
+        for v in &c.variants {
+            let chosen = v.chosen.as_deref().unwrap_or("none works");
+            let _ = writeln!(
+                out,
+                "variant {} on {}: {chosen} (of {})",
+                c.object,
+                c.kernel,
+                v.candidates.join(", ")
+            );
+        }
+    }
+    out
+}
+
 /// Every failing or verdict-less cell, with evidence. A kernel whose guest
 /// gave no verdict at all is said once, not once per object.
 pub fn failures_text(r: &Report) -> String {

@@ -36,7 +36,10 @@ pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
         check_bpf_object(o)?;
     }
     let names = display_names(&a.objects);
-    let opts = Options { attach: a.attach };
+    let opts = Options {
+        attach: a.attach,
+        ..Options::default()
+    };
     let reports = a
         .objects
         .iter()

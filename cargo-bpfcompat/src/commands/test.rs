@@ -10,7 +10,9 @@ use std::time::Duration;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
-use bpfcompat::report::{Expectations, Report, failures_text, markdown, matrix_table};
+use bpfcompat::report::{
+    Expectations, Report, failures_text, markdown, matrix_table, variants_text,
+};
 use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
@@ -137,6 +139,10 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     );
     write_reports(&report, &a)?;
     print!("\n{}", matrix_table(&report));
+    let variants = variants_text(&report);
+    if !variants.is_empty() {
+        print!("\n{variants}");
+    }
     let failures = failures_text(&report);
     if !failures.is_empty() {
         print!("\n{failures}");

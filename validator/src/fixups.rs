@@ -1,0 +1,201 @@
+//! Replaying a loader's changes on an opened object before load: map sizes
+//! and types, inner-map prototypes, autocreate and autoload, program types
+//! and attach targets, initial values of global variables.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+
+use bpfcompat::guest::{Count, Fixups};
+use libbpf_rs::btf::Btf;
+use libbpf_rs::btf::types::DataSec;
+use libbpf_rs::{AsRawLibbpf, OpenObject};
+
+use crate::raw;
+
+/// A fix-up that names something the object does not have, or a value that
+/// does not fit: the configuration is wrong, not the kernel.
+pub type FixupError = String;
+
+/// Applies `fx`; returns the inner-map descriptors, which must stay open
+/// until the object is loaded.
+pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupError> {
+    let mut keep = Vec::new();
+    let map_names: Vec<String> = open
+        .maps()
+        .map(|m| m.name().to_string_lossy().into_owned())
+        .collect();
+    for name in fx.maps.keys() {
+        if !map_names.contains(name) {
+            return Err(format!(
+                "no map `{name}` in the object (maps: {})",
+                map_names.join(", ")
+            ));
+        }
+    }
+    let prog_names: Vec<String> = open
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect();
+    for name in fx.programs.keys().chain(fx.variants.iter().flatten()) {
+        if !prog_names.contains(name) {
+            return Err(format!(
+                "no program `{name}` in the object (programs: {})",
+                prog_names.join(", ")
+            ));
+        }
+    }
+    let vars = datasec_vars(open);
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        let Some(f) = fx.maps.get(&name) else {
+            continue;
+        };
+        let e = |what: &str, err: String| format!("map `{name}`: cannot set {what}: {err}");
+        if let Some(t) = &f.map_type {
+            let n = raw::map_type_by_name(t)
+                .ok_or_else(|| format!("map `{name}`: unknown map type `{t}`"))?;
+            raw::set_map_type(&m, n).map_err(|r| e("type", r.to_string()))?;
+        }
+        if let Some(c) = f.max_entries {
+            let n = match c {
+                Count::Fixed(n) => n,
+                Count::Cpus => raw::possible_cpus(),
+            };
+            m.set_max_entries(n)
+                .map_err(|x| e("max_entries", x.to_string()))?;
+        }
+        if let Some(k) = f.key_size {
+            m.set_key_size(k)
+                .map_err(|x| e("key_size", x.to_string()))?;
+        }
+        if let Some(v) = f.value_size {
+            m.set_value_size(v)
+                .map_err(|x| e("value_size", x.to_string()))?;
+        }
+        if let Some(a) = f.autocreate {
+            m.set_autocreate(a)
+                .map_err(|x| e("autocreate", x.to_string()))?;
+        }
+        if let Some(inner) = &f.inner {
+            let t = raw::map_type_by_name(&inner.map_type).ok_or_else(|| {
+                format!("map `{name}`: unknown inner map type `{}`", inner.map_type)
+            })?;
+            let fd = raw::create_map(t, inner.key_size, inner.value_size, inner.max_entries)
+                .map_err(|r| e("the inner map", format!("creating it failed with {r}")))?;
+            m.set_inner_map_fd(fd.as_fd())
+                .map_err(|x| e("the inner map", x.to_string()))?;
+            keep.push(fd);
+        }
+    }
+    for (var, value) in &fx.variables {
+        let (section, offset, size) = vars
+            .get(var)
+            .cloned()
+            .ok_or_else(|| format!("no global variable `{var}` in .rodata, .data or .bss"))?;
+        let bytes = encode(value, size)
+            .ok_or_else(|| format!("variable `{var}`: {value} does not fit in {size} bytes"))?;
+        let mut written = false;
+        for mut m in open.maps_mut() {
+            let mname = m.name().to_string_lossy().into_owned();
+            if !mname.ends_with(&section) {
+                continue;
+            }
+            if let Some(data) = m.initial_value_mut() {
+                data[offset..offset + size].copy_from_slice(&bytes);
+                written = true;
+            }
+        }
+        if !written {
+            return Err(format!(
+                "variable `{var}`: section {section} has no initial value to set"
+            ));
+        }
+    }
+    for mut p in open.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let Some(f) = fx.programs.get(&name) else {
+            continue;
+        };
+        if let Some(a) = f.autoload {
+            p.set_autoload(a);
+        }
+        if let Some(t) = &f.prog_type {
+            let n = raw::prog_type_by_name(t)
+                .ok_or_else(|| format!("program `{name}`: unknown program type `{t}`"))?;
+            raw::set_prog_type(&p, n)
+                .map_err(|r| format!("program `{name}`: cannot set type: {r}"))?;
+        }
+        let section = p.section().to_string_lossy().into_owned();
+        if let Some(target) = &f.attach_target
+            && !section.starts_with("kprobe")
+            && !section.starts_with("kretprobe")
+        {
+            let full = match &f.attach_module {
+                Some(m) => format!("{m}:{target}"),
+                None => target.clone(),
+            };
+            p.set_attach_target(0, Some(full))
+                .map_err(|x| format!("program `{name}`: cannot set attach target: {x}"))?;
+        }
+    }
+    Ok(keep)
+}
+
+/// Global variables by name: (datasec name, offset, size).
+fn datasec_vars(open: &OpenObject) -> BTreeMap<String, (String, usize, usize)> {
+    let mut out = BTreeMap::new();
+    // SAFETY: the object outlives the BTF view, which is dropped here.
+    let Ok(Some(btf)) = Btf::from_bpf_object(unsafe { open.as_libbpf_object().as_ref() }) else {
+        return out;
+    };
+    for section in [".rodata", ".data", ".bss"] {
+        let Some(ds) = btf.type_by_name::<DataSec>(section) else {
+            continue;
+        };
+        for v in ds.iter() {
+            let name = btf
+                .type_by_id::<libbpf_rs::btf::BtfType>(v.ty)
+                .and_then(|t| t.name().map(|n| n.to_string_lossy().into_owned()));
+            if let Some(name) = name {
+                out.insert(name, (section.to_string(), v.offset as usize, v.size));
+            }
+        }
+    }
+    out
+}
+
+/// Little-endian bytes of an integer or boolean, if it fits in `size` bytes.
+fn encode(value: &serde_json::Value, size: usize) -> Option<Vec<u8>> {
+    let n: i128 = match value {
+        serde_json::Value::Bool(b) => i128::from(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))?,
+        _ => return None,
+    };
+    if size == 0 || size > 8 {
+        return None;
+    }
+    let bits = size * 8;
+    let fits = if n < 0 {
+        n >= -(1i128 << (bits - 1))
+    } else {
+        n < (1i128 << bits)
+    };
+    fits.then(|| n.to_le_bytes()[..size].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_integers_and_booleans_that_fit() {
+        assert_eq!(encode(&serde_json::json!(258), 4), Some(vec![2, 1, 0, 0]));
+        assert_eq!(encode(&serde_json::json!(true), 1), Some(vec![1]));
+        assert_eq!(encode(&serde_json::json!(-1), 2), Some(vec![0xff, 0xff]));
+        assert_eq!(encode(&serde_json::json!(256), 1), None);
+        assert_eq!(encode(&serde_json::json!("x"), 4), None);
+    }
+}
