@@ -310,7 +310,7 @@ fn fixup_naming_a_missing_map_is_reported_not_ignored() {
         "debian-12-6.1",
     ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "a configuration error is a tool failure: {stdout}");
     assert!(
         stdout.contains("no map `no_such_map`") && stdout.contains("sized_at_runtime"),
         "{stdout}"
