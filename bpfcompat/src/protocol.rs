@@ -26,6 +26,8 @@ pub enum Record {
     },
     /// The verdict on one object of the job.
     Object(Box<ObjectReport>),
+    /// What one of the user's commands did.
+    Command(CommandReport),
     /// The agent finished the whole job and powers off next.
     Done {
         /// Milliseconds since the guest kernel booted.
@@ -74,6 +76,27 @@ pub struct ObjectReport {
     #[serde(default)]
     pub variants: Vec<VariantChoice>,
     /// How long validation took in the agent, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What a user's command did in the guest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CommandReport {
+    /// The command's name in the job.
+    pub name: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// Whether it ran past its limit and was killed.
+    pub timed_out: bool,
+    /// It could not be started: why.
+    pub spawn_error: Option<String>,
+    /// The end of its standard output.
+    pub stdout_tail: Vec<String>,
+    /// The end of its standard error.
+    pub stderr_tail: Vec<String>,
+    /// How long it ran, in milliseconds.
     pub duration_ms: u64,
 }
 

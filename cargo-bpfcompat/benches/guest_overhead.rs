@@ -93,6 +93,7 @@ fn main() {
                     let plan = Plan {
                         kernels: vec![target.clone()],
                         objects: objs.to_vec(),
+                        commands: Vec::new(),
                         settings: Settings {
                             accel: if accel == Accel::Kvm {
                                 AccelChoice::Kvm

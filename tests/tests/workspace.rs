@@ -310,9 +310,111 @@ fn fixup_naming_a_missing_map_is_reported_not_ignored() {
         "debian-12-6.1",
     ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "a configuration error is a tool failure: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a configuration error is a tool failure: {stdout}"
+    );
     assert!(
         stdout.contains("no map `no_such_map`") && stdout.contains("sized_at_runtime"),
         "{stdout}"
     );
+}
+
+#[test]
+fn command_mode_runs_the_users_loader_on_each_kernel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("cmd.json");
+    let out = run(cli(&[
+        "bpfcompat",
+        "test",
+        "--bin",
+        "probes-loader",
+        "--manifest-path",
+        examples().join("Cargo.toml").to_str().unwrap(),
+        "--kernel",
+        "debian-11-5.10",
+        "--kernel",
+        "debian-12-6.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    // The loader loads everything: bpf_loop and task_struct::__state are missing on 5.10.
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cells = report["cells"].as_array().unwrap();
+    let on = |k: &str| cells.iter().find(|c| c["kernel"] == k).unwrap();
+    assert_eq!(
+        on("debian-12-6.1")["status"],
+        "pass",
+        "{:#}",
+        on("debian-12-6.1")
+    );
+    let failed = on("debian-11-5.10");
+    assert_eq!(failed["code"], "COMMAND_FAILED", "{failed:#}");
+    assert_eq!(failed["message"], "exited with 1 (expected 0)");
+    let output: Vec<&str> = failed["findings"][0]["libbpf_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        output.iter().any(|l| l.contains("FAIL bounded_loop")),
+        "{output:?}"
+    );
+    assert!(
+        output.iter().any(|l| l.contains("ok   ringbuf")),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn command_mode_timeouts_and_expected_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("t.json");
+    let out = run(cli(&[
+        "test",
+        "--loader",
+        "/bin/sleep",
+        "--command",
+        "$BPFCOMPAT_BIN 30",
+        "--command-timeout",
+        "2",
+        "--kernel",
+        "debian-12-6.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["cells"][0]["code"], "TIMEOUT",
+        "{:#}",
+        report["cells"][0]
+    );
+
+    let out = run(cli(&[
+        "test",
+        "--loader",
+        "/bin/false",
+        "--expect-exit",
+        "1",
+        "--kernel",
+        "debian-12-6.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0), "false exits 1, as expected");
+    let out = run(cli(&[
+        "test",
+        "--loader",
+        "/bin/true",
+        "--expect-exit",
+        "1",
+        "--kernel",
+        "debian-12-6.1",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exited with 0 (expected 1)"));
 }

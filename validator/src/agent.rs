@@ -85,6 +85,10 @@ fn run_as_init() -> ! {
             if let Some(w) = worker {
                 w.stop();
             }
+            let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
+            for cmd in &job.commands {
+                let _ = port.send(&Record::Command(crate::command::run_command(cmd, &kernel)));
+            }
             let _ = port.send(&Record::Done {
                 uptime_ms: uptime_ms(),
             });

@@ -8,6 +8,7 @@
 pub mod agent;
 mod attach;
 mod capture;
+mod command;
 mod fixups;
 mod host;
 mod raw;

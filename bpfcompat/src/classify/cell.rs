@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
-use crate::protocol::{Fault, ObjectReport, Outcome, StepFailure};
+use crate::protocol::{CommandReport, Fault, ObjectReport, Outcome, StepFailure};
 use crate::run::{KernelOutcome, KernelRun};
 
 /// A cell's state.
@@ -171,6 +171,9 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
             if let Some(report) = run.objects.iter().find(|o| &o.object == name) {
                 return object_cell(run, report);
             }
+            if let Some(report) = run.commands.iter().find(|c| &c.name == name) {
+                return command_cell(run, report);
+            }
             // No report for this object: the kernel's fate decides.
             let first_missing = !std::mem::replace(&mut missing_seen, true);
             match &run.outcome {
@@ -240,7 +243,13 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     if let Some(f) = &r.object_error
         && f.error.starts_with("bpfcompat configuration:")
     {
-        return Cell::guest(&r.object, run, Status::InfraError, Code::Infra, f.error.clone());
+        return Cell::guest(
+            &r.object,
+            run,
+            Status::InfraError,
+            Code::Infra,
+            f.error.clone(),
+        );
     }
     let btf = run.kernel_btf;
     let mut findings = Vec::new();
@@ -317,6 +326,74 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         })
         .collect();
     cell
+}
+
+/// Command mode: the exit code is the verdict.
+fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
+    let tails = || {
+        let mut lines: Vec<String> = r
+            .stderr_tail
+            .iter()
+            .map(|l| format!("stderr: {l}"))
+            .collect();
+        lines.extend(r.stdout_tail.iter().map(|l| format!("stdout: {l}")));
+        lines
+    };
+    let expected = run.command_expect.get(&r.name).copied().unwrap_or(0);
+    let (code, message) = if let Some(e) = &r.spawn_error {
+        (
+            Code::Infra,
+            format!("the command could not be started: {e}"),
+        )
+    } else if r.timed_out {
+        (
+            Code::Timeout,
+            format!(
+                "the command ran past its limit ({} ms) and was killed",
+                r.duration_ms
+            ),
+        )
+    } else if let Some(sig) = r.signal {
+        (
+            Code::CommandFailed,
+            format!("the command was killed by signal {sig}"),
+        )
+    } else if r.exit_code == Some(expected) {
+        let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
+        c.message = Some(format!("exited with {expected} in {} ms", r.duration_ms));
+        return c;
+    } else {
+        (
+            Code::CommandFailed,
+            format!(
+                "exited with {} (expected {expected})",
+                r.exit_code.map_or("?".into(), |c| c.to_string())
+            ),
+        )
+    };
+    let status = if code == Code::Infra {
+        Status::InfraError
+    } else {
+        Status::Fail
+    };
+    Cell::new(
+        &r.name,
+        run,
+        status,
+        vec![Finding {
+            stage: Stage::Guest,
+            code,
+            program: None,
+            map: None,
+            message,
+            remediation: Some(
+                "your loader's own output is attached; run it on this kernel to reproduce".into(),
+            ),
+            errno: None,
+            verifier_tail: Vec::new(),
+            libbpf_log: tails(),
+        }],
+    )
 }
 
 fn outcome_word(o: &Outcome) -> String {

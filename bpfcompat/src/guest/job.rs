@@ -18,6 +18,26 @@ pub struct Job {
     pub attach: bool,
     /// A child that runs longer is killed and its object reported TIMEOUT.
     pub object_timeout_secs: u64,
+    /// The user's own commands to run as root (command mode).
+    #[serde(default)]
+    pub commands: Vec<JobCommand>,
+}
+
+/// A command of the user's, run as root in the guest; its exit code is the
+/// verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobCommand {
+    /// Name in reports.
+    pub name: String,
+    /// The words of the command; `$VAR` and `${VAR}` are expanded in the guest
+    /// from `BPFCOMPAT_BIN`, `BPFCOMPAT_ARTIFACT` and `BPFCOMPAT_KERNEL`.
+    pub argv: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// The exit code that means success.
+    pub expect_exit: i32,
+    /// Killed and reported TIMEOUT after this long.
+    pub timeout_secs: u64,
 }
 
 /// One object of a job.

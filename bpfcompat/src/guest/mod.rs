@@ -10,5 +10,7 @@ mod strip;
 
 pub use closure::library_closure;
 pub use initramfs::Initramfs;
-pub use job::{Count, Fixups, InnerMap, JOB_DIR, JOB_FILE, Job, JobObject, MapFixup, ProgramFixup};
+pub use job::{
+    Count, Fixups, InnerMap, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, MapFixup, ProgramFixup,
+};
 pub use strip::strip_debug;

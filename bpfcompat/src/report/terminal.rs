@@ -144,6 +144,20 @@ pub fn failures_text(r: &Report) -> String {
             if let Some(fix) = &f.remediation {
                 let _ = writeln!(out, "    fix:    {fix}");
             }
+            if f.stage == crate::classify::Stage::Guest && !f.libbpf_log.is_empty() {
+                let _ = writeln!(out, "    output (end):");
+                for l in f
+                    .libbpf_log
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    let _ = writeln!(out, "      {l}");
+                }
+            }
             let tail: Vec<&String> = f.verifier_tail.iter().rev().take(4).collect();
             if !tail.is_empty() {
                 let _ = writeln!(out, "    verifier log (end):");

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::evidence;
 use super::types::*;
 use crate::errors::{InitramfsError, VmError};
-use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobObject};
+use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::protocol::{Record, tail};
 use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe_kvm};
@@ -162,7 +162,31 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
             btf,
         });
     }
+    let mut commands = Vec::new();
+    for (i, c) in plan.commands.iter().enumerate() {
+        let file = c
+            .binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bin = format!("{JOB_DIR}/bin/{i}/{file}");
+        img.executable(&bin, &c.binary)?;
+        let mut env = std::collections::BTreeMap::from([("BPFCOMPAT_BIN".to_string(), bin)]);
+        if let Some(a) = &c.artifact {
+            let guest = format!("{JOB_DIR}/artifacts/{i}.bpf.o");
+            img.host_file(&guest, a, 0o644)?;
+            env.insert("BPFCOMPAT_ARTIFACT".into(), guest);
+        }
+        commands.push(JobCommand {
+            name: c.name.clone(),
+            argv: c.argv.clone(),
+            env,
+            expect_exit: c.expect_exit,
+            timeout_secs: c.timeout.as_secs().max(1),
+        });
+    }
     let job = Job {
+        commands,
         objects,
         attach: plan.settings.attach,
         object_timeout_secs: plan.settings.object_timeout.as_secs().max(1),
@@ -207,6 +231,13 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         kernel_btf: None,
         outcome: KernelOutcome::Completed,
         objects: Vec::new(),
+        commands: Vec::new(),
+        command_expect: ctx
+            .plan
+            .commands
+            .iter()
+            .map(|c| (c.name.clone(), c.expect_exit))
+            .collect(),
         retries: Vec::new(),
         accel: String::new(),
         timings: Timings::default(),
@@ -305,7 +336,11 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         }
         break b;
     };
-    finish(&mut run, boot, ctx.plan.objects.len());
+    finish(
+        &mut run,
+        boot,
+        ctx.plan.objects.len() + ctx.plan.commands.len(),
+    );
     run
 }
 
@@ -354,6 +389,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
                 hello_uptime = Some(uptime_ms);
             }
             Record::Object(o) => run.objects.push(*o),
+            Record::Command(c) => run.commands.push(c),
             Record::Done { .. } => {}
             Record::AgentError { message } => agent_error = Some(message),
         }
@@ -370,13 +406,13 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         (_, true) if agent_error.is_some() => KernelOutcome::Infra {
             reason: format!("the agent failed: {}", agent_error.unwrap_or_default()),
         },
-        (Exit::PoweredOff, true) if run.objects.len() == expected_objects => {
+        (Exit::PoweredOff, true) if run.objects.len() + run.commands.len() == expected_objects => {
             KernelOutcome::Completed
         }
         (Exit::PoweredOff, true) => KernelOutcome::Infra {
             reason: format!(
-                "the guest powered off after {} of {expected_objects} objects",
-                run.objects.len()
+                "the guest powered off after {} of {expected_objects} objects and commands",
+                run.objects.len() + run.commands.len()
             ),
         },
         (Exit::Panic { line }, true) => KernelOutcome::Panic { line },

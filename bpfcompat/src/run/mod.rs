@@ -8,5 +8,6 @@ mod types;
 
 pub use imp::run;
 pub use types::{
-    Event, KernelOutcome, KernelRun, KernelTarget, ObjectInput, Plan, RunOutput, Settings, Timings,
+    CommandInput, Event, KernelOutcome, KernelRun, KernelTarget, ObjectInput, Plan, RunOutput,
+    Settings, Timings,
 };

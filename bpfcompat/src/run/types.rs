@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::guest::Fixups;
 use crate::matrix::{Pin, Profile};
-use crate::protocol::ObjectReport;
+use crate::protocol::{CommandReport, ObjectReport};
 use crate::vm::AccelChoice;
 
 /// How guests are run.
@@ -61,6 +61,25 @@ impl ObjectInput {
     }
 }
 
+/// One of the user's commands (command mode): the binary is shipped into
+/// every guest with its shared libraries and run as root.
+#[derive(Debug, Clone)]
+pub struct CommandInput {
+    /// Name in reports.
+    pub name: String,
+    /// The executable on the host; in the guest it is `$BPFCOMPAT_BIN`.
+    pub binary: PathBuf,
+    /// The command's words; `$BPFCOMPAT_BIN`, `$BPFCOMPAT_ARTIFACT` and
+    /// `$BPFCOMPAT_KERNEL` are expanded in the guest.
+    pub argv: Vec<String>,
+    /// An object given with the command, as `$BPFCOMPAT_ARTIFACT`.
+    pub artifact: Option<PathBuf>,
+    /// The exit code that means success.
+    pub expect_exit: i32,
+    /// Limit for one run of the command.
+    pub timeout: Duration,
+}
+
 /// One kernel to run on.
 #[derive(Debug, Clone)]
 pub struct KernelTarget {
@@ -77,6 +96,8 @@ pub struct Plan {
     pub kernels: Vec<KernelTarget>,
     /// The objects.
     pub objects: Vec<ObjectInput>,
+    /// The user's commands (command mode).
+    pub commands: Vec<CommandInput>,
     /// How.
     pub settings: Settings,
 }
@@ -166,6 +187,12 @@ pub struct KernelRun {
     /// and the evidence directory keeps these records).
     #[serde(skip)]
     pub objects: Vec<ObjectReport>,
+    /// One report per command the agent ran.
+    #[serde(skip)]
+    pub commands: Vec<CommandReport>,
+    /// The exit code each command is expected to end with.
+    #[serde(skip)]
+    pub command_expect: BTreeMap<String, i32>,
     /// Boots that were retried, and why.
     pub retries: Vec<String>,
     /// The accelerator used.
@@ -200,6 +227,8 @@ impl KernelRun {
             kernel_btf: Some(kernel_btf),
             outcome: KernelOutcome::Completed,
             objects,
+            commands: Vec::new(),
+            command_expect: BTreeMap::new(),
             retries: Vec::new(),
             accel: "none".into(),
             timings: Timings::default(),

@@ -13,14 +13,14 @@ use bpfcompat::objects::{check_bpf_object, display_names};
 use bpfcompat::report::{
     Expectations, Report, failures_text, markdown, matrix_table, variants_text,
 };
-use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
+use bpfcompat::run::{CommandInput, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
 
 use crate::cli::Accel;
 use crate::exit::Code;
 use crate::progress::Progress;
-use crate::workspace::{CargoArgs, build_workspace, discover, load_config};
+use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover, load_config};
 
 /// `test` arguments.
 #[derive(Args)]
@@ -35,6 +35,24 @@ pub struct TestArgs {
     /// Only these kernels of the matrix (repeatable); overrides the configuration.
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
+    /// Command mode: build this binary of the workspace and run it in every
+    /// guest as root; its exit code is the verdict.
+    #[arg(long, value_name = "NAME", conflicts_with = "loader")]
+    pub bin: Option<String>,
+    /// Command mode with any executable (shipped with its shared libraries).
+    #[arg(long, value_name = "PATH")]
+    pub loader: Option<PathBuf>,
+    /// The command to run in command mode; `$BPFCOMPAT_BIN` is the shipped
+    /// binary, `$BPFCOMPAT_ARTIFACT` the --object (when given; one run per
+    /// object), `$BPFCOMPAT_KERNEL` the kernel profile.
+    #[arg(long, value_name = "CMD", default_value = "$BPFCOMPAT_BIN")]
+    pub command: String,
+    /// The exit code that means success in command mode.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub expect_exit: i32,
+    /// Limit for one run of the command, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub command_timeout: u64,
     #[command(flatten)]
     pub cargo: CargoArgs,
     /// Guests at once (default: the number of CPUs).
@@ -79,18 +97,22 @@ pub struct TestArgs {
 /// What to validate, where, and what is expected.
 struct Work {
     objects: Vec<ObjectInput>,
+    commands: Vec<CommandInput>,
     matrix: Matrix,
     expectations: Expectations,
 }
 
 pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
-    let work = if a.objects.is_empty() {
+    let work = if a.bin.is_some() || a.loader.is_some() {
+        command_work(&a)?
+    } else if a.objects.is_empty() {
         workspace_work(&a)?
     } else {
         explicit_work(&a)?
     };
     let Work {
         objects,
+        commands,
         matrix,
         expectations,
     } = work;
@@ -105,6 +127,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     let plan = Plan {
         kernels,
         objects,
+        commands,
         settings: Settings {
             accel: match a.accel {
                 Accel::Auto => AccelChoice::Auto,
@@ -124,7 +147,12 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             evidence: a.evidence.clone(),
         },
     };
-    let object_names = plan.objects.iter().map(|o| o.name.clone()).collect();
+    let object_names = plan
+        .objects
+        .iter()
+        .map(|o| o.name.clone())
+        .chain(plan.commands.iter().map(|c| c.name.clone()))
+        .collect();
     let mut progress = Progress::new(&plan);
     let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| {
         progress.event(e)
@@ -161,6 +189,78 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     Ok(report.exit_code.into())
 }
 
+/// Command mode: the user's binary, run once per kernel (or once per
+/// `--object` on each kernel, with the object as `$BPFCOMPAT_ARTIFACT`).
+fn command_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+    for o in &a.objects {
+        check_bpf_object(o)?;
+    }
+    let binary = match (&a.loader, &a.bin) {
+        (Some(p), _) if p.is_file() => p.clone(),
+        (Some(p), _) => return Err(format!("the loader {} does not exist", p.display()).into()),
+        (None, Some(name)) => find_binary(&build_workspace(&a.cargo)?, name)?,
+        (None, None) => unreachable!("command mode needs --bin or --loader"),
+    };
+    let argv = shell_words::split(&a.command).map_err(|e| format!("--command: {e}"))?;
+    if argv.is_empty() {
+        return Err("--command is empty".into());
+    }
+    let base = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let runs: Vec<(String, Option<PathBuf>)> = if a.objects.is_empty() {
+        vec![(base.clone(), None)]
+    } else {
+        let names = display_names(&a.objects);
+        a.objects
+            .iter()
+            .zip(names)
+            .map(|(p, n)| (format!("{base} {n}"), Some(p.clone())))
+            .collect()
+    };
+    let commands = runs
+        .into_iter()
+        .map(|(name, artifact)| CommandInput {
+            name,
+            binary: binary.clone(),
+            argv: argv.clone(),
+            artifact,
+            expect_exit: a.expect_exit,
+            timeout: Duration::from_secs(a.command_timeout),
+        })
+        .collect();
+    let mut matrix = Matrix::load(a.matrix.as_deref().unwrap_or("default"))?;
+    matrix.select(&a.kernels)?;
+    Ok(Work {
+        objects: Vec::new(),
+        commands,
+        matrix,
+        expectations: Expectations::new(),
+    })
+}
+
+/// The executable called `name` among those the build produced.
+fn find_binary(build: &BuildOutput, name: &str) -> Result<PathBuf, String> {
+    let file = |p: &PathBuf| {
+        p.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if let Some((_, p)) = build.executables.iter().find(|(_, p)| file(p) == name) {
+        return Ok(p.clone());
+    }
+    let built: Vec<String> = build.executables.iter().map(|(_, p)| file(p)).collect();
+    Err(format!(
+        "the build has no binary `{name}`\n  (hint: binaries built: {})",
+        if built.is_empty() {
+            "none".to_string()
+        } else {
+            built.join(", ")
+        }
+    ))
+}
+
 /// `--object` files, the matrix from the flags.
 fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
     for o in &a.objects {
@@ -176,6 +276,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
         .collect();
     Ok(Work {
         objects,
+        commands: Vec::new(),
         matrix,
         expectations: Expectations::new(),
     })
@@ -243,6 +344,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
     );
     Ok(Work {
         objects,
+        commands: Vec::new(),
         matrix,
         expectations: config.expectations(),
     })

@@ -5,6 +5,6 @@ mod build;
 mod config;
 mod discover;
 
-pub use build::{CargoArgs, build_workspace};
+pub use build::{BuildOutput, CargoArgs, build_workspace};
 pub use config::load_config;
 pub use discover::discover;
