@@ -37,7 +37,7 @@ Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else ~/.cache/bpfcompat.
 enum Command {
     /// Validate BPF objects on every kernel of a matrix: the workspace's (built
     /// and discovered), or the files given with --object.
-    Test(commands::test::TestArgs),
+    Test(Box<commands::test::TestArgs>),
     /// Build the workspace and list the BPF objects it produces, and where from.
     List(commands::list::ListArgs),
     /// Validate objects on the running kernel, no VM: a pre-load gate (needs
@@ -100,7 +100,7 @@ pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
     }
     let cli = Cli::parse_from(args);
     match cli.command {
-        Command::Test(a) => commands::test::run(a),
+        Command::Test(a) => commands::test::run(*a),
         Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
