@@ -11,6 +11,7 @@
 pub mod classify;
 pub mod errors;
 pub mod guest;
+pub mod harness;
 pub mod kernel;
 pub mod matrix;
 pub mod objects;
@@ -18,3 +19,20 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod vm;
+
+pub use bpfcompat_test::kernel_test;
+
+/// Defines `main` for a `harness = false` test target of `#[kernel_test]`s.
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::harness::main()
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

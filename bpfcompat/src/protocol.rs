@@ -28,6 +28,17 @@ pub enum Record {
     Object(Box<ObjectReport>),
     /// What one of the user's commands did.
     Command(CommandReport),
+    /// The outcome of one `#[kernel_test]` body.
+    Test {
+        /// The test's name.
+        name: String,
+        /// Whether it returned `Ok`/`()` without panicking.
+        passed: bool,
+        /// The error or panic message.
+        message: Option<String>,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+    },
     /// The agent finished the whole job and powers off next.
     Done {
         /// Milliseconds since the guest kernel booted.

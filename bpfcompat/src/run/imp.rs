@@ -390,6 +390,8 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             }
             Record::Object(o) => run.objects.push(*o),
             Record::Command(c) => run.commands.push(c),
+            // Test-framework records come from test binaries, not the agent.
+            Record::Test { .. } => {}
             Record::Done { .. } => {}
             Record::AgentError { message } => agent_error = Some(message),
         }

@@ -1,0 +1,63 @@
+//! Inside the guest: run the requested test bodies, report, power off.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::Instant;
+
+use super::{Outcome, registered};
+use crate::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
+use crate::protocol::Record;
+
+/// Kernel parameter (so: init's environment) naming the tests to run.
+pub(crate) const TESTS_VAR: &str = "BPFCOMPAT_TESTS";
+
+pub(crate) fn run() -> ! {
+    let warnings = mount_all();
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_MEMLOCK,
+        nix::sys::resource::RLIM_INFINITY,
+        nix::sys::resource::RLIM_INFINITY,
+    );
+    let Ok(mut port) = ResultPort::open() else {
+        eprintln!("bpfcompat: cannot open the result port");
+        power_off();
+    };
+    for w in warnings {
+        eprintln!("bpfcompat: {w}");
+    }
+    let _ = port.send(&Record::Hello {
+        kernel_release: kernel_release(),
+        kernel_btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
+        uptime_ms: uptime_ms(),
+    });
+    let wanted = std::env::var(TESTS_VAR).unwrap_or_default();
+    let tests = registered();
+    for name in wanted.split(',').filter(|n| !n.is_empty()) {
+        let started = Instant::now();
+        let (passed, message) = match tests.iter().find(|t| t.name == name) {
+            None => (false, Some(format!("no test `{name}` in this binary"))),
+            Some(t) => match catch_unwind(AssertUnwindSafe(t.run)) {
+                Ok(Outcome::Pass) => (true, None),
+                Ok(Outcome::Fail(e)) => (false, Some(e)),
+                Err(panic) => (false, Some(format!("panicked: {}", panic_message(&*panic)))),
+            },
+        };
+        let _ = port.send(&Record::Test {
+            name: name.to_string(),
+            passed,
+            message,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    let _ = port.send(&Record::Done {
+        uptime_ms: uptime_ms(),
+    });
+    power_off();
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}

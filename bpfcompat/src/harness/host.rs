@@ -1,0 +1,279 @@
+//! On the host: one trial per (test × kernel); the first trial of a kernel
+//! to run boots one guest for every selected test of that kernel, and the
+//! others read its results. Under nextest (one trial per process) each trial
+//! boots its own guest.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use super::{KernelTest, guest::TESTS_VAR, registered};
+use crate::guest::Initramfs;
+use crate::kernel::{Cache, Mirrors, fetch};
+use crate::matrix::{Matrix, Pin};
+use crate::protocol::{Record, tail};
+use crate::vm::{Accel, BootSpec, Exit, boot, find_qemu, probe_kvm};
+
+/// What one boot of a kernel said about each of its tests.
+#[derive(Debug, Clone)]
+struct KernelResults {
+    release: String,
+    tests: BTreeMap<String, (bool, Option<String>)>,
+    /// Why tests without a result have none (panic, timeout, …) and the console.
+    ended: String,
+}
+
+type Shared = Arc<Mutex<BTreeMap<String, Arc<OnceLock<Result<KernelResults, String>>>>>>;
+
+/// One cell to run: its test, kernel and the kernel's pin.
+struct Cell {
+    test: &'static KernelTest,
+    kernel: String,
+    pin: Option<Pin>,
+    unavailable: Option<String>,
+}
+
+pub(crate) fn run() -> ExitCode {
+    let args = Arguments::from_args();
+    let mirrors = Mirrors::discover();
+    let cache = Cache::discover();
+    let mut matrices: BTreeMap<&str, Result<Matrix, String>> = BTreeMap::new();
+    let mut cells = Vec::new();
+    let mut trials_without_cell = Vec::new();
+    for t in registered() {
+        let m = matrices
+            .entry(t.matrix.unwrap_or("default"))
+            .or_insert_with(|| {
+                Matrix::load(t.matrix.unwrap_or("default")).map_err(|e| e.to_string())
+            });
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("{}: {e}", t.name);
+                trials_without_cell.push(Trial::test(t.name.to_string(), move || Err(msg.into())));
+                continue;
+            }
+        };
+        let kernels: Vec<String> = match t.kernels {
+            Some(k) => k.iter().map(|s| s.to_string()).collect(),
+            None => m.kernels.iter().map(|k| k.name.clone()).collect(),
+        };
+        for k in kernels {
+            let pin = m.lock.get(&k).cloned();
+            let unavailable = match (&pin, m.profile(&k)) {
+                (_, None) => Some(format!("kernel `{k}` is not in the matrix {}", m.origin)),
+                (None, _) => Some(format!(
+                    "kernel `{k}` is not pinned (run `cargo bpfcompat kernels update`)"
+                )),
+                (Some(p), _) => match cache.lookup(&p.sha256) {
+                    Ok(Some(_)) => None,
+                    _ => mirrors
+                        .get(&p.archive)
+                        .err()
+                        .map(|e| e.to_string().replace('\n', " ")),
+                },
+            };
+            cells.push(Cell {
+                test: t,
+                kernel: k,
+                pin,
+                unavailable,
+            });
+        }
+    }
+
+    // Which trials this process will run, so one boot per kernel runs them all.
+    let trial_of = |c: &Cell| {
+        Trial::test(format!("{}::{}", c.test.name, c.kernel), || Ok(()))
+            .with_ignored_flag(c.test.ignore || c.unavailable.is_some())
+    };
+    let mut selected: BTreeMap<String, Vec<&'static KernelTest>> = BTreeMap::new();
+    for c in &cells {
+        let t = trial_of(c);
+        if !args.is_filtered_out(&t) && !args.is_ignored(&t) && c.unavailable.is_none() {
+            selected.entry(c.kernel.clone()).or_default().push(c.test);
+        }
+    }
+    let skipped: Vec<String> = cells
+        .iter()
+        .filter_map(|c| c.unavailable.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !args.list {
+        for s in &skipped {
+            eprintln!("bpfcompat: ignored trials: {s}");
+        }
+    }
+
+    let shared: Shared = Arc::default();
+    let selected = Arc::new(selected);
+    let mut trials = trials_without_cell;
+    for c in cells {
+        let name = format!("{}::{}", c.test.name, c.kernel);
+        let ignored = c.test.ignore || c.unavailable.is_some();
+        let (shared, selected) = (shared.clone(), selected.clone());
+        let (test, kernel, pin) = (c.test, c.kernel, c.pin);
+        let unavailable = c.unavailable;
+        trials.push(
+            Trial::test(name, move || {
+                if let Some(why) = unavailable {
+                    return Err(format!("kernel {kernel} unavailable: {why}").into());
+                }
+                let cell = shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(kernel.clone())
+                    .or_default()
+                    .clone();
+                let tests = selected.get(&kernel).cloned().unwrap_or_else(|| vec![test]);
+                let result = cell.get_or_init(|| boot_kernel(&kernel, pin.as_ref(), &tests));
+                verdict(test, &kernel, result)
+            })
+            .with_ignored_flag(ignored),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The trial's verdict from its kernel's results.
+fn verdict(
+    test: &KernelTest,
+    kernel: &str,
+    result: &Result<KernelResults, String>,
+) -> Result<(), Failed> {
+    let r = result
+        .as_ref()
+        .map_err(|e| Failed::from(format!("on {kernel}: {e}")))?;
+    let expect_fail = test.expect_fail.contains(&kernel);
+    match (r.tests.get(test.name), expect_fail) {
+        (Some((true, _)), false) | (Some((false, _)), true) => Ok(()),
+        (Some((true, _)), true) => Err(format!(
+            "on {kernel} ({}): expected to fail (expect_fail lists {kernel}), but it passed: remove {kernel} from expect_fail",
+            r.release
+        )
+        .into()),
+        (Some((false, msg)), false) => Err(format!(
+            "on {kernel} ({}): {}",
+            r.release,
+            msg.as_deref().unwrap_or("failed")
+        )
+        .into()),
+        (None, _) => Err(format!("on {kernel} ({}): no result: {}", r.release, r.ended).into()),
+    }
+}
+
+/// Boots `kernel` with this binary as init and runs `tests` there.
+fn boot_kernel(
+    kernel: &str,
+    pin: Option<&Pin>,
+    tests: &[&KernelTest],
+) -> Result<KernelResults, String> {
+    let pin = pin.ok_or("not pinned")?;
+    let image = fetch(pin, &Mirrors::discover(), &Cache::discover(), &mut |m| {
+        eprintln!("bpfcompat: {kernel}: {m}")
+    })
+    .map_err(|e| e.to_string())?;
+    let qemu = find_qemu().map_err(|e| e.to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("bpfcompat-test-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let initrd = work.path().join("initrd.cpio");
+    // /proc/self/exe still reads when the file was replaced by a rebuild.
+    let me = std::path::PathBuf::from("/proc/self/exe");
+    let mut img = Initramfs::new();
+    for d in ["proc", "sys", "dev", "tmp", "run"] {
+        img.dir(d);
+    }
+    img.executable("/init", &me).map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(&initrd).map_err(|e| e.to_string())?;
+    img.write_to(std::io::BufWriter::new(file))
+        .map_err(|e| e.to_string())?;
+
+    let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
+    let timeout: u64 = 90
+        + tests
+            .iter()
+            .map(|t| {
+                if t.timeout_secs == 0 {
+                    60
+                } else {
+                    t.timeout_secs
+                }
+            })
+            .sum::<u64>();
+    let mut accel = if probe_kvm().is_ok() {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    let mut attempt = 0;
+    let b = loop {
+        attempt += 1;
+        let spec = BootSpec {
+            kernel: image.vmlinuz.clone(),
+            initrd: initrd.clone(),
+            results: work.path().join(format!("results.{attempt}")),
+            accel,
+            memory_mib: 512,
+            cpus: 1,
+            extra_cmdline: vec![
+                format!("{TESTS_VAR}={}", names.join(",")),
+                format!("BPFCOMPAT_KERNEL={kernel}"),
+            ],
+        };
+        let liveness = (accel == Accel::Kvm).then_some(Duration::from_secs(15));
+        let b = boot(&qemu, &spec, Duration::from_secs(timeout), liveness)
+            .map_err(|e| e.to_string())?;
+        let started = b.agent_started_ms.is_some();
+        if !started && accel == Accel::Kvm {
+            accel = Accel::Tcg; // KVM that does not run guests: software emulation
+            continue;
+        }
+        if !started && attempt <= 2 && !matches!(b.exit, Exit::QemuFailed { .. }) {
+            continue; // a guest that died before init ran is retried
+        }
+        break b;
+    };
+    let mut results = KernelResults {
+        release: image.release.clone(),
+        tests: BTreeMap::new(),
+        ended: String::new(),
+    };
+    for r in &b.records {
+        match r {
+            Record::Hello { kernel_release, .. } => results.release = kernel_release.clone(),
+            Record::Test {
+                name,
+                passed,
+                message,
+                ..
+            } => {
+                results
+                    .tests
+                    .insert(name.clone(), (*passed, message.clone()));
+            }
+            _ => {}
+        }
+    }
+    let console = tail(b.console.lines().map(str::to_string).collect(), 25).join("\n  ");
+    results.ended = match &b.exit {
+        Exit::Panic { line } => {
+            format!("the kernel panicked ({line})\n  console (end):\n  {console}")
+        }
+        Exit::Timeout { after } => format!(
+            "the guest ran past {}s\n  console (end):\n  {console}",
+            after.as_secs()
+        ),
+        Exit::QemuFailed { status, stderr } => format!("QEMU failed ({status}): {}", stderr.trim()),
+        _ if b.agent_started_ms.is_none() => {
+            format!("the guest never started the tests\n  console (end):\n  {console}")
+        }
+        _ => format!("the guest ended early\n  console (end):\n  {console}"),
+    };
+    Ok(results)
+}

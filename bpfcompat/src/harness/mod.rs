@@ -1,0 +1,87 @@
+//! The test framework behind `#[bpfcompat::kernel_test]` and
+//! `bpfcompat::main!()`: every (test × kernel) is a libtest-mimic trial named
+//! `test::kernel`, so `cargo test -- 6.1`, `--exact` and `cargo nextest run`
+//! select cells as usual.
+//!
+//! The test binary is its own guest agent: booted as a guest's `/init` it
+//! mounts what BPF needs, runs only the test bodies named on its kernel
+//! command line, reports each on the result port and powers off.
+
+mod guest;
+mod host;
+
+use std::fmt::Debug;
+use std::process::ExitCode;
+
+/// A registered `#[kernel_test]` (built by the attribute; not written by hand).
+#[derive(Debug)]
+pub struct KernelTest {
+    /// The function's name.
+    pub name: &'static str,
+    /// Runs the body.
+    pub run: fn() -> Outcome,
+    /// The kernels to run on (default: every kernel of the matrix).
+    pub kernels: Option<&'static [&'static str]>,
+    /// The matrix (default: the shipped one).
+    pub matrix: Option<&'static str>,
+    /// Kernels where the test must fail (passing there is a failure).
+    pub expect_fail: &'static [&'static str],
+    /// Not run unless asked for (`--ignored`).
+    pub ignore: bool,
+    /// Limit for the body in seconds (0: the default, 60).
+    pub timeout_secs: u64,
+}
+
+inventory::collect!(KernelTest);
+
+/// How a test body ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It returned `()` or `Ok`.
+    Pass,
+    /// It returned `Err` (the error's `Debug`, which shows anyhow's chain).
+    Fail(String),
+}
+
+impl Outcome {
+    /// The outcome of what a test body returned.
+    pub fn from_return<T: IntoOutcome>(value: T) -> Outcome {
+        value.into_outcome()
+    }
+}
+
+/// What a `#[kernel_test]` body may return.
+pub trait IntoOutcome {
+    /// The outcome it means.
+    fn into_outcome(self) -> Outcome;
+}
+
+impl IntoOutcome for () {
+    fn into_outcome(self) -> Outcome {
+        Outcome::Pass
+    }
+}
+
+impl<E: Debug> IntoOutcome for Result<(), E> {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Ok(()) => Outcome::Pass,
+            Err(e) => Outcome::Fail(format!("{e:?}")),
+        }
+    }
+}
+
+/// The tests registered in this binary, by name.
+fn registered() -> Vec<&'static KernelTest> {
+    let mut v: Vec<&KernelTest> = inventory::iter::<KernelTest>.into_iter().collect();
+    v.sort_by_key(|t| t.name);
+    v
+}
+
+/// The `main` of a `harness = false` test target (see [`crate::main!`]).
+pub fn main() -> ExitCode {
+    if std::process::id() == 1 && std::env::var_os(guest::TESTS_VAR).is_some() {
+        guest::run();
+    }
+    host::run()
+}
