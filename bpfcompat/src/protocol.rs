@@ -170,6 +170,30 @@ pub struct ProgramReport {
     pub load: Outcome,
     /// Attach to the hook its section names.
     pub attach: Outcome,
+    /// Fire mode: whether it ran while the trigger ran.
+    #[serde(default)]
+    pub fire: Option<Fire>,
+}
+
+/// Fire mode's verdict on one attached program.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Fire {
+    /// It ran this many times.
+    Fired {
+        /// Run count during the trigger.
+        runs: u64,
+    },
+    /// It ran zero times while the trigger ran.
+    NotFired {
+        /// The trigger that was used.
+        trigger: String,
+    },
+    /// No built-in trigger is known for its hook and none was given.
+    UnknownTrigger {
+        /// Its section.
+        section: String,
+    },
 }
 
 /// The outcome of one step.

@@ -80,6 +80,17 @@ pub struct UpdateArgs {
     pub lock: Option<PathBuf>,
 }
 
+/// How far validation goes.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Mode {
+    /// Load every program (the verifier decides).
+    Load,
+    /// Load and attach every program to its hook.
+    Attach,
+    /// Load, attach, run a trigger and require every program to have run.
+    Fire,
+}
+
 /// How guests are accelerated.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Accel {

@@ -424,3 +424,66 @@ fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
         "a panic after the agent started is a verdict, not retried"
     );
 }
+
+#[test]
+fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("fire.json");
+    let md = dir.path().join("fire.md");
+    let out = run(cli(&[
+        "test",
+        "--mode",
+        "fire",
+        "--kernel",
+        "debian-12-6.1",
+        "--object",
+        fixture("ringbuf").to_str().unwrap(),
+        "--object",
+        fixture("kprobe").to_str().unwrap(),
+        "--object",
+        fixture("fentry").to_str().unwrap(),
+        "--object",
+        fixture("never_fires").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the never-firing program fails the run"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // Tracepoint, kprobe and fentry programs all ran while the workload ran.
+    for (object, program) in [
+        ("ringbuf", "on_getpid"),
+        ("kprobe", "count_open"),
+        ("fentry", "on_unlink"),
+    ] {
+        let c = cell(&report, object, "debian-12-6.1");
+        assert_eq!(c["status"], "pass", "{c:#}");
+        let p = c["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == program)
+            .unwrap();
+        assert!(
+            p["runs"].as_u64().unwrap() > 0,
+            "{program} did not run: {c:#}"
+        );
+    }
+    let c = assert_fail(&report, "never_fires", "debian-12-6.1", "NOT_FIRED");
+    assert_eq!(c["program"], "on_swapoff");
+    assert!(
+        c["message"].as_str().unwrap().contains("built-in workload"),
+        "{c:#}"
+    );
+    assert_eq!(c["programs"][0]["runs"], 0);
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.contains("## Run counts (fire mode)") && md.contains("| `on_swapoff` | 0 |"),
+        "{md}"
+    );
+}

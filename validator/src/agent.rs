@@ -33,6 +33,8 @@ struct Request {
     attach: bool,
     fixups: Fixups,
     btf: Option<String>,
+    fire: bool,
+    trigger: Option<Vec<String>>,
 }
 
 /// The agent binary's `main`: as PID 1 it runs the job; with [`WORKER_ARG`]
@@ -173,6 +175,8 @@ fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> 
         attach: job.attach,
         fixups: obj.fixups.clone(),
         btf: obj.btf.get(&kernel).cloned(),
+        fire: job.fire,
+        trigger: obj.trigger.clone().or_else(|| job.trigger.clone()),
     };
     let line = serde_json::to_string(&request).expect("requests serialize") + "\n";
     if let Err(e) = worker
@@ -254,6 +258,8 @@ fn run_worker() -> ExitCode {
             attach: req.attach,
             fixups: req.fixups,
             btf_custom_path: req.btf.map(Into::into),
+            fire: req.fire,
+            trigger: req.trigger,
         };
         let report = validate_object(&req.name, Path::new(&req.path), &opts);
         let out = serde_json::to_string(&report).expect("reports serialize") + "\n";

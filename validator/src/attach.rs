@@ -44,7 +44,7 @@ const NO_AUTO_TARGET: &[&str] = &[
 
 /// Attaches every loaded program; all links are held until the end so that
 /// programs attach side by side as a loader would have them, then dropped.
-pub fn attach_all(obj: &Object, fixups: &Fixups) -> BTreeMap<String, Outcome> {
+pub fn attach_all(obj: &Object, fixups: &Fixups) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
@@ -71,8 +71,17 @@ pub fn attach_all(obj: &Object, fixups: &Fixups) -> BTreeMap<String, Outcome> {
         };
         out.insert(name, outcome);
     }
-    drop(keep);
-    out
+    (out, Attached(keep))
+}
+
+/// The attachments of [`attach_all`]; dropping it detaches everything.
+pub struct Attached(#[allow(dead_code, reason = "held for its Drop")] Vec<Guard>);
+
+impl Attached {
+    /// Nothing attached.
+    pub fn none() -> Attached {
+        Attached(Vec::new())
+    }
 }
 
 /// Whether a tracefs is mounted where libbpf looks for it.

@@ -9,6 +9,7 @@ pub mod agent;
 mod attach;
 mod capture;
 mod command;
+mod fire;
 mod fixups;
 mod host;
 mod raw;

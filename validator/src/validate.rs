@@ -16,8 +16,9 @@ use bpfcompat::protocol::{
 };
 use libbpf_rs::{ObjectBuilder, OpenObject};
 
-use crate::attach::attach_all;
+use crate::attach::{Attached, attach_all};
 use crate::capture::{self, Line};
+use crate::fire;
 use crate::fixups;
 use crate::raw;
 
@@ -35,6 +36,10 @@ pub struct Options {
     pub fixups: Fixups,
     /// A BTF file to use instead of the kernel's (kernels without BTF).
     pub btf_custom_path: Option<PathBuf>,
+    /// Fire mode: attach, run a trigger, and require every program to run.
+    pub fire: bool,
+    /// The trigger command for fire mode (default: the built-in workload).
+    pub trigger: Option<Vec<String>>,
 }
 
 /// Where an object's bytes come from.
@@ -122,11 +127,17 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                         Outcome::Ok
                     };
                 }
-                let links = if opts.attach {
+                let (links, attached) = if opts.attach || opts.fire {
                     attach_all(&obj, &opts.fixups)
+                } else {
+                    (BTreeMap::new(), Attached::none())
+                };
+                let fired = if opts.fire {
+                    fire::measure(&obj, &links, opts.trigger.as_deref())
                 } else {
                     BTreeMap::new()
                 };
+                drop(attached);
                 for p in &mut report.programs {
                     let off =
                         opts.fixups.programs.get(&p.name).and_then(|f| f.autoload) == Some(false);
@@ -143,12 +154,13 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                         None => {
                             p.load = Outcome::Ok;
                             p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
-                                skipped(if opts.attach {
+                                skipped(if opts.attach || opts.fire {
                                     "not attached"
                                 } else {
                                     "attach not requested"
                                 })
                             });
+                            p.fire = fired.get(&p.name).cloned();
                         }
                     }
                 }
@@ -288,6 +300,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             helpers,
             load: skipped("not attempted"),
             attach: skipped("not attempted"),
+            fire: None,
         });
     }
 }

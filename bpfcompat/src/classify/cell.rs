@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
-use crate::protocol::{CommandReport, Fault, ObjectReport, Outcome, StepFailure};
+use crate::protocol::{CommandReport, Fault, Fire, ObjectReport, Outcome, StepFailure};
 use crate::run::{KernelOutcome, KernelRun};
 
 /// A cell's state.
@@ -35,6 +35,8 @@ pub enum Stage {
     Load,
     /// Attaching a loaded program.
     Attach,
+    /// Running while a trigger ran (fire mode).
+    Fire,
     /// The guest or the tool, not the object.
     Guest,
 }
@@ -73,6 +75,9 @@ pub struct ProgramState {
     pub load: String,
     /// `ok`, `failed` or `skipped`.
     pub attach: String,
+    /// Fire mode: how often it ran while the trigger ran.
+    #[serde(default)]
+    pub runs: Option<u64>,
 }
 
 /// The verdict on one object on one kernel.
@@ -308,6 +313,34 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             push(Step::Attach, f, Some(p), None);
         }
     }
+    for p in &r.programs {
+        let (code, message, remediation) = match &p.fire {
+            Some(Fire::NotFired { trigger }) => (
+                Code::NotFired,
+                format!("attached, but ran 0 times while the trigger ran: {trigger}"),
+                "the hook was not reached: the function may be inlined or renamed on this kernel, or the trigger does not exercise it (give one with --trigger or `trigger` in the configuration)",
+            ),
+            Some(Fire::UnknownTrigger { section }) => (
+                Code::Unknown,
+                format!(
+                    "fire: unknown trigger for section `{section}`: no built-in workload reaches this kind of hook"
+                ),
+                "give a trigger that exercises the hook (--trigger 'CMD', or `trigger` in the configuration)",
+            ),
+            _ => continue,
+        };
+        findings.push(Finding {
+            stage: Stage::Fire,
+            code,
+            program: Some(p.name.clone()),
+            map: None,
+            message,
+            remediation: Some(remediation.into()),
+            errno: None,
+            verifier_tail: Vec::new(),
+            libbpf_log: Vec::new(),
+        });
+    }
     let status = if findings.is_empty() {
         Status::Pass
     } else {
@@ -323,6 +356,11 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             section: p.section.clone(),
             load: outcome_word(&p.load),
             attach: outcome_word(&p.attach),
+            runs: match p.fire {
+                Some(Fire::Fired { runs }) => Some(runs),
+                Some(Fire::NotFired { .. }) => Some(0),
+                _ => None,
+            },
         })
         .collect();
     cell

@@ -342,6 +342,7 @@ mod tests {
             helpers: vec![],
             load: crate::protocol::Outcome::Ok,
             attach: crate::protocol::Outcome::Ok,
+            fire: None,
         }
     }
 

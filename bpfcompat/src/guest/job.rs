@@ -21,6 +21,12 @@ pub struct Job {
     /// The user's own commands to run as root (command mode).
     #[serde(default)]
     pub commands: Vec<JobCommand>,
+    /// Fire mode: run a trigger with everything attached and count runs.
+    #[serde(default)]
+    pub fire: bool,
+    /// The fire-mode trigger for every object (default: the built-in workload).
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
 }
 
 /// A command of the user's, run as root in the guest; its exit code is the
@@ -54,6 +60,9 @@ pub struct JobObject {
     /// without their own BTF.
     #[serde(default)]
     pub btf: BTreeMap<String, String>,
+    /// This object's fire-mode trigger, overriding the job's.
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
 }
 
 /// What a real loader does to an object before loading it, replayed by the

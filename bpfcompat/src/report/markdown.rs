@@ -59,6 +59,26 @@ pub fn markdown(r: &Report) -> String {
         }
         out.push('\n');
     }
+    let fired: Vec<_> = r
+        .cells
+        .iter()
+        .filter(|c| c.programs.iter().any(|p| p.runs.is_some()))
+        .collect();
+    if !fired.is_empty() {
+        out.push_str("\n## Run counts (fire mode)\n\n| object | kernel | program | runs |\n|---|---|---|---|\n");
+        for c in fired {
+            for p in c.programs.iter().filter(|p| p.runs.is_some()) {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | `{}` | {} |",
+                    c.object,
+                    c.kernel,
+                    p.name,
+                    p.runs.unwrap_or(0)
+                );
+            }
+        }
+    }
     for c in r
         .cells
         .iter()

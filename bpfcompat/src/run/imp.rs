@@ -160,6 +160,7 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
             path,
             fixups: o.fixups.clone(),
             btf,
+            trigger: o.trigger.clone(),
         });
     }
     let mut commands = Vec::new();
@@ -186,6 +187,8 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
         });
     }
     let job = Job {
+        fire: plan.settings.fire,
+        trigger: plan.settings.trigger.clone(),
         commands,
         objects,
         attach: plan.settings.attach,

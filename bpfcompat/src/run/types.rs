@@ -28,6 +28,10 @@ pub struct Settings {
     pub object_timeout: Duration,
     /// Attach loaded programs.
     pub attach: bool,
+    /// Fire mode: run a trigger with everything attached and count runs.
+    pub fire: bool,
+    /// The fire-mode trigger (default: the built-in workload).
+    pub trigger: Option<Vec<String>>,
     /// Boots retried when a guest dies before the agent starts (default 2).
     pub retries: u32,
     /// The agent binary shipped as the guest's `/init`.
@@ -47,6 +51,8 @@ pub struct ObjectInput {
     pub fixups: Fixups,
     /// A BTF file on the host per kernel profile, for kernels without BTF.
     pub btf: BTreeMap<String, PathBuf>,
+    /// This object's fire-mode trigger (argv), overriding the run's.
+    pub trigger: Option<Vec<String>>,
 }
 
 impl ObjectInput {
@@ -57,6 +63,7 @@ impl ObjectInput {
             path: path.into(),
             fixups: Fixups::default(),
             btf: BTreeMap::new(),
+            trigger: None,
         }
     }
 }

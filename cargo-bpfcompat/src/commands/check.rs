@@ -8,6 +8,7 @@ use bpfcompat::run::{KernelRun, RunOutput};
 use clap::Args;
 use validator::{HostError, Options, Source, missing_privileges, validate_source};
 
+use crate::cli::Mode;
 use crate::exit::Code;
 
 /// `check` arguments.
@@ -16,9 +17,16 @@ pub struct CheckArgs {
     /// Compiled BPF objects to validate on this machine's kernel.
     #[arg(value_name = "OBJECT", required = true)]
     pub objects: Vec<PathBuf>,
-    /// Also attach every loaded program (then detach).
-    #[arg(long)]
+    /// How far validation goes: `load` (default), `attach`, or `fire` (attach,
+    /// run a trigger, and require every program to run at least once).
+    #[arg(long, value_enum, default_value_t = Mode::Load)]
+    pub mode: Mode,
+    /// Same as `--mode attach`.
+    #[arg(long, conflicts_with = "mode")]
     pub attach: bool,
+    /// The fire-mode trigger command (default: a built-in workload).
+    #[arg(long, value_name = "CMD")]
+    pub trigger: Option<String>,
     /// Write the JSON report here (same schema as `test`, one kernel: `host`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -36,8 +44,17 @@ pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
         check_bpf_object(o)?;
     }
     let names = display_names(&a.objects);
+    let mode = if a.attach { Mode::Attach } else { a.mode };
+    let trigger = a
+        .trigger
+        .as_deref()
+        .map(shell_words::split)
+        .transpose()
+        .map_err(|e| format!("--trigger: {e}"))?;
     let opts = Options {
-        attach: a.attach,
+        attach: mode != Mode::Load,
+        fire: mode == Mode::Fire,
+        trigger,
         ..Options::default()
     };
     let reports = a

@@ -17,7 +17,7 @@ use bpfcompat::run::{CommandInput, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
 
-use crate::cli::Accel;
+use crate::cli::{Accel, Mode};
 use crate::exit::Code;
 use crate::progress::Progress;
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover, load_config};
@@ -73,9 +73,17 @@ pub struct TestArgs {
     /// Limit for one object inside a guest, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub object_timeout: u64,
-    /// Only load; do not attach programs.
-    #[arg(long)]
+    /// How far validation goes: `load`, `attach`, or `fire` (attach, run a
+    /// trigger, and require every program to run at least once).
+    #[arg(long, value_enum, default_value_t = Mode::Attach)]
+    pub mode: Mode,
+    /// Same as `--mode load`.
+    #[arg(long, conflicts_with = "mode")]
     pub no_attach: bool,
+    /// The fire-mode trigger, run in the guest while everything is attached
+    /// (default: a built-in workload of syscalls, file, process and network activity).
+    #[arg(long, value_name = "CMD")]
+    pub trigger: Option<String>,
     /// Boots retried when a guest dies before the agent starts.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub retries: u32,
@@ -124,6 +132,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             pin: matrix.lock.get(&k.name).cloned(),
         })
         .collect();
+    let mode = if a.no_attach { Mode::Load } else { a.mode };
     let plan = Plan {
         kernels,
         objects,
@@ -141,7 +150,14 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             cpus: a.cpus,
             timeout: Duration::from_secs(a.timeout),
             object_timeout: Duration::from_secs(a.object_timeout),
-            attach: !a.no_attach,
+            attach: mode != Mode::Load,
+            fire: mode == Mode::Fire,
+            trigger: a
+                .trigger
+                .as_deref()
+                .map(shell_words::split)
+                .transpose()
+                .map_err(|e| format!("--trigger: {e}"))?,
             retries: a.retries,
             agent: agent_binary()?,
             evidence: a.evidence.clone(),
@@ -324,6 +340,10 @@ fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
                 name: d.name.clone(),
                 path: d.path.clone(),
                 fixups: oc.fixups(),
+                trigger: oc
+                    .trigger
+                    .as_deref()
+                    .and_then(|t| shell_words::split(t).ok()),
                 btf: oc
                     .btf
                     .iter()

@@ -53,6 +53,8 @@ pub struct ObjectConfig {
     /// Groups of alternative programs.
     #[serde(default)]
     pub variants: Vec<Vec<String>>,
+    /// The fire-mode trigger for this object (a command run in the guest).
+    pub trigger: Option<String>,
 }
 
 impl ObjectConfig {

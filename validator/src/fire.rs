@@ -1,0 +1,200 @@
+//! Fire mode: attached is not enough. With BPF run statistics on, run a
+//! trigger while every program is attached, then read how often each ran.
+//! A program that attached but never ran is NOT_FIRED (an inlined function,
+//! a renamed tracepoint, a hook the workload does not reach).
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::time::Duration;
+
+use bpfcompat::protocol::{Fire, Outcome};
+use libbpf_rs::Object;
+
+/// What the built-in trigger does, as reports name it.
+pub const BUILTIN: &str = "built-in workload (getpid, file open/read/write/unlink, mkdir/rmdir, fork+exec, sleep, UDP and TCP on lo)";
+
+/// Sections whose hooks the built-in workload is meant to reach.
+const KNOWN: &[&str] = &[
+    "tracepoint/",
+    "tp/",
+    "raw_tp/",
+    "raw_tracepoint/",
+    "tp_btf/",
+    "kprobe/",
+    "kretprobe/",
+    "ksyscall/",
+    "kretsyscall/",
+    "kprobe.multi/",
+    "kretprobe.multi/",
+    "fentry/",
+    "fexit/",
+    "fmod_ret/",
+    "lsm/",
+    "xdp",
+    "tc",
+    "classifier",
+    "cgroup_skb/",
+    "cgroup/",
+];
+
+/// Runs the trigger (the user's command, else the built-in workload) with
+/// every program attached and returns each attached program's verdict.
+pub fn measure(
+    obj: &Object,
+    attach: &BTreeMap<String, Outcome>,
+    trigger: Option<&[String]>,
+) -> BTreeMap<String, Fire> {
+    let _stats = StatsOn::enable();
+    let before = run_counts(obj);
+    let used = match trigger {
+        Some(argv) => run_trigger(argv),
+        None => {
+            for _ in 0..3 {
+                builtin_workload();
+            }
+            BUILTIN.to_string()
+        }
+    };
+    let after = run_counts(obj);
+    let mut out = BTreeMap::new();
+    for p in obj.progs() {
+        let name = p.name().to_string_lossy().into_owned();
+        if attach.get(&name) != Some(&Outcome::Ok) {
+            continue;
+        }
+        let section = p.section().to_string_lossy().into_owned();
+        let runs = after
+            .get(&name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(before.get(&name).copied().unwrap_or(0));
+        let fire = if runs > 0 {
+            Fire::Fired { runs }
+        } else if trigger.is_some() || KNOWN.iter().any(|k| section.starts_with(k)) {
+            Fire::NotFired {
+                trigger: used.clone(),
+            }
+        } else {
+            Fire::UnknownTrigger { section }
+        };
+        out.insert(name, fire);
+    }
+    out
+}
+
+/// `run_cnt` of every loaded program.
+fn run_counts(obj: &Object) -> BTreeMap<String, u64> {
+    obj.progs()
+        .filter(|p| p.autoload())
+        .filter_map(|p| {
+            let mut info = libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+            // SAFETY: info and len describe a valid, writable buffer.
+            let ret = unsafe {
+                libbpf_sys::bpf_prog_get_info_by_fd(p.as_fd().as_raw_fd(), &mut info, &mut len)
+            };
+            (ret == 0).then(|| (p.name().to_string_lossy().into_owned(), info.run_cnt))
+        })
+        .collect()
+}
+
+/// BPF run statistics on while this lives: the BPF_ENABLE_STATS descriptor
+/// (5.8+), else the `kernel.bpf_stats_enabled` sysctl, restored on drop.
+enum StatsOn {
+    Fd(#[allow(dead_code, reason = "held for its lifetime")] OwnedFd),
+    Sysctl(String),
+    Off,
+}
+
+const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl StatsOn {
+    fn enable() -> StatsOn {
+        // SAFETY: no pointers.
+        let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor we own.
+            return StatsOn::Fd(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        match std::fs::read_to_string(SYSCTL) {
+            Ok(old) if std::fs::write(SYSCTL, "1").is_ok() => {
+                StatsOn::Sysctl(old.trim().to_string())
+            }
+            _ => StatsOn::Off,
+        }
+    }
+}
+
+impl Drop for StatsOn {
+    fn drop(&mut self) {
+        if let StatsOn::Sysctl(old) = self {
+            let _ = std::fs::write(SYSCTL, old.as_bytes());
+        }
+    }
+}
+
+/// The user's trigger command, with a time limit.
+fn run_trigger(argv: &[String]) -> String {
+    let shown = format!("command `{}`", argv.join(" "));
+    let Some((program, args)) = argv.split_first() else {
+        return shown;
+    };
+    if let Ok(mut child) = Command::new(program).args(args).spawn() {
+        let started = std::time::Instant::now();
+        while matches!(child.try_wait(), Ok(None)) {
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.wait();
+    }
+    shown
+}
+
+/// Ordinary activity that reaches the common hooks.
+fn builtin_workload() {
+    let _ = nix::unistd::getpid();
+    let dir = std::env::temp_dir().join(format!("bpfcompat-trigger-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join("f");
+    let _ = std::fs::write(&file, b"bpfcompat");
+    let _ = std::fs::read(&file);
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&dir);
+    if let Ok(exe) = std::env::current_exe() {
+        let _ = Command::new(exe).arg("__bpfcompat-noop").output();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    lo_up();
+    if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
+        let _ = s.send_to(b"bpfcompat", "127.0.0.1:9");
+    }
+    let _ = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:9".parse().expect("address"),
+        Duration::from_millis(100),
+    );
+}
+
+/// Brings `lo` up (a fresh guest has it down), so packets reach XDP and tc.
+fn lo_up() {
+    // SAFETY: a plain socket used only for the interface ioctls below.
+    let sock = unsafe { nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM, 0) };
+    if sock < 0 {
+        return;
+    }
+    // SAFETY: ifreq is plain data; the name fits; the socket is closed after.
+    unsafe {
+        let mut req: nix::libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as nix::libc::c_char;
+        }
+        if nix::libc::ioctl(sock, nix::libc::SIOCGIFFLAGS, &mut req) == 0 {
+            req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short;
+            nix::libc::ioctl(sock, nix::libc::SIOCSIFFLAGS, &req);
+        }
+        nix::libc::close(sock);
+    }
+}
