@@ -106,6 +106,8 @@ fn main() {
                             timeout: Duration::from_secs(300),
                             object_timeout: Duration::from_secs(120),
                             attach: true,
+                            fire: false,
+                            trigger: None,
                             retries: 2,
                             agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
                             evidence: None,
