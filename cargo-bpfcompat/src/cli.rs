@@ -43,6 +43,9 @@ enum Command {
     /// Validate objects on the running kernel, no VM: a pre-load gate (needs
     /// root, or CAP_BPF and CAP_PERFMON). Nothing stays loaded afterwards.
     Check(commands::check::CheckArgs),
+    /// Compare or merge JSON reports (baselines, CI shards).
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
     /// Show, fetch and re-pin the kernels of a matrix.
     #[command(subcommand)]
     Kernels(KernelsCommand),
@@ -115,5 +118,6 @@ pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
         Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
+        Command::Report(r) => commands::report::run(r),
     }
 }

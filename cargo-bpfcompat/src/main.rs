@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
+mod render;
 mod workspace;
 
 use std::process::ExitCode;

@@ -12,8 +12,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(plan: &Plan) -> Progress {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    /// `hidden`: no display at all (`--quiet`, machine-readable output).
+    pub fn new(plan: &Plan, hidden: bool) -> Progress {
+        let target = if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let multi = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template("{spinner} {prefix:<20} {elapsed:>4} {wide_msg}")
             .expect("valid template");
         let bars = plan

@@ -1,10 +1,16 @@
 //! What people and CI read: the report model (JSON, versioned), the exit
 //! code, the terminal matrix and Markdown. All are views of one [`Report`].
 
+mod compare;
+mod html;
+mod junit;
 mod markdown;
 mod model;
 mod terminal;
 
+pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline, merge};
+pub use html::html;
+pub use junit::junit;
 pub use markdown::markdown;
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary};
-pub use terminal::{failures_text, matrix_table, variants_text};
+pub use terminal::{failures_text, matrix, matrix_table, variants_text};

@@ -49,7 +49,7 @@ pub struct Summary {
 pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
 
 /// A whole run, as reports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -90,6 +90,26 @@ impl Report {
         for c in &mut cells {
             apply_expectation(c, expectations);
         }
+        Report::from_parts(
+            matrix,
+            objects,
+            run.kernels,
+            cells,
+            run.notes,
+            allow_unavailable,
+        )
+    }
+
+    /// A report from its parts, with summary and exit code computed from the
+    /// cells (as merging shard reports needs).
+    pub fn from_parts(
+        matrix: &str,
+        objects: Vec<String>,
+        kernels: Vec<KernelRun>,
+        cells: Vec<Cell>,
+        notes: Vec<String>,
+        allow_unavailable: bool,
+    ) -> Report {
         let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
         let summary = Summary {
             cells: cells.len(),
@@ -110,13 +130,26 @@ impl Report {
             tool: concat!("bpfcompat ", env!("CARGO_PKG_VERSION")).to_string(),
             matrix: matrix.to_string(),
             objects,
-            kernels: run.kernels,
+            kernels,
             cells,
-            notes: run.notes,
+            notes,
             summary,
             allow_unavailable,
             exit_code,
         }
+    }
+
+    /// Reads a report written with `--json`.
+    pub fn from_json(text: &str) -> Result<Report, String> {
+        let r: Report =
+            serde_json::from_str(text).map_err(|e| format!("not a bpfcompat JSON report: {e}"))?;
+        if r.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "report schema version {} (this bpfcompat reads {SCHEMA_VERSION})",
+                r.schema_version
+            ));
+        }
+        Ok(r)
     }
 
     /// The cell of an object on a kernel.

@@ -169,3 +169,130 @@ pub fn failures_text(r: &Report) -> String {
     }
     out
 }
+
+/// Short codes for the compact matrix.
+fn short_code(code: crate::classify::Code) -> &'static str {
+    use crate::classify::Code::*;
+    match code {
+        MissingBtf => "BTF",
+        CoreRelocation => "CORE",
+        MissingKfunc => "KFUNC",
+        MissingAttachTarget => "TARGET",
+        UnsupportedMapType => "MAPTYPE",
+        UnsupportedProgType => "PROGTYPE",
+        UnsupportedAttachType => "ATTACHTY",
+        UnsupportedHelper => "HELPER",
+        UnsupportedFeature => "FEATURE",
+        KernelConfig => "CONFIG",
+        VerifierRejected => "VERIFIER",
+        VerifierLimit => "LIMIT",
+        GplOnly => "GPL",
+        Permission => "PERM",
+        MapContract => "CONTRACT",
+        AttachFailed => "ATTACH",
+        NotFired => "NOTFIRED",
+        CommandFailed => "CMD",
+        Timeout => "TIMEOUT",
+        KernelPanic => "PANIC",
+        Infra => "INFRA",
+        Unknown => "UNKNOWN",
+    }
+}
+
+fn compact_word(c: &Cell) -> String {
+    match c.status {
+        Status::Pass => "ok".into(),
+        Status::Fail => c.code.map_or("FAIL".into(), |k| short_code(k).to_string()),
+        Status::ExpectedFail => format!("({})", c.code.map_or("x", short_code).to_lowercase()),
+        Status::UnexpectedPass => "XPASS".into(),
+        Status::Unavailable => "n/a".into(),
+        Status::InfraError => "?".into(),
+    }
+}
+
+/// `ubuntu-20.04-5.4` → `u5.4`, `debian-sid` → `dsid`: kernel labels that
+/// keep eight kernels within 100 columns.
+fn short_kernel(name: &str) -> String {
+    let first = name.chars().next().unwrap_or('k');
+    let last = name.rsplit('-').next().unwrap_or(name);
+    format!("{first}{last}")
+}
+
+fn paint(word: &str, c: &Cell, width: usize, color: bool) -> String {
+    let padded = format!("{word:<width$}");
+    if !color {
+        return padded;
+    }
+    let code = match c.status {
+        Status::Pass => "32",
+        Status::Fail | Status::UnexpectedPass => "31;1",
+        Status::ExpectedFail => "33",
+        Status::Unavailable | Status::InfraError => "90",
+    };
+    format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
+/// The matrix as people read it in a terminal: the wide table when it fits in
+/// 100 columns, else a compact one with short kernel labels and codes and a
+/// legend. `color` paints cells by status.
+pub fn matrix(r: &Report, color: bool) -> String {
+    let wide = matrix_table(r);
+    let fits = wide.lines().all(|l| l.chars().count() <= 100);
+    let kernels = super::html::kernels_by_version(r);
+    type Label = fn(&str) -> String;
+    type Word = fn(&Cell) -> String;
+    let (label, word): (Label, Word) = if fits {
+        (|k| k.to_string(), cell_word)
+    } else {
+        (short_kernel, compact_word)
+    };
+    if fits && !color {
+        return wide;
+    }
+    let obj_w = r.objects.iter().map(String::len).max().unwrap_or(6).max(6);
+    let widths: Vec<usize> = kernels
+        .iter()
+        .map(|k| {
+            r.cells
+                .iter()
+                .filter(|c| c.kernel == k.kernel)
+                .map(|c| word(c).len())
+                .chain([label(&k.kernel).len() + usize::from(!k.required)])
+                .max()
+                .unwrap_or(4)
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = write!(out, "{:<obj_w$}", "OBJECT");
+    for (k, w) in kernels.iter().zip(&widths) {
+        let name = format!("{}{}", label(&k.kernel), if k.required { "" } else { "*" });
+        let _ = write!(out, " {name:<w$}");
+    }
+    out.push('\n');
+    for o in &r.objects {
+        let _ = write!(out, "{o:<obj_w$}");
+        for (k, w) in kernels.iter().zip(&widths) {
+            match r.cell(o, &k.kernel) {
+                Some(c) => {
+                    let _ = write!(out, " {}", paint(&word(c), c, *w, color));
+                }
+                None => {
+                    let _ = write!(out, " {:<w$}", "");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    if !fits {
+        let legend: Vec<String> = kernels
+            .iter()
+            .map(|k| format!("{}={}", short_kernel(&k.kernel), k.kernel))
+            .collect();
+        let _ = writeln!(out, "kernels: {}", legend.join(" "));
+        out.push_str("ok pass, (code) expected failure, CODE failure, XPASS declared to fail but passes, n/a unavailable, ? no verdict\n");
+    }
+    if kernels.iter().any(|k| !k.required) {
+        out.push_str("(* not required: failures there do not fail the run)\n");
+    }
+    out
+}

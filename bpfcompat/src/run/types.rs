@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::guest::Fixups;
 use crate::matrix::{Pin, Profile};
@@ -131,7 +131,7 @@ pub enum Event {
 }
 
 /// How a kernel's guest ended.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KernelOutcome {
     /// The agent reported on every object and the guest powered off.
@@ -159,7 +159,7 @@ pub enum KernelOutcome {
 }
 
 /// Phase timings of one kernel, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timings {
     /// Getting the kernel (0 on a cache hit beyond the digest check).
     pub fetch_ms: u64,
@@ -174,7 +174,7 @@ pub struct Timings {
 }
 
 /// What one kernel produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelRun {
     /// Profile name.
     pub kernel: String,
@@ -213,7 +213,7 @@ pub struct KernelRun {
 }
 
 /// Everything a run produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunOutput {
     /// One entry per kernel, in plan order.
     pub kernels: Vec<KernelRun>,

@@ -3,4 +3,5 @@
 pub mod check;
 pub mod kernels;
 pub mod list;
+pub mod report;
 pub mod test;

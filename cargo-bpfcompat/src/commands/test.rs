@@ -11,7 +11,7 @@ use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
 use bpfcompat::report::{
-    Expectations, Report, failures_text, markdown, matrix_table, variants_text,
+    Expectations, Report, changes_text, compare, exit_with_baseline, html, junit, markdown,
 };
 use bpfcompat::run::{CommandInput, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
@@ -94,9 +94,30 @@ pub struct TestArgs {
     /// Write the JSON report here (schema: docs/report-schema.md).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write a Markdown report here.
+    /// Write a Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Write a JUnit XML report here (one suite per object, one case per kernel).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML matrix here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Compare with an earlier JSON report: exit 2 only when a required cell
+    /// newly fails; fixes are reported, not gated.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Run only a deterministic slice of the kernels, `I/N` (1-based): kernels
+    /// whose position in the matrix is I modulo N. Merge the shard reports
+    /// with `cargo bpfcompat report merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// No progress display; print only failures and the summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// `human` (default) or `json`: one JSON record per cell on stdout.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     /// Keep per-kernel evidence (console, records, QEMU command line, kernel config) here.
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
@@ -121,9 +142,16 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     let Work {
         objects,
         commands,
-        matrix,
+        mut matrix,
         expectations,
     } = work;
+    if let Some((i, n)) = a.shard {
+        let mut position = 0;
+        matrix.kernels.retain(|_| {
+            position += 1;
+            (position - 1) % n == i - 1
+        });
+    }
     let kernels = matrix
         .kernels
         .iter()
@@ -169,7 +197,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         .map(|o| o.name.clone())
         .chain(plan.commands.iter().map(|c| c.name.clone()))
         .collect();
-    let mut progress = Progress::new(&plan);
+    let mut progress = Progress::new(&plan, a.quiet || a.message_format == MessageFormat::Json);
     let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| {
         progress.event(e)
     })?;
@@ -181,28 +209,31 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         a.allow_unavailable,
         &expectations,
     );
+    // Reports first: nothing is lost if printing or comparing fails.
     write_reports(&report, &a)?;
-    print!("\n{}", matrix_table(&report));
-    let variants = variants_text(&report);
-    if !variants.is_empty() {
-        print!("\n{variants}");
+    let baseline = match &a.baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read the baseline {}: {e}", p.display()))?;
+            Some(Report::from_json(&text).map_err(|e| format!("baseline {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    if a.message_format == MessageFormat::Json {
+        for c in &report.cells {
+            println!("{}", serde_json::to_string(c)?);
+        }
+    } else {
+        print!("{}", crate::render::human(&report, a.quiet));
     }
-    let failures = failures_text(&report);
-    if !failures.is_empty() {
-        print!("\n{failures}");
+    let Some(baseline) = baseline else {
+        return Ok(report.exit_code.into());
+    };
+    let changes = compare(&baseline, &report);
+    if a.message_format != MessageFormat::Json {
+        print!("\n{}", changes_text(&changes));
     }
-    let s = &report.summary;
-    println!(
-        "\n{} of {} cells pass, {} fail as declared; {} fail ({} on required kernels), {} unavailable, {} without verdict",
-        s.pass,
-        s.cells,
-        s.expected_fail,
-        s.fail + s.unexpected_pass,
-        s.required_failures,
-        s.unavailable,
-        s.infra_error
-    );
-    Ok(report.exit_code.into())
+    Ok(exit_with_baseline(&changes, &report).into())
 }
 
 /// Command mode: the user's binary, run once per kernel (or once per
@@ -382,11 +413,47 @@ fn write_reports(report: &Report, a: &TestArgs) -> Result<(), String> {
     };
     write(&a.json, report.to_json());
     write(&a.markdown, markdown(report));
+    write(&a.junit, junit(report));
+    write(&a.html, html(report));
+    // GitHub Actions shows this file on the run's summary page.
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(markdown(report).as_bytes()));
+        if let Err(e) = appended {
+            errors.push(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}"));
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors.join("\n"))
     }
+}
+
+/// `--message-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    /// The matrix, failures and summary for people.
+    Human,
+    /// One JSON cell per line, for tools.
+    Json,
+}
+
+/// `I/N` with 1 <= I <= N.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 2/3")?;
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| "I is not a number")?,
+        n.parse().map_err(|_| "N is not a number")?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("{s}: need 1 <= I <= N"));
+    }
+    Ok((i, n))
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.

@@ -1,0 +1,218 @@
+//! The HTML matrix: one self-contained file (no network, no external assets),
+//! kernels in version order, each cell a coloured `<details>` that opens to
+//! its evidence. It reads without JavaScript; a few lines of script add
+//! filters.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::terminal::cell_word;
+use crate::classify::{Cell, Status};
+use crate::run::KernelRun;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Unavailable => "unavailable",
+        Status::InfraError => "infra_error",
+        Status::ExpectedFail => "expected_fail",
+        Status::UnexpectedPass => "unexpected_pass",
+    }
+}
+
+/// `(major, minor, patch)` of a kernel, from its release or its profile name;
+/// kernels without a number sort last.
+pub(crate) fn version_key(k: &KernelRun) -> (u32, u32, u32) {
+    let parse = |s: &str| -> Option<(u32, u32, u32)> {
+        let mut it = s
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u32>().ok());
+        Some((
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+            it.next().flatten().unwrap_or(0),
+        ))
+    };
+    k.release
+        .as_deref()
+        .and_then(parse)
+        .or_else(|| k.kernel.rsplit('-').next().and_then(parse))
+        .unwrap_or((u32::MAX, 0, 0))
+}
+
+/// The kernels of a report in version order.
+pub(crate) fn kernels_by_version(r: &Report) -> Vec<&KernelRun> {
+    let mut ks: Vec<&KernelRun> = r.kernels.iter().collect();
+    ks.sort_by_key(|k| version_key(k));
+    ks
+}
+
+const STYLE: &str = "
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table.matrix{border-collapse:collapse}
+th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}
+thead th{background:#f4f4f4} th small{font-weight:normal;color:#666}
+td.cell summary{cursor:pointer;font-weight:600;white-space:nowrap}
+.st-pass{background:#d8f5d8}.st-fail,.st-unexpected_pass{background:#f8d0d0}
+.st-expected_fail{background:#fbeccc}.st-unavailable{background:#e6e6e6;color:#555}
+.st-infra_error{background:#e6dcf5}
+dl{margin:.4em 0;max-width:60em}dt{font-weight:600;margin-top:.3em}dd{margin-left:1em}
+pre{background:#fff;border:1px solid #ddd;padding:.4em;overflow-x:auto;max-width:60em;font-size:12px}
+.legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;border:1px solid #ccc}
+#filters{margin:.8em 0}
+";
+
+const SCRIPT: &str = "
+document.getElementById('filters').hidden=false;
+document.querySelectorAll('#filters input').forEach(function(box){
+  box.addEventListener('change',function(){
+    var hide=[].slice.call(document.querySelectorAll('#filters input:checked')).map(function(b){return b.value;});
+    document.querySelectorAll('tbody tr').forEach(function(row){
+      var cells=[].slice.call(row.querySelectorAll('td.cell'));
+      var show=cells.some(function(c){return hide.indexOf(c.dataset.status)<0;});
+      row.hidden=!show;
+    });
+  });
+});
+";
+
+/// Renders the report as a self-contained HTML page.
+pub fn html(r: &Report) -> String {
+    let kernels = kernels_by_version(r);
+    let s = &r.summary;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bpfcompat report</title><style>{STYLE}</style></head><body>\
+<h1>bpfcompat report</h1><p class=\"summary\">{} of {} cells pass, {} fail as declared, {} fail ({} on required kernels), {} unavailable, {} without verdict. Matrix: {}.</p>\
+<p class=\"legend\"><span class=\"st-pass\">pass</span><span class=\"st-expected_fail\">expected failure</span><span class=\"st-fail\">fail</span><span class=\"st-unavailable\">unavailable</span><span class=\"st-infra_error\">no verdict</span></p>\
+<form id=\"filters\" hidden>Hide rows where every cell is: <label><input type=\"checkbox\" value=\"pass\"> pass</label> <label><input type=\"checkbox\" value=\"expected_fail\"> expected failure</label> <label><input type=\"checkbox\" value=\"unavailable\"> unavailable</label></form>\
+<table class=\"matrix\"><thead><tr><th>object</th>",
+        s.pass,
+        s.cells,
+        s.expected_fail,
+        s.fail + s.unexpected_pass,
+        s.required_failures,
+        s.unavailable,
+        s.infra_error,
+        esc(&r.matrix)
+    );
+    for k in &kernels {
+        let opt = if k.required { "" } else { " (optional)" };
+        let _ = write!(
+            out,
+            "<th data-kernel=\"{}\">{}{opt}<br><small>{}</small></th>",
+            esc(&k.kernel),
+            esc(&k.kernel),
+            esc(k.release.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</tr></thead><tbody>");
+    for o in &r.objects {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", esc(o));
+        for k in &kernels {
+            match r.cell(o, &k.kernel) {
+                Some(c) => cell(&mut out, c, k),
+                None => out.push_str("<td></td>"),
+            }
+        }
+        out.push_str("</tr>");
+    }
+    let _ = writeln!(
+        out,
+        "</tbody></table><script>{SCRIPT}</script></body></html>"
+    );
+    out
+}
+
+fn cell(out: &mut String, c: &Cell, k: &KernelRun) {
+    let st = status_name(c.status);
+    let _ = write!(
+        out,
+        "<td class=\"cell st-{st}\" data-object=\"{}\" data-kernel=\"{}\" data-status=\"{st}\" data-code=\"{}\"><details><summary>{}</summary><dl>",
+        esc(&c.object),
+        esc(&c.kernel),
+        c.code.map(|c| c.as_str()).unwrap_or(""),
+        esc(&cell_word(c))
+    );
+    let dd = |out: &mut String, t: &str, v: &str| {
+        let _ = write!(out, "<dt>{t}</dt><dd>{}</dd>", esc(v));
+    };
+    dd(
+        out,
+        "kernel release",
+        c.kernel_release.as_deref().unwrap_or("?"),
+    );
+    if let Some(e) = c.expected {
+        dd(out, "expected", e.as_str());
+    }
+    for f in &c.findings {
+        let what = format!(
+            "{} at {:?}{}",
+            f.code,
+            f.stage,
+            f.program
+                .as_ref()
+                .map(|p| format!(", program {p}"))
+                .unwrap_or_default()
+        );
+        dd(out, "finding", &what);
+        dd(out, "kernel said", &f.message);
+        if let Some(fix) = &f.remediation {
+            dd(out, "fix", fix);
+        }
+        if !f.verifier_tail.is_empty() {
+            let _ = write!(
+                out,
+                "<dt>verifier log (end)</dt><dd><pre>{}</pre></dd>",
+                esc(&f.verifier_tail.join("\n"))
+            );
+        }
+    }
+    for p in &c.programs {
+        let runs = p
+            .runs
+            .map(|n| format!(", ran {n} times"))
+            .unwrap_or_default();
+        dd(
+            out,
+            "program",
+            &format!(
+                "{} ({}): load {}, attach {}{runs}",
+                p.name, p.section, p.load, p.attach
+            ),
+        );
+    }
+    let t = &k.timings;
+    dd(
+        out,
+        "timings",
+        &format!(
+            "fetch {} ms, boot {} ms, validate {} ms, shutdown {} ms ({})",
+            t.fetch_ms, t.boot_ms, t.validate_ms, t.shutdown_ms, k.accel
+        ),
+    );
+    out.push_str("</dl></details></td>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            esc("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The human view of a report on standard output.
+
+use std::io::IsTerminal;
+
+use bpfcompat::report::{Report, failures_text, matrix, variants_text};
+
+/// Colours only on a terminal, and never with `NO_COLOR` set.
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Matrix, variant choices, failures and the summary line; `quiet` keeps
+/// only the failures and the summary.
+pub fn human(report: &Report, quiet: bool) -> String {
+    let mut out = String::new();
+    if !quiet {
+        out.push('\n');
+        out.push_str(&matrix(report, color()));
+        let variants = variants_text(report);
+        if !variants.is_empty() {
+            out.push('\n');
+            out.push_str(&variants);
+        }
+    }
+    let failures = failures_text(report);
+    if !failures.is_empty() {
+        out.push('\n');
+        out.push_str(&failures);
+    }
+    let s = &report.summary;
+    out.push_str(&format!(
+        "\n{} of {} cells pass, {} fail as declared; {} fail ({} on required kernels), {} unavailable, {} without verdict\n",
+        s.pass,
+        s.cells,
+        s.expected_fail,
+        s.fail + s.unexpected_pass,
+        s.required_failures,
+        s.unavailable,
+        s.infra_error
+    ));
+    out
+}

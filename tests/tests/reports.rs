@@ -1,0 +1,308 @@
+//! Reports people and CI read: JSON, Markdown, JUnit and HTML agree cell for
+//! cell; shards merge into the unsharded result; baselines gate regressions.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use bpfcompat_e2e::{cli, fixture, run};
+use serde_json::Value;
+
+const KERNELS: [&str; 3] = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
+
+fn examples_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/Cargo.toml")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `cargo bpfcompat test` over the example project on the three Debian kernels.
+fn example_run(extra: &[&str]) -> (Option<i32>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut args = vec![
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        examples_manifest().to_str().unwrap().to_owned().leak(),
+    ];
+    for k in KERNELS {
+        args.extend(["--kernel", k]);
+    }
+    args.extend(["--json", json.to_str().unwrap().to_owned().leak()]);
+    args.extend(extra);
+    let out = run(cli(&args));
+    (
+        out.status.code(),
+        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap(),
+    )
+}
+
+fn cells(report: &Value) -> BTreeSet<(String, String, String, String)> {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            (s("object"), s("kernel"), s("status"), s("code"))
+        })
+        .collect()
+}
+
+/// The JUnit verdict of every test case: `pass`, `failure` or `skipped`.
+fn junit_cases(xml: &str) -> BTreeSet<(String, String, String)> {
+    xml.split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let attr = |name: &str| {
+                let start = case.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                case[start..start + case[start..].find('"').unwrap()].to_string()
+            };
+            let body = &case[..case.find("</testcase>").unwrap_or(case.len())];
+            let verdict = if body.contains("<failure") {
+                "failure"
+            } else if body.contains("<skipped") {
+                "skipped"
+            } else {
+                "pass"
+            };
+            (attr("classname"), attr("name"), verdict.to_string())
+        })
+        .collect()
+}
+
+fn headless_chromium_dom(html: &Path) -> Option<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn json_markdown_junit_and_html_agree_cell_for_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, xml, html) = (
+        dir.path().join("r.md"),
+        dir.path().join("r.xml"),
+        dir.path().join("r.html"),
+    );
+    let (code, report) = example_run(&[
+        "--markdown",
+        md.to_str().unwrap().to_owned().leak(),
+        "--junit",
+        xml.to_str().unwrap().to_owned().leak(),
+        "--html",
+        html.to_str().unwrap().to_owned().leak(),
+    ]);
+    assert_eq!(code, Some(0));
+    let json_cells = cells(&report);
+    assert_eq!(json_cells.len(), 15);
+    assert!(
+        json_cells.iter().any(|c| c.2 == "expected_fail"),
+        "the example has declared floors on 5.10"
+    );
+
+    let junit = junit_cases(&std::fs::read_to_string(&xml).unwrap());
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    let page = std::fs::read_to_string(&html).unwrap();
+    let kernel_order: Vec<String> = report["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kernel"].as_str().unwrap().to_string())
+        .collect();
+    for (object, kernel, status, code) in &json_cells {
+        let expected_junit = match status.as_str() {
+            "pass" => "pass",
+            "fail" | "unexpected_pass" => "failure",
+            _ => "skipped",
+        };
+        assert!(
+            junit.contains(&(object.clone(), kernel.clone(), expected_junit.to_string())),
+            "JUnit {object} {kernel}: {junit:?}"
+        );
+
+        let row = markdown
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{object}` |")))
+            .unwrap();
+        let column = kernel_order.iter().position(|k| k == kernel).unwrap();
+        let md_cell = row.split('|').nth(column + 2).unwrap().trim();
+        let symbol = match status.as_str() {
+            "pass" => "✅",
+            "expected_fail" => "🔸",
+            "fail" => "❌",
+            _ => "?",
+        };
+        assert!(
+            md_cell.starts_with(symbol)
+                && md_cell.contains(if code.is_empty() { "" } else { code.as_str() }),
+            "Markdown {object} {kernel}: {md_cell}"
+        );
+
+        let td = format!(
+            "data-object=\"{object}\" data-kernel=\"{kernel}\" data-status=\"{status}\" data-code=\"{code}\""
+        );
+        assert!(page.contains(&td), "HTML {td}");
+    }
+    // The page renders in a real browser: every cell is there, in version order, and the filters came alive.
+    match headless_chromium_dom(&html) {
+        None => panic!("chromium is not installed (scripts/setup installs it)"),
+        Some(dom) => {
+            for (object, kernel, status, _) in &json_cells {
+                assert!(
+                    dom.contains(&format!(
+                        "data-object=\"{object}\" data-kernel=\"{kernel}\" data-status=\"{status}\""
+                    )),
+                    "{object} {kernel} not rendered"
+                );
+            }
+            let pos = |k: &str| dom.find(&format!("<th data-kernel=\"{k}\"")).unwrap();
+            assert!(
+                pos("debian-11-5.10") < pos("debian-12-6.1")
+                    && pos("debian-12-6.1") < pos("debian-13-6.12")
+            );
+            assert!(
+                dom.contains("<form id=\"filters\">"),
+                "the filter script ran (the form is no longer hidden)"
+            );
+        }
+    }
+}
+
+#[test]
+fn three_shards_merge_into_the_unsharded_result() {
+    let (_, whole) = example_run(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard_files = Vec::new();
+    for i in 1..=3 {
+        let (code, shard) = example_run(&["--shard", format!("{i}/3").leak()]);
+        assert_eq!(code, Some(0));
+        assert_eq!(
+            shard["kernels"].as_array().unwrap().len(),
+            1,
+            "shard {i}/3 runs one of the three kernels"
+        );
+        let p = dir.path().join(format!("shard{i}.json"));
+        std::fs::write(&p, shard.to_string()).unwrap();
+        shard_files.push(p);
+    }
+    let merged = dir.path().join("all.json");
+    let html = dir.path().join("all.html");
+    let mut args = vec!["report", "merge"];
+    args.extend(shard_files.iter().map(|p| p.to_str().unwrap()));
+    args.extend([
+        "--json",
+        merged.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let out = run(cli(&args));
+    assert_eq!(out.status.code(), Some(0));
+    let merged: Value = serde_json::from_slice(&std::fs::read(merged).unwrap()).unwrap();
+    assert_eq!(cells(&merged), cells(&whole));
+    assert!(
+        std::fs::read_to_string(html)
+            .unwrap()
+            .contains("data-status")
+    );
+}
+
+#[test]
+fn baseline_gates_regressions_and_reports_fixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = dir.path().join("now.json");
+    let objects = [
+        "--object",
+        fixture("loop").to_str().unwrap().to_owned().leak(),
+        "--object",
+        fixture("ringbuf").to_str().unwrap().to_owned().leak(),
+    ];
+    let mut args = vec![
+        "test",
+        "--kernel",
+        "debian-11-5.10",
+        "--json",
+        now.to_str().unwrap(),
+    ];
+    args.extend(objects);
+    let out = run(cli(&args));
+    assert_eq!(out.status.code(), Some(2), "bpf_loop fails on 5.10");
+    let report: Value = serde_json::from_slice(&std::fs::read(&now).unwrap()).unwrap();
+
+    // Before, the loop object passed there: now it newly fails.
+    let mut before = report.clone();
+    for c in before["cells"].as_array_mut().unwrap() {
+        if c["object"] == "loop.bpf.o" {
+            c["status"] = "pass".into();
+            c["code"] = Value::Null;
+        }
+    }
+    let regressed = dir.path().join("regressed-baseline.json");
+    std::fs::write(&regressed, before.to_string()).unwrap();
+    let mut with_baseline = args.clone();
+    with_baseline.extend(["--baseline", regressed.to_str().unwrap()]);
+    let out = run(cli(&with_baseline));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout.contains("NEW FAIL      loop.bpf.o on debian-11-5.10"),
+        "{stdout}"
+    );
+
+    // Before, ringbuf failed too: the only change is a fix, so exit 0.
+    let mut before = report.clone();
+    for c in before["cells"].as_array_mut().unwrap() {
+        if c["object"] == "ringbuf.bpf.o" {
+            c["status"] = "fail".into();
+            c["code"] = "UNSUPPORTED_MAP_TYPE".into();
+        }
+    }
+    let fixed = dir.path().join("fixed-baseline.json");
+    std::fs::write(&fixed, before.to_string()).unwrap();
+    let mut with_baseline = args.clone();
+    with_baseline.extend(["--baseline", fixed.to_str().unwrap()]);
+    let out = run(cli(&with_baseline));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("FIXED         ringbuf.bpf.o on debian-11-5.10"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("still failing loop.bpf.o"), "{stdout}");
+
+    // `report diff` says the same without running anything.
+    let out = run(cli(&[
+        "report",
+        "diff",
+        regressed.to_str().unwrap(),
+        now.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(cli(&[
+        "report",
+        "diff",
+        fixed.to_str().unwrap(),
+        now.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+}
