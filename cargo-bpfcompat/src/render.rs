@@ -27,16 +27,6 @@ pub fn human(report: &Report, quiet: bool) -> String {
         out.push('\n');
         out.push_str(&failures);
     }
-    let s = &report.summary;
-    out.push_str(&format!(
-        "\n{} of {} cells pass, {} fail as declared; {} fail ({} on required kernels), {} unavailable, {} without verdict\n",
-        s.pass,
-        s.cells,
-        s.expected_fail,
-        s.fail + s.unexpected_pass,
-        s.required_failures,
-        s.unavailable,
-        s.infra_error
-    ));
+    out.push_str(&format!("\n{}\n", report.summary.sentence()));
     out
 }

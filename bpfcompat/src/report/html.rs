@@ -93,17 +93,11 @@ pub fn html(r: &Report) -> String {
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bpfcompat report</title><style>{STYLE}</style></head><body>\
-<h1>bpfcompat report</h1><p class=\"summary\">{} of {} cells pass, {} fail as declared, {} fail ({} on required kernels), {} unavailable, {} without verdict. Matrix: {}.</p>\
+<h1>bpfcompat report</h1><p class=\"summary\">{}. Matrix: {}.</p>\
 <p class=\"legend\"><span class=\"st-pass\">pass</span><span class=\"st-expected_fail\">expected failure</span><span class=\"st-fail\">fail</span><span class=\"st-unavailable\">unavailable</span><span class=\"st-infra_error\">no verdict</span></p>\
 <form id=\"filters\" hidden>Hide rows where every cell is: <label><input type=\"checkbox\" value=\"pass\"> pass</label> <label><input type=\"checkbox\" value=\"expected_fail\"> expected failure</label> <label><input type=\"checkbox\" value=\"unavailable\"> unavailable</label></form>\
 <table class=\"matrix\"><thead><tr><th>object</th>",
-        s.pass,
-        s.cells,
-        s.expected_fail,
-        s.fail + s.unexpected_pass,
-        s.required_failures,
-        s.unavailable,
-        s.infra_error,
+        esc(&s.sentence()),
         esc(&r.matrix)
     );
     for k in &kernels {

@@ -22,17 +22,7 @@ fn symbol(s: Status) -> &'static str {
 pub fn markdown(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::from("# bpfcompat report\n\n");
-    let _ = writeln!(
-        out,
-        "**{}** of {} cells pass, {} fail as declared, {} fail ({} on required kernels), {} unavailable, {} without verdict.\n",
-        s.pass,
-        s.cells,
-        s.expected_fail,
-        s.fail + s.unexpected_pass,
-        s.required_failures,
-        s.unavailable,
-        s.infra_error
-    );
+    let _ = writeln!(out, "{}.\n", s.sentence());
     out.push_str("| object |");
     for k in &r.kernels {
         let _ = write!(

@@ -45,6 +45,22 @@ pub struct Summary {
     pub unexpected_pass: usize,
 }
 
+impl Summary {
+    /// The one-line summary every view shows.
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} of {} cells pass, {} fail as declared; {} fail ({} on required kernels), {} unavailable, {} without verdict",
+            self.pass,
+            self.cells,
+            self.expected_fail,
+            self.fail + self.unexpected_pass,
+            self.required_failures,
+            self.unavailable,
+            self.infra_error
+        )
+    }
+}
+
 /// Known failures: object → kernel → the code it is expected to fail with.
 pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
 
