@@ -203,7 +203,7 @@ fn compact_word(c: &Cell) -> String {
     match c.status {
         Status::Pass => "ok".into(),
         Status::Fail => c.code.map_or("FAIL".into(), |k| short_code(k).to_string()),
-        Status::ExpectedFail => format!("({})", c.code.map_or("x", short_code).to_lowercase()),
+        Status::ExpectedFail => c.code.map_or("xfail", short_code).to_lowercase(),
         Status::UnexpectedPass => "XPASS".into(),
         Status::Unavailable => "n/a".into(),
         Status::InfraError => "?".into(),
@@ -289,10 +289,91 @@ pub fn matrix(r: &Report, color: bool) -> String {
             .map(|k| format!("{}={}", short_kernel(&k.kernel), k.kernel))
             .collect();
         let _ = writeln!(out, "kernels: {}", legend.join(" "));
-        out.push_str("ok pass, (code) expected failure, CODE failure, XPASS declared to fail but passes, n/a unavailable, ? no verdict\n");
+        out.push_str("ok pass, CODE failure, code (lower case) expected failure, XPASS declared to fail but passes, n/a unavailable, ? no verdict\n");
     }
     if kernels.iter().any(|k| !k.required) {
         out.push_str("(* not required: failures there do not fail the run)\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{KernelOutcome, KernelRun, RunOutput};
+
+    /// A report over the eight kernels of the default matrix, with long codes.
+    fn eight_kernel_report() -> Report {
+        let names = [
+            ("ubuntu-16.04-4.15", "4.15.0-142-generic"),
+            ("ubuntu-20.04-5.4", "5.4.0-216-generic"),
+            ("ubuntu-22.04-5.15", "5.15.0-203-generic"),
+            ("ubuntu-24.04-6.8", "6.8.0-149-generic"),
+            ("debian-11-5.10", "5.10.0-46-cloud-amd64"),
+            ("debian-12-6.1", "6.1.0-56-cloud-amd64"),
+            ("debian-13-6.12", "6.12.117+deb13-cloud-amd64"),
+            ("debian-sid", "7.2.13+deb14-cloud-amd64"),
+        ];
+        let kernels = names
+            .iter()
+            .map(|(k, rel)| {
+                let mut run = KernelRun::on_host(rel.to_string(), true, Vec::new());
+                run.kernel = k.to_string();
+                run.outcome = KernelOutcome::Unavailable {
+                    reason: "test".into(),
+                };
+                run
+            })
+            .collect();
+        let mut report = Report::new(
+            "m",
+            vec!["task_state_guarded".into(), "bounded_loop".into()],
+            RunOutput {
+                kernels,
+                notes: Vec::new(),
+            },
+            true,
+            &Default::default(),
+        );
+        for (i, c) in report.cells.iter_mut().enumerate() {
+            c.status = if i % 2 == 0 {
+                Status::Fail
+            } else {
+                Status::ExpectedFail
+            };
+            c.code = Some(crate::classify::Code::UnsupportedAttachType);
+        }
+        report
+    }
+
+    #[test]
+    fn eight_kernels_fit_in_100_columns() {
+        let r = eight_kernel_report();
+        assert!(
+            matrix_table(&r).lines().any(|l| l.chars().count() > 100),
+            "the wide table does not fit"
+        );
+        let compact = matrix(&r, false);
+        for line in compact.lines().take(3) {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(
+            compact.contains("u4.15")
+                && compact.contains("dsid")
+                && compact.contains("kernels: u4.15=ubuntu-16.04-4.15")
+        );
+        assert!(compact.contains("ATTACHTY") && compact.contains(" attachty "));
+        assert!(
+            !compact.contains('\u{1b}'),
+            "no colour codes when colour is off"
+        );
+        assert!(
+            matrix(&r, true).contains("\u{1b}[31;1m"),
+            "failures are red when colour is on"
+        );
+    }
 }
