@@ -353,7 +353,7 @@ fn a_crashing_or_hanging_validator_costs_only_its_object() {
             "--kernel",
             "debian-12-6.1",
             "--object-timeout",
-            "5",
+            "20",
             "--object",
             fixture("ringbuf").to_str().unwrap(),
             "--object",
