@@ -41,6 +41,31 @@ pub fn run(mut c: Command) -> Output {
     out
 }
 
+/// A copy of the example project (examples/) at `to`, with its path
+/// dependency on bpfcompat made absolute so the copy builds anywhere.
+pub fn copy_examples(to: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .canonicalize()
+        .unwrap();
+    for f in ["Cargo.toml", "Cargo.lock", "bpfcompat.toml"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(from.join("probes"))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest = to.join("probes/Cargo.toml");
+    let bpfcompat = from.join("../bpfcompat").canonicalize().unwrap();
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("../../bpfcompat", bpfcompat.to_str().unwrap());
+    std::fs::write(&manifest, text).unwrap();
+}
+
 /// The profiles of the shipped matrix whose archive has a mirror here; the
 /// others are named on stderr so a skipped kernel is never silent.
 pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {

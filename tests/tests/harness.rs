@@ -106,28 +106,7 @@ fn nextest_runs_one_process_per_trial_with_junit() {
 
 fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let from = examples();
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(from.join(f), tmp.path().join(f)).unwrap();
-    }
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(from.join("probes"))
-            .arg(tmp.path())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let manifest = tmp.path().join("probes/Cargo.toml");
-    let bpfcompat = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpfcompat")
-        .canonicalize()
-        .unwrap();
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("../../bpfcompat", bpfcompat.to_str().unwrap());
-    std::fs::write(&manifest, text).unwrap();
+    bpfcompat_e2e::copy_examples(tmp.path());
     let tests = tmp.path().join("probes/tests/kernels.rs");
     let source = std::fs::read_to_string(&tests).unwrap();
     let broken = source.replace(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{cli, run};
+use bpfcompat_e2e::{cli, copy_examples, run};
 use serde_json::Value;
 
 const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
@@ -13,21 +13,6 @@ fn examples() -> PathBuf {
         .join("../examples")
         .canonicalize()
         .unwrap()
-}
-
-/// A copy of the example project, to edit its configuration.
-fn copy_examples(to: &Path) {
-    let from = examples();
-    for f in ["Cargo.toml", "Cargo.lock", "bpfcompat.toml"] {
-        std::fs::copy(from.join(f), to.join(f)).unwrap();
-    }
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(from.join("probes"))
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn test_in(manifest: &Path, target: &Path, json: &Path) -> (Option<i32>, String, Value) {
