@@ -64,6 +64,31 @@ pub struct Finding {
     pub libbpf_log: Vec<String>,
 }
 
+impl Finding {
+    /// A finding that is not about one load or attach step (guest, command,
+    /// fire): no errno and no verifier log; `evidence` goes in `libbpf_log`.
+    fn plain(
+        stage: Stage,
+        code: Code,
+        program: Option<String>,
+        message: String,
+        remediation: Option<String>,
+        evidence: Vec<String>,
+    ) -> Finding {
+        Finding {
+            stage,
+            code,
+            program,
+            map: None,
+            message,
+            remediation,
+            errno: None,
+            verifier_tail: Vec::new(),
+            libbpf_log: evidence,
+        }
+    }
+}
+
 /// Per-program state, for the detail view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramState {
@@ -152,17 +177,14 @@ impl Cell {
             object,
             run,
             status,
-            vec![Finding {
-                stage: Stage::Guest,
+            vec![Finding::plain(
+                Stage::Guest,
                 code,
-                program: None,
-                map: None,
+                None,
                 message,
                 remediation,
-                errno: None,
-                verifier_tail: Vec::new(),
-                libbpf_log: run.console_tail.clone(),
-            }],
+                run.console_tail.clone(),
+            )],
         )
     }
 }
@@ -329,17 +351,14 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             ),
             _ => continue,
         };
-        findings.push(Finding {
-            stage: Stage::Fire,
+        findings.push(Finding::plain(
+            Stage::Fire,
             code,
-            program: Some(p.name.clone()),
-            map: None,
+            Some(p.name.clone()),
             message,
-            remediation: Some(remediation.into()),
-            errno: None,
-            verifier_tail: Vec::new(),
-            libbpf_log: Vec::new(),
-        });
+            Some(remediation.into()),
+            Vec::new(),
+        ));
     }
     let status = if findings.is_empty() {
         Status::Pass
@@ -418,19 +437,14 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         &r.name,
         run,
         status,
-        vec![Finding {
-            stage: Stage::Guest,
+        vec![Finding::plain(
+            Stage::Guest,
             code,
-            program: None,
-            map: None,
+            None,
             message,
-            remediation: Some(
-                "your loader's own output is attached; run it on this kernel to reproduce".into(),
-            ),
-            errno: None,
-            verifier_tail: Vec::new(),
-            libbpf_log: tails(),
-        }],
+            Some("your loader's own output is attached; run it on this kernel to reproduce".into()),
+            tails(),
+        )],
     )
 }
 
