@@ -192,12 +192,16 @@ pub fn boot(
     drop(child); // kill (if still running) and reap
     let _ = console_thread.join();
     let stderr_text = stderr_thread.join().unwrap_or_default();
-    let exit = match exit {
-        Exit::QemuFailed { status, .. } => Exit::QemuFailed {
+    // With panic=-1, QEMU can exit before the console thread read the panic
+    // line: decide again now that the whole console has been drained.
+    let late_panic = panicked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let exit = match (exit, late_panic) {
+        (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
+        (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
             status,
             stderr: stderr_text,
         },
-        other => other,
+        (other, _) => other,
     };
     let console =
         String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
