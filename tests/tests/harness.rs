@@ -69,8 +69,8 @@ fn nextest_runs_one_process_per_trial_with_junit() {
         .args(["nextest", "--version"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "SKIP nextest_runs_one_process_per_trial_with_junit: cargo-nextest is not installed"
+        bpfcompat_e2e::skip(
+            "nextest_runs_one_process_per_trial_with_junit: cargo-nextest is not installed",
         );
         return;
     }

@@ -32,7 +32,7 @@ fn loaded_programs() -> Vec<String> {
 #[test]
 fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
     if !is_root() {
-        eprintln!("SKIP gate_passes_good_objects…: needs root");
+        bpfcompat_e2e::skip("gate_passes_good_objects…: needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -85,7 +85,7 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
 #[test]
 fn gate_without_privileges_says_which_are_missing() {
     if !is_root() {
-        eprintln!("SKIP gate_without_privileges…: needs root to drop to nobody");
+        bpfcompat_e2e::skip("gate_without_privileges…: needs root to drop to nobody");
         return;
     }
     let bin = bpfcompat_e2e::workspace_bin("cargo-bpfcompat");

@@ -253,8 +253,8 @@ fn guest_that_never_reaches_the_agent_is_retried_then_reported_without_verdict()
 fn ubuntu_kernels_when_a_mirror_is_configured() {
     let kernels = kernels_with_mirror(&["ubuntu-16.04-4.15", "ubuntu-20.04-5.4"]);
     if kernels.is_empty() {
-        eprintln!(
-            "SKIP ubuntu_kernels_when_a_mirror_is_configured: set BPFCOMPAT_MIRROR_UBUNTU to run it"
+        bpfcompat_e2e::skip(
+            "ubuntu_kernels_when_a_mirror_is_configured: set BPFCOMPAT_MIRROR_UBUNTU to run it",
         );
         return;
     }
@@ -285,8 +285,8 @@ fn broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts() {
         .open("/dev/kvm")
         .is_err()
     {
-        eprintln!(
-            "SKIP broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts: no /dev/kvm here"
+        bpfcompat_e2e::skip(
+            "broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts: no /dev/kvm here",
         );
         return;
     }
