@@ -47,7 +47,9 @@ impl Progress {
                     b.set_message(message);
                 }
             }
-            Event::Finished { kernel, summary } => {
+            Event::Finished {
+                kernel, summary, ..
+            } => {
                 if let Some(b) = self.bars.get(&kernel) {
                     b.finish_with_message(summary);
                 }

@@ -487,3 +487,28 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
         "{md}"
     );
 }
+
+#[test]
+fn message_format_json_prints_one_cell_per_line_and_nothing_else() {
+    let out = run(cli(&[
+        "test",
+        "--message-format",
+        "json",
+        "--kernel",
+        "debian-11-5.10",
+        "--kernel",
+        "debian-12-6.1",
+        "--object",
+        fixture("loop").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let cells: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(cells.len(), 2, "{stdout}");
+    let on = |k: &str| cells.iter().find(|c| c["kernel"] == k).unwrap();
+    assert_eq!(on("debian-11-5.10")["code"], "UNSUPPORTED_HELPER");
+    assert_eq!(on("debian-12-6.1")["status"], "pass");
+}

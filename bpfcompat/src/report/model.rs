@@ -98,14 +98,11 @@ impl Report {
         allow_unavailable: bool,
         expectations: &Expectations,
     ) -> Report {
-        let mut cells: Vec<Cell> = run
+        let cells: Vec<Cell> = run
             .kernels
             .iter()
-            .flat_map(|k| cells_for_kernel(k, &objects))
+            .flat_map(|k| kernel_cells(k, &objects, expectations))
             .collect();
-        for c in &mut cells {
-            apply_expectation(c, expectations);
-        }
         Report::from_parts(
             matrix,
             objects,
@@ -198,6 +195,16 @@ fn exit_code(cells: &[Cell], allow_unavailable: bool) -> ExitCode {
         return ExitCode::ToolFailure;
     }
     ExitCode::Pass
+}
+
+/// The cells of one kernel with the declared expectations applied: what a
+/// report will hold for that kernel, available as soon as it finishes.
+pub fn kernel_cells(run: &KernelRun, objects: &[String], expectations: &Expectations) -> Vec<Cell> {
+    let mut cells = cells_for_kernel(run, objects);
+    for c in &mut cells {
+        apply_expectation(c, expectations);
+    }
+    cells
 }
 
 /// A declared floor turns a failure with that code into an expected failure;

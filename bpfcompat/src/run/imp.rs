@@ -116,6 +116,7 @@ pub fn run(
                     let _ = tx.send(Event::Finished {
                         kernel: r.kernel.clone(),
                         summary: summary(&r),
+                        run: Box::new(r.clone()),
                     });
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 }

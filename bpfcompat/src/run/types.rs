@@ -127,6 +127,8 @@ pub enum Event {
         kernel: String,
         /// One line: passed objects or what went wrong.
         summary: String,
+        /// Everything the kernel produced, for tools that stream results.
+        run: Box<KernelRun>,
     },
 }
 

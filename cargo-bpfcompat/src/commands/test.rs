@@ -11,9 +11,10 @@ use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
 use bpfcompat::report::{
-    Expectations, Report, changes_text, compare, exit_with_baseline, html, junit, markdown,
+    Expectations, Report, changes_text, compare, exit_with_baseline, html, junit, kernel_cells,
+    markdown,
 };
-use bpfcompat::run::{CommandInput, KernelTarget, ObjectInput, Plan, Settings};
+use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
 
@@ -191,14 +192,21 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             evidence: a.evidence.clone(),
         },
     };
-    let object_names = plan
+    let object_names: Vec<String> = plan
         .objects
         .iter()
         .map(|o| o.name.clone())
         .chain(plan.commands.iter().map(|c| c.name.clone()))
         .collect();
     let mut progress = Progress::new(&plan, a.quiet || a.message_format == MessageFormat::Json);
+    let json_lines = a.message_format == MessageFormat::Json;
     let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| {
+        // For tools: each cell as soon as its kernel is done.
+        if json_lines && let Event::Finished { run, .. } = &e {
+            for c in kernel_cells(run, &object_names, &expectations) {
+                println!("{}", serde_json::to_string(&c).expect("cells serialize"));
+            }
+        }
         progress.event(e)
     })?;
     progress.finish();
@@ -219,11 +227,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         }
         None => None,
     };
-    if a.message_format == MessageFormat::Json {
-        for c in &report.cells {
-            println!("{}", serde_json::to_string(c)?);
-        }
-    } else {
+    if !json_lines {
         print!("{}", crate::render::human(&report, a.quiet));
     }
     let Some(baseline) = baseline else {
