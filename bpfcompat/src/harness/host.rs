@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use super::config::configured;
 use super::{KernelTest, guest::TESTS_VAR, registered};
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
@@ -40,15 +41,25 @@ pub(crate) fn run() -> ExitCode {
     let args = Arguments::from_args();
     let mirrors = Mirrors::discover();
     let cache = Cache::discover();
-    let mut matrices: BTreeMap<&str, Result<Matrix, String>> = BTreeMap::new();
+    let mut matrices: BTreeMap<String, Result<Matrix, String>> = BTreeMap::new();
     let mut cells = Vec::new();
     let mut trials_without_cell = Vec::new();
+    // Defaults from the project's configuration (bpfcompat.toml or Cargo metadata).
+    let configured = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|d| configured(std::path::Path::new(&d)))
+        .unwrap_or_default();
+    let default_matrix = configured
+        .matrix
+        .clone()
+        .unwrap_or_else(|| "default".into());
     for t in registered() {
+        let matrix_name = t
+            .matrix
+            .map(str::to_string)
+            .unwrap_or_else(|| default_matrix.clone());
         let m = matrices
-            .entry(t.matrix.unwrap_or("default"))
-            .or_insert_with(|| {
-                Matrix::load(t.matrix.unwrap_or("default")).map_err(|e| e.to_string())
-            });
+            .entry(matrix_name.clone())
+            .or_insert_with(|| Matrix::load(&matrix_name).map_err(|e| e.to_string()));
         let m = match m {
             Ok(m) => m,
             Err(e) => {
@@ -57,9 +68,10 @@ pub(crate) fn run() -> ExitCode {
                 continue;
             }
         };
-        let kernels: Vec<String> = match t.kernels {
-            Some(k) => k.iter().map(|s| s.to_string()).collect(),
-            None => m.kernels.iter().map(|k| k.name.clone()).collect(),
+        let kernels: Vec<String> = match (t.kernels, &configured.kernels) {
+            (Some(k), _) => k.iter().map(|s| s.to_string()).collect(),
+            (None, Some(k)) => k.clone(),
+            (None, None) => m.kernels.iter().map(|k| k.name.clone()).collect(),
         };
         for k in kernels {
             let pin = m.lock.get(&k).cloned();

@@ -7,6 +7,7 @@
 //! mounts what BPF needs, runs only the test bodies named on its kernel
 //! command line, reports each on the result port and powers off.
 
+mod config;
 mod guest;
 mod host;
 
@@ -20,9 +21,10 @@ pub struct KernelTest {
     pub name: &'static str,
     /// Runs the body.
     pub run: fn() -> Outcome,
-    /// The kernels to run on (default: every kernel of the matrix).
+    /// The kernels to run on (default: the project's configured `kernels`,
+    /// else every kernel of the matrix).
     pub kernels: Option<&'static [&'static str]>,
-    /// The matrix (default: the shipped one).
+    /// The matrix (default: the project's configured matrix, else the shipped one).
     pub matrix: Option<&'static str>,
     /// Kernels where the test must fail (passing there is a failure).
     pub expect_fail: &'static [&'static str],
