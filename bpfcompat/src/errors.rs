@@ -232,3 +232,15 @@ pub enum ObjectError {
         machine: String,
     },
 }
+
+/// A run could not start (before any guest booted); per-kernel trouble is
+/// reported in the kernel's result instead.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// QEMU or KVM problem.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// The initramfs could not be built.
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::evidence;
 use super::types::*;
-use crate::errors::{InitramfsError, VmError};
+use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::protocol::{Record, tail};
@@ -18,17 +18,6 @@ use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe
 const CONSOLE_TAIL: usize = 40;
 /// Without a hello from the agent by then, a KVM guest is taken to be hung.
 const KVM_LIVENESS: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Errors that stop a run before any guest boots.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// QEMU or KVM problem.
-    #[error(transparent)]
-    Vm(#[from] VmError),
-    /// The initramfs could not be built.
-    #[error(transparent)]
-    Initramfs(#[from] InitramfsError),
-}
 
 /// Shared state of the accelerator decision: `auto` starts on KVM when the
 /// host looks capable and drops to TCG for good after one hung guest.
@@ -380,17 +369,15 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         CONSOLE_TAIL,
     );
     let mut agent_error = None;
-    let mut hello_uptime = None;
     for r in b.records {
         match r {
             Record::Hello {
                 kernel_release,
                 kernel_btf,
-                uptime_ms,
+                ..
             } => {
                 run.release = Some(kernel_release);
                 run.kernel_btf = Some(kernel_btf);
-                hello_uptime = Some(uptime_ms);
             }
             Record::Object(o) => run.objects.push(*o),
             Record::Command(c) => run.commands.push(c),
@@ -400,7 +387,6 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             Record::AgentError { message } => agent_error = Some(message),
         }
     }
-    let _ = hello_uptime;
     if let Some(start) = b.agent_started_ms {
         run.timings.boot_ms = start;
         let done = b.done_ms.unwrap_or(b.total_ms);
