@@ -44,7 +44,7 @@ fn details(c: &Cell) -> String {
         if let Some(fix) = &f.remediation {
             lines.push(format!("fix: {fix}"));
         }
-        lines.extend(f.verifier_tail.iter().rev().take(10).rev().cloned());
+        lines.extend_from_slice(super::last(&f.verifier_tail, 10));
     }
     lines.join("\n")
 }

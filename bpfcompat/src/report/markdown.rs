@@ -96,15 +96,7 @@ pub fn markdown(r: &Report) -> String {
             }
             if !f.verifier_tail.is_empty() {
                 out.push_str("\n  ```\n");
-                for l in f
-                    .verifier_tail
-                    .iter()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                {
+                for l in super::last(&f.verifier_tail, 8) {
                     let _ = writeln!(out, "  {l}");
                 }
                 out.push_str("  ```\n");

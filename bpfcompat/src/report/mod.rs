@@ -1,6 +1,11 @@
 //! What people and CI read: the report model (JSON, versioned), the exit
 //! code, the terminal matrix and Markdown. All are views of one [`Report`].
 
+/// The last `n` lines: the end of a log says why it stopped.
+pub(crate) fn last(lines: &[String], n: usize) -> &[String] {
+    &lines[lines.len().saturating_sub(n)..]
+}
+
 mod compare;
 mod html;
 mod junit;

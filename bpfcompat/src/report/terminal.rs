@@ -146,22 +146,14 @@ pub fn failures_text(r: &Report) -> String {
             }
             if f.stage == crate::classify::Stage::Guest && !f.libbpf_log.is_empty() {
                 let _ = writeln!(out, "    output (end):");
-                for l in f
-                    .libbpf_log
-                    .iter()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                {
+                for l in super::last(&f.libbpf_log, 8) {
                     let _ = writeln!(out, "      {l}");
                 }
             }
-            let tail: Vec<&String> = f.verifier_tail.iter().rev().take(4).collect();
+            let tail = super::last(&f.verifier_tail, 4);
             if !tail.is_empty() {
                 let _ = writeln!(out, "    verifier log (end):");
-                for l in tail.into_iter().rev() {
+                for l in tail {
                     let _ = writeln!(out, "      {l}");
                 }
             }
