@@ -77,6 +77,16 @@ pub enum ResolveError {
         /// What went wrong.
         message: String,
     },
+    /// The index holds a matching stanza that cannot be pinned safely.
+    #[error(
+        "the package index {url} is unusable: {message}\n  (hint: the mirror serves a damaged or hostile index; use another mirror)"
+    )]
+    BadIndex {
+        /// The index URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
     /// No package matches the pattern in any source.
     #[error("no package matches `{pattern}` in {sources}")]
     NoMatch {
@@ -132,7 +142,7 @@ pub enum FetchError {
         package: String,
     },
     /// A cache or extraction I/O error.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", io_hint(source))]
     Io {
         /// What was being done.
         context: String,
@@ -140,6 +150,52 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// The run was interrupted during the download.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl FetchError {
+    /// Whether `--allow-unavailable` may forgive this: only a kernel that
+    /// cannot be had (no mirror, archive unreachable). A digest mismatch, a
+    /// package without an image or a cache that cannot be written means the
+    /// tool cannot be trusted to have done its job, whatever the flags.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            FetchError::Mirror(_) | FetchError::Download { .. } => true,
+            FetchError::NotPinned { .. }
+            | FetchError::Checksum { .. }
+            | FetchError::NoImage { .. }
+            | FetchError::Io { .. }
+            | FetchError::Cancelled => false,
+        }
+    }
+}
+
+/// There is no private place for the kernel cache.
+#[derive(Debug, Error)]
+pub enum CacheError {
+    /// None of the variables that locate it is set.
+    #[error(
+        "no cache directory: BPFCOMPAT_CACHE, XDG_CACHE_HOME and HOME are all unset\n  (hint: set BPFCOMPAT_CACHE to a directory only you can write, e.g. BPFCOMPAT_CACHE=$PWD/.bpfcompat-cache)"
+    )]
+    NoLocation,
+}
+
+/// A hint for the I/O errors people can act on: a full disk and a file
+/// another user owns are not network problems.
+pub fn io_hint(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => {
+            "\n  (hint: the disk is full: free space, or set BPFCOMPAT_CACHE to a directory on another disk)".into()
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            "\n  (hint: this user (uid {}) may not use that file: fix its owner or mode, or set BPFCOMPAT_CACHE to a directory you own)",
+            // SAFETY: getuid has no preconditions and cannot fail.
+            unsafe { nix::libc::getuid() }
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Building a guest's initramfs failed.
@@ -222,6 +278,30 @@ pub enum ObjectError {
     NotElf {
         /// The file.
         path: PathBuf,
+    },
+    /// Not a regular file (a FIFO, a device, a directory).
+    #[error("{} is {kind}, not a file\n  (hint: pass the compiled object file)", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// Larger than any BPF object.
+    #[error("{} has {size} bytes, more than the {} a BPF object may have", path.display(), crate::objects::MAX_OBJECT_BYTES)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// A BPF ELF file whose structure is damaged (truncated, overwritten).
+    #[error("{} is a damaged BPF object: {message}\n  (hint: rebuild it; a truncated copy or a stripped object cannot be loaded)", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
     /// ELF, but not for the BPF machine.
     #[error("{} is an ELF file but not a BPF object ({machine}; BPF is 247)\n  (hint: compile with `clang -target bpf`)", path.display())]

@@ -8,6 +8,7 @@
 //! initramfs), [`vm`] (QEMU), [`run`] (schedule guests, emit events),
 //! [`classify`] (verdicts) and [`report`] (what people and CI read).
 
+pub mod cancel;
 pub mod classify;
 pub mod errors;
 pub mod guest;
@@ -18,6 +19,7 @@ pub mod objects;
 pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod safe;
 pub mod vm;
 
 pub use bpfcompat_test::kernel_test;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::MatrixError;
+use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version, is_safe_name};
 
 /// The matrix shipped with bpfcompat (`--matrix default`).
 pub const DEFAULT_MATRIX: &str = include_str!("../../matrices/default.toml");
@@ -74,11 +75,7 @@ impl Profile {
         self.sources
             .iter()
             .map(|s| match s.split_once(':') {
-                Some((a, suite))
-                    if !a.is_empty()
-                        && !suite.is_empty()
-                        && a.chars().all(|c| c.is_ascii_lowercase() || c == '-') =>
-                {
+                Some((a, suite)) if check_archive_key(a).is_ok() && is_safe_name(suite) => {
                     Ok(Source {
                         archive: a.to_string(),
                         suite: suite.to_string(),
@@ -120,7 +117,32 @@ pub struct Pin {
     /// Size of the `.deb` in bytes.
     pub size: u64,
     /// SHA-256 of the `.deb`, lower-case hex.
-    pub sha256: String,
+    pub sha256: Sha256Hex,
+}
+
+impl Pin {
+    /// Checks every field that becomes part of a path or URL (the digest is
+    /// checked by its type when the lock is parsed).
+    pub fn validate(&self) -> Result<(), String> {
+        check_name("the profile name", &self.name)?;
+        check_archive_key(&self.archive)?;
+        check_name("the suite", &self.suite)?;
+        check_name("the package", &self.package)?;
+        check_version(&self.version)?;
+        check_archive_path(&self.filename)
+    }
+}
+
+/// An archive key names a `BPFCOMPAT_MIRROR_<ARCHIVE>` variable.
+fn check_archive_key(s: &str) -> Result<(), String> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+        Ok(())
+    } else {
+        Err(format!(
+            "the archive `{}` must be lower-case letters and `-`",
+            s.escape_debug()
+        ))
+    }
 }
 
 impl Lock {
@@ -194,17 +216,8 @@ impl Matrix {
         }
         let mut seen = BTreeSet::new();
         for k in &self.kernels {
-            if k.name.is_empty()
-                || !k
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-            {
-                return Err(invalid(
-                    &k.name,
-                    "names use letters, digits, `-`, `.` and `_`".into(),
-                ));
-            }
+            check_name("the name", &k.name)
+                .map_err(|m| invalid(&k.name.escape_debug().to_string(), m))?;
             if !seen.insert(&k.name) {
                 return Err(invalid(&k.name, "the name appears twice".into()));
             }
@@ -249,11 +262,20 @@ impl Matrix {
     }
 }
 
-fn parse_lock(text: &str, origin: &str) -> Result<Lock, MatrixError> {
-    toml::from_str(text).map_err(|e| MatrixError::Parse {
+/// Parses a lock; every pin is checked here, where the file enters.
+pub(crate) fn parse_lock(text: &str, origin: &str) -> Result<Lock, MatrixError> {
+    let lock: Lock = toml::from_str(text).map_err(|e| MatrixError::Parse {
         origin: origin.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    for pin in &lock.kernels {
+        pin.validate().map_err(|message| MatrixError::Invalid {
+            origin: origin.to_string(),
+            profile: pin.name.escape_debug().to_string(),
+            message,
+        })?;
+    }
+    Ok(lock)
 }
 
 /// Whether a package name matches a profile pattern: `*` stands for one run of
@@ -287,7 +309,7 @@ mod tests {
                 .get(&k.name)
                 .unwrap_or_else(|| panic!("{} unpinned", k.name));
             assert!(package_matches(&k.package, &pin.package), "{}", k.name);
-            assert_eq!(pin.sha256.len(), 64);
+            pin.validate().unwrap();
         }
     }
 
@@ -326,6 +348,64 @@ mod tests {
                 .to_string()
                 .contains("archive:suite")
         );
+    }
+
+    fn lock_with(field: &str, value: &str) -> String {
+        let mut fields = vec![
+            ("name", "k".to_string()),
+            ("archive", "debian".into()),
+            ("suite", "bookworm".into()),
+            ("package", "linux-image-1".into()),
+            ("version", "1".into()),
+            ("filename", "pool/k.deb".into()),
+            ("sha256", "a".repeat(64)),
+        ];
+        for f in &mut fields {
+            if f.0 == field {
+                f.1 = value.to_string();
+            }
+        }
+        let mut text = "[[kernel]]\nsize = 1\n".to_string();
+        for (k, v) in fields {
+            text.push_str(&format!("{k} = {}\n", toml::Value::String(v)));
+        }
+        text
+    }
+
+    #[test]
+    fn lock_values_that_would_become_paths_are_refused() {
+        assert!(parse_lock(&lock_with("name", "k"), "l").is_ok());
+        for (field, value) in [
+            ("sha256", "../../some-dir"),
+            ("sha256", "/tmp/x"),
+            ("sha256", &"A".repeat(64)),
+            ("name", ".."),
+            ("name", "a/b"),
+            ("archive", "../x"),
+            ("suite", "../../x"),
+            ("package", "x/../../y"),
+            ("version", "1/2"),
+            ("filename", "../../etc/passwd"),
+            ("filename", "/etc/passwd"),
+        ] {
+            let err = parse_lock(&lock_with(field, value), "l")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("l"), "{field}={value}: {err}");
+        }
+        let err = parse_lock(&lock_with("sha256", "../../some-dir"), "kernels.lock")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sha256") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn profile_names_cannot_climb() {
+        for name in ["..", ".", ".x", "a/b"] {
+            let text =
+                format!("[[kernel]]\nname=\"{name}\"\nsources=[\"debian:x\"]\npackage=\"p\"\n");
+            assert!(Matrix::parse(&text, "m").is_err(), "{name}");
+        }
     }
 
     #[test]

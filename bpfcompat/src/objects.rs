@@ -1,38 +1,224 @@
 //! Checking user-supplied BPF objects before any guest boots, so a wrong
 //! path or file fails in milliseconds with a clear message.
+//!
+//! An object is untrusted input: it is read only if it is a regular file of
+//! sane size (a FIFO or `/dev/zero` must not hang or exhaust memory), and its
+//! ELF structure is parsed whole (sections, names, symbols, relocations, BTF
+//! headers) so a truncated or damaged file is refused here, once, instead of
+//! booting every kernel to be called `UNKNOWN` there.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use object::read::elf::FileHeader;
+use object::Endianness;
+use object::elf::{FileHeader64, SHF_EXECINSTR, SHT_NOBITS, SHT_REL, SHT_SYMTAB};
+use object::read::elf::{FileHeader, SectionHeader};
 
 use crate::errors::ObjectError;
 
 /// `e_machine` of eBPF objects.
 pub const EM_BPF: u16 = 247;
 
-/// Checks that `path` is a readable 64-bit ELF file for the BPF machine.
+/// Objects larger than this are refused (real BPF objects are a few MiB).
+pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
+
+/// Checks that `path` is a regular file holding a well-formed 64-bit ELF
+/// relocatable object for the BPF machine with at least one program.
 pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
-    let data = std::fs::read(path).map_err(|source| ObjectError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = read_regular(path)?;
     if !data.starts_with(b"\x7fELF") {
         return Err(ObjectError::NotElf {
             path: path.to_path_buf(),
         });
     }
-    let not_bpf = |machine: String| ObjectError::NotBpf {
+    let malformed = |message: String| ObjectError::Malformed {
         path: path.to_path_buf(),
-        machine,
+        message,
     };
-    let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
-        .map_err(|e| not_bpf(format!("unreadable 64-bit ELF header: {e}")))?;
-    let endian = header.endian().map_err(|e| not_bpf(e.to_string()))?;
+    let header = FileHeader64::<Endianness>::parse(&*data)
+        .map_err(|e| malformed(format!("unreadable 64-bit ELF header: {e}")))?;
+    let endian = header
+        .endian()
+        .map_err(|e| malformed(format!("unreadable ELF header: {e}")))?;
     let machine = header.e_machine(endian).0;
     if machine != EM_BPF {
-        return Err(not_bpf(format!("e_machine {machine}")));
+        return Err(ObjectError::NotBpf {
+            path: path.to_path_buf(),
+            machine: format!("e_machine {machine}"),
+        });
+    }
+    check_structure(header, endian, &data).map_err(malformed)
+}
+
+/// Reads a regular file of at most [`MAX_OBJECT_BYTES`]. The file is opened
+/// without blocking and checked through its descriptor, so a FIFO or a
+/// device is refused at once rather than read.
+fn read_regular(path: &Path) -> Result<Vec<u8>, ObjectError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let read_err = |source| ObjectError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    let kind = meta.file_type();
+    let what = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(kind) = what {
+        return Err(ObjectError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    if meta.len() > MAX_OBJECT_BYTES {
+        return Err(ObjectError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+        });
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_OBJECT_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    Ok(data)
+}
+
+/// Everything libbpf will walk when it opens the object, bounds-checked.
+fn check_structure(
+    header: &FileHeader64<Endianness>,
+    endian: Endianness,
+    data: &[u8],
+) -> Result<(), String> {
+    let e_type = header.e_type(endian);
+    if e_type != object::elf::ET_REL {
+        return Err(format!(
+            "not a relocatable object (e_type {e_type}); BPF objects come from `clang -target bpf -c`"
+        ));
+    }
+    let sections = header
+        .sections(endian, data)
+        .map_err(|e| format!("section header table: {e}"))?;
+    let mut programs = 0;
+    for (i, s) in sections.enumerate() {
+        let name = sections
+            .section_name(endian, s)
+            .map_err(|e| format!("section {}: unreadable name: {e}", i.0))?;
+        let name = String::from_utf8_lossy(name);
+        if s.sh_type(endian) != SHT_NOBITS {
+            s.data(endian, data)
+                .map_err(|_| format!("section {} `{name}` lies past the end of the file", i.0))?;
+        }
+        if s.sh_flags(endian).0 & SHF_EXECINSTR.0 != 0 && s.sh_size(endian) > 0 {
+            if s.sh_size(endian) % 8 != 0 {
+                return Err(format!(
+                    "section `{name}` is not a whole number of BPF instructions"
+                ));
+            }
+            programs += 1;
+        }
+        if s.sh_type(endian) == SHT_REL {
+            let (rels, _) = s
+                .rel(endian, data)
+                .map_err(|e| format!("relocations `{name}`: {e}"))?
+                .unwrap_or((&[], object::read::SectionIndex(0)));
+            let symbols = sections
+                .symbols(endian, data, SHT_SYMTAB)
+                .map_err(|e| format!("symbol table: {e}"))?;
+            if let Some(r) = rels
+                .iter()
+                .find(|r| r.r_sym(endian) as usize >= symbols.len())
+            {
+                return Err(format!(
+                    "relocations `{name}` name symbol {}, past the symbol table",
+                    r.r_sym(endian)
+                ));
+            }
+        }
+        match &*name {
+            ".BTF" => check_btf(s.data(endian, data).unwrap_or_default(), endian)
+                .map_err(|m| format!(".BTF: {m}"))?,
+            ".BTF.ext" => check_btf_ext(s.data(endian, data).unwrap_or_default(), endian)
+                .map_err(|m| format!(".BTF.ext: {m}"))?,
+            _ => {}
+        }
+    }
+    let symbols = sections
+        .symbols(endian, data, SHT_SYMTAB)
+        .map_err(|e| format!("symbol table: {e}"))?;
+    if symbols.is_empty() {
+        return Err(
+            "no symbol table (stripped?); libbpf needs the object as clang wrote it".into(),
+        );
+    }
+    for (i, sym) in symbols.iter().enumerate() {
+        symbols
+            .symbol_name(endian, sym)
+            .map_err(|e| format!("symbol {i}: unreadable name: {e}"))?;
+    }
+    if programs == 0 {
+        return Err("no BPF program (no section holds instructions)".into());
     }
     Ok(())
+}
+
+fn u32_at(b: &[u8], at: usize, endian: Endianness) -> Option<u32> {
+    let bytes: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(match endian {
+        Endianness::Little => u32::from_le_bytes(bytes),
+        Endianness::Big => u32::from_be_bytes(bytes),
+    })
+}
+
+/// `struct btf_header` and `struct btf_ext_header` start alike: magic
+/// 0xeB9F, version 1, flags, `hdr_len`; then (offset, length) pairs counted
+/// from the end of the header, which must lie inside the section.
+fn check_sub_sections(b: &[u8], endian: Endianness, pairs: usize) -> Result<(), String> {
+    let magic = b.get(..2).map(|m| match endian {
+        Endianness::Little => u16::from_le_bytes([m[0], m[1]]),
+        Endianness::Big => u16::from_be_bytes([m[0], m[1]]),
+    });
+    if magic != Some(0xeb9f) {
+        return Err("bad magic".into());
+    }
+    if b.get(2) != Some(&1) {
+        return Err(format!("version {:?}, expected 1", b.get(2)));
+    }
+    let hdr_len = u32_at(b, 4, endian).ok_or("truncated header")? as u64;
+    if hdr_len < 8 + 8 * pairs as u64 || hdr_len > b.len() as u64 {
+        return Err(format!("header length {hdr_len} does not fit"));
+    }
+    for k in 0..pairs {
+        let off = u32_at(b, 8 + 8 * k, endian).ok_or("truncated header")? as u64;
+        let len = u32_at(b, 12 + 8 * k, endian).ok_or("truncated header")? as u64;
+        if hdr_len + off + len > b.len() as u64 {
+            return Err(format!(
+                "a part at {off}+{len} runs past the section's {} bytes",
+                b.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_btf(b: &[u8], endian: Endianness) -> Result<(), String> {
+    check_sub_sections(b, endian, 2) // types, strings
+}
+
+fn check_btf_ext(b: &[u8], endian: Endianness) -> Result<(), String> {
+    check_sub_sections(b, endian, 2) // func_info, line_info (CO-RE relocations optional)
 }
 
 /// Report names for object paths: the file name, or more of the path where
@@ -59,6 +245,104 @@ pub fn display_names(paths: &[PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal relocatable BPF object (this crate's tests have no clang):
+    /// one program section, a symbol, a BTF header.
+    fn tiny_object() -> Vec<u8> {
+        use object::write::{Object, Symbol, SymbolSection};
+        use object::{Architecture, BinaryFormat, SymbolFlags, SymbolKind, SymbolScope};
+        let mut o = Object::new(
+            BinaryFormat::Elf,
+            Architecture::Bpf,
+            object::Endianness::Little,
+        );
+        let text = o.add_section(
+            Vec::new(),
+            b"tracepoint/x".to_vec(),
+            object::SectionKind::Text,
+        );
+        // r0 = 0; exit
+        let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        o.append_section_data(text, &code, 8);
+        o.add_symbol(Symbol {
+            name: b"prog".to_vec(),
+            value: 0,
+            size: 16,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+        let btf = o.add_section(
+            Vec::new(),
+            b".BTF".to_vec(),
+            object::SectionKind::ReadOnlyData,
+        );
+        // header: magic, version 1, flags 0, hdr_len 24, type 0+0, str 0+1
+        let mut h = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+        o.append_section_data(btf, &h, 4);
+        o.write().unwrap()
+    }
+
+    fn check_bytes(bytes: &[u8]) -> Result<(), ObjectError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bpf.o");
+        std::fs::write(&p, bytes).unwrap();
+        check_bpf_object(&p)
+    }
+
+    #[test]
+    fn a_whole_object_passes_and_every_truncation_fails() {
+        let obj = tiny_object();
+        check_bytes(&obj).unwrap();
+        for len in (0..obj.len()).step_by(7).chain([obj.len() - 1]) {
+            assert!(
+                check_bytes(&obj[..len]).is_err(),
+                "truncated to {len} passed"
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_structure_is_named() {
+        let obj = tiny_object();
+        let shoff = u64::from_le_bytes(obj[40..48].try_into().unwrap()) as usize;
+        let mut past = obj.clone();
+        past[40..48].copy_from_slice(&(obj.len() as u64 + 100).to_le_bytes());
+        let err = check_bytes(&past).unwrap_err().to_string();
+        assert!(err.contains("section header table"), "{err}");
+        let mut zeroed = obj.clone();
+        for b in &mut zeroed[shoff..] {
+            *b = 0xff;
+        }
+        assert!(matches!(
+            check_bytes(&zeroed),
+            Err(ObjectError::Malformed { .. })
+        ));
+        let mut exec = obj.clone();
+        exec[16] = 2; // ET_EXEC
+        let err = check_bytes(&exec).unwrap_err().to_string();
+        assert!(err.contains("relocatable"), "{err}");
+    }
+
+    #[test]
+    fn fifos_devices_and_directories_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.bpf.o");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = std::time::Instant::now();
+        for (p, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a device"),
+            (dir.path(), "a directory"),
+        ] {
+            let err = check_bpf_object(p).unwrap_err();
+            assert!(err.to_string().contains(kind), "{err}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
 
     #[test]
     fn rejects_missing_non_elf_and_non_bpf_files() {

@@ -45,7 +45,8 @@ fn main() {
     let cached = fetch(
         pin.as_ref().unwrap(),
         &Mirrors::discover(),
-        &Cache::discover(),
+        &Cache::discover().unwrap(),
+        &bpfcompat::cancel::Cancel::new(),
         &mut |m| eprintln!("{m}"),
     )
     .unwrap();
@@ -79,7 +80,14 @@ fn main() {
                     cpus: 1,
                     extra_cmdline: vec![],
                 };
-                let b = boot(&qemu, &spec, Duration::from_secs(120), None).unwrap();
+                let b = boot(
+                    &qemu,
+                    &spec,
+                    Duration::from_secs(120),
+                    None,
+                    &bpfcompat::cancel::Cancel::new(),
+                )
+                .unwrap();
                 b.total_ms
             })
             .collect(),
@@ -116,7 +124,8 @@ fn main() {
                     let out = bpfcompat::run::run(
                         &plan,
                         &Mirrors::discover(),
-                        &Cache::discover(),
+                        &Cache::discover().unwrap(),
+                        &bpfcompat::cancel::Cancel::new(),
                         &mut |_| {},
                     )
                     .unwrap();

@@ -11,7 +11,8 @@ use crate::exit::Code;
 /// guest whose own verifier decides.
 ///
 /// Exit codes: 0 every required cell passed, 2 a required cell failed,
-/// 1 the tool itself could not do its job.
+/// 1 the tool itself could not do its job (a usage error too), 130 / 143
+/// stopped by Ctrl-C / SIGTERM (the reports hold what finished).
 #[derive(Parser)]
 #[command(name = "cargo-bpfcompat", version, about, long_about, after_help = EXAMPLES)]
 pub struct Cli {
@@ -112,7 +113,19 @@ pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
     if args.get(1).is_some_and(|a| a == "bpfcompat") {
         args.remove(1);
     }
-    let cli = Cli::parse_from(args);
+    // Usage errors exit 1 like every other failure of the tool: clap's own
+    // 2 means "a required cell failed" here.
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                Code::Tool
+            } else {
+                Code::Pass
+            });
+        }
+    };
     match cli.command {
         Command::Test(a) => commands::test::run(*a),
         Command::List(a) => commands::list::run(a),

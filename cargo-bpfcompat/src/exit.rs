@@ -11,6 +11,10 @@ pub enum Code {
     Tool = 1,
     /// A required cell failed: the objects are not compatible.
     Regression = 2,
+    /// Stopped by SIGINT (Ctrl-C); the reports hold what finished.
+    Interrupted = 130,
+    /// Stopped by SIGTERM; the reports hold what finished.
+    Terminated = 143,
 }
 
 impl From<Code> for ExitCode {

@@ -44,11 +44,11 @@ pub fn measure(
     obj: &Object,
     attach: &BTreeMap<String, Outcome>,
     trigger: Option<&[String]>,
-) -> BTreeMap<String, Fire> {
+) -> Result<BTreeMap<String, Fire>, String> {
     let _stats = StatsOn::enable();
     let before = run_counts(obj);
     let used = match trigger {
-        Some(argv) => run_trigger(argv),
+        Some(argv) => run_trigger(argv)?,
         None => {
             for _ in 0..3 {
                 builtin_workload();
@@ -80,7 +80,7 @@ pub fn measure(
         };
         out.insert(name, fire);
     }
-    out
+    Ok(out)
 }
 
 /// `run_cnt` of every loaded program.
@@ -134,24 +134,37 @@ impl Drop for StatsOn {
     }
 }
 
-/// The user's trigger command, with a time limit.
-fn run_trigger(argv: &[String]) -> String {
+/// The user's trigger command, with a time limit that ends its whole
+/// process group. A trigger that cannot start is an error of the trigger:
+/// programs that did not run then say nothing about the kernel.
+fn run_trigger(argv: &[String]) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
     let shown = format!("command `{}`", argv.join(" "));
     let Some((program, args)) = argv.split_first() else {
-        return shown;
+        return Err("the fire-mode trigger is empty".into());
     };
-    if let Ok(mut child) = Command::new(program).args(args).spawn() {
-        let started = std::time::Instant::now();
-        while matches!(child.try_wait(), Ok(None)) {
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                break;
+    let mut child = Command::new(program)
+        .args(args)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            format!("the fire-mode trigger {shown} cannot run in the guest: {e} (hint: the guest has only the agent and what --loader or --bin ship; trigger with a shipped binary or use the built-in workload)")
+        })?;
+    let started = std::time::Instant::now();
+    while matches!(child.try_wait(), Ok(None)) {
+        if started.elapsed() > Duration::from_secs(30) {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
-            std::thread::sleep(Duration::from_millis(10));
+            break;
         }
-        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(10));
     }
-    shown
+    let _ = child.wait();
+    Ok(shown)
 }
 
 /// Ordinary activity that reaches the common hooks.

@@ -133,7 +133,16 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                     (BTreeMap::new(), Attached::none())
                 };
                 let fired = if opts.fire {
-                    fire::measure(&obj, &links, opts.trigger.as_deref())
+                    match fire::measure(&obj, &links, opts.trigger.as_deref()) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            report.object_error = Some(StepFailure {
+                                error: format!("bpfcompat configuration: {e}"),
+                                ..StepFailure::default()
+                            });
+                            break;
+                        }
+                    }
                 } else {
                     BTreeMap::new()
                 };

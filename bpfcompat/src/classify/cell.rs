@@ -232,6 +232,16 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
                 KernelOutcome::Infra { reason } => {
                     Cell::guest(name, run, Status::InfraError, Code::Infra, reason.clone())
                 }
+                KernelOutcome::Interrupted { signal } => Cell::guest(
+                    name,
+                    run,
+                    Status::InfraError,
+                    Code::Interrupted,
+                    format!(
+                        "not validated: the run was stopped by {}",
+                        signal_name(*signal)
+                    ),
+                ),
                 KernelOutcome::Completed => Cell::guest(
                     name,
                     run,
@@ -242,6 +252,14 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
             }
         })
         .collect()
+}
+
+/// `SIGINT`, `SIGTERM`, … for the signals a run is stopped with.
+pub fn signal_name(signal: usize) -> String {
+    i32::try_from(signal)
+        .ok()
+        .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+        .map_or_else(|| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {

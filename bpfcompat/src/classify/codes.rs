@@ -48,6 +48,8 @@ pub enum Code {
     KernelPanic,
     /// bpfcompat itself could not produce a verdict.
     Infra,
+    /// The run was stopped (Ctrl-C, SIGTERM) before this cell was decided.
+    Interrupted,
     /// No rule explains the failure; the raw evidence is attached.
     Unknown,
 }
@@ -78,6 +80,7 @@ impl Code {
             Timeout => "TIMEOUT",
             KernelPanic => "KERNEL_PANIC",
             Infra => "INFRA",
+            Interrupted => "INTERRUPTED",
             Unknown => "UNKNOWN",
         }
     }

@@ -12,6 +12,6 @@ mod codes;
 mod features;
 mod rules;
 
-pub use cell::{Cell, Finding, Stage, Status, cells_for_kernel};
+pub use cell::{Cell, Finding, Stage, Status, cells_for_kernel, signal_name};
 pub use codes::Code;
 pub use features::{helper_name, helper_since};

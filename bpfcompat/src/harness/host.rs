@@ -12,6 +12,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::config::configured;
 use super::{KernelTest, guest::TESTS_VAR, registered};
+use crate::cancel::Cancel;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
@@ -80,9 +81,10 @@ pub(crate) fn run() -> ExitCode {
                 (None, _) => Some(format!(
                     "kernel `{k}` is not pinned (run `cargo bpfcompat kernels update`)"
                 )),
-                (Some(p), _) => match cache.lookup(&p.sha256) {
-                    Ok(Some(_)) => None,
-                    _ => mirrors
+                (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.sha256)) {
+                    Err(e) => Some(e.to_string().replace('\n', " ")),
+                    Ok(Ok(Some(_))) => None,
+                    Ok(_) => mirrors
                         .get(&p.archive)
                         .err()
                         .map(|e| e.to_string().replace('\n', " ")),
@@ -185,9 +187,14 @@ fn boot_kernel(
     tests: &[&KernelTest],
 ) -> Result<KernelResults, String> {
     let pin = pin.ok_or("not pinned")?;
-    let image = fetch(pin, &Mirrors::discover(), &Cache::discover(), &mut |m| {
-        eprintln!("bpfcompat: {kernel}: {m}")
-    })
+    let cache = Cache::discover().map_err(|e| e.to_string())?;
+    let image = fetch(
+        pin,
+        &Mirrors::discover(),
+        &cache,
+        &Cancel::new(),
+        &mut |m| eprintln!("bpfcompat: {kernel}: {m}"),
+    )
     .map_err(|e| e.to_string())?;
     let qemu = find_qemu().map_err(|e| e.to_string())?;
     let work = tempfile::Builder::new()
@@ -202,7 +209,15 @@ fn boot_kernel(
         img.dir(d);
     }
     img.executable("/init", &me).map_err(|e| e.to_string())?;
-    let file = std::fs::File::create(&initrd).map_err(|e| e.to_string())?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&initrd)
+            .map_err(|e| e.to_string())?
+    };
     img.write_to(std::io::BufWriter::new(file))
         .map_err(|e| e.to_string())?;
 
@@ -239,8 +254,14 @@ fn boot_kernel(
             ],
         };
         let liveness = (accel == Accel::Kvm).then_some(Duration::from_secs(15));
-        let b = boot(&qemu, &spec, Duration::from_secs(timeout), liveness)
-            .map_err(|e| e.to_string())?;
+        let b = boot(
+            &qemu,
+            &spec,
+            Duration::from_secs(timeout),
+            liveness,
+            &Cancel::new(),
+        )
+        .map_err(|e| e.to_string())?;
         let started = b.agent_started_ms.is_some();
         if !started && accel == Accel::Kvm {
             accel = Accel::Tcg; // KVM that does not run guests: software emulation

@@ -6,14 +6,21 @@
 //! reader sees a whole entry or none; a per-entry lock file serialises
 //! concurrent fetches of the same kernel. An entry whose image no longer has
 //! the recorded digest is reported corrupt and fetched again.
+//!
+//! Entry names are [`Sha256Hex`] values, never raw strings from a lock.
+//! Directories are created 0700 and lock files 0600 without following a
+//! symbolic link, so a link planted in a shared directory cannot make a run
+//! write through it.
 
-use std::fs::File;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::errors::FetchError;
+use crate::errors::{CacheError, FetchError};
+use crate::safe::Sha256Hex;
 
 /// The cache root.
 #[derive(Debug, Clone)]
@@ -41,19 +48,41 @@ pub(crate) struct Meta {
     pub has_config: bool,
 }
 
+/// Why a cache entry cannot be used.
+#[derive(Debug)]
+pub enum EntryProblem {
+    /// The entry is incomplete or its image changed: fetch it again.
+    Damaged(String),
+    /// The entry exists but this user cannot read it: fetching again would
+    /// not help.
+    Unreadable(std::io::Error),
+}
+
+impl std::fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryProblem::Damaged(reason) => f.write_str(reason),
+            EntryProblem::Unreadable(e) => write!(f, "unreadable: {e}"),
+        }
+    }
+}
+
 impl Cache {
-    /// `$BPFCOMPAT_CACHE`, else `$XDG_CACHE_HOME/bpfcompat`, else `~/.cache/bpfcompat`.
-    pub fn discover() -> Cache {
+    /// `$BPFCOMPAT_CACHE`, else `$XDG_CACHE_HOME/bpfcompat`, else
+    /// `~/.cache/bpfcompat`. With none of them set there is no private place
+    /// to cache kernels: a shared fallback such as `/tmp` would let another
+    /// user plant files, so that is an error that names the variable.
+    pub fn discover() -> Result<Cache, CacheError> {
         let env = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = env("BPFCOMPAT_CACHE")
+        env("BPFCOMPAT_CACHE")
             .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("bpfcompat")))
             .or_else(|| env("HOME").map(|p| p.join(".cache/bpfcompat")))
-            .unwrap_or_else(|| PathBuf::from("/tmp/bpfcompat-cache"));
-        Cache { root }
+            .map(|root| Cache { root })
+            .ok_or(CacheError::NoLocation)
     }
 
     /// A cache at an explicit root.
@@ -66,27 +95,45 @@ impl Cache {
         &self.root
     }
 
-    pub(crate) fn entry_dir(&self, deb_sha256: &str) -> PathBuf {
-        self.root.join("kernels").join(deb_sha256)
+    pub(crate) fn entry_dir(&self, deb_sha256: &Sha256Hex) -> PathBuf {
+        self.root.join("kernels").join(deb_sha256.as_str())
     }
 
-    /// The cached kernel of a `.deb` digest: `Ok(None)` when absent,
-    /// `Err(reason)` when present but damaged.
-    pub fn lookup(&self, deb_sha256: &str) -> Result<Option<CachedKernel>, String> {
+    /// The directory of kernel entries, created 0700 when missing.
+    pub(crate) fn kernels_dir(&self) -> Result<PathBuf, FetchError> {
+        let dir = self.root.join("kernels");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| FetchError::Io {
+                context: format!("cannot create the cache directory {}", dir.display()),
+                source,
+            })?;
+        Ok(dir)
+    }
+
+    /// The cached kernel of a `.deb` digest: `Ok(None)` when absent.
+    pub fn lookup(&self, deb_sha256: &Sha256Hex) -> Result<Option<CachedKernel>, EntryProblem> {
         let dir = self.entry_dir(deb_sha256);
         if !dir.exists() {
             return Ok(None);
         }
-        let meta: Meta = std::fs::read(dir.join("meta.json"))
-            .map_err(|e| format!("meta.json unreadable: {e}"))
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("meta.json: {e}")))?;
+        let unreadable = |e: std::io::Error, what: &str| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => EntryProblem::Unreadable(e),
+            _ => EntryProblem::Damaged(format!("{what} unreadable: {e}")),
+        };
+        let meta: Meta = serde_json::from_slice(
+            &std::fs::read(dir.join("meta.json")).map_err(|e| unreadable(e, "meta.json"))?,
+        )
+        .map_err(|e| EntryProblem::Damaged(format!("meta.json: {e}")))?;
         let vmlinuz = dir.join("vmlinuz");
-        let digest = sha256_file(&vmlinuz).map_err(|e| format!("vmlinuz unreadable: {e}"))?;
+        let digest = sha256_file(&vmlinuz).map_err(|e| unreadable(e, "vmlinuz"))?;
         if digest != meta.vmlinuz_sha256 {
-            return Err(format!(
+            return Err(EntryProblem::Damaged(format!(
                 "vmlinuz has sha256 {digest}, {} was recorded",
                 meta.vmlinuz_sha256
-            ));
+            )));
         }
         let config = meta.has_config.then(|| dir.join("config"));
         Ok(Some(CachedKernel {
@@ -97,12 +144,23 @@ impl Cache {
     }
 
     /// Takes the exclusive lock of one entry; released when the file drops.
-    pub(crate) fn lock(&self, deb_sha256: &str) -> Result<File, FetchError> {
-        let dir = self.root.join("kernels");
+    /// The lock file is never truncated and never opened through a link.
+    pub(crate) fn lock(&self, deb_sha256: &Sha256Hex) -> Result<File, FetchError> {
+        let dir = self.kernels_dir()?;
         let io = |context: String| move |source| FetchError::Io { context, source };
-        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let path = dir.join(format!("{deb_sha256}.lock"));
-        let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io(format!(
+                "cannot open the lock file {} (a symbolic link there is refused)",
+                path.display()
+            )))?;
         file.lock()
             .map_err(io(format!("cannot lock {}", path.display())))?;
         Ok(file)
@@ -124,7 +182,8 @@ mod tests {
     fn damaged_entry_is_reported_not_used() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::at(tmp.path());
-        let dir = cache.entry_dir("abc");
+        let abc = Sha256Hex::try_from("a".repeat(64)).unwrap();
+        let dir = cache.entry_dir(&abc);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("vmlinuz"), b"kernel").unwrap();
         let meta = Meta {
@@ -135,10 +194,47 @@ mod tests {
             has_config: false,
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
-        let k = cache.lookup("abc").unwrap().unwrap();
+        let k = cache.lookup(&abc).unwrap().unwrap();
         assert_eq!(k.release, "6.1.0-9-cloud-amd64");
         std::fs::write(dir.join("vmlinuz"), b"truncated").unwrap();
-        assert!(cache.lookup("abc").unwrap_err().contains("sha256"));
-        assert_eq!(cache.lookup("missing").unwrap(), None);
+        let problem = cache.lookup(&abc).unwrap_err();
+        assert!(
+            matches!(&problem, EntryProblem::Damaged(r) if r.contains("sha256")),
+            "{problem}"
+        );
+        let missing = Sha256Hex::try_from("b".repeat(64)).unwrap();
+        assert_eq!(cache.lookup(&missing).unwrap(), None);
+    }
+
+    #[test]
+    fn a_planted_lock_link_is_refused_and_its_target_untouched() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::at(tmp.path().join("cache"));
+        let digest = Sha256Hex::try_from("c".repeat(64)).unwrap();
+        let kernels = cache.kernels_dir().unwrap();
+        let mode = std::fs::metadata(&kernels).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, kernels.join(format!("{digest}.lock"))).unwrap();
+        let err = cache.lock(&digest).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn lock_files_are_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::at(tmp.path());
+        let digest = Sha256Hex::try_from("d".repeat(64)).unwrap();
+        drop(cache.lock(&digest).unwrap());
+        let path = tmp.path().join(format!("kernels/{digest}.lock"));
+        std::fs::write(&path, b"x").unwrap();
+        drop(cache.lock(&digest).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"x", "never truncated");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

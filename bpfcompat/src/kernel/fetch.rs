@@ -1,16 +1,29 @@
 //! Downloading a pinned kernel package into the cache.
 
 use std::io::{Read, Write};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::cache::{Meta, sha256_file};
+use super::cache::{EntryProblem, Meta, sha256_file};
 use super::deb::extract_kernel;
+use crate::cancel::Cancel;
 use crate::errors::FetchError;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
 use crate::matrix::Pin;
+
+/// A mirror that sends nothing for this long is abandoned
+/// (`BPFCOMPAT_HTTP_IDLE_SECS` overrides it).
+const IDLE: Duration = Duration::from_secs(30);
+
+fn idle_limit() -> Duration {
+    std::env::var("BPFCOMPAT_HTTP_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(IDLE)
+}
 
 /// One HTTP client for the process, with explicit time limits so a dead
 /// network fails instead of hanging a CI job.
@@ -27,22 +40,89 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// GET `url` as a reader; the error is a one-line description.
-pub(crate) fn http_get(url: &str) -> Result<impl Read, String> {
-    agent()
+/// GET `url` as a reader; the error is a one-line description. A body that
+/// stops arriving for [`idle_limit`] fails the read with `TimedOut`: ureq's
+/// own limits bound only the whole body, which for a kernel package is long.
+pub(crate) fn http_get(url: &str) -> Result<impl Read + use<>, String> {
+    let body = agent()
         .get(url)
         .call()
         .map(|r| r.into_body().into_reader())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(IdleReader::spawn(body, idle_limit()))
+}
+
+/// Reads on a helper thread and hands chunks over a bounded channel, so the
+/// reader can give up on a stalled peer. The helper ends by itself when the
+/// connection errors or closes (ureq bounds it too).
+struct IdleReader {
+    rx: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+    idle: Duration,
+}
+
+impl IdleReader {
+    fn spawn(mut body: impl Read + Send + 'static, idle: Duration) -> IdleReader {
+        let (tx, rx) = mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let sent = match body.read(&mut buf) {
+                    Ok(n) => tx.send(Ok(buf[..n].to_vec())).is_ok() && n > 0,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        false
+                    }
+                };
+                if !sent {
+                    break;
+                }
+            }
+        });
+        IdleReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            idle,
+        }
+    }
+}
+
+impl Read for IdleReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.chunk.len() {
+            match self.rx.recv_timeout(self.idle) {
+                Ok(Ok(chunk)) => (self.chunk, self.at) = (chunk, 0),
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the mirror stalled: nothing arrived for {}s",
+                            self.idle.as_secs()
+                        ),
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Returns the cached kernel for `pin`, downloading and extracting it first
-/// when needed. A damaged cache entry is replaced. `progress` hears about a
-/// download before it starts (it is not called on a cache hit).
+/// when needed. A damaged cache entry is replaced; one this user cannot read
+/// is an error that says so. `progress` hears about a download before it
+/// starts (it is not called on a cache hit). `cancel` stops a download.
 pub fn fetch(
     pin: &Pin,
     mirrors: &Mirrors,
     cache: &Cache,
+    cancel: &Cancel,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CachedKernel, FetchError> {
     if let Ok(Some(k)) = cache.lookup(&pin.sha256) {
@@ -53,7 +133,13 @@ pub fn fetch(
     match cache.lookup(&pin.sha256) {
         Ok(Some(k)) => return Ok(k), // another run fetched it while we waited
         Ok(None) => {}
-        Err(reason) => {
+        Err(EntryProblem::Unreadable(source)) => {
+            return Err(FetchError::Io {
+                context: format!("the cache entry {} is not readable", dir.display()),
+                source,
+            });
+        }
+        Err(EntryProblem::Damaged(reason)) => {
             progress(&format!(
                 "cache entry {} is damaged ({reason}); fetching it again",
                 dir.display()
@@ -73,15 +159,15 @@ pub fn fetch(
         pin.size as f64 / 1e6
     ));
 
-    let kernels = cache.root().join("kernels");
+    let kernels = cache.kernels_dir()?;
     let io = |context: String| move |source| FetchError::Io { context, source };
     let mut deb = tempfile::NamedTempFile::new_in(&kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
-    let actual = download(&url, deb.as_file_mut())?;
-    if actual != pin.sha256 {
+    let actual = download(&url, deb.as_file_mut(), cancel)?;
+    if pin.sha256 != actual {
         return Err(FetchError::Checksum {
             url,
-            expected: pin.sha256.clone(),
+            expected: pin.sha256.to_string(),
             actual,
         });
     }
@@ -117,9 +203,9 @@ pub fn fetch(
         .map_err(io(format!("cannot move the entry to {}", dir.display())))?;
     cache
         .lookup(&pin.sha256)
-        .map_err(|reason| FetchError::Io {
-            context: format!("fresh cache entry {} is unreadable", dir.display()),
-            source: std::io::Error::other(reason),
+        .map_err(|problem| FetchError::Io {
+            context: format!("fresh cache entry {} is unusable", dir.display()),
+            source: std::io::Error::other(problem.to_string()),
         })?
         .ok_or_else(|| unreachable_entry(&dir))
 }
@@ -131,24 +217,71 @@ fn unreachable_entry(dir: &std::path::Path) -> FetchError {
     }
 }
 
-/// Streams `url` into `out`, returning the sha256 of what arrived.
-fn download(url: &str, out: &mut std::fs::File) -> Result<String, FetchError> {
+/// Streams `url` into `out`, returning the sha256 of what arrived. Network
+/// trouble is a [`FetchError::Download`]; trouble writing the cache (a full
+/// disk) is [`FetchError::Io`], which no flag forgives.
+fn download(url: &str, out: &mut std::fs::File, cancel: &Cancel) -> Result<String, FetchError> {
     let fail = |message: String| FetchError::Download {
         url: url.to_string(),
         message,
+    };
+    let write_fail = |source| FetchError::Io {
+        context: format!("cannot write the download of {url} into the cache"),
+        source,
     };
     let mut body = http_get(url).map_err(fail)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
+        if cancel.is_cancelled() {
+            return Err(FetchError::Cancelled);
+        }
         let n = body.read(&mut buf).map_err(|e| fail(e.to_string()))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| fail(format!("writing the cache: {e}")))?;
+        out.write_all(&buf[..n]).map_err(write_fail)?;
     }
-    out.flush().map_err(|e| fail(e.to_string()))?;
+    out.flush().map_err(write_fail)?;
+    out.sync_all().map_err(write_fail)?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that sends one chunk, then nothing: stalled.
+    struct Stall(bool);
+    impl Read for Stall {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if std::mem::replace(&mut self.0, true) {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            out[..3].copy_from_slice(b"abc");
+            Ok(3)
+        }
+    }
+
+    #[test]
+    fn a_stalled_body_fails_after_the_idle_limit() {
+        let mut r = IdleReader::spawn(Stall(false), Duration::from_millis(200));
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        let started = std::time::Instant::now();
+        let err = r.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("stalled"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_whole_body_reads_through() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let mut r = IdleReader::spawn(std::io::Cursor::new(data.clone()), Duration::from_secs(5));
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
+    }
 }

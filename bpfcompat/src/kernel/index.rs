@@ -6,6 +6,7 @@ use std::io::Read;
 use crate::errors::ResolveError;
 use crate::kernel::{Mirrors, compare_versions, fetch::http_get};
 use crate::matrix::{Pin, Profile, package_matches};
+use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
 
 /// A package stanza that matched a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct Candidate {
     /// `Size:`.
     pub size: u64,
     /// `SHA256:`.
-    pub sha256: String,
+    pub sha256: Sha256Hex,
 }
 
 /// Finds the newest package matching `profile` over all its sources.
@@ -28,8 +29,13 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError
     let sources = profile.sources().expect("validated with the matrix");
     for source in &sources {
         let base = mirrors.get(&source.archive)?;
-        let text = download_index(base, &source.suite)?;
-        for c in matching(&text, &profile.package) {
+        let (url, text) = download_index(base, &source.suite)?;
+        let found =
+            matching(&text, &profile.package).map_err(|message| ResolveError::BadIndex {
+                url: url.clone(),
+                message,
+            })?;
+        for c in found {
             let newer = best
                 .as_ref()
                 .is_none_or(|(b, _, _)| compare_versions(&c.version, &b.version).is_gt());
@@ -54,8 +60,9 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError
     })
 }
 
-/// `dists/<suite>/main/binary-amd64/Packages`, xz first, then gzip.
-fn download_index(base: &str, suite: &str) -> Result<String, ResolveError> {
+/// `dists/<suite>/main/binary-amd64/Packages`, xz first, then gzip; returns
+/// the URL that answered and the text.
+fn download_index(base: &str, suite: &str) -> Result<(String, String), ResolveError> {
     let mut last = String::new();
     for ext in ["xz", "gz"] {
         let url = format!("{base}/dists/{suite}/main/binary-amd64/Packages.{ext}");
@@ -71,10 +78,12 @@ fn download_index(base: &str, suite: &str) -> Result<String, ResolveError> {
             "xz" => xz2::read::XzDecoder::new(body).read_to_string(&mut text),
             _ => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
         };
-        return res.map(|_| text).map_err(|e| ResolveError::Index {
-            url,
-            message: e.to_string(),
-        });
+        return res
+            .map(|_| (url.clone(), text))
+            .map_err(|e| ResolveError::Index {
+                url,
+                message: e.to_string(),
+            });
     }
     Err(ResolveError::Index {
         url: format!("{base}/dists/{suite}/main/binary-amd64/Packages.{{xz,gz}}"),
@@ -82,8 +91,11 @@ fn download_index(base: &str, suite: &str) -> Result<String, ResolveError> {
     })
 }
 
-/// Stanzas of a `Packages` index whose name matches `pattern`.
-pub(crate) fn matching(index: &str, pattern: &str) -> Vec<Candidate> {
+/// Stanzas of a `Packages` index whose name matches `pattern`. A matching
+/// stanza whose fields could not be pinned safely (a digest that is no
+/// digest, a file name that leaves the archive) makes the index unusable:
+/// a mirror that serves it is not trusted for anything else either.
+pub(crate) fn matching(index: &str, pattern: &str) -> Result<Vec<Candidate>, String> {
     let mut out = Vec::new();
     for stanza in index.split("\n\n") {
         let field = |name: &str| {
@@ -105,16 +117,20 @@ pub(crate) fn matching(index: &str, pattern: &str) -> Vec<Candidate> {
             field("Size").and_then(|s| s.parse().ok()),
             field("SHA256"),
         ) {
+            let bad = |m: String| format!("package `{}`: {m}", package.escape_debug());
+            check_name("the package", &package).map_err(bad)?;
+            check_version(&version).map_err(bad)?;
+            check_archive_path(&filename).map_err(bad)?;
             out.push(Candidate {
+                sha256: Sha256Hex::try_from(sha256).map_err(bad)?,
                 package,
                 version,
                 filename,
                 size,
-                sha256,
             });
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -123,10 +139,13 @@ mod tests {
 
     #[test]
     fn picks_matching_stanzas_only() {
-        let index = "Package: linux-image-6.1.0-9-cloud-amd64\nVersion: 6.1.27-1\nFilename: pool/a.deb\nSize: 10\nSHA256: aa\n\n\
-Package: linux-image-6.1.0-9-cloud-amd64-dbg\nVersion: 6.1.27-1\nFilename: pool/b.deb\nSize: 10\nSHA256: bb\n\n\
-Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.deb\nSize: 12\nSHA256: cc\n";
-        let found = matching(index, "linux-image-6.1.0-*-cloud-amd64");
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let index = format!(
+            "Package: linux-image-6.1.0-9-cloud-amd64\nVersion: 6.1.27-1\nFilename: pool/a.deb\nSize: 10\nSHA256: {a}\n\n\
+Package: linux-image-6.1.0-9-cloud-amd64-dbg\nVersion: 6.1.27-1\nFilename: pool/b.deb\nSize: 10\nSHA256: {b}\n\n\
+Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.deb\nSize: 12\nSHA256: {c}\n"
+        );
+        let found = matching(&index, "linux-image-6.1.0-*-cloud-amd64").unwrap();
         let names: Vec<_> = found.iter().map(|c| c.package.as_str()).collect();
         assert_eq!(
             names,
@@ -136,5 +155,30 @@ Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.d
             ]
         );
         assert_eq!(found[1].size, 12);
+    }
+
+    #[test]
+    fn hostile_stanzas_make_the_index_unusable() {
+        let stanza = |sha: &str, file: &str| {
+            format!(
+                "Package: linux-image-1-cloud-amd64\nVersion: 1\nFilename: {file}\nSize: 1\nSHA256: {sha}\n"
+            )
+        };
+        let good = "d".repeat(64);
+        assert!(matching(&stanza(&good, "pool/x.deb"), "linux-image-*-cloud-amd64").is_ok());
+        for text in [
+            stanza("../../some-dir", "pool/x.deb"),
+            stanza(&good, "../../x.deb"),
+            stanza(&good, "/x.deb"),
+        ] {
+            let err = matching(&text, "linux-image-*-cloud-amd64").unwrap_err();
+            assert!(err.contains("linux-image-1-cloud-amd64"), "{err}");
+        }
+        // Stanzas of other packages are not ours to judge.
+        assert!(
+            matching(&stanza("junk", "pool/x.deb"), "linux-image-9-*")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

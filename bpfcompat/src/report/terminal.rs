@@ -187,6 +187,7 @@ fn short_code(code: crate::classify::Code) -> &'static str {
         Timeout => "TIMEOUT",
         KernelPanic => "PANIC",
         Infra => "INFRA",
+        Interrupted => "STOPPED",
         Unknown => "UNKNOWN",
     }
 }
@@ -198,6 +199,9 @@ fn compact_word(c: &Cell) -> String {
         Status::ExpectedFail => c.code.map_or("xfail", short_code).to_lowercase(),
         Status::UnexpectedPass => "XPASS".into(),
         Status::Unavailable => "n/a".into(),
+        Status::InfraError if c.code == Some(crate::classify::Code::Interrupted) => {
+            "stopped".into()
+        }
         Status::InfraError => "?".into(),
     }
 }

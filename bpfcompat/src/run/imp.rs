@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use super::evidence;
 use super::types::*;
+use crate::cancel::Cancel;
+use crate::classify::signal_name;
 use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
@@ -28,11 +30,14 @@ struct AccelState {
 }
 
 /// Runs the plan; per-kernel trouble ends up in the kernel's [`KernelRun`],
-/// only setup trouble is an error.
+/// only setup trouble is an error. Once `cancel` is set, running guests are
+/// stopped and kernels not yet started are marked interrupted; what finished
+/// keeps its verdicts.
 pub fn run(
     plan: &Plan,
     mirrors: &Mirrors,
     cache: &Cache,
+    cancel: &Cancel,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<RunOutput, RunError> {
     let qemu = find_qemu()?;
@@ -99,6 +104,7 @@ pub fn run(
                         work,
                         accel: &accel,
                         tx: &tx,
+                        cancel,
                     };
                     let mut r = run_kernel(&ctx, &plan.kernels[i]);
                     r.timings.initramfs_ms = initramfs_ms;
@@ -189,7 +195,15 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
         0o644,
         serde_json::to_vec(&job).expect("jobs serialize"),
     );
-    let file = std::fs::File::create(out).map_err(InitramfsError::Write)?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(InitramfsError::Write)?
+    };
     img.write_to(std::io::BufWriter::new(file))
 }
 
@@ -202,6 +216,7 @@ struct Ctx<'a> {
     work: &'a Path,
     accel: &'a AccelState,
     tx: &'a mpsc::Sender<Event>,
+    cancel: &'a Cancel,
 }
 
 impl Ctx<'_> {
@@ -237,24 +252,39 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         console_tail: Vec::new(),
         evidence: None,
     };
+    if let Some(signal) = ctx.cancel.signal() {
+        run.outcome = KernelOutcome::Interrupted { signal };
+        return run;
+    }
     let Some(pin) = &target.pin else {
-        run.outcome = KernelOutcome::Unavailable {
+        run.outcome = KernelOutcome::Infra {
             reason: "not pinned in the lock (hint: run `cargo bpfcompat kernels update`)".into(),
         };
         return run;
     };
     let fetch_started = Instant::now();
     ctx.progress(&name, "checking kernel cache");
-    let kernel: CachedKernel =
-        match fetch(pin, ctx.mirrors, ctx.cache, &mut |m| ctx.progress(&name, m)) {
-            Ok(k) => k,
-            Err(e) => {
-                run.outcome = KernelOutcome::Unavailable {
+    let fetched = fetch(pin, ctx.mirrors, ctx.cache, ctx.cancel, &mut |m| {
+        ctx.progress(&name, m)
+    });
+    let kernel: CachedKernel = match fetched {
+        Ok(k) => k,
+        Err(e) => {
+            // The flag is never cleared, so a cancelled download sees it set.
+            run.outcome = match ctx.cancel.signal() {
+                Some(signal) => KernelOutcome::Interrupted { signal },
+                // Only a kernel that cannot be had may be forgiven by
+                // --allow-unavailable; integrity and cache trouble may not.
+                None if e.is_unavailable() => KernelOutcome::Unavailable {
                     reason: e.to_string(),
-                };
-                return run;
-            }
-        };
+                },
+                None => KernelOutcome::Infra {
+                    reason: e.to_string(),
+                },
+            };
+            return run;
+        }
+    };
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
 
@@ -282,7 +312,13 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
                 format!("booting (attempt {attempt})")
             },
         );
-        let b = match boot(ctx.qemu, &spec, ctx.plan.settings.timeout, liveness) {
+        let b = match boot(
+            ctx.qemu,
+            &spec,
+            ctx.plan.settings.timeout,
+            liveness,
+            ctx.cancel,
+        ) {
             Ok(b) => b,
             Err(e) => {
                 run.outcome = KernelOutcome::Infra {
@@ -298,6 +334,9 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
             }
         }
         let started_agent = b.agent_started_ms.is_some();
+        if matches!(b.exit, Exit::Interrupted { .. }) {
+            break b;
+        }
         if use_kvm && !started_agent && !ctx.accel.verified.load(Ordering::SeqCst) {
             // KVM that was never seen working, and a guest that never ran the
             // agent (hung, or QEMU refused the CPU): TCG from now on, for
@@ -353,6 +392,7 @@ fn describe_exit(e: &Exit) -> String {
         Exit::Panic { line } => format!("kernel panic ({line})"),
         Exit::Timeout { after } => format!("no result within {}s", after.as_secs()),
         Exit::NoProgress { after } => format!("no progress within {}s", after.as_secs()),
+        Exit::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
         Exit::QemuFailed { status, stderr } => {
             format!(
                 "QEMU failed ({status}): {}",
@@ -411,6 +451,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         (Exit::Timeout { after }, true) => KernelOutcome::Timeout {
             after_secs: after.as_secs(),
         },
+        (Exit::Interrupted { signal }, _) => KernelOutcome::Interrupted { signal },
         (e, _) => KernelOutcome::Infra {
             reason: format!("{} before the agent started", describe_exit(&e)),
         },
@@ -433,5 +474,6 @@ fn summary(r: &KernelRun) -> String {
         ),
         KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
         KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
+        KernelOutcome::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
     }
 }

@@ -158,6 +158,12 @@ pub enum KernelOutcome {
         /// The limit in seconds.
         after_secs: u64,
     },
+    /// The run was stopped (a signal) before this kernel finished; the
+    /// objects it had finished keep their verdicts.
+    Interrupted {
+        /// The signal number.
+        signal: usize,
+    },
 }
 
 /// Phase timings of one kernel, in milliseconds.

@@ -1,9 +1,10 @@
 //! One guest's QEMU process, from spawn to exit.
 //!
 //! The process is ours alone: its own process group, a parent-death signal so
-//! it dies with us even on SIGKILL, and a guard that kills and reaps it on
-//! every path out of [`boot`]. The console is drained on a thread and watched
-//! for panics, which end the boot at once instead of at the timeout.
+//! it dies with us even on SIGKILL, and a guard that kills the whole group
+//! (a wrapper script's children too) and reaps it on every path out of
+//! [`boot`]. The console is drained on a thread and watched for panics, which
+//! end the boot at once instead of at the timeout.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{BootSpec, qemu_args};
+use crate::cancel::Cancel;
 use crate::errors::VmError;
 use crate::protocol::Record;
 
@@ -36,6 +38,11 @@ pub enum Exit {
     NoProgress {
         /// The window.
         after: Duration,
+    },
+    /// The run was cancelled (a signal) and the guest stopped.
+    Interrupted {
+        /// The signal number.
+        signal: usize,
     },
     /// QEMU itself failed (bad argument, missing file, crash).
     QemuFailed {
@@ -87,32 +94,48 @@ pub fn find_qemu() -> Result<PathBuf, VmError> {
         .ok_or(VmError::QemuMissing { binary: name })
 }
 
-/// Kills and reaps the child on drop, whatever path left [`boot`].
+/// Kills the child's whole process group and reaps the child on drop,
+/// whatever path left [`boot`]. The group goes even when the child itself
+/// has exited: a wrapper's QEMU may still hold the console pipe.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
+        kill_group(&self.0);
         let _ = self.0.wait();
     }
 }
 
+/// SIGKILL to the process group the child leads (it was spawned with
+/// `process_group(0)`, so its pid is the group id).
+fn kill_group(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// Boots one guest and waits for it to end. `liveness`: give up with
-/// [`Exit::NoProgress`] if the agent has not said hello by then.
+/// [`Exit::NoProgress`] if the agent has not said hello by then; `cancel`
+/// stops the guest with [`Exit::Interrupted`].
 pub fn boot(
     qemu: &Path,
     spec: &BootSpec,
     timeout: Duration,
     liveness: Option<Duration>,
+    cancel: &Cancel,
 ) -> Result<Boot, VmError> {
     let args = qemu_args(spec);
     let argv: Vec<String> = std::iter::once(qemu.as_os_str().to_owned())
         .chain(args.iter().cloned())
         .map(|s: OsString| s.to_string_lossy().into_owned())
         .collect();
-    let _ = std::fs::remove_file(&spec.results);
+    private_empty_file(&spec.results).map_err(|source| VmError::Io {
+        context: format!("cannot create the result file {}", spec.results.display()),
+        source,
+    })?;
     let mut cmd = Command::new(qemu);
     cmd.args(&args)
         .stdin(Stdio::null())
@@ -187,6 +210,9 @@ pub fn boot(
         if elapsed > timeout {
             break Exit::Timeout { after: timeout };
         }
+        if let Some(signal) = cancel.signal() {
+            break Exit::Interrupted { signal };
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(child); // kill (if still running) and reap
@@ -218,6 +244,20 @@ pub fn boot(
         done_ms,
         total_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// An empty file only this user can read, whatever the umask: QEMU opens
+/// it to write the guest's records and keeps its mode.
+fn private_empty_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let _ = std::fs::remove_file(path);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
 }
 
 fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<Option<String>>) {
@@ -258,4 +298,108 @@ fn read_records(path: &Path) -> Vec<Record> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "QEMU" that forks a child holding the console pipe and never ends:
+    /// the timeout must take the whole group, and quickly.
+    #[test]
+    fn timeout_kills_a_forking_wrapper_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let wrapper = dir.path().join("qemu-wrapper");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let spec = BootSpec {
+            kernel: dir.path().join("k"),
+            initrd: dir.path().join("i"),
+            results: dir.path().join("results"),
+            accel: super::super::Accel::Tcg,
+            memory_mib: 64,
+            cpus: 1,
+            extra_cmdline: Vec::new(),
+        };
+        let started = Instant::now();
+        let b = boot(
+            &wrapper,
+            &spec,
+            Duration::from_secs(1),
+            None,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            b.exit,
+            Exit::Timeout {
+                after: Duration::from_secs(1)
+            }
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Reaped by init or gone: either way no longer running `sleep`.
+        std::thread::sleep(Duration::from_millis(200));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        assert!(!alive, "the wrapper's child {pid} outlived the timeout");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&spec.results)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn cancel_stops_a_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("qemu-wrapper");
+        std::fs::write(&wrapper, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let spec = BootSpec {
+            kernel: dir.path().join("k"),
+            initrd: dir.path().join("i"),
+            results: dir.path().join("results"),
+            accel: super::super::Accel::Tcg,
+            memory_mib: 64,
+            cpus: 1,
+            extra_cmdline: Vec::new(),
+        };
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            c.cancel(2);
+        });
+        let started = Instant::now();
+        let b = boot(&wrapper, &spec, Duration::from_secs(600), None, &cancel).unwrap();
+        assert_eq!(b.exit, Exit::Interrupted { signal: 2 });
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }

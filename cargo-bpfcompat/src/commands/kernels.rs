@@ -1,5 +1,6 @@
 //! `cargo bpfcompat kernels list | fetch | update`.
 
+use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors, fetch, resolve};
 use bpfcompat::matrix::Matrix;
 
@@ -25,7 +26,7 @@ fn load(a: &MatrixArgs) -> Result<Matrix> {
 fn list(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
-    let cache = Cache::discover();
+    let cache = Cache::discover()?;
     println!(
         "{:<20} {:<9} {:<40} STATE",
         "KERNEL", "REQUIRED", "PINNED PACKAGE"
@@ -39,7 +40,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
             Some(pin) => {
                 let state = match cache.lookup(&pin.sha256) {
                     Ok(Some(c)) => format!("cached ({})", c.release),
-                    Err(reason) => format!("cache damaged: {reason}"),
+                    Err(problem) => format!("cache entry unusable: {problem}"),
                     Ok(None) => match mirrors.get(&pin.archive) {
                         Ok(_) => "available (not cached)".to_string(),
                         Err(e) => format!("unavailable: set {}", e.var),
@@ -57,7 +58,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
 fn fetch_all(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
-    let cache = Cache::discover();
+    let cache = Cache::discover()?;
     let mut failed = 0;
     for k in &m.kernels {
         let Some(pin) = m.lock.get(&k.name) else {
@@ -68,7 +69,7 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
             failed += 1;
             continue;
         };
-        match fetch(pin, &mirrors, &cache, &mut |msg| {
+        match fetch(pin, &mirrors, &cache, &Cancel::new(), &mut |msg| {
             eprintln!("{}: {msg}", k.name)
         }) {
             Ok(c) => println!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),

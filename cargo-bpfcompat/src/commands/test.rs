@@ -4,7 +4,7 @@
 //! its BPF objects are discovered and its configuration applies (matrix,
 //! required kernels, loader fix-ups, expected failures).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bpfcompat::kernel::{Cache, Mirrors};
@@ -133,12 +133,23 @@ struct Work {
 }
 
 pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
+    let cancel = crate::signals::install()?;
+    // Everything that can be checked without a guest is, before the first boot:
+    // a report path that cannot be written must not cost a whole matrix run.
+    check_outputs(&a)?;
+    let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
     let work = if a.bin.is_some() || a.loader.is_some() {
-        command_work(&a)?
+        command_work(&a)
     } else if a.objects.is_empty() {
-        workspace_work(&a)?
+        workspace_work(&a)
     } else {
-        explicit_work(&a)?
+        explicit_work(&a)
+    };
+    let work = match (work, crate::signals::exit_code(&cancel)) {
+        (Ok(w), _) => w,
+        // The build was stopped by the same signal: nothing ran, nothing to report.
+        (Err(_), Some(code)) => return Ok(code),
+        (Err(e), None) => return Err(e),
     };
     let Work {
         objects,
@@ -200,7 +211,8 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         .collect();
     let mut progress = Progress::new(&plan, a.quiet || a.message_format == MessageFormat::Json);
     let json_lines = a.message_format == MessageFormat::Json;
-    let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &Cache::discover(), &mut |e| {
+    let cache = Cache::discover()?;
+    let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &cache, &cancel, &mut |e| {
         // For tools: each cell as soon as its kernel is done.
         if json_lines && let Event::Finished { run, .. } = &e {
             for c in kernel_cells(run, &object_names, &expectations) {
@@ -217,27 +229,86 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
         a.allow_unavailable,
         &expectations,
     );
-    // Reports first: nothing is lost if printing or comparing fails.
-    write_reports(&report, &a)?;
-    let baseline = match &a.baseline {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read the baseline {}: {e}", p.display()))?;
-            Some(Report::from_json(&text).map_err(|e| format!("baseline {}: {e}", p.display()))?)
-        }
-        None => None,
-    };
+    // Every report that can be written is, and the matrix is printed, even
+    // when one path fails or the run was stopped: nothing finished is lost.
+    let write_errors = write_reports(&report, &a);
     if !json_lines {
         print!("{}", crate::render::human(&report, a.quiet));
     }
-    let Some(baseline) = baseline else {
-        return Ok(report.exit_code.into());
-    };
-    let changes = compare(&baseline, &report);
-    if a.message_format != MessageFormat::Json {
-        print!("\n{}", changes_text(&changes));
+    let changes = baseline.as_ref().map(|b| compare(b, &report));
+    if let Some(changes) = &changes
+        && !json_lines
+    {
+        print!("\n{}", changes_text(changes));
     }
-    Ok(exit_with_baseline(&changes, &report).into())
+    for e in &write_errors {
+        eprintln!("error: {e}");
+    }
+    if let Some(code) = crate::signals::exit_code(&cancel) {
+        return Ok(code);
+    }
+    if !write_errors.is_empty() {
+        return Ok(Code::Tool);
+    }
+    Ok(match &changes {
+        Some(changes) => exit_with_baseline(changes, &report).into(),
+        None => report.exit_code.into(),
+    })
+}
+
+/// Reads and parses `--baseline` before anything runs.
+fn read_baseline(p: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| format!("cannot read the baseline {}: {e}", p.display()))?;
+    Report::from_json(&text).map_err(|e| format!("baseline {}: {e}", p.display()))
+}
+
+/// Checks that every report path can be written and the evidence directory
+/// used, without leaving anything behind where nothing was before.
+fn check_outputs(a: &TestArgs) -> Result<(), String> {
+    let files = [
+        ("--json", &a.json),
+        ("--markdown", &a.markdown),
+        ("--junit", &a.junit),
+        ("--html", &a.html),
+    ];
+    for (flag, path) in files {
+        if let Some(p) = path {
+            check_writable_file(p).map_err(|e| {
+                format!(
+                    "{flag} {}: {e}\n  (hint: name a file in an existing directory you can write)",
+                    p.display()
+                )
+            })?;
+        }
+    }
+    if let Some(dir) = &a.evidence {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| tempfile::tempfile_in(dir).map(drop))
+            .map_err(|e| {
+                format!(
+                    "--evidence {}: cannot write there: {e}\n  (hint: name a directory you can write; it is created when missing)",
+                    dir.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
+fn check_writable_file(p: &Path) -> Result<(), String> {
+    if p.is_dir() {
+        return Err("is a directory".into());
+    }
+    let existed = p.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(p)
+        .map_err(|e| format!("cannot write it: {e}"))?;
+    if !existed {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
 }
 
 /// Command mode: the user's binary, run once per kernel (or once per
@@ -337,6 +408,9 @@ fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
 fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
     let build = build_workspace(&a.cargo)?;
     let found = discover(&build)?;
+    for d in &found {
+        check_bpf_object(&d.path)?;
+    }
     if found.is_empty() {
         return Err(format!(
             "the build of {} produced no BPF object (looked in every build script's OUT_DIR, the .bpf.objs section of every binary, {}/bpf and {}/bpf{{el,eb}}-unknown-none)\n  (hint: pass compiled objects with --object FILE, or build your BPF programs with libbpf-cargo or aya-build)",
@@ -405,8 +479,9 @@ fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
     })
 }
 
-/// Writes every requested report file; each is written even if another fails.
-fn write_reports(report: &Report, a: &TestArgs) -> Result<(), String> {
+/// Writes every requested report file; each is written even if another
+/// fails. Returns what could not be written.
+fn write_reports(report: &Report, a: &TestArgs) -> Vec<String> {
     let mut errors = Vec::new();
     let mut write = |path: &Option<PathBuf>, text: String| {
         if let Some(p) = path
@@ -431,11 +506,7 @@ fn write_reports(report: &Report, a: &TestArgs) -> Result<(), String> {
             errors.push(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}"));
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
-    }
+    errors
 }
 
 /// `--message-format`.
