@@ -191,8 +191,7 @@ pub fn io_hint(e: &std::io::Error) -> String {
         }
         std::io::ErrorKind::PermissionDenied => format!(
             "\n  (hint: this user (uid {}) may not use that file: fix its owner or mode, or set BPFCOMPAT_CACHE to a directory you own)",
-            // SAFETY: getuid has no preconditions and cannot fail.
-            unsafe { nix::libc::getuid() }
+            nix::unistd::getuid()
         ),
         _ => String::new(),
     }

@@ -16,6 +16,8 @@ pub mod harness;
 pub mod kernel;
 pub mod matrix;
 pub mod objects;
+#[cfg(test)]
+mod proptests;
 pub mod protocol;
 pub mod report;
 pub mod run;

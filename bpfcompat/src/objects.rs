@@ -243,48 +243,49 @@ pub fn display_names(paths: &[PathBuf]) -> Vec<String> {
 }
 
 #[cfg(test)]
+/// A minimal relocatable BPF object (this crate's tests have no clang):
+/// one program section, a symbol, a BTF header.
+pub(crate) fn tiny_object() -> Vec<u8> {
+    use object::write::{Object, Symbol, SymbolSection};
+    use object::{Architecture, BinaryFormat, SymbolFlags, SymbolKind, SymbolScope};
+    let mut o = Object::new(
+        BinaryFormat::Elf,
+        Architecture::Bpf,
+        object::Endianness::Little,
+    );
+    let text = o.add_section(
+        Vec::new(),
+        b"tracepoint/x".to_vec(),
+        object::SectionKind::Text,
+    );
+    // r0 = 0; exit
+    let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    o.append_section_data(text, &code, 8);
+    o.add_symbol(Symbol {
+        name: b"prog".to_vec(),
+        value: 0,
+        size: 16,
+        kind: SymbolKind::Text,
+        scope: SymbolScope::Linkage,
+        weak: false,
+        section: SymbolSection::Section(text),
+        flags: SymbolFlags::None,
+    });
+    let btf = o.add_section(
+        Vec::new(),
+        b".BTF".to_vec(),
+        object::SectionKind::ReadOnlyData,
+    );
+    // header: magic, version 1, flags 0, hdr_len 24, type 0+0, str 0+1
+    let mut h = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
+    h.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    o.append_section_data(btf, &h, 4);
+    o.write().unwrap()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A minimal relocatable BPF object (this crate's tests have no clang):
-    /// one program section, a symbol, a BTF header.
-    fn tiny_object() -> Vec<u8> {
-        use object::write::{Object, Symbol, SymbolSection};
-        use object::{Architecture, BinaryFormat, SymbolFlags, SymbolKind, SymbolScope};
-        let mut o = Object::new(
-            BinaryFormat::Elf,
-            Architecture::Bpf,
-            object::Endianness::Little,
-        );
-        let text = o.add_section(
-            Vec::new(),
-            b"tracepoint/x".to_vec(),
-            object::SectionKind::Text,
-        );
-        // r0 = 0; exit
-        let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-        o.append_section_data(text, &code, 8);
-        o.add_symbol(Symbol {
-            name: b"prog".to_vec(),
-            value: 0,
-            size: 16,
-            kind: SymbolKind::Text,
-            scope: SymbolScope::Linkage,
-            weak: false,
-            section: SymbolSection::Section(text),
-            flags: SymbolFlags::None,
-        });
-        let btf = o.add_section(
-            Vec::new(),
-            b".BTF".to_vec(),
-            object::SectionKind::ReadOnlyData,
-        );
-        // header: magic, version 1, flags 0, hdr_len 24, type 0+0, str 0+1
-        let mut h = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
-        h.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
-        o.append_section_data(btf, &h, 4);
-        o.write().unwrap()
-    }
 
     fn check_bytes(bytes: &[u8]) -> Result<(), ObjectError> {
         let dir = tempfile::tempdir().unwrap();

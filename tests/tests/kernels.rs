@@ -512,3 +512,116 @@ fn message_format_json_prints_one_cell_per_line_and_nothing_else() {
     assert_eq!(on("debian-11-5.10")["code"], "UNSUPPORTED_HELPER");
     assert_eq!(on("debian-12-6.1")["status"], "pass");
 }
+
+/// Runs are started with a private TMPDIR so what they leave behind (run
+/// directories, QEMU processes naming them) can be looked for.
+fn leftovers(tmp: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let dirs = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bpfcompat-run-"))
+        .collect();
+    let needle = tmp.display().to_string();
+    let procs = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("qemu") && c.contains(&needle))
+        .collect();
+    (dirs, procs)
+}
+
+#[test]
+fn ctrl_c_stops_guests_and_reports_what_finished() {
+    use std::io::BufRead;
+    let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let json = dir.path().join("report.json");
+    let mut args = vec!["test", "-j", "1", "--message-format", "json"];
+    for k in kernels {
+        args.extend(["--kernel", k]);
+    }
+    let (ringbuf, lp) = (fixture("ringbuf"), fixture("loop"));
+    args.extend(["--object", ringbuf.to_str().unwrap()]);
+    args.extend(["--object", lp.to_str().unwrap()]);
+    args.extend(["--json", json.to_str().unwrap()]);
+    let mut child = cli(&args)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first cell line means the first kernel is done; the second is booting.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["kernel"], kernels[0], "{first:#}");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cells = report["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "{report:#}");
+    for c in cells {
+        if c["kernel"] == kernels[0] {
+            assert_ne!(c["code"], "INTERRUPTED", "{c:#}");
+            assert!(c["status"] == "pass" || c["status"] == "fail", "{c:#}");
+        } else {
+            assert_eq!(c["code"], "INTERRUPTED", "{c:#}");
+            assert_eq!(c["status"], "infra_error", "{c:#}");
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (dirs, procs) = leftovers(&tmp);
+    assert!(dirs.is_empty(), "run directories left: {dirs:?}");
+    assert!(procs.is_empty(), "QEMU left running: {procs:?}");
+}
+
+#[test]
+fn sigterm_during_a_boot_exits_143_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let json = dir.path().join("report.json");
+    let lp = fixture("loop");
+    let mut child = cli(&[
+        "test",
+        "--kernel",
+        "debian-12-6.1",
+        "--object",
+        lp.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ])
+    .env("TMPDIR", &tmp)
+    .spawn()
+    .unwrap();
+    // Wait until the guest is running, then stop the run.
+    let started = std::time::Instant::now();
+    while leftovers(&tmp).1.is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no guest started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["cells"][0]["code"], "INTERRUPTED", "{report:#}");
+    assert!(
+        report["cells"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SIGTERM")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(leftovers(&tmp), (vec![], vec![]));
+}

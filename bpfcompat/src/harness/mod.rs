@@ -7,7 +7,7 @@
 //! mounts what BPF needs, runs only the test bodies named on its kernel
 //! command line, reports each on the result port and powers off.
 
-mod config;
+pub(crate) mod config;
 mod guest;
 mod host;
 

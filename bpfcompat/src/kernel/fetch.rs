@@ -125,20 +125,24 @@ pub fn fetch(
     cancel: &Cancel,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CachedKernel, FetchError> {
-    if let Ok(Some(k)) = cache.lookup(&pin.sha256) {
-        return Ok(k);
+    let unreadable = |source| FetchError::Io {
+        context: format!(
+            "the cache entry {} is not readable",
+            cache.entry_dir(&pin.sha256).display()
+        ),
+        source,
+    };
+    match cache.lookup(&pin.sha256) {
+        Ok(Some(k)) => return Ok(k),
+        Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
+        Ok(None) | Err(EntryProblem::Damaged(_)) => {}
     }
     let _lock = cache.lock(&pin.sha256)?;
     let dir = cache.entry_dir(&pin.sha256);
     match cache.lookup(&pin.sha256) {
         Ok(Some(k)) => return Ok(k), // another run fetched it while we waited
         Ok(None) => {}
-        Err(EntryProblem::Unreadable(source)) => {
-            return Err(FetchError::Io {
-                context: format!("the cache entry {} is not readable", dir.display()),
-                source,
-            });
-        }
+        Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
         Err(EntryProblem::Damaged(reason)) => {
             progress(&format!(
                 "cache entry {} is damaged ({reason}); fetching it again",

@@ -2,10 +2,10 @@
 //! and how a pinned package becomes a cached `vmlinuz`.
 
 mod cache;
-mod deb;
+pub(crate) mod deb;
 mod debversion;
 mod fetch;
-mod index;
+pub(crate) mod index;
 mod mirror;
 
 pub use cache::{Cache, CachedKernel};

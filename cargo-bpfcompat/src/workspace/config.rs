@@ -193,6 +193,20 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn any_text_is_a_configuration_or_an_error_never_a_panic() {
+        // A bounded pass over damaged variants of a real configuration.
+        let real = "matrix = \"default\"\nkernels = [\"debian-12-6.1\"]\n[objects.\"a.bpf.o\"]\nexpect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_HELPER\" }\n";
+        let dir = tempfile::tempdir().unwrap();
+        for cut in 0..real.len() {
+            for junk in ["", "]", "=", "\"", "\u{0}", "[objects]", "\n[x]\n"] {
+                let text = format!("{}{junk}{}", &real[..cut], &real[cut..]);
+                write(dir.path(), "bpfcompat.toml", &text);
+                let _ = load_config(dir.path());
+            }
+        }
+    }
+
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
     }

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod mirror;
+mod trust;
+
 fn bpfcompat(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-bpfcompat"));
     c.args(args).env_remove("BPFCOMPAT_MIRROR_UBUNTU");

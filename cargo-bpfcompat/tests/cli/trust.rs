@@ -1,0 +1,392 @@
+//! Hostile and broken input, as an attacker or an unlucky user would give it:
+//! crafted locks and indexes served from a local mirror on 127.0.0.1,
+//! planted links, damaged objects, unwritable outputs. Nothing outside the
+//! test's own directory may be touched, and every case exits 1 with one
+//! clear message. No guest boots here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::mirror::{Body, packages_gz, serve};
+use super::{bpfcompat, run, tiny_bpf_object, write};
+
+const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
+
+/// A matrix of one kernel from the `local` archive, pinned by `lock`.
+fn local_matrix(dir: &Path, sha256: &str, filename: &str) -> String {
+    let m = write(
+        dir,
+        "m.toml",
+        "[[kernel]]\nname = \"local-k\"\nsources = [\"local:stable\"]\npackage = \"linux-image-*-1-cloud-amd64\"\n",
+    );
+    write(
+        dir,
+        "kernels.lock",
+        &format!(
+            "[[kernel]]\nname = \"local-k\"\narchive = \"local\"\nsuite = \"stable\"\npackage = \"{PACKAGE}\"\nversion = \"1\"\nfilename = \"{filename}\"\nsize = 1\nsha256 = \"{sha256}\"\n"
+        ),
+    );
+    m
+}
+
+/// A directory with a file in it that a hostile value would point at.
+fn victim(dir: &Path) -> std::path::PathBuf {
+    let v = dir.join("victim");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("precious"), b"keep me").unwrap();
+    v
+}
+
+fn assert_untouched(victim: &Path) {
+    assert_eq!(
+        std::fs::read(victim.join("precious")).unwrap(),
+        b"keep me",
+        "{} was touched",
+        victim.display()
+    );
+}
+
+#[test]
+fn a_lock_digest_that_is_a_path_is_refused_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let v = victim(dir.path());
+    // <cache>/kernels/../../victim is the victim: a run once deleted it.
+    for digest in ["../../victim".to_string(), v.display().to_string()] {
+        let m = local_matrix(dir.path(), &digest, "pool/k.deb");
+        let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+        c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+            .env("BPFCOMPAT_MIRROR_LOCAL", "http://127.0.0.1:9");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("kernels.lock") && err.contains("not a sha256 digest"),
+            "{err}"
+        );
+        assert_untouched(&v);
+        assert!(!dir.path().join("victim.lock").exists());
+    }
+}
+
+#[test]
+fn a_hostile_index_cannot_plant_a_path_in_the_lock() {
+    for (sha, file) in [
+        ("../../victim", "pool/k.deb"),
+        (&*"a".repeat(64), "../../../etc/passwd"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let index =
+            format!("Package: {PACKAGE}\nVersion: 2\nFilename: {file}\nSize: 1\nSHA256: {sha}\n");
+        let base = serve(BTreeMap::from([(
+            "/dists/stable/main/binary-amd64/Packages.gz".to_string(),
+            Body::Bytes(packages_gz(&index)),
+        )]));
+        let m = local_matrix(dir.path(), &"0".repeat(64), "pool/k.deb");
+        let before = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
+        let mut c = bpfcompat(&["kernels", "update", "--matrix", &m]);
+        c.env("BPFCOMPAT_MIRROR_LOCAL", &base);
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("is unusable") && err.contains(PACKAGE),
+            "{err}"
+        );
+        let after = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
+        assert!(
+            !after.contains("victim") && !after.contains("passwd"),
+            "{after}"
+        );
+        assert!(
+            after.contains(&"0".repeat(64)) || after == before,
+            "{after}"
+        );
+    }
+}
+
+#[test]
+fn a_planted_lock_link_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = "e".repeat(64);
+    let m = local_matrix(dir.path(), &digest, "pool/k.deb");
+    let kernels = dir.path().join("cache/kernels");
+    std::fs::create_dir_all(&kernels).unwrap();
+    let target = dir.path().join("root-owned-file");
+    std::fs::write(&target, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&target, kernels.join(format!("{digest}.lock"))).unwrap();
+    let mut c = bpfcompat(&["kernels", "fetch", "--matrix", &m]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_LOCAL", "http://127.0.0.1:9");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+}
+
+#[test]
+fn a_digest_mismatch_is_a_tool_failure_even_when_unavailable_kernels_are_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let base = serve(BTreeMap::from([(
+        "/pool/k.deb".to_string(),
+        Body::Bytes(b"not the pinned package".to_vec()),
+    )]));
+    let m = local_matrix(dir.path(), &"f".repeat(64), "pool/k.deb");
+    let json = dir.path().join("r.json");
+    let mut c = bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        &m,
+        "--allow-unavailable",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_LOCAL", &base);
+    let (code, out, _) = run(c);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cell = &report["cells"][0];
+    assert_eq!(cell["status"], "infra_error", "{cell:#}");
+    assert!(
+        cell["message"].as_str().unwrap().contains("sha256"),
+        "{cell:#}"
+    );
+    // Nothing of the bad download stays in the cache.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("cache/kernels"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_stalled_mirror_is_abandoned_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(BTreeMap::from([(
+        "/pool/k.deb".to_string(),
+        Body::Stall {
+            first: vec![0; 1000],
+            total: 1 << 20,
+        },
+    )]));
+    let m = local_matrix(dir.path(), &"f".repeat(64), "pool/k.deb");
+    let mut c = bpfcompat(&["kernels", "fetch", "--matrix", &m]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_LOCAL", &base)
+        .env("BPFCOMPAT_HTTP_IDLE_SECS", "2");
+    let started = Instant::now();
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stalled"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn no_cache_location_is_an_error_naming_the_variable() {
+    let mut c = bpfcompat(&["kernels", "list"]);
+    c.env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("BPFCOMPAT_CACHE");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("BPFCOMPAT_CACHE") && err.contains("hint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_profile_named_dot_dot_cannot_write_evidence_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = write(
+        dir.path(),
+        "m.toml",
+        "[[kernel]]\nname = \"..\"\nsources = [\"local:stable\"]\npackage = \"p\"\n",
+    );
+    let evidence = dir.path().join("evidence");
+    let (code, _, err) = run(bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        &m,
+        "--evidence",
+        evidence.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not starting with `.`"), "{err}");
+}
+
+#[test]
+fn an_unreadable_cache_entry_says_so_not_check_the_network() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP needs root to make an entry another user cannot read");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let digest = "a".repeat(64);
+    let m = local_matrix(dir.path(), &digest, "pool/k.deb");
+    let entry = dir.path().join(format!("cache/kernels/{digest}"));
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::write(entry.join("meta.json"), b"{}").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [
+        (dir.path().to_path_buf(), 0o755),
+        (entry.join("meta.json"), 0o600),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_cargo-bpfcompat"))
+        .args(["kernels", "fetch", "--matrix", &m])
+        .env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_LOCAL", "http://127.0.0.1:9");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not readable") && err.contains("uid 65534") && !err.contains("network"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_full_disk_says_so_not_check_the_network() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP needs root to mount a small tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&cache)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIP cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&cache);
+    let base = serve(BTreeMap::from([(
+        "/pool/k.deb".to_string(),
+        Body::Bytes(vec![7; 1 << 20]),
+    )]));
+    let m = local_matrix(dir.path(), &"f".repeat(64), "pool/k.deb");
+    let mut c = bpfcompat(&["kernels", "fetch", "--matrix", &m]);
+    c.env("BPFCOMPAT_CACHE", &cache)
+        .env("BPFCOMPAT_MIRROR_LOCAL", &base);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("disk is full") && !err.contains("network"),
+        "{err}"
+    );
+}
+
+#[test]
+fn damaged_objects_are_refused_on_the_host_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(tiny_bpf_object(dir.path())).unwrap();
+    let shoff = u64::from_le_bytes(good[40..48].try_into().unwrap()) as usize;
+    let mut overwritten = good.clone();
+    overwritten[shoff..].iter_mut().for_each(|b| *b = 0x5a);
+    let mut past_end = good.clone();
+    past_end[40..48].copy_from_slice(&(good.len() as u64 * 4).to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("200 bytes", good[..200].to_vec()),
+        ("700 bytes", good[..700].to_vec()),
+        ("overwritten section headers", overwritten),
+        ("e_shoff past the end", past_end),
+    ];
+    for (what, bytes) in cases {
+        let p = dir.path().join("broken.bpf.o");
+        std::fs::write(&p, bytes).unwrap();
+        let mut c = bpfcompat(&["test", "--object", p.to_str().unwrap()]);
+        // Were a guest attempted, the error would be about QEMU instead.
+        c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let started = Instant::now();
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{what}");
+        assert!(
+            err.contains("broken.bpf.o is a damaged BPF object") && err.lines().count() <= 2,
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_fifo_device_or_directory_object_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.bpf.o");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    for (p, kind) in [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/zero", "a device"),
+        (dir.path().to_str().unwrap(), "a directory"),
+    ] {
+        let started = Instant::now();
+        let (code, _, err) = run(bpfcompat(&["test", "--object", p]));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(kind), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn usage_errors_exit_1_not_2() {
+    for args in [
+        &["--bogus"][..],
+        &[][..],
+        &["test", "--shard", "3/2"][..],
+        &["test", "--shard", "0/2"][..],
+        &["test", "--mode", "sideways"][..],
+    ] {
+        let (code, _, err) = run(bpfcompat(args));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("error") || err.contains("Usage"), "{err}");
+    }
+    let (code, out, _) = run(bpfcompat(&["--help"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage"));
+}
+
+#[test]
+fn unwritable_report_paths_fail_before_any_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let file = write(dir.path(), "a-file", "x");
+    for (flag, path) in [
+        ("--json", "/nonexistent-dir/r.json".to_string()),
+        ("--markdown", dir.path().display().to_string()),
+        ("--junit", format!("{file}/r.xml")),
+        ("--evidence", format!("{file}/evidence")),
+    ] {
+        let mut c = bpfcompat(&["test", "--object", &obj, flag, &path]);
+        c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{flag}: {err}");
+        assert!(err.contains(flag) && err.contains("hint"), "{flag}: {err}");
+    }
+    // A baseline that is not a report is refused before anything runs, too.
+    let mut c = bpfcompat(&["test", "--object", &obj, "--baseline", &file]);
+    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("baseline"), "{err}");
+    assert!(!Path::new("/nonexistent-dir").exists());
+}
