@@ -109,3 +109,69 @@ fn gate_without_privileges_says_which_are_missing() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_non_utf8_section_name_gets_a_verdict_not_an_abort() {
+    if !is_root() {
+        bpfcompat_e2e::skip("a_non_utf8_section_name…: needs root");
+        return;
+    }
+    // The kprobe fixture with one byte of its section name made invalid UTF-8:
+    // libbpf prints that name, and a panicking print callback aborted (134).
+    let mut patched = std::fs::read(fixture("kprobe")).unwrap();
+    let at: Vec<usize> = patched
+        .windows(7)
+        .enumerate()
+        .filter(|(_, w)| *w == b"kprobe/")
+        .map(|(i, _)| i + 7)
+        .collect();
+    assert!(!at.is_empty(), "a kprobe/ section name");
+    for i in at {
+        patched[i] = 0xff;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("nonutf8.bpf.o");
+    std::fs::write(&obj, patched).unwrap();
+    let json = dir.path().join("host.json");
+    let out = run(cli(&[
+        "check",
+        obj.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let code = out.status.code();
+    assert!(code == Some(0) || code == Some(2), "{out:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let status = report["cells"][0]["status"].as_str().unwrap();
+    assert!(status == "pass" || status == "fail", "{report:#}");
+}
+
+#[test]
+fn a_trigger_that_cannot_run_is_its_own_error_not_not_fired() {
+    if !is_root() {
+        bpfcompat_e2e::skip("a_trigger_that_cannot_run…: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("host.json");
+    let out = run(cli(&[
+        "check",
+        "--mode",
+        "fire",
+        "--trigger",
+        "/nonexistent/trigger --go",
+        fixture("ringbuf").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cell = &report["cells"][0];
+    assert_eq!(cell["status"], "infra_error", "{cell:#}");
+    assert_ne!(cell["code"], "NOT_FIRED", "{cell:#}");
+    let message = cell["message"].as_str().unwrap();
+    assert!(
+        message.contains("/nonexistent/trigger") && message.contains("cannot run"),
+        "{cell:#}"
+    );
+}

@@ -10,6 +10,7 @@
 //! flight: it is killed and a fresh worker takes the rest.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -118,6 +119,7 @@ impl Worker {
             .arg(WORKER_ARG)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .process_group(0)
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
@@ -137,7 +139,7 @@ impl Worker {
     }
 
     fn kill(mut self) -> String {
-        let _ = self.child.kill();
+        bpfcompat::process_group::kill(&self.child);
         self.child.wait().map(|s| s.to_string()).unwrap_or_default()
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
     {
         Ok(c) => c,
@@ -49,7 +50,7 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if started.elapsed() > limit => {
-                let _ = child.kill();
+                bpfcompat::process_group::kill(&child);
                 let _ = child.wait();
                 report.timed_out = true;
                 break None;
@@ -61,6 +62,9 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
             }
         }
     };
+    // What the command left running in its group ends with it: a
+    // background child holding its output would block the reads below.
+    bpfcompat::process_group::kill(&child);
     if let Some(s) = status {
         report.exit_code = s.code();
         report.signal = s.signal();

@@ -148,17 +148,12 @@ fn run_trigger(argv: &[String]) -> Result<String, String> {
         .process_group(0)
         .spawn()
         .map_err(|e| {
-            format!("the fire-mode trigger {shown} cannot run in the guest: {e} (hint: the guest has only the agent and what --loader or --bin ship; trigger with a shipped binary or use the built-in workload)")
+            format!("the fire-mode trigger {shown} cannot run: {e} (hint: a guest has only the agent and what --loader or --bin ship; trigger with a shipped binary, or use the built-in workload)")
         })?;
     let started = std::time::Instant::now();
     while matches!(child.try_wait(), Ok(None)) {
         if started.elapsed() > Duration::from_secs(30) {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            bpfcompat::process_group::kill(&child);
             break;
         }
         std::thread::sleep(Duration::from_millis(10));

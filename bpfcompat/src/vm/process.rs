@@ -101,19 +101,8 @@ struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        kill_group(&self.0);
+        crate::process_group::kill(&self.0);
         let _ = self.0.wait();
-    }
-}
-
-/// SIGKILL to the process group the child leads (it was spawned with
-/// `process_group(0)`, so its pid is the group id).
-fn kill_group(child: &Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
     }
 }
 

@@ -390,3 +390,37 @@ fn unwritable_report_paths_fail_before_any_guest() {
     assert!(err.contains("baseline"), "{err}");
     assert!(!Path::new("/nonexistent-dir").exists());
 }
+
+#[test]
+fn a_report_that_cannot_be_written_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = super::orphan_matrix(dir.path());
+    let json = dir.path().join("r.json");
+    let md = dir.path().join("r.md");
+    let mut c = bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        &m,
+        "--allow-unavailable",
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    // Only known after the run: the step summary GitHub would append to.
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache")).env(
+        "GITHUB_STEP_SUMMARY",
+        dir.path().join("no-such-dir/summary"),
+    );
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("GITHUB_STEP_SUMMARY"), "{err}");
+    assert!(json.is_file() && md.is_file());
+    assert!(
+        out.contains("far-away"),
+        "the matrix is still printed: {out}"
+    );
+}
