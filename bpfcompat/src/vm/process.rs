@@ -293,35 +293,33 @@ fn read_records(path: &Path) -> Vec<Record> {
 mod tests {
     use super::*;
 
-    /// A "QEMU" that forks a child holding the console pipe and never ends:
-    /// the timeout must take the whole group, and quickly.
-    #[test]
-    fn timeout_kills_a_forking_wrapper_and_its_children() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("child.pid");
-        let wrapper = dir.path().join("qemu-wrapper");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
-                marker.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            &wrapper,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+    /// A stand-in for QEMU (a shell script) and a spec whose files live in `dir`.
+    fn fake_qemu(dir: &Path, script: &str) -> (PathBuf, BootSpec) {
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = dir.join("qemu-wrapper");
+        std::fs::write(&wrapper, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let spec = BootSpec {
-            kernel: dir.path().join("k"),
-            initrd: dir.path().join("i"),
-            results: dir.path().join("results"),
+            kernel: dir.join("k"),
+            initrd: dir.join("i"),
+            results: dir.join("results"),
             accel: super::super::Accel::Tcg,
             memory_mib: 64,
             cpus: 1,
             extra_cmdline: Vec::new(),
         };
+        (wrapper, spec)
+    }
+
+    /// A "QEMU" that forks a child holding the console pipe and never ends:
+    /// the timeout must take the whole group, and quickly.
+    #[test]
+    fn timeout_kills_a_forking_wrapper_and_its_children() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let script = format!("sleep 600 &\necho $! > {}\nwait", marker.display());
+        let (wrapper, spec) = fake_qemu(dir.path(), &script);
         let started = Instant::now();
         let b = boot(
             &wrapper,
@@ -353,7 +351,6 @@ mod tests {
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false);
         assert!(!alive, "the wrapper's child {pid} outlived the timeout");
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&spec.results)
             .unwrap()
             .permissions()
@@ -364,22 +361,7 @@ mod tests {
     #[test]
     fn cancel_stops_a_guest() {
         let dir = tempfile::tempdir().unwrap();
-        let wrapper = dir.path().join("qemu-wrapper");
-        std::fs::write(&wrapper, "#!/bin/sh\nexec sleep 600\n").unwrap();
-        std::fs::set_permissions(
-            &wrapper,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let spec = BootSpec {
-            kernel: dir.path().join("k"),
-            initrd: dir.path().join("i"),
-            results: dir.path().join("results"),
-            accel: super::super::Accel::Tcg,
-            memory_mib: 64,
-            cpus: 1,
-            extra_cmdline: Vec::new(),
-        };
+        let (wrapper, spec) = fake_qemu(dir.path(), "exec sleep 600");
         let cancel = Cancel::new();
         let c = cancel.clone();
         std::thread::spawn(move || {
