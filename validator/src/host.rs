@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use bpfcompat::classify::{Cell, cells_for_kernel};
+use bpfcompat::outcome::KernelRun;
 use bpfcompat::protocol::ObjectReport;
-use bpfcompat::run::KernelRun;
 
 use crate::{Options, Source, validate_source};
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
+use crate::outcome::{KernelOutcome, KernelRun};
 use crate::protocol::{CommandReport, Fault, Fire, ObjectReport, Outcome, StepFailure};
-use crate::run::{KernelOutcome, KernelRun};
 
 /// A cell's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

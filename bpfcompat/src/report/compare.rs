@@ -148,7 +148,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
             }
         }
         for k in &r.kernels {
-            kernels.retain(|x: &crate::run::KernelRun| x.kernel != k.kernel);
+            kernels.retain(|x: &crate::outcome::KernelRun| x.kernel != k.kernel);
             kernels.push(k.clone());
         }
         for c in &r.cells {

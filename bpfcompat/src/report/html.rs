@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::Report;
 use super::terminal::cell_word;
 use crate::classify::{Cell, Status};
-use crate::run::KernelRun;
+use crate::outcome::KernelRun;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::classify::{Cell, Code, Status, cells_for_kernel};
-use crate::run::{KernelRun, RunOutput};
+use crate::outcome::{KernelRun, RunOutput};
 
 /// Version of the JSON report schema.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -302,7 +302,7 @@ pub fn matrix(r: &Report, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{KernelOutcome, KernelRun, RunOutput};
+    use crate::outcome::{KernelOutcome, KernelRun, RunOutput};
 
     /// A report over the eight kernels of the default matrix, with long codes.
     fn eight_kernel_report() -> Report {

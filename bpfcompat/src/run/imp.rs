@@ -13,6 +13,7 @@ use crate::classify::signal_name;
 use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
+use crate::outcome::{KernelOutcome, KernelRun, RunOutput, Timings};
 use crate::protocol::{Record, tail};
 use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe_kvm};
 

@@ -7,7 +7,4 @@ mod imp;
 mod types;
 
 pub use imp::run;
-pub use types::{
-    CommandInput, Event, KernelOutcome, KernelRun, KernelTarget, ObjectInput, Plan, RunOutput,
-    Settings, Timings,
-};
+pub use types::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use bpfcompat::objects::{check_bpf_object, display_names};
+use bpfcompat::outcome::{KernelRun, RunOutput};
 use bpfcompat::report::{Report, failures_text, matrix_table};
-use bpfcompat::run::{KernelRun, RunOutput};
 use clap::Args;
 use validator::{HostError, Options, Source, missing_privileges, validate_source};
 

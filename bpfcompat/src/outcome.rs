@@ -1,0 +1,132 @@
+//! What happened on each kernel: the results of a run, below the scheduler.
+//!
+//! The runner produces these; the classifier, the reports, the host pre-load
+//! gate and the CLI read them. Nothing here knows how guests are scheduled.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{CommandReport, ObjectReport};
+
+/// How a kernel's guest ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KernelOutcome {
+    /// The agent reported on every object and the guest powered off.
+    Completed,
+    /// The kernel could not be had (no mirror, not pinned, download failed).
+    Unavailable {
+        /// Why, with the fix.
+        reason: String,
+    },
+    /// The guest never ran the agent, or QEMU failed: no verdict.
+    Infra {
+        /// What happened.
+        reason: String,
+    },
+    /// The kernel panicked after the agent started.
+    Panic {
+        /// The console line.
+        line: String,
+    },
+    /// The guest ran past its limit after the agent started.
+    Timeout {
+        /// The limit in seconds.
+        after_secs: u64,
+    },
+    /// The run was stopped (a signal) before this kernel finished; the
+    /// objects it had finished keep their verdicts.
+    Interrupted {
+        /// The signal number.
+        signal: usize,
+    },
+}
+
+/// Phase timings of one kernel, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timings {
+    /// Getting the kernel (0 on a cache hit beyond the digest check).
+    pub fetch_ms: u64,
+    /// Building the initramfs (once per run, shared by all kernels).
+    pub initramfs_ms: u64,
+    /// QEMU start until the agent said hello.
+    pub boot_ms: u64,
+    /// Agent hello until done.
+    pub validate_ms: u64,
+    /// Agent done until QEMU exited.
+    pub shutdown_ms: u64,
+}
+
+/// What one kernel produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelRun {
+    /// Profile name.
+    pub kernel: String,
+    /// Whether failures here fail the run.
+    pub required: bool,
+    /// Pinned package and version, when pinned.
+    pub package: Option<String>,
+    /// Its Debian version.
+    pub version: Option<String>,
+    /// `uname -r` in the guest (or from the package).
+    pub release: Option<String>,
+    /// Whether the guest kernel has BTF.
+    pub kernel_btf: Option<bool>,
+    /// How the guest ended.
+    pub outcome: KernelOutcome,
+    /// One report per object the agent finished (raw; reports carry cells,
+    /// and the evidence directory keeps these records).
+    #[serde(skip)]
+    pub objects: Vec<ObjectReport>,
+    /// One report per command the agent ran.
+    #[serde(skip)]
+    pub commands: Vec<CommandReport>,
+    /// The exit code each command is expected to end with.
+    #[serde(skip)]
+    pub command_expect: BTreeMap<String, i32>,
+    /// Boots that were retried, and why.
+    pub retries: Vec<String>,
+    /// The accelerator used.
+    pub accel: String,
+    /// Phase timings.
+    pub timings: Timings,
+    /// The last console lines (all of it is in the evidence directory).
+    pub console_tail: Vec<String>,
+    /// The evidence directory of this kernel, when kept.
+    pub evidence: Option<PathBuf>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOutput {
+    /// One entry per kernel, in plan order.
+    pub kernels: Vec<KernelRun>,
+    /// Notes said during the run.
+    pub notes: Vec<String>,
+}
+
+impl KernelRun {
+    /// The running kernel as a one-kernel run: the host pre-load gate judges
+    /// its reports with the same classifier as a guest's.
+    pub fn on_host(release: String, kernel_btf: bool, objects: Vec<ObjectReport>) -> KernelRun {
+        KernelRun {
+            kernel: "host".into(),
+            required: true,
+            package: None,
+            version: None,
+            release: Some(release),
+            kernel_btf: Some(kernel_btf),
+            outcome: KernelOutcome::Completed,
+            objects,
+            commands: Vec::new(),
+            command_expect: BTreeMap::new(),
+            retries: Vec::new(),
+            accel: "none".into(),
+            timings: Timings::default(),
+            console_tail: Vec::new(),
+            evidence: None,
+        }
+    }
+}
