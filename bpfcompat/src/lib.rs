@@ -20,11 +20,11 @@ pub mod outcome;
 pub mod process_group;
 #[cfg(test)]
 mod proptests;
-pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod safe;
 pub mod vm;
+pub mod wire;
 
 pub use bpfcompat_test::kernel_test;
 

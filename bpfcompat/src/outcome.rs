@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CommandReport, ObjectReport};
+use crate::wire::{CommandReport, MalformedRecord, ObjectReport};
 
 /// How a kernel's guest ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +96,10 @@ pub struct KernelRun {
     pub console_tail: Vec<String>,
     /// The evidence directory of this kernel, when kept.
     pub evidence: Option<PathBuf>,
+    /// Result-port lines that claimed to be records but did not parse: the
+    /// raw evidence when an object's report is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub malformed_records: Vec<MalformedRecord>,
 }
 
 /// Everything a run produced.
@@ -127,6 +131,7 @@ impl KernelRun {
             timings: Timings::default(),
             console_tail: Vec::new(),
             evidence: None,
+            malformed_records: Vec::new(),
         }
     }
 }

@@ -56,8 +56,8 @@ proptest! {
 
     #[test]
     fn guest_records_survive_any_line(line in ".{0,200}", json in "[{}\\[\\]\":,a-z0-9 ]{0,200}") {
-        let _ = crate::protocol::Record::from_line(&line);
-        let _ = crate::protocol::Record::from_line(&format!("BPFCOMPAT1 {json}"));
+        let _ = crate::wire::Record::from_line(&line);
+        let _ = crate::wire::Record::from_line(&format!("BPFCOMPAT1 {json}"));
     }
 
     #[test]

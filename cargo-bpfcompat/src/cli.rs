@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
@@ -84,15 +85,10 @@ pub struct UpdateArgs {
     pub lock: Option<PathBuf>,
 }
 
-/// How far validation goes.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Mode {
-    /// Load every program (the verifier decides).
-    Load,
-    /// Load and attach every program to its hook.
-    Attach,
-    /// Load, attach, run a trigger and require every program to have run.
-    Fire,
+/// `--mode`: the engine's [`bpfcompat::wire::Mode`], parsed by name.
+pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat::wire::Mode> {
+    clap::builder::PossibleValuesParser::new(bpfcompat::wire::Mode::NAMES)
+        .map(|s| s.parse().expect("a listed mode"))
 }
 
 /// How guests are accelerated.

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         &path,
         Source::Bytes(&bytes),
         &Options {
-            attach: true,
+            mode: bpfcompat::wire::Mode::Attach,
             ..Options::default()
         },
     ) {

@@ -17,26 +17,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use bpfcompat::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
-use bpfcompat::guest::{Fixups, JOB_FILE, Job, JobObject};
-use bpfcompat::protocol::{Fault, ObjectReport, Record};
-use serde::{Deserialize, Serialize};
+use bpfcompat::wire::{Fault, JOB_FILE, Job, JobObject, ObjectReport, Record, WorkerRequest};
 
 use crate::{Options, validate_object};
 
 /// Argument that makes the binary a validation worker.
 const WORKER_ARG: &str = "__bpfcompat-worker";
-
-/// One request to the worker, one line of JSON on its stdin.
-#[derive(Serialize, Deserialize)]
-struct Request {
-    name: String,
-    path: String,
-    attach: bool,
-    fixups: Fixups,
-    btf: Option<String>,
-    fire: bool,
-    trigger: Option<Vec<String>>,
-}
 
 /// The agent binary's `main`: as PID 1 it runs the job; with [`WORKER_ARG`]
 /// it validates the objects it is sent; anything else is a usage error.
@@ -77,7 +63,7 @@ fn run_as_init() -> ! {
     });
     match std::fs::read(JOB_FILE)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice::<Job>(&b).map_err(|e| e.to_string()))
+        .and_then(|b| Job::parse(&b))
     {
         Ok(job) => {
             let mut worker = None;
@@ -171,13 +157,12 @@ fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> 
         },
     };
     let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
-    let request = Request {
+    let request = WorkerRequest {
         name: obj.name.clone(),
         path: obj.path.clone(),
-        attach: job.attach,
+        mode: job.mode,
         fixups: obj.fixups.clone(),
         btf: obj.btf.get(&kernel).cloned(),
-        fire: job.fire,
         trigger: obj.trigger.clone().or_else(|| job.trigger.clone()),
     };
     let line = serde_json::to_string(&request).expect("requests serialize") + "\n";
@@ -251,16 +236,15 @@ fn run_worker() -> ExitCode {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     for line in stdin.lock().lines().map_while(Result::ok) {
-        let Ok(req) = serde_json::from_str::<Request>(&line) else {
+        let Ok(req) = serde_json::from_str::<WorkerRequest>(&line) else {
             eprintln!("bpfcompat worker: bad request: {}", clip(&line));
             return ExitCode::from(2);
         };
         inject_fault(&req.name);
         let opts = Options {
-            attach: req.attach,
+            mode: req.mode,
             fixups: req.fixups,
             btf_custom_path: req.btf.map(Into::into),
-            fire: req.fire,
             trigger: req.trigger,
         };
         let report = validate_object(&req.name, Path::new(&req.path), &opts);

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
-use bpfcompat::guest::Fixups;
-use bpfcompat::protocol::Outcome;
+use bpfcompat::wire::Fixups;
+use bpfcompat::wire::Outcome;
 use libbpf_rs::{Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
 use crate::capture;

@@ -7,8 +7,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bpfcompat::guest::JobCommand;
-use bpfcompat::protocol::{CommandReport, tail};
+use bpfcompat::wire::JobCommand;
+use bpfcompat::wire::{CommandReport, tail};
 
 /// Lines of output kept per stream.
 const OUTPUT_TAIL: usize = 40;

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
-use bpfcompat::protocol::{Fire, Outcome};
+use bpfcompat::wire::{Fire, Outcome};
 use libbpf_rs::Object;
 
 /// What the built-in trigger does, as reports name it.

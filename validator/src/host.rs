@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bpfcompat::classify::{Cell, cells_for_kernel};
 use bpfcompat::outcome::KernelRun;
-use bpfcompat::protocol::ObjectReport;
+use bpfcompat::wire::ObjectReport;
 
 use crate::{Options, Source, validate_source};
 
@@ -72,7 +72,7 @@ pub fn missing_privileges() -> Vec<&'static str> {
 /// ```no_run
 /// use validator::{Options, Source, validate_on_host};
 ///
-/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { attach: true, ..Options::default() })?;
+/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { mode: bpfcompat::wire::Mode::Attach, ..Options::default() })?;
 /// if !verdict.passed() {
 ///     eprintln!("refusing to load: {:?} {}", verdict.cell.code, verdict.cell.message.unwrap_or_default());
 /// }

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bpfcompat::guest::Fixups;
 use std::time::Instant;
 
-use bpfcompat::protocol::{
-    MapReport, ObjectReport, Outcome, ProgramReport, StepFailure, VariantChoice, tail,
+use bpfcompat::wire::{
+    Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure,
+    VariantChoice, tail,
 };
 use libbpf_rs::{ObjectBuilder, OpenObject};
 
@@ -30,14 +30,12 @@ const LIBBPF_TAIL: usize = 30;
 /// What to do with an object.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Attach every loaded program to its hook (then detach).
-    pub attach: bool,
+    /// How far validation goes (default: load).
+    pub mode: Mode,
     /// What the real loader changes before load.
     pub fixups: Fixups,
     /// A BTF file to use instead of the kernel's (kernels without BTF).
     pub btf_custom_path: Option<PathBuf>,
-    /// Fire mode: attach, run a trigger, and require every program to run.
-    pub fire: bool,
     /// The trigger command for fire mode (default: the built-in workload).
     pub trigger: Option<Vec<String>>,
 }
@@ -93,9 +91,8 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         let _inner_maps = match fixups::apply(&mut open, &opts.fixups) {
             Ok(fds) => fds,
             Err(e) => {
-                report.object_error = Some(StepFailure {
-                    error: format!("bpfcompat configuration: {e}"),
-                    ..StepFailure::default()
+                report.fault = Some(Fault::Configuration {
+                    message: e.to_string(),
                 });
                 break;
             }
@@ -127,19 +124,16 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                         Outcome::Ok
                     };
                 }
-                let (links, attached) = if opts.attach || opts.fire {
+                let (links, attached) = if opts.mode.attaches() {
                     attach_all(&obj, &opts.fixups)
                 } else {
                     (BTreeMap::new(), Attached::none())
                 };
-                let fired = if opts.fire {
+                let fired = if opts.mode == Mode::Fire {
                     match fire::measure(&obj, &links, opts.trigger.as_deref()) {
                         Ok(f) => f,
-                        Err(e) => {
-                            report.object_error = Some(StepFailure {
-                                error: format!("bpfcompat configuration: {e}"),
-                                ..StepFailure::default()
-                            });
+                        Err(message) => {
+                            report.fault = Some(Fault::Configuration { message });
                             break;
                         }
                     }
@@ -163,7 +157,7 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                         None => {
                             p.load = Outcome::Ok;
                             p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
-                                skipped(if opts.attach || opts.fire {
+                                skipped(if opts.mode.attaches() {
                                     "not attached"
                                 } else {
                                     "attach not requested"

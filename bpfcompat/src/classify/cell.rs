@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
-use crate::protocol::{CommandReport, Fault, Fire, ObjectReport, Outcome, StepFailure};
+use crate::wire::{CommandReport, Fault, Fire, ObjectReport, Outcome, StepFailure};
 
 /// A cell's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ pub struct Cell {
     pub programs: Vec<ProgramState>,
     /// Per group of alternative programs, the one chosen on this kernel.
     #[serde(default)]
-    pub variants: Vec<crate::protocol::VariantChoice>,
+    pub variants: Vec<crate::wire::VariantChoice>,
 }
 
 impl Cell {
@@ -247,7 +247,14 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
                     run,
                     Status::InfraError,
                     Code::Infra,
-                    "the agent sent no report for this object".into(),
+                    match run.malformed_records.first() {
+                        None => "the agent sent no report for this object".into(),
+                        Some(m) => format!(
+                            "the agent sent no readable report for this object; a record did not parse ({}): {}",
+                            m.error,
+                            m.line.chars().take(300).collect::<String>()
+                        ),
+                    },
                 ),
             }
         })
@@ -282,26 +289,25 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
                 format!("the validator crashed: {detail}"),
             );
         }
+        // A fix-up the object cannot take, or a trigger that cannot run, is
+        // the configuration's fault, not the kernel's.
+        Some(Fault::Configuration { message }) => {
+            return Cell::guest(
+                &r.object,
+                run,
+                Status::InfraError,
+                Code::Infra,
+                format!("bpfcompat configuration: {message}"),
+            );
+        }
         None => {}
-    }
-    // A fix-up the object cannot take is the configuration's fault, not the kernel's.
-    if let Some(f) = &r.object_error
-        && f.error.starts_with("bpfcompat configuration:")
-    {
-        return Cell::guest(
-            &r.object,
-            run,
-            Status::InfraError,
-            Code::Infra,
-            f.error.clone(),
-        );
     }
     let btf = run.kernel_btf;
     let mut findings = Vec::new();
     let mut push = |step: Step,
                     failure: &StepFailure,
-                    program: Option<&crate::protocol::ProgramReport>,
-                    map: Option<&crate::protocol::MapReport>| {
+                    program: Option<&crate::wire::ProgramReport>,
+                    map: Option<&crate::wire::MapReport>| {
         let Verdict {
             code,
             message,

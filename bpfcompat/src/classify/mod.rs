@@ -1,4 +1,4 @@
-//! Verdicts: from an agent's [`ObjectReport`](crate::protocol::ObjectReport)
+//! Verdicts: from an agent's [`ObjectReport`](crate::wire::ObjectReport)
 //! and how its guest ended to one [`Cell`] per object and kernel, with a
 //! failure code, the kernel's own words and a remediation.
 //!

@@ -4,7 +4,7 @@ use super::Code;
 use super::features::{
     helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
 };
-use crate::protocol::{MapReport, ProgramReport, StepFailure};
+use crate::wire::{MapReport, ProgramReport, StepFailure};
 
 /// The libbpf poison constant for an unresolved CO-RE relocation (0xbad2310).
 const CORE_POISON: &str = "195896080";
@@ -340,8 +340,8 @@ mod tests {
             prog_type: prog_type.into(),
             type_supported: Some(true),
             helpers: vec![],
-            load: crate::protocol::Outcome::Ok,
-            attach: crate::protocol::Outcome::Ok,
+            load: crate::wire::Outcome::Ok,
+            attach: crate::wire::Outcome::Ok,
             fire: None,
         }
     }
@@ -434,7 +434,7 @@ mod tests {
             map_type: "ringbuf".into(),
             type_supported: Some(false),
             declared: [4096, 0, 0],
-            create: crate::protocol::Outcome::Ok,
+            create: crate::wire::Outcome::Ok,
         };
         let got = classify(&Evidence {
             step: Step::MapCreate,

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use nix::mount::{MsFlags, mount};
 
-use crate::protocol::Record;
+use crate::wire::Record;
 
 /// The serial port that carries result records (the console is `ttyS0`).
 pub const RESULT_PORT: &str = "/dev/ttyS1";

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{Outcome, registered};
 use crate::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
-use crate::protocol::Record;
+use crate::wire::Record;
 
 /// Kernel parameter (so: init's environment) naming the tests to run.
 pub(crate) const TESTS_VAR: &str = "BPFCOMPAT_TESTS";

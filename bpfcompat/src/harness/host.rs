@@ -16,8 +16,8 @@ use crate::cancel::Cancel;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
-use crate::protocol::{Record, tail};
 use crate::vm::{Accel, BootSpec, Exit, boot, find_qemu, probe_kvm};
+use crate::wire::{Record, tail};
 
 /// What one boot of a kernel said about each of its tests.
 #[derive(Debug, Clone)]

@@ -25,6 +25,14 @@ pub(crate) fn write(
     std::fs::write(dir.join("console.log"), &boot.console).map_err(io)?;
     let records: String = boot.records.iter().map(|r| r.to_line() + "\n").collect();
     std::fs::write(dir.join("records.jsonl"), records).map_err(io)?;
+    if !boot.malformed.is_empty() {
+        let lines: String = boot
+            .malformed
+            .iter()
+            .map(|m| m.line.clone() + "\n")
+            .collect();
+        std::fs::write(dir.join("malformed-records.txt"), lines).map_err(io)?;
+    }
     std::fs::write(dir.join("qemu-argv.txt"), boot.argv.join(" ") + "\n").map_err(io)?;
     if let Some(c) = config {
         std::fs::copy(c, dir.join("config")).map_err(io)?;

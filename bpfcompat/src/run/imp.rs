@@ -11,11 +11,11 @@ use super::types::*;
 use crate::cancel::Cancel;
 use crate::classify::signal_name;
 use crate::errors::{InitramfsError, RunError, VmError};
-use crate::guest::{Initramfs, JOB_DIR, JOB_FILE, Job, JobCommand, JobObject};
+use crate::guest::Initramfs;
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::outcome::{KernelOutcome, KernelRun, RunOutput, Timings};
-use crate::protocol::{Record, tail};
 use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe_kvm};
+use crate::wire::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Record, tail};
 
 /// Console lines kept in a report (the whole console is evidence).
 const CONSOLE_TAIL: usize = 40;
@@ -184,12 +184,13 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
         });
     }
     let job = Job {
-        fire: plan.settings.fire,
         trigger: plan.settings.trigger.clone(),
         commands,
         objects,
-        attach: plan.settings.attach,
-        object_timeout_secs: plan.settings.object_timeout.as_secs().max(1),
+        ..Job::new(
+            plan.settings.mode,
+            plan.settings.object_timeout.as_secs().max(1),
+        )
     };
     img.file(
         JOB_FILE,
@@ -252,6 +253,7 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         timings: Timings::default(),
         console_tail: Vec::new(),
         evidence: None,
+        malformed_records: Vec::new(),
     };
     if let Some(signal) = ctx.cancel.signal() {
         run.outcome = KernelOutcome::Interrupted { signal };
@@ -409,6 +411,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         b.console.lines().map(str::to_string).collect(),
         CONSOLE_TAIL,
     );
+    run.malformed_records = b.malformed;
     let mut agent_error = None;
     for r in b.records {
         match r {

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::guest::Fixups;
 use crate::matrix::{Pin, Profile};
 use crate::outcome::KernelRun;
 use crate::vm::AccelChoice;
+use crate::wire::{Fixups, Mode};
 
 /// How guests are run.
 #[derive(Debug, Clone)]
@@ -24,10 +24,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Limit for one object inside the guest.
     pub object_timeout: Duration,
-    /// Attach loaded programs.
-    pub attach: bool,
-    /// Fire mode: run a trigger with everything attached and count runs.
-    pub fire: bool,
+    /// How far validation goes.
+    pub mode: Mode,
     /// The fire-mode trigger (default: the built-in workload).
     pub trigger: Option<Vec<String>>,
     /// Boots retried when a guest dies before the agent starts (default 2).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::{BootSpec, qemu_args};
 use crate::cancel::Cancel;
 use crate::errors::VmError;
-use crate::protocol::Record;
+use crate::wire::{MalformedRecord, Record, parse_records};
 
 /// How a boot ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,8 @@ pub struct Boot {
     pub console: String,
     /// Records from the result port, in order.
     pub records: Vec<Record>,
+    /// Result-port lines that claimed to be records but did not parse.
+    pub malformed: Vec<MalformedRecord>,
     /// The command line, for evidence.
     pub argv: Vec<String>,
     /// Host milliseconds from spawn until the agent said hello.
@@ -175,7 +177,7 @@ pub fn boot(
             .unwrap_or(Exit::PoweredOff);
         }
         if agent_started_ms.is_none() || done_ms.is_none() {
-            let records = read_records(&spec.results);
+            let (records, _) = read_records(&spec.results);
             if agent_started_ms.is_none()
                 && records.iter().any(|r| matches!(r, Record::Hello { .. }))
             {
@@ -220,7 +222,7 @@ pub fn boot(
     };
     let console =
         String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    let records = read_records(&spec.results);
+    let (records, malformed) = read_records(&spec.results);
     if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
         agent_started_ms = Some(started.elapsed().as_millis() as u64);
     }
@@ -228,6 +230,7 @@ pub fn boot(
         exit,
         console,
         records,
+        malformed,
         argv,
         agent_started_ms,
         done_ms,
@@ -278,14 +281,9 @@ fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<
     }
 }
 
-fn read_records(path: &Path) -> Vec<Record> {
+fn read_records(path: &Path) -> (Vec<Record>, Vec<MalformedRecord>) {
     std::fs::read(path)
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .lines()
-                .filter_map(Record::from_line)
-                .collect()
-        })
+        .map(|b| parse_records(&String::from_utf8_lossy(&b)))
         .unwrap_or_default()
 }
 

@@ -8,7 +8,9 @@ use bpfcompat::report::{Report, failures_text, matrix_table};
 use clap::Args;
 use validator::{HostError, Options, Source, missing_privileges, validate_source};
 
-use crate::cli::Mode;
+use bpfcompat::wire::Mode;
+
+use crate::cli::mode_parser;
 use crate::exit::Code;
 
 /// `check` arguments.
@@ -19,7 +21,7 @@ pub struct CheckArgs {
     pub objects: Vec<PathBuf>,
     /// How far validation goes: `load` (default), `attach`, or `fire` (attach,
     /// run a trigger, and require every program to run at least once).
-    #[arg(long, value_enum, default_value_t = Mode::Load)]
+    #[arg(long, value_parser = mode_parser(), default_value = "load")]
     pub mode: Mode,
     /// Same as `--mode attach`.
     #[arg(long, conflicts_with = "mode")]
@@ -52,8 +54,7 @@ pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
         .transpose()
         .map_err(|e| format!("--trigger: {e}"))?;
     let opts = Options {
-        attach: mode != Mode::Load,
-        fire: mode == Mode::Fire,
+        mode,
         trigger,
         ..Options::default()
     };

@@ -18,7 +18,9 @@ use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Setti
 use bpfcompat::vm::AccelChoice;
 use clap::Args;
 
-use crate::cli::{Accel, Mode};
+use bpfcompat::wire::Mode;
+
+use crate::cli::{Accel, mode_parser};
 use crate::exit::Code;
 use crate::progress::Progress;
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover, load_config};
@@ -76,7 +78,7 @@ pub struct TestArgs {
     pub object_timeout: u64,
     /// How far validation goes: `load`, `attach`, or `fire` (attach, run a
     /// trigger, and require every program to run at least once).
-    #[arg(long, value_enum, default_value_t = Mode::Attach)]
+    #[arg(long, value_parser = mode_parser(), default_value = "attach")]
     pub mode: Mode,
     /// Same as `--mode load`.
     #[arg(long, conflicts_with = "mode")]
@@ -190,8 +192,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             cpus: a.cpus,
             timeout: Duration::from_secs(a.timeout),
             object_timeout: Duration::from_secs(a.object_timeout),
-            attach: mode != Mode::Load,
-            fire: mode == Mode::Fire,
+            mode,
             trigger: a
                 .trigger
                 .as_deref()

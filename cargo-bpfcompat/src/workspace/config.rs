@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bpfcompat::classify::Code;
-use bpfcompat::guest::{Fixups, MapFixup, ProgramFixup};
+use bpfcompat::wire::{Fixups, MapFixup, ProgramFixup};
 use serde::Deserialize;
 
 /// The configuration.
@@ -226,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             c.objects["ringbuf"].maps["events"].max_entries,
-            Some(bpfcompat::guest::Count::Cpus)
+            Some(bpfcompat::wire::Count::Cpus)
         );
         c.validate(&["debian-11-5.10".into()], &["ringbuf".into()])
             .unwrap();

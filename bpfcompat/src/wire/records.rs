@@ -1,14 +1,15 @@
-//! The wire protocol between a guest agent and the host.
+//! Guest to host: the records an agent (or a `#[kernel_test]` binary) writes.
 //!
-//! The agent writes one record per line on the guest's second serial port
-//! (`/dev/ttyS1`), each line `BPFCOMPAT1 <json>`. The prefix lets the host ignore
-//! anything else that lands on the port, and carries the protocol version.
-//! The same [`ObjectReport`] is produced by the host pre-load gate, so a guest
-//! cell and a host check are judged by one classifier.
+//! One record per line on the guest's second serial port (`/dev/ttyS1`), each
+//! line `BPFCOMPAT<version> <json>`. The prefix lets the host tell records
+//! from anything else that lands on the port; a line with the prefix that
+//! does not parse is kept as evidence, never silently dropped. The same
+//! [`ObjectReport`] is produced by the host pre-load gate, so a guest cell and
+//! a host check are judged by one classifier.
 
 use serde::{Deserialize, Serialize};
 
-/// Prefix of every record line; the digit is the protocol version.
+/// Prefix of every record line; the digit is [`super::WIRE_VERSION`].
 pub const RECORD_PREFIX: &str = "BPFCOMPAT1 ";
 
 /// One line on the result port.
@@ -60,13 +61,45 @@ impl Record {
         )
     }
 
-    /// Decodes a line; `None` when the line is not a record (console noise, a
-    /// torn line).
-    pub fn from_line(line: &str) -> Option<Record> {
+    /// Decodes a line: `Ok(None)` when it is no record (console noise),
+    /// `Err` with the line when it claims to be one but does not parse (a
+    /// torn line, another version's record).
+    pub fn from_line(line: &str) -> Result<Option<Record>, MalformedRecord> {
         let line = line.trim_end_matches(['\r', '\n']);
-        let start = line.find(RECORD_PREFIX)?;
-        serde_json::from_str(&line[start + RECORD_PREFIX.len()..]).ok()
+        let Some(start) = line.find(RECORD_PREFIX) else {
+            return Ok(None);
+        };
+        serde_json::from_str(&line[start + RECORD_PREFIX.len()..])
+            .map(Some)
+            .map_err(|e| MalformedRecord {
+                line: line.to_string(),
+                error: e.to_string(),
+            })
     }
+}
+
+/// A result-port line with the record prefix that did not parse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MalformedRecord {
+    /// The raw line.
+    pub line: String,
+    /// Why it did not parse.
+    pub error: String,
+}
+
+/// Every record of a result port's text, and the lines that claimed to be
+/// records but did not parse.
+pub fn parse_records(text: &str) -> (Vec<Record>, Vec<MalformedRecord>) {
+    let mut records = Vec::new();
+    let mut malformed = Vec::new();
+    for line in text.lines() {
+        match Record::from_line(line) {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => {}
+            Err(m) => malformed.push(m),
+        }
+    }
+    (records, malformed)
 }
 
 /// What the validator found for one object on one kernel.
@@ -133,6 +166,13 @@ pub enum Fault {
     Crashed {
         /// Exit status or signal, and what it printed last.
         detail: String,
+    },
+    /// The project's configuration does not fit the object (a fix-up names
+    /// a map it lacks, a trigger cannot run): the tool's input is wrong, not
+    /// the kernel.
+    Configuration {
+        /// What does not fit.
+        message: String,
     },
 }
 
@@ -261,13 +301,21 @@ mod tests {
             uptime_ms: 1234,
         };
         let line = format!("garbage{}\r\n", record.to_line());
-        assert_eq!(Record::from_line(&line), Some(record));
+        assert_eq!(Record::from_line(&line), Ok(Some(record)));
     }
 
     #[test]
-    fn non_record_lines_are_ignored() {
-        assert_eq!(Record::from_line("[    0.000000] Linux version 6.1"), None);
-        assert_eq!(Record::from_line("BPFCOMPAT1 {\"record\":\"hel"), None);
+    fn console_noise_is_no_record_and_a_torn_record_is_kept() {
+        assert_eq!(
+            Record::from_line("[    0.000000] Linux version 6.1"),
+            Ok(None)
+        );
+        let torn = "BPFCOMPAT1 {\"record\":\"hel";
+        let err = Record::from_line(torn).unwrap_err();
+        assert_eq!(err.line, torn);
+        let (records, malformed) = parse_records(&format!("noise\n{torn}\n"));
+        assert!(records.is_empty());
+        assert_eq!(malformed.len(), 1);
     }
 
     #[test]

@@ -1,69 +1,9 @@
-//! The job handed to a guest agent, as `/job/job.json` in the initramfs.
+//! What a real loader changes in an object before loading it: the fix-ups a
+//! project declares and the validator replays, part of every job.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-/// Directory of the job inside the guest.
-pub const JOB_DIR: &str = "/job";
-/// The job description inside the guest.
-pub const JOB_FILE: &str = "/job/job.json";
-
-/// Everything a guest agent is asked to do in one boot.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Job {
-    /// The objects to validate, each in its own child process.
-    pub objects: Vec<JobObject>,
-    /// Whether loaded programs are also attached.
-    pub attach: bool,
-    /// A child that runs longer is killed and its object reported TIMEOUT.
-    pub object_timeout_secs: u64,
-    /// The user's own commands to run as root (command mode).
-    #[serde(default)]
-    pub commands: Vec<JobCommand>,
-    /// Fire mode: run a trigger with everything attached and count runs.
-    #[serde(default)]
-    pub fire: bool,
-    /// The fire-mode trigger for every object (default: the built-in workload).
-    #[serde(default)]
-    pub trigger: Option<Vec<String>>,
-}
-
-/// A command of the user's, run as root in the guest; its exit code is the
-/// verdict.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JobCommand {
-    /// Name in reports.
-    pub name: String,
-    /// The words of the command; `$VAR` and `${VAR}` are expanded in the guest
-    /// from `BPFCOMPAT_BIN`, `BPFCOMPAT_ARTIFACT` and `BPFCOMPAT_KERNEL`.
-    pub argv: Vec<String>,
-    /// Extra environment.
-    pub env: BTreeMap<String, String>,
-    /// The exit code that means success.
-    pub expect_exit: i32,
-    /// Killed and reported TIMEOUT after this long.
-    pub timeout_secs: u64,
-}
-
-/// One object of a job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JobObject {
-    /// Name in reports.
-    pub name: String,
-    /// Path inside the guest.
-    pub path: String,
-    /// What the real loader changes before load.
-    #[serde(default)]
-    pub fixups: Fixups,
-    /// A BTF file (path inside the guest) per kernel profile, for kernels
-    /// without their own BTF.
-    #[serde(default)]
-    pub btf: BTreeMap<String, String>,
-    /// This object's fire-mode trigger, overriding the job's.
-    #[serde(default)]
-    pub trigger: Option<Vec<String>>,
-}
 
 /// What a real loader does to an object before loading it, replayed by the
 /// validator so that the verdict is about the object as it is really loaded.

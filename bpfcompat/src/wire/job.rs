@@ -1,0 +1,188 @@
+//! Host to guest: the job handed to a guest agent, as `/job/job.json` in the
+//! initramfs, and the request the agent hands its validation worker.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Fixups, WIRE_VERSION};
+
+/// Directory of the job inside the guest.
+pub const JOB_DIR: &str = "/job";
+/// The job description inside the guest.
+pub const JOB_FILE: &str = "/job/job.json";
+
+/// How far validation goes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Load every program (the verifier decides).
+    #[default]
+    Load,
+    /// Load and attach every program to its hook.
+    Attach,
+    /// Load, attach, run a trigger and require every program to have run.
+    Fire,
+}
+
+impl Mode {
+    /// Every mode, as written on the command line.
+    pub const NAMES: [&'static str; 3] = ["load", "attach", "fire"];
+
+    /// Whether programs are attached (attach and fire mode).
+    pub fn attaches(self) -> bool {
+        self != Mode::Load
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "load" => Ok(Mode::Load),
+            "attach" => Ok(Mode::Attach),
+            "fire" => Ok(Mode::Fire),
+            _ => Err(format!("`{s}` is not a mode (load, attach, fire)")),
+        }
+    }
+}
+
+/// Everything a guest agent is asked to do in one boot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    /// [`WIRE_VERSION`] of the host that wrote it; an agent of another
+    /// version refuses the job instead of misreading it.
+    pub version: u32,
+    /// The objects to validate, one after another in a restartable worker.
+    pub objects: Vec<JobObject>,
+    /// How far validation goes.
+    pub mode: Mode,
+    /// A worker that runs longer on one object is killed and the object
+    /// reported TIMEOUT.
+    pub object_timeout_secs: u64,
+    /// The user's own commands to run as root (command mode).
+    #[serde(default)]
+    pub commands: Vec<JobCommand>,
+    /// The fire-mode trigger for every object (default: the built-in workload).
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
+}
+
+impl Job {
+    /// An empty job of this wire version.
+    pub fn new(mode: Mode, object_timeout_secs: u64) -> Job {
+        Job {
+            version: WIRE_VERSION,
+            objects: Vec::new(),
+            mode,
+            object_timeout_secs,
+            commands: Vec::new(),
+            trigger: None,
+        }
+    }
+
+    /// Parses a job file, refusing one of another wire version.
+    pub fn parse(bytes: &[u8]) -> Result<Job, String> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: Option<u32>,
+        }
+        let v: Version = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if v.version != Some(WIRE_VERSION) {
+            return Err(format!(
+                "the job is of wire version {:?}, this agent speaks {WIRE_VERSION} (hint: the agent and cargo-bpfcompat must come from one build; unset BPFCOMPAT_AGENT)",
+                v.version
+            ));
+        }
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// What the agent asks its validation worker to do with one object, as one
+/// line of JSON on the worker's stdin: the object with everything resolved
+/// for this kernel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerRequest {
+    /// Name in reports.
+    pub name: String,
+    /// Path inside the guest.
+    pub path: String,
+    /// How far validation goes.
+    pub mode: Mode,
+    /// What the real loader changes before load.
+    pub fixups: Fixups,
+    /// The BTF file for this kernel, when the object brings one.
+    pub btf: Option<String>,
+    /// The fire-mode trigger (the object's, else the job's).
+    pub trigger: Option<Vec<String>>,
+}
+
+/// A command of the user's, run as root in the guest; its exit code is the
+/// verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobCommand {
+    /// Name in reports.
+    pub name: String,
+    /// The words of the command; `$VAR` and `${VAR}` are expanded in the guest
+    /// from `BPFCOMPAT_BIN`, `BPFCOMPAT_ARTIFACT` and `BPFCOMPAT_KERNEL`.
+    pub argv: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// The exit code that means success.
+    pub expect_exit: i32,
+    /// Killed and reported TIMEOUT after this long.
+    pub timeout_secs: u64,
+}
+
+/// One object of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobObject {
+    /// Name in reports.
+    pub name: String,
+    /// Path inside the guest.
+    pub path: String,
+    /// What the real loader changes before load.
+    #[serde(default)]
+    pub fixups: Fixups,
+    /// A BTF file (path inside the guest) per kernel profile, for kernels
+    /// without their own BTF.
+    #[serde(default)]
+    pub btf: BTreeMap<String, String>,
+    /// This object's fire-mode trigger, overriding the job's.
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_round_trips_and_another_version_is_refused() {
+        let mut job = Job::new(Mode::Fire, 7);
+        job.trigger = Some(vec!["true".into()]);
+        let bytes = serde_json::to_vec(&job).unwrap();
+        assert_eq!(Job::parse(&bytes).unwrap(), job);
+        let mut old: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        old["version"] = 0.into();
+        let err = Job::parse(&serde_json::to_vec(&old).unwrap()).unwrap_err();
+        assert!(
+            err.contains("wire version") && err.contains("BPFCOMPAT_AGENT"),
+            "{err}"
+        );
+        assert!(Job::parse(b"{\"objects\": []}").is_err());
+    }
+
+    #[test]
+    fn modes_parse_by_name() {
+        for (name, mode) in Mode::NAMES
+            .iter()
+            .zip([Mode::Load, Mode::Attach, Mode::Fire])
+        {
+            assert_eq!(name.parse::<Mode>().unwrap(), mode);
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
+        }
+        assert!("sideways".parse::<Mode>().is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! The one versioned protocol between the host, the guest agent and a
+//! `#[kernel_test]` binary in a guest.
+//!
+//! - [`job`]: host to guest, the job file and the agent's worker requests;
+//! - [`fixups`]: what a real loader changes before load, part of a job;
+//! - [`records`]: guest to host, one line per record on the result port.
+//!
+//! The whole protocol has one version, [`WIRE_VERSION`]: in every record
+//! prefix and in every job. Host and agent come from one build; a mismatch is
+//! refused, never misread.
+
+mod fixups;
+mod job;
+mod records;
+
+/// The protocol's version (the digit of [`RECORD_PREFIX`]).
+pub const WIRE_VERSION: u32 = 1;
+
+pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup};
+pub use job::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Mode, WorkerRequest};
+pub use records::{
+    CommandReport, Fault, Fire, MalformedRecord, MapReport, ObjectReport, Outcome, ProgramReport,
+    RECORD_PREFIX, Record, StepFailure, VariantChoice, parse_records, tail,
+};
