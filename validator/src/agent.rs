@@ -16,7 +16,7 @@ use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use bpfcompat::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
+use bpfcompat::guest::init::{power_off, start, uptime_ms};
 use bpfcompat::wire::{Fault, JOB_FILE, Job, JobObject, ObjectReport, Record, WorkerRequest};
 
 use crate::{Options, validate_object};
@@ -39,28 +39,7 @@ pub fn main() -> ExitCode {
 
 /// Runs the job and powers off; never returns.
 fn run_as_init() -> ! {
-    let warnings = mount_all();
-    // Old kernels account BPF memory against RLIMIT_MEMLOCK.
-    let _ = nix::sys::resource::setrlimit(
-        nix::sys::resource::Resource::RLIMIT_MEMLOCK,
-        nix::sys::resource::RLIM_INFINITY,
-        nix::sys::resource::RLIM_INFINITY,
-    );
-    let mut port = match ResultPort::open() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("bpfcompat agent: cannot open the result port: {e}");
-            power_off();
-        }
-    };
-    for w in &warnings {
-        eprintln!("bpfcompat agent: {w}");
-    }
-    let _ = port.send(&Record::Hello {
-        kernel_release: kernel_release(),
-        kernel_btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
-        uptime_ms: uptime_ms(),
-    });
+    let mut port = start("bpfcompat agent");
     match std::fs::read(JOB_FILE)
         .map_err(|e| e.to_string())
         .and_then(|b| Job::parse(&b))

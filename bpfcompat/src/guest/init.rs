@@ -76,6 +76,36 @@ impl ResultPort {
     }
 }
 
+/// The prologue every guest `/init` runs (the agent and a `#[kernel_test]`
+/// binary alike): mount what BPF needs, lift the memlock limit old kernels
+/// charge BPF memory to, open the result port and say hello. Without a
+/// result port nothing can be reported, so the guest powers off. `who`
+/// prefixes the console lines (mount warnings) this writes.
+pub fn start(who: &str) -> ResultPort {
+    let warnings = mount_all();
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_MEMLOCK,
+        nix::sys::resource::RLIM_INFINITY,
+        nix::sys::resource::RLIM_INFINITY,
+    );
+    let mut port = match ResultPort::open() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{who}: cannot open the result port: {e}");
+            power_off();
+        }
+    };
+    for w in &warnings {
+        eprintln!("{who}: {w}");
+    }
+    let _ = port.send(&Record::Hello {
+        kernel_release: kernel_release(),
+        kernel_btf: std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+        uptime_ms: uptime_ms(),
+    });
+    port
+}
+
 /// Milliseconds since the kernel booted.
 pub fn uptime_ms() -> u64 {
     std::fs::read_to_string("/proc/uptime")

@@ -95,6 +95,30 @@ impl Initramfs {
         self.entries.iter().map(|e| e.data.len()).sum()
     }
 
+    /// An image whose `/init` is `init` (the agent, or a test binary), with
+    /// the mount points the guest runtime uses.
+    pub fn with_init(init: &Path) -> Result<Initramfs, InitramfsError> {
+        let mut img = Initramfs::new();
+        for d in ["proc", "sys", "dev", "tmp", "run"] {
+            img.dir(d);
+        }
+        img.executable("/init", init)?;
+        Ok(img)
+    }
+
+    /// Writes the archive to a new file at `path`, readable only by this
+    /// user whatever the umask (it may hold the user's objects and binaries).
+    pub fn write_private(&self, path: &Path) -> Result<(), InitramfsError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(InitramfsError::Write)?;
+        self.write_to(std::io::BufWriter::new(file))
+    }
+
     /// Writes the archive.
     pub fn write_to(&self, mut out: impl Write) -> Result<(), InitramfsError> {
         let mut ino = 1u32;

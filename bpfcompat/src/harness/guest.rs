@@ -1,35 +1,17 @@
 //! Inside the guest: run the requested test bodies, report, power off.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::time::Instant;
 
 use super::{Outcome, registered};
-use crate::guest::init::{ResultPort, kernel_release, mount_all, power_off, uptime_ms};
+use crate::guest::init::{power_off, start, uptime_ms};
 use crate::wire::Record;
 
 /// Kernel parameter (so: init's environment) naming the tests to run.
 pub(crate) const TESTS_VAR: &str = "BPFCOMPAT_TESTS";
 
 pub(crate) fn run() -> ! {
-    let warnings = mount_all();
-    let _ = nix::sys::resource::setrlimit(
-        nix::sys::resource::Resource::RLIMIT_MEMLOCK,
-        nix::sys::resource::RLIM_INFINITY,
-        nix::sys::resource::RLIM_INFINITY,
-    );
-    let Ok(mut port) = ResultPort::open() else {
-        eprintln!("bpfcompat: cannot open the result port");
-        power_off();
-    };
-    for w in warnings {
-        eprintln!("bpfcompat: {w}");
-    }
-    let _ = port.send(&Record::Hello {
-        kernel_release: kernel_release(),
-        kernel_btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
-        uptime_ms: uptime_ms(),
-    });
+    let mut port = start("bpfcompat");
     let wanted = std::env::var(TESTS_VAR).unwrap_or_default();
     let tests = registered();
     for name in wanted.split(',').filter(|n| !n.is_empty()) {

@@ -16,7 +16,10 @@ use crate::cancel::Cancel;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
-use crate::vm::{Accel, BootSpec, Exit, boot, find_qemu, probe_kvm};
+use crate::vm::{
+    Accel, AccelChoice, AccelPolicy, AttemptEvent, Attempts, BootSpec, Exit, boot_until_init,
+    find_qemu,
+};
 use crate::wire::{Record, tail};
 
 /// What one boot of a kernel said about each of its tests.
@@ -180,6 +183,20 @@ fn verdict(
     }
 }
 
+/// The process's accelerator policy (`auto`), decided once and shared by
+/// every trial, so a KVM fallback happens and is said once.
+fn accel_policy() -> &'static AccelPolicy {
+    static POLICY: OnceLock<AccelPolicy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let (policy, why_tcg) =
+            AccelPolicy::new(AccelChoice::Auto).expect("auto never refuses to choose");
+        if let Some(reason) = why_tcg {
+            eprintln!("bpfcompat: using TCG (software emulation): {reason}");
+        }
+        policy
+    })
+}
+
 /// Boots `kernel` with this binary as init and runs `tests` there.
 fn boot_kernel(
     kernel: &str,
@@ -204,21 +221,8 @@ fn boot_kernel(
     let initrd = work.path().join("initrd.cpio");
     // /proc/self/exe still reads when the file was replaced by a rebuild.
     let me = std::path::PathBuf::from("/proc/self/exe");
-    let mut img = Initramfs::new();
-    for d in ["proc", "sys", "dev", "tmp", "run"] {
-        img.dir(d);
-    }
-    img.executable("/init", &me).map_err(|e| e.to_string())?;
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&initrd)
-            .map_err(|e| e.to_string())?
-    };
-    img.write_to(std::io::BufWriter::new(file))
+    Initramfs::with_init(&me)
+        .and_then(|img| img.write_private(&initrd))
         .map_err(|e| e.to_string())?;
 
     let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
@@ -233,45 +237,32 @@ fn boot_kernel(
                 }
             })
             .sum::<u64>();
-    let mut accel = if probe_kvm().is_ok() {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
+    let attempts = Attempts {
+        qemu: &qemu,
+        timeout: Duration::from_secs(timeout),
+        retries: 2,
+        accel: accel_policy(),
+        cancel: &Cancel::new(),
     };
-    let mut attempt = 0;
-    let b = loop {
-        attempt += 1;
-        let spec = BootSpec {
-            kernel: image.vmlinuz.clone(),
-            initrd: initrd.clone(),
-            results: work.path().join(format!("results.{attempt}")),
-            accel,
-            memory_mib: 512,
-            cpus: 1,
-            extra_cmdline: vec![
-                format!("{TESTS_VAR}={}", names.join(",")),
-                format!("BPFCOMPAT_KERNEL={kernel}"),
-            ],
-        };
-        let liveness = (accel == Accel::Kvm).then_some(Duration::from_secs(15));
-        let b = boot(
-            &qemu,
-            &spec,
-            Duration::from_secs(timeout),
-            liveness,
-            &Cancel::new(),
-        )
-        .map_err(|e| e.to_string())?;
-        let started = b.agent_started_ms.is_some();
-        if !started && accel == Accel::Kvm {
-            accel = Accel::Tcg; // KVM that does not run guests: software emulation
-            continue;
-        }
-        if !started && attempt <= 2 && !matches!(b.exit, Exit::QemuFailed { .. }) {
-            continue; // a guest that died before init ran is retried
-        }
-        break b;
+    let spec = |attempt: u32, accel: Accel| BootSpec {
+        kernel: image.vmlinuz.clone(),
+        initrd: initrd.clone(),
+        results: work.path().join(format!("results.{attempt}")),
+        accel,
+        memory_mib: 512,
+        cpus: 1,
+        extra_cmdline: vec![
+            format!("{TESTS_VAR}={}", names.join(",")),
+            format!("BPFCOMPAT_KERNEL={kernel}"),
+        ],
     };
+    let b = boot_until_init(&attempts, &spec, &mut |e| {
+        if let AttemptEvent::FellBackToTcg { exit } = e {
+            eprintln!("bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)");
+        }
+    })
+    .map_err(|e| e.to_string())?
+    .boot;
     let mut results = KernelResults {
         release: image.release.clone(),
         tests: BTreeMap::new(),

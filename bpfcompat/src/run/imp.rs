@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -14,21 +13,13 @@ use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::outcome::{KernelOutcome, KernelRun, RunOutput, Timings};
-use crate::vm::{Accel, AccelChoice, Boot, BootSpec, Exit, boot, find_qemu, probe_kvm};
+use crate::vm::{
+    Accel, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Exit, boot_until_init, find_qemu,
+};
 use crate::wire::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Record, tail};
 
 /// Console lines kept in a report (the whole console is evidence).
 const CONSOLE_TAIL: usize = 40;
-/// Without a hello from the agent by then, a KVM guest is taken to be hung.
-const KVM_LIVENESS: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Shared state of the accelerator decision: `auto` starts on KVM when the
-/// host looks capable and drops to TCG for good after one hung guest.
-struct AccelState {
-    kvm: AtomicBool,
-    verified: AtomicBool,
-    fallback_said: AtomicBool,
-}
 
 /// Runs the plan; per-kernel trouble ends up in the kernel's [`KernelRun`],
 /// only setup trouble is an error. Once `cancel` is set, running guests are
@@ -47,28 +38,14 @@ pub fn run(
         on_event(Event::Note(msg.clone()));
         notes.push(msg);
     };
-    let kvm = match plan.settings.accel {
-        AccelChoice::Tcg => false,
-        AccelChoice::Kvm => {
-            probe_kvm().map_err(|reason| VmError::KvmUnusable { reason })?;
-            true
-        }
-        AccelChoice::Auto => match probe_kvm() {
-            Ok(()) => true,
-            Err(reason) => {
-                note(
-                    format!("using TCG (software emulation): {reason}"),
-                    on_event,
-                );
-                false
-            }
-        },
-    };
-    let accel = Arc::new(AccelState {
-        kvm: AtomicBool::new(kvm),
-        verified: AtomicBool::new(plan.settings.accel != AccelChoice::Auto),
-        fallback_said: AtomicBool::new(false),
-    });
+    let (accel, why_tcg) = AccelPolicy::new(plan.settings.accel)?;
+    if let Some(reason) = why_tcg {
+        note(
+            format!("using TCG (software emulation): {reason}"),
+            on_event,
+        );
+    }
+    let accel = Arc::new(accel);
 
     let work = tempfile::Builder::new()
         .prefix("bpfcompat-run-")
@@ -137,11 +114,7 @@ pub fn run(
 
 /// The agent, its libraries, the job and the objects: one archive for all kernels.
 fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
-    let mut img = Initramfs::new();
-    for d in ["proc", "sys", "dev", "tmp", "run"] {
-        img.dir(d);
-    }
-    img.executable("/init", &plan.settings.agent)?;
+    let mut img = Initramfs::with_init(&plan.settings.agent)?;
     let mut objects = Vec::new();
     for (i, o) in plan.objects.iter().enumerate() {
         let path = format!("{JOB_DIR}/objects/{i}.bpf.o");
@@ -197,16 +170,7 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
         0o644,
         serde_json::to_vec(&job).expect("jobs serialize"),
     );
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .map_err(InitramfsError::Write)?
-    };
-    img.write_to(std::io::BufWriter::new(file))
+    img.write_private(out)
 }
 
 struct Ctx<'a> {
@@ -216,7 +180,7 @@ struct Ctx<'a> {
     qemu: &'a Path,
     initrd: &'a Path,
     work: &'a Path,
-    accel: &'a AccelState,
+    accel: &'a AccelPolicy,
     tx: &'a mpsc::Sender<Event>,
     cancel: &'a Cancel,
 }
@@ -291,86 +255,65 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
 
-    let mut attempt = 0;
-    let boot = loop {
-        attempt += 1;
-        let use_kvm = ctx.accel.kvm.load(Ordering::SeqCst);
-        let spec = BootSpec {
-            kernel: kernel.vmlinuz.clone(),
-            initrd: ctx.initrd.to_path_buf(),
-            results: ctx.work.join(format!("{name}.{attempt}.results")),
-            accel: if use_kvm { Accel::Kvm } else { Accel::Tcg },
-            memory_mib: ctx.plan.settings.memory_mib,
-            cpus: ctx.plan.settings.cpus,
-            extra_cmdline: guest_env(&name),
-        };
-        run.accel = if use_kvm { "kvm".into() } else { "tcg".into() };
-        let liveness =
-            (use_kvm && !ctx.accel.verified.load(Ordering::SeqCst)).then_some(KVM_LIVENESS);
-        ctx.progress(
+    let attempts = Attempts {
+        qemu: ctx.qemu,
+        timeout: ctx.plan.settings.timeout,
+        retries: ctx.plan.settings.retries,
+        accel: ctx.accel,
+        cancel: ctx.cancel,
+    };
+    let spec = |attempt: u32, accel: Accel| BootSpec {
+        kernel: kernel.vmlinuz.clone(),
+        initrd: ctx.initrd.to_path_buf(),
+        results: ctx.work.join(format!("{name}.{attempt}.results")),
+        accel,
+        memory_mib: ctx.plan.settings.memory_mib,
+        cpus: ctx.plan.settings.cpus,
+        extra_cmdline: guest_env(&name),
+    };
+    let booted = boot_until_init(&attempts, &spec, &mut |e| match e {
+        AttemptEvent::Starting { n } => ctx.progress(
             &name,
-            if attempt == 1 {
+            if n == 1 {
                 "booting".to_string()
             } else {
-                format!("booting (attempt {attempt})")
+                format!("booting (attempt {n})")
             },
-        );
-        let b = match boot(
-            ctx.qemu,
-            &spec,
-            ctx.plan.settings.timeout,
-            liveness,
-            ctx.cancel,
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                run.outcome = KernelOutcome::Infra {
-                    reason: e.to_string(),
-                };
-                return run;
-            }
-        };
-        if let Some(dir) = &ctx.plan.settings.evidence {
-            match evidence::write(dir, &name, attempt, &b, kernel.config.as_deref()) {
-                Ok(d) => run.evidence = Some(d),
-                Err(n) => ctx.progress(&name, n),
+        ),
+        AttemptEvent::Ended { n, boot } => {
+            if let Some(dir) = &ctx.plan.settings.evidence {
+                match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
+                    Ok(d) => run.evidence = Some(d),
+                    Err(n) => ctx.progress(&name, n),
+                }
             }
         }
-        let started_agent = b.agent_started_ms.is_some();
-        if matches!(b.exit, Exit::Interrupted { .. }) {
-            break b;
+        AttemptEvent::FellBackToTcg { exit } => {
+            let _ = ctx.tx.send(Event::Note(format!(
+                "KVM does not work here ({}); falling back to TCG (software emulation)",
+                exit
+            )));
         }
-        if use_kvm && !started_agent && !ctx.accel.verified.load(Ordering::SeqCst) {
-            // KVM that was never seen working, and a guest that never ran the
-            // agent (hung, or QEMU refused the CPU): TCG from now on, for
-            // every kernel. This boot does not count as an attempt.
-            ctx.accel.kvm.store(false, Ordering::SeqCst);
-            if !ctx.accel.fallback_said.swap(true, Ordering::SeqCst) {
-                let _ = ctx.tx.send(Event::Note(format!(
-                    "KVM does not work here ({}); falling back to TCG (software emulation)",
-                    describe_exit(&b.exit)
-                )));
-            }
-            attempt -= 1;
-            continue;
+    });
+    let booted = match booted {
+        Ok(b) => b,
+        Err(e) => {
+            run.outcome = KernelOutcome::Infra {
+                reason: e.to_string(),
+            };
+            return run;
         }
-        if use_kvm && started_agent {
-            ctx.accel.verified.store(true, Ordering::SeqCst);
-        }
-        let retryable = !started_agent
-            && matches!(
-                b.exit,
-                Exit::Panic { .. } | Exit::Timeout { .. } | Exit::PoweredOff
-            );
-        if retryable && attempt <= ctx.plan.settings.retries {
-            run.retries.push(format!(
-                "attempt {attempt}: {} before the agent started",
-                describe_exit(&b.exit)
-            ));
-            continue;
-        }
-        break b;
     };
+    run.accel = match booted.accel {
+        Accel::Kvm => "kvm".into(),
+        Accel::Tcg => "tcg".into(),
+    };
+    run.retries = booted
+        .retried
+        .iter()
+        .map(|(n, exit)| format!("attempt {n}: {} before the agent started", exit))
+        .collect();
+    let boot = booted.boot;
     finish(
         &mut run,
         boot,
@@ -387,22 +330,6 @@ fn guest_env(kernel: &str) -> Vec<String> {
         env.push(format!("BPFCOMPAT_AGENT_FAULT={fault}"));
     }
     env
-}
-
-fn describe_exit(e: &Exit) -> String {
-    match e {
-        Exit::PoweredOff => "guest powered off".into(),
-        Exit::Panic { line } => format!("kernel panic ({line})"),
-        Exit::Timeout { after } => format!("no result within {}s", after.as_secs()),
-        Exit::NoProgress { after } => format!("no progress within {}s", after.as_secs()),
-        Exit::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
-        Exit::QemuFailed { status, stderr } => {
-            format!(
-                "QEMU failed ({status}): {}",
-                stderr.lines().next().unwrap_or("").trim()
-            )
-        }
-    }
 }
 
 /// Turns the final boot into the kernel's outcome and reports.
@@ -457,7 +384,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         },
         (Exit::Interrupted { signal }, _) => KernelOutcome::Interrupted { signal },
         (e, _) => KernelOutcome::Infra {
-            reason: format!("{} before the agent started", describe_exit(&e)),
+            reason: format!("{} before the agent started", e),
         },
     };
 }

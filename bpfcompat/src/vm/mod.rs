@@ -3,8 +3,10 @@
 
 mod accel;
 mod args;
+mod attempts;
 mod process;
 
 pub use accel::{Accel, AccelChoice, probe_kvm};
 pub use args::{BootSpec, qemu_args};
+pub use attempts::{AccelPolicy, AttemptEvent, Attempts, Booted, boot_until_init};
 pub use process::{Boot, Exit, boot, find_qemu};

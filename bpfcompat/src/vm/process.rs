@@ -53,6 +53,25 @@ pub enum Exit {
     },
 }
 
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::PoweredOff => write!(f, "guest powered off"),
+            Exit::Panic { line } => write!(f, "kernel panic ({line})"),
+            Exit::Timeout { after } => write!(f, "no result within {}s", after.as_secs()),
+            Exit::NoProgress { after } => write!(f, "no progress within {}s", after.as_secs()),
+            Exit::Interrupted { signal } => {
+                write!(f, "stopped by {}", crate::classify::signal_name(*signal))
+            }
+            Exit::QemuFailed { status, stderr } => write!(
+                f,
+                "QEMU failed ({status}): {}",
+                stderr.lines().next().unwrap_or("").trim()
+            ),
+        }
+    }
+}
+
 /// Everything one boot produced.
 #[derive(Debug, Clone)]
 pub struct Boot {
