@@ -107,8 +107,24 @@ pub struct KernelRun {
 pub struct RunOutput {
     /// One entry per kernel, in plan order.
     pub kernels: Vec<KernelRun>,
-    /// Notes said during the run.
-    pub notes: Vec<String>,
+    /// What the run noted about itself (accelerator choices).
+    pub notes: Vec<Note>,
+}
+
+/// Something about a run as a whole that its reports mention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// Guests ran on TCG from the start.
+    UsingTcg {
+        /// Why not KVM.
+        reason: String,
+    },
+    /// KVM ran no guest, so the run moved to TCG.
+    KvmFallback {
+        /// How the KVM guest ended.
+        exit: String,
+    },
 }
 
 impl KernelRun {

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use bpfcompat::classify::signal_name;
+use bpfcompat::outcome::{KernelOutcome, KernelRun, Note};
+use bpfcompat::report::note_text;
 use bpfcompat::run::{Event, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -37,29 +40,56 @@ impl Progress {
         Progress { multi, bars }
     }
 
-    pub fn event(&mut self, e: Event) {
+    pub fn event(&mut self, e: &Event) {
+        let status = |kernel: &str, message: String| {
+            if let Some(b) = self.bars.get(kernel) {
+                b.set_message(message);
+            }
+        };
         match e {
-            Event::Note(n) => {
-                let _ = self.multi.println(format!("note: {n}"));
-            }
-            Event::Progress { kernel, message } => {
-                if let Some(b) = self.bars.get(&kernel) {
-                    b.set_message(message);
-                }
-            }
-            Event::Finished {
-                kernel, summary, ..
-            } => {
-                if let Some(b) = self.bars.get(&kernel) {
-                    b.finish_with_message(summary);
+            Event::UsingTcg { reason } => self.note(&note_text(&Note::UsingTcg {
+                reason: reason.clone(),
+            })),
+            Event::KvmFallback { exit } => self.note(&note_text(&Note::KvmFallback {
+                exit: exit.to_string(),
+            })),
+            Event::KernelStarted { kernel } => status(kernel, "checking kernel cache".into()),
+            Event::Fetch { kernel, event } => status(kernel, event.to_string()),
+            Event::BootAttempt { kernel, n: 1 } => status(kernel, "booting".into()),
+            Event::BootAttempt { kernel, n } => status(kernel, format!("booting (attempt {n})")),
+            Event::EvidenceNotWritten { kernel, error } => status(kernel, error.clone()),
+            Event::KernelFinished { run } => {
+                if let Some(b) = self.bars.get(&run.kernel) {
+                    b.finish_with_message(summary(run));
                 }
             }
         }
+    }
+
+    fn note(&self, text: &str) {
+        let _ = self.multi.println(format!("note: {text}"));
     }
 
     pub fn finish(self) {
         for b in self.bars.values() {
             b.finish();
         }
+    }
+}
+
+/// One line per finished kernel: what passed, or what went wrong.
+fn summary(r: &KernelRun) -> String {
+    let first = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    match &r.outcome {
+        KernelOutcome::Completed => format!(
+            "{} objects validated ({})",
+            r.objects.len(),
+            r.release.clone().unwrap_or_default()
+        ),
+        KernelOutcome::Unavailable { reason } => format!("unavailable: {}", first(reason)),
+        KernelOutcome::Infra { reason } => format!("infrastructure error: {}", first(reason)),
+        KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
+        KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
+        KernelOutcome::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
     }
 }

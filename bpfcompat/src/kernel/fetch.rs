@@ -13,6 +13,48 @@ use crate::errors::FetchError;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
 use crate::matrix::Pin;
 
+/// What a fetch is doing, for progress displays (nothing on a cache hit).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchEvent {
+    /// A package download starts.
+    Downloading {
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// Its size in bytes, as the lock pins it.
+        bytes: u64,
+    },
+    /// A damaged cache entry is removed and fetched again.
+    Refetching {
+        /// The entry.
+        entry: std::path::PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for FetchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchEvent::Downloading {
+                package,
+                version,
+                bytes,
+            } => write!(
+                f,
+                "downloading {package} {version} ({:.1} MB)",
+                *bytes as f64 / 1e6
+            ),
+            FetchEvent::Refetching { entry, reason } => write!(
+                f,
+                "cache entry {} is damaged ({reason}); fetching it again",
+                entry.display()
+            ),
+        }
+    }
+}
+
 /// A mirror that sends nothing for this long is abandoned
 /// (`BPFCOMPAT_HTTP_IDLE_SECS` overrides it).
 const IDLE: Duration = Duration::from_secs(30);
@@ -123,7 +165,7 @@ pub fn fetch(
     mirrors: &Mirrors,
     cache: &Cache,
     cancel: &Cancel,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(FetchEvent),
 ) -> Result<CachedKernel, FetchError> {
     let unreadable = |source| FetchError::Io {
         context: format!(
@@ -144,10 +186,10 @@ pub fn fetch(
         Ok(None) => {}
         Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
         Err(EntryProblem::Damaged(reason)) => {
-            progress(&format!(
-                "cache entry {} is damaged ({reason}); fetching it again",
-                dir.display()
-            ));
+            progress(FetchEvent::Refetching {
+                entry: dir.clone(),
+                reason,
+            });
             std::fs::remove_dir_all(&dir).map_err(|source| FetchError::Io {
                 context: format!("cannot remove damaged cache entry {}", dir.display()),
                 source,
@@ -156,12 +198,11 @@ pub fn fetch(
     }
     let base = mirrors.get(&pin.archive)?;
     let url = format!("{base}/{}", pin.filename);
-    progress(&format!(
-        "downloading {} {} ({:.1} MB)",
-        pin.package,
-        pin.version,
-        pin.size as f64 / 1e6
-    ));
+    progress(FetchEvent::Downloading {
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        bytes: pin.size,
+    });
 
     let kernels = cache.kernels_dir()?;
     let io = |context: String| move |source| FetchError::Io { context, source };

@@ -10,6 +10,6 @@ mod mirror;
 
 pub use cache::{Cache, CachedKernel};
 pub use debversion::compare as compare_versions;
-pub use fetch::fetch;
+pub use fetch::{FetchEvent, fetch};
 pub use index::{Candidate, resolve};
 pub use mirror::{Mirrors, mirror_var};

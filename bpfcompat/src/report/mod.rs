@@ -17,5 +17,5 @@ pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline,
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
-pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells};
+pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
 pub use terminal::{failures_text, matrix, matrix_table, variants_text};

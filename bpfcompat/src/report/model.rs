@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::classify::{Cell, Code, Status, cells_for_kernel};
-use crate::outcome::{KernelRun, RunOutput};
+use crate::outcome::{KernelRun, Note, RunOutput};
 
 /// Version of the JSON report schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -61,6 +61,16 @@ impl Summary {
     }
 }
 
+/// A run's note as every view shows it.
+pub fn note_text(n: &Note) -> String {
+    match n {
+        Note::UsingTcg { reason } => format!("using TCG (software emulation): {reason}"),
+        Note::KvmFallback { exit } => {
+            format!("KVM does not work here ({exit}); falling back to TCG (software emulation)")
+        }
+    }
+}
+
 /// Known failures: object → kernel → the code it is expected to fail with.
 pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
 
@@ -108,7 +118,7 @@ impl Report {
             objects,
             run.kernels,
             cells,
-            run.notes,
+            run.notes.iter().map(note_text).collect(),
             allow_unavailable,
         )
     }

@@ -8,11 +8,10 @@ use std::time::Instant;
 use super::evidence;
 use super::types::*;
 use crate::cancel::Cancel;
-use crate::classify::signal_name;
 use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
-use crate::outcome::{KernelOutcome, KernelRun, RunOutput, Timings};
+use crate::outcome::{KernelOutcome, KernelRun, Note, RunOutput, Timings};
 use crate::vm::{
     Accel, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Exit, boot_until_init, find_qemu,
 };
@@ -34,16 +33,12 @@ pub fn run(
 ) -> Result<RunOutput, RunError> {
     let qemu = find_qemu()?;
     let mut notes = Vec::new();
-    let mut note = |msg: String, on_event: &mut dyn FnMut(Event)| {
-        on_event(Event::Note(msg.clone()));
-        notes.push(msg);
-    };
     let (accel, why_tcg) = AccelPolicy::new(plan.settings.accel)?;
     if let Some(reason) = why_tcg {
-        note(
-            format!("using TCG (software emulation): {reason}"),
-            on_event,
-        );
+        notes.push(Note::UsingTcg {
+            reason: reason.clone(),
+        });
+        on_event(Event::UsingTcg { reason });
     }
     let accel = Arc::new(accel);
 
@@ -86,9 +81,7 @@ pub fn run(
                     };
                     let mut r = run_kernel(&ctx, &plan.kernels[i]);
                     r.timings.initramfs_ms = initramfs_ms;
-                    let _ = tx.send(Event::Finished {
-                        kernel: r.kernel.clone(),
-                        summary: summary(&r),
+                    let _ = tx.send(Event::KernelFinished {
                         run: Box::new(r.clone()),
                     });
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
@@ -97,8 +90,10 @@ pub fn run(
         }
         drop(tx);
         for event in rx {
-            if let Event::Note(n) = &event {
-                notes.push(n.clone());
+            if let Event::KvmFallback { exit } = &event {
+                notes.push(Note::KvmFallback {
+                    exit: exit.to_string(),
+                });
             }
             on_event(event);
         }
@@ -186,11 +181,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn progress(&self, kernel: &str, message: impl Into<String>) {
-        let _ = self.tx.send(Event::Progress {
-            kernel: kernel.to_string(),
-            message: message.into(),
-        });
+    fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
     }
 }
 
@@ -230,9 +222,14 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         return run;
     };
     let fetch_started = Instant::now();
-    ctx.progress(&name, "checking kernel cache");
+    ctx.send(Event::KernelStarted {
+        kernel: name.clone(),
+    });
     let fetched = fetch(pin, ctx.mirrors, ctx.cache, ctx.cancel, &mut |m| {
-        ctx.progress(&name, m)
+        ctx.send(Event::Fetch {
+            kernel: name.clone(),
+            event: m,
+        })
     });
     let kernel: CachedKernel = match fetched {
         Ok(k) => k,
@@ -272,28 +269,22 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         extra_cmdline: guest_env(&name),
     };
     let booted = boot_until_init(&attempts, &spec, &mut |e| match e {
-        AttemptEvent::Starting { n } => ctx.progress(
-            &name,
-            if n == 1 {
-                "booting".to_string()
-            } else {
-                format!("booting (attempt {n})")
-            },
-        ),
+        AttemptEvent::Starting { n } => ctx.send(Event::BootAttempt {
+            kernel: name.clone(),
+            n,
+        }),
         AttemptEvent::Ended { n, boot } => {
             if let Some(dir) = &ctx.plan.settings.evidence {
                 match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
                     Ok(d) => run.evidence = Some(d),
-                    Err(n) => ctx.progress(&name, n),
+                    Err(error) => ctx.send(Event::EvidenceNotWritten {
+                        kernel: name.clone(),
+                        error,
+                    }),
                 }
             }
         }
-        AttemptEvent::FellBackToTcg { exit } => {
-            let _ = ctx.tx.send(Event::Note(format!(
-                "KVM does not work here ({}); falling back to TCG (software emulation)",
-                exit
-            )));
-        }
+        AttemptEvent::FellBackToTcg { exit } => ctx.send(Event::KvmFallback { exit: exit.clone() }),
     });
     let booted = match booted {
         Ok(b) => b,
@@ -387,24 +378,4 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             reason: format!("{} before the agent started", e),
         },
     };
-}
-
-fn summary(r: &KernelRun) -> String {
-    match &r.outcome {
-        KernelOutcome::Completed => format!(
-            "{} objects validated ({})",
-            r.objects.len(),
-            r.release.clone().unwrap_or_default()
-        ),
-        KernelOutcome::Unavailable { reason } => {
-            format!("unavailable: {}", reason.lines().next().unwrap_or_default())
-        }
-        KernelOutcome::Infra { reason } => format!(
-            "infrastructure error: {}",
-            reason.lines().next().unwrap_or_default()
-        ),
-        KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
-        KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
-        KernelOutcome::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
-    }
 }

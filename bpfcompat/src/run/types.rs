@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::kernel::FetchEvent;
 use crate::matrix::{Pin, Profile};
 use crate::outcome::KernelRun;
-use crate::vm::AccelChoice;
+use crate::vm::{AccelChoice, Exit};
 use crate::wire::{Fixups, Mode};
 
 /// How guests are run.
@@ -105,25 +106,49 @@ pub struct Plan {
     pub settings: Settings,
 }
 
-/// Progress of a run, for displays.
+/// What happens during a run, for reporters: typed, no sentences (the
+/// reporters write those).
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A note for the user (accelerator choice, a fallback), said once.
-    Note(String),
-    /// A kernel's work began; `message` says what it does now.
-    Progress {
+    /// The run starts on TCG: why KVM is not used.
+    UsingTcg {
+        /// Why not KVM.
+        reason: String,
+    },
+    /// A KVM guest never ran its init: every later guest uses TCG.
+    KvmFallback {
+        /// How that guest ended.
+        exit: Exit,
+    },
+    /// A kernel's turn began: its cache entry is checked.
+    KernelStarted {
         /// Profile.
         kernel: String,
-        /// What happens, e.g. `downloading …`, `booting (attempt 2)`.
-        message: String,
+    },
+    /// Getting the kernel into the cache.
+    Fetch {
+        /// Profile.
+        kernel: String,
+        /// What happens.
+        event: FetchEvent,
+    },
+    /// Boot attempt `n` (1-based) of a kernel starts.
+    BootAttempt {
+        /// Profile.
+        kernel: String,
+        /// The attempt.
+        n: u32,
+    },
+    /// Evidence of a kernel could not be written (the run goes on).
+    EvidenceNotWritten {
+        /// Profile.
+        kernel: String,
+        /// Why.
+        error: String,
     },
     /// A kernel is finished.
-    Finished {
-        /// Profile.
-        kernel: String,
-        /// One line: passed objects or what went wrong.
-        summary: String,
-        /// Everything the kernel produced, for tools that stream results.
+    KernelFinished {
+        /// Everything the kernel produced.
         run: Box<KernelRun>,
     },
 }

@@ -215,12 +215,12 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     let cache = Cache::discover()?;
     let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &cache, &cancel, &mut |e| {
         // For tools: each cell as soon as its kernel is done.
-        if json_lines && let Event::Finished { run, .. } = &e {
+        if json_lines && let Event::KernelFinished { run } = &e {
             for c in kernel_cells(run, &object_names, &expectations) {
                 println!("{}", serde_json::to_string(&c).expect("cells serialize"));
             }
         }
-        progress.event(e)
+        progress.event(&e)
     })?;
     progress.finish();
     let report = Report::new(
