@@ -10,6 +10,7 @@
 
 pub mod cancel;
 pub mod classify;
+pub mod config;
 pub mod errors;
 pub mod guest;
 pub mod harness;

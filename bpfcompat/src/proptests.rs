@@ -168,7 +168,7 @@ proptest! {
         for t in [text, toml] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("bpfcompat.toml"), t).unwrap();
-            let _ = crate::harness::config::configured(dir.path());
+            let _ = crate::config::find_config(dir.path());
         }
     }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use super::config::configured;
 use super::{KernelTest, guest::TESTS_VAR, registered};
 use crate::cancel::Cancel;
+use crate::config::find_config;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
@@ -48,14 +48,34 @@ pub(crate) fn run() -> ExitCode {
     let mut matrices: BTreeMap<String, Result<Matrix, String>> = BTreeMap::new();
     let mut cells = Vec::new();
     let mut trials_without_cell = Vec::new();
-    // Defaults from the project's configuration (bpfcompat.toml or Cargo metadata).
-    let configured = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(|d| configured(std::path::Path::new(&d)))
-        .unwrap_or_default();
-    let default_matrix = configured
-        .matrix
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    // Defaults from the project's configuration (bpfcompat.toml or Cargo
+    // metadata), read as strictly as the CLI reads it: a broken file fails
+    // every trial with its error instead of being ignored.
+    let config = match std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|d| find_config(std::path::Path::new(&d)))
+        .transpose()
+    {
+        Ok(c) => c.flatten(),
+        Err(e) => {
+            let trials = registered()
+                .iter()
+                .map(|t| {
+                    let msg = format!("bpfcompat configuration: {e}");
+                    Trial::test(t.name.to_string(), move || Err(msg.into()))
+                })
+                .collect();
+            return libtest_mimic::run(&args, trials).exit_code();
+        }
+    };
+    let default_matrix = match config
+        .as_ref()
+        .and_then(|c| c.matrix.as_ref().map(|m| (c, m)))
+    {
+        Some((_, m)) if m == "default" => m.clone(),
+        Some((c, m)) => c.resolve(std::path::Path::new(m)).display().to_string(),
+        None => "default".into(),
+    };
+    let configured_kernels = config.as_ref().and_then(|c| c.kernels.clone());
     for t in registered() {
         let matrix_name = t
             .matrix
@@ -72,7 +92,7 @@ pub(crate) fn run() -> ExitCode {
                 continue;
             }
         };
-        let kernels: Vec<String> = match (t.kernels, &configured.kernels) {
+        let kernels: Vec<String> = match (t.kernels, &configured_kernels) {
             (Some(k), _) => k.iter().map(|s| s.to_string()).collect(),
             (None, Some(k)) => k.clone(),
             (None, None) => m.kernels.iter().map(|k| k.name.clone()).collect(),

@@ -7,7 +7,6 @@
 //! mounts what BPF needs, runs only the test bodies named on its kernel
 //! command line, reports each on the result port and powers off.
 
-pub(crate) mod config;
 mod guest;
 mod host;
 

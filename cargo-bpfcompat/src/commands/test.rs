@@ -23,7 +23,9 @@ use bpfcompat::wire::Mode;
 use crate::cli::{Accel, mode_parser};
 use crate::exit::Code;
 use crate::progress::Progress;
-use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover, load_config};
+use bpfcompat::config::load_config;
+
+use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
 
 /// `test` arguments.
 #[derive(Args)]

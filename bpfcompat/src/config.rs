@@ -2,13 +2,14 @@
 //! workspace's Cargo.toml, else `[workspace.metadata.bpfcompat]` or
 //! `[package.metadata.bpfcompat]` in it. Unknown keys and wrong types are
 //! errors naming the file, the line and the key: a mistyped expectation in a
-//! CI gate must never pass silently.
+//! CI gate must never pass silently. One reader serves the CLI and the
+//! `#[kernel_test]` harness.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bpfcompat::classify::Code;
-use bpfcompat::wire::{Fixups, MapFixup, ProgramFixup};
+use crate::classify::Code;
+use crate::wire::{Fixups, MapFixup, ProgramFixup};
 use serde::Deserialize;
 
 /// The configuration.
@@ -124,6 +125,22 @@ pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
     }))
 }
 
+/// The configuration nearest to `start`: in `start` or the first directory
+/// above it that has a `bpfcompat.toml` or bpfcompat metadata in its
+/// `Cargo.toml` (a test runs in its package's directory; the configuration
+/// may be the workspace's). A file that is there but wrong is an error.
+pub fn find_config(start: &Path) -> Result<Option<Config>, String> {
+    for dir in start.ancestors() {
+        if !dir.join("bpfcompat.toml").is_file() && !dir.join("Cargo.toml").is_file() {
+            continue;
+        }
+        if let Some(c) = load_config(dir)? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -175,7 +192,7 @@ impl Config {
     }
 
     /// The expected failures, object → kernel → code.
-    pub fn expectations(&self) -> bpfcompat::report::Expectations {
+    pub fn expectations(&self) -> crate::report::Expectations {
         self.objects
             .iter()
             .filter(|(_, o)| !o.expect_fail.is_empty())
@@ -226,7 +243,7 @@ mod tests {
         );
         assert_eq!(
             c.objects["ringbuf"].maps["events"].max_entries,
-            Some(bpfcompat::wire::Count::Cpus)
+            Some(crate::wire::Count::Cpus)
         );
         c.validate(&["debian-11-5.10".into()], &["ringbuf".into()])
             .unwrap();
@@ -300,5 +317,42 @@ mod tests {
         assert!(err.contains("matirx") && err.contains("line 4"), "{err}");
         write(d.path(), "Cargo.toml", "[package]\nname = \"x\"\n");
         assert!(load_config(d.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn nearest_configuration_above_the_package_wins_and_a_broken_one_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let pkg = d.path().join("probes");
+        std::fs::create_dir(&pkg).unwrap();
+        write(&pkg, "Cargo.toml", "[package]\nname = \"probes\"\n");
+        assert!(find_config(&pkg).unwrap().is_none());
+        write(
+            d.path(),
+            "bpfcompat.toml",
+            "matrix = \"mine.toml\"\nkernels = [\"debian-12-6.1\"]\n[objects.x.expect_fail]\n",
+        );
+        let c = find_config(&pkg).unwrap().unwrap();
+        assert_eq!(c.kernels, Some(vec!["debian-12-6.1".to_string()]));
+        assert_eq!(
+            c.resolve(Path::new("mine.toml")),
+            d.path().join("mine.toml")
+        );
+        write(
+            &pkg,
+            "Cargo.toml",
+            "[package]\nname = \"p\"\n[package.metadata.bpfcompat]\nkernels = [\"debian-11-5.10\"]\n",
+        );
+        let c = find_config(&pkg).unwrap().unwrap();
+        assert_eq!(c.kernels, Some(vec!["debian-11-5.10".to_string()]));
+        write(
+            &pkg,
+            "Cargo.toml",
+            "[package]\nname = \"p\"\n[package.metadata.bpfcompat]\nkernel = [\"x\"]\n",
+        );
+        let err = find_config(&pkg).unwrap_err();
+        assert!(
+            err.contains("kernel") && err.contains("Cargo.toml"),
+            "{err}"
+        );
     }
 }
