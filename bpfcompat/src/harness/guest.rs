@@ -5,16 +5,25 @@ use std::time::Instant;
 
 use super::{Outcome, registered};
 use crate::guest::init::{power_off, start, uptime_ms};
-use crate::wire::Record;
+use crate::wire::{JOB_FILE, Job, Record};
 
-/// Kernel parameter (so: init's environment) naming the tests to run.
-pub(crate) const TESTS_VAR: &str = "BPFCOMPAT_TESTS";
-
+/// Runs the test bodies the job names, reports each, powers off.
 pub(crate) fn run() -> ! {
     let mut port = start("bpfcompat");
-    let wanted = std::env::var(TESTS_VAR).unwrap_or_default();
+    let job = std::fs::read(JOB_FILE)
+        .map_err(|e| e.to_string())
+        .and_then(|b| Job::parse(&b));
+    let wanted = match job {
+        Ok(job) => job.tests,
+        Err(message) => {
+            let _ = port.send(&Record::AgentError {
+                message: format!("cannot read {JOB_FILE}: {message}"),
+            });
+            power_off();
+        }
+    };
     let tests = registered();
-    for name in wanted.split(',').filter(|n| !n.is_empty()) {
+    for name in &wanted {
         let started = Instant::now();
         let (passed, message) = match tests.iter().find(|t| t.name == name) {
             None => (false, Some(format!("no test `{name}` in this binary"))),
@@ -25,7 +34,7 @@ pub(crate) fn run() -> ! {
             },
         };
         let _ = port.send(&Record::Test {
-            name: name.to_string(),
+            name: name.clone(),
             passed,
             message,
             duration_ms: started.elapsed().as_millis() as u64,

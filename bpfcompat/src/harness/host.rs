@@ -3,24 +3,25 @@
 //! others read its results. Under nextest (one trial per process) each trial
 //! boots its own guest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use super::{KernelTest, guest::TESTS_VAR, registered};
+use super::{KernelTest, registered};
 use crate::cancel::Cancel;
-use crate::config::find_config;
+use crate::config::{Config, find_config};
+use crate::errors::InitramfsError;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
 use crate::vm::{
-    Accel, AccelChoice, AccelPolicy, AttemptEvent, Attempts, BootSpec, Exit, boot_until_init,
+    Accel, AccelChoice, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Exit, boot_until_init,
     find_qemu,
 };
-use crate::wire::{Record, tail};
+use crate::wire::{JOB_FILE, Job, Mode, Record, tail};
 
 /// What one boot of a kernel said about each of its tests.
 #[derive(Debug, Clone)]
@@ -41,13 +42,18 @@ struct Cell {
     unavailable: Option<String>,
 }
 
+impl Cell {
+    fn name(&self) -> String {
+        format!("{}::{}", self.test.name, self.kernel)
+    }
+
+    fn ignored(&self) -> bool {
+        self.test.ignore || self.unavailable.is_some()
+    }
+}
+
 pub(crate) fn run() -> ExitCode {
     let args = Arguments::from_args();
-    let mirrors = Mirrors::discover();
-    let cache = Cache::discover();
-    let mut matrices: BTreeMap<String, Result<Matrix, String>> = BTreeMap::new();
-    let mut cells = Vec::new();
-    let mut trials_without_cell = Vec::new();
     // Defaults from the project's configuration (bpfcompat.toml or Cargo
     // metadata), read as strictly as the CLI reads it: a broken file fails
     // every trial with its error instead of being ignored.
@@ -59,36 +65,63 @@ pub(crate) fn run() -> ExitCode {
         Err(e) => {
             let trials = registered()
                 .iter()
-                .map(|t| {
-                    let msg = format!("bpfcompat configuration: {e}");
-                    Trial::test(t.name.to_string(), move || Err(msg.into()))
-                })
+                .map(|t| failing(t.name.to_string(), format!("bpfcompat configuration: {e}")))
                 .collect();
             return libtest_mimic::run(&args, trials).exit_code();
         }
     };
-    let default_matrix = match config
-        .as_ref()
-        .and_then(|c| c.matrix.as_ref().map(|m| (c, m)))
-    {
+    let (cells, mut trials) = plan(config.as_ref());
+    // Which trials this process will run, so one boot per kernel runs them all.
+    let mut selected: BTreeMap<String, Vec<&'static KernelTest>> = BTreeMap::new();
+    for c in &cells {
+        let t = Trial::test(c.name(), || Ok(())).with_ignored_flag(c.ignored());
+        if !args.is_filtered_out(&t) && !args.is_ignored(&t) && c.unavailable.is_none() {
+            selected.entry(c.kernel.clone()).or_default().push(c.test);
+        }
+    }
+    if !args.list {
+        let skipped: BTreeSet<&String> = cells
+            .iter()
+            .filter_map(|c| c.unavailable.as_ref())
+            .collect();
+        for s in skipped {
+            eprintln!("bpfcompat: ignored trials: {s}");
+        }
+    }
+    let shared: Shared = Arc::default();
+    let selected = Arc::new(selected);
+    trials.extend(cells.into_iter().map(|c| trial(c, &shared, &selected)));
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn failing(name: String, message: String) -> Trial {
+    Trial::test(name, move || Err(message.into()))
+}
+
+/// Every (test × kernel) cell; a test whose matrix cannot be loaded is one
+/// failing trial instead.
+fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
+    let mirrors = Mirrors::discover();
+    let cache = Cache::discover();
+    let default_matrix = match config.and_then(|c| c.matrix.as_ref().map(|m| (c, m))) {
         Some((_, m)) if m == "default" => m.clone(),
         Some((c, m)) => c.resolve(std::path::Path::new(m)).display().to_string(),
         None => "default".into(),
     };
-    let configured_kernels = config.as_ref().and_then(|c| c.kernels.clone());
+    let configured_kernels = config.and_then(|c| c.kernels.clone());
+    let mut matrices: BTreeMap<String, Result<Matrix, String>> = BTreeMap::new();
+    let (mut cells, mut failed) = (Vec::new(), Vec::new());
     for t in registered() {
         let matrix_name = t
             .matrix
-            .map(str::to_string)
-            .unwrap_or_else(|| default_matrix.clone());
+            .map_or_else(|| default_matrix.clone(), str::to_string);
         let m = matrices
             .entry(matrix_name.clone())
             .or_insert_with(|| Matrix::load(&matrix_name).map_err(|e| e.to_string()));
         let m = match m {
             Ok(m) => m,
             Err(e) => {
-                let msg = format!("{}: {e}", t.name);
-                trials_without_cell.push(Trial::test(t.name.to_string(), move || Err(msg.into())));
+                failed.push(failing(t.name.to_string(), format!("{}: {e}", t.name)));
                 continue;
             }
         };
@@ -121,59 +154,36 @@ pub(crate) fn run() -> ExitCode {
             });
         }
     }
+    (cells, failed)
+}
 
-    // Which trials this process will run, so one boot per kernel runs them all.
-    let trial_of = |c: &Cell| {
-        Trial::test(format!("{}::{}", c.test.name, c.kernel), || Ok(()))
-            .with_ignored_flag(c.test.ignore || c.unavailable.is_some())
-    };
-    let mut selected: BTreeMap<String, Vec<&'static KernelTest>> = BTreeMap::new();
-    for c in &cells {
-        let t = trial_of(c);
-        if !args.is_filtered_out(&t) && !args.is_ignored(&t) && c.unavailable.is_none() {
-            selected.entry(c.kernel.clone()).or_default().push(c.test);
+/// The trial of one cell: the first trial of a kernel boots it for every
+/// selected test of that kernel; the others read its results.
+fn trial(
+    c: Cell,
+    shared: &Shared,
+    selected: &Arc<BTreeMap<String, Vec<&'static KernelTest>>>,
+) -> Trial {
+    let (name, ignored) = (c.name(), c.ignored());
+    let (shared, selected) = (shared.clone(), selected.clone());
+    Trial::test(name, move || {
+        if let Some(why) = &c.unavailable {
+            return Err(format!("kernel {} unavailable: {why}", c.kernel).into());
         }
-    }
-    let skipped: Vec<String> = cells
-        .iter()
-        .filter_map(|c| c.unavailable.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if !args.list {
-        for s in &skipped {
-            eprintln!("bpfcompat: ignored trials: {s}");
-        }
-    }
-
-    let shared: Shared = Arc::default();
-    let selected = Arc::new(selected);
-    let mut trials = trials_without_cell;
-    for c in cells {
-        let name = format!("{}::{}", c.test.name, c.kernel);
-        let ignored = c.test.ignore || c.unavailable.is_some();
-        let (shared, selected) = (shared.clone(), selected.clone());
-        let (test, kernel, pin) = (c.test, c.kernel, c.pin);
-        let unavailable = c.unavailable;
-        trials.push(
-            Trial::test(name, move || {
-                if let Some(why) = unavailable {
-                    return Err(format!("kernel {kernel} unavailable: {why}").into());
-                }
-                let cell = shared
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(kernel.clone())
-                    .or_default()
-                    .clone();
-                let tests = selected.get(&kernel).cloned().unwrap_or_else(|| vec![test]);
-                let result = cell.get_or_init(|| boot_kernel(&kernel, pin.as_ref(), &tests));
-                verdict(test, &kernel, result)
-            })
-            .with_ignored_flag(ignored),
-        );
-    }
-    libtest_mimic::run(&args, trials).exit_code()
+        let cell = shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(c.kernel.clone())
+            .or_default()
+            .clone();
+        let tests = selected
+            .get(&c.kernel)
+            .cloned()
+            .unwrap_or_else(|| vec![c.test]);
+        let result = cell.get_or_init(|| boot_kernel(&c.kernel, c.pin.as_ref(), &tests));
+        verdict(c.test, &c.kernel, result)
+    })
+    .with_ignored_flag(ignored)
 }
 
 /// The trial's verdict from its kernel's results.
@@ -239,22 +249,15 @@ fn boot_kernel(
         .tempdir()
         .map_err(|e| e.to_string())?;
     let initrd = work.path().join("initrd.cpio");
-    // /proc/self/exe still reads when the file was replaced by a rebuild.
-    let me = std::path::PathBuf::from("/proc/self/exe");
-    Initramfs::with_init(&me)
+    guest_image(tests)
         .and_then(|img| img.write_private(&initrd))
         .map_err(|e| e.to_string())?;
-
-    let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
     let timeout: u64 = 90
         + tests
             .iter()
-            .map(|t| {
-                if t.timeout_secs == 0 {
-                    60
-                } else {
-                    t.timeout_secs
-                }
+            .map(|t| match t.timeout_secs {
+                0 => 60,
+                n => n,
             })
             .sum::<u64>();
     let attempts = Attempts {
@@ -271,20 +274,40 @@ fn boot_kernel(
         accel,
         memory_mib: 512,
         cpus: 1,
-        extra_cmdline: vec![
-            format!("{TESTS_VAR}={}", names.join(",")),
-            format!("BPFCOMPAT_KERNEL={kernel}"),
-        ],
+        extra_cmdline: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
     };
     let b = boot_until_init(&attempts, &spec, &mut |e| {
         if let AttemptEvent::FellBackToTcg { exit } = e {
-            eprintln!("bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)");
+            eprintln!(
+                "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"
+            );
         }
     })
     .map_err(|e| e.to_string())?
     .boot;
+    Ok(results(&b, &image.release))
+}
+
+/// This binary as the guest's `/init`, with a job naming the tests to run.
+fn guest_image(tests: &[&KernelTest]) -> Result<Initramfs, InitramfsError> {
+    // /proc/self/exe still reads when the file was replaced by a rebuild.
+    let mut img = Initramfs::with_init(std::path::Path::new("/proc/self/exe"))?;
+    let job = Job {
+        tests: tests.iter().map(|t| t.name.to_string()).collect(),
+        ..Job::new(Mode::Load, 0)
+    };
+    img.file(
+        JOB_FILE,
+        0o644,
+        serde_json::to_vec(&job).expect("jobs serialize"),
+    );
+    Ok(img)
+}
+
+/// What one boot said about each test, and why the others have no result.
+fn results(b: &Boot, release: &str) -> KernelResults {
     let mut results = KernelResults {
-        release: image.release.clone(),
+        release: release.to_string(),
         tests: BTreeMap::new(),
         ended: String::new(),
     };
@@ -319,5 +342,5 @@ fn boot_kernel(
         }
         _ => format!("the guest ended early\n  console (end):\n  {console}"),
     };
-    Ok(results)
+    results
 }

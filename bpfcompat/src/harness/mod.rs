@@ -4,8 +4,9 @@
 //! select cells as usual.
 //!
 //! The test binary is its own guest agent: booted as a guest's `/init` it
-//! mounts what BPF needs, runs only the test bodies named on its kernel
-//! command line, reports each on the result port and powers off.
+//! mounts what BPF needs, runs only the test bodies its job names (the
+//! [`crate::wire::Job`] in its initramfs), reports each on the result port
+//! and powers off.
 
 mod guest;
 mod host;
@@ -81,7 +82,8 @@ fn registered() -> Vec<&'static KernelTest> {
 
 /// The `main` of a `harness = false` test target (see [`crate::main!`]).
 pub fn main() -> ExitCode {
-    if std::process::id() == 1 && std::env::var_os(guest::TESTS_VAR).is_some() {
+    // Only a guest runs a test binary as PID 1.
+    if std::process::id() == 1 {
         guest::run();
     }
     host::run()

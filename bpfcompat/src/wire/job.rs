@@ -67,6 +67,9 @@ pub struct Job {
     /// The fire-mode trigger for every object (default: the built-in workload).
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// The `#[kernel_test]` bodies a test binary booted as `/init` runs.
+    #[serde(default)]
+    pub tests: Vec<String>,
 }
 
 impl Job {
@@ -79,6 +82,7 @@ impl Job {
             object_timeout_secs,
             commands: Vec::new(),
             trigger: None,
+            tests: Vec::new(),
         }
     }
 
