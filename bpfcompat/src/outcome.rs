@@ -128,26 +128,38 @@ pub enum Note {
 }
 
 impl KernelRun {
-    /// The running kernel as a one-kernel run: the host pre-load gate judges
-    /// its reports with the same classifier as a guest's.
-    pub fn on_host(release: String, kernel_btf: bool, objects: Vec<ObjectReport>) -> KernelRun {
+    /// A kernel that has not run yet: its outcome says `completed` until
+    /// something else happens.
+    pub fn new(kernel: &str, required: bool) -> KernelRun {
         KernelRun {
-            kernel: "host".into(),
-            required: true,
+            kernel: kernel.to_string(),
+            required,
             package: None,
             version: None,
-            release: Some(release),
-            kernel_btf: Some(kernel_btf),
+            release: None,
+            kernel_btf: None,
             outcome: KernelOutcome::Completed,
-            objects,
+            objects: Vec::new(),
             commands: Vec::new(),
             command_expect: BTreeMap::new(),
             retries: Vec::new(),
-            accel: "none".into(),
+            accel: String::new(),
             timings: Timings::default(),
             console_tail: Vec::new(),
             evidence: None,
             malformed_records: Vec::new(),
+        }
+    }
+
+    /// The running kernel as a one-kernel run: the host pre-load gate judges
+    /// its reports with the same classifier as a guest's.
+    pub fn on_host(release: String, kernel_btf: bool, objects: Vec<ObjectReport>) -> KernelRun {
+        KernelRun {
+            release: Some(release),
+            kernel_btf: Some(kernel_btf),
+            objects,
+            accel: "none".into(),
+            ..KernelRun::new("host", true)
         }
     }
 }

@@ -11,9 +11,11 @@ use crate::cancel::Cancel;
 use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
-use crate::outcome::{KernelOutcome, KernelRun, Note, RunOutput, Timings};
+use crate::matrix::Pin;
+use crate::outcome::{KernelOutcome, KernelRun, Note, RunOutput};
 use crate::vm::{
-    Accel, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Exit, boot_until_init, find_qemu,
+    Accel, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Booted, Exit, boot_until_init,
+    find_qemu,
 };
 use crate::wire::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Record, tail};
 
@@ -187,30 +189,15 @@ impl Ctx<'_> {
 }
 
 fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
-    let name = target.profile.name.clone();
-    let mut run = KernelRun {
-        kernel: name.clone(),
-        required: target.profile.required,
-        package: target.pin.as_ref().map(|p| p.package.clone()),
-        version: target.pin.as_ref().map(|p| p.version.clone()),
-        release: None,
-        kernel_btf: None,
-        outcome: KernelOutcome::Completed,
-        objects: Vec::new(),
-        commands: Vec::new(),
-        command_expect: ctx
-            .plan
-            .commands
-            .iter()
-            .map(|c| (c.name.clone(), c.expect_exit))
-            .collect(),
-        retries: Vec::new(),
-        accel: String::new(),
-        timings: Timings::default(),
-        console_tail: Vec::new(),
-        evidence: None,
-        malformed_records: Vec::new(),
-    };
+    let mut run = KernelRun::new(&target.profile.name, target.profile.required);
+    run.package = target.pin.as_ref().map(|p| p.package.clone());
+    run.version = target.pin.as_ref().map(|p| p.version.clone());
+    run.command_expect = ctx
+        .plan
+        .commands
+        .iter()
+        .map(|c| (c.name.clone(), c.expect_exit))
+        .collect();
     if let Some(signal) = ctx.cancel.signal() {
         run.outcome = KernelOutcome::Interrupted { signal };
         return run;
@@ -222,70 +209,16 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         return run;
     };
     let fetch_started = Instant::now();
-    ctx.send(Event::KernelStarted {
-        kernel: name.clone(),
-    });
-    let fetched = fetch(pin, ctx.mirrors, ctx.cache, ctx.cancel, &mut |m| {
-        ctx.send(Event::Fetch {
-            kernel: name.clone(),
-            event: m,
-        })
-    });
-    let kernel: CachedKernel = match fetched {
+    let kernel = match fetch_kernel(ctx, &run.kernel, pin) {
         Ok(k) => k,
-        Err(e) => {
-            // The flag is never cleared, so a cancelled download sees it set.
-            run.outcome = match ctx.cancel.signal() {
-                Some(signal) => KernelOutcome::Interrupted { signal },
-                // Only a kernel that cannot be had may be forgiven by
-                // --allow-unavailable; integrity and cache trouble may not.
-                None if e.is_unavailable() => KernelOutcome::Unavailable {
-                    reason: e.to_string(),
-                },
-                None => KernelOutcome::Infra {
-                    reason: e.to_string(),
-                },
-            };
+        Err(outcome) => {
+            run.outcome = outcome;
             return run;
         }
     };
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
-
-    let attempts = Attempts {
-        qemu: ctx.qemu,
-        timeout: ctx.plan.settings.timeout,
-        retries: ctx.plan.settings.retries,
-        accel: ctx.accel,
-        cancel: ctx.cancel,
-    };
-    let spec = |attempt: u32, accel: Accel| BootSpec {
-        kernel: kernel.vmlinuz.clone(),
-        initrd: ctx.initrd.to_path_buf(),
-        results: ctx.work.join(format!("{name}.{attempt}.results")),
-        accel,
-        memory_mib: ctx.plan.settings.memory_mib,
-        cpus: ctx.plan.settings.cpus,
-        extra_cmdline: guest_env(&name),
-    };
-    let booted = boot_until_init(&attempts, &spec, &mut |e| match e {
-        AttemptEvent::Starting { n } => ctx.send(Event::BootAttempt {
-            kernel: name.clone(),
-            n,
-        }),
-        AttemptEvent::Ended { n, boot } => {
-            if let Some(dir) = &ctx.plan.settings.evidence {
-                match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
-                    Ok(d) => run.evidence = Some(d),
-                    Err(error) => ctx.send(Event::EvidenceNotWritten {
-                        kernel: name.clone(),
-                        error,
-                    }),
-                }
-            }
-        }
-        AttemptEvent::FellBackToTcg { exit } => ctx.send(Event::KvmFallback { exit: exit.clone() }),
-    });
+    let booted = boot_kernel(ctx, &mut run, &kernel);
     let booted = match booted {
         Ok(b) => b,
         Err(e) => {
@@ -311,6 +244,76 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
         ctx.plan.objects.len() + ctx.plan.commands.len(),
     );
     run
+}
+
+/// The kernel from the cache, fetched when needed; a failure is the
+/// kernel's outcome.
+fn fetch_kernel(ctx: &Ctx, name: &str, pin: &Pin) -> Result<CachedKernel, KernelOutcome> {
+    ctx.send(Event::KernelStarted {
+        kernel: name.to_string(),
+    });
+    fetch(pin, ctx.mirrors, ctx.cache, ctx.cancel, &mut |m| {
+        ctx.send(Event::Fetch {
+            kernel: name.to_string(),
+            event: m,
+        })
+    })
+    .map_err(|e| match ctx.cancel.signal() {
+        // The flag is never cleared, so a cancelled download sees it set.
+        Some(signal) => KernelOutcome::Interrupted { signal },
+        // Only a kernel that cannot be had may be forgiven by
+        // --allow-unavailable; integrity and cache trouble may not.
+        None if e.is_unavailable() => KernelOutcome::Unavailable {
+            reason: e.to_string(),
+        },
+        None => KernelOutcome::Infra {
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// Boots the kernel's guest until the agent runs (or gives up), keeping
+/// evidence of every attempt.
+fn boot_kernel(
+    ctx: &Ctx,
+    run: &mut KernelRun,
+    kernel: &CachedKernel,
+) -> Result<Booted, crate::errors::VmError> {
+    let name = run.kernel.clone();
+    let attempts = Attempts {
+        qemu: ctx.qemu,
+        timeout: ctx.plan.settings.timeout,
+        retries: ctx.plan.settings.retries,
+        accel: ctx.accel,
+        cancel: ctx.cancel,
+    };
+    let spec = |attempt: u32, accel: Accel| BootSpec {
+        kernel: kernel.vmlinuz.clone(),
+        initrd: ctx.initrd.to_path_buf(),
+        results: ctx.work.join(format!("{name}.{attempt}.results")),
+        accel,
+        memory_mib: ctx.plan.settings.memory_mib,
+        cpus: ctx.plan.settings.cpus,
+        extra_cmdline: guest_env(&name),
+    };
+    boot_until_init(&attempts, &spec, &mut |e| match e {
+        AttemptEvent::Starting { n } => ctx.send(Event::BootAttempt {
+            kernel: name.clone(),
+            n,
+        }),
+        AttemptEvent::Ended { n, boot } => {
+            if let Some(dir) = &ctx.plan.settings.evidence {
+                match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
+                    Ok(d) => run.evidence = Some(d),
+                    Err(error) => ctx.send(Event::EvidenceNotWritten {
+                        kernel: name.clone(),
+                        error,
+                    }),
+                }
+            }
+        }
+        AttemptEvent::FellBackToTcg { exit } => ctx.send(Event::KvmFallback { exit: exit.clone() }),
+    })
 }
 
 /// `key=value` kernel parameters reach the guest's init as environment:

@@ -146,8 +146,38 @@ pub fn boot(
         context: format!("cannot create the result file {}", spec.results.display()),
         source,
     })?;
+    let started = Instant::now();
+    let mut child = spawn(qemu, &args)?;
+    let drains = Drains::start(&mut child.0);
+    let limits = Limits {
+        timeout,
+        liveness,
+        cancel,
+    };
+    let (exit, mut marks) = watch(&mut child, &spec.results, &drains, &limits, started);
+    drop(child); // kill the group (if still running) and reap
+    let (exit, console) = drains.finish(exit);
+    let (records, malformed) = read_records(&spec.results);
+    if marks.agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. }))
+    {
+        marks.agent_started_ms = Some(started.elapsed().as_millis() as u64);
+    }
+    Ok(Boot {
+        exit,
+        console,
+        records,
+        malformed,
+        argv,
+        agent_started_ms: marks.agent_started_ms,
+        done_ms: marks.done_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Starts QEMU in its own process group, to die with this process.
+fn spawn(qemu: &Path, args: &[OsString]) -> Result<Guard, VmError> {
     let mut cmd = Command::new(qemu);
-    cmd.args(&args)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,101 +190,145 @@ pub fn boot(
             Ok(())
         });
     }
-    let started = Instant::now();
-    let mut child = Guard(cmd.spawn().map_err(|source| VmError::Io {
+    cmd.spawn().map(Guard).map_err(|source| VmError::Io {
         context: format!("cannot start {}", qemu.display()),
         source,
-    })?);
+    })
+}
 
-    let console = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let panicked = Arc::new(Mutex::new(None::<String>));
-    let stdout = child.0.stdout.take().expect("piped");
-    let console_thread = {
-        let (console, panicked) = (console.clone(), panicked.clone());
-        std::thread::spawn(move || drain_console(stdout, &console, &panicked))
-    };
-    let mut stderr = child.0.stderr.take().expect("piped");
-    let stderr_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+/// The threads that drain QEMU's console (watching it for panics) and stderr.
+struct Drains {
+    console: Arc<Mutex<Vec<u8>>>,
+    panicked: Arc<Mutex<Option<String>>>,
+    console_thread: std::thread::JoinHandle<()>,
+    stderr_thread: std::thread::JoinHandle<String>,
+}
 
-    let mut agent_started_ms = None;
-    let mut done_ms = None;
+impl Drains {
+    fn start(child: &mut Child) -> Drains {
+        let console = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let panicked = Arc::new(Mutex::new(None::<String>));
+        let stdout = child.stdout.take().expect("piped");
+        let console_thread = {
+            let (console, panicked) = (console.clone(), panicked.clone());
+            std::thread::spawn(move || drain_console(stdout, &console, &panicked))
+        };
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Drains {
+            console,
+            panicked,
+            console_thread,
+            stderr_thread,
+        }
+    }
+
+    fn panic_line(&self) -> Option<String> {
+        self.panicked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After QEMU is gone: the final exit and the whole console.
+    fn finish(self, exit: Exit) -> (Exit, String) {
+        let _ = self.console_thread.join();
+        let stderr_text = self.stderr_thread.join().unwrap_or_default();
+        // With panic=-1, QEMU can exit before the console thread read the
+        // panic line: decide again now that the whole console has been drained.
+        let late_panic = self
+            .panicked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let exit = match (exit, late_panic) {
+            (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
+            (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
+                status,
+                stderr: stderr_text,
+            },
+            (other, _) => other,
+        };
+        let console =
+            String::from_utf8_lossy(&self.console.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_owned();
+        (exit, console)
+    }
+}
+
+/// When a boot is given up.
+struct Limits<'a> {
+    timeout: Duration,
+    liveness: Option<Duration>,
+    cancel: &'a Cancel,
+}
+
+/// Host milliseconds at which the guest's init said hello and done.
+#[derive(Default)]
+struct Marks {
+    agent_started_ms: Option<u64>,
+    done_ms: Option<u64>,
+}
+
+/// Polls QEMU until it exits or a limit ends the boot.
+fn watch(
+    child: &mut Guard,
+    results: &Path,
+    drains: &Drains,
+    limits: &Limits,
+    started: Instant,
+) -> (Exit, Marks) {
+    let mut marks = Marks::default();
     let exit = loop {
         let elapsed = started.elapsed();
         if let Ok(Some(status)) = child.0.try_wait() {
-            break match status.success() {
-                true => None,
-                false => Some(status.to_string()),
-            }
-            .map(|s| Exit::QemuFailed {
-                status: s,
-                stderr: String::new(),
-            })
-            .unwrap_or(Exit::PoweredOff);
+            break if status.success() {
+                Exit::PoweredOff
+            } else {
+                Exit::QemuFailed {
+                    status: status.to_string(),
+                    stderr: String::new(),
+                }
+            };
         }
-        if agent_started_ms.is_none() || done_ms.is_none() {
-            let (records, _) = read_records(&spec.results);
-            if agent_started_ms.is_none()
+        if marks.agent_started_ms.is_none() || marks.done_ms.is_none() {
+            let (records, _) = read_records(results);
+            let ms = Some(elapsed.as_millis() as u64);
+            if marks.agent_started_ms.is_none()
                 && records.iter().any(|r| matches!(r, Record::Hello { .. }))
             {
-                agent_started_ms = Some(elapsed.as_millis() as u64);
+                marks.agent_started_ms = ms;
             }
-            if done_ms.is_none() && records.iter().any(|r| matches!(r, Record::Done { .. })) {
-                done_ms = Some(elapsed.as_millis() as u64);
+            if marks.done_ms.is_none() && records.iter().any(|r| matches!(r, Record::Done { .. })) {
+                marks.done_ms = ms;
             }
         }
-        if let Some(line) = panicked.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(line) = drains.panic_line() {
             // panic=-1 makes QEMU exit by itself; give it a moment to flush.
             std::thread::sleep(Duration::from_millis(300));
             break Exit::Panic { line };
         }
-        if let Some(window) = liveness
-            && agent_started_ms.is_none()
+        if let Some(window) = limits.liveness
+            && marks.agent_started_ms.is_none()
             && elapsed > window
         {
             break Exit::NoProgress { after: window };
         }
-        if elapsed > timeout {
-            break Exit::Timeout { after: timeout };
+        if elapsed > limits.timeout {
+            break Exit::Timeout {
+                after: limits.timeout,
+            };
         }
-        if let Some(signal) = cancel.signal() {
+        if let Some(signal) = limits.cancel.signal() {
             break Exit::Interrupted { signal };
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    drop(child); // kill (if still running) and reap
-    let _ = console_thread.join();
-    let stderr_text = stderr_thread.join().unwrap_or_default();
-    // With panic=-1, QEMU can exit before the console thread read the panic
-    // line: decide again now that the whole console has been drained.
-    let late_panic = panicked.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let exit = match (exit, late_panic) {
-        (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
-        (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
-            status,
-            stderr: stderr_text,
-        },
-        (other, _) => other,
-    };
-    let console =
-        String::from_utf8_lossy(&console.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    let (records, malformed) = read_records(&spec.results);
-    if agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. })) {
-        agent_started_ms = Some(started.elapsed().as_millis() as u64);
-    }
-    Ok(Boot {
-        exit,
-        console,
-        records,
-        malformed,
-        argv,
-        agent_started_ms,
-        done_ms,
-        total_ms: started.elapsed().as_millis() as u64,
-    })
+    (exit, marks)
 }
 
 /// An empty file only this user can read, whatever the umask: QEMU opens
