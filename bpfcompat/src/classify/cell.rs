@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
-use crate::wire::{CommandReport, Fault, Fire, ObjectReport, Outcome, StepFailure};
+use crate::wire::{
+    CommandReport, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport, StepFailure,
+};
 
 /// A cell's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,120 +272,11 @@ pub fn signal_name(signal: usize) -> String {
 }
 
 fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
-    match &r.fault {
-        Some(Fault::Timeout { after_secs }) => {
-            return Cell::guest(
-                &r.object,
-                run,
-                Status::Fail,
-                Code::Timeout,
-                format!("validation did not finish within {after_secs}s"),
-            );
-        }
-        Some(Fault::Crashed { detail }) => {
-            return Cell::guest(
-                &r.object,
-                run,
-                Status::InfraError,
-                Code::Infra,
-                format!("the validator crashed: {detail}"),
-            );
-        }
-        // A fix-up the object cannot take, or a trigger that cannot run, is
-        // the configuration's fault, not the kernel's.
-        Some(Fault::Configuration { message }) => {
-            return Cell::guest(
-                &r.object,
-                run,
-                Status::InfraError,
-                Code::Infra,
-                format!("bpfcompat configuration: {message}"),
-            );
-        }
-        None => {}
+    if let Some(cell) = fault_cell(run, r) {
+        return cell;
     }
-    let btf = run.kernel_btf;
-    let mut findings = Vec::new();
-    let mut push = |step: Step,
-                    failure: &StepFailure,
-                    program: Option<&crate::wire::ProgramReport>,
-                    map: Option<&crate::wire::MapReport>| {
-        let Verdict {
-            code,
-            message,
-            remediation,
-        } = classify(&Evidence {
-            step,
-            failure,
-            program,
-            map,
-            kernel_btf: btf,
-        });
-        findings.push(Finding {
-            stage: match step {
-                Step::Open => Stage::Open,
-                Step::Attach => Stage::Attach,
-                _ => Stage::Load,
-            },
-            code,
-            program: program.map(|p| p.name.clone()),
-            map: map.map(|m| m.name.clone()),
-            message,
-            remediation,
-            errno: failure.errno,
-            verifier_tail: failure.verifier_log.clone(),
-            libbpf_log: failure.libbpf_log.clone(),
-        });
-    };
-    if let Some(f) = &r.object_error {
-        let opened = !r.programs.is_empty() || !r.maps.is_empty();
-        push(
-            if opened { Step::Object } else { Step::Open },
-            f,
-            None,
-            None,
-        );
-    }
-    for m in &r.maps {
-        if let Some(f) = m.create.failure() {
-            push(Step::MapCreate, f, None, Some(m));
-        }
-    }
-    for p in &r.programs {
-        if let Some(f) = p.load.failure() {
-            push(Step::ProgLoad, f, Some(p), None);
-        }
-    }
-    for p in &r.programs {
-        if let Some(f) = p.attach.failure() {
-            push(Step::Attach, f, Some(p), None);
-        }
-    }
-    for p in &r.programs {
-        let (code, message, remediation) = match &p.fire {
-            Some(Fire::NotFired { trigger }) => (
-                Code::NotFired,
-                format!("attached, but ran 0 times while the trigger ran: {trigger}"),
-                "the hook was not reached: the function may be inlined or renamed on this kernel, or the trigger does not exercise it (give one with --trigger or `trigger` in the configuration)",
-            ),
-            Some(Fire::UnknownTrigger { section }) => (
-                Code::Unknown,
-                format!(
-                    "fire: unknown trigger for section `{section}`: no built-in workload reaches this kind of hook"
-                ),
-                "give a trigger that exercises the hook (--trigger 'CMD', or `trigger` in the configuration)",
-            ),
-            _ => continue,
-        };
-        findings.push(Finding::plain(
-            Stage::Fire,
-            code,
-            Some(p.name.clone()),
-            message,
-            Some(remediation.into()),
-            Vec::new(),
-        ));
-    }
+    let mut findings = step_findings(r, run.kernel_btf);
+    findings.extend(r.programs.iter().filter_map(fire_finding));
     let status = if findings.is_empty() {
         Status::Pass
     } else {
@@ -407,6 +300,124 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         })
         .collect();
     cell
+}
+
+/// The cell of an object whose validator did not finish, or whose
+/// configuration did not fit it: no program verdicts then.
+fn fault_cell(run: &KernelRun, r: &ObjectReport) -> Option<Cell> {
+    let (status, code, message) = match r.fault.as_ref()? {
+        Fault::Timeout { after_secs } => (
+            Status::Fail,
+            Code::Timeout,
+            format!("validation did not finish within {after_secs}s"),
+        ),
+        Fault::Crashed { detail } => (
+            Status::InfraError,
+            Code::Infra,
+            format!("the validator crashed: {detail}"),
+        ),
+        // A fix-up the object cannot take, or a trigger that cannot run, is
+        // the configuration's fault, not the kernel's.
+        Fault::Configuration { message } => (
+            Status::InfraError,
+            Code::Infra,
+            format!("bpfcompat configuration: {message}"),
+        ),
+    };
+    Some(Cell::guest(&r.object, run, status, code, message))
+}
+
+/// One classified finding per failed step: the object as a whole, map
+/// creation, program load, attach (in that order).
+fn step_findings(r: &ObjectReport, kernel_btf: Option<bool>) -> Vec<Finding> {
+    let mut steps: Vec<(
+        Step,
+        &StepFailure,
+        Option<&ProgramReport>,
+        Option<&MapReport>,
+    )> = Vec::new();
+    if let Some(f) = &r.object_error {
+        let opened = !r.programs.is_empty() || !r.maps.is_empty();
+        steps.push((
+            if opened { Step::Object } else { Step::Open },
+            f,
+            None,
+            None,
+        ));
+    }
+    for m in &r.maps {
+        if let Some(f) = m.create.failure() {
+            steps.push((Step::MapCreate, f, None, Some(m)));
+        }
+    }
+    for p in &r.programs {
+        if let Some(f) = p.load.failure() {
+            steps.push((Step::ProgLoad, f, Some(p), None));
+        }
+    }
+    for p in &r.programs {
+        if let Some(f) = p.attach.failure() {
+            steps.push((Step::Attach, f, Some(p), None));
+        }
+    }
+    steps
+        .into_iter()
+        .map(|(step, failure, program, map)| {
+            let Verdict {
+                code,
+                message,
+                remediation,
+            } = classify(&Evidence {
+                step,
+                failure,
+                program,
+                map,
+                kernel_btf,
+            });
+            Finding {
+                stage: match step {
+                    Step::Open => Stage::Open,
+                    Step::Attach => Stage::Attach,
+                    _ => Stage::Load,
+                },
+                code,
+                program: program.map(|p| p.name.clone()),
+                map: map.map(|m| m.name.clone()),
+                message,
+                remediation,
+                errno: failure.errno,
+                verifier_tail: failure.verifier_log.clone(),
+                libbpf_log: failure.libbpf_log.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Fire mode's finding on a program that attached but did not run.
+fn fire_finding(p: &ProgramReport) -> Option<Finding> {
+    let (code, message, remediation) = match &p.fire {
+        Some(Fire::NotFired { trigger }) => (
+            Code::NotFired,
+            format!("attached, but ran 0 times while the trigger ran: {trigger}"),
+            "the hook was not reached: the function may be inlined or renamed on this kernel, or the trigger does not exercise it (give one with --trigger or `trigger` in the configuration)",
+        ),
+        Some(Fire::UnknownTrigger { section }) => (
+            Code::Unknown,
+            format!(
+                "fire: unknown trigger for section `{section}`: no built-in workload reaches this kind of hook"
+            ),
+            "give a trigger that exercises the hook (--trigger 'CMD', or `trigger` in the configuration)",
+        ),
+        _ => return None,
+    };
+    Some(Finding::plain(
+        Stage::Fire,
+        code,
+        Some(p.name.clone()),
+        message,
+        Some(remediation.into()),
+        Vec::new(),
+    ))
 }
 
 /// Command mode: the exit code is the verdict.
@@ -477,5 +488,131 @@ fn outcome_word(o: &Outcome) -> String {
         Outcome::Ok => "ok".into(),
         Outcome::Failed(_) => "failed".into(),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(name: &str, load: Outcome, attach: Outcome) -> ProgramReport {
+        ProgramReport {
+            name: name.into(),
+            section: "tracepoint/syscalls/sys_enter_getpid".into(),
+            prog_type: "tracepoint".into(),
+            type_supported: Some(true),
+            helpers: Vec::new(),
+            load,
+            attach,
+            fire: None,
+        }
+    }
+
+    fn report(programs: Vec<ProgramReport>) -> ObjectReport {
+        ObjectReport {
+            object: "o.bpf.o".into(),
+            programs,
+            ..ObjectReport::default()
+        }
+    }
+
+    fn kernel(reports: Vec<ObjectReport>, outcome: KernelOutcome) -> KernelRun {
+        KernelRun {
+            objects: reports,
+            outcome,
+            release: Some("6.1.0-9-cloud-amd64".into()),
+            ..KernelRun::new("debian-12-6.1", true)
+        }
+    }
+
+    #[test]
+    fn a_clean_object_passes_and_lists_its_programs() {
+        let r = report(vec![program("p", Outcome::Ok, Outcome::Ok)]);
+        let c = object_cell(&kernel(vec![], KernelOutcome::Completed), &r);
+        assert_eq!(c.status, Status::Pass);
+        assert_eq!(c.programs.len(), 1);
+        assert_eq!(c.code, None);
+    }
+
+    #[test]
+    fn a_rejected_program_is_classified_from_the_verifier_log() {
+        let failure = StepFailure {
+            errno: Some(13),
+            error: "Permission denied".into(),
+            verifier_log: vec!["R1 invalid mem access 'map_value_or_null'".into()],
+            ..StepFailure::default()
+        };
+        let r = report(vec![program(
+            "p",
+            Outcome::Failed(failure),
+            Outcome::Skipped {
+                reason: "not loaded".into(),
+            },
+        )]);
+        let c = object_cell(&kernel(vec![], KernelOutcome::Completed), &r);
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.code, Some(Code::VerifierRejected));
+        assert_eq!(c.program.as_deref(), Some("p"));
+        assert_eq!(c.stage, Some(Stage::Load));
+    }
+
+    #[test]
+    fn faults_decide_before_any_program() {
+        let mut r = report(vec![program("p", Outcome::Ok, Outcome::Ok)]);
+        let k = kernel(vec![], KernelOutcome::Completed);
+        r.fault = Some(Fault::Timeout { after_secs: 9 });
+        assert_eq!(object_cell(&k, &r).code, Some(Code::Timeout));
+        r.fault = Some(Fault::Configuration {
+            message: "no map `m`".into(),
+        });
+        let c = object_cell(&k, &r);
+        assert_eq!(c.status, Status::InfraError);
+        assert!(
+            c.message
+                .unwrap()
+                .contains("bpfcompat configuration: no map")
+        );
+    }
+
+    #[test]
+    fn a_program_that_never_ran_fails_in_fire_mode() {
+        let mut p = program("p", Outcome::Ok, Outcome::Ok);
+        p.fire = Some(Fire::NotFired {
+            trigger: "built-in".into(),
+        });
+        let c = object_cell(&kernel(vec![], KernelOutcome::Completed), &report(vec![p]));
+        assert_eq!(c.code, Some(Code::NotFired));
+        assert_eq!(c.programs[0].runs, Some(0));
+    }
+
+    #[test]
+    fn objects_without_a_report_take_the_kernels_fate() {
+        let names = ["a".to_string(), "b".to_string()];
+        let panic = kernel(
+            vec![],
+            KernelOutcome::Panic {
+                line: "Kernel panic - not syncing".into(),
+            },
+        );
+        let cells = cells_for_kernel(&panic, &names);
+        assert_eq!(cells[0].code, Some(Code::KernelPanic));
+        assert_eq!(cells[1].status, Status::InfraError);
+        let stopped = kernel(vec![], KernelOutcome::Interrupted { signal: 2 });
+        for c in cells_for_kernel(&stopped, &names) {
+            assert_eq!(c.code, Some(Code::Interrupted));
+            assert!(c.message.unwrap().contains("SIGINT"));
+        }
+        let mut garbled = kernel(vec![], KernelOutcome::Completed);
+        garbled
+            .malformed_records
+            .push(crate::wire::MalformedRecord {
+                line: "BPFCOMPAT1 {\"record\":".into(),
+                error: "EOF".into(),
+            });
+        let c = &cells_for_kernel(&garbled, &names)[0];
+        assert!(
+            c.message.as_deref().unwrap().contains("did not parse"),
+            "{c:?}"
+        );
     }
 }

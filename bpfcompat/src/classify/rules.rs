@@ -59,224 +59,325 @@ pub(crate) fn classify(e: &Evidence) -> Verdict {
 }
 
 fn classify_raw(e: &Evidence) -> Verdict {
-    let f = e.failure;
-    let all_lines = || f.libbpf_log.iter().chain(f.verifier_log.iter());
-    let find = |needle: &str| all_lines().find(|l| l.contains(needle)).cloned();
+    RULES
+        .iter()
+        .find_map(|(_, rule)| rule(e))
+        .unwrap_or_else(|| Verdict {
+            code: Code::Unknown,
+            message: first_line(e.failure),
+            remediation: None,
+        })
+}
 
-    // 1. Structured: unresolved kfuncs, straight from libbpf's extern resolution.
-    if let Some(k) = f.missing_kfuncs.first() {
-        return v(
-            Code::MissingKfunc,
-            find("extern (func ksym)").unwrap_or_else(|| format!("kfunc {k} not found")),
-            format!(
-                "{}; declare it __weak and guard the call with bpf_ksym_exists({k}) to run without it",
-                since(&format!("kfunc {k}"), kfunc_since(k))
-            ),
-        );
+/// One rule: a verdict when the evidence is its case.
+type Rule = fn(&Evidence) -> Option<Verdict>;
+
+/// The rules in the order they are asked: libbpf's structured findings
+/// first, then the kernel's own feature probes, then the verifier's words,
+/// then errno alone. The first rule that matches decides.
+pub(crate) const RULES: &[(&str, Rule)] = &[
+    ("missing_kfunc", missing_kfunc),
+    ("missing_btf", missing_btf),
+    ("core_relocation", core_relocation),
+    ("map_type_probe", map_type_probe),
+    ("map_contract", map_contract),
+    ("global_data", global_data),
+    ("prog_type_probe", prog_type_probe),
+    ("helper_probe", helper_probe),
+    ("verifier_unknown_helper", verifier_unknown_helper),
+    ("helper_not_allowed", helper_not_allowed),
+    ("gpl_only", gpl_only),
+    ("missing_attach_target", missing_attach_target),
+    ("verifier_limit", verifier_limit),
+    ("bounded_loop", bounded_loop),
+    ("kfunc_not_allowed", kfunc_not_allowed),
+    ("permission", permission),
+    ("attach_errno", attach_errno),
+    ("verifier_rejected", verifier_rejected),
+];
+
+/// The first line of libbpf's or the verifier's log that contains any of
+/// `needles`, tried in order.
+fn find(f: &StepFailure, needles: &[&str]) -> Option<String> {
+    needles.iter().find_map(|needle| {
+        f.libbpf_log
+            .iter()
+            .chain(f.verifier_log.iter())
+            .find(|l| l.contains(needle))
+            .cloned()
+    })
+}
+
+/// Unresolved kfuncs, straight from libbpf's extern resolution.
+fn missing_kfunc(e: &Evidence) -> Option<Verdict> {
+    let k = e.failure.missing_kfuncs.first()?;
+    Some(v(
+        Code::MissingKfunc,
+        find(e.failure, &["extern (func ksym)"]).unwrap_or_else(|| format!("kfunc {k} not found")),
+        format!(
+            "{}; declare it __weak and guard the call with bpf_ksym_exists({k}) to run without it",
+            since(&format!("kfunc {k}"), kfunc_since(k))
+        ),
+    ))
+}
+
+/// No kernel BTF for an object that needs it.
+fn missing_btf(e: &Evidence) -> Option<Verdict> {
+    if e.kernel_btf != Some(false) {
+        return None;
     }
-    // 2. No kernel BTF for an object that needs it.
-    if e.kernel_btf == Some(false)
-        && let Some(line) = find("vmlinux BTF").or_else(|| find("failed to find valid kernel BTF"))
-    {
-        return v(
-            Code::MissingBtf,
-            line,
-            "this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): ship a BTF file for it (e.g. from BTFHub) and pass it as btf_custom_path, or avoid CO-RE and BTF-based program types",
-        );
-    }
-    // 3. CO-RE relocation that matched nothing (libbpf poisons the instruction).
-    if let Some(line) = find("failed to resolve CO-RE relocation")
-        .or_else(|| find(CORE_POISON))
-        .or_else(|| find("<invalid CO-RE relocation>"))
-    {
-        return v(
-            Code::CoreRelocation,
-            line,
-            "a field or type the program reads does not exist on this kernel: guard the access with bpf_core_field_exists() / bpf_core_type_exists() and read the older layout in the else branch",
-        );
-    }
-    // 4. The kernel's own feature probes.
-    if e.step == Step::MapCreate
-        && let Some(m) = e.map
-    {
-        if m.type_supported == Some(false) {
-            return v(
-                Code::UnsupportedMapType,
-                format!("map `{}` of type {}: {}", m.name, m.map_type, first_line(f)),
-                since(
-                    &format!("a {} map", m.map_type),
-                    map_type_since(&m.map_type),
-                ),
-            );
-        }
-        if m.declared.contains(&0)
-            && m.type_supported != Some(false)
-            && !m.map_type.contains("ringbuf")
-        {
-            let [entries, key, value] = m.declared;
-            return v(
-                Code::MapContract,
-                format!(
-                    "map `{}` is declared with max_entries {entries}, key_size {key}, value_size {value}: {}",
-                    m.name,
-                    first_line(f)
-                ),
-                format!(
-                    "the real loader sizes this map at run time: declare its values as a fix-up ([objects.<name>.maps.{}] max_entries = …, or \"cpus\")",
-                    m.name
-                ),
-            );
-        }
-        if find("support global data").is_some() {
-            return v(
-                Code::UnsupportedFeature,
-                format!("map `{}`: {}", m.name, first_line(f)),
-                "global variables (.data/.rodata/.bss maps) need Linux 5.2",
-            );
-        }
-    }
-    if let Some(p) = e.program {
-        if p.type_supported == Some(false) {
-            return v(
-                Code::UnsupportedProgType,
-                format!(
-                    "program `{}` ({}, section {}): {}",
-                    p.name,
-                    p.prog_type,
-                    p.section,
-                    first_line(f)
-                ),
-                since(
-                    &format!("a {} program", p.prog_type),
-                    prog_type_since(&p.prog_type),
-                ),
-            );
-        }
-        if let Some(&id) = f.unsupported_helpers.first() {
-            let name = helper_name(id).unwrap_or_else(|| format!("helper #{id}"));
-            return v(
-                Code::UnsupportedHelper,
-                format!(
-                    "{name} (#{id}) is not available to {} programs on this kernel (the kernel's helper probe); verifier: {}",
-                    p.prog_type,
-                    verifier_reason(f).unwrap_or_else(|| first_line(f))
-                ),
-                since(&name, helper_since(id)),
-            );
-        }
-    }
-    // 5. The verifier's own words, where nothing structured was found.
-    if let Some(line) = find("unknown func ").or_else(|| find("invalid func unknown#")) {
-        let id = helper_in_text(&line);
-        let name = id
-            .and_then(helper_name)
-            .unwrap_or_else(|| "a helper".into());
-        return v(
-            Code::UnsupportedHelper,
-            line,
-            since(&name, id.and_then(helper_since)),
-        );
-    }
-    if let Some(line) = find("cannot use helper") {
-        return v(
-            Code::UnsupportedHelper,
-            line,
-            "this program type may not call that helper on this kernel; use another program type or helper",
-        );
-    }
-    if let Some(line) = find("GPL-restricted").or_else(|| find("gpl_only")) {
-        return v(
-            Code::GplOnly,
-            line,
-            "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
-        );
-    }
-    if let Some(line) = find("failed to find kernel BTF type ID")
-        .or_else(|| find("attach_btf_id"))
-        .or_else(|| find("The address of function"))
-    {
-        return v(
-            Code::MissingAttachTarget,
-            line,
-            "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
-        );
-    }
-    if let Some(line) = find("BPF program is too large")
-        .or_else(|| find("too many states"))
-        .or_else(|| find("complexity limit"))
-        .or_else(|| find("too complex"))
-        .or_else(|| find("combined stack size"))
-    {
-        return v(
-            Code::VerifierLimit,
-            line,
-            "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
-        );
-    }
-    if let Some(line) = find("back-edge") {
-        return v(
-            Code::UnsupportedFeature,
-            line,
-            "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
-        );
-    }
-    if let Some(line) = find("calling kernel function") {
-        return v(
-            Code::UnsupportedFeature,
-            line,
-            "kfunc calls are not allowed for this program type on this kernel",
-        );
-    }
-    // 6. errno with no verifier words.
-    let no_log = f.verifier_log.is_empty();
-    if no_log && matches!(f.errno, Some(1)) {
-        return v(
+    let line = find(
+        e.failure,
+        &["vmlinux BTF", "failed to find valid kernel BTF"],
+    )?;
+    Some(v(
+        Code::MissingBtf,
+        line,
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): ship a BTF file for it (e.g. from BTFHub) and pass it as btf_custom_path, or avoid CO-RE and BTF-based program types",
+    ))
+}
+
+/// A CO-RE relocation that matched nothing (libbpf poisons the instruction).
+fn core_relocation(e: &Evidence) -> Option<Verdict> {
+    let line = find(
+        e.failure,
+        &[
+            "failed to resolve CO-RE relocation",
+            CORE_POISON,
+            "<invalid CO-RE relocation>",
+        ],
+    )?;
+    Some(v(
+        Code::CoreRelocation,
+        line,
+        "a field or type the program reads does not exist on this kernel: guard the access with bpf_core_field_exists() / bpf_core_type_exists() and read the older layout in the else branch",
+    ))
+}
+
+/// The map whose creation failed, when that is the failed step.
+fn failed_map<'a>(e: &Evidence<'a>) -> Option<&'a MapReport> {
+    (e.step == Step::MapCreate).then_some(e.map).flatten()
+}
+
+/// The kernel's map-type probe said no.
+fn map_type_probe(e: &Evidence) -> Option<Verdict> {
+    let m = failed_map(e).filter(|m| m.type_supported == Some(false))?;
+    Some(v(
+        Code::UnsupportedMapType,
+        format!(
+            "map `{}` of type {}: {}",
+            m.name,
+            m.map_type,
+            first_line(e.failure)
+        ),
+        since(
+            &format!("a {} map", m.map_type),
+            map_type_since(&m.map_type),
+        ),
+    ))
+}
+
+/// A map left unsized for the loader to size at run time.
+fn map_contract(e: &Evidence) -> Option<Verdict> {
+    let m = failed_map(e).filter(|m| m.declared.contains(&0) && !m.map_type.contains("ringbuf"))?;
+    let [entries, key, value] = m.declared;
+    Some(v(
+        Code::MapContract,
+        format!(
+            "map `{}` is declared with max_entries {entries}, key_size {key}, value_size {value}: {}",
+            m.name,
+            first_line(e.failure)
+        ),
+        format!(
+            "the real loader sizes this map at run time: declare its values as a fix-up ([objects.<name>.maps.{}] max_entries = …, or \"cpus\")",
+            m.name
+        ),
+    ))
+}
+
+/// Global variables on a kernel without global data maps.
+fn global_data(e: &Evidence) -> Option<Verdict> {
+    let m = failed_map(e)?;
+    find(e.failure, &["support global data"])?;
+    Some(v(
+        Code::UnsupportedFeature,
+        format!("map `{}`: {}", m.name, first_line(e.failure)),
+        "global variables (.data/.rodata/.bss maps) need Linux 5.2",
+    ))
+}
+
+/// The kernel's program-type probe said no.
+fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
+    let p = e.program.filter(|p| p.type_supported == Some(false))?;
+    Some(v(
+        Code::UnsupportedProgType,
+        format!(
+            "program `{}` ({}, section {}): {}",
+            p.name,
+            p.prog_type,
+            p.section,
+            first_line(e.failure)
+        ),
+        since(
+            &format!("a {} program", p.prog_type),
+            prog_type_since(&p.prog_type),
+        ),
+    ))
+}
+
+/// The kernel's helper probe says this program type cannot call a helper
+/// the program calls.
+fn helper_probe(e: &Evidence) -> Option<Verdict> {
+    let p = e.program?;
+    let &id = e.failure.unsupported_helpers.first()?;
+    let name = helper_name(id).unwrap_or_else(|| format!("helper #{id}"));
+    Some(v(
+        Code::UnsupportedHelper,
+        format!(
+            "{name} (#{id}) is not available to {} programs on this kernel (the kernel's helper probe); verifier: {}",
+            p.prog_type,
+            verifier_reason(e.failure).unwrap_or_else(|| first_line(e.failure))
+        ),
+        since(&name, helper_since(id)),
+    ))
+}
+
+/// The verifier does not know a helper.
+fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["unknown func ", "invalid func unknown#"])?;
+    let id = helper_in_text(&line);
+    let name = id
+        .and_then(helper_name)
+        .unwrap_or_else(|| "a helper".into());
+    Some(v(
+        Code::UnsupportedHelper,
+        line,
+        since(&name, id.and_then(helper_since)),
+    ))
+}
+
+fn helper_not_allowed(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["cannot use helper"])?;
+    Some(v(
+        Code::UnsupportedHelper,
+        line,
+        "this program type may not call that helper on this kernel; use another program type or helper",
+    ))
+}
+
+fn gpl_only(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["GPL-restricted", "gpl_only"])?;
+    Some(v(
+        Code::GplOnly,
+        line,
+        "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
+    ))
+}
+
+fn missing_attach_target(e: &Evidence) -> Option<Verdict> {
+    let line = find(
+        e.failure,
+        &[
+            "failed to find kernel BTF type ID",
+            "attach_btf_id",
+            "The address of function",
+        ],
+    )?;
+    Some(v(
+        Code::MissingAttachTarget,
+        line,
+        "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
+    ))
+}
+
+fn verifier_limit(e: &Evidence) -> Option<Verdict> {
+    let line = find(
+        e.failure,
+        &[
+            "BPF program is too large",
+            "too many states",
+            "complexity limit",
+            "too complex",
+            "combined stack size",
+        ],
+    )?;
+    Some(v(
+        Code::VerifierLimit,
+        line,
+        "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
+    ))
+}
+
+fn bounded_loop(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["back-edge"])?;
+    Some(v(
+        Code::UnsupportedFeature,
+        line,
+        "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
+    ))
+}
+
+fn kfunc_not_allowed(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["calling kernel function"])?;
+    Some(v(
+        Code::UnsupportedFeature,
+        line,
+        "kfunc calls are not allowed for this program type on this kernel",
+    ))
+}
+
+/// EPERM with no verifier words.
+fn permission(e: &Evidence) -> Option<Verdict> {
+    let f = e.failure;
+    (f.verifier_log.is_empty() && f.errno == Some(1)).then(|| {
+        v(
             Code::Permission,
             first_line(f),
             "the kernel refused with EPERM and no verifier log: check capabilities (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN), kernel lockdown and LSM policy",
-        );
+        )
+    })
+}
+
+/// An attach failure, by errno.
+fn attach_errno(e: &Evidence) -> Option<Verdict> {
+    if e.step != Step::Attach {
+        return None;
     }
-    if e.step == Step::Attach {
-        if f.errno == Some(2) && f.tracefs == Some(false) {
-            return v(
-                Code::KernelConfig,
-                format!(
-                    "tracefs is not mounted, so the hook cannot be found: {}",
-                    first_line(f)
-                ),
-                "tracepoints, legacy kprobes and uprobes are found through tracefs: mount it (mount -t tracefs nodev /sys/kernel/tracing) where the loader runs",
-            );
-        }
-        return match f.errno {
-            Some(2) | Some(3) => v(
-                Code::MissingAttachTarget,
-                first_line(f),
-                "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional",
+    let f = e.failure;
+    Some(match f.errno {
+        Some(2) if f.tracefs == Some(false) => v(
+            Code::KernelConfig,
+            format!(
+                "tracefs is not mounted, so the hook cannot be found: {}",
+                first_line(f)
             ),
-            Some(95) | Some(524) => v(
-                Code::UnsupportedAttachType,
-                first_line(f),
-                "this kernel cannot attach this kind of program this way: use an older attach method (e.g. kprobe instead of kprobe.multi, perf-event tracepoint instead of BPF link)",
-            ),
-            _ => v(
-                Code::AttachFailed,
-                first_line(f),
-                "attaching failed; see the libbpf log",
-            ),
-        };
-    }
-    if let Some(reason) = verifier_reason(f) {
-        return v(
-            Code::VerifierRejected,
-            reason,
-            "the verifier rejected the program on this kernel: read the log tail; verifiers differ between releases in what they can prove",
-        );
-    }
-    Verdict {
-        code: Code::Unknown,
-        message: first_line(f),
-        remediation: None,
-    }
+            "tracepoints, legacy kprobes and uprobes are found through tracefs: mount it (mount -t tracefs nodev /sys/kernel/tracing) where the loader runs",
+        ),
+        Some(2) | Some(3) => v(
+            Code::MissingAttachTarget,
+            first_line(f),
+            "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional",
+        ),
+        Some(95) | Some(524) => v(
+            Code::UnsupportedAttachType,
+            first_line(f),
+            "this kernel cannot attach this kind of program this way: use an older attach method (e.g. kprobe instead of kprobe.multi, perf-event tracepoint instead of BPF link)",
+        ),
+        _ => v(
+            Code::AttachFailed,
+            first_line(f),
+            "attaching failed; see the libbpf log",
+        ),
+    })
+}
+
+fn verifier_rejected(e: &Evidence) -> Option<Verdict> {
+    let reason = verifier_reason(e.failure)?;
+    Some(v(
+        Code::VerifierRejected,
+        reason,
+        "the verifier rejected the program on this kernel: read the log tail; verifiers differ between releases in what they can prove",
+    ))
 }
 
 /// The last line of the verifier log that says something (not the statistics).
@@ -538,5 +639,19 @@ mod tests {
             kernel_btf: Some(true),
         });
         assert_eq!(got.code, Code::MissingAttachTarget);
+    }
+}
+
+#[cfg(test)]
+mod rule_table_tests {
+    use super::RULES;
+
+    #[test]
+    fn every_rule_is_named_once() {
+        let mut names: Vec<&str> = RULES.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        let len = names.len();
+        names.dedup();
+        assert_eq!(names.len(), len);
     }
 }

@@ -382,3 +382,92 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         },
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ObjectReport;
+
+    fn boot(exit: Exit, records: Vec<Record>, started: bool) -> Boot {
+        Boot {
+            exit,
+            console: "line 1\nline 2\n".into(),
+            records,
+            malformed: Vec::new(),
+            argv: Vec::new(),
+            agent_started_ms: started.then_some(2000),
+            done_ms: started.then_some(2500),
+            total_ms: 2600,
+        }
+    }
+
+    fn hello() -> Record {
+        Record::Hello {
+            kernel_release: "6.1.0-9-cloud-amd64".into(),
+            kernel_btf: true,
+            uptime_ms: 1900,
+        }
+    }
+
+    fn object(name: &str) -> Record {
+        Record::Object(Box::new(ObjectReport {
+            object: name.into(),
+            ..ObjectReport::default()
+        }))
+    }
+
+    fn finished(b: Boot, expected: usize) -> KernelRun {
+        let mut run = KernelRun::new("debian-12-6.1", true);
+        finish(&mut run, b, expected);
+        run
+    }
+
+    #[test]
+    fn a_whole_job_completes_with_its_timings() {
+        let run = finished(boot(Exit::PoweredOff, vec![hello(), object("a")], true), 1);
+        assert_eq!(run.outcome, KernelOutcome::Completed);
+        assert_eq!(run.release.as_deref(), Some("6.1.0-9-cloud-amd64"));
+        assert_eq!(run.kernel_btf, Some(true));
+        assert_eq!(
+            (
+                run.timings.boot_ms,
+                run.timings.validate_ms,
+                run.timings.shutdown_ms
+            ),
+            (2000, 500, 100)
+        );
+        assert_eq!(run.console_tail, ["line 1", "line 2"]);
+    }
+
+    #[test]
+    fn a_short_job_a_panic_and_a_dead_guest_are_told_apart() {
+        let short = finished(boot(Exit::PoweredOff, vec![hello(), object("a")], true), 2);
+        assert!(
+            matches!(&short.outcome, KernelOutcome::Infra { reason } if reason.contains("1 of 2")),
+            "{:?}",
+            short.outcome
+        );
+        let line = "Kernel panic - not syncing: x".to_string();
+        let panic = finished(
+            boot(Exit::Panic { line: line.clone() }, vec![hello()], true),
+            1,
+        );
+        assert_eq!(panic.outcome, KernelOutcome::Panic { line });
+        let dead = finished(boot(Exit::PoweredOff, vec![], false), 1);
+        assert!(
+            matches!(&dead.outcome, KernelOutcome::Infra { reason } if reason.contains("before the agent started")),
+            "{:?}",
+            dead.outcome
+        );
+        let stopped = finished(
+            boot(
+                Exit::Interrupted { signal: 15 },
+                vec![hello(), object("a")],
+                true,
+            ),
+            2,
+        );
+        assert_eq!(stopped.outcome, KernelOutcome::Interrupted { signal: 15 });
+        assert_eq!(stopped.objects.len(), 1, "finished objects are kept");
+    }
+}
