@@ -19,32 +19,45 @@ pub type FixupError = String;
 /// Applies `fx`; returns the inner-map descriptors, which must stay open
 /// until the object is loaded.
 pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupError> {
-    let mut keep = Vec::new();
+    check_names(open, fx)?;
+    let keep = apply_maps(open, fx)?;
+    apply_variables(open, fx)?;
+    apply_programs(open, fx)?;
+    Ok(keep)
+}
+
+/// Every map and program a fix-up names exists in the object.
+fn check_names(open: &OpenObject, fx: &Fixups) -> Result<(), FixupError> {
     let map_names: Vec<String> = open
         .maps()
         .map(|m| m.name().to_string_lossy().into_owned())
         .collect();
-    for name in fx.maps.keys() {
-        if !map_names.contains(name) {
-            return Err(format!(
-                "no map `{name}` in the object (maps: {})",
-                map_names.join(", ")
-            ));
-        }
+    if let Some(name) = fx.maps.keys().find(|n| !map_names.contains(n)) {
+        return Err(format!(
+            "no map `{name}` in the object (maps: {})",
+            map_names.join(", ")
+        ));
     }
     let prog_names: Vec<String> = open
         .progs()
         .map(|p| p.name().to_string_lossy().into_owned())
         .collect();
-    for name in fx.programs.keys().chain(fx.variants.iter().flatten()) {
-        if !prog_names.contains(name) {
-            return Err(format!(
-                "no program `{name}` in the object (programs: {})",
-                prog_names.join(", ")
-            ));
-        }
+    if let Some(name) = fx
+        .programs
+        .keys()
+        .chain(fx.variants.iter().flatten())
+        .find(|n| !prog_names.contains(n))
+    {
+        return Err(format!(
+            "no program `{name}` in the object (programs: {})",
+            prog_names.join(", ")
+        ));
     }
-    let vars = datasec_vars(open);
+    Ok(())
+}
+
+fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupError> {
+    let mut keep = Vec::new();
     for mut m in open.maps_mut() {
         let name = m.name().to_string_lossy().into_owned();
         let Some(f) = fx.maps.get(&name) else {
@@ -87,6 +100,12 @@ pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupEr
             keep.push(fd);
         }
     }
+    Ok(keep)
+}
+
+/// Initial values of global variables, written into their sections' maps.
+fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> {
+    let vars = datasec_vars(open);
     for (var, value) in &fx.variables {
         let (section, offset, size) = vars
             .get(var)
@@ -111,6 +130,10 @@ pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupEr
             ));
         }
     }
+    Ok(())
+}
+
+fn apply_programs(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> {
     for mut p in open.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let Some(f) = fx.programs.get(&name) else {
@@ -138,7 +161,7 @@ pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupEr
                 .map_err(|x| format!("program `{name}`: cannot set attach target: {x}"))?;
         }
     }
-    Ok(keep)
+    Ok(())
 }
 
 /// Global variables by name: (datasec name, offset, size).

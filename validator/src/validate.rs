@@ -6,6 +6,7 @@
 //! loads or the failure is not a single program's (a map, an extern, BTF).
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use std::time::Instant;
@@ -59,22 +60,66 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
 pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectReport {
     capture::install();
     let started = Instant::now();
-    let mut report = ObjectReport {
-        object: name.to_string(),
-        ..ObjectReport::default()
+    let mut v = Isolation {
+        report: ObjectReport {
+            object: name.to_string(),
+            ..ObjectReport::default()
+        },
+        rejected: BTreeMap::new(),
+        types: BTreeMap::new(),
+        map_types: BTreeMap::new(),
     };
-    let mut rejected: BTreeMap<String, StepFailure> = BTreeMap::new();
-    let mut types: BTreeMap<String, u32> = BTreeMap::new();
-    let mut map_types: BTreeMap<String, u32> = BTreeMap::new();
-
+    // Each round loads the object with every program rejected so far
+    // switched off, until it loads or something else than one program fails.
     loop {
         capture::take();
+        let Some((mut open, _inner_maps)) = v.open(source, opts) else {
+            break;
+        };
+        v.describe_once(&open);
+        for mut p in open.progs_mut() {
+            if v.rejected.contains_key(&*p.name().to_string_lossy()) {
+                p.set_autoload(false);
+            }
+        }
+        match open.load() {
+            Ok(obj) => {
+                v.loaded(&obj, opts);
+                break;
+            }
+            Err(e) => {
+                if !v.load_failed(&e) {
+                    break;
+                }
+            }
+        }
+    }
+    let mut report = v.report;
+    choose_variants(&mut report, &opts.fixups.variants);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// The state of one object's validation across load rounds.
+struct Isolation {
+    report: ObjectReport,
+    /// Programs the kernel rejected, with the evidence, by name.
+    rejected: BTreeMap<String, StepFailure>,
+    /// libbpf's raw program and map types, by name (for the kernel's probes).
+    types: BTreeMap<String, u32>,
+    map_types: BTreeMap<String, u32>,
+}
+
+impl Isolation {
+    /// Opens the object with the fix-ups applied; the inner-map descriptors
+    /// must stay open until it is loaded. `None` when that failed (recorded).
+    fn open(&mut self, source: Source, opts: &Options) -> Option<(OpenObject, Vec<OwnedFd>)> {
         let mut builder = ObjectBuilder::default();
         if let Some(btf) = &opts.btf_custom_path
             && let Err(e) = builder.btf_custom_path(btf)
         {
-            report.object_error = Some(failure(&e, &capture::take(), None));
-            break;
+            self.report.object_error = Some(failure(&e, &capture::take(), None));
+            return None;
         }
         let opened = match source {
             Source::Path(p) => builder.open_file(p),
@@ -83,147 +128,148 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         let mut open = match opened {
             Ok(o) => o,
             Err(e) => {
-                report.object_error = Some(failure(&e, &capture::take(), None));
-                break;
+                self.report.object_error = Some(failure(&e, &capture::take(), None));
+                return None;
             }
         };
-        // Held open until the object is loaded.
-        let _inner_maps = match fixups::apply(&mut open, &opts.fixups) {
-            Ok(fds) => fds,
-            Err(e) => {
-                report.fault = Some(Fault::Configuration {
-                    message: e.to_string(),
-                });
-                break;
-            }
-        };
-        if report.programs.is_empty() && report.maps.is_empty() {
-            describe(&open, &mut report);
-            types = open
-                .progs()
-                .map(|p| (p.name().to_string_lossy().into_owned(), raw::prog_type(&p)))
-                .collect();
-            map_types = open
-                .maps()
-                .map(|m| (m.name().to_string_lossy().into_owned(), raw::map_type(&m)))
-                .collect();
-        }
-        for mut p in open.progs_mut() {
-            if rejected.contains_key(&p.name().to_string_lossy().to_string()) {
-                p.set_autoload(false);
-            }
-        }
-        match open.load() {
-            Ok(obj) => {
-                for m in &mut report.maps {
-                    let off =
-                        opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
-                    m.create = if off {
-                        skipped("autocreate disabled by configuration")
-                    } else {
-                        Outcome::Ok
-                    };
-                }
-                let (links, attached) = if opts.mode.attaches() {
-                    attach_all(&obj, &opts.fixups)
-                } else {
-                    (BTreeMap::new(), Attached::none())
-                };
-                let fired = if opts.mode == Mode::Fire {
-                    match fire::measure(&obj, &links, opts.trigger.as_deref()) {
-                        Ok(f) => f,
-                        Err(message) => {
-                            report.fault = Some(Fault::Configuration { message });
-                            break;
-                        }
-                    }
-                } else {
-                    BTreeMap::new()
-                };
-                drop(attached);
-                for p in &mut report.programs {
-                    let off =
-                        opts.fixups.programs.get(&p.name).and_then(|f| f.autoload) == Some(false);
-                    if off {
-                        p.load = skipped("autoload disabled by configuration");
-                        p.attach = skipped("not loaded");
-                        continue;
-                    }
-                    match rejected.get(&p.name) {
-                        Some(f) => {
-                            p.load = Outcome::Failed(f.clone());
-                            p.attach = skipped("not loaded");
-                        }
-                        None => {
-                            p.load = Outcome::Ok;
-                            p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
-                                skipped(if opts.mode.attaches() {
-                                    "not attached"
-                                } else {
-                                    "attach not requested"
-                                })
-                            });
-                            p.fire = fired.get(&p.name).cloned();
-                        }
-                    }
-                }
-                break;
-            }
-            Err(e) => {
-                let lines = capture::take();
-                match culprit(&lines) {
-                    Culprit::Program(prog)
-                        if !rejected.contains_key(&prog)
-                            && report.programs.iter().any(|p| p.name == prog) =>
-                    {
-                        let mut f = failure(&e, &lines, Some(&prog));
-                        let called = report
-                            .programs
-                            .iter()
-                            .find(|p| p.name == prog)
-                            .map(|p| p.helpers.clone());
-                        if let (Some(t), Some(called)) = (types.get(&prog), called) {
-                            f.unsupported_helpers = unsupported_helpers(*t, &called);
-                            if let Some(p) = report.programs.iter_mut().find(|p| p.name == prog) {
-                                p.type_supported = raw::probe_prog_type(*t);
-                            }
-                        }
-                        rejected.insert(prog.clone(), f);
-                        continue;
-                    }
-                    Culprit::Map(map) if report.maps.iter().any(|m| m.name == map) => {
-                        if let Some(t) = map_types.get(&map) {
-                            let supported = raw::probe_map_type(*t);
-                            report
-                                .maps
-                                .iter_mut()
-                                .filter(|m| m.name == map)
-                                .for_each(|m| m.type_supported = supported);
-                        }
-                        for m in &mut report.maps {
-                            m.create = if m.name == map {
-                                Outcome::Failed(failure(&e, &lines, None))
-                            } else {
-                                skipped("load stopped at another map")
-                            };
-                        }
-                        finish_unloaded(&mut report, &rejected, &format!("map `{map}` failed"));
-                    }
-                    _ => {
-                        report.object_error = Some(failure(&e, &lines, None));
-                        for m in &mut report.maps {
-                            m.create = skipped("object failed to load");
-                        }
-                        finish_unloaded(&mut report, &rejected, "object failed to load");
-                    }
-                }
-                break;
+        match fixups::apply(&mut open, &opts.fixups) {
+            Ok(fds) => Some((open, fds)),
+            Err(message) => {
+                self.report.fault = Some(Fault::Configuration { message });
+                None
             }
         }
     }
-    choose_variants(&mut report, &opts.fixups.variants);
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+
+    /// On the first round: every program and map, and their raw types.
+    fn describe_once(&mut self, open: &OpenObject) {
+        if !self.report.programs.is_empty() || !self.report.maps.is_empty() {
+            return;
+        }
+        describe(open, &mut self.report);
+        self.types = open
+            .progs()
+            .map(|p| (p.name().to_string_lossy().into_owned(), raw::prog_type(&p)))
+            .collect();
+        self.map_types = open
+            .maps()
+            .map(|m| (m.name().to_string_lossy().into_owned(), raw::map_type(&m)))
+            .collect();
+    }
+
+    /// The object loaded (without the rejected programs): maps, programs,
+    /// attach and fire outcomes.
+    fn loaded(&mut self, obj: &libbpf_rs::Object, opts: &Options) {
+        for m in &mut self.report.maps {
+            let off = opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
+            m.create = if off {
+                skipped("autocreate disabled by configuration")
+            } else {
+                Outcome::Ok
+            };
+        }
+        let (links, attached) = if opts.mode.attaches() {
+            attach_all(obj, &opts.fixups)
+        } else {
+            (BTreeMap::new(), Attached::none())
+        };
+        let fired = if opts.mode == Mode::Fire {
+            match fire::measure(obj, &links, opts.trigger.as_deref()) {
+                Ok(f) => f,
+                Err(message) => {
+                    self.report.fault = Some(Fault::Configuration { message });
+                    return;
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        drop(attached);
+        for p in &mut self.report.programs {
+            let off = opts.fixups.programs.get(&p.name).and_then(|f| f.autoload) == Some(false);
+            if off {
+                p.load = skipped("autoload disabled by configuration");
+                p.attach = skipped("not loaded");
+                continue;
+            }
+            match self.rejected.get(&p.name) {
+                Some(f) => {
+                    p.load = Outcome::Failed(f.clone());
+                    p.attach = skipped("not loaded");
+                }
+                None => {
+                    p.load = Outcome::Ok;
+                    p.attach = links.get(&p.name).cloned().unwrap_or_else(|| {
+                        skipped(if opts.mode.attaches() {
+                            "not attached"
+                        } else {
+                            "attach not requested"
+                        })
+                    });
+                    p.fire = fired.get(&p.name).cloned();
+                }
+            }
+        }
+    }
+
+    /// A load failed: a program to switch off next round (`true`), or a map
+    /// or the object as a whole to blame (`false`: done).
+    fn load_failed(&mut self, e: &libbpf_rs::Error) -> bool {
+        let lines = capture::take();
+        match culprit(&lines) {
+            Culprit::Program(prog)
+                if !self.rejected.contains_key(&prog)
+                    && self.report.programs.iter().any(|p| p.name == prog) =>
+            {
+                let mut f = failure(e, &lines, Some(&prog));
+                let called = self
+                    .report
+                    .programs
+                    .iter()
+                    .find(|p| p.name == prog)
+                    .map(|p| p.helpers.clone());
+                if let (Some(t), Some(called)) = (self.types.get(&prog), called) {
+                    f.unsupported_helpers = unsupported_helpers(*t, &called);
+                    if let Some(p) = self.report.programs.iter_mut().find(|p| p.name == prog) {
+                        p.type_supported = raw::probe_prog_type(*t);
+                    }
+                }
+                self.rejected.insert(prog, f);
+                true
+            }
+            Culprit::Map(map) if self.report.maps.iter().any(|m| m.name == map) => {
+                if let Some(t) = self.map_types.get(&map) {
+                    let supported = raw::probe_map_type(*t);
+                    self.report
+                        .maps
+                        .iter_mut()
+                        .filter(|m| m.name == map)
+                        .for_each(|m| m.type_supported = supported);
+                }
+                for m in &mut self.report.maps {
+                    m.create = if m.name == map {
+                        Outcome::Failed(failure(e, &lines, None))
+                    } else {
+                        skipped("load stopped at another map")
+                    };
+                }
+                finish_unloaded(
+                    &mut self.report,
+                    &self.rejected,
+                    &format!("map `{map}` failed"),
+                );
+                false
+            }
+            _ => {
+                self.report.object_error = Some(failure(e, &lines, None));
+                for m in &mut self.report.maps {
+                    m.create = skipped("object failed to load");
+                }
+                finish_unloaded(&mut self.report, &self.rejected, "object failed to load");
+                false
+            }
+        }
+    }
 }
 
 /// Per group of alternatives, the first program that loaded (and attached,
