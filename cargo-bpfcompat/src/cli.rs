@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
 use crate::exit::Code;
@@ -91,15 +91,10 @@ pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat::
         .map(|s| s.parse().expect("a listed mode"))
 }
 
-/// How guests are accelerated.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Accel {
-    /// KVM where it really works (a guest must make progress), else TCG.
-    Auto,
-    /// KVM only; an error if it cannot be used.
-    Kvm,
-    /// Software emulation: slow but works everywhere.
-    Tcg,
+/// `--accel`: the engine's [`bpfcompat::vm::AccelChoice`], parsed by name.
+pub fn accel_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat::vm::AccelChoice> {
+    clap::builder::PossibleValuesParser::new(bpfcompat::vm::AccelChoice::NAMES)
+        .map(|s| s.parse().expect("a listed accelerator"))
 }
 
 /// Parses the command line and runs the command.

@@ -83,18 +83,35 @@ pub fn validate_on_host(
     source: Source,
     opts: &Options,
 ) -> Result<HostVerdict, HostError> {
+    let run = validate_all_on_host(&[(name, source)], opts)?;
+    let cell = cells_for_kernel(&run, &[name.to_string()]).remove(0);
+    let report = run
+        .objects
+        .into_iter()
+        .next()
+        .expect("one object, one report");
+    Ok(HostVerdict { cell, report })
+}
+
+/// Validates several objects on the running kernel: the running kernel as
+/// a one-kernel run (`host`), judged by the same classifier as a guest.
+pub fn validate_all_on_host(
+    objects: &[(&str, Source)],
+    opts: &Options,
+) -> Result<KernelRun, HostError> {
     let missing = missing_privileges();
     if !missing.is_empty() {
         return Err(HostError::Privileges {
             missing: missing.join(", "),
         });
     }
-    let report = validate_source(name, source, opts);
-    let run = KernelRun::on_host(
+    let reports = objects
+        .iter()
+        .map(|(name, source)| validate_source(name, *source, opts))
+        .collect();
+    Ok(KernelRun::on_host(
         bpfcompat::guest::init::kernel_release(),
         Path::new("/sys/kernel/btf/vmlinux").exists(),
-        vec![report.clone()],
-    );
-    let cell = cells_for_kernel(&run, &[name.to_string()]).remove(0);
-    Ok(HostVerdict { cell, report })
+        reports,
+    ))
 }

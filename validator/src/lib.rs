@@ -15,5 +15,7 @@ mod host;
 mod raw;
 mod validate;
 
-pub use host::{HostError, HostVerdict, missing_privileges, validate_on_host};
+pub use host::{
+    HostError, HostVerdict, missing_privileges, validate_all_on_host, validate_on_host,
+};
 pub use validate::{Options, Source, validate_object, validate_source};

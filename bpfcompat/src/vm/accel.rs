@@ -27,6 +27,24 @@ pub enum AccelChoice {
     Tcg,
 }
 
+impl AccelChoice {
+    /// Every choice, as written on the command line.
+    pub const NAMES: [&'static str; 3] = ["auto", "kvm", "tcg"];
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AccelChoice, String> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "kvm" => Ok(AccelChoice::Kvm),
+            "tcg" => Ok(AccelChoice::Tcg),
+            _ => Err(format!("`{s}` is not an accelerator (auto, kvm, tcg)")),
+        }
+    }
+}
+
 /// Whether KVM can be tried: `Ok(())`, or why not.
 pub fn probe_kvm() -> Result<(), String> {
     OpenOptions::new()

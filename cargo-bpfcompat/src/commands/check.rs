@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use bpfcompat::objects::{check_bpf_object, display_names};
-use bpfcompat::outcome::{KernelRun, RunOutput};
+use bpfcompat::outcome::RunOutput;
 use bpfcompat::report::{Report, failures_text, matrix_table};
 use clap::Args;
-use validator::{HostError, Options, Source, missing_privileges, validate_source};
+use validator::{Options, Source, validate_all_on_host};
 
 use bpfcompat::wire::Mode;
 
@@ -35,13 +35,6 @@ pub struct CheckArgs {
 }
 
 pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
-    let missing = missing_privileges();
-    if !missing.is_empty() {
-        return Err(HostError::Privileges {
-            missing: missing.join(", "),
-        }
-        .into());
-    }
     for o in &a.objects {
         check_bpf_object(o)?;
     }
@@ -58,19 +51,13 @@ pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
         trigger,
         ..Options::default()
     };
-    let reports = a
-        .objects
+    let objects: Vec<(&str, Source)> = names
         .iter()
-        .zip(&names)
-        .map(|(p, n)| validate_source(n, Source::Path(p), &opts))
+        .zip(&a.objects)
+        .map(|(n, p)| (n.as_str(), Source::Path(p)))
         .collect();
-    let host = KernelRun::on_host(
-        bpfcompat::guest::init::kernel_release(),
-        std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
-        reports,
-    );
     let output = RunOutput {
-        kernels: vec![host],
+        kernels: vec![validate_all_on_host(&objects, &opts)?],
         notes: Vec::new(),
     };
     let report = Report::new(

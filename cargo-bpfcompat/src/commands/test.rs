@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{check_bpf_object, display_names};
@@ -20,7 +21,7 @@ use clap::Args;
 
 use bpfcompat::wire::Mode;
 
-use crate::cli::{Accel, mode_parser};
+use crate::cli::{accel_parser, mode_parser};
 use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat::config::load_config;
@@ -63,9 +64,11 @@ pub struct TestArgs {
     /// Guests at once (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
-    /// Accelerator: `auto` uses KVM only where a KVM guest really runs.
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
-    pub accel: Accel,
+    /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
+    /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
+    /// (slow, works everywhere).
+    #[arg(long, value_parser = accel_parser(), default_value = "auto")]
+    pub accel: AccelChoice,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub memory: u32,
@@ -136,31 +139,44 @@ struct Work {
     expectations: Expectations,
 }
 
+/// A run with every input resolved and checked, before any guest boots.
+struct Resolved {
+    plan: Plan,
+    matrix_origin: String,
+    /// Objects and commands, in report order.
+    names: Vec<String>,
+    expectations: Expectations,
+    baseline: Option<Report>,
+}
+
 pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     let cancel = crate::signals::install()?;
-    // Everything that can be checked without a guest is, before the first boot:
-    // a report path that cannot be written must not cost a whole matrix run.
-    check_outputs(&a)?;
-    let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
-    let work = if a.bin.is_some() || a.loader.is_some() {
-        command_work(&a)
-    } else if a.objects.is_empty() {
-        workspace_work(&a)
-    } else {
-        explicit_work(&a)
-    };
-    let work = match (work, crate::signals::exit_code(&cancel)) {
-        (Ok(w), _) => w,
+    let resolved = match (resolve(&a), crate::signals::exit_code(&cancel)) {
+        (Ok(r), _) => r,
         // The build was stopped by the same signal: nothing ran, nothing to report.
         (Err(_), Some(code)) => return Ok(code),
         (Err(e), None) => return Err(e),
     };
+    execute(&a, resolved, &cancel)
+}
+
+/// Everything that can be checked without a guest is, before the first boot:
+/// a report path that cannot be written must not cost a whole matrix run.
+fn resolve(a: &TestArgs) -> Result<Resolved, Box<dyn std::error::Error>> {
+    check_outputs(a)?;
+    let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
     let Work {
         objects,
         commands,
         mut matrix,
         expectations,
-    } = work;
+    } = if a.bin.is_some() || a.loader.is_some() {
+        command_work(a)?
+    } else if a.objects.is_empty() {
+        workspace_work(a)?
+    } else {
+        explicit_work(a)?
+    };
     if let Some((i, n)) = a.shard {
         let mut position = 0;
         matrix.kernels.retain(|_| {
@@ -176,49 +192,54 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
             pin: matrix.lock.get(&k.name).cloned(),
         })
         .collect();
-    let mode = if a.no_attach { Mode::Load } else { a.mode };
-    let plan = Plan {
-        kernels,
-        objects,
-        commands,
-        settings: Settings {
-            accel: match a.accel {
-                Accel::Auto => AccelChoice::Auto,
-                Accel::Kvm => AccelChoice::Kvm,
-                Accel::Tcg => AccelChoice::Tcg,
-            },
-            jobs: a
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            memory_mib: a.memory,
-            cpus: a.cpus,
-            timeout: Duration::from_secs(a.timeout),
-            object_timeout: Duration::from_secs(a.object_timeout),
-            mode,
-            trigger: a
-                .trigger
-                .as_deref()
-                .map(shell_words::split)
-                .transpose()
-                .map_err(|e| format!("--trigger: {e}"))?,
-            retries: a.retries,
-            agent: agent_binary()?,
-            evidence: a.evidence.clone(),
-        },
+    let settings = Settings {
+        accel: a.accel,
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        memory_mib: a.memory,
+        cpus: a.cpus,
+        timeout: Duration::from_secs(a.timeout),
+        object_timeout: Duration::from_secs(a.object_timeout),
+        mode: if a.no_attach { Mode::Load } else { a.mode },
+        trigger: a
+            .trigger
+            .as_deref()
+            .map(shell_words::split)
+            .transpose()
+            .map_err(|e| format!("--trigger: {e}"))?,
+        retries: a.retries,
+        agent: agent_binary()?,
+        evidence: a.evidence.clone(),
     };
-    let object_names: Vec<String> = plan
-        .objects
+    let names = objects
         .iter()
         .map(|o| o.name.clone())
-        .chain(plan.commands.iter().map(|c| c.name.clone()))
+        .chain(commands.iter().map(|c| c.name.clone()))
         .collect();
-    let mut progress = Progress::new(&plan, a.quiet || a.message_format == MessageFormat::Json);
+    Ok(Resolved {
+        plan: Plan {
+            kernels,
+            objects,
+            commands,
+            settings,
+        },
+        matrix_origin: matrix.origin,
+        names,
+        expectations,
+        baseline,
+    })
+}
+
+/// Runs the guests, then writes, prints and judges the report.
+fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, Box<dyn std::error::Error>> {
     let json_lines = a.message_format == MessageFormat::Json;
+    let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
     let cache = Cache::discover()?;
-    let output = bpfcompat::run::run(&plan, &Mirrors::discover(), &cache, &cancel, &mut |e| {
+    let output = bpfcompat::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
         // For tools: each cell as soon as its kernel is done.
         if json_lines && let Event::KernelFinished { run } = &e {
-            for c in kernel_cells(run, &object_names, &expectations) {
+            for c in kernel_cells(run, &r.names, &r.expectations) {
                 println!("{}", serde_json::to_string(&c).expect("cells serialize"));
             }
         }
@@ -226,19 +247,19 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     })?;
     progress.finish();
     let report = Report::new(
-        &matrix.origin,
-        object_names,
+        &r.matrix_origin,
+        r.names,
         output,
         a.allow_unavailable,
-        &expectations,
+        &r.expectations,
     );
     // Every report that can be written is, and the matrix is printed, even
     // when one path fails or the run was stopped: nothing finished is lost.
-    let write_errors = write_reports(&report, &a);
+    let write_errors = write_reports(&report, a);
     if !json_lines {
         print!("{}", crate::render::human(&report, a.quiet));
     }
-    let changes = baseline.as_ref().map(|b| compare(b, &report));
+    let changes = r.baseline.as_ref().map(|b| compare(b, &report));
     if let Some(changes) = &changes
         && !json_lines
     {
@@ -247,7 +268,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
     for e in &write_errors {
         eprintln!("error: {e}");
     }
-    if let Some(code) = crate::signals::exit_code(&cancel) {
+    if let Some(code) = crate::signals::exit_code(cancel) {
         return Ok(code);
     }
     if !write_errors.is_empty() {
