@@ -41,13 +41,28 @@ pub fn run(mut c: Command) -> Output {
     out
 }
 
+/// The example project (examples/), absolute.
+pub fn examples() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Whether the tests run as root (the pre-load gate and some fault tests need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
 /// A copy of the example project (examples/) at `to`, with its path
 /// dependency on bpfcompat made absolute so the copy builds anywhere.
 pub fn copy_examples(to: &std::path::Path) {
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .canonicalize()
-        .unwrap();
+    let from = examples();
     for f in ["Cargo.toml", "Cargo.lock", "bpfcompat.toml"] {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }

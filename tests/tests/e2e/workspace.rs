@@ -3,17 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{cli, copy_examples, run};
+use bpfcompat_e2e::{cli, copy_examples, examples, run};
 use serde_json::Value;
 
 const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .canonicalize()
-        .unwrap()
-}
 
 fn test_in(manifest: &Path, target: &Path, json: &Path) -> (Option<i32>, String, Value) {
     let mut args = vec![

@@ -1,17 +1,8 @@
 //! The pre-load gate on this machine's own kernel: real bpf() calls, no VM.
 //! These tests need root (CI runs as root); elsewhere they say so and skip.
 
-use bpfcompat_e2e::{cli, fixture, run};
+use bpfcompat_e2e::{cli, fixture, is_root, run};
 use serde_json::Value;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 /// Names of the BPF programs loaded on this machine, from bpftool.
 fn loaded_programs() -> Vec<String> {

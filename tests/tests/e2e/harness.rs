@@ -2,15 +2,10 @@
 //! and `cargo nextest run`: one trial per (test × kernel), each run inside a
 //! real guest by the test binary itself.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .canonicalize()
-        .unwrap()
-}
+use bpfcompat_e2e::examples;
 
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

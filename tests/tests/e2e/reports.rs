@@ -4,16 +4,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{cli, fixture, run};
+use bpfcompat_e2e::{cli, examples, fixture, run};
 use serde_json::Value;
 
 const KERNELS: [&str; 3] = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
 
 fn examples_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/Cargo.toml")
-        .canonicalize()
-        .unwrap()
+    examples().join("Cargo.toml")
 }
 
 /// `cargo bpfcompat test` over the example project on the three Debian kernels.
