@@ -9,7 +9,10 @@ mod trust;
 
 fn bpfcompat(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-bpfcompat"));
-    c.args(args).env_remove("BPFCOMPAT_MIRROR_UBUNTU");
+    // Help is wrapped to the terminal: fix the width for snapshots.
+    c.args(args)
+        .env_remove("BPFCOMPAT_MIRROR_UBUNTU")
+        .env("COLUMNS", "100");
     c
 }
 
@@ -225,22 +228,31 @@ fn kernels_list_shows_every_profile_and_its_state() {
 
 #[test]
 fn help_teaches() {
-    let (code, out, _) = run(bpfcompat(&["test", "--help"]));
-    assert_eq!(code, 0);
-    for s in [
-        "--object",
-        "--kernel",
-        "--accel",
-        "--json",
-        "--evidence",
-        "--allow-unavailable",
+    // The whole text is the contract: a snapshot shows every change in review
+    // (`cargo insta review` after an intended one).
+    for (name, args) in [
+        ("help", &["--help"][..]),
+        ("test_help", &["test", "--help"][..]),
+        ("check_help", &["check", "--help"][..]),
+        ("kernels_help", &["kernels", "--help"][..]),
+        ("report_help", &["report", "--help"][..]),
     ] {
-        assert!(out.contains(s), "{s} missing from help");
+        let (code, out, _) = run(bpfcompat(args));
+        assert_eq!(code, 0, "{args:?}");
+        insta::assert_snapshot!(name, out);
     }
-    let (code, out, _) = run(bpfcompat(&["--help"]));
-    assert_eq!(code, 0);
-    assert!(
-        out.contains("Exit codes") && out.contains("BPFCOMPAT_MIRROR_UBUNTU"),
-        "{out}"
-    );
+}
+
+#[test]
+fn usage_errors_read_well() {
+    for (name, args) in [
+        ("usage_unknown_flag", &["test", "--bogus"][..]),
+        ("usage_bad_shard", &["test", "--shard", "3/2"][..]),
+        ("usage_bad_mode", &["test", "--mode", "sideways"][..]),
+        ("usage_no_command", &[][..]),
+    ] {
+        let (code, _, err) = run(bpfcompat(args));
+        assert_eq!(code, 1, "{args:?}");
+        insta::assert_snapshot!(name, err);
+    }
 }
