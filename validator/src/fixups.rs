@@ -10,7 +10,7 @@ use libbpf_rs::btf::Btf;
 use libbpf_rs::btf::types::DataSec;
 use libbpf_rs::{AsRawLibbpf, OpenObject};
 
-use crate::raw;
+use crate::sys;
 
 /// A fix-up that names something the object does not have, or a value that
 /// does not fit: the configuration is wrong, not the kernel.
@@ -65,14 +65,14 @@ fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupE
         };
         let e = |what: &str, err: String| format!("map `{name}`: cannot set {what}: {err}");
         if let Some(t) = &f.map_type {
-            let n = raw::map_type_by_name(t)
+            let n = sys::map_type_by_name(t)
                 .ok_or_else(|| format!("map `{name}`: unknown map type `{t}`"))?;
-            raw::set_map_type(&m, n).map_err(|r| e("type", r.to_string()))?;
+            sys::set_map_type(&m, n).map_err(|r| e("type", r.to_string()))?;
         }
         if let Some(c) = f.max_entries {
             let n = match c {
                 Count::Fixed(n) => n,
-                Count::Cpus => raw::possible_cpus(),
+                Count::Cpus => sys::possible_cpus(),
             };
             m.set_max_entries(n)
                 .map_err(|x| e("max_entries", x.to_string()))?;
@@ -90,10 +90,10 @@ fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupE
                 .map_err(|x| e("autocreate", x.to_string()))?;
         }
         if let Some(inner) = &f.inner {
-            let t = raw::map_type_by_name(&inner.map_type).ok_or_else(|| {
+            let t = sys::map_type_by_name(&inner.map_type).ok_or_else(|| {
                 format!("map `{name}`: unknown inner map type `{}`", inner.map_type)
             })?;
-            let fd = raw::create_map(t, inner.key_size, inner.value_size, inner.max_entries)
+            let fd = sys::create_map(t, inner.key_size, inner.value_size, inner.max_entries)
                 .map_err(|r| e("the inner map", format!("creating it failed with {r}")))?;
             m.set_inner_map_fd(fd.as_fd())
                 .map_err(|x| e("the inner map", x.to_string()))?;
@@ -143,9 +143,9 @@ fn apply_programs(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> 
             p.set_autoload(a);
         }
         if let Some(t) = &f.prog_type {
-            let n = raw::prog_type_by_name(t)
+            let n = sys::prog_type_by_name(t)
                 .ok_or_else(|| format!("program `{name}`: unknown program type `{t}`"))?;
-            raw::set_prog_type(&p, n)
+            sys::set_prog_type(&p, n)
                 .map_err(|r| format!("program `{name}`: cannot set type: {r}"))?;
         }
         let section = p.section().to_string_lossy().into_owned();

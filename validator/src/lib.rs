@@ -12,7 +12,7 @@ mod command;
 mod fire;
 mod fixups;
 mod host;
-mod raw;
+mod sys;
 mod validate;
 
 pub use host::{

@@ -21,7 +21,7 @@ use crate::attach::{Attached, attach_all};
 use crate::capture::{self, Line};
 use crate::fire;
 use crate::fixups;
-use crate::raw;
+use crate::sys;
 
 /// Lines of verifier log kept per failure: the end says why it gave up.
 const VERIFIER_TAIL: usize = 60;
@@ -149,11 +149,11 @@ impl Isolation {
         describe(open, &mut self.report);
         self.types = open
             .progs()
-            .map(|p| (p.name().to_string_lossy().into_owned(), raw::prog_type(&p)))
+            .map(|p| (p.name().to_string_lossy().into_owned(), sys::prog_type(&p)))
             .collect();
         self.map_types = open
             .maps()
-            .map(|m| (m.name().to_string_lossy().into_owned(), raw::map_type(&m)))
+            .map(|m| (m.name().to_string_lossy().into_owned(), sys::map_type(&m)))
             .collect();
     }
 
@@ -231,7 +231,7 @@ impl Isolation {
                 if let (Some(t), Some(called)) = (self.types.get(&prog), called) {
                     f.unsupported_helpers = unsupported_helpers(*t, &called);
                     if let Some(p) = self.report.programs.iter_mut().find(|p| p.name == prog) {
-                        p.type_supported = raw::probe_prog_type(*t);
+                        p.type_supported = sys::probe_prog_type(*t);
                     }
                 }
                 self.rejected.insert(prog, f);
@@ -239,7 +239,7 @@ impl Isolation {
             }
             Culprit::Map(map) if self.report.maps.iter().any(|m| m.name == map) => {
                 if let Some(t) = self.map_types.get(&map) {
-                    let supported = raw::probe_map_type(*t);
+                    let supported = sys::probe_map_type(*t);
                     self.report
                         .maps
                         .iter_mut()
@@ -324,7 +324,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
     for m in open.maps() {
         report.maps.push(MapReport {
             name: m.name().to_string_lossy().into_owned(),
-            map_type: raw::map_type_name(raw::map_type(&m)),
+            map_type: sys::map_type_name(sys::map_type(&m)),
             type_supported: None,
             declared: [m.max_entries(), m.key_size(), m.value_size()],
             create: skipped("not attempted"),
@@ -344,7 +344,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
         report.programs.push(ProgramReport {
             name: p.name().to_string_lossy().into_owned(),
             section: p.section().to_string_lossy().into_owned(),
-            prog_type: raw::prog_type_name(raw::prog_type(&p)),
+            prog_type: sys::prog_type_name(sys::prog_type(&p)),
             type_supported: None,
             helpers,
             load: skipped("not attempted"),
@@ -359,7 +359,7 @@ fn unsupported_helpers(prog_type: u32, called: &[u32]) -> Vec<u32> {
     called
         .iter()
         .copied()
-        .filter(|&id| raw::probe_helper(prog_type, id) == Some(false))
+        .filter(|&id| sys::probe_helper(prog_type, id) == Some(false))
         .collect()
 }
 

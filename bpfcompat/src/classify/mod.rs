@@ -9,9 +9,9 @@
 
 mod cell;
 mod codes;
-mod features;
+mod releases;
 mod rules;
 
 pub use cell::{Cell, Finding, Stage, Status, cells_for_kernel, signal_name};
 pub use codes::Code;
-pub use features::{helper_name, helper_since};
+pub use releases::{helper_name, helper_since};

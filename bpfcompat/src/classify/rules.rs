@@ -1,7 +1,7 @@
 //! The classification rules for one failed step, most structured first.
 
 use super::Code;
-use super::features::{
+use super::releases::{
     helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
 };
 use crate::wire::{MapReport, ProgramReport, StepFailure};

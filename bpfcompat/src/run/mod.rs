@@ -3,8 +3,8 @@
 //! [`Event`]s and returns [`RunOutput`], and reporters do the rest.
 
 mod evidence;
-mod imp;
-mod types;
+mod plan;
+mod schedule;
 
-pub use imp::run;
-pub use types::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
+pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
+pub use schedule::run;

@@ -1,10 +1,9 @@
 //! Which Linux release introduced a helper, map type, program type or kfunc:
 //! the remediation names it so a user knows the floor they are hitting.
 
-#[path = "helper_table.rs"]
-mod helper_table;
+mod helpers;
 
-use helper_table::HELPERS;
+use helpers::HELPERS;
 
 /// `bpf_<name>` of a helper ID.
 pub fn helper_name(id: u32) -> Option<String> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use super::evidence;
-use super::types::*;
+use super::plan::*;
 use crate::cancel::Cancel;
 use crate::errors::{InitramfsError, RunError, VmError};
 use crate::guest::Initramfs;
@@ -70,7 +70,7 @@ pub fn run(
                     else {
                         break;
                     };
-                    let ctx = Ctx {
+                    let ctx = Guests {
                         plan,
                         mirrors,
                         cache,
@@ -170,7 +170,9 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
     img.write_private(out)
 }
 
-struct Ctx<'a> {
+/// What every guest of a run shares: the plan, where kernels come from, the
+/// one initramfs, the accelerator policy and the event channel.
+struct Guests<'a> {
     plan: &'a Plan,
     mirrors: &'a Mirrors,
     cache: &'a Cache,
@@ -182,13 +184,13 @@ struct Ctx<'a> {
     cancel: &'a Cancel,
 }
 
-impl Ctx<'_> {
+impl Guests<'_> {
     fn send(&self, event: Event) {
         let _ = self.tx.send(event);
     }
 }
 
-fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
+fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
     let mut run = KernelRun::new(&target.profile.name, target.profile.required);
     run.package = target.pin.as_ref().map(|p| p.package.clone());
     run.version = target.pin.as_ref().map(|p| p.version.clone());
@@ -248,7 +250,7 @@ fn run_kernel(ctx: &Ctx, target: &KernelTarget) -> KernelRun {
 
 /// The kernel from the cache, fetched when needed; a failure is the
 /// kernel's outcome.
-fn fetch_kernel(ctx: &Ctx, name: &str, pin: &Pin) -> Result<CachedKernel, KernelOutcome> {
+fn fetch_kernel(ctx: &Guests, name: &str, pin: &Pin) -> Result<CachedKernel, KernelOutcome> {
     ctx.send(Event::KernelStarted {
         kernel: name.to_string(),
     });
@@ -275,7 +277,7 @@ fn fetch_kernel(ctx: &Ctx, name: &str, pin: &Pin) -> Result<CachedKernel, Kernel
 /// Boots the kernel's guest until the agent runs (or gives up), keeping
 /// evidence of every attempt.
 fn boot_kernel(
-    ctx: &Ctx,
+    ctx: &Guests,
     run: &mut KernelRun,
     kernel: &CachedKernel,
 ) -> Result<Booted, crate::errors::VmError> {

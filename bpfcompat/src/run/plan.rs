@@ -1,4 +1,5 @@
-//! The inputs and outputs of a run.
+//! A run's inputs (the plan: kernels, objects, commands, settings) and the
+//! typed events it emits while it runs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
