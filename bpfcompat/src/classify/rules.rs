@@ -78,23 +78,93 @@ type Rule = fn(&Evidence) -> Option<Verdict>;
 pub(crate) const RULES: &[(&str, Rule)] = &[
     ("missing_kfunc", missing_kfunc),
     ("missing_btf", missing_btf),
-    ("core_relocation", core_relocation),
+    ("core_relocation", |e| text(e, &CORE_RELOCATION)),
     ("map_type_probe", map_type_probe),
     ("map_contract", map_contract),
     ("global_data", global_data),
     ("prog_type_probe", prog_type_probe),
     ("helper_probe", helper_probe),
     ("verifier_unknown_helper", verifier_unknown_helper),
-    ("helper_not_allowed", helper_not_allowed),
-    ("gpl_only", gpl_only),
-    ("missing_attach_target", missing_attach_target),
-    ("verifier_limit", verifier_limit),
-    ("bounded_loop", bounded_loop),
-    ("kfunc_not_allowed", kfunc_not_allowed),
+    ("helper_not_allowed", |e| text(e, &HELPER_NOT_ALLOWED)),
+    ("gpl_only", |e| text(e, &GPL_ONLY)),
+    ("missing_attach_target", |e| text(e, &MISSING_ATTACH_TARGET)),
+    ("verifier_limit", |e| text(e, &VERIFIER_LIMIT)),
+    ("bounded_loop", |e| text(e, &BOUNDED_LOOP)),
+    ("kfunc_not_allowed", |e| text(e, &KFUNC_NOT_ALLOWED)),
     ("permission", permission),
     ("attach_errno", attach_errno),
     ("verifier_rejected", verifier_rejected),
 ];
+
+/// A rule decided by the kernel's or libbpf's words alone: the first log
+/// line holding one of `needles` (tried in order) is the message.
+struct TextRule {
+    needles: &'static [&'static str],
+    code: Code,
+    remediation: &'static str,
+}
+
+fn text(e: &Evidence, rule: &TextRule) -> Option<Verdict> {
+    let line = find(e.failure, rule.needles)?;
+    Some(v(rule.code, line, rule.remediation))
+}
+
+/// A CO-RE relocation that matched nothing (libbpf poisons the instruction).
+const CORE_RELOCATION: TextRule = TextRule {
+    needles: &[
+        "failed to resolve CO-RE relocation",
+        CORE_POISON,
+        "<invalid CO-RE relocation>",
+    ],
+    code: Code::CoreRelocation,
+    remediation: "a field or type the program reads does not exist on this kernel: guard the access with bpf_core_field_exists() / bpf_core_type_exists() and read the older layout in the else branch",
+};
+
+const HELPER_NOT_ALLOWED: TextRule = TextRule {
+    needles: &["cannot use helper"],
+    code: Code::UnsupportedHelper,
+    remediation: "this program type may not call that helper on this kernel; use another program type or helper",
+};
+
+const GPL_ONLY: TextRule = TextRule {
+    needles: &["GPL-restricted", "gpl_only"],
+    code: Code::GplOnly,
+    remediation: "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
+};
+
+const MISSING_ATTACH_TARGET: TextRule = TextRule {
+    needles: &[
+        "failed to find kernel BTF type ID",
+        "attach_btf_id",
+        "The address of function",
+    ],
+    code: Code::MissingAttachTarget,
+    remediation: "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
+};
+
+const VERIFIER_LIMIT: TextRule = TextRule {
+    needles: &[
+        "BPF program is too large",
+        "too many states",
+        "complexity limit",
+        "too complex",
+        "combined stack size",
+    ],
+    code: Code::VerifierLimit,
+    remediation: "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
+};
+
+const BOUNDED_LOOP: TextRule = TextRule {
+    needles: &["back-edge"],
+    code: Code::UnsupportedFeature,
+    remediation: "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
+};
+
+const KFUNC_NOT_ALLOWED: TextRule = TextRule {
+    needles: &["calling kernel function"],
+    code: Code::UnsupportedFeature,
+    remediation: "kfunc calls are not allowed for this program type on this kernel",
+};
 
 /// The first line of libbpf's or the verifier's log that contains any of
 /// `needles`, tried in order.
@@ -134,23 +204,6 @@ fn missing_btf(e: &Evidence) -> Option<Verdict> {
         Code::MissingBtf,
         line,
         "this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): ship a BTF file for it (e.g. from BTFHub) and pass it as btf_custom_path, or avoid CO-RE and BTF-based program types",
-    ))
-}
-
-/// A CO-RE relocation that matched nothing (libbpf poisons the instruction).
-fn core_relocation(e: &Evidence) -> Option<Verdict> {
-    let line = find(
-        e.failure,
-        &[
-            "failed to resolve CO-RE relocation",
-            CORE_POISON,
-            "<invalid CO-RE relocation>",
-        ],
-    )?;
-    Some(v(
-        Code::CoreRelocation,
-        line,
-        "a field or type the program reads does not exist on this kernel: guard the access with bpf_core_field_exists() / bpf_core_type_exists() and read the older layout in the else branch",
     ))
 }
 
@@ -253,76 +306,6 @@ fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
         Code::UnsupportedHelper,
         line,
         since(&name, id.and_then(helper_since)),
-    ))
-}
-
-fn helper_not_allowed(e: &Evidence) -> Option<Verdict> {
-    let line = find(e.failure, &["cannot use helper"])?;
-    Some(v(
-        Code::UnsupportedHelper,
-        line,
-        "this program type may not call that helper on this kernel; use another program type or helper",
-    ))
-}
-
-fn gpl_only(e: &Evidence) -> Option<Verdict> {
-    let line = find(e.failure, &["GPL-restricted", "gpl_only"])?;
-    Some(v(
-        Code::GplOnly,
-        line,
-        "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
-    ))
-}
-
-fn missing_attach_target(e: &Evidence) -> Option<Verdict> {
-    let line = find(
-        e.failure,
-        &[
-            "failed to find kernel BTF type ID",
-            "attach_btf_id",
-            "The address of function",
-        ],
-    )?;
-    Some(v(
-        Code::MissingAttachTarget,
-        line,
-        "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
-    ))
-}
-
-fn verifier_limit(e: &Evidence) -> Option<Verdict> {
-    let line = find(
-        e.failure,
-        &[
-            "BPF program is too large",
-            "too many states",
-            "complexity limit",
-            "too complex",
-            "combined stack size",
-        ],
-    )?;
-    Some(v(
-        Code::VerifierLimit,
-        line,
-        "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
-    ))
-}
-
-fn bounded_loop(e: &Evidence) -> Option<Verdict> {
-    let line = find(e.failure, &["back-edge"])?;
-    Some(v(
-        Code::UnsupportedFeature,
-        line,
-        "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
-    ))
-}
-
-fn kfunc_not_allowed(e: &Evidence) -> Option<Verdict> {
-    let line = find(e.failure, &["calling kernel function"])?;
-    Some(v(
-        Code::UnsupportedFeature,
-        line,
-        "kfunc calls are not allowed for this program type on this kernel",
     ))
 }
 
