@@ -469,22 +469,33 @@ fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
         .iter()
         .map(|d| {
             let oc = config.objects.get(&d.name).cloned().unwrap_or_default();
-            ObjectInput {
+            // A trigger that does not split into words is a configuration
+            // error, not a silently absent trigger.
+            let trigger = oc
+                .trigger
+                .as_deref()
+                .map(shell_words::split)
+                .transpose()
+                .map_err(|e| {
+                    format!(
+                        "{}: [objects.\"{}\"] trigger: {e}",
+                        config.origin.display(),
+                        d.name
+                    )
+                })?;
+            Ok(ObjectInput {
                 name: d.name.clone(),
                 path: d.path.clone(),
                 fixups: oc.fixups(),
-                trigger: oc
-                    .trigger
-                    .as_deref()
-                    .and_then(|t| shell_words::split(t).ok()),
+                trigger,
                 btf: oc
                     .btf
                     .iter()
                     .map(|(k, p)| (k.clone(), config.resolve(p)))
                     .collect(),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, String>>()?;
     eprintln!(
         "found {} BPF objects: {}{}",
         names.len(),

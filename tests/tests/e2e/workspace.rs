@@ -396,3 +396,30 @@ fn command_mode_timeouts_and_expected_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("exited with 0 (expected 1)"));
 }
+
+#[test]
+fn a_trigger_that_does_not_parse_is_a_configuration_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = workspace_with_objects(
+        tmp.path(),
+        &["kprobe"],
+        "[objects.kprobe]\ntrigger = \"sh -c 'unterminated\"\n",
+    );
+    let mut c = cli(&[
+        "bpfcompat",
+        "test",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--kernel",
+        "debian-12-6.1",
+    ]);
+    // Refused before any guest: QEMU is never needed.
+    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let out = run(c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[objects.\"kprobe\"] trigger") && stderr.contains("bpfcompat.toml"),
+        "{stderr}"
+    );
+}
