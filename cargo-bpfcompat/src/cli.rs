@@ -98,7 +98,7 @@ pub fn accel_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat:
 }
 
 /// Parses the command line and runs the command.
-pub fn run() -> Result<Code, Box<dyn std::error::Error>> {
+pub fn run() -> Result<Code, crate::error::Error> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Invoked as `cargo bpfcompat`, cargo passes `bpfcompat` first.
     if args.get(1).is_some_and(|a| a == "bpfcompat") {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod error;
 mod exit;
 mod progress;
 mod render;
@@ -16,8 +17,8 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
-            exit::Code::Tool.into()
+            eprintln!("error: {err}");
+            err.exit_code().into()
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct CheckArgs {
     pub json: Option<PathBuf>,
 }
 
-pub fn run(a: CheckArgs) -> Result<Code, Box<dyn std::error::Error>> {
+pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
     for o in &a.objects {
         check_bpf_object(o)?;
     }

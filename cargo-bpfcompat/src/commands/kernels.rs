@@ -7,7 +7,7 @@ use bpfcompat::matrix::Matrix;
 use crate::cli::{KernelsCommand, MatrixArgs};
 use crate::exit::Code;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, crate::error::Error>;
 
 pub fn run(cmd: KernelsCommand) -> Result<Code> {
     match cmd {

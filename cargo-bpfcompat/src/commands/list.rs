@@ -12,7 +12,7 @@ pub struct ListArgs {
     pub cargo: CargoArgs,
 }
 
-pub fn run(a: ListArgs) -> Result<Code, Box<dyn std::error::Error>> {
+pub fn run(a: ListArgs) -> Result<Code, crate::error::Error> {
     let build = build_workspace(&a.cargo)?;
     let found = discover(&build)?;
     if found.is_empty() {

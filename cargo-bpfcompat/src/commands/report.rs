@@ -49,7 +49,7 @@ fn load(path: &Path) -> Result<Report, String> {
     Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn run(cmd: ReportCommand) -> Result<Code, Box<dyn std::error::Error>> {
+pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
     match cmd {
         ReportCommand::Diff { before, after } => {
             let (before, after) = (load(&before)?, load(&after)?);

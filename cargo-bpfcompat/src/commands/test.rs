@@ -149,7 +149,7 @@ struct Resolved {
     baseline: Option<Report>,
 }
 
-pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
+pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
     let cancel = crate::signals::install()?;
     let resolved = match (resolve(&a), crate::signals::exit_code(&cancel)) {
         (Ok(r), _) => r,
@@ -162,7 +162,7 @@ pub fn run(a: TestArgs) -> Result<Code, Box<dyn std::error::Error>> {
 
 /// Everything that can be checked without a guest is, before the first boot:
 /// a report path that cannot be written must not cost a whole matrix run.
-fn resolve(a: &TestArgs) -> Result<Resolved, Box<dyn std::error::Error>> {
+fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
     check_outputs(a)?;
     let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
     let Work {
@@ -232,7 +232,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, Box<dyn std::error::Error>> {
 }
 
 /// Runs the guests, then writes, prints and judges the report.
-fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, Box<dyn std::error::Error>> {
+fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::error::Error> {
     let json_lines = a.message_format == MessageFormat::Json;
     let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
     let cache = Cache::discover()?;
@@ -337,7 +337,7 @@ fn check_writable_file(p: &Path) -> Result<(), String> {
 
 /// Command mode: the user's binary, run once per kernel (or once per
 /// `--object` on each kernel, with the object as `$BPFCOMPAT_ARTIFACT`).
-fn command_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     for o in &a.objects {
         check_bpf_object(o)?;
     }
@@ -408,7 +408,7 @@ fn find_binary(build: &BuildOutput, name: &str) -> Result<PathBuf, String> {
 }
 
 /// `--object` files, the matrix from the flags.
-fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     for o in &a.objects {
         check_bpf_object(o)?;
     }
@@ -429,7 +429,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
 }
 
 /// The workspace: build, discover, configure.
-fn workspace_work(a: &TestArgs) -> Result<Work, Box<dyn std::error::Error>> {
+fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     let build = build_workspace(&a.cargo)?;
     let found = discover(&build)?;
     for d in &found {

@@ -1,0 +1,62 @@
+//! The one error type of the CLI: every way a command can fail before it
+//! has a verdict, each mapped to its exit code in one exhaustive match.
+
+use bpfcompat::errors::{CacheError, MatrixError, ObjectError, RunError};
+use validator::HostError;
+
+use crate::exit::Code;
+
+/// Why a command could not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The matrix or lock is wrong, or a kernel name is unknown.
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
+    /// An object is missing, damaged or no BPF object.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// There is no private place for the kernel cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The run could not start (QEMU, KVM, the initramfs).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The pre-load gate cannot load BPF here.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Bad input found while resolving a command (configuration, a report
+    /// path, a baseline, the workspace build), in words with a hint.
+    #[error("{0}")]
+    Input(String),
+    /// An I/O error with no better context.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Error {
+        Error::Input(message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Error {
+        Error::Input(message.to_string())
+    }
+}
+
+impl Error {
+    /// Every failure to produce a verdict is the tool's (exit 1): bad input,
+    /// setup, or infrastructure. Verdicts and signals have their own codes.
+    pub fn exit_code(&self) -> Code {
+        match self {
+            Error::Matrix(_)
+            | Error::Object(_)
+            | Error::Cache(_)
+            | Error::Run(_)
+            | Error::Host(_)
+            | Error::Input(_)
+            | Error::Io(_) => Code::Tool,
+        }
+    }
+}
