@@ -47,7 +47,7 @@ fn run_as_init() -> ! {
         Ok(job) => {
             let mut worker = None;
             for obj in &job.objects {
-                let report = validate_in_worker(&mut worker, obj, &job);
+                let report = validate_in_worker(&mut worker, obj, &job, &Worker::spawn);
                 let _ = port.send(&Record::Object(Box::new(report)));
             }
             if let Some(w) = worker {
@@ -78,10 +78,16 @@ struct Worker {
 }
 
 impl Worker {
+    /// This binary as a worker.
     fn spawn() -> std::io::Result<Worker> {
         let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
-        let mut child = Command::new(exe)
-            .arg(WORKER_ARG)
+        let mut cmd = Command::new(exe);
+        cmd.arg(WORKER_ARG);
+        Worker::spawn_command(cmd)
+    }
+
+    fn spawn_command(mut cmd: Command) -> std::io::Result<Worker> {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)
@@ -114,9 +120,14 @@ impl Worker {
     }
 }
 
-/// Validates one object in the worker, starting one when there is none and
-/// discarding it when it dies or hangs.
-fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> ObjectReport {
+/// Validates one object in the worker, starting one (with `spawn`) when
+/// there is none and discarding it when it dies or hangs.
+fn validate_in_worker(
+    slot: &mut Option<Worker>,
+    obj: &JobObject,
+    job: &Job,
+    spawn: &dyn Fn() -> std::io::Result<Worker>,
+) -> ObjectReport {
     let started = Instant::now();
     let faulted = |fault: Fault| ObjectReport {
         object: obj.name.clone(),
@@ -126,7 +137,7 @@ fn validate_in_worker(slot: &mut Option<Worker>, obj: &JobObject, job: &Job) -> 
     };
     let mut worker = match slot.take() {
         Some(w) => w,
-        None => match Worker::spawn() {
+        None => match spawn() {
             Ok(w) => w,
             Err(e) => {
                 return faulted(Fault::Crashed {
@@ -237,4 +248,92 @@ fn run_worker() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpfcompat::wire::{Fixups, Mode};
+
+    /// A worker played by a shell script: it answers each request line by
+    /// `script`'s rules. `$n` counts requests across workers of one test.
+    fn fake(script: &'static str) -> impl Fn() -> std::io::Result<Worker> {
+        move || {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", script]);
+            Worker::spawn_command(cmd)
+        }
+    }
+
+    fn object(name: &str) -> JobObject {
+        JobObject {
+            name: name.into(),
+            path: format!("/job/objects/{name}.bpf.o"),
+            fixups: Fixups::default(),
+            btf: Default::default(),
+            trigger: None,
+        }
+    }
+
+    const ANSWER: &str = r#"while read -r line; do
+        name=$(echo "$line" | sed 's/.*"name":"\([^"]*\)".*/\1/')
+        case "$name" in
+          crash) exit 3 ;;
+          hang) sleep 600 ;;
+          *) echo "{\"object\":\"$name\",\"object_error\":null,\"maps\":[],\"programs\":[],\"fault\":null,\"duration_ms\":1}" ;;
+        esac
+      done"#;
+
+    #[test]
+    fn one_worker_serves_many_objects_and_a_crash_or_hang_costs_one() {
+        let job = Job::new(Mode::Load, 1);
+        let spawn = fake(ANSWER);
+        let mut slot = None;
+        let a = validate_in_worker(&mut slot, &object("a"), &job, &spawn);
+        assert_eq!((a.object.as_str(), &a.fault), ("a", &None));
+        let first = slot.as_ref().map(|w| w.child.id());
+        let b = validate_in_worker(&mut slot, &object("b"), &job, &spawn);
+        assert_eq!(b.fault, None);
+        assert_eq!(
+            slot.as_ref().map(|w| w.child.id()),
+            first,
+            "the same worker"
+        );
+
+        let crash = validate_in_worker(&mut slot, &object("crash"), &job, &spawn);
+        assert!(
+            matches!(&crash.fault, Some(Fault::Crashed { detail }) if detail.contains("died")),
+            "{:?}",
+            crash.fault
+        );
+        assert!(slot.is_none(), "a crashed worker is discarded");
+        let c = validate_in_worker(&mut slot, &object("c"), &job, &spawn);
+        assert_eq!(c.fault, None, "a fresh worker takes the next object");
+
+        let hang = validate_in_worker(&mut slot, &object("hang"), &job, &spawn);
+        assert_eq!(hang.fault, Some(Fault::Timeout { after_secs: 1 }));
+        let d = validate_in_worker(&mut slot, &object("d"), &job, &spawn);
+        assert_eq!(d.fault, None);
+    }
+
+    #[test]
+    fn a_worker_that_cannot_start_or_answers_garbage_is_a_crash() {
+        let job = Job::new(Mode::Load, 5);
+        let missing = || -> std::io::Result<Worker> {
+            Worker::spawn_command(Command::new("/nonexistent/worker"))
+        };
+        let r = validate_in_worker(&mut None, &object("a"), &job, &missing);
+        assert!(
+            matches!(r.fault, Some(Fault::Crashed { .. })),
+            "{:?}",
+            r.fault
+        );
+        let garbage = fake("read -r line; echo not-json; sleep 600");
+        let r = validate_in_worker(&mut None, &object("a"), &job, &garbage);
+        assert!(
+            matches!(&r.fault, Some(Fault::Crashed { detail }) if detail.contains("unreadable report")),
+            "{:?}",
+            r.fault
+        );
+    }
 }
