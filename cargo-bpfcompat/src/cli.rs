@@ -111,7 +111,7 @@ pub fn run() -> Result<Code, crate::error::Error> {
         Err(e) => {
             let _ = e.print();
             return Ok(if e.use_stderr() {
-                Code::Tool
+                Code::ToolFailure
             } else {
                 Code::Pass
             });

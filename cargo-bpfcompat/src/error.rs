@@ -56,7 +56,7 @@ impl Error {
             | Error::Run(_)
             | Error::Host(_)
             | Error::Input(_)
-            | Error::Io(_) => Code::Tool,
+            | Error::Io(_) => Code::ToolFailure,
         }
     }
 }

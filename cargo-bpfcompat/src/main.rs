@@ -15,10 +15,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match cli::run() {
-        Ok(code) => code.into(),
+        Ok(code) => exit::status(code),
         Err(err) => {
             eprintln!("error: {err}");
-            err.exit_code().into()
+            exit::status(err.exit_code())
         }
     }
 }

@@ -39,6 +39,6 @@ pub fn exit_code(cancel: &Cancel) -> Option<Code> {
     match i32::try_from(cancel.signal()?).ok()? {
         SIGINT => Some(Code::Interrupted),
         SIGTERM => Some(Code::Terminated),
-        _ => Some(Code::Tool),
+        _ => Some(Code::ToolFailure),
     }
 }

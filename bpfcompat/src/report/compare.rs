@@ -98,8 +98,8 @@ pub fn exit_with_baseline(changes: &[CellChange], now: &Report) -> ExitCode {
         return ExitCode::Regression;
     }
     match now.exit_code {
-        ExitCode::ToolFailure => ExitCode::ToolFailure,
-        _ => ExitCode::Pass,
+        ExitCode::Pass | ExitCode::Regression => ExitCode::Pass,
+        code @ (ExitCode::ToolFailure | ExitCode::Interrupted | ExitCode::Terminated) => code,
     }
 }
 

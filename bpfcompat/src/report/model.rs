@@ -12,16 +12,21 @@ use crate::outcome::{KernelRun, Note, RunOutput};
 /// Version of the JSON report schema.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The exit code a report implies.
+/// The exit code a report implies; the process exits with the number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitCode {
     /// Every required cell passed.
     Pass = 0,
-    /// No verdict for some required cell (and no required cell failed).
+    /// No verdict for some required cell (and no required cell failed), or
+    /// the tool could not do its job at all.
     ToolFailure = 1,
     /// A required cell failed.
     Regression = 2,
+    /// Stopped by SIGINT (Ctrl-C): the report holds what finished.
+    Interrupted = 130,
+    /// Stopped by SIGTERM: the report holds what finished.
+    Terminated = 143,
 }
 
 /// Counts over all cells.

@@ -76,5 +76,5 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
     if !failures.is_empty() {
         print!("\n{failures}");
     }
-    Ok(report.exit_code.into())
+    Ok(report.exit_code)
 }

@@ -79,7 +79,11 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
             }
         }
     }
-    Ok(if failed == 0 { Code::Pass } else { Code::Tool })
+    Ok(if failed == 0 {
+        Code::Pass
+    } else {
+        Code::ToolFailure
+    })
 }
 
 fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
@@ -111,5 +115,9 @@ fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
     }
     std::fs::write(&path, lock.to_toml())?;
     println!("wrote {}", path.display());
-    Ok(if failed == 0 { Code::Pass } else { Code::Tool })
+    Ok(if failed == 0 {
+        Code::Pass
+    } else {
+        Code::ToolFailure
+    })
 }

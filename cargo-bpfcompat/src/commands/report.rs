@@ -55,7 +55,7 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             let (before, after) = (load(&before)?, load(&after)?);
             let changes = compare(&before, &after);
             print!("{}", changes_text(&changes));
-            Ok(exit_with_baseline(&changes, &after).into())
+            Ok(exit_with_baseline(&changes, &after))
         }
         ReportCommand::Merge(a) => {
             let reports = a
@@ -76,7 +76,7 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
                 }
             }
             print!("{}", crate::render::human(&merged, false));
-            Ok(merged.exit_code.into())
+            Ok(merged.exit_code)
         }
     }
 }

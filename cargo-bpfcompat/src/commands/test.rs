@@ -246,13 +246,18 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         progress.event(&e)
     })?;
     progress.finish();
-    let report = Report::new(
+    let mut report = Report::new(
         &r.matrix_origin,
         r.names,
         output,
         a.allow_unavailable,
         &r.expectations,
     );
+    // A stopped run's report says so, not what its finished cells imply.
+    let stopped = crate::signals::exit_code(cancel);
+    if let Some(code) = stopped {
+        report.exit_code = code;
+    }
     // Every report that can be written is, and the matrix is printed, even
     // when one path fails or the run was stopped: nothing finished is lost.
     let write_errors = write_reports(&report, a);
@@ -268,15 +273,15 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     for e in &write_errors {
         eprintln!("error: {e}");
     }
-    if let Some(code) = crate::signals::exit_code(cancel) {
+    if let Some(code) = stopped {
         return Ok(code);
     }
     if !write_errors.is_empty() {
-        return Ok(Code::Tool);
+        return Ok(Code::ToolFailure);
     }
     Ok(match &changes {
-        Some(changes) => exit_with_baseline(changes, &report).into(),
-        None => report.exit_code.into(),
+        Some(changes) => exit_with_baseline(changes, &report),
+        None => report.exit_code,
     })
 }
 

@@ -565,6 +565,7 @@ fn ctrl_c_stops_guests_and_reports_what_finished() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["exit_code"], "interrupted");
     let cells = report["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 6, "{report:#}");
     for c in cells {
