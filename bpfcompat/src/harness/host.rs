@@ -17,10 +17,8 @@ use crate::errors::InitramfsError;
 use crate::guest::Initramfs;
 use crate::kernel::{Cache, Mirrors, fetch};
 use crate::matrix::{Matrix, Pin};
-use crate::vm::{
-    Accel, AccelChoice, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Exit, boot_until_init,
-    find_qemu,
-};
+use crate::run::{Guest, boot_guest};
+use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, Exit, find_qemu};
 use crate::wire::{JOB_FILE, Job, Mode, Record, tail};
 
 /// What one boot of a kernel said about each of its tests.
@@ -260,23 +258,21 @@ fn boot_kernel(
                 n => n,
             })
             .sum::<u64>();
-    let attempts = Attempts {
+    let guest = Guest {
         qemu: &qemu,
+        kernel: &image,
+        initrd: &initrd,
+        work: work.path(),
+        label: "guest",
+        memory_mib: 512,
+        cpus: 1,
+        env: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
         timeout: Duration::from_secs(timeout),
         retries: 2,
         accel: accel_policy(),
         cancel: &Cancel::new(),
     };
-    let spec = |attempt: u32, accel: Accel| BootSpec {
-        kernel: image.vmlinuz.clone(),
-        initrd: initrd.clone(),
-        results: work.path().join(format!("results.{attempt}")),
-        accel,
-        memory_mib: 512,
-        cpus: 1,
-        extra_cmdline: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
-    };
-    let b = boot_until_init(&attempts, &spec, &mut |e| {
+    let b = boot_guest(&guest, &mut |e| {
         if let AttemptEvent::FellBackToTcg { exit } = e {
             eprintln!(
                 "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
+use super::boot::{Guest, boot_guest};
 use super::evidence;
 use super::plan::*;
 use crate::cancel::Cancel;
@@ -13,10 +14,7 @@ use crate::guest::Initramfs;
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::matrix::Pin;
 use crate::outcome::{KernelOutcome, KernelRun, Note, RunOutput};
-use crate::vm::{
-    Accel, AccelPolicy, AttemptEvent, Attempts, Boot, BootSpec, Booted, Exit, boot_until_init,
-    find_qemu,
-};
+use crate::vm::{Accel, AccelPolicy, AttemptEvent, Boot, Booted, Exit, find_qemu};
 use crate::wire::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Record, tail};
 
 /// Console lines kept in a report (the whole console is evidence).
@@ -282,23 +280,21 @@ fn boot_kernel(
     kernel: &CachedKernel,
 ) -> Result<Booted, crate::errors::VmError> {
     let name = run.kernel.clone();
-    let attempts = Attempts {
+    let guest = Guest {
         qemu: ctx.qemu,
+        kernel,
+        initrd: ctx.initrd,
+        work: ctx.work,
+        label: &name,
+        memory_mib: ctx.plan.settings.memory_mib,
+        cpus: ctx.plan.settings.cpus,
+        env: guest_env(&name),
         timeout: ctx.plan.settings.timeout,
         retries: ctx.plan.settings.retries,
         accel: ctx.accel,
         cancel: ctx.cancel,
     };
-    let spec = |attempt: u32, accel: Accel| BootSpec {
-        kernel: kernel.vmlinuz.clone(),
-        initrd: ctx.initrd.to_path_buf(),
-        results: ctx.work.join(format!("{name}.{attempt}.results")),
-        accel,
-        memory_mib: ctx.plan.settings.memory_mib,
-        cpus: ctx.plan.settings.cpus,
-        extra_cmdline: guest_env(&name),
-    };
-    boot_until_init(&attempts, &spec, &mut |e| match e {
+    boot_guest(&guest, &mut |e| match e {
         AttemptEvent::Starting { n } => ctx.send(Event::BootAttempt {
             kernel: name.clone(),
             n,
