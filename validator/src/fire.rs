@@ -176,7 +176,6 @@ fn builtin_workload() {
         let _ = Command::new(exe).arg("__bpfcompat-noop").output();
     }
     std::thread::sleep(Duration::from_millis(20));
-    lo_up();
     if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
         let _ = s.send_to(b"bpfcompat", "127.0.0.1:9");
     }
@@ -184,25 +183,4 @@ fn builtin_workload() {
         &"127.0.0.1:9".parse().expect("address"),
         Duration::from_millis(100),
     );
-}
-
-/// Brings `lo` up (a fresh guest has it down), so packets reach XDP and tc.
-fn lo_up() {
-    // SAFETY: a plain socket used only for the interface ioctls below.
-    let sock = unsafe { nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM, 0) };
-    if sock < 0 {
-        return;
-    }
-    // SAFETY: ifreq is plain data; the name fits; the socket is closed after.
-    unsafe {
-        let mut req: nix::libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            req.ifr_name[i] = *b as nix::libc::c_char;
-        }
-        if nix::libc::ioctl(sock, nix::libc::SIOCGIFFLAGS, &mut req) == 0 {
-            req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short;
-            nix::libc::ioctl(sock, nix::libc::SIOCSIFFLAGS, &req);
-        }
-        nix::libc::close(sock);
-    }
 }

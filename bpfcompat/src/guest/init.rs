@@ -46,6 +46,45 @@ pub fn mount_all() -> Vec<String> {
     warnings
 }
 
+/// Brings the loopback interface up, as every host's boot does: a fresh
+/// guest has `lo` down, so a loader binding a socket, or XDP and tc programs
+/// on `lo`, would fail for the guest's sake. The kernel gives `lo` its
+/// 127.0.0.1/8 and ::1 when it comes up.
+pub fn loopback_up() -> Result<(), String> {
+    // SAFETY: a plain socket used only for the two interface ioctls below
+    // and closed after; `ifreq` is plain data and "lo" fits its name.
+    unsafe {
+        let sock = nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM, 0);
+        if sock < 0 {
+            return Err(format!(
+                "bring lo up: socket: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mut req: nix::libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as nix::libc::c_char;
+        }
+        let mut result = Ok(());
+        if nix::libc::ioctl(sock, nix::libc::SIOCGIFFLAGS, &mut req) != 0 {
+            result = Err(format!(
+                "bring lo up: SIOCGIFFLAGS: {}",
+                std::io::Error::last_os_error()
+            ));
+        } else {
+            req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short;
+            if nix::libc::ioctl(sock, nix::libc::SIOCSIFFLAGS, &req) != 0 {
+                result = Err(format!(
+                    "bring lo up: SIOCSIFFLAGS: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        nix::libc::close(sock);
+        result
+    }
+}
+
 /// The result port, opened raw so the bytes arrive as written.
 pub struct ResultPort {
     file: File,
@@ -77,12 +116,13 @@ impl ResultPort {
 }
 
 /// The prologue every guest `/init` runs (the agent and a `#[kernel_test]`
-/// binary alike): mount what BPF needs, lift the memlock limit old kernels
-/// charge BPF memory to, open the result port and say hello. Without a
+/// binary alike): mount what BPF needs, bring `lo` up, lift the memlock
+/// limit old kernels charge BPF memory to, open the result port and say hello. Without a
 /// result port nothing can be reported, so the guest powers off. `who`
 /// prefixes the console lines (mount warnings) this writes.
 pub fn start(who: &str) -> ResultPort {
-    let warnings = mount_all();
+    let mut warnings = mount_all();
+    warnings.extend(loopback_up().err());
     let _ = nix::sys::resource::setrlimit(
         nix::sys::resource::Resource::RLIMIT_MEMLOCK,
         nix::sys::resource::RLIM_INFINITY,
