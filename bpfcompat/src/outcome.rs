@@ -74,6 +74,10 @@ pub struct KernelRun {
     pub release: Option<String>,
     /// Whether the guest kernel has BTF.
     pub kernel_btf: Option<bool>,
+    /// The active security modules, as the kernel lists them (e.g.
+    /// `lockdown,capability,landlock,yama,apparmor,bpf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsm: Option<String>,
     /// How the guest ended.
     pub outcome: KernelOutcome,
     /// One report per object the agent finished (raw; reports carry cells,
@@ -138,6 +142,7 @@ impl KernelRun {
             version: None,
             release: None,
             kernel_btf: None,
+            lsm: None,
             outcome: KernelOutcome::Completed,
             objects: Vec::new(),
             commands: Vec::new(),

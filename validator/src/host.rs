@@ -109,9 +109,11 @@ pub fn validate_all_on_host(
         .iter()
         .map(|(name, source)| validate_source(name, *source, opts))
         .collect();
-    Ok(KernelRun::on_host(
+    let mut run = KernelRun::on_host(
         bpfcompat::guest::init::kernel_release(),
         Path::new("/sys/kernel/btf/vmlinux").exists(),
         reports,
-    ))
+    );
+    run.lsm = bpfcompat::guest::init::active_lsms();
+    Ok(run)
 }

@@ -276,7 +276,19 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         return cell;
     }
     let mut findings = step_findings(r, run.kernel_btf);
-    findings.extend(r.programs.iter().filter_map(fire_finding));
+    let silent_lsm = |p: &&ProgramReport| inactive_bpf_lsm(p, run.lsm.as_deref()).is_some();
+    findings.extend(
+        r.programs
+            .iter()
+            .filter_map(|p| inactive_bpf_lsm(p, run.lsm.as_deref())),
+    );
+    // An LSM hook that never runs explains a program that did not fire.
+    findings.extend(
+        r.programs
+            .iter()
+            .filter(|p| !silent_lsm(p))
+            .filter_map(fire_finding),
+    );
     let status = if findings.is_empty() {
         Status::Pass
     } else {
@@ -391,6 +403,27 @@ fn step_findings(r: &ObjectReport, kernel_btf: Option<bool>) -> Vec<Finding> {
             }
         })
         .collect()
+}
+
+/// A BPF LSM program that loaded on a kernel whose active LSM list lacks
+/// `bpf`: it attaches, but its hook never runs, in any mode. Unknown when
+/// the kernel's list could not be read.
+fn inactive_bpf_lsm(p: &ProgramReport, lsm: Option<&str>) -> Option<Finding> {
+    let is_lsm = p.section.starts_with("lsm/") || p.section.starts_with("lsm.s/");
+    let list = lsm?;
+    if !is_lsm || p.load != Outcome::Ok || list.split(',').any(|m| m.trim() == "bpf") {
+        return None;
+    }
+    Some(Finding::plain(
+        Stage::Attach,
+        Code::KernelConfig,
+        Some(p.name.clone()),
+        format!("bpf is not an active LSM here (lsm={list}): the hook never runs"),
+        Some(format!(
+            "BPF LSM programs run only where `bpf` is an active security module: boot with lsm={list},bpf (or build with CONFIG_LSM including bpf)"
+        )),
+        Vec::new(),
+    ))
 }
 
 /// Fire mode's finding on a program that attached but did not run.
@@ -613,6 +646,35 @@ mod tests {
         assert!(
             c.message.as_deref().unwrap().contains("did not parse"),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_bpf_lsm_program_where_bpf_is_no_active_lsm_is_kernel_config() {
+        let mut p = program("on_open", Outcome::Ok, Outcome::Ok);
+        p.section = "lsm/file_open".into();
+        p.fire = Some(Fire::NotFired {
+            trigger: "built-in".into(),
+        });
+        let r = report(vec![p]);
+        let mut k = kernel(vec![], KernelOutcome::Completed);
+        k.lsm = Some("lockdown,capability,apparmor".into());
+        let c = object_cell(&k, &r);
+        assert_eq!(c.code, Some(Code::KernelConfig), "{c:?}");
+        assert_eq!(c.findings.len(), 1, "the known cause replaces NOT_FIRED");
+        assert!(
+            c.message
+                .as_deref()
+                .unwrap()
+                .contains("lsm=lockdown,capability,apparmor")
+        );
+        k.lsm = Some("lockdown,capability,bpf".into());
+        assert_eq!(object_cell(&k, &r).code, Some(Code::NotFired));
+        k.lsm = None;
+        assert_eq!(
+            object_cell(&k, &r).code,
+            Some(Code::NotFired),
+            "unknown list: no claim"
         );
     }
 }

@@ -26,7 +26,16 @@ const MOUNTS: &[(&str, &str, &str)] = &[
     ("tracefs", "/sys/kernel/tracing", "tracefs"),
     ("debugfs", "/sys/kernel/debug", "debugfs"),
     ("cgroup2", "/sys/fs/cgroup", "cgroup2"),
+    ("securityfs", "/sys/kernel/security", "securityfs"),
 ];
+
+/// The active Linux security modules, in order (`lsm=` or CONFIG_LSM), as
+/// securityfs lists them: `None` where securityfs is missing.
+pub fn active_lsms() -> Option<String> {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
 
 /// Mounts every filesystem of [`MOUNTS`]; returns one warning per failure.
 pub fn mount_all() -> Vec<String> {
@@ -141,6 +150,7 @@ pub fn start(who: &str) -> ResultPort {
     let _ = port.send(&Record::Hello {
         kernel_release: kernel_release(),
         kernel_btf: std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+        lsm: active_lsms(),
         uptime_ms: uptime_ms(),
     });
     port

@@ -337,10 +337,12 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             Record::Hello {
                 kernel_release,
                 kernel_btf,
+                lsm,
                 ..
             } => {
                 run.release = Some(kernel_release);
                 run.kernel_btf = Some(kernel_btf);
+                run.lsm = lsm;
             }
             Record::Object(o) => run.objects.push(*o),
             Record::Command(c) => run.commands.push(c),
@@ -403,6 +405,7 @@ mod tests {
         Record::Hello {
             kernel_release: "6.1.0-9-cloud-amd64".into(),
             kernel_btf: true,
+            lsm: Some("capability,bpf".into()),
             uptime_ms: 1900,
         }
     }
@@ -426,6 +429,7 @@ mod tests {
         assert_eq!(run.outcome, KernelOutcome::Completed);
         assert_eq!(run.release.as_deref(), Some("6.1.0-9-cloud-amd64"));
         assert_eq!(run.kernel_btf, Some(true));
+        assert_eq!(run.lsm.as_deref(), Some("capability,bpf"));
         assert_eq!(
             (
                 run.timings.boot_ms,

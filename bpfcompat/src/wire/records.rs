@@ -22,6 +22,9 @@ pub enum Record {
         kernel_release: String,
         /// Whether `/sys/kernel/btf/vmlinux` exists.
         kernel_btf: bool,
+        /// The active security modules (`/sys/kernel/security/lsm`).
+        #[serde(default)]
+        lsm: Option<String>,
         /// Milliseconds since the guest kernel booted, when the agent started.
         uptime_ms: u64,
     },
@@ -298,6 +301,7 @@ mod tests {
         let record = Record::Hello {
             kernel_release: "6.1.0-9-cloud-amd64".into(),
             kernel_btf: true,
+            lsm: None,
             uptime_ms: 1234,
         };
         let line = format!("garbage{}\r\n", record.to_line());

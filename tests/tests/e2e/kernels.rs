@@ -626,3 +626,44 @@ fn sigterm_during_a_boot_exits_143_with_a_report() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(leftovers(&tmp), (vec![], vec![]));
 }
+
+#[test]
+fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
+    // Debian 11 builds BPF LSM but leaves `bpf` out of CONFIG_LSM; Debian 12
+    // lists it. The program loads and attaches on both; it runs only on 12.
+    for mode in ["load", "attach"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("r.json");
+        let lsm = fixture("lsm");
+        run(cli(&[
+            "test",
+            "--mode",
+            mode,
+            "--kernel",
+            "debian-11-5.10",
+            "--kernel",
+            "debian-12-6.1",
+            "--object",
+            lsm.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]));
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let c = assert_fail(&report, "lsm", "debian-11-5.10", "KERNEL_CONFIG");
+        let message = c["message"].as_str().unwrap();
+        assert!(
+            message.contains("bpf is not an active LSM"),
+            "{mode}: {c:#}"
+        );
+        assert!(c["remediation"].as_str().unwrap().contains(",bpf"), "{c:#}");
+        let on12 = cell(&report, "lsm", "debian-12-6.1");
+        assert_eq!(on12["status"], "pass", "{mode}: {on12:#}");
+        let kernels = report["kernels"].as_array().unwrap();
+        assert!(
+            kernels
+                .iter()
+                .any(|k| k["lsm"].as_str().is_some_and(|l| l.contains("bpf"))),
+            "{report:#}"
+        );
+    }
+}
