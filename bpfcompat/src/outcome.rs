@@ -78,6 +78,10 @@ pub struct KernelRun {
     /// `lockdown,capability,landlock,yama,apparmor,bpf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsm: Option<String>,
+    /// The BPF-relevant options of the kernel's build configuration, when
+    /// its package ships one (see [`crate::kernel::config::OPTIONS`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_config: BTreeMap<String, String>,
     /// How the guest ended.
     pub outcome: KernelOutcome,
     /// One report per object the agent finished (raw; reports carry cells,
@@ -143,6 +147,7 @@ impl KernelRun {
             release: None,
             kernel_btf: None,
             lsm: None,
+            kernel_config: BTreeMap::new(),
             outcome: KernelOutcome::Completed,
             objects: Vec::new(),
             commands: Vec::new(),

@@ -275,7 +275,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     if let Some(cell) = fault_cell(run, r) {
         return cell;
     }
-    let mut findings = step_findings(r, run.kernel_btf);
+    let mut findings = step_findings(r, run);
     let silent_lsm = |p: &&ProgramReport| inactive_bpf_lsm(p, run.lsm.as_deref()).is_some();
     findings.extend(
         r.programs
@@ -341,7 +341,7 @@ fn fault_cell(run: &KernelRun, r: &ObjectReport) -> Option<Cell> {
 
 /// One classified finding per failed step: the object as a whole, map
 /// creation, program load, attach (in that order).
-fn step_findings(r: &ObjectReport, kernel_btf: Option<bool>) -> Vec<Finding> {
+fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
     let mut steps: Vec<(
         Step,
         &StepFailure,
@@ -384,7 +384,8 @@ fn step_findings(r: &ObjectReport, kernel_btf: Option<bool>) -> Vec<Finding> {
                 failure,
                 program,
                 map,
-                kernel_btf,
+                kernel_btf: run.kernel_btf,
+                kernel_config: &run.kernel_config,
             });
             Finding {
                 stage: match step {

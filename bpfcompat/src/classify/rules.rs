@@ -1,5 +1,7 @@
 //! The classification rules for one failed step, most structured first.
 
+use std::collections::BTreeMap;
+
 use super::Code;
 use super::releases::{
     helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
@@ -34,6 +36,8 @@ pub(crate) struct Evidence<'a> {
     pub program: Option<&'a ProgramReport>,
     pub map: Option<&'a MapReport>,
     pub kernel_btf: Option<bool>,
+    /// The kernel's BPF-relevant config options (empty when unknown).
+    pub kernel_config: &'a BTreeMap<String, String>,
 }
 
 fn v(code: Code, message: impl Into<String>, remediation: impl Into<String>) -> Verdict {
@@ -92,6 +96,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("bounded_loop", |e| text(e, &BOUNDED_LOOP)),
     ("kfunc_not_allowed", |e| text(e, &KFUNC_NOT_ALLOWED)),
     ("permission", permission),
+    ("missing_config_option", missing_config_option),
     ("attach_errno", attach_errno),
     ("verifier_rejected", verifier_rejected),
 ];
@@ -321,6 +326,30 @@ fn permission(e: &Evidence) -> Option<Verdict> {
     })
 }
 
+/// An attach the kernel refused because it was built without the option
+/// the attach type needs (known from the config its package ships).
+fn missing_config_option(e: &Evidence) -> Option<Verdict> {
+    let p = e.program.filter(|_| e.step == Step::Attach)?;
+    let (option, what) = if ["kprobe.multi", "kretprobe.multi"]
+        .iter()
+        .any(|m| p.section.starts_with(m))
+    {
+        ("CONFIG_FPROBE", "kprobe.multi links")
+    } else {
+        return None;
+    };
+    let value = e.kernel_config.get(option)?;
+    (value == "n").then(|| {
+        v(
+            Code::KernelConfig,
+            format!("{option} is not set in this kernel: {}", first_line(e.failure)),
+            format!(
+                "{what} need {option}: attach with plain kprobes on kernels built without it (a variant), or use a kernel that sets it"
+            ),
+        )
+    })
+}
+
 /// An attach failure, by errno.
 fn attach_errno(e: &Evidence) -> Option<Verdict> {
     if e.step != Step::Attach {
@@ -437,6 +466,7 @@ mod tests {
             program: Some(p),
             map: None,
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         })
     }
 
@@ -526,6 +556,7 @@ mod tests {
             program: None,
             map: Some(&m),
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::UnsupportedMapType);
         assert_eq!(
@@ -551,6 +582,7 @@ mod tests {
             program: None,
             map: None,
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::MissingKfunc);
         assert!(
@@ -572,6 +604,7 @@ mod tests {
             program: None,
             map: None,
             kernel_btf: Some(false),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::MissingBtf);
     }
@@ -592,6 +625,7 @@ mod tests {
             program: Some(&program("tracepoint")),
             map: None,
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::KernelConfig);
         f.tracefs = Some(true);
@@ -601,6 +635,7 @@ mod tests {
             program: Some(&program("tracepoint")),
             map: None,
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::MissingAttachTarget);
     }
@@ -620,6 +655,7 @@ mod tests {
             program: Some(&program("kprobe")),
             map: None,
             kernel_btf: Some(true),
+            kernel_config: &BTreeMap::new(),
         });
         assert_eq!(got.code, Code::MissingAttachTarget);
     }

@@ -2,6 +2,7 @@
 //! and how a pinned package becomes a cached `vmlinuz`.
 
 mod cache;
+pub mod config;
 pub(crate) mod deb;
 mod debversion;
 mod fetch;

@@ -218,6 +218,11 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
     };
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
+    if let Some(config) = &kernel.config {
+        run.kernel_config = std::fs::read_to_string(config)
+            .map(|t| crate::kernel::config::bpf_options(&t))
+            .unwrap_or_default();
+    }
     let booted = boot_kernel(ctx, &mut run, &kernel);
     let booted = match booted {
         Ok(b) => b,

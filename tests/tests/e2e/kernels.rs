@@ -667,3 +667,31 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
         );
     }
 }
+
+#[test]
+fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
+    // Debian 12's cloud kernel is built without CONFIG_FPROBE; 13's with it.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let object = fixture("kprobe_multi");
+    run(cli(&[
+        "test",
+        "--kernel",
+        "debian-12-6.1",
+        "--kernel",
+        "debian-13-6.12",
+        "--object",
+        object.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let c = assert_fail(&report, "kprobe_multi", "debian-12-6.1", "KERNEL_CONFIG");
+    assert!(
+        c["message"].as_str().unwrap().contains("CONFIG_FPROBE"),
+        "{c:#}"
+    );
+    assert_eq!(c["errno"], 95, "{c:#}");
+    assert_pass(&report, "kprobe_multi", "debian-13-6.12");
+    assert_eq!(report["kernels"][0]["kernel_config"]["CONFIG_FPROBE"], "n");
+}
