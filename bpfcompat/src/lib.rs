@@ -16,6 +16,7 @@ pub mod guest;
 pub mod harness;
 pub mod kernel;
 pub mod matrix;
+pub mod named;
 pub mod objects;
 pub mod outcome;
 pub mod process_group;

@@ -85,16 +85,12 @@ pub struct UpdateArgs {
     pub lock: Option<PathBuf>,
 }
 
-/// `--mode`: the engine's [`bpfcompat::wire::Mode`], parsed by name.
-pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat::wire::Mode> {
-    clap::builder::PossibleValuesParser::new(bpfcompat::wire::Mode::NAMES)
-        .map(|s| s.parse().expect("a listed mode"))
-}
-
-/// `--accel`: the engine's [`bpfcompat::vm::AccelChoice`], parsed by name.
-pub fn accel_parser() -> impl clap::builder::TypedValueParser<Value = bpfcompat::vm::AccelChoice> {
-    clap::builder::PossibleValuesParser::new(bpfcompat::vm::AccelChoice::NAMES)
-        .map(|s| s.parse().expect("a listed accelerator"))
+/// A value parser for an engine enum chosen by name (`--mode`, `--accel`):
+/// clap lists the names in help and errors.
+pub fn named<T: bpfcompat::named::Named + Send + Sync + Clone>()
+-> impl clap::builder::TypedValueParser<Value = T> {
+    clap::builder::PossibleValuesParser::new(T::names())
+        .map(|s| T::by_name(&s).expect("a listed name"))
 }
 
 /// Parses the command line and runs the command.

@@ -459,15 +459,26 @@ mod tests {
         }
     }
 
-    fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
+    /// The verdict on one failed step, on a kernel whose config is unknown.
+    fn judge(
+        step: Step,
+        failure: &StepFailure,
+        program: Option<&ProgramReport>,
+        map: Option<&MapReport>,
+        kernel_btf: Option<bool>,
+    ) -> Verdict {
         classify(&Evidence {
-            step: Step::ProgLoad,
-            failure: f,
-            program: Some(p),
-            map: None,
-            kernel_btf: Some(true),
+            step,
+            failure,
+            program,
+            map,
+            kernel_btf,
             kernel_config: &BTreeMap::new(),
         })
+    }
+
+    fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
+        judge(Step::ProgLoad, f, Some(p), None, Some(true))
     }
 
     #[test]
@@ -550,14 +561,7 @@ mod tests {
             declared: [4096, 0, 0],
             create: crate::wire::Outcome::Ok,
         };
-        let got = classify(&Evidence {
-            step: Step::MapCreate,
-            failure: &f,
-            program: None,
-            map: Some(&m),
-            kernel_btf: Some(true),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::UnsupportedMapType);
         assert_eq!(
             got.remediation.as_deref(),
@@ -576,14 +580,7 @@ mod tests {
             Some(22),
         );
         f.missing_kfuncs = vec!["bpf_rcu_read_lock".into()];
-        let got = classify(&Evidence {
-            step: Step::Object,
-            failure: &f,
-            program: None,
-            map: None,
-            kernel_btf: Some(true),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(Step::Object, &f, None, None, Some(true));
         assert_eq!(got.code, Code::MissingKfunc);
         assert!(
             got.remediation
@@ -598,14 +595,7 @@ mod tests {
             ],
             Some(3),
         );
-        let got = classify(&Evidence {
-            step: Step::Object,
-            failure: &f,
-            program: None,
-            map: None,
-            kernel_btf: Some(false),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(Step::Object, &f, None, None, Some(false));
         assert_eq!(got.code, Code::MissingBtf);
     }
 
@@ -619,24 +609,22 @@ mod tests {
             Some(2),
         );
         f.tracefs = Some(false);
-        let got = classify(&Evidence {
-            step: Step::Attach,
-            failure: &f,
-            program: Some(&program("tracepoint")),
-            map: None,
-            kernel_btf: Some(true),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(
+            Step::Attach,
+            &f,
+            Some(&program("tracepoint")),
+            None,
+            Some(true),
+        );
         assert_eq!(got.code, Code::KernelConfig);
         f.tracefs = Some(true);
-        let got = classify(&Evidence {
-            step: Step::Attach,
-            failure: &f,
-            program: Some(&program("tracepoint")),
-            map: None,
-            kernel_btf: Some(true),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(
+            Step::Attach,
+            &f,
+            Some(&program("tracepoint")),
+            None,
+            Some(true),
+        );
         assert_eq!(got.code, Code::MissingAttachTarget);
     }
 
@@ -649,14 +637,7 @@ mod tests {
             ],
             Some(2),
         );
-        let got = classify(&Evidence {
-            step: Step::Attach,
-            failure: &f,
-            program: Some(&program("kprobe")),
-            map: None,
-            kernel_btf: Some(true),
-            kernel_config: &BTreeMap::new(),
-        });
+        let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert_eq!(got.code, Code::MissingAttachTarget);
     }
 }

@@ -27,22 +27,13 @@ pub enum AccelChoice {
     Tcg,
 }
 
-impl AccelChoice {
-    /// Every choice, as written on the command line.
-    pub const NAMES: [&'static str; 3] = ["auto", "kvm", "tcg"];
-}
-
-impl std::str::FromStr for AccelChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<AccelChoice, String> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            _ => Err(format!("`{s}` is not an accelerator (auto, kvm, tcg)")),
-        }
-    }
+impl crate::named::Named for AccelChoice {
+    const WHAT: &'static str = "accelerator";
+    const TABLE: &'static [(&'static str, AccelChoice)] = &[
+        ("auto", AccelChoice::Auto),
+        ("kvm", AccelChoice::Kvm),
+        ("tcg", AccelChoice::Tcg),
+    ];
 }
 
 /// Whether KVM can be tried: `Ok(())`, or why not.

@@ -26,26 +26,19 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Every mode, as written on the command line.
-    pub const NAMES: [&'static str; 3] = ["load", "attach", "fire"];
-
     /// Whether programs are attached (attach and fire mode).
     pub fn attaches(self) -> bool {
         self != Mode::Load
     }
 }
 
-impl std::str::FromStr for Mode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Mode, String> {
-        match s {
-            "load" => Ok(Mode::Load),
-            "attach" => Ok(Mode::Attach),
-            "fire" => Ok(Mode::Fire),
-            _ => Err(format!("`{s}` is not a mode (load, attach, fire)")),
-        }
-    }
+impl crate::named::Named for Mode {
+    const WHAT: &'static str = "mode";
+    const TABLE: &'static [(&'static str, Mode)] = &[
+        ("load", Mode::Load),
+        ("attach", Mode::Attach),
+        ("fire", Mode::Fire),
+    ];
 }
 
 /// Everything a guest agent is asked to do in one boot.
@@ -180,13 +173,12 @@ mod tests {
 
     #[test]
     fn modes_parse_by_name() {
-        for (name, mode) in Mode::NAMES
-            .iter()
-            .zip([Mode::Load, Mode::Attach, Mode::Fire])
-        {
-            assert_eq!(name.parse::<Mode>().unwrap(), mode);
+        use crate::named::Named;
+        for &(name, mode) in Mode::TABLE {
+            assert_eq!(Mode::by_name(name).unwrap(), mode);
             assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
         }
-        assert!("sideways".parse::<Mode>().is_err());
+        let err = Mode::by_name("sideways").unwrap_err();
+        assert!(err.contains("load, attach, fire"), "{err}");
     }
 }

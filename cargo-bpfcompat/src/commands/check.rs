@@ -10,7 +10,7 @@ use validator::{Options, Source, validate_all_on_host};
 
 use bpfcompat::wire::Mode;
 
-use crate::cli::mode_parser;
+use crate::cli::named;
 use crate::exit::Code;
 
 /// `check` arguments.
@@ -21,7 +21,7 @@ pub struct CheckArgs {
     pub objects: Vec<PathBuf>,
     /// How far validation goes: `load` (default), `attach`, or `fire` (attach,
     /// run a trigger, and require every program to run at least once).
-    #[arg(long, value_parser = mode_parser(), default_value = "load")]
+    #[arg(long, value_parser = named::<Mode>(), default_value = "load")]
     pub mode: Mode,
     /// Same as `--mode attach`.
     #[arg(long, conflicts_with = "mode")]

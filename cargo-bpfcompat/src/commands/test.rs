@@ -21,7 +21,7 @@ use clap::Args;
 
 use bpfcompat::wire::Mode;
 
-use crate::cli::{accel_parser, mode_parser};
+use crate::cli::named;
 use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat::config::load_config;
@@ -67,7 +67,7 @@ pub struct TestArgs {
     /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
     /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
     /// (slow, works everywhere).
-    #[arg(long, value_parser = accel_parser(), default_value = "auto")]
+    #[arg(long, value_parser = named::<AccelChoice>(), default_value = "auto")]
     pub accel: AccelChoice,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
@@ -83,7 +83,7 @@ pub struct TestArgs {
     pub object_timeout: u64,
     /// How far validation goes: `load`, `attach`, or `fire` (attach, run a
     /// trigger, and require every program to run at least once).
-    #[arg(long, value_parser = mode_parser(), default_value = "attach")]
+    #[arg(long, value_parser = named::<Mode>(), default_value = "attach")]
     pub mode: Mode,
     /// Same as `--mode load`.
     #[arg(long, conflicts_with = "mode")]
