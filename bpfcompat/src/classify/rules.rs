@@ -409,10 +409,25 @@ fn verifier_reason(f: &StepFailure) -> Option<String> {
 }
 
 /// libbpf's most specific line, else the error.
+/// libbpf's own words for a failure: its first line that says what failed,
+/// else the first that says what is missing or wrong, else the bare error
+/// (an errno such as "No such process" says little on its own).
 fn first_line(f: &StepFailure) -> String {
-    f.libbpf_log
-        .iter()
-        .find(|l| l.contains("failed") && !l.contains("failed to load object"))
+    let says = |words: &[&str]| {
+        f.libbpf_log
+            .iter()
+            .find(|l| words.iter().any(|w| l.contains(w)) && !l.contains("failed to load object"))
+    };
+    says(&["failed"])
+        .or_else(|| {
+            says(&[
+                "not found",
+                "not supported",
+                "unsupported",
+                "invalid",
+                "unknown",
+            ])
+        })
         .map(|l| l.trim_start_matches("libbpf: ").to_string())
         .unwrap_or_else(|| f.error.clone())
 }
@@ -639,6 +654,27 @@ mod tests {
         );
         let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert_eq!(got.code, Code::MissingAttachTarget);
+    }
+
+    #[test]
+    fn libbpf_says_what_is_missing_when_nothing_failed_by_name() {
+        // Linux 5.4 and a struct_ops object: libbpf explains, the errno does not.
+        let f = failure(
+            &[],
+            &[
+                "libbpf: struct_ops init_kern: struct bpf_struct_ops_tcp_congestion_ops is not found in kernel BTF",
+                "libbpf: failed to load object 'cc.bpf.o'",
+            ],
+            Some(3),
+        );
+        let got = judge(Step::Object, &f, None, None, Some(true));
+        assert_eq!(got.code, Code::Unknown);
+        assert!(
+            got.message
+                .contains("bpf_struct_ops_tcp_congestion_ops is not found in kernel BTF"),
+            "{}",
+            got.message
+        );
     }
 }
 
