@@ -235,9 +235,13 @@ fn map_type_probe(e: &Evidence) -> Option<Verdict> {
     ))
 }
 
-/// A map left unsized for the loader to size at run time.
+/// A map left unsized for the loader to size at run time. Ring buffers
+/// (key and value 0) and storage maps (`max_entries` 0) are declared that
+/// way by definition: a zero there is no contract.
 fn map_contract(e: &Evidence) -> Option<Verdict> {
-    let m = failed_map(e).filter(|m| m.declared.contains(&0) && !m.map_type.contains("ringbuf"))?;
+    let zero_by_definition = |t: &str| t.contains("ringbuf") || t.contains("storage");
+    let m =
+        failed_map(e).filter(|m| m.declared.contains(&0) && !zero_by_definition(&m.map_type))?;
     let [entries, key, value] = m.declared;
     Some(v(
         Code::MapContract,
@@ -654,6 +658,30 @@ mod tests {
         );
         let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert_eq!(got.code, Code::MissingAttachTarget);
+    }
+
+    #[test]
+    fn a_storage_map_declared_with_zero_entries_is_no_loader_contract() {
+        // cgrp_storage on Linux 4.15: the type is unknown there, the probe
+        // gave no answer, and max_entries 0 is what the type requires.
+        let f = failure(
+            &[],
+            &["libbpf: map 'per_cgroup': failed to create: -EINVAL"],
+            Some(22),
+        );
+        let mut m = MapReport {
+            name: "per_cgroup".into(),
+            map_type: "cgrp_storage".into(),
+            type_supported: None,
+            declared: [0, 4, 8],
+            create: crate::wire::Outcome::Ok,
+        };
+        let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
+        assert!(got.message.contains("per_cgroup"), "{}", got.message);
+        m.map_type = "hash".into();
+        let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
+        assert_eq!(got.code, Code::MapContract);
     }
 
     #[test]
