@@ -33,6 +33,20 @@ pub fn cli(args: &[&str]) -> Command {
     c
 }
 
+/// `cargo-bpfcompat <args> --json FILE`: the output and the JSON report.
+pub fn run_with_report(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let json = dir.path().join("report.json");
+    let mut c = cli(args);
+    c.arg("--json").arg(&json);
+    let out = run(c);
+    let text = std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}): {out:?}"));
+    (
+        out,
+        serde_json::from_slice(&text).expect("the report parses"),
+    )
+}
+
 /// Runs and returns the output, printing it for the test log.
 pub fn run(mut c: Command) -> Output {
     let out = c.output().expect("cargo-bpfcompat runs");

@@ -1,7 +1,7 @@
 //! End to end: real QEMU, real distro kernels, fixture objects compiled with
 //! clang. Each assertion is a verdict the kernel itself gave.
 
-use bpfcompat_e2e::{cli, fixture, kernels_with_mirror, run};
+use bpfcompat_e2e::{cli, fixture, kernels_with_mirror, run, run_with_report};
 use serde_json::Value;
 
 const FIXTURES: &[&str] = &[
@@ -637,10 +637,8 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
     // Debian 11 builds BPF LSM but leaves `bpf` out of CONFIG_LSM; Debian 12
     // lists it. The program loads and attaches on both; it runs only on 12.
     for mode in ["load", "attach"] {
-        let dir = tempfile::tempdir().unwrap();
-        let json = dir.path().join("r.json");
         let lsm = fixture("lsm");
-        run(cli(&[
+        let (_, report) = run_with_report(&[
             "test",
             "--mode",
             mode,
@@ -650,10 +648,7 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
             "debian-12-6.1",
             "--object",
             lsm.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ]));
-        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        ]);
         let c = assert_fail(&report, "lsm", "debian-11-5.10", "KERNEL_CONFIG");
         let message = c["message"].as_str().unwrap();
         assert!(
@@ -676,10 +671,8 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
 #[test]
 fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
     // Debian 12's cloud kernel is built without CONFIG_FPROBE; 13's with it.
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     let object = fixture("kprobe_multi");
-    run(cli(&[
+    let (_, report) = run_with_report(&[
         "test",
         "--kernel",
         "debian-12-6.1",
@@ -687,10 +680,7 @@ fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
         "debian-13-6.12",
         "--object",
         object.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    ]);
     let c = assert_fail(&report, "kprobe_multi", "debian-12-6.1", "KERNEL_CONFIG");
     assert!(
         c["message"].as_str().unwrap().contains("CONFIG_FPROBE"),

@@ -426,10 +426,8 @@ fn a_trigger_that_does_not_parse_is_a_configuration_error() {
 
 #[test]
 fn a_loader_can_bind_a_socket_on_loopback_in_every_guest() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     let loader = bpfcompat_e2e::workspace_bin("lo-echo");
-    let out = run(cli(&[
+    let (out, report) = bpfcompat_e2e::run_with_report(&[
         "test",
         "--loader",
         loader.to_str().unwrap(),
@@ -437,10 +435,7 @@ fn a_loader_can_bind_a_socket_on_loopback_in_every_guest() {
         "debian-11-5.10",
         "--kernel",
         "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    ]);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for c in report["cells"].as_array().unwrap() {
         assert_eq!(c["status"], "pass", "{c:#}");
