@@ -55,6 +55,33 @@ pub fn mount_all() -> Vec<String> {
     warnings
 }
 
+/// Loads the kernel modules shipped for this kernel (see
+/// [`super::MODULES_DIR`]), in order, as a host's boot or the kernel's
+/// on-demand loading would have; returns one warning per failure.
+pub fn load_modules() -> Vec<String> {
+    let dir = std::path::Path::new(super::MODULES_DIR);
+    let Ok(order) = std::fs::read_to_string(dir.join("order")) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for name in order.lines().filter(|l| !l.is_empty()) {
+        let loaded = File::open(dir.join(name))
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+                    .or_else(|e| match e {
+                        nix::errno::Errno::EEXIST => Ok(()),
+                        e => Err(e),
+                    })
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = loaded {
+            warnings.push(format!("load module {name}: {e}"));
+        }
+    }
+    warnings
+}
+
 /// Brings the loopback interface up, as every host's boot does: a fresh
 /// guest has `lo` down, so a loader binding a socket, or XDP and tc programs
 /// on `lo`, would fail for the guest's sake. The kernel gives `lo` its
@@ -131,6 +158,7 @@ impl ResultPort {
 /// prefixes the console lines (mount warnings) this writes.
 pub fn start(who: &str) -> ResultPort {
     let mut warnings = mount_all();
+    warnings.extend(load_modules());
     warnings.extend(loopback_up().err());
     let _ = nix::sys::resource::setrlimit(
         nix::sys::resource::Resource::RLIMIT_MEMLOCK,

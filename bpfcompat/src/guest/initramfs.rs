@@ -24,6 +24,10 @@ struct Entry {
     data: Vec<u8>,
 }
 
+/// Where a guest finds the kernel modules shipped for its kernel, with an
+/// `order` file naming them in load order.
+pub const MODULES_DIR: &str = "/lib/modules/bpfcompat";
+
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 
@@ -104,6 +108,42 @@ impl Initramfs {
         }
         img.executable("/init", init)?;
         Ok(img)
+    }
+
+    /// A per-kernel initramfs at `out`: the shared one at `base` with a second
+    /// archive appended that holds `modules` under [`MODULES_DIR`] and their
+    /// load order (the kernel unpacks concatenated archives in turn).
+    pub fn with_modules(
+        base: &Path,
+        modules: &[std::path::PathBuf],
+        out: &Path,
+    ) -> Result<(), InitramfsError> {
+        let mut img = Initramfs::new();
+        let mut order = String::new();
+        for m in modules {
+            let name = m
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            img.host_file(&format!("{MODULES_DIR}/{name}"), m, 0o644)?;
+            order.push_str(&name);
+            order.push('\n');
+        }
+        img.file(&format!("{MODULES_DIR}/order"), 0o644, order.into_bytes());
+        let mut bytes = std::fs::read(base).map_err(|source| InitramfsError::Read {
+            path: base.to_path_buf(),
+            source,
+        })?;
+        img.write_to(&mut bytes)?;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(InitramfsError::Write)
     }
 
     /// Writes the archive to a new file at `path`, readable only by this

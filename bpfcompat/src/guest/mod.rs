@@ -8,5 +8,5 @@ mod initramfs;
 mod strip;
 
 pub use closure::library_closure;
-pub use initramfs::Initramfs;
+pub use initramfs::{Initramfs, MODULES_DIR};
 pub use strip::strip_debug;

@@ -246,10 +246,15 @@ fn boot_kernel(
         .prefix("bpfcompat-test-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let initrd = work.path().join("initrd.cpio");
+    let mut initrd = work.path().join("initrd.cpio");
     guest_image(tests)
         .and_then(|img| img.write_private(&initrd))
         .map_err(|e| e.to_string())?;
+    if !image.modules.is_empty() {
+        let own = work.path().join("initrd-modules.cpio");
+        Initramfs::with_modules(&initrd, &image.modules, &own).map_err(|e| e.to_string())?;
+        initrd = own;
+    }
     let timeout: u64 = 90
         + tests
             .iter()

@@ -37,7 +37,13 @@ pub struct CachedKernel {
     pub config: Option<PathBuf>,
     /// The kernel release (`uname -r`) the package names.
     pub release: String,
+    /// The guest modules the package carries (see
+    /// [`GUEST_MODULES`](crate::kernel::GUEST_MODULES)), in load order.
+    pub modules: Vec<PathBuf>,
 }
+
+/// The layout of cache entries; an entry of another layout is extracted again.
+pub(crate) const LAYOUT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -46,6 +52,12 @@ pub(crate) struct Meta {
     pub release: String,
     pub vmlinuz_sha256: String,
     pub has_config: bool,
+    /// [`LAYOUT`] of the entry (absent: layout 1, without modules).
+    #[serde(default)]
+    pub layout: u32,
+    /// The guest modules extracted, in load order.
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 
 /// Why a cache entry cannot be used.
@@ -127,6 +139,19 @@ impl Cache {
             &std::fs::read(dir.join("meta.json")).map_err(|e| unreadable(e, "meta.json"))?,
         )
         .map_err(|e| EntryProblem::Damaged(format!("meta.json: {e}")))?;
+        if meta.layout != LAYOUT {
+            return Err(EntryProblem::Damaged(format!(
+                "an entry of an older layout ({}), without kernel modules",
+                meta.layout
+            )));
+        }
+        if let Some(bad) = meta
+            .modules
+            .iter()
+            .find(|m| !crate::kernel::GUEST_MODULES.contains(&m.as_str()))
+        {
+            return Err(EntryProblem::Damaged(format!("unknown module `{bad}`")));
+        }
         let vmlinuz = dir.join("vmlinuz");
         let digest = sha256_file(&vmlinuz).map_err(|e| unreadable(e, "vmlinuz"))?;
         if digest != meta.vmlinuz_sha256 {
@@ -136,10 +161,22 @@ impl Cache {
             )));
         }
         let config = meta.has_config.then(|| dir.join("config"));
+        let modules: Vec<PathBuf> = meta
+            .modules
+            .iter()
+            .map(|m| dir.join("modules").join(format!("{m}.ko")))
+            .collect();
+        if let Some(missing) = modules.iter().find(|m| !m.is_file()) {
+            return Err(EntryProblem::Damaged(format!(
+                "{} is missing",
+                missing.display()
+            )));
+        }
         Ok(Some(CachedKernel {
             vmlinuz,
             config,
             release: meta.release,
+            modules,
         }))
     }
 
@@ -192,6 +229,8 @@ mod tests {
             release: "6.1.0-9-cloud-amd64".into(),
             vmlinuz_sha256: sha256_file(&dir.join("vmlinuz")).unwrap(),
             has_config: false,
+            layout: LAYOUT,
+            modules: Vec::new(),
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
         let k = cache.lookup(&abc).unwrap().unwrap();

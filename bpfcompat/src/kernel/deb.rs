@@ -2,18 +2,27 @@
 //! `ar` → `data.tar.{xz,zst,gz}` → the few entries we want.
 //!
 //! Entry paths are matched, never used as output paths: what we write is
-//! always `<dir>/vmlinuz` and `<dir>/config`, so a hostile archive cannot
-//! write elsewhere. Only regular files are taken (no links).
+//! always `<dir>/vmlinuz`, `<dir>/config` and `<dir>/modules/<name>.ko` for
+//! a name of [`GUEST_MODULES`], so a hostile archive cannot write elsewhere.
+//! Only regular files are taken (no links).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+
+/// Kernel modules a BPF program's hook commonly needs and distros build as
+/// modules: the clsact qdisc and the BPF classifier and action for tc, and
+/// veth and dummy for test interfaces. Shipped into each guest, in this
+/// order, where the kernel's package carries them (none depends on another).
+pub const GUEST_MODULES: &[&str] = &["sch_ingress", "cls_bpf", "act_bpf", "veth", "dummy"];
 
 /// What was extracted.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Extracted {
     pub release: String,
     pub has_config: bool,
+    /// The [`GUEST_MODULES`] found, in that order.
+    pub modules: Vec<String>,
 }
 
 /// Extracts `vmlinuz` and `config` from `deb` into `out`.
@@ -46,6 +55,7 @@ pub(crate) fn extract_kernel(deb: &Path, out: &Path) -> std::io::Result<Option<E
 fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Extracted>> {
     let mut release = None;
     let mut has_config = false;
+    let mut modules = Vec::new();
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -66,26 +76,60 @@ fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Ext
                 entry.unpack(out.join("config"))?;
                 has_config = true;
             }
+            Some(Kind::Module(name, compression)) if !modules.contains(&name) => {
+                let dir = out.join("modules");
+                std::fs::create_dir_all(&dir)?;
+                let mut file = File::create(dir.join(format!("{name}.ko")))?;
+                let mut reader: Box<dyn Read> = match compression {
+                    "xz" => Box::new(xz2::read::XzDecoder::new(&mut entry)),
+                    "zst" => Box::new(zstd::Decoder::new(&mut entry)?),
+                    _ => Box::new(&mut entry),
+                };
+                std::io::copy(&mut reader, &mut file)?;
+                modules.push(name);
+            }
             _ => {}
         }
-        if release.is_some() && has_config {
-            break;
-        }
     }
+    modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
     Ok(release.map(|release| Extracted {
         release,
         has_config,
+        modules,
     }))
 }
 
 enum Kind {
     Image(String),
     Config,
+    /// One of [`GUEST_MODULES`], and how it is compressed (`""`, `xz`, `zst`).
+    Module(String, &'static str),
+}
+
+/// `…/modules/<rel>/kernel/…/<name>.ko[.xz|.zst]` for a name of
+/// [`GUEST_MODULES`].
+fn module(path: &str) -> Option<Kind> {
+    let rest = path
+        .strip_prefix("lib/modules/")
+        .or_else(|| path.strip_prefix("usr/lib/modules/"))?;
+    if rest.split('/').nth(1) != Some("kernel") {
+        return None;
+    }
+    let file = rest.rsplit('/').next()?;
+    let (stem, compression) = [(".ko", ""), (".ko.xz", "xz"), (".ko.zst", "zst")]
+        .iter()
+        .find_map(|(ext, c)| file.strip_suffix(ext).map(|s| (s, *c)))?;
+    GUEST_MODULES
+        .contains(&stem)
+        .then(|| Kind::Module(stem.to_string(), compression))
 }
 
 /// `boot/vmlinuz-<rel>` or `usr/lib/modules/<rel>/vmlinuz` (Debian 7.x), and
 /// the matching config files.
 fn classify(path: &str) -> Option<Kind> {
+    if let Some(m) = module(path) {
+        return Some(m);
+    }
     if let Some(rel) = path.strip_prefix("boot/vmlinuz-") {
         return Some(Kind::Image(rel.to_string()));
     }
@@ -128,6 +172,7 @@ mod tests {
         let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
         assert_eq!(got.release, "6.1.0-9-cloud-amd64");
         assert!(got.has_config);
+        assert!(got.modules.is_empty());
         assert_eq!(std::fs::read(out.path().join("vmlinuz")).unwrap(), b"IMG");
 
         let out = tempfile::tempdir().unwrap();
@@ -142,5 +187,43 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let t = tar_with(&[("./usr/share/doc/x/changelog", b"x")]);
         assert_eq!(extract_from_tar(&t[..], out.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn guest_modules_are_taken_decompressed_and_nothing_else() {
+        let out = tempfile::tempdir().unwrap();
+        let mut xz = Vec::new();
+        {
+            use std::io::Write;
+            let mut e = xz2::write::XzEncoder::new(&mut xz, 1);
+            e.write_all(b"VETH").unwrap();
+            e.finish().unwrap();
+        }
+        let t = tar_with(&[
+            ("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"IMG"),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/net/sched/cls_bpf.ko",
+                b"CLS",
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/drivers/net/veth.ko.xz",
+                &xz,
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/fs/ext4/ext4.ko",
+                b"EXT4",
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/net/sched/sch_ingress.ko",
+                b"ING",
+            ),
+        ]);
+        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
+        assert_eq!(got.modules, ["sch_ingress", "cls_bpf", "veth"]);
+        assert_eq!(
+            std::fs::read(out.path().join("modules/veth.ko")).unwrap(),
+            b"VETH"
+        );
+        assert!(!out.path().join("modules/ext4.ko").exists());
     }
 }

@@ -237,6 +237,8 @@ pub fn fetch(
         release: extracted.release,
         vmlinuz_sha256,
         has_config: extracted.has_config,
+        layout: super::cache::LAYOUT,
+        modules: extracted.modules,
     };
     std::fs::write(
         staging.path().join("meta.json"),

@@ -10,6 +10,7 @@ pub(crate) mod index;
 mod mirror;
 
 pub use cache::{Cache, CachedKernel};
+pub use deb::GUEST_MODULES;
 pub use debversion::compare as compare_versions;
 pub use fetch::{FetchEvent, fetch};
 pub use index::{Candidate, resolve};

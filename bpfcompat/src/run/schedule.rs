@@ -285,10 +285,23 @@ fn boot_kernel(
     kernel: &CachedKernel,
 ) -> Result<Booted, crate::errors::VmError> {
     let name = run.kernel.clone();
+    // The kernel's own modules travel in an initramfs of its own.
+    let initrd = if kernel.modules.is_empty() {
+        ctx.initrd.to_path_buf()
+    } else {
+        let own = ctx.work.join(format!("{name}.initrd"));
+        if let Err(e) = Initramfs::with_modules(ctx.initrd, &kernel.modules, &own) {
+            return Err(crate::errors::VmError::Io {
+                context: format!("cannot add {name}'s kernel modules to its initramfs"),
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
+        own
+    };
     let guest = Guest {
         qemu: ctx.qemu,
         kernel,
-        initrd: ctx.initrd,
+        initrd: &initrd,
         work: ctx.work,
         label: &name,
         memory_mib: ctx.plan.settings.memory_mib,

@@ -690,3 +690,20 @@ fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
     assert_pass(&report, "kprobe_multi", "debian-13-6.12");
     assert_eq!(report["kernels"][0]["kernel_config"]["CONFIG_FPROBE"], "n");
 }
+
+#[test]
+fn a_tc_classifier_attaches_through_clsact_with_the_kernels_own_modules() {
+    // clsact (sch_ingress) and cls_bpf are modules on Debian: the guest loads
+    // the kernel's own, as a host would, and the program attaches on `lo`.
+    let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
+    let tc = fixture("tc");
+    let mut args = vec!["test", "--object", tc.to_str().unwrap()];
+    for k in kernels {
+        args.extend(["--kernel", k]);
+    }
+    let (out, report) = run_with_report(&args);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for k in kernels {
+        assert_pass(&report, "tc", k);
+    }
+}
