@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: the compiled fixture objects (built by
 //! `build.rs` with clang) and the workspace's binaries.
 
+use std::borrow::BorrowMut;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -33,12 +34,50 @@ pub fn cli(args: &[&str]) -> Command {
     c
 }
 
-/// `cargo-bpfcompat <args> --json FILE`: the output and the JSON report.
-pub fn run_with_report(args: &[&str]) -> (Output, serde_json::Value) {
+/// Arguments the tests give often.
+pub trait Args {
+    /// `--kernel K` for each kernel.
+    fn kernels(&mut self, kernels: &[&str]) -> &mut Self;
+    /// `--object F` for each named fixture.
+    fn fixtures(&mut self, fixtures: &[&str]) -> &mut Self;
+}
+
+impl Args for Command {
+    fn kernels(&mut self, kernels: &[&str]) -> &mut Self {
+        for k in kernels {
+            self.args(["--kernel", k]);
+        }
+        self
+    }
+
+    fn fixtures(&mut self, fixtures: &[&str]) -> &mut Self {
+        for f in fixtures {
+            self.arg("--object").arg(fixture(f));
+        }
+        self
+    }
+}
+
+/// `cargo-bpfcompat test` on the named fixtures and kernels; add more
+/// arguments to the command.
+pub fn test_on(kernels: &[&str], fixtures: &[&str]) -> Command {
+    let mut c = cli(&["test"]);
+    c.kernels(kernels).fixtures(fixtures);
+    c
+}
+
+/// `cargo bpfcompat <sub> --manifest-path M`, as cargo runs the subcommand.
+pub fn in_workspace(sub: &str, manifest: &std::path::Path) -> Command {
+    let mut c = cli(&["bpfcompat", sub, "--manifest-path"]);
+    c.arg(manifest);
+    c
+}
+
+/// Runs `c` with `--json FILE`: the output and the JSON report.
+pub fn with_report(mut c: impl BorrowMut<Command>) -> (Output, serde_json::Value) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let json = dir.path().join("report.json");
-    let mut c = cli(args);
-    c.arg("--json").arg(&json);
+    c.borrow_mut().arg("--json").arg(&json);
     let out = run(c);
     let text = std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}): {out:?}"));
     (
@@ -47,9 +86,14 @@ pub fn run_with_report(args: &[&str]) -> (Output, serde_json::Value) {
     )
 }
 
+/// `cargo-bpfcompat <args> --json FILE`: the output and the JSON report.
+pub fn run_with_report(args: &[&str]) -> (Output, serde_json::Value) {
+    with_report(cli(args))
+}
+
 /// Runs and returns the output, printing it for the test log.
-pub fn run(mut c: Command) -> Output {
-    let out = c.output().expect("cargo-bpfcompat runs");
+pub fn run(mut c: impl BorrowMut<Command>) -> Output {
+    let out = c.borrow_mut().output().expect("cargo-bpfcompat runs");
     eprintln!("--- stdout\n{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
     out

@@ -175,19 +175,20 @@ impl Cell {
             Code::Timeout => Some("validation ran past its limit: raise --object-timeout / --timeout, or look for a hang in the console".to_string()),
             _ => None,
         };
-        Cell::new(
-            object,
-            run,
-            status,
-            vec![Finding::plain(
-                Stage::Guest,
-                code,
-                None,
-                message,
-                remediation,
-                run.console_tail.clone(),
-            )],
-        )
+        let console = run.console_tail.clone();
+        Cell::one_guest_finding(object, run, status, (code, message, remediation), console)
+    }
+
+    /// A cell whose one finding is the guest's: a fault, or a command's exit.
+    fn one_guest_finding(
+        object: &str,
+        run: &KernelRun,
+        status: Status,
+        (code, message, remediation): (Code, String, Option<String>),
+        log: Vec<String>,
+    ) -> Cell {
+        let finding = Finding::plain(Stage::Guest, code, None, message, remediation, log);
+        Cell::new(object, run, status, vec![finding])
     }
 }
 
@@ -502,18 +503,13 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
     } else {
         Status::Fail
     };
-    Cell::new(
+    let fix = "your loader's own output is attached; run it on this kernel to reproduce";
+    Cell::one_guest_finding(
         &r.name,
         run,
         status,
-        vec![Finding::plain(
-            Stage::Guest,
-            code,
-            None,
-            message,
-            Some("your loader's own output is attached; run it on this kernel to reproduce".into()),
-            tails(),
-        )],
+        (code, message, Some(fix.into())),
+        tails(),
     )
 }
 

@@ -16,6 +16,13 @@ fn bpfcompat(args: &[&str]) -> Command {
     c
 }
 
+/// `test --object OBJ --matrix MATRIX` and more arguments.
+fn test_with(obj: &str, matrix: &str, more: &[&str]) -> Command {
+    let mut c = bpfcompat(&["test", "--object", obj, "--matrix", matrix]);
+    c.args(more);
+    c
+}
+
 fn run(mut c: Command) -> (i32, String, String) {
     let Output {
         status,
@@ -97,20 +104,14 @@ fn malformed_matrix_names_the_line() {
         "m.toml",
         "[[kernel]]\nname = \"x\"\nsources = [\"debian:bookworm\"]\npackage = \"p\"\nrequird = false\n",
     );
-    let (code, _, err) = run(bpfcompat(&["test", "--object", &obj, "--matrix", &m]));
+    let (code, _, err) = run(test_with(&obj, &m, &[]));
     assert_eq!(code, 1);
     assert!(
         err.contains("malformed matrix") && err.contains("requird") && err.contains("line 5"),
         "{err}"
     );
     let missing = dir.path().join("none.toml");
-    let (code, _, err) = run(bpfcompat(&[
-        "test",
-        "--object",
-        &obj,
-        "--matrix",
-        missing.to_str().unwrap(),
-    ]));
+    let (code, _, err) = run(test_with(&obj, missing.to_str().unwrap(), &[]));
     assert_eq!(code, 1);
     assert!(err.contains("cannot read"), "{err}");
 }
@@ -154,7 +155,7 @@ fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
     let obj = tiny_bpf_object(dir.path());
     let m = orphan_matrix(dir.path());
     let cache = dir.path().join("cache");
-    let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+    let mut c = test_with(&obj, &m, &[]);
     c.env("BPFCOMPAT_CACHE", &cache);
     let (code, out, _) = run(c);
     assert_eq!(code, 1, "{out}");
@@ -163,14 +164,7 @@ fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
         "{out}"
     );
     // Allowed, the same run passes but still says why.
-    let mut c = bpfcompat(&[
-        "test",
-        "--object",
-        &obj,
-        "--matrix",
-        &m,
-        "--allow-unavailable",
-    ]);
+    let mut c = test_with(&obj, &m, &["--allow-unavailable"]);
     c.env("BPFCOMPAT_CACHE", &cache);
     let (code, out, _) = run(c);
     assert_eq!(code, 0, "{out}");
@@ -182,7 +176,7 @@ fn unreachable_mirror_is_a_clear_download_error() {
     let dir = tempfile::tempdir().unwrap();
     let obj = tiny_bpf_object(dir.path());
     let m = orphan_matrix(dir.path());
-    let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+    let mut c = test_with(&obj, &m, &[]);
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.
     c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
         .env("BPFCOMPAT_MIRROR_NOWHERE", "http://127.0.0.1:9");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::mirror::{Body, packages_gz, serve};
-use super::{bpfcompat, run, tiny_bpf_object, write};
+use super::{bpfcompat, run, test_with, tiny_bpf_object, write};
 
 const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
 
@@ -55,7 +55,7 @@ fn a_lock_digest_that_is_a_path_is_refused_and_nothing_is_deleted() {
     // <cache>/kernels/../../victim is the victim: a run once deleted it.
     for digest in ["../../victim".to_string(), v.display().to_string()] {
         let m = local_matrix(dir.path(), &digest, "pool/k.deb");
-        let mut c = bpfcompat(&["test", "--object", &obj, "--matrix", &m]);
+        let mut c = test_with(&obj, &m, &[]);
         c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
             .env("BPFCOMPAT_MIRROR_LOCAL", "http://127.0.0.1:9");
         let (code, _, err) = run(c);
@@ -133,16 +133,11 @@ fn a_digest_mismatch_is_a_tool_failure_even_when_unavailable_kernels_are_allowed
     )]));
     let m = local_matrix(dir.path(), &"f".repeat(64), "pool/k.deb");
     let json = dir.path().join("r.json");
-    let mut c = bpfcompat(&[
-        "test",
-        "--object",
+    let mut c = test_with(
         &obj,
-        "--matrix",
         &m,
-        "--allow-unavailable",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        &["--allow-unavailable", "--json", json.to_str().unwrap()],
+    );
     c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
         .env("BPFCOMPAT_MIRROR_LOCAL", &base);
     let (code, out, _) = run(c);
@@ -210,15 +205,11 @@ fn a_profile_named_dot_dot_cannot_write_evidence_outside() {
         "[[kernel]]\nname = \"..\"\nsources = [\"local:stable\"]\npackage = \"p\"\n",
     );
     let evidence = dir.path().join("evidence");
-    let (code, _, err) = run(bpfcompat(&[
-        "test",
-        "--object",
+    let (code, _, err) = run(test_with(
         &obj,
-        "--matrix",
         &m,
-        "--evidence",
-        evidence.to_str().unwrap(),
-    ]));
+        &["--evidence", evidence.to_str().unwrap()],
+    ));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not starting with `.`"), "{err}");
 }
@@ -398,18 +389,17 @@ fn a_report_that_cannot_be_written_costs_only_itself() {
     let m = super::orphan_matrix(dir.path());
     let json = dir.path().join("r.json");
     let md = dir.path().join("r.md");
-    let mut c = bpfcompat(&[
-        "test",
-        "--object",
+    let mut c = test_with(
         &obj,
-        "--matrix",
         &m,
-        "--allow-unavailable",
-        "--json",
-        json.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-    ]);
+        &[
+            "--allow-unavailable",
+            "--json",
+            json.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+    );
     // Only known after the run: the step summary GitHub would append to.
     c.env("BPFCOMPAT_CACHE", dir.path().join("cache")).env(
         "GITHUB_STEP_SUMMARY",

@@ -1,7 +1,7 @@
 //! The pre-load gate on this machine's own kernel: real bpf() calls, no VM.
 //! These tests need root (CI runs as root); elsewhere they say so and skip.
 
-use bpfcompat_e2e::{cli, fixture, is_root, run};
+use bpfcompat_e2e::{cli, fixture, is_root, run, with_report};
 use serde_json::Value;
 
 /// Names of the BPF programs loaded on this machine, from bpftool.
@@ -26,27 +26,18 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
         bpfcompat_e2e::skip("gate_passes_good_objects…: needs root");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("host.json");
-    let out = run(cli(&[
-        "check",
-        fixture("ringbuf").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let check = |object: &str| {
+        let mut c = cli(&["check"]);
+        c.arg(fixture(object));
+        c
+    };
+    let (out, report) = with_report(check("ringbuf"));
     assert_eq!(out.status.code(), Some(0));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["cells"][0]["status"], "pass");
     assert_eq!(report["kernels"][0]["kernel"], "host");
 
-    let out = run(cli(&[
-        "check",
-        fixture("rejected").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let (out, report) = with_report(check("rejected"));
     assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let cell = &report["cells"][0];
     assert_eq!(cell["code"], "VERIFIER_REJECTED", "{cell:#}");
     assert!(
@@ -58,12 +49,7 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
     );
 
     // With attach too, then nothing of ours may remain.
-    run(cli(&[
-        "check",
-        "--attach",
-        fixture("ringbuf").to_str().unwrap(),
-        fixture("kprobe").to_str().unwrap(),
-    ]));
+    run(check("ringbuf").arg("--attach").arg(fixture("kprobe")));
     let loaded = loaded_programs();
     for ours in ["on_getpid", "count_open", "unchecked_looku"] {
         assert!(
@@ -123,16 +109,9 @@ fn a_non_utf8_section_name_gets_a_verdict_not_an_abort() {
     let dir = tempfile::tempdir().unwrap();
     let obj = dir.path().join("nonutf8.bpf.o");
     std::fs::write(&obj, patched).unwrap();
-    let json = dir.path().join("host.json");
-    let out = run(cli(&[
-        "check",
-        obj.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let (out, report) = with_report(cli(&["check"]).arg(&obj));
     let code = out.status.code();
     assert!(code == Some(0) || code == Some(2), "{out:?}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let status = report["cells"][0]["status"].as_str().unwrap();
     assert!(status == "pass" || status == "fail", "{report:#}");
 }
@@ -143,20 +122,16 @@ fn a_trigger_that_cannot_run_is_its_own_error_not_not_fired() {
         bpfcompat_e2e::skip("a_trigger_that_cannot_run…: needs root");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("host.json");
-    let out = run(cli(&[
+    let mut c = cli(&[
         "check",
         "--mode",
         "fire",
         "--trigger",
         "/nonexistent/trigger --go",
-        fixture("ringbuf").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    ]);
+    c.arg(fixture("ringbuf"));
+    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let cell = &report["cells"][0];
     assert_eq!(cell["status"], "infra_error", "{cell:#}");
     assert_ne!(cell["code"], "NOT_FIRED", "{cell:#}");

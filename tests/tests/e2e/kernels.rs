@@ -1,7 +1,7 @@
 //! End to end: real QEMU, real distro kernels, fixture objects compiled with
 //! clang. Each assertion is a verdict the kernel itself gave.
 
-use bpfcompat_e2e::{cli, fixture, kernels_with_mirror, run, run_with_report};
+use bpfcompat_e2e::{kernels_with_mirror, run, test_on, with_report};
 use serde_json::Value;
 
 const FIXTURES: &[&str] = &[
@@ -47,25 +47,11 @@ fn assert_fail(report: &Value, object: &str, kernel: &str, code: &str) -> Value 
     c.clone()
 }
 
-fn test_fixtures(
-    kernels: &[&str],
-    extra: &[&str],
-) -> (std::process::Output, Value, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let mut args: Vec<String> = vec!["test".into(), "--accel".into(), "auto".into()];
-    for k in kernels {
-        args.extend(["--kernel".into(), k.to_string()]);
-    }
-    for f in FIXTURES {
-        args.extend(["--object".into(), fixture(f).display().to_string()]);
-    }
-    args.extend(["--json".into(), json.display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = run(cli(&args.iter().map(String::as_str).collect::<Vec<_>>()));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("JSON report written")).unwrap();
-    (out, report, dir)
+/// The fixtures on `kernels`, with `extra` arguments.
+fn test_fixtures(kernels: &[&str], extra: &[&str]) -> (std::process::Output, Value) {
+    let mut c = test_on(kernels, FIXTURES);
+    c.args(["--accel", "auto"]).args(extra);
+    with_report(c)
 }
 
 #[test]
@@ -73,7 +59,7 @@ fn debian_kernels_give_the_expected_verdicts() {
     let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
     let evidence = tempfile::tempdir().unwrap();
     let md = evidence.path().join("report.md");
-    let (out, report, _dir) = test_fixtures(
+    let (out, report) = test_fixtures(
         &kernels,
         &[
             "--evidence",
@@ -191,21 +177,8 @@ fn debian_kernels_give_the_expected_verdicts() {
 
 #[test]
 fn only_passing_objects_exit_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = run(cli(&[
-        "test",
-        "--kernel",
-        "debian-12-6.1",
-        "--object",
-        fixture("ringbuf").to_str().unwrap(),
-        "--object",
-        fixture("kprobe").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let (out, report) = with_report(test_on(&["debian-12-6.1"], &["ringbuf", "kprobe"]));
     assert_eq!(out.status.code(), Some(0));
-    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     assert_eq!(report["summary"]["pass"], 2);
     assert_eq!(report["exit_code"], "pass");
 }
@@ -214,29 +187,14 @@ fn only_passing_objects_exit_zero() {
 fn guest_that_never_reaches_the_agent_is_retried_then_reported_without_verdict() {
     // One second is too short for any kernel to boot under TCG: every boot
     // times out before the agent starts, is retried once, then reported.
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = run(cli(&[
-        "test",
-        "--kernel",
-        "debian-11-5.10",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "1",
-        "--retries",
-        "1",
-        "--object",
-        fixture("ringbuf").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let mut c = test_on(&["debian-11-5.10"], &["ringbuf"]);
+    c.args(["--accel", "tcg", "--timeout", "1", "--retries", "1"]);
+    let (out, report) = with_report(c);
     assert_eq!(
         out.status.code(),
         Some(1),
         "no verdict on a required kernel is a tool failure"
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     let k = &report["kernels"][0];
     assert_eq!(k["outcome"]["kind"], "infra", "{k:#}");
     assert_eq!(k["retries"].as_array().unwrap().len(), 1, "{k:#}");
@@ -259,7 +217,7 @@ fn ubuntu_kernels_when_a_mirror_is_configured() {
         return;
     }
     let refs: Vec<&str> = kernels.iter().map(String::as_str).collect();
-    let (out, report, _dir) = test_fixtures(&refs, &[]);
+    let (out, report) = test_fixtures(&refs, &[]);
     assert_eq!(out.status.code(), Some(2));
     if kernels.iter().any(|k| k == "ubuntu-16.04-4.15") {
         let k = "ubuntu-16.04-4.15";
@@ -295,25 +253,11 @@ fn broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut c = cli(&[
-        "test",
-        "--kernel",
-        "debian-11-5.10",
-        "--kernel",
-        "debian-12-6.1",
-        "--accel",
-        "auto",
-        "--object",
-        fixture("ringbuf").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    c.env("BPFCOMPAT_KVM_SKIP_CPU_CHECK", "1");
-    let out = run(c);
+    let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["ringbuf"]);
+    c.args(["--accel", "auto"])
+        .env("BPFCOMPAT_KVM_SKIP_CPU_CHECK", "1");
+    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0));
-    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     let accels: Vec<&str> = report["kernels"]
         .as_array()
         .unwrap()
@@ -350,27 +294,11 @@ fn broken_kvm_falls_back_to_tcg_once_and_still_gives_verdicts() {
 fn a_crashing_or_hanging_validator_costs_only_its_object() {
     // The agent's test hook makes its worker abort on one object and hang on
     // another; the objects around them must still get their real verdicts.
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     for (fault, victim, code) in [("crash", "kprobe", "INFRA"), ("hang", "kprobe", "TIMEOUT")] {
-        let mut c = cli(&[
-            "test",
-            "--kernel",
-            "debian-12-6.1",
-            "--object-timeout",
-            "20",
-            "--object",
-            fixture("ringbuf").to_str().unwrap(),
-            "--object",
-            fixture(victim).to_str().unwrap(),
-            "--object",
-            fixture("loop").to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        c.env("BPFCOMPAT_AGENT_FAULT", format!("{fault}:{victim}.bpf.o"));
-        let out = run(c);
-        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let mut c = test_on(&["debian-12-6.1"], &["ringbuf", victim, "loop"]);
+        c.args(["--object-timeout", "20"])
+            .env("BPFCOMPAT_AGENT_FAULT", format!("{fault}:{victim}.bpf.o"));
+        let (out, report) = with_report(c);
         let v = cell(&report, victim, "debian-12-6.1");
         assert_eq!(v["code"], code, "{fault}: {v:#}");
         assert_pass(&report, "ringbuf", "debian-12-6.1");
@@ -382,32 +310,16 @@ fn a_crashing_or_hanging_validator_costs_only_its_object() {
 
 #[test]
 fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     let started = std::time::Instant::now();
-    let mut c = cli(&[
-        "test",
-        "--kernel",
-        "debian-12-6.1",
-        "--timeout",
-        "240",
-        "--object",
-        fixture("ringbuf").to_str().unwrap(),
-        "--object",
-        fixture("kprobe").to_str().unwrap(),
-        "--object",
-        fixture("loop").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    c.env("BPFCOMPAT_AGENT_FAULT", "panic:kprobe.bpf.o");
-    let out = run(c);
+    let mut c = test_on(&["debian-12-6.1"], &["ringbuf", "kprobe", "loop"]);
+    c.args(["--timeout", "240"])
+        .env("BPFCOMPAT_AGENT_FAULT", "panic:kprobe.bpf.o");
+    let (out, report) = with_report(c);
     assert!(
         started.elapsed().as_secs() < 120,
         "the panic must end the guest at once, not at the timeout"
     );
     assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_pass(&report, "ringbuf", "debian-12-6.1");
     let c = cell(&report, "kprobe", "debian-12-6.1");
     assert_eq!(c["code"], "KERNEL_PANIC", "{c:#}");
@@ -433,33 +345,16 @@ fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
 #[test]
 fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("fire.json");
     let md = dir.path().join("fire.md");
-    let out = run(cli(&[
-        "test",
-        "--mode",
-        "fire",
-        "--kernel",
-        "debian-12-6.1",
-        "--object",
-        fixture("ringbuf").to_str().unwrap(),
-        "--object",
-        fixture("kprobe").to_str().unwrap(),
-        "--object",
-        fixture("fentry").to_str().unwrap(),
-        "--object",
-        fixture("never_fires").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-    ]));
+    let objects = ["ringbuf", "kprobe", "fentry", "never_fires"];
+    let mut c = test_on(&["debian-12-6.1"], &objects);
+    c.args(["--mode", "fire", "--markdown"]).arg(&md);
+    let (out, report) = with_report(c);
     assert_eq!(
         out.status.code(),
         Some(2),
         "the never-firing program fails the run"
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     // Tracepoint, kprobe and fentry programs all ran while the workload ran.
     for (object, program) in [
         ("ringbuf", "on_getpid"),
@@ -495,17 +390,9 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
 
 #[test]
 fn message_format_json_prints_one_cell_per_line_and_nothing_else() {
-    let out = run(cli(&[
-        "test",
-        "--message-format",
-        "json",
-        "--kernel",
-        "debian-11-5.10",
-        "--kernel",
-        "debian-12-6.1",
-        "--object",
-        fixture("loop").to_str().unwrap(),
-    ]));
+    let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["loop"]);
+    c.args(["--message-format", "json"]);
+    let out = run(c);
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let cells: Vec<Value> = stdout
@@ -546,15 +433,9 @@ fn ctrl_c_stops_guests_and_reports_what_finished() {
     let tmp = dir.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let json = dir.path().join("report.json");
-    let mut args = vec!["test", "-j", "1", "--message-format", "json"];
-    for k in kernels {
-        args.extend(["--kernel", k]);
-    }
-    let (ringbuf, lp) = (fixture("ringbuf"), fixture("loop"));
-    args.extend(["--object", ringbuf.to_str().unwrap()]);
-    args.extend(["--object", lp.to_str().unwrap()]);
-    args.extend(["--json", json.to_str().unwrap()]);
-    let mut child = cli(&args)
+    let mut child = test_on(&kernels, &["ringbuf", "loop"])
+        .args(["-j", "1", "--message-format", "json", "--json"])
+        .arg(&json)
         .env("TMPDIR", &tmp)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -594,20 +475,12 @@ fn sigterm_during_a_boot_exits_143_with_a_report() {
     let tmp = dir.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let json = dir.path().join("report.json");
-    let lp = fixture("loop");
-    let mut child = cli(&[
-        "test",
-        "--kernel",
-        "debian-12-6.1",
-        "--object",
-        lp.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "-q",
-    ])
-    .env("TMPDIR", &tmp)
-    .spawn()
-    .unwrap();
+    let mut child = test_on(&["debian-12-6.1"], &["loop"])
+        .args(["-q", "--json"])
+        .arg(&json)
+        .env("TMPDIR", &tmp)
+        .spawn()
+        .unwrap();
     // Wait until the guest is running, then stop the run.
     let started = std::time::Instant::now();
     while leftovers(&tmp).1.is_empty() {
@@ -637,18 +510,9 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
     // Debian 11 builds BPF LSM but leaves `bpf` out of CONFIG_LSM; Debian 12
     // lists it. The program loads and attaches on both; it runs only on 12.
     for mode in ["load", "attach"] {
-        let lsm = fixture("lsm");
-        let (_, report) = run_with_report(&[
-            "test",
-            "--mode",
-            mode,
-            "--kernel",
-            "debian-11-5.10",
-            "--kernel",
-            "debian-12-6.1",
-            "--object",
-            lsm.to_str().unwrap(),
-        ]);
+        let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["lsm"]);
+        c.args(["--mode", mode]);
+        let (_, report) = with_report(c);
         let c = assert_fail(&report, "lsm", "debian-11-5.10", "KERNEL_CONFIG");
         let message = c["message"].as_str().unwrap();
         assert!(
@@ -671,16 +535,8 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
 #[test]
 fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
     // Debian 12's cloud kernel is built without CONFIG_FPROBE; 13's with it.
-    let object = fixture("kprobe_multi");
-    let (_, report) = run_with_report(&[
-        "test",
-        "--kernel",
-        "debian-12-6.1",
-        "--kernel",
-        "debian-13-6.12",
-        "--object",
-        object.to_str().unwrap(),
-    ]);
+    let kernels = ["debian-12-6.1", "debian-13-6.12"];
+    let (_, report) = with_report(test_on(&kernels, &["kprobe_multi"]));
     let c = assert_fail(&report, "kprobe_multi", "debian-12-6.1", "KERNEL_CONFIG");
     assert!(
         c["message"].as_str().unwrap().contains("CONFIG_FPROBE"),
@@ -696,12 +552,7 @@ fn a_tc_classifier_attaches_through_clsact_with_the_kernels_own_modules() {
     // clsact (sch_ingress) and cls_bpf are modules on Debian: the guest loads
     // the kernel's own, as a host would, and the program attaches on `lo`.
     let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
-    let tc = fixture("tc");
-    let mut args = vec!["test", "--object", tc.to_str().unwrap()];
-    for k in kernels {
-        args.extend(["--kernel", k]);
-    }
-    let (out, report) = run_with_report(&args);
+    let (out, report) = with_report(test_on(&kernels, &["tc"]));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for k in kernels {
         assert_pass(&report, "tc", k);

@@ -2,37 +2,19 @@
 //! cell; shards merge into the unsharded result; baselines gate regressions.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bpfcompat_e2e::{cli, examples, fixture, run};
+use bpfcompat_e2e::{Args, cli, examples, in_workspace, run, test_on, with_report};
 use serde_json::Value;
 
 const KERNELS: [&str; 3] = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
 
-fn examples_manifest() -> PathBuf {
-    examples().join("Cargo.toml")
-}
-
 /// `cargo bpfcompat test` over the example project on the three Debian kernels.
-fn example_run(extra: &[&str]) -> (Option<i32>, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut args = vec![
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        examples_manifest().to_str().unwrap().to_owned().leak(),
-    ];
-    for k in KERNELS {
-        args.extend(["--kernel", k]);
-    }
-    args.extend(["--json", json.to_str().unwrap().to_owned().leak()]);
-    args.extend(extra);
-    let out = run(cli(&args));
-    (
-        out.status.code(),
-        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap(),
-    )
+fn example_run(extra: &[&std::ffi::OsStr]) -> (Option<i32>, Value) {
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.kernels(&KERNELS).args(extra);
+    let (out, report) = with_report(c);
+    (out.status.code(), report)
 }
 
 fn cells(report: &Value) -> BTreeSet<(String, String, String, String)> {
@@ -103,12 +85,12 @@ fn json_markdown_junit_and_html_agree_cell_for_cell() {
         dir.path().join("r.html"),
     );
     let (code, report) = example_run(&[
-        "--markdown",
-        md.to_str().unwrap().to_owned().leak(),
-        "--junit",
-        xml.to_str().unwrap().to_owned().leak(),
-        "--html",
-        html.to_str().unwrap().to_owned().leak(),
+        "--markdown".as_ref(),
+        md.as_ref(),
+        "--junit".as_ref(),
+        xml.as_ref(),
+        "--html".as_ref(),
+        html.as_ref(),
     ]);
     assert_eq!(code, Some(0));
     let json_cells = cells(&report);
@@ -192,7 +174,8 @@ fn three_shards_merge_into_the_unsharded_result() {
     let dir = tempfile::tempdir().unwrap();
     let mut shard_files = Vec::new();
     for i in 1..=3 {
-        let (code, shard) = example_run(&["--shard", format!("{i}/3").leak()]);
+        let shard_arg = format!("{i}/3");
+        let (code, shard) = example_run(&["--shard".as_ref(), shard_arg.as_ref()]);
         assert_eq!(code, Some(0));
         assert_eq!(
             shard["kernels"].as_array().unwrap().len(),
@@ -228,21 +211,8 @@ fn three_shards_merge_into_the_unsharded_result() {
 fn baseline_gates_regressions_and_reports_fixes() {
     let dir = tempfile::tempdir().unwrap();
     let now = dir.path().join("now.json");
-    let objects = [
-        "--object",
-        fixture("loop").to_str().unwrap().to_owned().leak(),
-        "--object",
-        fixture("ringbuf").to_str().unwrap().to_owned().leak(),
-    ];
-    let mut args = vec![
-        "test",
-        "--kernel",
-        "debian-11-5.10",
-        "--json",
-        now.to_str().unwrap(),
-    ];
-    args.extend(objects);
-    let out = run(cli(&args));
+    let test = || test_on(&["debian-11-5.10"], &["loop", "ringbuf"]);
+    let out = run(test().arg("--json").arg(&now));
     assert_eq!(out.status.code(), Some(2), "bpf_loop fails on 5.10");
     let report: Value = serde_json::from_slice(&std::fs::read(&now).unwrap()).unwrap();
 
@@ -256,9 +226,7 @@ fn baseline_gates_regressions_and_reports_fixes() {
     }
     let regressed = dir.path().join("regressed-baseline.json");
     std::fs::write(&regressed, before.to_string()).unwrap();
-    let mut with_baseline = args.clone();
-    with_baseline.extend(["--baseline", regressed.to_str().unwrap()]);
-    let out = run(cli(&with_baseline));
+    let out = run(test().arg("--baseline").arg(&regressed));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -276,9 +244,7 @@ fn baseline_gates_regressions_and_reports_fixes() {
     }
     let fixed = dir.path().join("fixed-baseline.json");
     std::fs::write(&fixed, before.to_string()).unwrap();
-    let mut with_baseline = args.clone();
-    with_baseline.extend(["--baseline", fixed.to_str().unwrap()]);
-    let out = run(cli(&with_baseline));
+    let out = run(test().arg("--baseline").arg(&fixed));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -288,18 +254,13 @@ fn baseline_gates_regressions_and_reports_fixes() {
     assert!(stdout.contains("still failing loop.bpf.o"), "{stdout}");
 
     // `report diff` says the same without running anything.
-    let out = run(cli(&[
-        "report",
-        "diff",
-        regressed.to_str().unwrap(),
-        now.to_str().unwrap(),
-    ]));
-    assert_eq!(out.status.code(), Some(2));
-    let out = run(cli(&[
-        "report",
-        "diff",
-        fixed.to_str().unwrap(),
-        now.to_str().unwrap(),
-    ]));
-    assert_eq!(out.status.code(), Some(0));
+    for (baseline, code) in [(&regressed, 2), (&fixed, 0)] {
+        let out = run(cli(&["report", "diff"]).arg(baseline).arg(&now));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "against {}",
+            baseline.display()
+        );
+    }
 }

@@ -3,27 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{cli, copy_examples, examples, run};
+use bpfcompat_e2e::{Args, cli, copy_examples, examples, in_workspace, run, with_report};
 use serde_json::Value;
 
 const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
 
-fn test_in(manifest: &Path, target: &Path, json: &Path) -> (Option<i32>, String, Value) {
-    let mut args = vec![
-        "bpfcompat".to_string(),
-        "test".into(),
-        "--manifest-path".into(),
-        manifest.display().to_string(),
-        "--target-dir".into(),
-        target.display().to_string(),
-        "--json".into(),
-        json.display().to_string(),
-    ];
-    for k in KERNELS {
-        args.extend(["--kernel".into(), k.to_string()]);
-    }
-    let out = run(cli(&args.iter().map(String::as_str).collect::<Vec<_>>()));
-    let report = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+fn test_in(manifest: &Path, target: &Path) -> (Option<i32>, String, Value) {
+    let mut c = in_workspace("test", manifest);
+    c.arg("--target-dir").arg(target).kernels(KERNELS);
+    let (out, report) = with_report(c);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -37,12 +25,7 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
     let target = examples().join("target");
 
     // `list` names every object the build produced.
-    let out = run(cli(&[
-        "bpfcompat",
-        "list",
-        "--manifest-path",
-        examples().join("Cargo.toml").to_str().unwrap(),
-    ]));
+    let out = run(in_workspace("list", &examples().join("Cargo.toml")));
     assert_eq!(out.status.code(), Some(0));
     let listed = String::from_utf8_lossy(&out.stdout);
     for o in [
@@ -61,11 +44,7 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
     }
 
     // As shipped: every floor on these kernels is declared, so exit 0.
-    let (code, _, report) = test_in(
-        &examples().join("Cargo.toml"),
-        &target,
-        &tmp.path().join("a.json"),
-    );
+    let (code, _, report) = test_in(&examples().join("Cargo.toml"), &target);
     assert_eq!(code, Some(0), "{report:#}");
     let status = |r: &Value, o: &str, k: &str| {
         r["cells"]
@@ -99,8 +78,7 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
     let edited = config.replace("\"debian-11-5.10\" = \"UNSUPPORTED_HELPER\"\n", "");
     assert_ne!(config, edited);
     std::fs::write(ws.join("bpfcompat.toml"), edited).unwrap();
-    let (code, stdout, report) =
-        test_in(&ws.join("Cargo.toml"), &target, &tmp.path().join("b.json"));
+    let (code, stdout, report) = test_in(&ws.join("Cargo.toml"), &target);
     assert_eq!(code, Some(2));
     assert_eq!(status(&report, "bounded_loop", "debian-11-5.10"), "fail");
     assert!(
@@ -114,8 +92,7 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
         "[objects.ringbuf.expect_fail]\n\"debian-12-6.1\" = \"UNSUPPORTED_MAP_TYPE\"\n",
     );
     std::fs::write(ws.join("bpfcompat.toml"), edited).unwrap();
-    let (code, stdout, report) =
-        test_in(&ws.join("Cargo.toml"), &target, &tmp.path().join("c.json"));
+    let (code, stdout, report) = test_in(&ws.join("Cargo.toml"), &target);
     assert_eq!(code, Some(2));
     assert_eq!(
         status(&report, "ringbuf", "debian-12-6.1"),
@@ -137,14 +114,9 @@ fn config_typo_names_key_and_line() {
         config.replace("matrix = \"default\"", "matirx = \"default\""),
     )
     .unwrap();
-    let out = run(cli(&[
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        tmp.path().join("Cargo.toml").to_str().unwrap(),
-        "--target-dir",
-        examples().join("target").to_str().unwrap(),
-    ]));
+    let out = run(in_workspace("test", &tmp.path().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(examples().join("target")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -163,12 +135,7 @@ fn workspace_without_bpf_objects_is_a_clear_error() {
     .unwrap();
     std::fs::create_dir(tmp.path().join("src")).unwrap();
     std::fs::write(tmp.path().join("src/main.rs"), "fn main() {}\n").unwrap();
-    let out = run(cli(&[
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        tmp.path().join("Cargo.toml").to_str().unwrap(),
-    ]));
+    let out = run(in_workspace("test", &tmp.path().join("Cargo.toml")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -206,21 +173,8 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
                   [objects.variants]\nvariants = [[\"sum_with_loop\", \"sum_unrolled\"]]\n\n\
                   [objects.rodata.variables]\nunsafe_path = 0\n";
     let manifest = workspace_with_objects(tmp.path(), &["contract", "variants", "rodata"], config);
-    let json = tmp.path().join("r.json");
-    let out = run(cli(&[
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--kernel",
-        "debian-11-5.10",
-        "--kernel",
-        "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let (out, report) = with_report(in_workspace("test", &manifest).kernels(KERNELS));
     assert_eq!(out.status.code(), Some(0));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let cell = |o: &str, k: &str| {
         report["cells"]
             .as_array()
@@ -246,19 +200,9 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
     );
 
     // The same objects as compiled: the loader contract and the constant decide.
-    let out = run(cli(&[
-        "test",
-        "--kernel",
-        "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-        "--object",
-        bpfcompat_e2e::fixture("contract").to_str().unwrap(),
-        "--object",
-        bpfcompat_e2e::fixture("rodata").to_str().unwrap(),
-    ]));
+    let c = bpfcompat_e2e::test_on(&["debian-12-6.1"], &["contract", "rodata"]);
+    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
         report["cells"][0]["code"], "MAP_CONTRACT",
         "{:#}",
@@ -279,14 +223,7 @@ fn fixup_naming_a_missing_map_is_reported_not_ignored() {
         &["contract"],
         "[objects.contract.maps.no_such_map]\nmax_entries = 1\n",
     );
-    let out = run(cli(&[
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--kernel",
-        "debian-12-6.1",
-    ]));
+    let out = run(in_workspace("test", &manifest).kernels(&["debian-12-6.1"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -301,25 +238,11 @@ fn fixup_naming_a_missing_map_is_reported_not_ignored() {
 
 #[test]
 fn command_mode_runs_the_users_loader_on_each_kernel() {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("cmd.json");
-    let out = run(cli(&[
-        "bpfcompat",
-        "test",
-        "--bin",
-        "probes-loader",
-        "--manifest-path",
-        examples().join("Cargo.toml").to_str().unwrap(),
-        "--kernel",
-        "debian-11-5.10",
-        "--kernel",
-        "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.args(["--bin", "probes-loader"]).kernels(KERNELS);
+    let (out, report) = with_report(c);
     // The loader loads everything: bpf_loop and task_struct::__state are missing on 5.10.
     assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let cells = report["cells"].as_array().unwrap();
     let on = |k: &str| cells.iter().find(|c| c["kernel"] == k).unwrap();
     assert_eq!(
@@ -349,50 +272,24 @@ fn command_mode_runs_the_users_loader_on_each_kernel() {
 
 #[test]
 fn command_mode_timeouts_and_expected_exit_codes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("t.json");
-    let out = run(cli(&[
-        "test",
-        "--loader",
-        "/bin/sleep",
-        "--command",
-        "$BPFCOMPAT_BIN 30",
-        "--command-timeout",
-        "2",
-        "--kernel",
-        "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let loader = |path: &str| {
+        let mut c = cli(&["test", "--loader", path]);
+        c.kernels(&["debian-12-6.1"]);
+        c
+    };
+    let mut c = loader("/bin/sleep");
+    c.args(["--command", "$BPFCOMPAT_BIN 30", "--command-timeout", "2"]);
+    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
         report["cells"][0]["code"], "TIMEOUT",
         "{:#}",
         report["cells"][0]
     );
 
-    let out = run(cli(&[
-        "test",
-        "--loader",
-        "/bin/false",
-        "--expect-exit",
-        "1",
-        "--kernel",
-        "debian-12-6.1",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    let out = run(loader("/bin/false").args(["--expect-exit", "1"]));
     assert_eq!(out.status.code(), Some(0), "false exits 1, as expected");
-    let out = run(cli(&[
-        "test",
-        "--loader",
-        "/bin/true",
-        "--expect-exit",
-        "1",
-        "--kernel",
-        "debian-12-6.1",
-    ]));
+    let out = run(loader("/bin/true").args(["--expect-exit", "1"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("exited with 0 (expected 1)"));
 }
@@ -405,16 +302,10 @@ fn a_trigger_that_does_not_parse_is_a_configuration_error() {
         &["kprobe"],
         "[objects.kprobe]\ntrigger = \"sh -c 'unterminated\"\n",
     );
-    let mut c = cli(&[
-        "bpfcompat",
-        "test",
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--kernel",
-        "debian-12-6.1",
-    ]);
+    let mut c = in_workspace("test", &manifest);
     // Refused before any guest: QEMU is never needed.
-    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    c.kernels(&["debian-12-6.1"])
+        .env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
     let out = run(c);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -427,15 +318,7 @@ fn a_trigger_that_does_not_parse_is_a_configuration_error() {
 #[test]
 fn a_loader_can_bind_a_socket_on_loopback_in_every_guest() {
     let loader = bpfcompat_e2e::workspace_bin("lo-echo");
-    let (out, report) = bpfcompat_e2e::run_with_report(&[
-        "test",
-        "--loader",
-        loader.to_str().unwrap(),
-        "--kernel",
-        "debian-11-5.10",
-        "--kernel",
-        "debian-12-6.1",
-    ]);
+    let (out, report) = with_report(cli(&["test", "--loader"]).arg(loader).kernels(KERNELS));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for c in report["cells"].as_array().unwrap() {
         assert_eq!(c["status"], "pass", "{c:#}");
