@@ -3,14 +3,16 @@
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
 //! Hooks that need a target are given one the guest always has: XDP and tc on
-//! `lo`, cgroup programs on the root cgroup.
+//! `lo`, cgroup programs on the root cgroup. struct_ops programs are
+//! attached as their loader would: by registering their struct_ops map
+//! (`bpf_map__attach_struct_ops`, through a link for `.struct_ops.link`).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
 use bpfcompat::wire::Fixups;
 use bpfcompat::wire::Outcome;
-use libbpf_rs::{Object, ProgramMut, TC_INGRESS, TcHookBuilder};
+use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
 use crate::capture;
 use crate::validate::failure;
@@ -28,7 +30,6 @@ const NO_AUTO_TARGET: &[&str] = &[
     "sk_lookup",
     "flow_dissector",
     "perf_event",
-    "struct_ops",
     "syscall",
     "iter",
     "freplace",
@@ -44,12 +45,17 @@ const NO_AUTO_TARGET: &[&str] = &[
 
 /// Attaches every loaded program; all links are held until the end so that
 /// programs attach side by side as a loader would have them, then dropped.
-pub fn attach_all(obj: &Object, fixups: &Fixups) -> (BTreeMap<String, Outcome>, Attached) {
+pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
+    let registered = register_struct_ops(obj, &mut keep);
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
+        if section.starts_with("struct_ops") {
+            out.insert(name, registered.clone());
+            continue;
+        }
         capture::take();
         let target = fixups
             .programs
@@ -72,6 +78,26 @@ pub fn attach_all(obj: &Object, fixups: &Fixups) -> (BTreeMap<String, Outcome>, 
         out.insert(name, outcome);
     }
     (out, Attached(keep))
+}
+
+/// Registers every struct_ops map of the object. The outcome is that of its
+/// programs: the first map the kernel refused, else ok.
+fn register_struct_ops(obj: &mut Object, keep: &mut Vec<Guard>) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for mut map in obj
+        .maps_mut()
+        .filter(|m| m.map_type() == MapType::StructOps)
+    {
+        capture::take();
+        match map.attach_struct_ops() {
+            Ok(link) => keep.push(Guard::Link(link)),
+            Err(e) if matches!(outcome, Outcome::Ok) => {
+                outcome = Outcome::Failed(failure(&e, &capture::take(), None));
+            }
+            Err(_) => {}
+        }
+    }
+    outcome
 }
 
 /// The attachments of [`attach_all`]; dropping it detaches everything.

@@ -83,12 +83,13 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
             }
         }
         match open.load() {
-            Ok(obj) => {
-                v.loaded(&obj, opts);
+            Ok(mut obj) => {
+                v.loaded(&mut obj, opts);
                 break;
             }
             Err(e) => {
                 if !v.load_failed(&e) {
+                    v.try_without_link(source, opts);
                     break;
                 }
             }
@@ -141,6 +142,39 @@ impl Isolation {
         }
     }
 
+    /// A `.struct_ops.link` map failed: loads the object again with the
+    /// map's `BPF_F_LINK` cleared, so the kernel itself tells whether it has
+    /// struct_ops but not struct_ops links. Nothing it loads is kept.
+    fn try_without_link(&mut self, source: Source, opts: &Options) {
+        let Some(i) = self
+            .report
+            .maps
+            .iter()
+            .position(|m| m.is_struct_ops_link() && matches!(m.create, Outcome::Failed(_)))
+        else {
+            return;
+        };
+        let Some((mut open, _inner_maps)) = self.open(source, opts) else {
+            return;
+        };
+        let name = self.report.maps[i].name.clone();
+        for mut p in open.progs_mut() {
+            if self.rejected.contains_key(&*p.name().to_string_lossy()) {
+                p.set_autoload(false);
+            }
+        }
+        let cleared = open
+            .maps_mut()
+            .find(|m| m.name().to_string_lossy() == name)
+            .map(|mut m| m.set_map_flags(m.map_flags() & !libbpf_sys::BPF_F_LINK));
+        let loads = match cleared {
+            Some(Ok(())) => Some(open.load().is_ok()),
+            _ => None,
+        };
+        capture::take();
+        self.report.maps[i].loads_without_link = loads;
+    }
+
     /// On the first round: every program and map, and their raw types.
     fn describe_once(&mut self, open: &OpenObject) {
         if !self.report.programs.is_empty() || !self.report.maps.is_empty() {
@@ -159,7 +193,7 @@ impl Isolation {
 
     /// The object loaded (without the rejected programs): maps, programs,
     /// attach and fire outcomes.
-    fn loaded(&mut self, obj: &libbpf_rs::Object, opts: &Options) {
+    fn loaded(&mut self, obj: &mut libbpf_rs::Object, opts: &Options) {
         for m in &mut self.report.maps {
             let off = opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
             m.create = if off {
@@ -238,7 +272,14 @@ impl Isolation {
                 true
             }
             Culprit::Map(map) if self.report.maps.iter().any(|m| m.name == map) => {
-                if let Some(t) = self.map_types.get(&map) {
+                // libbpf's struct_ops probe passes a field (value_type_btf_obj_fd)
+                // that kernels before 6.9 refuse, so it says no where struct_ops
+                // exist (libbpf_probes.c, probe_map_create): not asked.
+                if let Some(t) = self
+                    .map_types
+                    .get(&map)
+                    .filter(|t| **t != libbpf_sys::BPF_MAP_TYPE_STRUCT_OPS)
+                {
                     let supported = sys::probe_map_type(*t);
                     self.report
                         .maps
@@ -327,6 +368,8 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             map_type: sys::map_type_name(sys::map_type(&m)),
             type_supported: None,
             declared: [m.max_entries(), m.key_size(), m.value_size()],
+            flags: m.map_flags(),
+            loads_without_link: None,
             create: skipped("not attempted"),
         });
     }

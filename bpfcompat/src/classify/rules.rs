@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::Code;
 use super::releases::{
-    helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
+    features, helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
+    struct_ops_since,
 };
 use crate::wire::{MapReport, ProgramReport, StepFailure};
 
@@ -83,6 +84,8 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("missing_kfunc", missing_kfunc),
     ("missing_btf", missing_btf),
     ("core_relocation", |e| text(e, &CORE_RELOCATION)),
+    ("struct_ops_link", struct_ops_link),
+    ("struct_ops_type", struct_ops_type),
     ("map_type_probe", map_type_probe),
     ("map_contract", map_contract),
     ("global_data", global_data),
@@ -215,6 +218,40 @@ fn missing_btf(e: &Evidence) -> Option<Verdict> {
 /// The map whose creation failed, when that is the failed step.
 fn failed_map<'a>(e: &Evidence<'a>) -> Option<&'a MapReport> {
     (e.step == Step::MapCreate).then_some(e.map).flatten()
+}
+
+/// A `.struct_ops.link` map the kernel refused, while the same object
+/// loads with `BPF_F_LINK` cleared: struct_ops without links.
+fn struct_ops_link(e: &Evidence) -> Option<Verdict> {
+    let m =
+        failed_map(e).filter(|m| m.is_struct_ops_link() && m.loads_without_link == Some(true))?;
+    Some(v(
+        Code::UnsupportedFeature,
+        format!(
+            "map `{}` (.struct_ops.link) was refused, and loads without the link flag: {}",
+            m.name,
+            first_line(e.failure)
+        ),
+        format!(
+            "struct_ops links need Linux {}: register it from SEC(\".struct_ops\") with bpf_map__attach_struct_ops() on older kernels",
+            features::STRUCT_OPS_LINK
+        ),
+    ))
+}
+
+/// libbpf found no struct_ops of that kind in the kernel's BTF: the kernel
+/// cannot run BPF implementations of that struct.
+fn struct_ops_type(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["is not found in kernel BTF"])?;
+    let kind = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bpf_struct_ops_"))?
+        .to_string();
+    Some(v(
+        Code::UnsupportedFeature,
+        line,
+        since(&format!("a struct_ops {kind}"), struct_ops_since(&kind)),
+    ))
 }
 
 /// The kernel's map-type probe said no.
@@ -578,6 +615,8 @@ mod tests {
             map_type: "ringbuf".into(),
             type_supported: Some(false),
             declared: [4096, 0, 0],
+            flags: 0,
+            loads_without_link: None,
             create: crate::wire::Outcome::Ok,
         };
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
@@ -674,6 +713,8 @@ mod tests {
             map_type: "cgrp_storage".into(),
             type_supported: None,
             declared: [0, 4, 8],
+            flags: 0,
+            loads_without_link: None,
             create: crate::wire::Outcome::Ok,
         };
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
@@ -685,7 +726,7 @@ mod tests {
     }
 
     #[test]
-    fn libbpf_says_what_is_missing_when_nothing_failed_by_name() {
+    fn a_struct_ops_type_missing_from_kernel_btf_names_it_and_its_release() {
         // Linux 5.4 and a struct_ops object: libbpf explains, the errno does not.
         let f = failure(
             &[],
@@ -696,13 +737,47 @@ mod tests {
             Some(3),
         );
         let got = judge(Step::Object, &f, None, None, Some(true));
-        assert_eq!(got.code, Code::Unknown);
+        assert_eq!(got.code, Code::UnsupportedFeature);
         assert!(
             got.message
                 .contains("bpf_struct_ops_tcp_congestion_ops is not found in kernel BTF"),
             "{}",
             got.message
         );
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("a struct_ops tcp_congestion_ops needs Linux 5.6")
+        );
+    }
+
+    #[test]
+    fn a_struct_ops_link_is_blamed_only_when_the_object_loads_without_it() {
+        let f = failure(
+            &[],
+            &["libbpf: map 'cc': failed to create: -EINVAL"],
+            Some(22),
+        );
+        let mut m = MapReport {
+            name: "cc".into(),
+            map_type: "struct_ops".into(),
+            type_supported: None,
+            declared: [1, 4, 64],
+            flags: crate::wire::BPF_F_LINK,
+            loads_without_link: Some(true),
+            create: crate::wire::Outcome::Ok,
+        };
+        let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
+        assert_eq!(got.code, Code::UnsupportedFeature);
+        assert!(
+            got.remediation
+                .unwrap()
+                .starts_with("struct_ops links need Linux 6.4")
+        );
+        // Refused without the link too: something else is wrong, and no
+        // release is named.
+        m.loads_without_link = Some(false);
+        let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
     }
 }
 

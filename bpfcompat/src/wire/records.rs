@@ -192,8 +192,27 @@ pub struct MapReport {
     /// (after fix-ups); zero means a loader must set them at run time.
     #[serde(default)]
     pub declared: [u32; 3],
+    /// `map_flags` as the object declares them (libbpf sets `BPF_F_LINK`
+    /// for a `.struct_ops.link` map).
+    #[serde(default)]
+    pub flags: u32,
+    /// For a struct_ops map with `BPF_F_LINK` that failed: whether the same
+    /// object loads with the flag cleared (the kernel has struct_ops but not
+    /// struct_ops links).
+    #[serde(default)]
+    pub loads_without_link: Option<bool>,
     /// Whether the kernel created the map.
     pub create: Outcome,
+}
+
+/// `BPF_F_LINK` in `map_flags`: a struct_ops map attached through a link.
+pub const BPF_F_LINK: u32 = 1 << 13;
+
+impl MapReport {
+    /// A struct_ops map that registers through a BPF link (`.struct_ops.link`).
+    pub fn is_struct_ops_link(&self) -> bool {
+        self.map_type == "struct_ops" && self.flags & BPF_F_LINK != 0
+    }
 }
 
 /// One program of an object.

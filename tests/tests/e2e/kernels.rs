@@ -558,3 +558,23 @@ fn a_tc_classifier_attaches_through_clsact_with_the_kernels_own_modules() {
         assert_pass(&report, "tc", k);
     }
 }
+
+#[test]
+fn a_struct_ops_link_needs_6_4_while_the_same_struct_ops_without_a_link_loads_from_5_6() {
+    // The kernels before 6.4 have struct_ops (libbpf's probe for them is
+    // wrong before 6.9) but not struct_ops links: only the link is blamed.
+    let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
+    let mut c = test_on(&kernels, &["struct_ops_link", "struct_ops"]);
+    c.args(["--mode", "attach"]);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2));
+    for k in &kernels[..2] {
+        let c = assert_fail(&report, "struct_ops_link", k, "UNSUPPORTED_FEATURE");
+        let fix = c["remediation"].as_str().unwrap();
+        assert!(fix.contains("struct_ops links need Linux 6.4"), "{c:#}");
+    }
+    assert_pass(&report, "struct_ops_link", "debian-13-6.12");
+    for k in kernels {
+        assert_pass(&report, "struct_ops", k);
+    }
+}

@@ -81,6 +81,24 @@ pub(crate) fn prog_type_since(t: &str) -> Option<&'static str> {
     })
 }
 
+/// struct_ops types (the kernel struct a `.struct_ops` map implements) and
+/// the release that made each one implementable in BPF.
+pub(crate) fn struct_ops_since(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "tcp_congestion_ops" => "5.6",
+        "hid_bpf_ops" => "6.11",
+        "sched_ext_ops" => "6.12",
+        _ => return None,
+    })
+}
+
+/// Features that are neither a helper nor a type, and their first release.
+pub(crate) mod features {
+    /// Struct_ops maps registered through a BPF link (`.struct_ops.link`,
+    /// `BPF_F_LINK`): "bpf: Create links for BPF struct_ops maps", Linux 6.4.
+    pub const STRUCT_OPS_LINK: &str = "6.4";
+}
+
 /// kfuncs whose first release is known here.
 pub(crate) fn kfunc_since(name: &str) -> Option<&'static str> {
     Some(match name {
