@@ -82,36 +82,54 @@ pub fn load_modules() -> Vec<String> {
     warnings
 }
 
-/// Brings the loopback interface up, as every host's boot does: a fresh
-/// guest has `lo` down, so a loader binding a socket, or XDP and tc programs
-/// on `lo`, would fail for the guest's sake. The kernel gives `lo` its
-/// 127.0.0.1/8 and ::1 when it comes up.
-pub fn loopback_up() -> Result<(), String> {
+/// The guest's network: `lo` up, as every host's boot does (a fresh guest
+/// has it down, so a loader binding a socket, or XDP and tc programs on
+/// `lo`, would fail for the guest's sake; the kernel gives it 127.0.0.1/8
+/// and ::1 when it comes up), and the test interface [`TEST_INTERFACE`] up
+/// where the `dummy` module created it.
+pub fn network_up() -> Vec<String> {
+    let mut warnings: Vec<String> = interface_up("lo").err().into_iter().collect();
+    if std::path::Path::new("/sys/class/net")
+        .join(TEST_INTERFACE)
+        .exists()
+    {
+        warnings.extend(interface_up(TEST_INTERFACE).err());
+    }
+    warnings
+}
+
+/// A second interface for programs and loaders that want one besides `lo`:
+/// the `dummy` module creates it when it loads (`numdummies` defaults to 1).
+pub const TEST_INTERFACE: &str = "dummy0";
+
+/// Sets IFF_UP on the interface `name` (shorter than IFNAMSIZ).
+fn interface_up(name: &str) -> Result<(), String> {
+    assert!(name.len() < nix::libc::IFNAMSIZ);
     // SAFETY: a plain socket used only for the two interface ioctls below
-    // and closed after; `ifreq` is plain data and "lo" fits its name.
+    // and closed after; `ifreq` is plain data and the name fits (asserted).
     unsafe {
         let sock = nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM, 0);
         if sock < 0 {
             return Err(format!(
-                "bring lo up: socket: {}",
+                "bring {name} up: socket: {}",
                 std::io::Error::last_os_error()
             ));
         }
         let mut req: nix::libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            req.ifr_name[i] = *b as nix::libc::c_char;
+        for (i, b) in name.bytes().enumerate() {
+            req.ifr_name[i] = b as nix::libc::c_char;
         }
         let mut result = Ok(());
         if nix::libc::ioctl(sock, nix::libc::SIOCGIFFLAGS, &mut req) != 0 {
             result = Err(format!(
-                "bring lo up: SIOCGIFFLAGS: {}",
+                "bring {name} up: SIOCGIFFLAGS: {}",
                 std::io::Error::last_os_error()
             ));
         } else {
             req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short;
             if nix::libc::ioctl(sock, nix::libc::SIOCSIFFLAGS, &req) != 0 {
                 result = Err(format!(
-                    "bring lo up: SIOCSIFFLAGS: {}",
+                    "bring {name} up: SIOCSIFFLAGS: {}",
                     std::io::Error::last_os_error()
                 ));
             }
@@ -152,14 +170,15 @@ impl ResultPort {
 }
 
 /// The prologue every guest `/init` runs (the agent and a `#[kernel_test]`
-/// binary alike): mount what BPF needs, bring `lo` up, lift the memlock
+/// binary alike): mount what BPF needs, load the guest modules, bring the
+/// network up, lift the memlock
 /// limit old kernels charge BPF memory to, open the result port and say hello. Without a
 /// result port nothing can be reported, so the guest powers off. `who`
 /// prefixes the console lines (mount warnings) this writes.
 pub fn start(who: &str) -> ResultPort {
     let mut warnings = mount_all();
     warnings.extend(load_modules());
-    warnings.extend(loopback_up().err());
+    warnings.extend(network_up());
     let _ = nix::sys::resource::setrlimit(
         nix::sys::resource::Resource::RLIMIT_MEMLOCK,
         nix::sys::resource::RLIM_INFINITY,

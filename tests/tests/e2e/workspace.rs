@@ -316,7 +316,7 @@ fn a_trigger_that_does_not_parse_is_a_configuration_error() {
 }
 
 #[test]
-fn a_loader_can_bind_a_socket_on_loopback_in_every_guest() {
+fn a_loader_finds_loopback_working_and_the_test_interface_up_in_every_guest() {
     let loader = bpfcompat_e2e::workspace_bin("lo-echo");
     let (out, report) = with_report(cli(&["test", "--loader"]).arg(loader).kernels(KERNELS));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
