@@ -51,6 +51,11 @@ pub struct Profile {
     pub sources: Vec<String>,
     /// Binary package pattern; `*` matches one run of characters without `-`.
     pub package: String,
+    /// Patterns of the packages that carry the kernel's modules where the
+    /// image package does not (Ubuntu's `linux-modules-*`, Debian 7.x's
+    /// `linux-modules-*`): pinned at the image's version, from its suite.
+    #[serde(default)]
+    pub modules: Vec<String>,
     /// Whether a failure on this kernel fails the run (default: true).
     #[serde(default = "yes")]
     pub required: bool,
@@ -118,18 +123,65 @@ pub struct Pin {
     pub size: u64,
     /// SHA-256 of the `.deb`, lower-case hex.
     pub sha256: Sha256Hex,
+    /// The packages that carry the kernel's modules, when the image's does
+    /// not (same archive and suite).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<PackagePin>,
+}
+
+/// One exact package of an archive.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PackagePin {
+    /// Binary package name.
+    pub package: String,
+    /// Debian version of the package.
+    pub version: String,
+    /// Path of the `.deb` below the archive root (`pool/...`).
+    pub filename: String,
+    /// Size of the `.deb` in bytes.
+    pub size: u64,
+    /// SHA-256 of the `.deb`, lower-case hex.
+    pub sha256: Sha256Hex,
+}
+
+impl PackagePin {
+    /// Checks the fields that become part of a path or URL.
+    pub fn validate(&self) -> Result<(), String> {
+        check_name("the package", &self.package)?;
+        check_version(&self.version)?;
+        check_archive_path(&self.filename)
+    }
 }
 
 impl Pin {
-    /// Checks every field that becomes part of a path or URL (the digest is
-    /// checked by its type when the lock is parsed).
+    /// Checks every field that becomes part of a path or URL (digests are
+    /// checked by their type when the lock is parsed).
     pub fn validate(&self) -> Result<(), String> {
         check_name("the profile name", &self.name)?;
         check_archive_key(&self.archive)?;
         check_name("the suite", &self.suite)?;
         check_name("the package", &self.package)?;
         check_version(&self.version)?;
-        check_archive_path(&self.filename)
+        check_archive_path(&self.filename)?;
+        self.modules.iter().try_for_each(PackagePin::validate)
+    }
+
+    /// The key of this kernel's cache entry: the image's digest, or, with
+    /// module packages, the digest of all the packages' digests, so an entry
+    /// is never used for another set of packages.
+    pub fn entry_key(&self) -> Sha256Hex {
+        if self.modules.is_empty() {
+            return self.sha256.clone();
+        }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.sha256.as_str());
+        for m in &self.modules {
+            h.update(b":");
+            h.update(m.sha256.as_str());
+        }
+        Sha256Hex::try_from(hex::encode(h.finalize())).expect("a digest is 64 hex digits")
     }
 }
 
@@ -228,6 +280,12 @@ impl Matrix {
             if k.package.is_empty() {
                 return Err(invalid(&k.name, "`package` is empty".into()));
             }
+            if k.modules.iter().any(|m| m.is_empty() || m == &k.package) {
+                return Err(invalid(
+                    &k.name,
+                    "`modules` names an empty pattern or the image's own".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -310,7 +368,33 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} unpinned", k.name));
             assert!(package_matches(&k.package, &pin.package), "{}", k.name);
             pin.validate().unwrap();
+            // Each module package is pinned, at the image's version.
+            assert_eq!(pin.modules.len(), k.modules.len(), "{}", k.name);
+            for (pattern, m) in k.modules.iter().zip(&pin.modules) {
+                assert!(package_matches(pattern, &m.package), "{}", k.name);
+                assert_eq!(m.version, pin.version, "{}", k.name);
+            }
         }
+    }
+
+    #[test]
+    fn module_packages_are_checked_and_change_the_cache_key() {
+        let module = |filename: &str| {
+            format!(
+                "[[kernel.modules]]\npackage = \"linux-modules-1\"\nversion = \"1\"\nfilename = \"{filename}\"\nsize = 1\nsha256 = \"{}\"\n",
+                "b".repeat(64)
+            )
+        };
+        let plain = parse_lock(&lock_with("name", "k"), "l").unwrap();
+        let with = parse_lock(&(lock_with("name", "k") + &module("pool/m.deb")), "l").unwrap();
+        let (plain, with) = (&plain.kernels[0], &with.kernels[0]);
+        assert_eq!(with.modules[0].package, "linux-modules-1");
+        assert_eq!(plain.entry_key(), plain.sha256);
+        assert_ne!(with.entry_key(), with.sha256);
+        let err = parse_lock(&(lock_with("name", "k") + &module("../../x.deb")), "l")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.deb"), "{err}");
     }
 
     #[test]

@@ -76,13 +76,18 @@ fn main() {
         median(
             (0..runs)
                 .map(|i| {
-                    busybox_ms(
-                        &qemu,
-                        &cached.vmlinuz,
-                        &initrd,
-                        accel,
-                        &work.path().join(format!("{name}.{i}")),
-                    )
+                    let results = work.path().join(format!("{name}.{i}"));
+                    let b = busybox_boot_once(&qemu, &cached.vmlinuz, &initrd, accel, &results);
+                    // `lsmod` lists each module the guest loaded on the console.
+                    for m in modules.iter().filter_map(|m| m.file_stem()) {
+                        let m = m.to_string_lossy();
+                        let listed = b
+                            .console
+                            .lines()
+                            .any(|l| l.split_whitespace().next() == Some(&*m));
+                        assert!(listed, "{m} did not load:\n{}", b.console);
+                    }
+                    b.total_ms
                 })
                 .collect(),
         )
@@ -100,6 +105,7 @@ fn main() {
                 n.to_string_lossy()
             )
         })
+        .chain(["/bin/busybox lsmod\n".to_string()])
         .collect();
     let with_modules = busybox_boot(
         "modules",
@@ -182,8 +188,14 @@ fn main() {
     );
 }
 
-/// One busybox boot: milliseconds from spawn until QEMU exited.
-fn busybox_ms(qemu: &Path, kernel: &Path, initrd: &Path, accel: Accel, results: &Path) -> u64 {
+/// One busybox boot (its `total_ms`: from spawn until QEMU exited).
+fn busybox_boot_once(
+    qemu: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    accel: Accel,
+    results: &Path,
+) -> bpfcompat::vm::Boot {
     let spec = BootSpec {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
@@ -194,9 +206,7 @@ fn busybox_ms(qemu: &Path, kernel: &Path, initrd: &Path, accel: Accel, results: 
         extra_cmdline: vec![],
     };
     let cancel = bpfcompat::cancel::Cancel::new();
-    boot(qemu, &spec, Duration::from_secs(120), None, &cancel)
-        .unwrap()
-        .total_ms
+    boot(qemu, &spec, Duration::from_secs(120), None, &cancel).unwrap()
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -385,6 +385,7 @@ fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
                 failure,
                 program,
                 map,
+                object_maps: &r.maps,
                 kernel_btf: run.kernel_btf,
                 kernel_config: &run.kernel_config,
             });

@@ -36,6 +36,9 @@ pub(crate) struct Evidence<'a> {
     pub failure: &'a StepFailure,
     pub program: Option<&'a ProgramReport>,
     pub map: Option<&'a MapReport>,
+    /// Every map of the object (global data shows as `.bss`, `.data`,
+    /// `.rodata` maps).
+    pub object_maps: &'a [MapReport],
     pub kernel_btf: Option<bool>,
     /// The kernel's BPF-relevant config options (empty when unknown).
     pub kernel_config: &'a BTreeMap<String, String>,
@@ -92,6 +95,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("prog_type_probe", prog_type_probe),
     ("helper_probe", helper_probe),
     ("verifier_unknown_helper", verifier_unknown_helper),
+    ("unknown_ld_imm64", unknown_ld_imm64),
     ("helper_not_allowed", |e| text(e, &HELPER_NOT_ALLOWED)),
     ("gpl_only", |e| text(e, &GPL_ONLY)),
     ("missing_attach_target", |e| text(e, &MISSING_ATTACH_TARGET)),
@@ -301,7 +305,10 @@ fn global_data(e: &Evidence) -> Option<Verdict> {
     Some(v(
         Code::UnsupportedFeature,
         format!("map `{}`: {}", m.name, first_line(e.failure)),
-        "global variables (.data/.rodata/.bss maps) need Linux 5.2",
+        format!(
+            "global variables (.data/.rodata/.bss maps) need Linux {}",
+            features::GLOBAL_DATA
+        ),
     ))
 }
 
@@ -353,6 +360,30 @@ fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
         line,
         since(&name, id.and_then(helper_since)),
     ))
+}
+
+/// The verifier does not know a kind of 64-bit immediate load the program
+/// has: a global variable's address, a kernel symbol's or a callback's.
+fn unknown_ld_imm64(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["unrecognized bpf_ld_imm64 insn"])?;
+    let global_data = e.object_maps.iter().any(|m| {
+        [".bss", ".data", ".rodata"]
+            .iter()
+            .any(|s| m.name.contains(s))
+    });
+    let fix = if global_data {
+        format!(
+            "global variables (.bss/.data/.rodata) need Linux {}: keep such state in an explicit array map for older kernels",
+            features::GLOBAL_DATA
+        )
+    } else {
+        format!(
+            "this kernel's verifier does not know an instruction the program uses: kernel symbols (__ksym) need Linux {}, callbacks (bpf_loop, bpf_for_each_map_elem, timers) {}",
+            features::KSYM,
+            features::CALLBACK
+        )
+    };
+    Some(v(Code::UnsupportedFeature, line, fix))
 }
 
 /// EPERM with no verifier words.
@@ -528,6 +559,7 @@ mod tests {
             failure,
             program,
             map,
+            object_maps: map.map(std::slice::from_ref).unwrap_or_default(),
             kernel_btf,
             kernel_config: &BTreeMap::new(),
         })
@@ -748,6 +780,39 @@ mod tests {
             got.remediation.as_deref(),
             Some("a struct_ops tcp_congestion_ops needs Linux 5.6")
         );
+    }
+
+    #[test]
+    fn an_unknown_ld_imm64_with_global_variables_names_global_data_and_5_2() {
+        // Linux 4.15 and a program with a global counter (the tc fixture).
+        let f = failure(&["unrecognized bpf_ld_imm64 insn"], &[], Some(22));
+        let bss = MapReport {
+            name: "tc.bss".into(),
+            map_type: "array".into(),
+            type_supported: None,
+            declared: [1, 4, 8],
+            flags: 0,
+            loads_without_link: None,
+            create: crate::wire::Outcome::Ok,
+        };
+        let p = program("sched_cls");
+        let with_maps = |maps: &[MapReport]| {
+            classify(&Evidence {
+                step: Step::ProgLoad,
+                failure: &f,
+                program: Some(&p),
+                map: None,
+                object_maps: maps,
+                kernel_btf: Some(false),
+                kernel_config: &BTreeMap::new(),
+            })
+        };
+        let got = with_maps(std::slice::from_ref(&bss));
+        assert_eq!(got.code, Code::UnsupportedFeature);
+        assert!(got.remediation.unwrap().starts_with("global variables"));
+        let got = with_maps(&[]);
+        assert_eq!(got.code, Code::UnsupportedFeature);
+        assert!(got.remediation.unwrap().contains("__ksym"));
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
                 (None, _) => Some(format!(
                     "kernel `{k}` is not pinned (run `cargo bpfcompat kernels update`)"
                 )),
-                (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.sha256)) {
+                (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.entry_key())) {
                     Err(e) => Some(e.to_string().replace('\n', " ")),
                     Ok(Ok(Some(_))) => None,
                     Ok(_) => mirrors

@@ -25,8 +25,38 @@ pub(crate) struct Extracted {
     pub modules: Vec<String>,
 }
 
-/// Extracts `vmlinuz` and `config` from `deb` into `out`.
+/// Extracts `vmlinuz`, `config` and the guest modules from `deb` into
+/// `out`; `None` when the package holds no kernel image.
 pub(crate) fn extract_kernel(deb: &Path, out: &Path) -> std::io::Result<Option<Extracted>> {
+    let found = with_data_tar(deb, |tar| extract_from_tar(tar, out))?;
+    Ok(found.release.map(|release| Extracted {
+        release,
+        has_config: found.has_config,
+        modules: found.modules,
+    }))
+}
+
+/// Extracts the guest modules of a modules package (`linux-modules-*`) into
+/// `out/modules`, and the kernel's config where it ships there (Ubuntu).
+pub(crate) fn extract_modules(deb: &Path, out: &Path) -> std::io::Result<Found> {
+    with_data_tar(deb, |tar| extract_from_tar(tar, out))
+}
+
+/// What one package held.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// The release of the kernel image, when the package holds one.
+    pub release: Option<String>,
+    pub has_config: bool,
+    /// The [`GUEST_MODULES`] found, in that order.
+    pub modules: Vec<String>,
+}
+
+/// Runs `f` on the decompressed `data.tar` member of a `.deb`.
+fn with_data_tar<T>(
+    deb: &Path,
+    f: impl FnOnce(Box<dyn Read + '_>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     let mut archive = ar::Archive::new(BufReader::new(File::open(deb)?));
     while let Some(entry) = archive.next_entry() {
         let entry = entry?;
@@ -45,14 +75,14 @@ pub(crate) fn extract_kernel(deb: &Path, out: &Path) -> std::io::Result<Option<E
                 )));
             }
         };
-        return extract_from_tar(reader, out);
+        return f(reader);
     }
     Err(std::io::Error::other(
         "no data.tar member: not a Debian package",
     ))
 }
 
-fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Extracted>> {
+fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Found> {
     let mut release = None;
     let mut has_config = false;
     let mut modules = Vec::new();
@@ -92,11 +122,11 @@ fn extract_from_tar(reader: impl Read, out: &Path) -> std::io::Result<Option<Ext
         }
     }
     modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
-    Ok(release.map(|release| Extracted {
+    Ok(Found {
         release,
         has_config,
         modules,
-    }))
+    })
 }
 
 enum Kind {
@@ -169,24 +199,24 @@ mod tests {
             ("./boot/config-6.1.0-9-cloud-amd64", b"CONFIG_BPF=y"),
             ("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"IMG"),
         ]);
-        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
-        assert_eq!(got.release, "6.1.0-9-cloud-amd64");
+        let got = extract_from_tar(&t[..], out.path()).unwrap();
+        assert_eq!(got.release.as_deref(), Some("6.1.0-9-cloud-amd64"));
         assert!(got.has_config);
         assert!(got.modules.is_empty());
         assert_eq!(std::fs::read(out.path().join("vmlinuz")).unwrap(), b"IMG");
 
         let out = tempfile::tempdir().unwrap();
         let t = tar_with(&[("./usr/lib/modules/7.2.1+deb14-cloud-amd64/vmlinuz", b"NEW")]);
-        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
-        assert_eq!(got.release, "7.2.1+deb14-cloud-amd64");
+        let got = extract_from_tar(&t[..], out.path()).unwrap();
+        assert_eq!(got.release.as_deref(), Some("7.2.1+deb14-cloud-amd64"));
         assert!(!got.has_config);
     }
 
     #[test]
-    fn package_without_image_yields_none() {
+    fn package_without_image_has_no_release() {
         let out = tempfile::tempdir().unwrap();
         let t = tar_with(&[("./usr/share/doc/x/changelog", b"x")]);
-        assert_eq!(extract_from_tar(&t[..], out.path()).unwrap(), None);
+        assert_eq!(extract_from_tar(&t[..], out.path()).unwrap().release, None);
     }
 
     #[test]
@@ -218,7 +248,7 @@ mod tests {
                 b"ING",
             ),
         ]);
-        let got = extract_from_tar(&t[..], out.path()).unwrap().unwrap();
+        let got = extract_from_tar(&t[..], out.path()).unwrap();
         assert_eq!(got.modules, ["sch_ingress", "cls_bpf", "veth"]);
         assert_eq!(
             std::fs::read(out.path().join("modules/veth.ko")).unwrap(),

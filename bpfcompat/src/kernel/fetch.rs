@@ -7,11 +7,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::cache::{EntryProblem, Meta, sha256_file};
-use super::deb::extract_kernel;
+use super::deb::{GUEST_MODULES, extract_kernel, extract_modules};
 use crate::cancel::Cancel;
 use crate::errors::FetchError;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
-use crate::matrix::Pin;
+use crate::matrix::{PackagePin, Pin};
 
 /// What a fetch is doing, for progress displays (nothing on a cache hit).
 #[derive(Debug, Clone, PartialEq)]
@@ -167,21 +167,22 @@ pub fn fetch(
     cancel: &Cancel,
     progress: &mut dyn FnMut(FetchEvent),
 ) -> Result<CachedKernel, FetchError> {
+    let key = pin.entry_key();
     let unreadable = |source| FetchError::Io {
         context: format!(
             "the cache entry {} is not readable",
-            cache.entry_dir(&pin.sha256).display()
+            cache.entry_dir(&key).display()
         ),
         source,
     };
-    match cache.lookup(&pin.sha256) {
+    match cache.lookup(&key) {
         Ok(Some(k)) => return Ok(k),
         Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
         Ok(None) | Err(EntryProblem::Damaged(_)) => {}
     }
-    let _lock = cache.lock(&pin.sha256)?;
-    let dir = cache.entry_dir(&pin.sha256);
-    match cache.lookup(&pin.sha256) {
+    let _lock = cache.lock(&key)?;
+    let dir = cache.entry_dir(&key);
+    match cache.lookup(&key) {
         Ok(Some(k)) => return Ok(k), // another run fetched it while we waited
         Ok(None) => {}
         Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
@@ -197,26 +198,7 @@ pub fn fetch(
         }
     }
     let base = mirrors.get(&pin.archive)?;
-    let url = format!("{base}/{}", pin.filename);
-    progress(FetchEvent::Downloading {
-        package: pin.package.clone(),
-        version: pin.version.clone(),
-        bytes: pin.size,
-    });
-
     let kernels = cache.kernels_dir()?;
-    let io = |context: String| move |source| FetchError::Io { context, source };
-    let mut deb = tempfile::NamedTempFile::new_in(&kernels)
-        .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
-    let actual = download(&url, deb.as_file_mut(), cancel)?;
-    if pin.sha256 != actual {
-        return Err(FetchError::Checksum {
-            url,
-            expected: pin.sha256.to_string(),
-            actual,
-        });
-    }
-
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(&kernels)
@@ -224,22 +206,7 @@ pub fn fetch(
             "cannot create a directory in {}",
             kernels.display()
         )))?;
-    let extracted = extract_kernel(deb.path(), staging.path())
-        .map_err(io(format!("cannot extract {}", pin.package)))?
-        .ok_or_else(|| FetchError::NoImage {
-            package: pin.package.clone(),
-        })?;
-    let vmlinuz_sha256 = sha256_file(&staging.path().join("vmlinuz"))
-        .map_err(io("cannot read the extracted vmlinuz".into()))?;
-    let meta = Meta {
-        package: pin.package.clone(),
-        version: pin.version.clone(),
-        release: extracted.release,
-        vmlinuz_sha256,
-        has_config: extracted.has_config,
-        layout: super::cache::LAYOUT,
-        modules: extracted.modules,
-    };
+    let meta = fill_entry(pin, base, &kernels, staging.path(), cancel, progress)?;
     std::fs::write(
         staging.path().join("meta.json"),
         serde_json::to_vec_pretty(&meta).expect("meta serializes"),
@@ -249,12 +216,91 @@ pub fn fetch(
     std::fs::rename(&staged, &dir)
         .map_err(io(format!("cannot move the entry to {}", dir.display())))?;
     cache
-        .lookup(&pin.sha256)
+        .lookup(&key)
         .map_err(|problem| FetchError::Io {
             context: format!("fresh cache entry {} is unusable", dir.display()),
             source: std::io::Error::other(problem.to_string()),
         })?
         .ok_or_else(|| unreachable_entry(&dir))
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> FetchError {
+    move |source| FetchError::Io { context, source }
+}
+
+/// Downloads the pinned packages from the mirror at `base`, checks their
+/// digests and extracts the kernel, its config and its guest modules into
+/// `staging`.
+fn fill_entry(
+    pin: &Pin,
+    base: &str,
+    kernels: &std::path::Path,
+    staging: &std::path::Path,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(FetchEvent),
+) -> Result<Meta, FetchError> {
+    let image = PackagePin {
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        filename: pin.filename.clone(),
+        size: pin.size,
+        sha256: pin.sha256.clone(),
+    };
+    let deb = download_pinned(&image, base, kernels, cancel, progress)?;
+    let extracted = extract_kernel(deb.path(), staging)
+        .map_err(io(format!("cannot extract {}", pin.package)))?
+        .ok_or_else(|| FetchError::NoImage {
+            package: pin.package.clone(),
+        })?;
+    let (mut has_config, mut modules) = (extracted.has_config, extracted.modules);
+    for m in &pin.modules {
+        let deb = download_pinned(m, base, kernels, cancel, progress)?;
+        let found = extract_modules(deb.path(), staging)
+            .map_err(io(format!("cannot extract {}", m.package)))?;
+        has_config |= found.has_config;
+        modules.extend(found.modules);
+    }
+    modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
+    modules.dedup();
+    let vmlinuz_sha256 = sha256_file(&staging.join("vmlinuz"))
+        .map_err(io("cannot read the extracted vmlinuz".into()))?;
+    Ok(Meta {
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        release: extracted.release,
+        vmlinuz_sha256,
+        has_config,
+        layout: super::cache::LAYOUT,
+        modules,
+    })
+}
+
+/// One pinned package, downloaded into a temporary file in the cache and
+/// checked against its digest.
+fn download_pinned(
+    p: &PackagePin,
+    base: &str,
+    kernels: &std::path::Path,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(FetchEvent),
+) -> Result<tempfile::NamedTempFile, FetchError> {
+    let url = format!("{base}/{}", p.filename);
+    progress(FetchEvent::Downloading {
+        package: p.package.clone(),
+        version: p.version.clone(),
+        bytes: p.size,
+    });
+    let mut deb = tempfile::NamedTempFile::new_in(kernels)
+        .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
+    let actual = download(&url, deb.as_file_mut(), cancel)?;
+    if p.sha256 != actual {
+        return Err(FetchError::Checksum {
+            url,
+            expected: p.sha256.to_string(),
+            actual,
+        });
+    }
+    Ok(deb)
 }
 
 fn unreachable_entry(dir: &std::path::Path) -> FetchError {

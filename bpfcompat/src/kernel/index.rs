@@ -5,27 +5,17 @@ use std::io::Read;
 
 use crate::errors::ResolveError;
 use crate::kernel::{Mirrors, compare_versions, fetch::http_get};
-use crate::matrix::{Pin, Profile, package_matches};
+use crate::matrix::{PackagePin, Pin, Profile, package_matches};
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
 
 /// A package stanza that matched a profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// `Package:`.
-    pub package: String,
-    /// `Version:`.
-    pub version: String,
-    /// `Filename:`.
-    pub filename: String,
-    /// `Size:`.
-    pub size: u64,
-    /// `SHA256:`.
-    pub sha256: Sha256Hex,
-}
+/// A package an index offers.
+pub type Candidate = PackagePin;
 
 /// Finds the newest package matching `profile` over all its sources.
 pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError> {
-    let mut best: Option<(Candidate, String, String)> = None;
+    // The newest match over all sources, with the index it came from.
+    let mut best: Option<(Candidate, String, String, String, String)> = None;
     let sources = profile.sources().expect("validated with the matrix");
     for source in &sources {
         let base = mirrors.get(&source.archive)?;
@@ -35,19 +25,27 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError
                 url: url.clone(),
                 message,
             })?;
-        for c in found {
+        let newest = found
+            .into_iter()
+            .max_by(|a, b| compare_versions(&a.version, &b.version));
+        if let Some(c) = newest {
             let newer = best
                 .as_ref()
-                .is_none_or(|(b, _, _)| compare_versions(&c.version, &b.version).is_gt());
+                .is_none_or(|b| compare_versions(&c.version, &b.0.version).is_gt());
             if newer {
-                best = Some((c, source.archive.clone(), source.suite.clone()));
+                best = Some((c, source.archive.clone(), source.suite.clone(), url, text));
             }
         }
     }
-    let (c, archive, suite) = best.ok_or_else(|| ResolveError::NoMatch {
+    let (c, archive, suite, url, index) = best.ok_or_else(|| ResolveError::NoMatch {
         pattern: profile.package.clone(),
         sources: profile.sources.join(", "),
     })?;
+    let modules = profile
+        .modules
+        .iter()
+        .map(|pattern| module_package(&index, &url, pattern, &c.version))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Pin {
         name: profile.name.clone(),
         archive,
@@ -57,7 +55,38 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError
         filename: c.filename,
         size: c.size,
         sha256: c.sha256,
+        modules,
     })
+}
+
+/// The one package of `index` that matches `pattern` at the image's
+/// `version`: a kernel's modules are built with it, in the same suite.
+fn module_package(
+    index: &str,
+    url: &str,
+    pattern: &str,
+    version: &str,
+) -> Result<PackagePin, ResolveError> {
+    let bad = |message: String| ResolveError::BadIndex {
+        url: url.to_string(),
+        message,
+    };
+    let mut found: Vec<Candidate> = matching(index, pattern)
+        .map_err(bad)?
+        .into_iter()
+        .filter(|c| c.version == version)
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(ResolveError::NoMatch {
+            pattern: format!("{pattern} (version {version})"),
+            sources: url.to_string(),
+        }),
+        _ => Err(bad(format!(
+            "`{pattern}` matches {} packages at version {version}: make the pattern exact",
+            found.len()
+        ))),
+    }
 }
 
 /// `dists/<suite>/main/binary-amd64/Packages`, xz first, then gzip; returns
@@ -155,6 +184,38 @@ Package: linux-image-6.1.0-10-cloud-amd64\nVersion: 6.1.38-1\nFilename: pool/c.d
             ]
         );
         assert_eq!(found[1].size, 12);
+    }
+
+    #[test]
+    fn a_modules_package_is_the_one_at_the_images_version() {
+        let stanza = |name: &str, version: &str, d: char| {
+            format!(
+                "Package: {name}\nVersion: {version}\nFilename: pool/{name}.deb\nSize: 1\nSHA256: {}\n\n",
+                d.to_string().repeat(64)
+            )
+        };
+        let index = stanza("linux-modules-5.4.0-215-generic", "5.4.0-215.235", 'a')
+            + &stanza("linux-modules-5.4.0-216-generic", "5.4.0-216.236", 'b')
+            + &stanza(
+                "linux-modules-extra-5.4.0-216-generic",
+                "5.4.0-216.236",
+                'c',
+            );
+        let m = module_package(
+            &index,
+            "u",
+            "linux-modules-5.4.0-*-generic",
+            "5.4.0-216.236",
+        )
+        .unwrap();
+        assert_eq!(m.package, "linux-modules-5.4.0-216-generic");
+        let missing = module_package(&index, "u", "linux-modules-5.4.0-*-generic", "5.4.0-9.9");
+        assert!(matches!(missing, Err(ResolveError::NoMatch { .. })));
+        let loose = module_package(&index, "u", "linux-modules-*", "5.4.0-216.236");
+        assert!(
+            matches!(loose, Err(ResolveError::NoMatch { .. })),
+            "no `*` run spans `-`"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
                 "not pinned (run `kernels update`)".to_string(),
             ),
             Some(pin) => {
-                let state = match cache.lookup(&pin.sha256) {
+                let state = match cache.lookup(&pin.entry_key()) {
                     Ok(Some(c)) => format!("cached ({})", c.release),
                     Err(problem) => format!("cache entry unusable: {problem}"),
                     Ok(None) => match mirrors.get(&pin.archive) {

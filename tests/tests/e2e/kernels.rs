@@ -549,9 +549,22 @@ fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
 
 #[test]
 fn a_tc_classifier_attaches_through_clsact_with_the_kernels_own_modules() {
-    // clsact (sch_ingress) and cls_bpf are modules on Debian: the guest loads
-    // the kernel's own, as a host would, and the program attaches on `lo`.
-    let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
+    // clsact (sch_ingress) and cls_bpf are modules on Debian and Ubuntu: the
+    // guest loads the kernel's own, as a host would, and the program attaches
+    // on `lo`. Ubuntu's and Debian 7.x's modules come in a second package.
+    let mut kernels = vec![
+        "debian-11-5.10",
+        "debian-12-6.1",
+        "debian-13-6.12",
+        "debian-sid",
+    ];
+    let ubuntu = kernels_with_mirror(&[
+        "ubuntu-16.04-4.15",
+        "ubuntu-20.04-5.4",
+        "ubuntu-22.04-5.15",
+        "ubuntu-24.04-6.8",
+    ]);
+    kernels.extend(ubuntu.iter().map(String::as_str));
     let (out, report) = with_report(test_on(&kernels, &["tc"]));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for k in kernels {

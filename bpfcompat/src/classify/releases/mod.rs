@@ -92,8 +92,17 @@ pub(crate) fn struct_ops_since(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Features that are neither a helper nor a type, and their first release.
+/// Features that are neither a helper nor a type, and their first release
+/// (the commit that added each, upstream).
 pub(crate) mod features {
+    /// Global variables: direct map value loads (`BPF_PSEUDO_MAP_VALUE`),
+    /// "bpf: implement lookup-free direct value access for maps", Linux 5.2.
+    pub const GLOBAL_DATA: &str = "5.2";
+    /// Kernel symbols (`BPF_PSEUDO_BTF_ID`, `__ksym` variables), "bpf:
+    /// Introduce pseudo_btf_id", Linux 5.10.
+    pub const KSYM: &str = "5.10";
+    /// Callbacks (`BPF_PSEUDO_FUNC`), with `bpf_for_each_map_elem`, Linux 5.13.
+    pub const CALLBACK: &str = "5.13";
     /// Struct_ops maps registered through a BPF link (`.struct_ops.link`,
     /// `BPF_F_LINK`): "bpf: Create links for BPF struct_ops maps", Linux 6.4.
     pub const STRUCT_OPS_LINK: &str = "6.4";
