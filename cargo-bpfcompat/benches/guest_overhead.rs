@@ -105,7 +105,10 @@ fn main() {
                 n.to_string_lossy()
             )
         })
-        .chain(["/bin/busybox lsmod\n".to_string()])
+        .chain([
+            "/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n".to_string(),
+            "/bin/busybox lsmod\n".to_string(),
+        ])
         .collect();
     let with_modules = busybox_boot(
         "modules",
