@@ -387,6 +387,7 @@ fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
                 map,
                 object_maps: &r.maps,
                 kernel_btf: run.kernel_btf,
+                release: run.release.as_deref(),
                 kernel_config: &run.kernel_config,
             });
             Finding {

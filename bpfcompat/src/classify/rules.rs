@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::Code;
 use super::releases::{
-    features, helper_id, helper_name, helper_since, kfunc_since, map_type_since, prog_type_since,
-    struct_ops_since,
+    attach_since, features, helper_id, helper_name, helper_since, kfunc_since, map_type_since,
+    prog_type_since, release_older_than, struct_ops_since,
 };
 use crate::wire::{MapReport, ProgramReport, StepFailure};
 
@@ -40,6 +40,8 @@ pub(crate) struct Evidence<'a> {
     /// `.rodata` maps).
     pub object_maps: &'a [MapReport],
     pub kernel_btf: Option<bool>,
+    /// The kernel's release (`uname -r`), when known.
+    pub release: Option<&'a str>,
     /// The kernel's BPF-relevant config options (empty when unknown).
     pub kernel_config: &'a BTreeMap<String, String>,
 }
@@ -104,6 +106,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("kfunc_not_allowed", |e| text(e, &KFUNC_NOT_ALLOWED)),
     ("permission", permission),
     ("missing_config_option", missing_config_option),
+    ("attach_type_too_new", attach_type_too_new),
     ("attach_errno", attach_errno),
     ("verifier_rejected", verifier_rejected),
 ];
@@ -422,6 +425,23 @@ fn missing_config_option(e: &Evidence) -> Option<Verdict> {
     })
 }
 
+/// An attach the kernel refused, of a type newer than the kernel: its
+/// release is known and older than the one that added the attach type.
+fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
+    let p = e.program.filter(|_| e.step == Step::Attach)?;
+    let (what, since) = attach_since(&p.section)?;
+    let release = e.release?;
+    release_older_than(release, since)?.then(|| {
+        v(
+            Code::UnsupportedAttachType,
+            first_line(e.failure),
+            format!(
+                "{what} need Linux {since} (this kernel is {release}): attach another way on older kernels (a variant), or make the program optional"
+            ),
+        )
+    })
+}
+
 /// An attach failure, by errno.
 fn attach_errno(e: &Evidence) -> Option<Verdict> {
     if e.step != Step::Attach {
@@ -561,6 +581,7 @@ mod tests {
             map,
             object_maps: map.map(std::slice::from_ref).unwrap_or_default(),
             kernel_btf,
+            release: None,
             kernel_config: &BTreeMap::new(),
         })
     }
@@ -804,6 +825,7 @@ mod tests {
                 map: None,
                 object_maps: maps,
                 kernel_btf: Some(false),
+                release: None,
                 kernel_config: &BTreeMap::new(),
             })
         };
@@ -813,6 +835,48 @@ mod tests {
         let got = with_maps(&[]);
         assert_eq!(got.code, Code::UnsupportedFeature);
         assert!(got.remediation.unwrap().contains("__ksym"));
+    }
+
+    #[test]
+    fn an_attach_type_newer_than_the_kernel_names_it_only_where_the_release_is_older() {
+        let f = failure(
+            &[],
+            &["libbpf: prog 'p': failed to attach: Invalid argument"],
+            Some(22),
+        );
+        let mut p = program("kprobe");
+        p.section = "kprobe.multi/do_unlinkat".into();
+        let on = |release: &str, fprobe: &str| {
+            let config = BTreeMap::from([("CONFIG_FPROBE".to_string(), fprobe.to_string())]);
+            classify(&Evidence {
+                step: Step::Attach,
+                failure: &f,
+                program: Some(&p),
+                map: None,
+                object_maps: &[],
+                kernel_btf: Some(true),
+                release: Some(release),
+                kernel_config: &config,
+            })
+        };
+        let got = on("5.10.0-46-cloud-amd64", "n");
+        assert_eq!(
+            got.code,
+            Code::KernelConfig,
+            "the config names the cause first"
+        );
+        let got = on("5.10.0-46-cloud-amd64", "y");
+        assert_eq!(got.code, Code::UnsupportedAttachType);
+        assert!(
+            got.remediation
+                .unwrap()
+                .starts_with("kprobe.multi links need Linux 5.18 (this kernel is 5.10.0-46")
+        );
+        // A kernel that has them refused for another reason: no release blamed.
+        assert_eq!(
+            on("6.12.117+deb13-cloud-amd64", "y").code,
+            Code::AttachFailed
+        );
     }
 
     #[test]

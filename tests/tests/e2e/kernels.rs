@@ -533,9 +533,10 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
 }
 
 #[test]
-fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
-    // Debian 12's cloud kernel is built without CONFIG_FPROBE; 13's with it.
-    let kernels = ["debian-12-6.1", "debian-13-6.12"];
+fn kprobe_multi_without_fprobe_is_kernel_config_and_before_5_18_an_attach_type_too_new() {
+    // Debian 12's cloud kernel is built without CONFIG_FPROBE; 13's with it;
+    // Debian 11's 5.10 predates kprobe.multi links (5.18) altogether.
+    let kernels = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
     let (_, report) = with_report(test_on(&kernels, &["kprobe_multi"]));
     let c = assert_fail(&report, "kprobe_multi", "debian-12-6.1", "KERNEL_CONFIG");
     assert!(
@@ -544,7 +545,15 @@ fn kprobe_multi_without_fprobe_is_kernel_config_naming_the_option() {
     );
     assert_eq!(c["errno"], 95, "{c:#}");
     assert_pass(&report, "kprobe_multi", "debian-13-6.12");
-    assert_eq!(report["kernels"][0]["kernel_config"]["CONFIG_FPROBE"], "n");
+    assert_eq!(report["kernels"][1]["kernel_config"]["CONFIG_FPROBE"], "n");
+    let c = assert_fail(
+        &report,
+        "kprobe_multi",
+        "debian-11-5.10",
+        "UNSUPPORTED_ATTACH_TYPE",
+    );
+    let fix = c["remediation"].as_str().unwrap();
+    assert!(fix.contains("kprobe.multi links need Linux 5.18"), "{c:#}");
 }
 
 #[test]

@@ -108,6 +108,44 @@ pub(crate) mod features {
     pub const STRUCT_OPS_LINK: &str = "6.4";
 }
 
+/// Attach types whose BPF link (or attach API) a section asks for, by the
+/// section's prefix: what they are called and the release that added them.
+/// From the upstream commits that introduced each attach type.
+pub(crate) fn attach_since(section: &str) -> Option<(&'static str, &'static str)> {
+    const TABLE: &[(&str, &str, &str)] = &[
+        ("raw_tp/", "raw tracepoint attachments", "4.17"),
+        ("raw_tracepoint/", "raw tracepoint attachments", "4.17"),
+        ("tp_btf/", "BTF-typed tracepoint attachments", "5.5"),
+        ("fentry/", "fentry attachments", "5.5"),
+        ("fexit/", "fexit attachments", "5.5"),
+        ("fmod_ret/", "fmod_ret attachments", "5.7"),
+        ("lsm/", "BPF LSM attachments", "5.7"),
+        ("iter/", "BPF iterators", "5.8"),
+        ("sk_lookup", "sk_lookup attachments", "5.9"),
+        ("kprobe.multi", "kprobe.multi links", "5.18"),
+        ("kretprobe.multi", "kprobe.multi links", "5.18"),
+        ("uprobe.multi", "uprobe.multi links", "6.6"),
+        ("uretprobe.multi", "uprobe.multi links", "6.6"),
+        ("tcx/", "tcx links", "6.6"),
+        ("netkit/", "netkit links", "6.7"),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _, _)| section.starts_with(prefix))
+        .map(|(_, what, since)| (*what, *since))
+}
+
+/// Whether the kernel release `release` (`uname -r`, e.g.
+/// `5.10.0-46-cloud-amd64`) is older than `major.minor`; `None` when either
+/// does not parse.
+pub(crate) fn release_older_than(release: &str, since: &str) -> Option<bool> {
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let mut parts = v.split(|c: char| !c.is_ascii_digit());
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    Some(parse(release)? < parse(since)?)
+}
+
 /// kfuncs whose first release is known here.
 pub(crate) fn kfunc_since(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -121,6 +159,23 @@ pub(crate) fn kfunc_since(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn releases_compare_by_major_and_minor() {
+        assert_eq!(
+            release_older_than("5.10.0-46-cloud-amd64", "5.18"),
+            Some(true)
+        );
+        assert_eq!(
+            release_older_than("6.12.117+deb13-cloud-amd64", "5.18"),
+            Some(false)
+        );
+        assert_eq!(release_older_than("5.18.0", "5.18"), Some(false));
+        assert_eq!(release_older_than("4.15.0-142-generic", "4.17"), Some(true));
+        assert_eq!(release_older_than("garbage", "5.18"), None);
+        assert_eq!(attach_since("kprobe.multi/do_unlinkat").unwrap().1, "5.18");
+        assert_eq!(attach_since("kprobe/do_unlinkat"), None);
+    }
 
     #[test]
     fn helper_table_matches_the_uapi_numbering() {
