@@ -66,6 +66,11 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
                 keep.push(guard);
                 Outcome::Ok
             }
+            Ok(None) if loader_names_target(&section) => Outcome::Skipped {
+                reason: format!(
+                    "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
+                ),
+            },
             Ok(None) => Outcome::Skipped {
                 reason: format!("no attach point for section `{section}` without configuration"),
             },
@@ -78,6 +83,37 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
         out.insert(name, outcome);
     }
     (out, Attached(keep))
+}
+
+/// Sections whose target the loader supplies at run time: a kind of hook
+/// with no target (`SEC("kprobe")`, `SEC("uprobe")`), or a uprobe without
+/// `binary:function`. libbpf's auto-attach cannot attach them.
+fn loader_names_target(section: &str) -> bool {
+    const NEEDS_TARGET: &[&str] = &[
+        "kprobe",
+        "kretprobe",
+        "uprobe",
+        "uretprobe",
+        "uprobe.s",
+        "uretprobe.s",
+        "tracepoint",
+        "tp",
+        "raw_tp",
+        "raw_tracepoint",
+        "tp_btf",
+        "fentry",
+        "fexit",
+        "fmod_ret",
+        "lsm",
+        "ksyscall",
+        "kretsyscall",
+    ];
+    match section.split_once('/') {
+        None => NEEDS_TARGET.contains(&section),
+        Some((kind, target)) => {
+            (kind.starts_with("uprobe") || kind.starts_with("uretprobe")) && !target.contains(':')
+        }
+    }
 }
 
 /// Registers every struct_ops map of the object. The outcome is that of its
@@ -146,7 +182,7 @@ fn attach_one(
         let ret = section.starts_with("kretprobe");
         return prog.attach_kprobe(ret, func).map(|l| Some(Guard::Link(l)));
     }
-    if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) {
+    if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
         return Ok(None);
     }
     if section.starts_with("xdp") {
@@ -169,4 +205,31 @@ fn attach_one(
             .map(|l| Some(Guard::Link(l)));
     }
     prog.attach().map(|l| Some(Guard::Link(l)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loader_names_target;
+
+    #[test]
+    fn sections_without_a_target_are_left_to_the_loader() {
+        for s in [
+            "uprobe",
+            "uretprobe.s",
+            "kprobe",
+            "tracepoint",
+            "uprobe/libfoo.so",
+        ] {
+            assert!(loader_names_target(s), "{s}");
+        }
+        for s in [
+            "uprobe//usr/lib/libc.so.6:malloc",
+            "kprobe/do_unlinkat",
+            "tracepoint/syscalls/sys_enter_getpid",
+            "xdp",
+            "tc",
+        ] {
+            assert!(!loader_names_target(s), "{s}");
+        }
+    }
 }

@@ -177,9 +177,16 @@ fn debian_kernels_give_the_expected_verdicts() {
 
 #[test]
 fn only_passing_objects_exit_zero() {
-    let (out, report) = with_report(test_on(&["debian-12-6.1"], &["ringbuf", "kprobe"]));
+    let mut c = test_on(&["debian-12-6.1"], &["ringbuf", "kprobe", "loader_uprobe"]);
+    c.args(["--mode", "attach"]);
+    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(report["summary"]["pass"], 2);
+    assert_eq!(report["summary"]["pass"], 3);
+    // A uprobe whose loader names the target is loaded, not attached here.
+    let uprobe = &cell(&report, "loader_uprobe", "debian-12-6.1")["programs"][0];
+    assert_eq!(uprobe["load"], "ok", "{uprobe:#}");
+    let attach = uprobe["attach"].as_str().unwrap();
+    assert!(attach.starts_with("skipped: set by the loader"), "{attach}");
     assert_eq!(report["exit_code"], "pass");
 }
 
