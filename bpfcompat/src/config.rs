@@ -90,11 +90,7 @@ struct Metadata {
 pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
     let own = root.join("bpfcompat.toml");
     if own.is_file() {
-        let text = read(&own)?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", own.display()))?;
-        c.origin = own;
-        c.text = text;
-        return Ok(Some(c));
+        return load_config_file(&own).map(Some);
     }
     let manifest = root.join("Cargo.toml");
     let text = read(&manifest)?;
@@ -123,6 +119,15 @@ pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
         text,
         ..config
     }))
+}
+
+/// Reads a `bpfcompat.toml` file (`--config FILE`).
+pub fn load_config_file(path: &Path) -> Result<Config, String> {
+    let text = read(path)?;
+    let mut c: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    c.origin = path.to_path_buf();
+    c.text = text;
+    Ok(c)
 }
 
 /// The configuration nearest to `start`: in `start` or the first directory
@@ -157,7 +162,10 @@ impl Config {
 
     /// Checks the names the configuration uses against the matrix and the
     /// objects found, so that a typo is an error, not a silent no-op.
-    pub fn validate(&self, kernels: &[String], objects: &[String]) -> Result<(), String> {
+    /// Checks the names the configuration uses against the matrix's kernels
+    /// and, where the run's objects are all there is (a workspace), its
+    /// object tables against `objects`.
+    pub fn validate(&self, kernels: &[String], objects: Option<&[String]>) -> Result<(), String> {
         let origin = self.origin.display();
         let known_kernels = kernels.join(", ");
         let kernel_ok = |k: &String, key: String| {
@@ -177,7 +185,9 @@ impl Config {
             kernel_ok(k, "required".into())?;
         }
         for (name, o) in &self.objects {
-            if !objects.contains(name) {
+            if let Some(objects) = objects
+                && !objects.contains(name)
+            {
                 return Err(format!(
                     "{origin}{}: [objects.{name}] names no BPF object of this workspace\n  (hint: `cargo bpfcompat list` shows the objects found: {})",
                     self.line_of(&format!("objects.{name}")),
@@ -245,17 +255,17 @@ mod tests {
             c.objects["ringbuf"].maps["events"].max_entries,
             Some(crate::wire::Count::Cpus)
         );
-        c.validate(&["debian-11-5.10".into()], &["ringbuf".into()])
+        c.validate(&["debian-11-5.10".into()], Some(&["ringbuf".into()]))
             .unwrap();
         let err = c
-            .validate(&["debian-12-6.1".into()], &["ringbuf".into()])
+            .validate(&["debian-12-6.1".into()], Some(&["ringbuf".into()]))
             .unwrap_err();
         assert!(
             err.contains("debian-11-5.10") && err.contains("line 3"),
             "{err}"
         );
         let err = c
-            .validate(&["debian-11-5.10".into()], &["other".into()])
+            .validate(&["debian-11-5.10".into()], Some(&["other".into()]))
             .unwrap_err();
         assert!(
             err.contains("[objects.ringbuf]") && err.contains("line 2"),

@@ -24,7 +24,7 @@ use bpfcompat::wire::Mode;
 use crate::cli::named;
 use crate::exit::Code;
 use crate::progress::Progress;
-use bpfcompat::config::load_config;
+use bpfcompat::config::{Config, find_config, load_config, load_config_file};
 
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
 
@@ -41,6 +41,12 @@ pub struct TestArgs {
     /// Only these kernels of the matrix (repeatable); overrides the configuration.
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
+    /// The configuration file (fix-ups, expected failures, matrix, kernels).
+    /// Default: the workspace's; with --object or a loader, the nearest
+    /// `bpfcompat.toml` (or Cargo.toml metadata) to the current directory,
+    /// else a `bpfcompat.toml` beside the first object.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Command mode: build this binary of the workspace and run it in every
     /// guest as root; its exit code is the verdict.
     #[arg(long, value_name = "NAME", conflicts_with = "loader")]
@@ -381,8 +387,8 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             timeout: Duration::from_secs(a.command_timeout),
         })
         .collect();
-    let mut matrix = Matrix::load(a.matrix.as_deref().unwrap_or("default"))?;
-    matrix.select(&a.kernels)?;
+    let config = explicit_config(a)?;
+    let matrix = run_matrix(a, &config, None)?;
     Ok(Work {
         objects: Vec::new(),
         commands,
@@ -412,25 +418,116 @@ fn find_binary(build: &BuildOutput, name: &str) -> Result<PathBuf, String> {
     ))
 }
 
-/// `--object` files, the matrix from the flags.
+/// `--object` files, configured as a workspace's objects would be.
 fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     for o in &a.objects {
         check_bpf_object(o)?;
     }
-    let mut matrix = Matrix::load(a.matrix.as_deref().unwrap_or("default"))?;
-    matrix.select(&a.kernels)?;
-    let objects = a
-        .objects
-        .iter()
-        .zip(display_names(&a.objects))
-        .map(|(p, name)| ObjectInput::plain(name, p.clone()))
+    let config = explicit_config(a)?;
+    let matrix = run_matrix(a, &config, None)?;
+    let named: Vec<(String, PathBuf)> = display_names(&a.objects)
+        .into_iter()
+        .zip(a.objects.iter().cloned())
         .collect();
+    let objects = object_inputs(&config, &named)?;
     Ok(Work {
         objects,
         commands: Vec::new(),
         matrix,
-        expectations: Expectations::new(),
+        expectations: config.expectations(),
     })
+}
+
+/// The configuration of a run that builds no workspace: `--config FILE`,
+/// else the nearest to the current directory, else a `bpfcompat.toml`
+/// beside the first object, else none.
+fn explicit_config(a: &TestArgs) -> Result<Config, String> {
+    if let Some(p) = &a.config {
+        return load_config_file(p);
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    if let Some(c) = find_config(&cwd)? {
+        return Ok(c);
+    }
+    let beside = a
+        .objects
+        .first()
+        .and_then(|o| o.parent())
+        .map(|d| d.join("bpfcompat.toml"))
+        .filter(|p| p.is_file());
+    beside.map_or_else(|| Ok(Config::default()), |p| load_config_file(&p))
+}
+
+/// The run's matrix: the flags first, then the configuration. The
+/// configuration's kernel names are checked against the whole matrix, its
+/// object tables against `objects` where those are all the run has.
+fn run_matrix(
+    a: &TestArgs,
+    config: &Config,
+    objects: Option<&[String]>,
+) -> Result<Matrix, crate::error::Error> {
+    let matrix_name = match (&a.matrix, &config.matrix) {
+        (Some(m), _) => m.clone(),
+        (None, Some(m)) if m != "default" => config.resolve(m.as_ref()).display().to_string(),
+        _ => "default".into(),
+    };
+    let mut matrix = Matrix::load(&matrix_name)?;
+    let all_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
+    config.validate(&all_kernels, objects)?;
+    if let Some(required) = &config.required {
+        for k in &mut matrix.kernels {
+            k.required = required.contains(&k.name);
+        }
+    }
+    let selection = if a.kernels.is_empty() {
+        config.kernels.clone().unwrap_or_default()
+    } else {
+        a.kernels.clone()
+    };
+    matrix.select(&selection)?;
+    Ok(matrix)
+}
+
+/// The objects with their configuration: fix-ups, trigger, BTF files. An
+/// object's table is found by its name, or its file name without `.bpf.o`.
+fn object_inputs(config: &Config, named: &[(String, PathBuf)]) -> Result<Vec<ObjectInput>, String> {
+    named
+        .iter()
+        .map(|(name, path)| {
+            let stem = name.trim_end_matches(".o").trim_end_matches(".bpf");
+            let oc = config
+                .objects
+                .get(name)
+                .or_else(|| config.objects.get(stem))
+                .cloned()
+                .unwrap_or_default();
+            // A trigger that does not split into words is a configuration
+            // error, not a silently absent trigger.
+            let trigger = oc
+                .trigger
+                .as_deref()
+                .map(shell_words::split)
+                .transpose()
+                .map_err(|e| {
+                    format!(
+                        "{}: [objects.\"{}\"] trigger: {e}",
+                        config.origin.display(),
+                        stem
+                    )
+                })?;
+            Ok(ObjectInput {
+                name: name.clone(),
+                path: path.clone(),
+                fixups: oc.fixups(),
+                trigger,
+                btf: oc
+                    .btf
+                    .iter()
+                    .map(|(k, p)| (k.clone(), config.resolve(p)))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// The workspace: build, discover, configure.
@@ -449,58 +546,17 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         )
         .into());
     }
-    let config = load_config(&build.workspace_root)?.unwrap_or_default();
-    let matrix_name = match (&a.matrix, &config.matrix) {
-        (Some(m), _) => m.clone(),
-        (None, Some(m)) if m != "default" => config.resolve(m.as_ref()).display().to_string(),
-        _ => "default".into(),
+    let config = match &a.config {
+        Some(p) => load_config_file(p)?,
+        None => load_config(&build.workspace_root)?.unwrap_or_default(),
     };
-    let mut matrix = Matrix::load(&matrix_name)?;
-    let all_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
     let names: Vec<String> = found.iter().map(|d| d.name.clone()).collect();
-    config.validate(&all_kernels, &names)?;
-    if let Some(required) = &config.required {
-        for k in &mut matrix.kernels {
-            k.required = required.contains(&k.name);
-        }
-    }
-    let selection = if a.kernels.is_empty() {
-        config.kernels.clone().unwrap_or_default()
-    } else {
-        a.kernels.clone()
-    };
-    matrix.select(&selection)?;
-    let objects = found
+    let matrix = run_matrix(a, &config, Some(&names))?;
+    let named: Vec<(String, PathBuf)> = found
         .iter()
-        .map(|d| {
-            let oc = config.objects.get(&d.name).cloned().unwrap_or_default();
-            // A trigger that does not split into words is a configuration
-            // error, not a silently absent trigger.
-            let trigger = oc
-                .trigger
-                .as_deref()
-                .map(shell_words::split)
-                .transpose()
-                .map_err(|e| {
-                    format!(
-                        "{}: [objects.\"{}\"] trigger: {e}",
-                        config.origin.display(),
-                        d.name
-                    )
-                })?;
-            Ok(ObjectInput {
-                name: d.name.clone(),
-                path: d.path.clone(),
-                fixups: oc.fixups(),
-                trigger,
-                btf: oc
-                    .btf
-                    .iter()
-                    .map(|(k, p)| (k.clone(), config.resolve(p)))
-                    .collect(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+        .map(|d| (d.name.clone(), d.path.clone()))
+        .collect();
+    let objects = object_inputs(&config, &named)?;
     eprintln!(
         "found {} BPF objects: {}{}",
         names.len(),

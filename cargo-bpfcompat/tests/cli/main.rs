@@ -131,6 +131,34 @@ fn missing_qemu() {
     );
 }
 
+#[test]
+fn object_mode_finds_its_configuration_beside_the_object_or_from_config() {
+    // A trigger that does not parse is refused before any guest, naming the
+    // file: proof the object's table was read.
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("minimal.bpf.o");
+    std::fs::copy(tiny_bpf_object(dir.path()), &obj).unwrap();
+    let bad = "[objects.minimal]\ntrigger = \"sh -c 'unterminated\"\n";
+    let beside = write(dir.path(), "bpfcompat.toml", bad);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let named = write(elsewhere.path(), "ci.toml", bad);
+    let obj = obj.to_str().unwrap();
+    for (config, origin) in [(None, &beside), (Some(&named), &named)] {
+        let mut c = bpfcompat(&["test", "--object", obj, "--kernel", "debian-12-6.1"]);
+        if let Some(f) = config {
+            std::fs::remove_file(&beside).ok();
+            c.args(["--config", f]);
+        }
+        c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(origin.as_str()) && err.contains("[objects.\"minimal\"] trigger"),
+            "{err}"
+        );
+    }
+}
+
 /// A matrix whose only kernel lives in an archive nobody configured.
 fn orphan_matrix(dir: &Path) -> String {
     let m = write(
