@@ -553,6 +553,18 @@ mod tests {
         }
     }
 
+    fn map(name: &str, map_type: &str, declared: [u32; 3]) -> MapReport {
+        MapReport {
+            name: name.into(),
+            map_type: map_type.into(),
+            type_supported: None,
+            declared,
+            flags: 0,
+            loads_without_link: None,
+            create: crate::wire::Outcome::Ok,
+        }
+    }
+
     fn program(prog_type: &str) -> ProgramReport {
         ProgramReport {
             name: "p".into(),
@@ -664,13 +676,8 @@ mod tests {
             Some(22),
         );
         let m = MapReport {
-            name: "events".into(),
-            map_type: "ringbuf".into(),
             type_supported: Some(false),
-            declared: [4096, 0, 0],
-            flags: 0,
-            loads_without_link: None,
-            create: crate::wire::Outcome::Ok,
+            ..map("events", "ringbuf", [4096, 0, 0])
         };
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::UnsupportedMapType);
@@ -761,15 +768,7 @@ mod tests {
             &["libbpf: map 'per_cgroup': failed to create: -EINVAL"],
             Some(22),
         );
-        let mut m = MapReport {
-            name: "per_cgroup".into(),
-            map_type: "cgrp_storage".into(),
-            type_supported: None,
-            declared: [0, 4, 8],
-            flags: 0,
-            loads_without_link: None,
-            create: crate::wire::Outcome::Ok,
-        };
+        let mut m = map("per_cgroup", "cgrp_storage", [0, 4, 8]);
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::Unknown, "{got:?}");
         assert!(got.message.contains("per_cgroup"), "{}", got.message);
@@ -807,15 +806,7 @@ mod tests {
     fn an_unknown_ld_imm64_with_global_variables_names_global_data_and_5_2() {
         // Linux 4.15 and a program with a global counter (the tc fixture).
         let f = failure(&["unrecognized bpf_ld_imm64 insn"], &[], Some(22));
-        let bss = MapReport {
-            name: "tc.bss".into(),
-            map_type: "array".into(),
-            type_supported: None,
-            declared: [1, 4, 8],
-            flags: 0,
-            loads_without_link: None,
-            create: crate::wire::Outcome::Ok,
-        };
+        let bss = map("tc.bss", "array", [1, 4, 8]);
         let p = program("sched_cls");
         let with_maps = |maps: &[MapReport]| {
             classify(&Evidence {
@@ -887,13 +878,9 @@ mod tests {
             Some(22),
         );
         let mut m = MapReport {
-            name: "cc".into(),
-            map_type: "struct_ops".into(),
-            type_supported: None,
-            declared: [1, 4, 64],
             flags: crate::wire::BPF_F_LINK,
             loads_without_link: Some(true),
-            create: crate::wire::Outcome::Ok,
+            ..map("cc", "struct_ops", [1, 4, 64])
         };
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::UnsupportedFeature);
