@@ -138,6 +138,7 @@ fn main() {
                             object_timeout: Duration::from_secs(120),
                             mode: bpfcompat::wire::Mode::Attach,
                             trigger: None,
+                            strict_maps: false,
                             retries: 2,
                             agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
                             evidence: None,

@@ -154,6 +154,7 @@ fn validate_in_worker(
         fixups: obj.fixups.clone(),
         btf: obj.btf.get(&kernel).cloned(),
         trigger: obj.trigger.clone().or_else(|| job.trigger.clone()),
+        strict_maps: job.strict_maps,
     };
     let line = serde_json::to_string(&request).expect("requests serialize") + "\n";
     if let Err(e) = worker
@@ -236,6 +237,7 @@ fn run_worker() -> ExitCode {
             fixups: req.fixups,
             btf_custom_path: req.btf.map(Into::into),
             trigger: req.trigger,
+            strict_maps: req.strict_maps,
         };
         let report = validate_object(&req.name, Path::new(&req.path), &opts);
         let out = serde_json::to_string(&report).expect("reports serialize") + "\n";

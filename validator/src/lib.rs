@@ -12,6 +12,7 @@ mod command;
 mod fire;
 mod fixups;
 mod host;
+mod sizing;
 mod sys;
 mod validate;
 

@@ -21,6 +21,7 @@ use crate::attach::{Attached, attach_all};
 use crate::capture::{self, Line};
 use crate::fire;
 use crate::fixups;
+use crate::sizing;
 use crate::sys;
 
 /// Lines of verifier log kept per failure: the end says why it gave up.
@@ -39,6 +40,9 @@ pub struct Options {
     pub btf_custom_path: Option<PathBuf>,
     /// The trigger command for fire mode (default: the built-in workload).
     pub trigger: Option<Vec<String>>,
+    /// Leave unsized maps unsized (they fail as `MAP_CONTRACT`) instead of
+    /// giving them a neutral size ([`crate::sizing`]).
+    pub strict_maps: bool,
 }
 
 /// Where an object's bytes come from.
@@ -134,7 +138,17 @@ impl Isolation {
             }
         };
         match fixups::apply(&mut open, &opts.fixups) {
-            Ok(fds) => Some((open, fds)),
+            Ok(fds) => {
+                let assumed = if opts.strict_maps {
+                    Vec::new()
+                } else {
+                    sizing::size_unsized(&mut open, &opts.fixups)
+                };
+                if self.report.assumptions.is_empty() {
+                    self.report.assumptions = assumed;
+                }
+                Some((open, fds))
+            }
             Err(message) => {
                 self.report.fault = Some(Fault::Configuration { message });
                 None

@@ -143,6 +143,10 @@ pub struct Cell {
     /// Per group of alternative programs, the one chosen on this kernel.
     #[serde(default)]
     pub variants: Vec<crate::wire::VariantChoice>,
+    /// What the validator assumed where the object leaves a value to its
+    /// loader (an unsized map's size): notes, not failures.
+    #[serde(default)]
+    pub assumptions: Vec<String>,
 }
 
 impl Cell {
@@ -165,6 +169,7 @@ impl Cell {
             findings,
             programs: Vec::new(),
             variants: Vec::new(),
+            assumptions: Vec::new(),
         }
     }
 
@@ -297,6 +302,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     };
     let mut cell = Cell::new(&r.object, run, status, findings);
     cell.variants = r.variants.clone();
+    cell.assumptions = r.assumptions.clone();
     cell.programs = r
         .programs
         .iter()

@@ -121,10 +121,16 @@ pub fn html(r: &Report) -> String {
         }
         out.push_str("</tr>");
     }
-    let _ = writeln!(
-        out,
-        "</tbody></table><script>{SCRIPT}</script></body></html>"
-    );
+    out.push_str("</tbody></table>");
+    let assumed = r.assumptions();
+    if !assumed.is_empty() {
+        out.push_str("<h2>Assumptions</h2><ul class=\"assumptions\">");
+        for (o, a) in assumed {
+            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(o), esc(a));
+        }
+        out.push_str("</ul>");
+    }
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
 

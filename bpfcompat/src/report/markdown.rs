@@ -49,6 +49,13 @@ pub fn markdown(r: &Report) -> String {
         }
         out.push('\n');
     }
+    let assumed = r.assumptions();
+    if !assumed.is_empty() {
+        out.push_str("\n## Assumptions\n\nValues the objects leave to their loaders, assumed for the validation:\n\n");
+        for (o, a) in assumed {
+            let _ = writeln!(out, "- `{o}`: {a}");
+        }
+    }
     let fired: Vec<_> = r
         .cells
         .iter()

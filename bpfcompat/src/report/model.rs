@@ -187,6 +187,21 @@ impl Report {
             .find(|c| c.object == object && c.kernel == kernel)
     }
 
+    /// What was assumed per object (an unsized map's size), once per object
+    /// and assumption however many kernels it held on.
+    pub fn assumptions(&self) -> Vec<(&str, &str)> {
+        let set: std::collections::BTreeSet<(&str, &str)> = self
+            .cells
+            .iter()
+            .flat_map(|c| {
+                c.assumptions
+                    .iter()
+                    .map(|a| (c.object.as_str(), a.as_str()))
+            })
+            .collect();
+        set.into_iter().collect()
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialize")

@@ -61,6 +61,14 @@ pub fn matrix_table(r: &Report) -> String {
     out
 }
 
+/// What the validator assumed, once per object: `ASSUMED <object>: ...`.
+pub fn assumptions_text(r: &Report) -> String {
+    r.assumptions()
+        .into_iter()
+        .map(|(o, a)| format!("ASSUMED {o}: {a}\n"))
+        .collect()
+}
+
 /// Which alternative each kernel got, for objects with variants.
 pub fn variants_text(r: &Report) -> String {
     let mut out = String::new();

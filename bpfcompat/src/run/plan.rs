@@ -30,6 +30,8 @@ pub struct Settings {
     pub mode: Mode,
     /// The fire-mode trigger (default: the built-in workload).
     pub trigger: Option<Vec<String>>,
+    /// Leave maps the objects leave unsized unsized (`--strict-maps`).
+    pub strict_maps: bool,
     /// Boots retried when a guest dies before the agent starts (default 2).
     pub retries: u32,
     /// The agent binary shipped as the guest's `/init`.

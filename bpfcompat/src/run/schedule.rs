@@ -153,6 +153,7 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
     }
     let job = Job {
         trigger: plan.settings.trigger.clone(),
+        strict_maps: plan.settings.strict_maps,
         commands,
         objects,
         ..Job::new(

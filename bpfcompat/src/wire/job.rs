@@ -63,6 +63,10 @@ pub struct Job {
     /// The `#[kernel_test]` bodies a test binary booted as `/init` runs.
     #[serde(default)]
     pub tests: Vec<String>,
+    /// Maps the object leaves unsized stay unsized (`MAP_CONTRACT`) instead
+    /// of getting a neutral size.
+    #[serde(default)]
+    pub strict_maps: bool,
 }
 
 impl Job {
@@ -76,6 +80,7 @@ impl Job {
             commands: Vec::new(),
             trigger: None,
             tests: Vec::new(),
+            strict_maps: false,
         }
     }
 
@@ -113,6 +118,9 @@ pub struct WorkerRequest {
     pub btf: Option<String>,
     /// The fire-mode trigger (the object's, else the job's).
     pub trigger: Option<Vec<String>>,
+    /// See [`Job::strict_maps`].
+    #[serde(default)]
+    pub strict_maps: bool,
 }
 
 /// A command of the user's, run as root in the guest; its exit code is the

@@ -122,6 +122,10 @@ pub struct ObjectReport {
     /// Per group of alternative programs, the one chosen on this kernel.
     #[serde(default)]
     pub variants: Vec<VariantChoice>,
+    /// What the validator assumed where the object leaves a value to its
+    /// loader (an unsized map): notes, not failures.
+    #[serde(default)]
+    pub assumptions: Vec<String>,
     /// How long validation took in the agent, in milliseconds.
     pub duration_ms: u64,
 }

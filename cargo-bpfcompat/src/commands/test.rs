@@ -94,6 +94,11 @@ pub struct TestArgs {
     /// Same as `--mode load`.
     #[arg(long, conflicts_with = "mode")]
     pub no_attach: bool,
+    /// A map the object leaves for its loader to size (max_entries, key or
+    /// value size 0) fails as MAP_CONTRACT instead of getting a neutral size
+    /// (noted in the report) for the validation.
+    #[arg(long)]
+    pub strict_maps: bool,
     /// The fire-mode trigger, run in the guest while everything is attached
     /// (default: a built-in workload of syscalls, file, process and network activity).
     #[arg(long, value_name = "CMD")]
@@ -214,6 +219,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .map(shell_words::split)
             .transpose()
             .map_err(|e| format!("--trigger: {e}"))?,
+        strict_maps: a.strict_maps,
         retries: a.retries,
         agent: agent_binary()?,
         evidence: a.evidence.clone(),

@@ -607,3 +607,52 @@ fn a_struct_ops_link_needs_6_4_while_the_same_struct_ops_without_a_link_loads_fr
         assert_pass(&report, "struct_ops", k);
     }
 }
+
+#[test]
+fn maps_the_loader_sizes_get_a_neutral_size_noted_in_every_report() {
+    // A stack-trace map without depth or entries and a hash map without
+    // entries: the real loaders size them; the programs are what is judged.
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("r.md");
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let mut c = test_on(&kernels, &["profiler", "contract"]);
+    c.arg("--markdown").arg(&md);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for k in kernels {
+        assert_pass(&report, "profiler", k);
+        let c = assert_pass_with_assumption(&report, "profiler", k);
+        assert!(
+            c.contains("map `stacks` (stack_trace)") && c.contains("value_size 1016"),
+            "{c}"
+        );
+        let c = assert_pass_with_assumption(&report, "contract", k);
+        assert!(c.contains("max_entries 1"), "{c}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ASSUMED profiler.bpf.o: map `stacks`"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.contains("## Assumptions") && md.contains("`stacks`"),
+        "{md}"
+    );
+
+    // --strict-maps: the loader's contract is the verdict again.
+    let mut c = test_on(&["debian-12-6.1"], &["profiler", "contract"]);
+    c.arg("--strict-maps");
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert_fail(&report, "contract", "debian-12-6.1", "MAP_CONTRACT");
+}
+
+/// The cell passes and notes one assumption: its text.
+fn assert_pass_with_assumption(report: &Value, object: &str, kernel: &str) -> String {
+    let c = cell(report, object, kernel);
+    assert_eq!(c["status"], "pass", "{c:#}");
+    let assumed = c["assumptions"].as_array().unwrap();
+    assert_eq!(assumed.len(), 1, "{c:#}");
+    assumed[0].as_str().unwrap().to_string()
+}
