@@ -54,6 +54,8 @@ pub struct ObjectConfig {
     /// Groups of alternative programs.
     #[serde(default)]
     pub variants: Vec<Vec<String>>,
+    /// `false`: the loader does not read globals through a skeleton's mmap.
+    pub skeleton: Option<bool>,
     /// The fire-mode trigger for this object (a command run in the guest).
     pub trigger: Option<String>,
 }
@@ -66,6 +68,7 @@ impl ObjectConfig {
             programs: self.programs.clone(),
             variables: self.variables.clone(),
             variants: self.variants.clone(),
+            skeleton: self.skeleton,
         }
     }
 }

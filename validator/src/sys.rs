@@ -14,6 +14,12 @@ pub fn map_type(m: &OpenMap) -> u32 {
     unsafe { libbpf_sys::bpf_map__type(m.as_libbpf_object().as_ptr()) }
 }
 
+/// A loaded map's `map_flags` as libbpf created it (after its sanitizing).
+pub fn loaded_map_flags(m: &libbpf_rs::Map) -> u32 {
+    // SAFETY: the pointer comes from a live Map.
+    unsafe { libbpf_sys::bpf_map__map_flags(m.as_libbpf_object().as_ptr()) }
+}
+
 /// The program's type number (`enum bpf_prog_type`).
 pub fn prog_type(p: &OpenProgram) -> u32 {
     // SAFETY: the pointer comes from a live OpenProgram.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bpfcompat::wire::{
-    Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure,
-    VariantChoice, tail,
+    BPF_F_MMAPABLE, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport,
+    StepFailure, VariantChoice, tail,
 };
 use libbpf_rs::{ObjectBuilder, OpenObject};
 
@@ -208,6 +208,9 @@ impl Isolation {
     /// The object loaded (without the rejected programs): maps, programs,
     /// attach and fire outcomes.
     fn loaded(&mut self, obj: &mut libbpf_rs::Object, opts: &Options) {
+        if opts.fixups.skeleton != Some(false) {
+            record_mmapable(obj, &mut self.report.maps);
+        }
         for m in &mut self.report.maps {
             let off = opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
             m.create = if off {
@@ -373,6 +376,22 @@ fn finish_unloaded(report: &mut ObjectReport, rejected: &BTreeMap<String, StepFa
     }
 }
 
+/// For each map the object asked to be mmap-able (global data for a
+/// skeleton), whether the loaded map is.
+fn record_mmapable(obj: &libbpf_rs::Object, maps: &mut [MapReport]) {
+    use libbpf_rs::MapCore;
+    for loaded in obj.maps() {
+        let flags = sys::loaded_map_flags(&loaded);
+        let name = loaded.name().to_string_lossy();
+        if let Some(m) = maps
+            .iter_mut()
+            .find(|m| m.name == name && m.flags & BPF_F_MMAPABLE != 0)
+        {
+            m.mmapable = Some(flags & BPF_F_MMAPABLE != 0);
+        }
+    }
+}
+
 /// Names, sections and types of every program and map. The kernel's feature
 /// probes cost a program load each, so they run only for what failed.
 fn describe(open: &OpenObject, report: &mut ObjectReport) {
@@ -384,6 +403,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             declared: [m.max_entries(), m.key_size(), m.value_size()],
             flags: m.map_flags(),
             loads_without_link: None,
+            mmapable: None,
             create: skipped("not attempted"),
         });
     }

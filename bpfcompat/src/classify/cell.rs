@@ -269,6 +269,29 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
         .collect()
 }
 
+/// A global-data map the kernel created without `BPF_F_MMAPABLE` (libbpf
+/// drops it where arrays cannot be mmap-ed): a skeleton's pointer to the
+/// variables is NULL there, so the loader fails to start or crashes.
+fn skeleton_finding(m: &MapReport) -> Option<Finding> {
+    (m.mmapable == Some(false)).then(|| Finding {
+        map: Some(m.name.clone()),
+        ..Finding::plain(
+            Stage::Load,
+            Code::UnsupportedFeature,
+            None,
+            format!(
+                "map `{}` (global variables) was created without BPF_F_MMAPABLE: this kernel cannot mmap array maps, so a skeleton cannot reach the variables",
+                m.name
+            ),
+            Some(format!(
+                "skeletons (libbpf's, libbpf-cargo's) read global variables through mmap, which needs Linux {}: keep run-time state in an explicit map for older kernels, or set `skeleton = false` for a loader that uses no skeleton",
+                crate::classify::releases::features::ARRAY_MMAP
+            )),
+            Vec::new(),
+        )
+    })
+}
+
 /// `SIGINT`, `SIGTERM`, … for the signals a run is stopped with.
 pub fn signal_name(signal: usize) -> String {
     i32::try_from(signal)
@@ -282,6 +305,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
         return cell;
     }
     let mut findings = step_findings(r, run);
+    findings.extend(r.maps.iter().filter_map(skeleton_finding));
     let silent_lsm = |p: &&ProgramReport| inactive_bpf_lsm(p, run.lsm.as_deref()).is_some();
     findings.extend(
         r.programs
@@ -560,6 +584,33 @@ mod tests {
             outcome,
             release: Some("6.1.0-9-cloud-amd64".into()),
             ..KernelRun::new("debian-12-6.1", true)
+        }
+    }
+
+    #[test]
+    fn global_data_a_skeleton_cannot_mmap_fails_naming_5_5() {
+        // Linux 5.4: libbpf created `.bss` without BPF_F_MMAPABLE.
+        let mut r = report(vec![program("p", Outcome::Ok, Outcome::Ok)]);
+        r.maps.push(MapReport {
+            name: "o.bss".into(),
+            map_type: "array".into(),
+            type_supported: None,
+            declared: [1, 4, 8],
+            flags: crate::wire::BPF_F_MMAPABLE,
+            loads_without_link: None,
+            mmapable: Some(false),
+            create: Outcome::Ok,
+        });
+        let run = kernel(vec![], KernelOutcome::Completed);
+        let c = object_cell(&run, &r);
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.code, Some(Code::UnsupportedFeature));
+        assert!(c.remediation.unwrap().contains("needs Linux 5.5"));
+        // Where the map is mmap-able, or the loader uses no skeleton (not
+        // recorded), nothing is said.
+        for mmapable in [Some(true), None] {
+            r.maps[0].mmapable = mmapable;
+            assert_eq!(object_cell(&run, &r).status, Status::Pass);
         }
     }
 

@@ -561,6 +561,7 @@ mod tests {
             declared,
             flags: 0,
             loads_without_link: None,
+            mmapable: None,
             create: crate::wire::Outcome::Ok,
         }
     }

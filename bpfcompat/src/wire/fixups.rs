@@ -25,6 +25,11 @@ pub struct Fixups {
     /// that loads and attaches is chosen and the rest are not counted.
     #[serde(default)]
     pub variants: Vec<Vec<String>>,
+    /// Whether the loader reads global variables through a skeleton's
+    /// mmap of their maps (default: yes, as libbpf and libbpf-cargo
+    /// skeletons do); `false` for loaders that do not.
+    #[serde(default)]
+    pub skeleton: Option<bool>,
 }
 
 /// Changes to one map before load.

@@ -205,12 +205,19 @@ pub struct MapReport {
     /// struct_ops links).
     #[serde(default)]
     pub loads_without_link: Option<bool>,
+    /// For a global-data map the object asks to be mmap-able (a skeleton
+    /// reads its variables through mmap): whether the loaded map is. libbpf
+    /// drops the flag silently on kernels that cannot mmap arrays.
+    #[serde(default)]
+    pub mmapable: Option<bool>,
     /// Whether the kernel created the map.
     pub create: Outcome,
 }
 
 /// `BPF_F_LINK` in `map_flags`: a struct_ops map attached through a link.
 pub const BPF_F_LINK: u32 = 1 << 13;
+/// `BPF_F_MMAPABLE` in `map_flags`: an array map user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 impl MapReport {
     /// A struct_ops map that registers through a BPF link (`.struct_ops.link`).

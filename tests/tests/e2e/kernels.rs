@@ -656,3 +656,41 @@ fn assert_pass_with_assumption(report: &Value, object: &str, kernel: &str) -> St
     assert_eq!(assumed.len(), 1, "{c:#}");
     assumed[0].as_str().unwrap().to_string()
 }
+
+#[test]
+fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_none() {
+    // Ubuntu 20.04's 5.4 cannot mmap arrays: libbpf drops BPF_F_MMAPABLE
+    // from `.bss` silently and a skeleton's pointer to it is NULL there.
+    let mut kernels = vec!["debian-11-5.10".to_string()];
+    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
+    let (_, report) = with_report(test_on(&kernels, &["globals"]));
+    assert_pass(&report, "globals", "debian-11-5.10");
+    if kernels.len() == 1 {
+        bpfcompat_e2e::skip(
+            "global_data_a_skeleton_cannot_mmap…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    let c = assert_fail(
+        &report,
+        "globals",
+        "ubuntu-20.04-5.4",
+        "UNSUPPORTED_FEATURE",
+    );
+    assert!(
+        c["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("needs Linux 5.5"),
+        "{c:#}"
+    );
+    // A loader without a skeleton declares so, and the cell passes.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(&config, "[objects.globals]\nskeleton = false\n").unwrap();
+    let mut c = test_on(&["ubuntu-20.04-5.4"], &["globals"]);
+    c.arg("--config").arg(&config);
+    let (_, report) = with_report(c);
+    assert_pass(&report, "globals", "ubuntu-20.04-5.4");
+}

@@ -103,6 +103,9 @@ pub(crate) mod features {
     pub const KSYM: &str = "5.10";
     /// Callbacks (`BPF_PSEUDO_FUNC`), with `bpf_for_each_map_elem`, Linux 5.13.
     pub const CALLBACK: &str = "5.13";
+    /// mmap-able array maps (`BPF_F_MMAPABLE`), "bpf: Add mmap() support for
+    /// BPF_MAP_TYPE_ARRAY", Linux 5.5.
+    pub const ARRAY_MMAP: &str = "5.5";
     /// Struct_ops maps registered through a BPF link (`.struct_ops.link`,
     /// `BPF_F_LINK`): "bpf: Create links for BPF struct_ops maps", Linux 6.4.
     pub const STRUCT_OPS_LINK: &str = "6.4";
