@@ -338,7 +338,21 @@ fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
 /// the program calls.
 fn helper_probe(e: &Evidence) -> Option<Verdict> {
     let p = e.program?;
-    let &id = e.failure.unsupported_helpers.first()?;
+    let candidates: Vec<u32> = e
+        .failure
+        .unsupported_helpers
+        .iter()
+        .copied()
+        .filter(|id| !REWRITTEN_BY_LIBBPF.contains(id))
+        .collect();
+    // The helper the verifier rejected, when it names one; the probe's
+    // first otherwise (the verifier may speak of something else entirely).
+    let named = find(e.failure, UNKNOWN_HELPER).and_then(|l| helper_in_text(&l));
+    let id = match named {
+        Some(id) if candidates.contains(&id) => id,
+        Some(_) => return None,
+        None => *candidates.first()?,
+    };
     let name = helper_name(id).unwrap_or_else(|| format!("helper #{id}"));
     Some(v(
         Code::UnsupportedHelper,
@@ -351,9 +365,17 @@ fn helper_probe(e: &Evidence) -> Option<Verdict> {
     ))
 }
 
+/// Helpers libbpf rewrites to an older one where the kernel lacks them
+/// (`bpf_probe_read_{user,kernel}[_str]` → `bpf_probe_read[_str]`): the
+/// kernel never sees them, so they are never the one to blame.
+const REWRITTEN_BY_LIBBPF: &[u32] = &[112, 113, 114, 115];
+
+/// The verifier's words for a helper it does not know.
+const UNKNOWN_HELPER: &[&str] = &["unknown func ", "invalid func unknown#"];
+
 /// The verifier does not know a helper.
 fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
-    let line = find(e.failure, &["unknown func ", "invalid func unknown#"])?;
+    let line = find(e.failure, UNKNOWN_HELPER)?;
     let id = helper_in_text(&line);
     let name = id
         .and_then(helper_name)
@@ -619,6 +641,35 @@ mod tests {
             got.remediation.as_deref(),
             Some("bpf_loop needs Linux 5.17")
         );
+    }
+
+    #[test]
+    fn the_helper_blamed_is_the_one_the_verifier_rejected_never_one_libbpf_rewrote() {
+        // Linux 5.4: the program calls bpf_probe_read_kernel (libbpf rewrites
+        // it to bpf_probe_read there) and bpf_get_current_task_btf (5.11),
+        // which the verifier rejects by number.
+        let mut f = failure(
+            &["14: (85) call unknown#158", "invalid func unknown#158"],
+            &[],
+            Some(22),
+        );
+        f.unsupported_helpers = vec![113, 158];
+        let got = load(&f, &program("tracing"));
+        assert_eq!(got.code, Code::UnsupportedHelper);
+        assert!(
+            got.message.starts_with("bpf_get_current_task_btf (#158)"),
+            "{}",
+            got.message
+        );
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("bpf_get_current_task_btf needs Linux 5.11")
+        );
+        // Only a rewritten helper is unsupported and the verifier names
+        // nothing: no helper is blamed.
+        let mut f = failure(&["some other reason"], &[], Some(22));
+        f.unsupported_helpers = vec![113];
+        assert_ne!(load(&f, &program("tracing")).code, Code::UnsupportedHelper);
     }
 
     #[test]
