@@ -6,6 +6,7 @@
 //! [`bpfcompat::wire::ObjectReport`], judged by the same classifier.
 
 pub mod agent;
+mod alternatives;
 mod attach;
 mod capture;
 mod command;

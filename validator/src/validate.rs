@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use bpfcompat::wire::{
     BPF_F_MMAPABLE, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport,
-    StepFailure, VariantChoice, tail,
+    StepFailure, tail,
 };
 use libbpf_rs::{ObjectBuilder, OpenObject};
 
+use crate::alternatives;
 use crate::attach::{Attached, attach_all};
 use crate::capture::{self, Line};
 use crate::fire;
@@ -100,7 +101,12 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         }
     }
     let mut report = v.report;
-    choose_variants(&mut report, &opts.fixups.variants);
+    alternatives::choose(&mut report, &opts.fixups.variants, false);
+    let inferred = alternatives::inferred(&report.programs, &opts.fixups.variants);
+    alternatives::choose(&mut report, &inferred, true);
+    for p in &mut report.programs {
+        p.optional = opts.fixups.programs.get(&p.name).and_then(|f| f.optional) == Some(true);
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
 }
@@ -334,31 +340,6 @@ impl Isolation {
 /// where attaching was asked) is chosen; the others are not counted, as the
 /// real loader would have switched them off. A group where none works keeps
 /// every member's failure.
-fn choose_variants(report: &mut ObjectReport, groups: &[Vec<String>]) {
-    for group in groups {
-        let works =
-            |p: &ProgramReport| p.load == Outcome::Ok && !matches!(p.attach, Outcome::Failed(_));
-        let chosen = group
-            .iter()
-            .find(|name| report.programs.iter().any(|p| &&p.name == name && works(p)))
-            .cloned();
-        if let Some(chosen) = &chosen {
-            for p in report
-                .programs
-                .iter_mut()
-                .filter(|p| group.contains(&p.name) && &p.name != chosen)
-            {
-                p.load = skipped(&format!("variant `{chosen}` chosen"));
-                p.attach = skipped(&format!("variant `{chosen}` chosen"));
-            }
-        }
-        report.variants.push(VariantChoice {
-            candidates: group.clone(),
-            chosen,
-        });
-    }
-}
-
 fn skipped(reason: &str) -> Outcome {
     Outcome::Skipped {
         reason: reason.to_string(),
@@ -427,6 +408,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             load: skipped("not attempted"),
             attach: skipped("not attempted"),
             fire: None,
+            optional: false,
         });
     }
 }

@@ -105,6 +105,9 @@ pub struct ProgramState {
     /// Fire mode: how often it ran while the trigger ran.
     #[serde(default)]
     pub runs: Option<u64>,
+    /// Declared optional: a failure here is shown, not counted.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The verdict on one object on one kernel.
@@ -310,13 +313,14 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     findings.extend(
         r.programs
             .iter()
+            .filter(|p| !p.optional)
             .filter_map(|p| inactive_bpf_lsm(p, run.lsm.as_deref())),
     );
     // An LSM hook that never runs explains a program that did not fire.
     findings.extend(
         r.programs
             .iter()
-            .filter(|p| !silent_lsm(p))
+            .filter(|p| !silent_lsm(p) && !p.optional)
             .filter_map(fire_finding),
     );
     let status = if findings.is_empty() {
@@ -335,6 +339,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             section: p.section.clone(),
             load: outcome_word(&p.load),
             attach: outcome_word(&p.attach),
+            optional: p.optional,
             runs: match p.fire {
                 Some(Fire::Fired { runs }) => Some(runs),
                 Some(Fire::NotFired { .. }) => Some(0),
@@ -393,12 +398,14 @@ fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
             steps.push((Step::MapCreate, f, None, Some(m)));
         }
     }
-    for p in &r.programs {
+    // An optional program's failure is shown (in `programs`), not counted.
+    let counted = || r.programs.iter().filter(|p| !p.optional);
+    for p in counted() {
         if let Some(f) = p.load.failure() {
             steps.push((Step::ProgLoad, f, Some(p), None));
         }
     }
-    for p in &r.programs {
+    for p in counted() {
         if let Some(f) = p.attach.failure() {
             steps.push((Step::Attach, f, Some(p), None));
         }
@@ -567,6 +574,7 @@ mod tests {
             load,
             attach,
             fire: None,
+            optional: false,
         }
     }
 

@@ -598,6 +598,7 @@ mod tests {
             load: crate::wire::Outcome::Ok,
             attach: crate::wire::Outcome::Ok,
             fire: None,
+            optional: false,
         }
     }
 

@@ -75,9 +75,14 @@ pub fn variants_text(r: &Report) -> String {
     for c in r.cells.iter().filter(|c| !c.variants.is_empty()) {
         for v in &c.variants {
             let chosen = v.chosen.as_deref().unwrap_or("none works");
+            let (word, how) = if v.inferred {
+                ("alternative", "; the same hook by other mechanisms")
+            } else {
+                ("variant", "")
+            };
             let _ = writeln!(
                 out,
-                "variant {} on {}: {chosen} (of {})",
+                "{word} {} on {}: {chosen} (of {}{how})",
                 c.object,
                 c.kernel,
                 v.candidates.join(", ")

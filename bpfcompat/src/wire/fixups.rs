@@ -72,6 +72,9 @@ pub struct InnerMap {
 pub struct ProgramFixup {
     /// `false` leaves the program out.
     pub autoload: Option<bool>,
+    /// `true`: the loader may go without this program (it skips it where it
+    /// fails); its failure is shown, not counted.
+    pub optional: Option<bool>,
     /// Another program type, by libbpf's name (e.g. `kprobe`).
     #[serde(rename = "type")]
     pub prog_type: Option<String>,

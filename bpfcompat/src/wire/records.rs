@@ -158,6 +158,10 @@ pub struct VariantChoice {
     pub candidates: Vec<String>,
     /// The first that loaded and attached; `None` when none did.
     pub chosen: Option<String>,
+    /// Whether the group was inferred (programs on one hook by different
+    /// mechanisms) rather than declared as `variants`.
+    #[serde(default)]
+    pub inferred: bool,
 }
 
 /// The validator child of one object did not finish normally.
@@ -246,6 +250,10 @@ pub struct ProgramReport {
     /// Fire mode: whether it ran while the trigger ran.
     #[serde(default)]
     pub fire: Option<Fire>,
+    /// Declared optional: the loader may go without it, so its failure is
+    /// shown, not counted.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Fire mode's verdict on one attached program.

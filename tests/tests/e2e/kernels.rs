@@ -694,3 +694,63 @@ fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_no
     let (_, report) = with_report(c);
     assert_pass(&report, "globals", "ubuntu-20.04-5.4");
 }
+
+#[test]
+fn programs_on_one_hook_by_different_mechanisms_are_alternatives_the_kernel_chooses_from() {
+    // 5.10 rejects the fentry program (bpf_get_func_ip is 5.15): the kprobe
+    // fallback is chosen and the object passes; 6.1 gets the fentry one.
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let (out, report) = with_report(test_on(&kernels, &["alternatives"]));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for (k, chosen) in [
+        ("debian-11-5.10", "unlink_kprobe"),
+        ("debian-12-6.1", "unlink_fentry"),
+    ] {
+        let c = cell(&report, "alternatives", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert_eq!(c["variants"][0]["chosen"], chosen, "{c:#}");
+        assert_eq!(c["variants"][0]["inferred"], true, "{c:#}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("alternative alternatives.bpf.o on debian-11-5.10: unlink_kprobe"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_program_declared_optional_is_shown_failing_but_not_counted() {
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    // As compiled: the missing tracepoint fails the object.
+    let (out, report) = with_report(test_on(&kernels, &["optional"]));
+    assert_eq!(out.status.code(), Some(2));
+    for k in kernels {
+        let c = assert_fail(&report, "optional", k, "MISSING_ATTACH_TARGET");
+        assert_eq!(c["program"], "on_riscv_flush_icache", "{c:#}");
+    }
+    // Declared optional, as its loader treats it: the object passes, and the
+    // program still shows its failure.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(
+        &config,
+        "[objects.optional.programs.on_riscv_flush_icache]\noptional = true\n",
+    )
+    .unwrap();
+    let mut c = test_on(&kernels, &["optional"]);
+    c.arg("--config").arg(&config);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for k in kernels {
+        let c = cell(&report, "optional", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        let p = c["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "on_riscv_flush_icache")
+            .unwrap();
+        assert_eq!(p["optional"], true, "{p:#}");
+        assert!(p["attach"].as_str().unwrap().starts_with("failed"), "{p:#}");
+    }
+}

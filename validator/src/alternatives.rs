@@ -1,0 +1,129 @@
+//! Alternatives a loader chooses between at run time.
+//!
+//! Tools ship one hook several ways (fentry and kprobe on one function;
+//! tp_btf, raw_tp and tracepoint on one tracepoint) and enable the one the
+//! kernel supports. Such programs form a group; per kernel the first of a
+//! group that loads and attaches is chosen and the others are not counted.
+//! Declared `variants` are the explicit form and win: a program in one is
+//! never grouped again. Within an inferred group the newer mechanism is
+//! preferred, as loaders do.
+
+use std::collections::BTreeMap;
+
+use bpfcompat::wire::{ObjectReport, Outcome, ProgramReport, VariantChoice};
+
+/// The groups the programs form by hook, each in order of preference, for
+/// the programs no declared group names.
+pub fn inferred(programs: &[ProgramReport], declared: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut by_hook: BTreeMap<String, Vec<(u8, &str)>> = BTreeMap::new();
+    for p in programs {
+        if declared.iter().flatten().any(|d| d == &p.name) {
+            continue;
+        }
+        if let Some((hook, rank)) = hook_of(&p.section) {
+            by_hook.entry(hook).or_default().push((rank, &p.name));
+        }
+    }
+    by_hook
+        .into_values()
+        .filter(|g| g.len() > 1)
+        .map(|mut g| {
+            g.sort();
+            g.into_iter().map(|(_, n)| n.to_string()).collect()
+        })
+        .collect()
+}
+
+/// The hook a section attaches to, and how preferred its mechanism is
+/// (0 first): entry and exit of a kernel function, or a tracepoint.
+fn hook_of(section: &str) -> Option<(String, u8)> {
+    let (kind, target) = section.split_once('/')?;
+    let (hook, rank) = match kind {
+        "fentry" => ("entry", 0),
+        "kprobe" => ("entry", 2),
+        "fexit" => ("exit", 0),
+        "kretprobe" => ("exit", 2),
+        "tp_btf" => ("tp", 0),
+        "raw_tp" | "raw_tracepoint" => ("tp", 1),
+        // `tracepoint/<category>/<name>`: the name is the hook.
+        "tracepoint" | "tp" => return Some((format!("tp:{}", target.rsplit('/').next()?), 2)),
+        _ => return None,
+    };
+    // A kprobe target may carry an offset (`func+0x10`): another hook.
+    (!target.is_empty() && !target.contains('+')).then(|| (format!("{hook}:{target}"), rank))
+}
+
+/// Per group, the first program that loaded and attached is chosen; the
+/// others are marked skipped for it (they are not counted). A group where
+/// none works keeps every failure.
+pub fn choose(report: &mut ObjectReport, groups: &[Vec<String>], inferred: bool) {
+    for group in groups {
+        let works =
+            |p: &ProgramReport| p.load == Outcome::Ok && !matches!(p.attach, Outcome::Failed(_));
+        let chosen = group
+            .iter()
+            .find(|name| report.programs.iter().any(|p| &&p.name == name && works(p)))
+            .cloned();
+        if let Some(chosen) = &chosen {
+            let why = format!("alternative `{chosen}` chosen");
+            for p in report
+                .programs
+                .iter_mut()
+                .filter(|p| group.contains(&p.name) && &p.name != chosen)
+            {
+                p.load = Outcome::Skipped {
+                    reason: why.clone(),
+                };
+                p.attach = Outcome::Skipped {
+                    reason: why.clone(),
+                };
+            }
+        }
+        report.variants.push(VariantChoice {
+            candidates: group.clone(),
+            chosen,
+            inferred,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(name: &str, section: &str) -> ProgramReport {
+        ProgramReport {
+            name: name.into(),
+            section: section.into(),
+            prog_type: String::new(),
+            type_supported: None,
+            helpers: Vec::new(),
+            load: Outcome::Ok,
+            attach: Outcome::Ok,
+            fire: None,
+            optional: false,
+        }
+    }
+
+    #[test]
+    fn one_hook_by_several_mechanisms_is_a_group_newest_first() {
+        let programs = [
+            program("kp", "kprobe/do_unlinkat"),
+            program("fe", "fentry/do_unlinkat"),
+            program("other", "kprobe/vfs_read"),
+            program("tp", "tracepoint/sched/sched_switch"),
+            program("btf", "tp_btf/sched_switch"),
+            program("raw", "raw_tp/sched_switch"),
+            program("ret", "kretprobe/do_unlinkat"),
+        ];
+        let groups = inferred(&programs, &[]);
+        assert_eq!(
+            groups,
+            [vec!["fe", "kp"], vec!["btf", "raw", "tp"]],
+            "entry and exit are different hooks; a lone program is no group"
+        );
+        // A declared group wins: its programs are not grouped again.
+        let declared = [vec!["kp".to_string(), "other".to_string()]];
+        assert_eq!(inferred(&programs, &declared), [vec!["btf", "raw", "tp"]]);
+    }
+}
