@@ -103,6 +103,38 @@ fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupE
     Ok(keep)
 }
 
+/// Declared fallbacks, applied only where the kernel's probe says the map's
+/// own type is unsupported, as a loader does; one line per fallback taken.
+pub fn apply_fallbacks(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<String>, FixupError> {
+    let mut taken = Vec::new();
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        let Some(fallback) = fx.maps.get(&name).and_then(|f| f.fallback_type.as_ref()) else {
+            continue;
+        };
+        let own = sys::map_type(&m);
+        if sys::probe_map_type(own) != Some(false) {
+            continue;
+        }
+        let t = sys::map_type_by_name(fallback)
+            .ok_or_else(|| format!("map `{name}`: unknown fallback type `{fallback}`"))?;
+        let e = |err: String| format!("map `{name}`: cannot fall back to {fallback}: {err}");
+        sys::set_map_type(&m, t).map_err(|r| e(r.to_string()))?;
+        if fallback == "perf_event_array" {
+            // Keys and values are CPU indexes and descriptors; libbpf sizes
+            // max_entries 0 to the CPUs.
+            m.set_key_size(4).map_err(|x| e(x.to_string()))?;
+            m.set_value_size(4).map_err(|x| e(x.to_string()))?;
+            m.set_max_entries(0).map_err(|x| e(x.to_string()))?;
+        }
+        taken.push(format!(
+            "map `{name}`: {} maps are not supported, so its declared fallback {fallback} was used",
+            sys::map_type_name(own)
+        ));
+    }
+    Ok(taken)
+}
+
 /// Initial values of global variables, written into their sections' maps.
 fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> {
     let vars = datasec_vars(open);

@@ -143,15 +143,16 @@ impl Isolation {
                 return None;
             }
         };
-        match fixups::apply(&mut open, &opts.fixups) {
-            Ok(fds) => {
-                let assumed = if opts.strict_maps {
-                    Vec::new()
-                } else {
-                    sizing::size_unsized(&mut open, &opts.fixups)
-                };
+        let applied = fixups::apply(&mut open, &opts.fixups).and_then(|fds| {
+            fixups::apply_fallbacks(&mut open, &opts.fixups).map(|taken| (fds, taken))
+        });
+        match applied {
+            Ok((fds, mut notes)) => {
+                if !opts.strict_maps {
+                    notes.extend(sizing::size_unsized(&mut open, &opts.fixups));
+                }
                 if self.report.assumptions.is_empty() {
-                    self.report.assumptions = assumed;
+                    self.report.assumptions = notes;
                 }
                 Some((open, fds))
             }

@@ -126,7 +126,7 @@ pub fn html(r: &Report) -> String {
     if !assumed.is_empty() {
         out.push_str("<h2>Assumptions</h2><ul class=\"assumptions\">");
         for (o, a) in assumed {
-            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(o), esc(a));
+            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(o), esc(&a));
         }
         out.push_str("</ul>");
     }

@@ -187,19 +187,27 @@ impl Report {
             .find(|c| c.object == object && c.kernel == kernel)
     }
 
-    /// What was assumed per object (an unsized map's size), once per object
-    /// and assumption however many kernels it held on.
-    pub fn assumptions(&self) -> Vec<(&str, &str)> {
-        let set: std::collections::BTreeSet<(&str, &str)> = self
-            .cells
-            .iter()
-            .flat_map(|c| {
-                c.assumptions
-                    .iter()
-                    .map(|a| (c.object.as_str(), a.as_str()))
+    /// What was assumed per object (an unsized map's size, a declared
+    /// fallback taken), once per object and assumption, with the kernels it
+    /// held on when that is not all of them.
+    pub fn assumptions(&self) -> Vec<(&str, String)> {
+        let mut on: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+        for c in &self.cells {
+            for a in &c.assumptions {
+                on.entry((c.object.as_str(), a.as_str()))
+                    .or_default()
+                    .push(c.kernel.as_str());
+            }
+        }
+        on.into_iter()
+            .map(|((object, text), kernels)| {
+                if kernels.len() == self.kernels.len() {
+                    (object, text.to_string())
+                } else {
+                    (object, format!("{text} (on {})", kernels.join(", ")))
+                }
             })
-            .collect();
-        set.into_iter().collect()
+            .collect()
     }
 
     /// The report as pretty JSON.

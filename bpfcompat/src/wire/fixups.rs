@@ -45,6 +45,9 @@ pub struct MapFixup {
     /// Another map type, by libbpf's name (e.g. `perf_event_array`).
     #[serde(rename = "type")]
     pub map_type: Option<String>,
+    /// The type the loader falls back to where the kernel lacks the map's
+    /// own (`perf_event_array` for a `ringbuf` before 5.8), by libbpf's name.
+    pub fallback_type: Option<String>,
     /// `false` leaves the map out, as `bpf_map__set_autocreate(false)` does.
     pub autocreate: Option<bool>,
     /// The inner map prototype of a map-in-map.

@@ -754,3 +754,45 @@ fn a_program_declared_optional_is_shown_failing_but_not_counted() {
         assert!(p["attach"].as_str().unwrap().starts_with("failed"), "{p:#}");
     }
 }
+
+#[test]
+fn a_declared_ring_buffer_fallback_is_taken_only_where_ring_buffers_are_missing() {
+    // Ring buffers need 5.8: Ubuntu 20.04's 5.4 takes the declared perf
+    // buffer fallback; Debian 12 keeps the ring buffer.
+    let mut kernels = vec!["debian-12-6.1".to_string()];
+    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(
+        &config,
+        "[objects.ringbuf_fallback.maps.events]\nfallback_type = \"perf_event_array\"\n",
+    )
+    .unwrap();
+    let mut c = test_on(&kernels, &["ringbuf_fallback"]);
+    c.arg("--config").arg(&config);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let on12 = cell(&report, "ringbuf_fallback", "debian-12-6.1");
+    assert_eq!(on12["status"], "pass", "{on12:#}");
+    assert!(
+        on12["assumptions"].as_array().unwrap().is_empty(),
+        "{on12:#}"
+    );
+    if kernels.len() == 1 {
+        bpfcompat_e2e::skip(
+            "a_declared_ring_buffer_fallback…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    let c = assert_pass_with_assumption(&report, "ringbuf_fallback", "ubuntu-20.04-5.4");
+    assert!(c.contains("declared fallback perf_event_array"), "{c}");
+    // Without the declaration the kernel's verdict stands.
+    let (_, report) = with_report(test_on(&["ubuntu-20.04-5.4"], &["ringbuf_fallback"]));
+    assert_fail(
+        &report,
+        "ringbuf_fallback",
+        "ubuntu-20.04-5.4",
+        "UNSUPPORTED_MAP_TYPE",
+    );
+}
