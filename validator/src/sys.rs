@@ -20,6 +20,16 @@ pub fn loaded_map_flags(m: &libbpf_rs::Map) -> u32 {
     unsafe { libbpf_sys::bpf_map__map_flags(m.as_libbpf_object().as_ptr()) }
 }
 
+/// The names of the programs libbpf loaded (it leaves some out itself,
+/// e.g. struct_ops programs whose map was not created).
+pub fn loaded_programs(obj: &libbpf_rs::Object) -> std::collections::BTreeSet<String> {
+    obj.progs()
+        // SAFETY: the pointer comes from a live Program of `obj`.
+        .filter(|p| unsafe { libbpf_sys::bpf_program__fd(p.as_libbpf_object().as_ptr()) } >= 0)
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// The program's type number (`enum bpf_prog_type`).
 pub fn prog_type(p: &OpenProgram) -> u32 {
     // SAFETY: the pointer comes from a live OpenProgram.

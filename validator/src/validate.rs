@@ -1,11 +1,14 @@
 //! Validating one object: open, load (isolating each failing program), attach.
 //!
-//! libbpf loads an object all or nothing and stops at the first program the
-//! kernel rejects. To report every program, a failing program is switched off
-//! (`autoload = false`) and the object is opened and loaded again, until it
-//! loads or the failure is not a single program's (a map, an extern, BTF).
+//! libbpf loads an object all or nothing and stops at the first program or
+//! map the kernel rejects. To report every program, a failing program is
+//! switched off (`autoload = false`), a failing map is left out
+//! (`autocreate = false`), and the object is opened and loaded again, until
+//! it loads or the failure is the object's as a whole (an extern, BTF). A
+//! program that needs a map the kernel refused is not judged on its own: it
+//! is reported as blocked by that map.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +74,8 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
             ..ObjectReport::default()
         },
         rejected: BTreeMap::new(),
+        blocked: BTreeMap::new(),
+        refused_maps: BTreeSet::new(),
         types: BTreeMap::new(),
         map_types: BTreeMap::new(),
     };
@@ -82,11 +87,7 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
             break;
         };
         v.describe_once(&open);
-        for mut p in open.progs_mut() {
-            if v.rejected.contains_key(&*p.name().to_string_lossy()) {
-                p.set_autoload(false);
-            }
-        }
+        v.leave_out(&mut open);
         match open.load() {
             Ok(mut obj) => {
                 v.loaded(&mut obj, opts);
@@ -94,12 +95,12 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
             }
             Err(e) => {
                 if !v.load_failed(&e) {
-                    v.try_without_link(source, opts);
                     break;
                 }
             }
         }
     }
+    v.try_without_link(source, opts);
     let mut report = v.report;
     alternatives::choose(&mut report, &opts.fixups.variants, false);
     let inferred = alternatives::inferred(&report.programs, &opts.fixups.variants);
@@ -116,6 +117,10 @@ struct Isolation {
     report: ObjectReport,
     /// Programs the kernel rejected, with the evidence, by name.
     rejected: BTreeMap<String, StepFailure>,
+    /// Programs that need a map the kernel refused: program → map.
+    blocked: BTreeMap<String, String>,
+    /// Maps the kernel refused (their failure is in the report).
+    refused_maps: BTreeSet<String>,
     /// libbpf's raw program and map types, by name (for the kernel's probes).
     types: BTreeMap<String, u32>,
     map_types: BTreeMap<String, u32>,
@@ -163,6 +168,21 @@ impl Isolation {
         }
     }
 
+    /// Switches off what failed in earlier rounds.
+    fn leave_out(&self, open: &mut OpenObject) {
+        for mut p in open.progs_mut() {
+            let name = p.name().to_string_lossy().into_owned();
+            if self.rejected.contains_key(&name) || self.blocked.contains_key(&name) {
+                p.set_autoload(false);
+            }
+        }
+        for mut m in open.maps_mut() {
+            if self.refused_maps.contains(&*m.name().to_string_lossy()) {
+                let _ = m.set_autocreate(false);
+            }
+        }
+    }
+
     /// A `.struct_ops.link` map failed: loads the object again with the
     /// map's `BPF_F_LINK` cleared, so the kernel itself tells whether it has
     /// struct_ops but not struct_ops links. Nothing it loads is kept.
@@ -179,9 +199,10 @@ impl Isolation {
             return;
         };
         let name = self.report.maps[i].name.clone();
-        for mut p in open.progs_mut() {
-            if self.rejected.contains_key(&*p.name().to_string_lossy()) {
-                p.set_autoload(false);
+        self.leave_out(&mut open);
+        for mut m in open.maps_mut() {
+            if m.name().to_string_lossy() == name {
+                let _ = m.set_autocreate(true);
             }
         }
         let cleared = open
@@ -218,7 +239,13 @@ impl Isolation {
         if opts.fixups.skeleton != Some(false) {
             record_mmapable(obj, &mut self.report.maps);
         }
-        for m in &mut self.report.maps {
+        let loaded_progs = sys::loaded_programs(obj);
+        for m in self
+            .report
+            .maps
+            .iter_mut()
+            .filter(|m| !self.refused_maps.contains(&m.name))
+        {
             let off = opts.fixups.maps.get(&m.name).and_then(|f| f.autocreate) == Some(false);
             m.create = if off {
                 skipped("autocreate disabled by configuration")
@@ -250,9 +277,20 @@ impl Isolation {
                 p.attach = skipped("not loaded");
                 continue;
             }
+            if let Some(map) = self.blocked.get(&p.name) {
+                p.load = blocked_by(map);
+                p.attach = skipped("not loaded");
+                continue;
+            }
             match self.rejected.get(&p.name) {
                 Some(f) => {
                     p.load = Outcome::Failed(f.clone());
+                    p.attach = skipped("not loaded");
+                }
+                // libbpf itself left it out (a struct_ops program whose map
+                // was not created).
+                None if !loaded_progs.contains(&p.name) => {
+                    p.load = skipped("not loaded: it belongs to a map that failed");
                     p.attach = skipped("not loaded");
                 }
                 None => {
@@ -279,6 +317,10 @@ impl Isolation {
                 if !self.rejected.contains_key(&prog)
                     && self.report.programs.iter().any(|p| p.name == prog) =>
             {
+                if let Some(map) = referenced_missing_map(&lines) {
+                    self.blocked.insert(prog, map);
+                    return true;
+                }
                 let mut f = failure(e, &lines, Some(&prog));
                 let called = self
                     .report
@@ -295,7 +337,10 @@ impl Isolation {
                 self.rejected.insert(prog, f);
                 true
             }
-            Culprit::Map(map) if self.report.maps.iter().any(|m| m.name == map) => {
+            Culprit::Map(map)
+                if self.report.maps.iter().any(|m| m.name == map)
+                    && !self.refused_maps.contains(&map) =>
+            {
                 // libbpf's struct_ops probe passes a field (value_type_btf_obj_fd)
                 // that kernels before 6.9 refuse, so it says no where struct_ops
                 // exist (libbpf_probes.c, probe_map_create): not asked.
@@ -311,26 +356,29 @@ impl Isolation {
                         .filter(|m| m.name == map)
                         .for_each(|m| m.type_supported = supported);
                 }
-                for m in &mut self.report.maps {
-                    m.create = if m.name == map {
-                        Outcome::Failed(failure(e, &lines, None))
-                    } else {
-                        skipped("load stopped at another map")
-                    };
+                let f = failure(e, &lines, None);
+                for m in self.report.maps.iter_mut().filter(|m| m.name == map) {
+                    m.create = Outcome::Failed(f.clone());
+                }
+                self.refused_maps.insert(map);
+                true
+            }
+            _ => {
+                self.report.object_error = Some(failure(e, &lines, None));
+                for m in self
+                    .report
+                    .maps
+                    .iter_mut()
+                    .filter(|m| !self.refused_maps.contains(&m.name))
+                {
+                    m.create = skipped("object failed to load");
                 }
                 finish_unloaded(
                     &mut self.report,
                     &self.rejected,
-                    &format!("map `{map}` failed"),
+                    &self.blocked,
+                    "object failed to load",
                 );
-                false
-            }
-            _ => {
-                self.report.object_error = Some(failure(e, &lines, None));
-                for m in &mut self.report.maps {
-                    m.create = skipped("object failed to load");
-                }
-                finish_unloaded(&mut self.report, &self.rejected, "object failed to load");
                 false
             }
         }
@@ -347,15 +395,40 @@ fn skipped(reason: &str) -> Outcome {
     }
 }
 
-/// Programs already rejected keep their failure; the rest were never tried.
-fn finish_unloaded(report: &mut ObjectReport, rejected: &BTreeMap<String, StepFailure>, why: &str) {
+/// Programs already rejected keep their failure, blocked ones say by what;
+/// the rest were never tried.
+fn finish_unloaded(
+    report: &mut ObjectReport,
+    rejected: &BTreeMap<String, StepFailure>,
+    blocked: &BTreeMap<String, String>,
+    why: &str,
+) {
     for p in &mut report.programs {
-        match rejected.get(&p.name) {
-            Some(f) => p.load = Outcome::Failed(f.clone()),
-            None => p.load = skipped(why),
-        }
+        p.load = match (rejected.get(&p.name), blocked.get(&p.name)) {
+            (Some(f), _) => Outcome::Failed(f.clone()),
+            (None, Some(map)) => blocked_by(map),
+            (None, None) => skipped(why),
+        };
         p.attach = skipped("not loaded");
     }
+}
+
+/// A program not judged on its own: it needs a map the kernel refused.
+fn blocked_by(map: &str) -> Outcome {
+    skipped(&format!("needs map `{map}`, which the kernel refused"))
+}
+
+/// The map libbpf left out that a program still references: libbpf poisons
+/// the reference and rewrites the verifier's complaint to "BPF map '<name>'
+/// is referenced but wasn't created".
+fn referenced_missing_map(lines: &[Line]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let text = l.text.trim();
+        let rest = text.strip_prefix("BPF map '")?;
+        let (name, tail) = rest.split_once('\'')?;
+        tail.contains("referenced but wasn't created")
+            .then(|| name.to_string())
+    })
 }
 
 /// For each map the object asked to be mmap-able (global data for a

@@ -110,5 +110,50 @@ pub fn markdown(r: &Report) -> String {
             }
         }
     }
+    programs_view(r, &mut out);
     out
+}
+
+/// Per object that does not pass everywhere and has several programs: each
+/// program's load and attach on each kernel.
+fn programs_view(r: &Report, out: &mut String) {
+    for o in &r.objects {
+        let cells: Vec<_> = r
+            .kernels
+            .iter()
+            .filter_map(|k| r.cell(o, &k.kernel))
+            .collect();
+        let names: Vec<&str> = cells
+            .iter()
+            .flat_map(|c| c.programs.iter().map(|p| p.name.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if names.len() < 2 || cells.iter().all(|c| c.status == Status::Pass) {
+            continue;
+        }
+        let _ = write!(out, "\n### Programs of `{o}`\n\n| program |");
+        for c in &cells {
+            let _ = write!(out, " {} |", c.kernel);
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(cells.len()));
+        out.push('\n');
+        for n in names {
+            let _ = write!(out, "| `{n}` |");
+            for c in &cells {
+                let word = c.programs.iter().find(|p| p.name == n).map_or_else(
+                    || "-".to_string(),
+                    |p| format!("load {}, attach {}", short(&p.load), short(&p.attach)),
+                );
+                let _ = write!(out, " {word} |");
+            }
+            out.push('\n');
+        }
+    }
+}
+
+/// `ok`, `failed`, or `skipped (why)`, without pipes that would break a table.
+fn short(word: &str) -> String {
+    word.replace('|', "/")
 }

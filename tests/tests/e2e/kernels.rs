@@ -106,6 +106,18 @@ fn debian_kernels_give_the_expected_verdicts() {
         let c = assert_fail(&report, "cgrp_storage", k, "UNSUPPORTED_MAP_TYPE");
         let fix = c["remediation"].as_str().unwrap();
         assert!(fix.contains("cgrp_storage map needs Linux 6.2"), "{c:#}");
+        // The refused map blocks the program that needs it, not the other.
+        let load = |name: &str| {
+            c["programs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["load"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        assert_eq!(load("touch"), "ok", "{c:#}");
+        assert!(load("on_mkdir").contains("needs map `per_cgroup`"), "{c:#}");
         let c = assert_fail(&report, "netfilter", k, "UNSUPPORTED_PROG_TYPE");
         assert_eq!(c["program"], "accept_all");
         let fix = c["remediation"].as_str().unwrap();
@@ -171,6 +183,12 @@ fn debian_kernels_give_the_expected_verdicts() {
     let md = std::fs::read_to_string(md).unwrap();
     assert!(
         md.contains("| `loop.bpf.o` |") && md.contains("❌ UNSUPPORTED_HELPER"),
+        "{md}"
+    );
+    // Each program's state per kernel, for objects that do not pass everywhere.
+    assert!(
+        md.contains("### Programs of `cgrp_storage.bpf.o`")
+            && md.contains("| `touch` | load ok, attach ok |"),
         "{md}"
     );
 }
