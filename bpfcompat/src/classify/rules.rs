@@ -361,8 +361,28 @@ fn helper_probe(e: &Evidence) -> Option<Verdict> {
             p.prog_type,
             verifier_reason(e.failure).unwrap_or_else(|| first_line(e.failure))
         ),
-        since(&name, helper_since(id)),
+        helper_fix(e, &name, Some(id)),
     ))
+}
+
+/// What to do about a helper the kernel refused: its release where the
+/// kernel is older than that; where the helper exists here already, that
+/// this program type may not call it (helpers are allowed per type, and
+/// kernels allow more types over time).
+fn helper_fix(e: &Evidence, name: &str, id: Option<u32>) -> String {
+    let added = id.and_then(helper_since);
+    let older = e
+        .release
+        .zip(added)
+        .and_then(|(release, added)| release_older_than(release, added));
+    let prog_type = e.program.map_or("this kind of", |p| p.prog_type.as_str());
+    match (added, older) {
+        (Some(added), Some(false)) => format!(
+            "{name} exists on this kernel (since Linux {added}) but not for {prog_type} programs: call it from a program type that may, or require a kernel that allows it here"
+        ),
+        (Some(_), _) => since(name, added),
+        (None, _) => format!("{name} is not available to {prog_type} programs on this kernel"),
+    }
 }
 
 /// Helpers libbpf rewrites to an older one where the kernel lacks them
@@ -380,11 +400,7 @@ fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
     let name = id
         .and_then(helper_name)
         .unwrap_or_else(|| "a helper".into());
-    Some(v(
-        Code::UnsupportedHelper,
-        line,
-        since(&name, id.and_then(helper_since)),
-    ))
+    Some(v(Code::UnsupportedHelper, line, helper_fix(e, &name, id)))
 }
 
 /// The verifier does not know a kind of 64-bit immediate load the program
@@ -671,6 +687,37 @@ mod tests {
         let mut f = failure(&["some other reason"], &[], Some(22));
         f.unsupported_helpers = vec![113];
         assert_ne!(load(&f, &program("tracing")).code, Code::UnsupportedHelper);
+    }
+
+    #[test]
+    fn a_helper_the_kernel_has_but_not_for_this_program_type_is_not_given_a_release() {
+        // bpf_get_socket_cookie (4.12) from a tracing program on 5.10: the
+        // kernel has it, only not for tracing programs (5.12 allowed that).
+        let f = failure(&["unknown func bpf_get_socket_cookie#46"], &[], Some(22));
+        let p = program("tracing");
+        let on = |release: &str| {
+            classify(&Evidence {
+                step: Step::ProgLoad,
+                failure: &f,
+                program: Some(&p),
+                map: None,
+                object_maps: &[],
+                kernel_btf: Some(true),
+                release: Some(release),
+                kernel_config: &BTreeMap::new(),
+            })
+        };
+        let got = on("5.10.0-46-cloud-amd64");
+        assert_eq!(got.code, Code::UnsupportedHelper);
+        assert!(
+            got.remediation
+                .unwrap()
+                .starts_with("bpf_get_socket_cookie exists on this kernel (since Linux 4.12) but not for tracing programs"),
+        );
+        assert_eq!(
+            on("4.9.0").remediation.as_deref(),
+            Some("bpf_get_socket_cookie needs Linux 4.12")
+        );
     }
 
     #[test]

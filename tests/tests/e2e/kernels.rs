@@ -814,3 +814,23 @@ fn a_declared_ring_buffer_fallback_is_taken_only_where_ring_buffers_are_missing(
         "UNSUPPORTED_MAP_TYPE",
     );
 }
+
+#[test]
+fn a_tool_with_a_raw_tp_fallback_passes_where_its_tp_btf_program_works_and_is_blamed_precisely_elsewhere()
+ {
+    // 6.1 lets tracing programs read socket cookies: the tp_btf program is
+    // chosen and the raw_tp fallback's failure is not the object's. On 5.10
+    // neither works; the helper exists there, only not for these types.
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let (_, report) = with_report(test_on(&kernels, &["tool"]));
+    let c = cell(&report, "tool", "debian-12-6.1");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert_eq!(c["variants"][0]["chosen"], "state_btf", "{c:#}");
+    let c = assert_fail(&report, "tool", "debian-11-5.10", "UNSUPPORTED_HELPER");
+    assert_eq!(c["program"], "state_btf", "{c:#}");
+    let fix = c["remediation"].as_str().unwrap();
+    assert!(
+        fix.contains("exists on this kernel (since Linux 4.12) but not for tracing programs"),
+        "{c:#}"
+    );
+}

@@ -49,7 +49,7 @@ pub(crate) const HELPERS: &[(u32, &str, Option<&str>)] = &[
     (43, "skb_change_head", None),
     (44, "xdp_adjust_head", None),
     (45, "probe_read_str", Some("4.11")),
-    (46, "get_socket_cookie", None),
+    (46, "get_socket_cookie", Some("4.12")),
     (47, "get_socket_uid", None),
     (48, "set_hash", None),
     (49, "setsockopt", None),
