@@ -108,6 +108,10 @@ fn loader_names_target(section: &str) -> bool {
         "ksyscall",
         "kretsyscall",
     ];
+    // USDT probes name their binary and provider at attach time.
+    if section.starts_with("usdt") {
+        return true;
+    }
     match section.split_once('/') {
         None => NEEDS_TARGET.contains(&section),
         Some((kind, target)) => {
