@@ -186,6 +186,21 @@ fn attach_one(
         let ret = section.starts_with("kretprobe");
         return prog.attach_kprobe(ret, func).map(|l| Some(Guard::Link(l)));
     }
+    // A tracepoint retargeted by configuration: `category/name`.
+    if let Some(tp) = target
+        && (section == "tracepoint" || section == "tp")
+    {
+        let (category, name) = tp.split_once('/').ok_or_else(|| {
+            libbpf_rs::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("attach_target `{tp}` for a tracepoint must be `category/name`"),
+            ))
+        })?;
+        let category = libbpf_rs::TracepointCategory::Custom(category.to_string());
+        return prog
+            .attach_tracepoint(category, name)
+            .map(|l| Some(Guard::Link(l)));
+    }
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
         return Ok(None);
     }

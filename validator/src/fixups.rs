@@ -181,9 +181,15 @@ fn apply_programs(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> 
                 .map_err(|r| format!("program `{name}`: cannot set type: {r}"))?;
         }
         let section = p.section().to_string_lossy().into_owned();
+        // Kprobes and tracepoints take their target at attach time (see
+        // attach.rs); BTF-typed programs (fentry, tp_btf, ...) at load.
+        let at_attach = section.starts_with("kprobe")
+            || section.starts_with("kretprobe")
+            || ["tracepoint", "tp"]
+                .iter()
+                .any(|k| section == *k || section.starts_with(&format!("{k}/")));
         if let Some(target) = &f.attach_target
-            && !section.starts_with("kprobe")
-            && !section.starts_with("kretprobe")
+            && !at_attach
         {
             let full = match &f.attach_module {
                 Some(m) => format!("{m}:{target}"),

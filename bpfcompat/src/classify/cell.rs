@@ -272,6 +272,28 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
         .collect()
 }
 
+/// An object libbpf 1.x cannot open for its format, not for the kernel:
+/// legacy map definitions in a `maps` section, as aya writes them. No
+/// verdict: the kernel was never asked, and aya's own loader may load it.
+fn unopenable_cell(run: &KernelRun, r: &ObjectReport) -> Option<Cell> {
+    let f = r.object_error.as_ref().filter(|_| r.programs.is_empty())?;
+    let line = f
+        .libbpf_log
+        .iter()
+        .find(|l| l.contains("legacy map definitions"))?;
+    let message = line.trim_start_matches("libbpf: ").to_string();
+    let fix = "libbpf 1.x cannot open objects that declare maps in the legacy `maps` section (aya does): judge this object with its own loader, in command mode (`cargo bpfcompat test --bin <loader>`) or a `#[bpfcompat::kernel_test]`";
+    let finding = Finding::plain(
+        Stage::Open,
+        Code::Unknown,
+        None,
+        message,
+        Some(fix.into()),
+        f.libbpf_log.clone(),
+    );
+    Some(Cell::new(&r.object, run, Status::InfraError, vec![finding]))
+}
+
 /// A global-data map the kernel created without `BPF_F_MMAPABLE` (libbpf
 /// drops it where arrays cannot be mmap-ed): a skeleton's pointer to the
 /// variables is NULL there, so the loader fails to start or crashes.
@@ -305,6 +327,9 @@ pub fn signal_name(signal: usize) -> String {
 
 fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
     if let Some(cell) = fault_cell(run, r) {
+        return cell;
+    }
+    if let Some(cell) = unopenable_cell(run, r) {
         return cell;
     }
     let mut findings = step_findings(r, run);

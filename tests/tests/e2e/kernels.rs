@@ -834,3 +834,62 @@ fn a_tool_with_a_raw_tp_fallback_passes_where_its_tp_btf_program_works_and_is_bl
         "{c:#}"
     );
 }
+
+/// An aya-built object committed in examples/aya/objects.
+fn aya_object(name: &str) -> std::path::PathBuf {
+    bpfcompat_e2e::examples().join(format!("aya/objects/{name}.bpf.o"))
+}
+
+#[test]
+fn aya_objects_get_no_false_verdict_from_libbpf_and_bare_sections_attach_where_configured() {
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let mut c = test_on(&kernels, &[]);
+    for o in ["template", "bare"] {
+        c.arg("--object").arg(aya_object(o));
+    }
+    let (_, report) = with_report(c);
+    for k in kernels {
+        // libbpf 1.x cannot open aya's legacy `maps` section: no verdict,
+        // with libbpf's words and what to do, never a kernel failure.
+        let c = cell(&report, "template", k);
+        assert_eq!(c["status"], "infra_error", "{c:#}");
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains("legacy map definitions"),
+            "{c:#}"
+        );
+        assert!(
+            c["remediation"].as_str().unwrap().contains("command mode"),
+            "{c:#}"
+        );
+        // Bare sections load; their targets are the loader's.
+        let c = cell(&report, "bare", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        for p in c["programs"].as_array().unwrap() {
+            assert_eq!(p["load"], "ok", "{c:#}");
+            assert!(
+                p["attach"].as_str().unwrap().contains("set by the loader"),
+                "{c:#}"
+            );
+        }
+    }
+    // With targets configured, they attach.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(
+        &config,
+        "[objects.bare.programs.bare_tracepoint]\nattach_target = \"syscalls/sys_enter_getpid\"\n\
+         [objects.bare.programs.bare_kprobe]\nattach_target = \"do_unlinkat\"\n",
+    )
+    .unwrap();
+    let mut c = test_on(&["debian-12-6.1"], &[]);
+    c.arg("--object")
+        .arg(aya_object("bare"))
+        .arg("--config")
+        .arg(&config);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_pass(&report, "bare", "debian-12-6.1");
+}
