@@ -638,6 +638,27 @@ mod tests {
         })
     }
 
+    /// The verdict on a program's failed step on a kernel of `release` with
+    /// `config`.
+    fn on_kernel(
+        step: Step,
+        failure: &StepFailure,
+        p: &ProgramReport,
+        release: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Verdict {
+        classify(&Evidence {
+            step,
+            failure,
+            program: Some(p),
+            map: None,
+            object_maps: &[],
+            kernel_btf: Some(true),
+            release: Some(release),
+            kernel_config: config,
+        })
+    }
+
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
         judge(Step::ProgLoad, f, Some(p), None, Some(true))
     }
@@ -695,18 +716,7 @@ mod tests {
         // kernel has it, only not for tracing programs (5.12 allowed that).
         let f = failure(&["unknown func bpf_get_socket_cookie#46"], &[], Some(22));
         let p = program("tracing");
-        let on = |release: &str| {
-            classify(&Evidence {
-                step: Step::ProgLoad,
-                failure: &f,
-                program: Some(&p),
-                map: None,
-                object_maps: &[],
-                kernel_btf: Some(true),
-                release: Some(release),
-                kernel_config: &BTreeMap::new(),
-            })
-        };
+        let on = |release: &str| on_kernel(Step::ProgLoad, &f, &p, release, &BTreeMap::new());
         let got = on("5.10.0-46-cloud-amd64");
         assert_eq!(got.code, Code::UnsupportedHelper);
         assert!(
@@ -939,16 +949,7 @@ mod tests {
         p.section = "kprobe.multi/do_unlinkat".into();
         let on = |release: &str, fprobe: &str| {
             let config = BTreeMap::from([("CONFIG_FPROBE".to_string(), fprobe.to_string())]);
-            classify(&Evidence {
-                step: Step::Attach,
-                failure: &f,
-                program: Some(&p),
-                map: None,
-                object_maps: &[],
-                kernel_btf: Some(true),
-                release: Some(release),
-                kernel_config: &config,
-            })
+            on_kernel(Step::Attach, &f, &p, release, &config)
         };
         let got = on("5.10.0-46-cloud-amd64", "n");
         assert_eq!(

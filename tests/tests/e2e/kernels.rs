@@ -1,7 +1,7 @@
 //! End to end: real QEMU, real distro kernels, fixture objects compiled with
 //! clang. Each assertion is a verdict the kernel itself gave.
 
-use bpfcompat_e2e::{kernels_with_mirror, run, test_on, with_report};
+use bpfcompat_e2e::{kernels_with_mirror, run, test_on, with_config, with_report};
 use serde_json::Value;
 
 const FIXTURES: &[&str] = &[
@@ -704,11 +704,8 @@ fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_no
         "{c:#}"
     );
     // A loader without a skeleton declares so, and the cell passes.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bpfcompat.toml");
-    std::fs::write(&config, "[objects.globals]\nskeleton = false\n").unwrap();
     let mut c = test_on(&["ubuntu-20.04-5.4"], &["globals"]);
-    c.arg("--config").arg(&config);
+    let _config = with_config(&mut c, "[objects.globals]\nskeleton = false\n");
     let (_, report) = with_report(c);
     assert_pass(&report, "globals", "ubuntu-20.04-5.4");
 }
@@ -748,15 +745,11 @@ fn a_program_declared_optional_is_shown_failing_but_not_counted() {
     }
     // Declared optional, as its loader treats it: the object passes, and the
     // program still shows its failure.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bpfcompat.toml");
-    std::fs::write(
-        &config,
-        "[objects.optional.programs.on_riscv_flush_icache]\noptional = true\n",
-    )
-    .unwrap();
     let mut c = test_on(&kernels, &["optional"]);
-    c.arg("--config").arg(&config);
+    let _config = with_config(
+        &mut c,
+        "[objects.optional.programs.on_riscv_flush_icache]\noptional = true\n",
+    );
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for k in kernels {
@@ -780,15 +773,11 @@ fn a_declared_ring_buffer_fallback_is_taken_only_where_ring_buffers_are_missing(
     let mut kernels = vec!["debian-12-6.1".to_string()];
     kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
     let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bpfcompat.toml");
-    std::fs::write(
-        &config,
-        "[objects.ringbuf_fallback.maps.events]\nfallback_type = \"perf_event_array\"\n",
-    )
-    .unwrap();
     let mut c = test_on(&kernels, &["ringbuf_fallback"]);
-    c.arg("--config").arg(&config);
+    let _config = with_config(
+        &mut c,
+        "[objects.ringbuf_fallback.maps.events]\nfallback_type = \"perf_event_array\"\n",
+    );
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let on12 = cell(&report, "ringbuf_fallback", "debian-12-6.1");
@@ -876,19 +865,13 @@ fn aya_objects_get_no_false_verdict_from_libbpf_and_bare_sections_attach_where_c
         }
     }
     // With targets configured, they attach.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bpfcompat.toml");
-    std::fs::write(
-        &config,
+    let mut c = test_on(&["debian-12-6.1"], &[]);
+    c.arg("--object").arg(aya_object("bare"));
+    let _config = with_config(
+        &mut c,
         "[objects.bare.programs.bare_tracepoint]\nattach_target = \"syscalls/sys_enter_getpid\"\n\
          [objects.bare.programs.bare_kprobe]\nattach_target = \"do_unlinkat\"\n",
-    )
-    .unwrap();
-    let mut c = test_on(&["debian-12-6.1"], &[]);
-    c.arg("--object")
-        .arg(aya_object("bare"))
-        .arg("--config")
-        .arg(&config);
+    );
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_pass(&report, "bare", "debian-12-6.1");
