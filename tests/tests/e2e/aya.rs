@@ -1,0 +1,119 @@
+//! aya projects: objects built by aya (committed in examples/aya/objects,
+//! with the script and toolchain that built them) judged by libbpf where it
+//! can open them and by aya's own loader in command mode.
+
+use bpfcompat_e2e::{Args, cli, examples, test_on, with_config, with_report};
+use serde_json::Value;
+
+fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["object"] == object && c["kernel"] == kernel)
+        .unwrap_or_else(|| panic!("no cell {object} x {kernel}: {report:#}"))
+}
+
+/// An aya-built object committed in examples/aya/objects.
+fn aya_object(name: &str) -> std::path::PathBuf {
+    bpfcompat_e2e::examples().join(format!("aya/objects/{name}.bpf.o"))
+}
+
+#[test]
+fn aya_objects_get_no_false_verdict_from_libbpf_and_bare_sections_attach_where_configured() {
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let mut c = test_on(&kernels, &[]);
+    for o in ["template", "bare"] {
+        c.arg("--object").arg(aya_object(o));
+    }
+    let (_, report) = with_report(c);
+    for k in kernels {
+        // libbpf 1.x cannot open aya's legacy `maps` section: no verdict,
+        // with libbpf's words and what to do, never a kernel failure.
+        let c = cell(&report, "template.bpf.o", k);
+        assert_eq!(c["status"], "infra_error", "{c:#}");
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains("legacy map definitions"),
+            "{c:#}"
+        );
+        assert!(
+            c["remediation"].as_str().unwrap().contains("command mode"),
+            "{c:#}"
+        );
+        // Bare sections load; their targets are the loader's.
+        let c = cell(&report, "bare.bpf.o", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        for p in c["programs"].as_array().unwrap() {
+            assert_eq!(p["load"], "ok", "{c:#}");
+            assert!(
+                p["attach"].as_str().unwrap().contains("set by the loader"),
+                "{c:#}"
+            );
+        }
+    }
+    // With targets configured, they attach.
+    let mut c = test_on(&["debian-12-6.1"], &[]);
+    c.arg("--object").arg(aya_object("bare"));
+    let _config = with_config(
+        &mut c,
+        "[objects.bare.programs.bare_tracepoint]\nattach_target = \"syscalls/sys_enter_getpid\"\n\
+         [objects.bare.programs.bare_kprobe]\nattach_target = \"do_unlinkat\"\n",
+    );
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let c = cell(&report, "bare.bpf.o", "debian-12-6.1");
+    for p in c["programs"].as_array().unwrap() {
+        assert_eq!(
+            (&p["load"], &p["attach"]),
+            (&"ok".into(), &"ok".into()),
+            "{c:#}"
+        );
+    }
+}
+
+/// The example's aya loader, built for this test.
+fn aya_loader() -> std::path::PathBuf {
+    let dir = examples().join("aya/loader");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", examples().join("target"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the aya loader builds");
+    examples().join("target/debug/aya-loader")
+}
+
+#[test]
+fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
+    // aya loads the template (legacy maps, ring buffer, aya-log) on 5.10 and
+    // 6.1; a bloom filter (5.16) fails on 5.10 with aya's own error.
+    let loader = aya_loader();
+    let mut c = cli(&["test", "--loader"]);
+    c.arg(&loader)
+        .args(["--command", "$BPFCOMPAT_BIN $BPFCOMPAT_ARTIFACT"])
+        .kernels(&["debian-11-5.10", "debian-12-6.1"]);
+    for o in ["template", "bloom", "bare"] {
+        c.arg("--object").arg(aya_object(o));
+    }
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for k in ["debian-11-5.10", "debian-12-6.1"] {
+        for o in ["template", "bare"] {
+            let c = cell(&report, &format!("aya-loader {o}.bpf.o"), k);
+            assert_eq!(c["status"], "pass", "{c:#}");
+        }
+    }
+    assert_eq!(
+        cell(&report, "aya-loader bloom.bpf.o", "debian-12-6.1")["status"],
+        "pass"
+    );
+    let c = cell(&report, "aya-loader bloom.bpf.o", "debian-11-5.10");
+    assert_eq!(c["code"], "COMMAND_FAILED", "{c:#}");
+    let output = c["findings"][0]["libbpf_log"].to_string();
+    assert!(output.contains("failed to create map `SEEN`"), "{c:#}");
+}
