@@ -56,6 +56,9 @@ pub struct ObjectConfig {
     pub variants: Vec<Vec<String>>,
     /// `false`: the loader does not read globals through a skeleton's mmap.
     pub skeleton: Option<bool>,
+    /// `"aya"` or `"libbpf"`: whose loading judges the object (default: aya
+    /// for objects with aya's legacy `maps` section, else libbpf).
+    pub validator: Option<crate::wire::Validator>,
     /// The fire-mode trigger for this object (a command run in the guest).
     pub trigger: Option<String>,
 }
@@ -69,6 +72,7 @@ impl ObjectConfig {
             variables: self.variables.clone(),
             variants: self.variants.clone(),
             skeleton: self.skeleton,
+            validator: self.validator,
         }
     }
 }

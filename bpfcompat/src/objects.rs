@@ -380,6 +380,26 @@ pub struct Embedded {
     pub bytes: Vec<u8>,
 }
 
+/// The loader an object was built for: aya's, when it declares maps in the
+/// legacy `maps` section (aya's `#[map]`, which libbpf 1.x refuses), else
+/// libbpf. Only a hint: the configuration and `--validator` override it.
+pub fn built_for(path: &Path) -> crate::wire::Validator {
+    use object::{Object, ObjectSection};
+    let legacy = read_regular(path)
+        .ok()
+        .and_then(|b| {
+            let file = object::File::parse(&*b).ok()?;
+            let found = file.sections().any(|s| s.name() == Ok("maps"));
+            Some(found)
+        })
+        .unwrap_or(false);
+    if legacy {
+        crate::wire::Validator::Aya
+    } else {
+        crate::wire::Validator::Libbpf
+    }
+}
+
 /// Whether `bytes` start with an ELF header for the BPF machine.
 pub fn is_bpf_elf(bytes: &[u8]) -> bool {
     bytes.len() >= 20

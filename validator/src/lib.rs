@@ -8,6 +8,7 @@
 pub mod agent;
 mod alternatives;
 mod attach;
+mod aya_loader;
 mod capture;
 mod command;
 mod fire;

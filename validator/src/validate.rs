@@ -66,6 +66,25 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
 /// Validates an object from a file or from memory on the running kernel.
 /// Everything it loads and attaches is released before it returns.
 pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectReport {
+    if opts.fixups.validator == Some(bpfcompat::wire::Validator::Aya) {
+        let started = Instant::now();
+        let mut report = match source {
+            Source::Bytes(b) => crate::aya_loader::validate(name, b, opts),
+            Source::Path(p) => match std::fs::read(p) {
+                Ok(b) => crate::aya_loader::validate(name, &b, opts),
+                Err(e) => ObjectReport {
+                    object: name.to_string(),
+                    object_error: Some(StepFailure {
+                        error: format!("cannot read {}: {e}", p.display()),
+                        ..StepFailure::default()
+                    }),
+                    ..ObjectReport::default()
+                },
+            },
+        };
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return report;
+    }
     capture::install();
     let started = Instant::now();
     let mut v = Isolation {

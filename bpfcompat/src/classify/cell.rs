@@ -282,7 +282,7 @@ fn unopenable_cell(run: &KernelRun, r: &ObjectReport) -> Option<Cell> {
         .iter()
         .find(|l| l.contains("legacy map definitions"))?;
     let message = line.trim_start_matches("libbpf: ").to_string();
-    let fix = "libbpf 1.x cannot open objects that declare maps in the legacy `maps` section (aya does): judge this object with its own loader, in command mode (`cargo bpfcompat test --bin <loader>`) or a `#[bpfcompat::kernel_test]`";
+    let fix = "libbpf 1.x cannot open objects that declare maps in the legacy `maps` section (aya does): validate it the way aya loads it (`--validator aya`, the default for such objects), or with its own loader in command mode or a `#[bpfcompat::kernel_test]`";
     let finding = Finding::plain(
         Stage::Open,
         Code::Unknown,

@@ -30,6 +30,19 @@ pub struct Fixups {
     /// skeletons do); `false` for loaders that do not.
     #[serde(default)]
     pub skeleton: Option<bool>,
+    /// Whose loading judges the object: libbpf's (the default) or aya's.
+    #[serde(default)]
+    pub validator: Option<Validator>,
+}
+
+/// The loader whose behaviour the validator reproduces.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Validator {
+    /// libbpf 1.x, as libbpf-rs, libbpf-cargo skeletons and C tools load.
+    Libbpf,
+    /// aya, as aya projects load (legacy `maps` sections included).
+    Aya,
 }
 
 /// Changes to one map before load.

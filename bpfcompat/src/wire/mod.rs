@@ -16,7 +16,7 @@ mod records;
 /// The protocol's version (the digit of [`RECORD_PREFIX`]).
 pub const WIRE_VERSION: u32 = 1;
 
-pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup};
+pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
 pub use job::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Mode, WorkerRequest};
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,

@@ -10,13 +10,14 @@ use std::time::Duration;
 use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
-use bpfcompat::objects::{check_bpf_object, display_names};
+use bpfcompat::objects::{built_for, check_bpf_object, display_names};
 use bpfcompat::report::{
     Expectations, Report, changes_text, compare, exit_with_baseline, html, junit, kernel_cells,
     markdown,
 };
 use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
+use bpfcompat::wire::Validator;
 use clap::Args;
 
 use bpfcompat::wire::Mode;
@@ -94,6 +95,11 @@ pub struct TestArgs {
     /// Same as `--mode load`.
     #[arg(long, conflicts_with = "mode")]
     pub no_attach: bool,
+    /// Whose loading judges the objects: `auto` (aya for objects with aya's
+    /// legacy `maps` section, libbpf otherwise; the configuration's
+    /// `validator` per object wins), `libbpf` or `aya` for every object.
+    #[arg(long, value_enum, default_value_t = ValidatorChoice::Auto)]
+    pub validator: ValidatorChoice,
     /// A map the object leaves for its loader to size (max_entries, key or
     /// value size 0) fails as MAP_CONTRACT instead of getting a neutral size
     /// (noted in the report) for the validation.
@@ -435,7 +441,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .into_iter()
         .zip(a.objects.iter().cloned())
         .collect();
-    let objects = object_inputs(&config, &named)?;
+    let objects = object_inputs(&config, &named, a.validator)?;
     Ok(Work {
         objects,
         commands: Vec::new(),
@@ -496,7 +502,11 @@ fn run_matrix(
 
 /// The objects with their configuration: fix-ups, trigger, BTF files. An
 /// object's table is found by its name, or its file name without `.bpf.o`.
-fn object_inputs(config: &Config, named: &[(String, PathBuf)]) -> Result<Vec<ObjectInput>, String> {
+fn object_inputs(
+    config: &Config,
+    named: &[(String, PathBuf)],
+    validator: ValidatorChoice,
+) -> Result<Vec<ObjectInput>, String> {
     named
         .iter()
         .map(|(name, path)| {
@@ -521,10 +531,16 @@ fn object_inputs(config: &Config, named: &[(String, PathBuf)]) -> Result<Vec<Obj
                         stem
                     )
                 })?;
+            let mut fixups = oc.fixups();
+            fixups.validator = match validator {
+                ValidatorChoice::Libbpf => Some(Validator::Libbpf),
+                ValidatorChoice::Aya => Some(Validator::Aya),
+                ValidatorChoice::Auto => fixups.validator.or(Some(built_for(path))),
+            };
             Ok(ObjectInput {
                 name: name.clone(),
                 path: path.clone(),
-                fixups: oc.fixups(),
+                fixups,
                 trigger,
                 btf: oc
                     .btf
@@ -562,7 +578,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .iter()
         .map(|d| (d.name.clone(), d.path.clone()))
         .collect();
-    let objects = object_inputs(&config, &named)?;
+    let objects = object_inputs(&config, &named, a.validator)?;
     eprintln!(
         "found {} BPF objects: {}{}",
         names.len(),
@@ -609,6 +625,17 @@ fn write_reports(report: &Report, a: &TestArgs) -> Vec<String> {
         }
     }
     errors
+}
+
+/// `--validator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidatorChoice {
+    /// By the object: aya's legacy maps section means aya.
+    Auto,
+    /// libbpf for every object.
+    Libbpf,
+    /// aya for every object.
+    Aya,
 }
 
 /// `--message-format`.

@@ -20,30 +20,25 @@ fn aya_object(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn aya_objects_get_no_false_verdict_from_libbpf_and_bare_sections_attach_where_configured() {
+fn aya_objects_are_validated_the_way_aya_loads_them_without_configuration() {
+    // The template's legacy `maps` section means aya: it loads and attaches
+    // on 5.10 and 6.1; a bloom filter (5.16) is refused on 5.10 with the
+    // kernel's words and the specific code; bare sections load and leave
+    // their targets to the loader.
     let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let objects = |c: &mut std::process::Command| {
+        for o in ["template", "bare", "bloom"] {
+            c.arg("--object").arg(aya_object(o));
+        }
+    };
     let mut c = test_on(&kernels, &[]);
-    for o in ["template", "bare"] {
-        c.arg("--object").arg(aya_object(o));
-    }
-    let (_, report) = with_report(c);
+    objects(&mut c);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
     for k in kernels {
-        // libbpf 1.x cannot open aya's legacy `maps` section: no verdict,
-        // with libbpf's words and what to do, never a kernel failure.
         let c = cell(&report, "template.bpf.o", k);
-        assert_eq!(c["status"], "infra_error", "{c:#}");
-        assert!(
-            c["message"]
-                .as_str()
-                .unwrap()
-                .contains("legacy map definitions"),
-            "{c:#}"
-        );
-        assert!(
-            c["remediation"].as_str().unwrap().contains("command mode"),
-            "{c:#}"
-        );
-        // Bare sections load; their targets are the loader's.
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert_eq!(c["programs"][0]["attach"], "ok", "{c:#}");
         let c = cell(&report, "bare.bpf.o", k);
         assert_eq!(c["status"], "pass", "{c:#}");
         for p in c["programs"].as_array().unwrap() {
@@ -54,7 +49,51 @@ fn aya_objects_get_no_false_verdict_from_libbpf_and_bare_sections_attach_where_c
             );
         }
     }
-    // With targets configured, they attach.
+    assert_eq!(
+        cell(&report, "bloom.bpf.o", "debian-12-6.1")["status"],
+        "pass"
+    );
+    let c = cell(&report, "bloom.bpf.o", "debian-11-5.10");
+    assert_eq!(c["code"], "UNSUPPORTED_MAP_TYPE", "{c:#}");
+    assert!(
+        c["message"].as_str().unwrap().contains("Invalid argument"),
+        "{c:#}"
+    );
+    assert!(
+        c["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("bloom_filter map needs Linux 5.16"),
+        "{c:#}"
+    );
+
+    // Forced through libbpf, which cannot open aya's legacy maps: no verdict,
+    // with libbpf's words and what to do, never a kernel failure.
+    let mut c = test_on(&["debian-12-6.1"], &[]);
+    c.args(["--validator", "libbpf"])
+        .arg("--object")
+        .arg(aya_object("template"));
+    let (_, report) = with_report(c);
+    let c = cell(&report, "template.bpf.o", "debian-12-6.1");
+    assert_eq!(c["status"], "infra_error", "{c:#}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("legacy map definitions"),
+        "{c:#}"
+    );
+    assert!(
+        c["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("--validator aya"),
+        "{c:#}"
+    );
+}
+
+#[test]
+fn bare_sections_attach_where_the_configuration_names_a_target() {
     let mut c = test_on(&["debian-12-6.1"], &[]);
     c.arg("--object").arg(aya_object("bare"));
     let _config = with_config(

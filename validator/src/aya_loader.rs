@@ -1,0 +1,236 @@
+//! Validating an object the way aya loads it: aya creates every map when it
+//! loads the object, then each program is loaded on its own. Used for
+//! objects libbpf cannot open (aya's legacy `maps` section) or when the
+//! configuration asks for aya. The same records come out as from the libbpf
+//! validator, so classification is shared: a refused map is probed for its
+//! type, a refused program for its type and helpers.
+
+use std::collections::BTreeMap;
+
+use aya::maps::MapError;
+use aya::programs::{Program, ProgramError};
+use aya::{Ebpf, EbpfError};
+use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
+use object::{Object, ObjectSection, ObjectSymbol};
+
+use crate::sys;
+use crate::validate::Options;
+
+/// Validates the object's bytes with aya on the running kernel.
+pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
+    let mut report = ObjectReport {
+        object: name.to_string(),
+        ..ObjectReport::default()
+    };
+    let parsed = match aya_obj::Object::parse(bytes) {
+        Ok(o) => o,
+        Err(e) => {
+            report.object_error = Some(plain_failure(&format!("aya cannot parse the object: {e}")));
+            return report;
+        }
+    };
+    let sections = program_sections(bytes);
+    let mut map_types = BTreeMap::new();
+    for (map_name, m) in &parsed.maps {
+        map_types.insert(map_name.clone(), m.map_type());
+        report.maps.push(MapReport {
+            name: map_name.clone(),
+            map_type: sys::map_type_name(m.map_type()),
+            type_supported: None,
+            declared: [m.max_entries(), m.key_size(), m.value_size()],
+            flags: m.map_flags(),
+            loads_without_link: None,
+            mmapable: None,
+            create: Outcome::Ok,
+        });
+    }
+    for prog_name in parsed.programs.keys() {
+        report.programs.push(ProgramReport {
+            name: prog_name.clone(),
+            section: sections.get(prog_name).cloned().unwrap_or_default(),
+            prog_type: String::new(),
+            type_supported: None,
+            helpers: helpers_of(&parsed, prog_name),
+            load: skipped("not attempted"),
+            attach: skipped("not attempted"),
+            fire: None,
+            optional: false,
+        });
+    }
+    report.maps.sort_by(|a, b| a.name.cmp(&b.name));
+    report.programs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut ebpf = match Ebpf::load(bytes) {
+        Ok(e) => e,
+        Err(EbpfError::MapError(MapError::CreateError { name, io_error })) => {
+            let supported = map_types.get(&name).and_then(|t| sys::probe_map_type(*t));
+            for m in &mut report.maps {
+                m.create = if m.name == name {
+                    m.type_supported = supported;
+                    Outcome::Failed(io_failure(
+                        &format!("map `{name}`: failed to create"),
+                        &io_error,
+                    ))
+                } else {
+                    skipped("aya creates maps in order and stopped at another")
+                };
+            }
+            for p in &mut report.programs {
+                p.load = skipped(&format!(
+                    "needs the object's maps; map `{name}` was refused"
+                ));
+                p.attach = skipped("not loaded");
+            }
+            return report;
+        }
+        Err(e) => {
+            report.object_error = Some(plain_failure(&format!("aya: {e}")));
+            return report;
+        }
+    };
+    if opts.mode == Mode::Fire {
+        report.assumptions.push(
+            "fire mode: run counts are not measured for objects validated with aya; its programs were loaded and attached".into(),
+        );
+    }
+    for p in &mut report.programs {
+        let Some(program) = ebpf.program_mut(&p.name) else {
+            continue;
+        };
+        p.prog_type = format!("{:?}", program.prog_type()).to_lowercase();
+        p.load = load(program);
+        p.attach = match (&p.load, opts.mode) {
+            (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
+            (Outcome::Ok, _) => attach(program, &p.section),
+            _ => skipped("not loaded"),
+        };
+    }
+    report
+}
+
+/// Loads one program with aya: ok, the kernel's refusal with its verifier
+/// log, or skipped where aya needs arguments only the loader has.
+fn load(program: &mut Program) -> Outcome {
+    let result = match program {
+        Program::KProbe(p) => p.load(),
+        Program::TracePoint(p) => p.load(),
+        Program::SocketFilter(p) => p.load(),
+        Program::Xdp(p) => p.load(),
+        Program::SchedClassifier(p) => p.load(),
+        Program::RawTracePoint(p) => p.load(),
+        Program::PerfEvent(p) => p.load(),
+        Program::UProbe(p) => p.load(),
+        other => {
+            return skipped(&format!(
+                "aya loads {:?} programs with arguments only their loader knows (a BTF target): judge it in command mode",
+                other.prog_type()
+            ));
+        }
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::Failed(program_failure(&e)),
+    }
+}
+
+/// Attaches a loaded program where its section names the target.
+fn attach(program: &mut Program, section: &str) -> Outcome {
+    let target = section.split_once('/').map(|(_, t)| t);
+    let result = match (program, target) {
+        (Program::TracePoint(p), Some(t)) => match t.split_once('/') {
+            Some((category, name)) => p.attach(category, name).map(drop),
+            None => return skipped("set by the loader: the section names no tracepoint"),
+        },
+        (Program::KProbe(p), Some(function)) => p.attach(function, 0).map(drop),
+        (_, None) => {
+            return skipped(&format!(
+                "set by the loader: section `{section}` names no target"
+            ));
+        }
+        _ => return skipped("aya attaches this type with its loader's arguments"),
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::Failed(program_failure(&e)),
+    }
+}
+
+/// The function symbols of program sections: program name → section name.
+fn program_sections(bytes: &[u8]) -> BTreeMap<String, String> {
+    let Ok(file) = object::File::parse(bytes) else {
+        return BTreeMap::new();
+    };
+    file.symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text)
+        .filter_map(|s| {
+            let section = file.section_by_index(s.section_index()?).ok()?;
+            Some((s.name().ok()?.to_string(), section.name().ok()?.to_string()))
+        })
+        .collect()
+}
+
+/// Helper IDs the program calls (BPF_CALL with src_reg 0), for the probe.
+fn helpers_of(parsed: &aya_obj::Object, name: &str) -> Vec<u32> {
+    let Some(program) = parsed.programs.get(name) else {
+        return Vec::new();
+    };
+    let Some(function) = parsed.functions.get(&program.function_key()) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<u32> = function
+        .instructions
+        .iter()
+        .filter(|i| i.code == 0x85 && i.src_reg() == 0)
+        .map(|i| i.imm as u32)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+fn program_failure(e: &ProgramError) -> StepFailure {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => StepFailure {
+            verifier_log: tail(
+                verifier_log
+                    .to_string()
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
+                60,
+            ),
+            ..io_failure(&format!("aya: {e}"), io_error)
+        },
+        other => {
+            let io =
+                std::error::Error::source(other).and_then(|s| s.downcast_ref::<std::io::Error>());
+            match io {
+                Some(io) => io_failure(&format!("aya: {other}"), io),
+                None => plain_failure(&format!("aya: {other}")),
+            }
+        }
+    }
+}
+
+fn io_failure(what: &str, e: &std::io::Error) -> StepFailure {
+    StepFailure {
+        errno: e.raw_os_error(),
+        ..plain_failure(&format!("{what}: {e}"))
+    }
+}
+
+fn plain_failure(message: &str) -> StepFailure {
+    StepFailure {
+        error: message.to_string(),
+        libbpf_log: vec![message.to_string()],
+        ..StepFailure::default()
+    }
+}
+
+fn skipped(reason: &str) -> Outcome {
+    Outcome::Skipped {
+        reason: reason.to_string(),
+    }
+}
