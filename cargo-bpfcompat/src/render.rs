@@ -2,7 +2,9 @@
 
 use std::io::IsTerminal;
 
-use bpfcompat::report::{Report, assumptions_text, failures_text, matrix, variants_text};
+use bpfcompat::report::{
+    Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
+};
 
 /// Colours only on a terminal, and never with `NO_COLOR` set.
 pub fn color() -> bool {
@@ -16,7 +18,11 @@ pub fn human(report: &Report, quiet: bool) -> String {
     if !quiet {
         out.push('\n');
         out.push_str(&matrix(report, color()));
-        for text in [variants_text(report), assumptions_text(report)] {
+        for text in [
+            variants_text(report),
+            assumptions_text(report),
+            disagreements_text(report),
+        ] {
             if !text.is_empty() {
                 out.push('\n');
                 out.push_str(&text);

@@ -61,6 +61,30 @@ pub fn matrix_table(r: &Report) -> String {
     out
 }
 
+/// With `--validator both`: where libbpf's and aya's verdicts on one object
+/// and kernel differ (a libbpf pass is not an aya pass).
+pub fn disagreements_text(r: &Report) -> String {
+    let mut out = String::new();
+    for c in r.cells.iter() {
+        let Some(base) = c.object.strip_suffix(" (libbpf)") else {
+            continue;
+        };
+        let Some(aya) = r.cell(&format!("{base} (aya)"), &c.kernel) else {
+            continue;
+        };
+        if (c.status, c.code) != (aya.status, aya.code) {
+            let _ = writeln!(
+                out,
+                "DISAGREE {base} on {}: libbpf {}, aya {}",
+                c.kernel,
+                cell_word(c),
+                cell_word(aya)
+            );
+        }
+    }
+    out
+}
+
 /// What the validator assumed, once per object: `ASSUMED <object>: ...`.
 pub fn assumptions_text(r: &Report) -> String {
     r.assumptions()

@@ -97,7 +97,8 @@ pub struct TestArgs {
     pub no_attach: bool,
     /// Whose loading judges the objects: `auto` (aya for objects with aya's
     /// legacy `maps` section, libbpf otherwise; the configuration's
-    /// `validator` per object wins), `libbpf` or `aya` for every object.
+    /// `validator` per object wins), `libbpf` or `aya` for every object, or
+    /// `both`: each object twice, `<name> (libbpf)` and `<name> (aya)`.
     #[arg(long, value_enum, default_value_t = ValidatorChoice::Auto)]
     pub validator: ValidatorChoice,
     /// A map the object leaves for its loader to size (max_entries, key or
@@ -441,13 +442,32 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .into_iter()
         .zip(a.objects.iter().cloned())
         .collect();
-    let objects = object_inputs(&config, &named, a.validator)?;
+    let objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
     Ok(Work {
         objects,
         commands: Vec::new(),
         matrix,
         expectations: config.expectations(),
     })
+}
+
+/// With `--validator both`, each object twice: once per validator, named
+/// `<name> (libbpf)` and `<name> (aya)`, so the matrix shows both verdicts.
+fn by_validator(objects: Vec<ObjectInput>, choice: ValidatorChoice) -> Vec<ObjectInput> {
+    if choice != ValidatorChoice::Both {
+        return objects;
+    }
+    objects
+        .into_iter()
+        .flat_map(|o| {
+            [(Validator::Libbpf, "libbpf"), (Validator::Aya, "aya")].map(|(v, word)| {
+                let mut one = o.clone();
+                one.name = format!("{} ({word})", o.name);
+                one.fixups.validator = Some(v);
+                one
+            })
+        })
+        .collect()
 }
 
 /// The configuration of a run that builds no workspace: `--config FILE`,
@@ -535,7 +555,9 @@ fn object_inputs(
             fixups.validator = match validator {
                 ValidatorChoice::Libbpf => Some(Validator::Libbpf),
                 ValidatorChoice::Aya => Some(Validator::Aya),
-                ValidatorChoice::Auto => fixups.validator.or(Some(built_for(path))),
+                ValidatorChoice::Auto | ValidatorChoice::Both => {
+                    fixups.validator.or(Some(built_for(path)))
+                }
             };
             Ok(ObjectInput {
                 name: name.clone(),
@@ -578,7 +600,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .iter()
         .map(|d| (d.name.clone(), d.path.clone()))
         .collect();
-    let objects = object_inputs(&config, &named, a.validator)?;
+    let objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
     eprintln!(
         "found {} BPF objects: {}{}",
         names.len(),
@@ -636,6 +658,8 @@ pub enum ValidatorChoice {
     Libbpf,
     /// aya for every object.
     Aya,
+    /// Each object with each, side by side.
+    Both,
 }
 
 /// `--message-format`.

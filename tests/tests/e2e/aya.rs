@@ -156,3 +156,23 @@ fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
     let output = c["findings"][0]["libbpf_log"].to_string();
     assert!(output.contains("failed to create map `SEEN`"), "{c:#}");
 }
+
+#[test]
+fn both_validators_side_by_side_show_where_they_disagree() {
+    let mut c = test_on(&["debian-11-5.10"], &["ringbuf"]);
+    c.args(["--validator", "both"])
+        .arg("--object")
+        .arg(aya_object("template"));
+    let (out, report) = with_report(c);
+    let status = |o: &str| cell(&report, o, "debian-11-5.10")["status"].clone();
+    assert_eq!(status("template.bpf.o (libbpf)"), "infra_error");
+    assert_eq!(status("template.bpf.o (aya)"), "pass");
+    assert_eq!(status("ringbuf.bpf.o (libbpf)"), "pass");
+    assert_eq!(status("ringbuf.bpf.o (aya)"), "pass");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("DISAGREE template.bpf.o on debian-11-5.10: libbpf no verdict, aya pass"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DISAGREE ringbuf"), "{stdout}");
+}
