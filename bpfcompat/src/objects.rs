@@ -384,15 +384,14 @@ pub struct Embedded {
 /// legacy `maps` section (aya's `#[map]`, which libbpf 1.x refuses), else
 /// libbpf. Only a hint: the configuration and `--validator` override it.
 pub fn built_for(path: &Path) -> crate::wire::Validator {
+    read_regular(path).map_or(crate::wire::Validator::Libbpf, |b| built_for_bytes(&b))
+}
+
+/// [`built_for`] of an object's bytes.
+pub fn built_for_bytes(bytes: &[u8]) -> crate::wire::Validator {
     use object::{Object, ObjectSection};
-    let legacy = read_regular(path)
-        .ok()
-        .and_then(|b| {
-            let file = object::File::parse(&*b).ok()?;
-            let found = file.sections().any(|s| s.name() == Ok("maps"));
-            Some(found)
-        })
-        .unwrap_or(false);
+    let legacy = object::File::parse(bytes)
+        .is_ok_and(|file| file.sections().any(|s| s.name() == Ok("maps")));
     if legacy {
         crate::wire::Validator::Aya
     } else {

@@ -66,7 +66,13 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
 /// Validates an object from a file or from memory on the running kernel.
 /// Everything it loads and attaches is released before it returns.
 pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectReport {
-    if opts.fixups.validator == Some(bpfcompat::wire::Validator::Aya) {
+    // Unless told, an object is judged the way the loader it was built for
+    // loads it (aya for aya's legacy `maps` section).
+    let validator = opts.fixups.validator.unwrap_or_else(|| match source {
+        Source::Bytes(b) => bpfcompat::objects::built_for_bytes(b),
+        Source::Path(p) => bpfcompat::objects::built_for(p),
+    });
+    if validator == bpfcompat::wire::Validator::Aya {
         let started = Instant::now();
         let mut report = match source {
             Source::Bytes(b) => crate::aya_loader::validate(name, b, opts),

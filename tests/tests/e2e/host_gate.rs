@@ -141,3 +141,20 @@ fn a_trigger_that_cannot_run_is_its_own_error_not_not_fired() {
         "{cell:#}"
     );
 }
+
+#[test]
+fn the_gate_judges_aya_objects_the_way_aya_loads_them() {
+    if !is_root() {
+        bpfcompat_e2e::skip("the_gate_judges_aya_objects…: needs root");
+        return;
+    }
+    // libbpf cannot open the aya template's legacy maps; aya loads it here.
+    let template = bpfcompat_e2e::examples().join("aya/objects/template.bpf.o");
+    let (out, report) = with_report(cli(&["check"]).arg(&template));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["cells"][0]["status"], "pass", "{report:#}");
+    assert!(
+        !loaded_programs().iter().any(|n| n.starts_with("template")),
+        "nothing of ours stays loaded"
+    );
+}
