@@ -176,3 +176,23 @@ fn both_validators_side_by_side_show_where_they_disagree() {
     );
     assert!(!stdout.contains("DISAGREE ringbuf"), "{stdout}");
 }
+
+#[test]
+fn cargo_bpfcompat_test_in_the_aya_example_validates_with_aya_without_configuration() {
+    // The loader embeds what its build script puts in OUT_DIR, as aya-build
+    // does; discovery finds the objects there.
+    let manifest = examples().join("aya/loader/Cargo.toml");
+    let mut c = bpfcompat_e2e::in_workspace("test", &manifest);
+    c.arg("--target-dir")
+        .arg(examples().join("target"))
+        .kernels(&["debian-11-5.10", "debian-12-6.1"]);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for k in ["debian-11-5.10", "debian-12-6.1"] {
+        assert_eq!(cell(&report, "template", k)["status"], "pass", "{report:#}");
+    }
+    assert_eq!(
+        cell(&report, "bloom", "debian-11-5.10")["code"],
+        "UNSUPPORTED_MAP_TYPE"
+    );
+}
