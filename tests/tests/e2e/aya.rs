@@ -196,3 +196,32 @@ fn cargo_bpfcompat_test_in_the_aya_example_validates_with_aya_without_configurat
         "UNSUPPORTED_MAP_TYPE"
     );
 }
+
+#[test]
+fn kernel_tests_load_aya_objects_with_aya_inside_each_kernel() {
+    // One trial per (test x kernel); the bloom filter's 5.10 trial is a
+    // declared expected failure, so every trial passes.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["test", "--test", "kernels"])
+        .current_dir(examples().join("aya/loader"))
+        .env("CARGO_TARGET_DIR", examples().join("target"))
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    for trial in [
+        "template_loads_and_attaches::debian-11-5.10",
+        "template_loads_and_attaches::debian-12-6.1",
+        "bloom_filter_loads::debian-11-5.10",
+        "bloom_filter_loads::debian-12-6.1",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(trial) && l.ends_with("ok")),
+            "{trial}: {stdout}"
+        );
+    }
+}
