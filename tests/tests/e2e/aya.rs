@@ -22,12 +22,12 @@ fn aya_object(name: &str) -> std::path::PathBuf {
 #[test]
 fn aya_objects_are_validated_the_way_aya_loads_them_without_configuration() {
     // The template's legacy `maps` section means aya: it loads and attaches
-    // on 5.10 and 6.1; a bloom filter (5.16) is refused on 5.10 with the
+    // on 5.10 and 6.1, as does an object with a BTF-defined map; a bloom filter (5.16) is refused on 5.10 with the
     // kernel's words and the specific code; bare sections load and leave
     // their targets to the loader.
     let kernels = ["debian-11-5.10", "debian-12-6.1"];
     let objects = |c: &mut std::process::Command| {
-        for o in ["template", "bare", "bloom"] {
+        for o in ["template", "bare", "bloom", "btfmap"] {
             c.arg("--object").arg(aya_object(o));
         }
     };
@@ -36,9 +36,11 @@ fn aya_objects_are_validated_the_way_aya_loads_them_without_configuration() {
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     for k in kernels {
-        let c = cell(&report, "template.bpf.o", k);
-        assert_eq!(c["status"], "pass", "{c:#}");
-        assert_eq!(c["programs"][0]["attach"], "ok", "{c:#}");
+        for o in ["template.bpf.o", "btfmap.bpf.o"] {
+            let c = cell(&report, o, k);
+            assert_eq!(c["status"], "pass", "{c:#}");
+            assert_eq!(c["programs"][0]["attach"], "ok", "{c:#}");
+        }
         let c = cell(&report, "bare.bpf.o", k);
         assert_eq!(c["status"], "pass", "{c:#}");
         for p in c["programs"].as_array().unwrap() {
