@@ -96,8 +96,14 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         let Some(program) = ebpf.program_mut(&p.name) else {
             continue;
         };
-        p.prog_type = format!("{:?}", program.prog_type()).to_lowercase();
+        p.prog_type = libbpf_type_name(program).to_string();
         p.load = load(program);
+        // As on the libbpf path: what the kernel's probes say about a refused
+        // program's type and helpers decides the specific code.
+        if let (Outcome::Failed(f), Some(t)) = (&mut p.load, sys::prog_type_by_name(&p.prog_type)) {
+            f.unsupported_helpers = crate::validate::unsupported_helpers(t, &p.helpers);
+            p.type_supported = sys::probe_prog_type(t);
+        }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
             (Outcome::Ok, _) => attach(program, &p.section),
@@ -105,6 +111,23 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         };
     }
     report
+}
+
+/// libbpf's name of the program's type, which the probes and the
+/// classification speak.
+fn libbpf_type_name(program: &Program) -> &'static str {
+    match program {
+        Program::KProbe(_) | Program::UProbe(_) => "kprobe",
+        Program::TracePoint(_) => "tracepoint",
+        Program::SocketFilter(_) => "socket_filter",
+        Program::Xdp(_) => "xdp",
+        Program::SchedClassifier(_) => "sched_cls",
+        Program::RawTracePoint(_) => "raw_tracepoint",
+        Program::PerfEvent(_) => "perf_event",
+        Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) => "tracing",
+        Program::Lsm(_) => "lsm",
+        _ => "",
+    }
 }
 
 /// Loads one program with aya: ok, the kernel's refusal with its verifier

@@ -513,7 +513,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
 }
 
 /// The helpers among `called` that the kernel says `prog_type` cannot use.
-fn unsupported_helpers(prog_type: u32, called: &[u32]) -> Vec<u32> {
+pub(crate) fn unsupported_helpers(prog_type: u32, called: &[u32]) -> Vec<u32> {
     called
         .iter()
         .copied()

@@ -95,6 +95,33 @@ fn aya_objects_are_validated_the_way_aya_loads_them_without_configuration() {
 }
 
 #[test]
+fn a_helper_aya_s_load_is_refused_gets_the_kernels_probe_and_its_release() {
+    // bpf_get_current_task_btf is 5.11: refused on 5.10, through aya too.
+    let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &[]);
+    c.args(["--validator", "aya"])
+        .arg("--object")
+        .arg(aya_object("taskbtf"));
+    let (_, report) = with_report(c);
+    assert_eq!(
+        cell(&report, "taskbtf.bpf.o", "debian-12-6.1")["status"],
+        "pass"
+    );
+    let c = cell(&report, "taskbtf.bpf.o", "debian-11-5.10");
+    assert_eq!(c["code"], "UNSUPPORTED_HELPER", "{c:#}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("the kernel's helper probe"),
+        "{c:#}"
+    );
+    assert_eq!(
+        c["remediation"], "bpf_get_current_task_btf needs Linux 5.11",
+        "{c:#}"
+    );
+}
+
+#[test]
 fn bare_sections_attach_where_the_configuration_names_a_target() {
     let mut c = test_on(&["debian-12-6.1"], &[]);
     c.arg("--object").arg(aya_object("bare"));
