@@ -1,51 +1,55 @@
-//! The progress display while guests run (indicatif): one line per kernel,
-//! on standard error, hidden when it is not a terminal.
+//! Progress while guests run, on standard error. In a terminal (indicatif):
+//! an overall bar (kernels done of all, ETA) above one line per kernel,
+//! each timed from its own start. Elsewhere (a CI log): cargo-style status
+//! lines, one per step. Notes (TCG, the KVM fallback) are printed always.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Instant;
 
 use bpfcompat::classify::signal_name;
+use bpfcompat::kernel::FetchEvent;
 use bpfcompat::outcome::{KernelOutcome, KernelRun, Note};
 use bpfcompat::report::note_text;
 use bpfcompat::run::{Event, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
-    multi: MultiProgress,
-    bars: BTreeMap<String, ProgressBar>,
+    display: Display,
+    /// When each kernel's turn began.
+    started: BTreeMap<String, Instant>,
+}
+
+enum Display {
+    /// `--quiet` or machine-readable output: notes only.
+    Hidden,
+    /// A CI log: status lines.
+    Lines,
+    /// A terminal: bars.
+    Bars {
+        multi: MultiProgress,
+        overall: ProgressBar,
+        bars: BTreeMap<String, ProgressBar>,
+    },
 }
 
 impl Progress {
-    /// `hidden`: no display at all (`--quiet`, machine-readable output).
+    /// `hidden`: no progress at all (`--quiet`, machine-readable output).
     pub fn new(plan: &Plan, hidden: bool) -> Progress {
-        let target = if hidden {
-            ProgressDrawTarget::hidden()
+        let display = if hidden {
+            Display::Hidden
+        } else if !std::io::stderr().is_terminal() {
+            Display::Lines
         } else {
-            ProgressDrawTarget::stderr()
+            bars(plan)
         };
-        let multi = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template("{spinner} {prefix:<20} {elapsed:>4} {wide_msg}")
-            .expect("valid template");
-        let bars = plan
-            .kernels
-            .iter()
-            .map(|k| {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(k.profile.name.clone());
-                bar.set_message("queued");
-                bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                (k.profile.name.clone(), bar)
-            })
-            .collect();
-        Progress { multi, bars }
+        Progress {
+            display,
+            started: BTreeMap::new(),
+        }
     }
 
     pub fn event(&mut self, e: &Event) {
-        let status = |kernel: &str, message: String| {
-            if let Some(b) = self.bars.get(kernel) {
-                b.set_message(message);
-            }
-        };
         match e {
             Event::UsingTcg { reason } => self.note(&note_text(&Note::UsingTcg {
                 reason: reason.clone(),
@@ -53,27 +57,114 @@ impl Progress {
             Event::KvmFallback { exit } => self.note(&note_text(&Note::KvmFallback {
                 exit: exit.to_string(),
             })),
-            Event::KernelStarted { kernel } => status(kernel, "checking kernel cache".into()),
-            Event::Fetch { kernel, event } => status(kernel, event.to_string()),
-            Event::BootAttempt { kernel, n: 1 } => status(kernel, "booting".into()),
-            Event::BootAttempt { kernel, n } => status(kernel, format!("booting (attempt {n})")),
-            Event::EvidenceNotWritten { kernel, error } => status(kernel, error.clone()),
-            Event::KernelFinished { run } => {
-                if let Some(b) = self.bars.get(&run.kernel) {
-                    b.finish_with_message(summary(run));
+            Event::KernelStarted { kernel } => {
+                self.started.insert(kernel.clone(), Instant::now());
+                if let Display::Bars { bars, .. } = &self.display
+                    && let Some(b) = bars.get(kernel)
+                {
+                    b.reset_elapsed();
+                }
+                self.status(kernel, "Checking", "kernel cache".into());
+            }
+            Event::Fetch { kernel, event } => match event {
+                FetchEvent::Downloading { package, bytes, .. } => self.status(
+                    kernel,
+                    "Fetching",
+                    format!("{package} ({:.1} MB)", *bytes as f64 / 1e6),
+                ),
+                other => self.status(kernel, "Refetching", other.to_string()),
+            },
+            Event::BootAttempt { kernel, n: 1 } => self.status(kernel, "Booting", String::new()),
+            Event::BootAttempt { kernel, n } => {
+                self.status(kernel, "Booting", format!("(attempt {n})"));
+            }
+            Event::EvidenceNotWritten { kernel, error } => {
+                self.status(kernel, "Warning", error.clone());
+            }
+            Event::KernelFinished { run } => self.finished(run),
+        }
+    }
+
+    /// One step of a kernel: a status line, or the kernel's bar message.
+    fn status(&self, kernel: &str, verb: &str, detail: String) {
+        match &self.display {
+            Display::Hidden => {}
+            Display::Lines if detail.is_empty() => eprintln!("{verb:>12} {kernel}"),
+            Display::Lines => eprintln!("{verb:>12} {kernel} {detail}"),
+            Display::Bars { bars, .. } => {
+                if let Some(b) = bars.get(kernel) {
+                    b.set_message(format!("{} {detail}", verb.to_lowercase()));
                 }
             }
         }
     }
 
+    fn finished(&mut self, run: &KernelRun) {
+        let secs = self
+            .started
+            .get(&run.kernel)
+            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        match &self.display {
+            Display::Hidden => {}
+            Display::Lines => {
+                eprintln!(
+                    "{:>12} {}: {} in {secs:.1} s",
+                    "Finished",
+                    run.kernel,
+                    summary(run)
+                );
+            }
+            Display::Bars { overall, bars, .. } => {
+                if let Some(b) = bars.get(&run.kernel) {
+                    b.finish_with_message(summary(run));
+                }
+                overall.inc(1);
+            }
+        }
+    }
+
     fn note(&self, text: &str) {
-        let _ = self.multi.println(format!("note: {text}"));
+        match &self.display {
+            Display::Bars { multi, .. } => {
+                let _ = multi.println(format!("note: {text}"));
+            }
+            _ => eprintln!("note: {text}"),
+        }
     }
 
     pub fn finish(self) {
-        for b in self.bars.values() {
-            b.finish();
+        if let Display::Bars { overall, .. } = &self.display {
+            overall.finish_and_clear();
         }
+    }
+}
+
+/// The terminal display: the overall bar, then a line per kernel.
+fn bars(plan: &Plan) -> Display {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let overall = multi.add(ProgressBar::new(plan.kernels.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} kernels, {elapsed} (ETA {eta})")
+            .expect("valid template"),
+    );
+    let style = ProgressStyle::with_template("{spinner} {prefix:<20} {elapsed:>4} {wide_msg}")
+        .expect("valid template");
+    let bars = plan
+        .kernels
+        .iter()
+        .map(|k| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(k.profile.name.clone());
+            bar.set_message("queued");
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            (k.profile.name.clone(), bar)
+        })
+        .collect();
+    Display::Bars {
+        multi,
+        overall,
+        bars,
     }
 }
 
@@ -81,6 +172,11 @@ impl Progress {
 fn summary(r: &KernelRun) -> String {
     let first = |s: &str| s.lines().next().unwrap_or_default().to_string();
     match &r.outcome {
+        KernelOutcome::Completed if !r.commands.is_empty() => format!(
+            "{} command runs ({})",
+            r.commands.len(),
+            r.release.clone().unwrap_or_default()
+        ),
         KernelOutcome::Completed => format!(
             "{} objects validated ({})",
             r.objects.len(),

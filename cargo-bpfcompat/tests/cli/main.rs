@@ -200,6 +200,24 @@ fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
 }
 
 #[test]
+fn without_a_terminal_progress_is_status_lines_on_stderr() {
+    // A CI log: each kernel's steps are lines, not an invisible bar.
+    let dir = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object(dir.path());
+    let m = orphan_matrix(dir.path());
+    let mut c = test_with(&obj, &m, &["--allow-unavailable"]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"));
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("    Checking far-away kernel cache"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("    Finished far-away: unavailable:") && l.ends_with(" s")),
+        "{err}"
+    );
+}
+
+#[test]
 fn unreachable_mirror_is_a_clear_download_error() {
     let dir = tempfile::tempdir().unwrap();
     let obj = tiny_bpf_object(dir.path());

@@ -200,6 +200,16 @@ fn only_passing_objects_exit_zero() {
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(report["summary"]["pass"], 3);
+    // Not a terminal: progress is status lines, and the TCG note is kept.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("     Booting debian-12-6.1"), "{stderr}");
+    assert!(
+        stderr.contains("    Finished debian-12-6.1: 3 objects validated"),
+        "{stderr}"
+    );
+    if report["kernels"][0]["accel"] == "tcg" {
+        assert!(stderr.contains("note: using TCG"), "{stderr}");
+    }
     // A uprobe whose loader names the target is loaded, not attached here.
     let uprobe = &cell(&report, "loader_uprobe", "debian-12-6.1")["programs"][0];
     assert_eq!(uprobe["load"], "ok", "{uprobe:#}");
