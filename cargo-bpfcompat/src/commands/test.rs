@@ -402,11 +402,13 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .collect();
     let config = explicit_config(a)?;
     let matrix = run_matrix(a, &config, None)?;
+    // A command's expected failures are declared under its name as reports
+    // show it (`[objects."loader obj.bpf.o".expect_fail]`).
     Ok(Work {
         objects: Vec::new(),
         commands,
         matrix,
-        expectations: Expectations::new(),
+        expectations: config.expectations(),
     })
 }
 

@@ -184,6 +184,22 @@ fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
     assert_eq!(c["code"], "COMMAND_FAILED", "{c:#}");
     let output = c["findings"][0]["libbpf_log"].to_string();
     assert!(output.contains("failed to create map `SEEN`"), "{c:#}");
+
+    // The known floor, declared under the command's name: expected, exit 0.
+    let mut c = cli(&["test", "--loader"]);
+    c.arg(&loader)
+        .args(["--command", "$BPFCOMPAT_BIN $BPFCOMPAT_ARTIFACT"])
+        .kernels(&["debian-11-5.10"])
+        .arg("--object")
+        .arg(aya_object("bloom"));
+    let _config = with_config(
+        &mut c,
+        "[objects.\"aya-loader bloom.bpf.o\".expect_fail]\n\"debian-11-5.10\" = \"COMMAND_FAILED\"\n",
+    );
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let c = cell(&report, "aya-loader bloom.bpf.o", "debian-11-5.10");
+    assert_eq!(c["status"], "expected_fail", "{c:#}");
 }
 
 #[test]
