@@ -245,15 +245,23 @@ mod tests {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
+    /// The configuration read from a directory holding just `name`.
+    fn load(name: &str, text: &str) -> Result<Option<Config>, String> {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), name, text);
+        load_config(d.path())
+    }
+
+    #[track_caller]
+    fn mentions(text: &str, needles: &[&str]) {
+        if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
+            panic!("expected {missing:?} in:\n{text}");
+        }
+    }
+
     #[test]
     fn own_file_with_expectations_and_fixups() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "bpfcompat.toml",
-            "matrix = \"default\"\n[objects.ringbuf]\nexpect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_MAP_TYPE\" }\n[objects.ringbuf.maps.events]\nmax_entries = \"cpus\"\n",
-        );
-        let c = load_config(d.path()).unwrap().unwrap();
+        let c = load("bpfcompat.toml", "matrix = \"default\"\n[objects.ringbuf]\nexpect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_MAP_TYPE\" }\n[objects.ringbuf.maps.events]\nmax_entries = \"cpus\"\n").unwrap().unwrap();
         assert_eq!(
             c.objects["ringbuf"].expect_fail["debian-11-5.10"],
             Code::UnsupportedMapType
@@ -267,73 +275,49 @@ mod tests {
         let err = c
             .validate(&["debian-12-6.1".into()], Some(&["ringbuf".into()]))
             .unwrap_err();
-        assert!(
-            err.contains("debian-11-5.10") && err.contains("line 3"),
-            "{err}"
-        );
+        mentions(&err, &["debian-11-5.10", "line 3"]);
         let err = c
             .validate(&["debian-11-5.10".into()], Some(&["other".into()]))
             .unwrap_err();
-        assert!(
-            err.contains("[objects.ringbuf]") && err.contains("line 2"),
-            "{err}"
-        );
+        mentions(&err, &["[objects.ringbuf]", "line 2"]);
     }
 
     #[test]
     fn typos_and_bad_codes_name_key_and_line() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "bpfcompat.toml",
-            "[objects.ringbuf]\nexpect_fial = {}\n",
-        );
-        let err = load_config(d.path()).unwrap_err();
-        assert!(
-            err.contains("expect_fial") && err.contains("line 2") && err.contains("bpfcompat.toml"),
-            "{err}"
-        );
-        write(
-            d.path(),
+        let err = load("bpfcompat.toml", "[objects.ringbuf]\nexpect_fial = {}\n").unwrap_err();
+        mentions(&err, &["expect_fial", "line 2", "bpfcompat.toml"]);
+        let err = load(
             "bpfcompat.toml",
             "[objects.ringbuf]\nexpect_fail = { \"k\" = \"UNSUPORTED\" }\n",
-        );
-        let err = load_config(d.path()).unwrap_err();
-        assert!(
-            err.contains("UNSUPORTED") && err.contains("line 2"),
-            "{err}"
-        );
-        write(
-            d.path(),
+        )
+        .unwrap_err();
+        mentions(&err, &["UNSUPORTED", "line 2"]);
+        let err = load(
             "bpfcompat.toml",
             "[objects.x.maps.m]\nmax_entries = \"many\"\n",
-        );
-        let err = load_config(d.path()).unwrap_err();
-        assert!(err.contains("\"cpus\"") && err.contains("line 2"), "{err}");
+        )
+        .unwrap_err();
+        mentions(&err, &["\"cpus\"", "line 2"]);
     }
 
     #[test]
     fn cargo_metadata_tables() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "Cargo.toml",
-            "[workspace]\nmembers = []\n[workspace.metadata.bpfcompat]\nkernels = [\"debian-12-6.1\"]\n",
-        );
-        let c = load_config(d.path()).unwrap().unwrap();
+        let c = load("Cargo.toml", "[workspace]\nmembers = []\n[workspace.metadata.bpfcompat]\nkernels = [\"debian-12-6.1\"]\n").unwrap().unwrap();
         assert_eq!(
             c.kernels.as_deref(),
             Some(&["debian-12-6.1".to_string()][..])
         );
-        write(
-            d.path(),
+        let err = load(
             "Cargo.toml",
             "[package]\nname = \"x\"\n[package.metadata.bpfcompat]\nmatirx = \"default\"\n",
+        )
+        .unwrap_err();
+        mentions(&err, &["matirx", "line 4"]);
+        assert!(
+            load("Cargo.toml", "[package]\nname = \"x\"\n")
+                .unwrap()
+                .is_none()
         );
-        let err = load_config(d.path()).unwrap_err();
-        assert!(err.contains("matirx") && err.contains("line 4"), "{err}");
-        write(d.path(), "Cargo.toml", "[package]\nname = \"x\"\n");
-        assert!(load_config(d.path()).unwrap().is_none());
     }
 
     #[test]
@@ -367,9 +351,6 @@ mod tests {
             "[package]\nname = \"p\"\n[package.metadata.bpfcompat]\nkernel = [\"x\"]\n",
         );
         let err = find_config(&pkg).unwrap_err();
-        assert!(
-            err.contains("kernel") && err.contains("Cargo.toml"),
-            "{err}"
-        );
+        mentions(&err, &["kernel", "Cargo.toml"]);
     }
 }

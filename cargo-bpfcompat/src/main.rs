@@ -8,6 +8,7 @@ mod error;
 mod exit;
 mod progress;
 mod render;
+mod report_files;
 mod signals;
 mod workspace;
 

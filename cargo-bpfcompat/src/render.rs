@@ -3,12 +3,23 @@
 use std::io::IsTerminal;
 
 use bpfcompat::report::{
-    Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
+    Look, Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
 };
 
 /// Colours only on a terminal, and never with `NO_COLOR` set.
 pub fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The matrix's look on standard output: the terminal's width there, 100
+/// columns in a log.
+pub fn look() -> Look {
+    let width =
+        terminal_size::terminal_size_of(std::io::stdout()).map_or(100, |(w, _)| usize::from(w.0));
+    Look {
+        width,
+        color: color(),
+    }
 }
 
 /// Matrix, variant choices, failures and the summary line; `quiet` keeps
@@ -17,7 +28,7 @@ pub fn human(report: &Report, quiet: bool) -> String {
     let mut out = String::new();
     if !quiet {
         out.push('\n');
-        out.push_str(&matrix(report, color()));
+        out.push_str(&matrix(report, look()));
         for text in [
             variants_text(report),
             assumptions_text(report),

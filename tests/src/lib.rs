@@ -172,3 +172,12 @@ pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// Asserts that `text` contains every one of `needles`, naming the first
+/// missing one.
+#[track_caller]
+pub fn mentions(text: &str, needles: &[&str]) {
+    if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
+        panic!("expected {missing:?} in:\n{text}");
+    }
+}

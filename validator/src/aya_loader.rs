@@ -199,15 +199,12 @@ fn helpers_of(parsed: &aya_obj::Object, name: &str) -> Vec<u32> {
     let Some(function) = parsed.functions.get(&program.function_key()) else {
         return Vec::new();
     };
-    let mut ids: Vec<u32> = function
-        .instructions
-        .iter()
-        .filter(|i| i.code == 0x85 && i.src_reg() == 0)
-        .map(|i| i.imm as u32)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    crate::sys::called_helpers(
+        function
+            .instructions
+            .iter()
+            .map(|i| (i.code, i.src_reg(), i.imm)),
+    )
 }
 
 fn program_failure(e: &ProgramError) -> StepFailure {

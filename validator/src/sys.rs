@@ -45,6 +45,19 @@ fn name(s: *const std::os::raw::c_char, fallback: String) -> String {
 }
 
 /// libbpf's name of a map type (`ringbuf`, `cgrp_storage`, …).
+/// The helpers an instruction stream calls, sorted and distinct, from its
+/// `(code, src_reg, imm)` triples: BPF_JMP | BPF_CALL with src_reg 0 calls
+/// the helper numbered by imm (src_reg 1 is a subprogram, 2 a kfunc).
+pub fn called_helpers(insns: impl Iterator<Item = (u8, u8, i32)>) -> Vec<u32> {
+    let mut ids: Vec<u32> = insns
+        .filter(|&(code, src_reg, _)| code == 0x85 && src_reg == 0)
+        .map(|(_, _, imm)| imm as u32)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 pub fn map_type_name(t: u32) -> String {
     // SAFETY: plain table lookup; NULL for unknown numbers.
     name(

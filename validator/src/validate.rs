@@ -488,16 +488,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
         });
     }
     for p in open.progs() {
-        // BPF_JMP | BPF_CALL with src_reg 0 calls the helper numbered by imm
-        // (src_reg 1 is a subprogram, 2 a kfunc).
-        let mut helpers: Vec<u32> = p
-            .insns()
-            .iter()
-            .filter(|i| i.code == 0x85 && i.src_reg() == 0)
-            .map(|i| i.imm as u32)
-            .collect();
-        helpers.sort_unstable();
-        helpers.dedup();
+        let helpers = sys::called_helpers(p.insns().iter().map(|i| (i.code, i.src_reg(), i.imm)));
         report.programs.push(ProgramReport {
             name: p.name().to_string_lossy().into_owned(),
             section: p.section().to_string_lossy().into_owned(),

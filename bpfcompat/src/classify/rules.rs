@@ -264,19 +264,29 @@ fn struct_ops_type(e: &Evidence) -> Option<Verdict> {
 /// The kernel's map-type probe said no.
 fn map_type_probe(e: &Evidence) -> Option<Verdict> {
     let m = failed_map(e).filter(|m| m.type_supported == Some(false))?;
-    Some(v(
+    Some(type_refused(
+        e,
         Code::UnsupportedMapType,
-        format!(
-            "map `{}` of type {}: {}",
-            m.name,
-            m.map_type,
-            first_line(e.failure)
-        ),
-        since(
-            &format!("a {} map", m.map_type),
-            map_type_since(&m.map_type),
-        ),
+        format!("map `{}` of type {}", m.name, m.map_type),
+        &format!("a {} map", m.map_type),
+        map_type_since(&m.map_type),
     ))
+}
+
+/// A verdict on a map or program type the kernel's probe refused: what was
+/// refused, the kernel's words, and the release that brought the type.
+fn type_refused(
+    e: &Evidence,
+    code: Code,
+    subject: String,
+    what: &str,
+    floor: Option<&'static str>,
+) -> Verdict {
+    v(
+        code,
+        format!("{subject}: {}", first_line(e.failure)),
+        since(what, floor),
+    )
 }
 
 /// A map left unsized for the loader to size at run time. Ring buffers
@@ -318,19 +328,15 @@ fn global_data(e: &Evidence) -> Option<Verdict> {
 /// The kernel's program-type probe said no.
 fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
     let p = e.program.filter(|p| p.type_supported == Some(false))?;
-    Some(v(
+    Some(type_refused(
+        e,
         Code::UnsupportedProgType,
         format!(
-            "program `{}` ({}, section {}): {}",
-            p.name,
-            p.prog_type,
-            p.section,
-            first_line(e.failure)
+            "program `{}` ({}, section {})",
+            p.name, p.prog_type, p.section
         ),
-        since(
-            &format!("a {} program", p.prog_type),
-            prog_type_since(&p.prog_type),
-        ),
+        &format!("a {} program", p.prog_type),
+        prog_type_since(&p.prog_type),
     ))
 }
 

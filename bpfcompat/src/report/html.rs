@@ -28,34 +28,6 @@ fn status_name(s: Status) -> &'static str {
     }
 }
 
-/// `(major, minor, patch)` of a kernel, from its release or its profile name;
-/// kernels without a number sort last.
-pub(crate) fn version_key(k: &KernelRun) -> (u32, u32, u32) {
-    let parse = |s: &str| -> Option<(u32, u32, u32)> {
-        let mut it = s
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|p| !p.is_empty())
-            .map(|p| p.parse::<u32>().ok());
-        Some((
-            it.next()??,
-            it.next().flatten().unwrap_or(0),
-            it.next().flatten().unwrap_or(0),
-        ))
-    };
-    k.release
-        .as_deref()
-        .and_then(parse)
-        .or_else(|| k.kernel.rsplit('-').next().and_then(parse))
-        .unwrap_or((u32::MAX, 0, 0))
-}
-
-/// The kernels of a report in version order.
-pub(crate) fn kernels_by_version(r: &Report) -> Vec<&KernelRun> {
-    let mut ks: Vec<&KernelRun> = r.kernels.iter().collect();
-    ks.sort_by_key(|k| version_key(k));
-    ks
-}
-
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table.matrix{border-collapse:collapse}
@@ -87,7 +59,7 @@ document.querySelectorAll('#filters input').forEach(function(box){
 
 /// Renders the report as a self-contained HTML page.
 pub fn html(r: &Report) -> String {
-    let kernels = kernels_by_version(r);
+    let kernels = r.kernels_by_version();
     let s = &r.summary;
     let mut out = String::new();
     let _ = write!(

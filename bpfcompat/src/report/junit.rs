@@ -12,7 +12,8 @@ pub fn junit(r: &Report) -> String {
     let mut out = quick_junit::Report::new("bpfcompat");
     for object in &r.objects {
         let mut suite = TestSuite::new(object.as_str());
-        for c in r.cells.iter().filter(|c| &c.object == object) {
+        let cells = r.kernels_by_version().into_iter();
+        for c in cells.filter_map(|k| r.cell(object, &k.kernel)) {
             let mut case = TestCase::new(c.kernel.as_str(), status(c));
             case.set_classname(object.as_str());
             if let Some(release) = &c.kernel_release {

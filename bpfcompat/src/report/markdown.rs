@@ -23,8 +23,9 @@ pub fn markdown(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::from("# bpfcompat report\n\n");
     let _ = writeln!(out, "{}.\n", s.sentence());
+    let kernels = r.kernels_by_version();
     out.push_str("| object |");
-    for k in &r.kernels {
+    for k in &kernels {
         let _ = write!(
             out,
             " {}{} |",
@@ -33,13 +34,13 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     out.push_str("\n|---|");
-    for _ in &r.kernels {
+    for _ in &kernels {
         out.push_str("---|");
     }
     out.push('\n');
     for o in &r.objects {
         let _ = write!(out, "| `{o}` |");
-        for k in &r.kernels {
+        for k in &kernels {
             match r.cell(o, &k.kernel) {
                 Some(c) => {
                     let _ = write!(out, " {} {} |", symbol(c.status), cell_word(c));
@@ -119,8 +120,8 @@ pub fn markdown(r: &Report) -> String {
 fn programs_view(r: &Report, out: &mut String) {
     for o in &r.objects {
         let cells: Vec<_> = r
-            .kernels
-            .iter()
+            .kernels_by_version()
+            .into_iter()
             .filter_map(|k| r.cell(o, &k.kernel))
             .collect();
         let names: Vec<&str> = cells

@@ -19,5 +19,5 @@ pub use junit::junit;
 pub use markdown::markdown;
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
 pub use terminal::{
-    assumptions_text, disagreements_text, failures_text, matrix, matrix_table, variants_text,
+    Look, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
 };

@@ -105,6 +105,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The kernels in version order, the order of every view (the JSON keeps
+    /// the matrix's).
+    pub fn kernels_by_version(&self) -> Vec<&KernelRun> {
+        let mut ks: Vec<&KernelRun> = self.kernels.iter().collect();
+        ks.sort_by_key(|k| version_key(k));
+        ks
+    }
+
     /// Builds the report of a run.
     pub fn new(
         matrix: &str,
@@ -258,6 +266,27 @@ fn apply_expectation(c: &mut Cell, expectations: &Expectations) {
         Status::Pass => Status::UnexpectedPass,
         other => other,
     };
+}
+
+/// `(major, minor, patch)` of a kernel, from its release or its profile name;
+/// kernels without a number sort last.
+fn version_key(k: &KernelRun) -> (u32, u32, u32) {
+    let parse = |s: &str| -> Option<(u32, u32, u32)> {
+        let mut it = s
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u32>().ok());
+        Some((
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+            it.next().flatten().unwrap_or(0),
+        ))
+    };
+    k.release
+        .as_deref()
+        .and_then(parse)
+        .or_else(|| k.kernel.rsplit('-').next().and_then(parse))
+        .unwrap_or((u32::MAX, 0, 0))
 }
 
 #[cfg(test)]

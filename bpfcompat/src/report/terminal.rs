@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::Report;
 use crate::classify::{Cell, Status};
+use crate::outcome::KernelRun;
 
 /// What a cell shows in the matrix.
 pub(crate) fn cell_word(c: &Cell) -> String {
@@ -18,47 +19,6 @@ pub(crate) fn cell_word(c: &Cell) -> String {
         Status::ExpectedFail => format!("expected {}", c.code.map(|c| c.as_str()).unwrap_or("")),
         Status::UnexpectedPass => "UNEXPECTED PASS".into(),
     }
-}
-
-/// The matrix table.
-pub fn matrix_table(r: &Report) -> String {
-    let obj_w = r.objects.iter().map(String::len).max().unwrap_or(6).max(6);
-    let widths: Vec<usize> = r
-        .kernels
-        .iter()
-        .map(|k| {
-            r.cells
-                .iter()
-                .filter(|c| c.kernel == k.kernel)
-                .map(|c| cell_word(c).len())
-                .chain([k.kernel.len() + usize::from(!k.required)])
-                .max()
-                .unwrap_or(4)
-        })
-        .collect();
-    let mut out = String::new();
-    let _ = write!(out, "{:<obj_w$}", "OBJECT");
-    for (k, w) in r.kernels.iter().zip(&widths) {
-        let name = if k.required {
-            k.kernel.clone()
-        } else {
-            format!("{}*", k.kernel)
-        };
-        let _ = write!(out, "  {name:<w$}");
-    }
-    out.push('\n');
-    for o in &r.objects {
-        let _ = write!(out, "{o:<obj_w$}");
-        for (k, w) in r.kernels.iter().zip(&widths) {
-            let word = r.cell(o, &k.kernel).map(cell_word).unwrap_or_default();
-            let _ = write!(out, "  {word:<w$}");
-        }
-        out.push('\n');
-    }
-    if r.kernels.iter().any(|k| !k.required) {
-        out.push_str("(* not required: failures there do not fail the run)\n");
-    }
-    out
 }
 
 /// With `--validator both`: where libbpf's and aya's verdicts on one object
@@ -121,7 +81,7 @@ pub fn variants_text(r: &Report) -> String {
 pub fn failures_text(r: &Report) -> String {
     let mut out = String::new();
     let mut whole_kernel = Vec::new();
-    for k in &r.kernels {
+    for k in r.kernels_by_version() {
         let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.kernel == k.kernel).collect();
         let first = cells.first().map(|c| (c.status, c.message.clone()));
         if let Some((status @ (Status::Unavailable | Status::InfraError), message)) = first
@@ -265,23 +225,64 @@ fn paint(word: &str, c: &Cell, width: usize, color: bool) -> String {
     format!("\x1b[{code}m{padded}\x1b[0m")
 }
 
-/// The matrix as people read it in a terminal: the wide table when it fits in
-/// 100 columns, else a compact one with short kernel labels and codes and a
-/// legend. `color` paints cells by status.
-pub fn matrix(r: &Report, color: bool) -> String {
-    let wide = matrix_table(r);
-    let fits = wide.lines().all(|l| l.chars().count() <= 100);
-    let kernels = super::html::kernels_by_version(r);
-    type Label = fn(&str) -> String;
-    type Word = fn(&Cell) -> String;
-    let (label, word): (Label, Word) = if fits {
-        (|k| k.to_string(), cell_word)
-    } else {
-        (short_kernel, compact_word)
+/// How the matrix is drawn: the columns it may use and whether to paint
+/// cells by status.
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    /// Columns available (the terminal's width; 100 in a log).
+    pub width: usize,
+    /// ANSI colours by status.
+    pub color: bool,
+}
+
+impl Look {
+    /// No colour, no width limit: the wide table always.
+    pub const PLAIN: Look = Look {
+        width: usize::MAX,
+        color: false,
     };
-    if fits && !color {
-        return wide;
+}
+
+type Label = fn(&str) -> String;
+type Word = fn(&Cell) -> String;
+
+/// The matrix as people read it: the wide table when it fits in
+/// `look.width` columns, else a compact one with short kernel labels and
+/// codes and a legend. Kernels are in version order, as in every view; the
+/// spacing is the same with or without colour.
+pub fn matrix(r: &Report, look: Look) -> String {
+    let kernels = r.kernels_by_version();
+    let wide = table(r, &kernels, (|k| k.to_string(), cell_word), false);
+    let fits = wide.lines().all(|l| l.chars().count() <= look.width);
+    let mut out = match (fits, look.color) {
+        (true, false) => wide,
+        (true, true) => table(r, &kernels, (|k| k.to_string(), cell_word), true),
+        (false, _) => table(r, &kernels, (short_kernel, compact_word), look.color),
+    };
+    if !fits {
+        let width = look.width.max(40);
+        let mut line = String::from("kernels:");
+        for k in &kernels {
+            let entry = format!(" {}={}", short_kernel(&k.kernel), k.kernel);
+            if line.len() + entry.len() > width {
+                let _ = writeln!(out, "{line}");
+                line = String::from("        ");
+            }
+            line.push_str(&entry);
+        }
+        let _ = writeln!(out, "{line}");
+        out.push_str("ok pass, CODE failure, code (lower case) expected failure,\n");
+        out.push_str("XPASS declared to fail but passes, n/a unavailable, ? no verdict\n");
     }
+    if kernels.iter().any(|k| !k.required) {
+        out.push_str("(* not required: failures there do not fail the run)\n");
+    }
+    out
+}
+
+/// One table: a header of kernel labels (`*` where not required), then a
+/// row per object, columns two spaces apart.
+fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color: bool) -> String {
     let obj_w = r.objects.iter().map(String::len).max().unwrap_or(6).max(6);
     let widths: Vec<usize> = kernels
         .iter()
@@ -295,43 +296,22 @@ pub fn matrix(r: &Report, color: bool) -> String {
                 .unwrap_or(4)
         })
         .collect();
-    let mut out = String::new();
-    let _ = write!(out, "{:<obj_w$}", "OBJECT");
+    let mut out = format!("{:<obj_w$}", "OBJECT");
     for (k, w) in kernels.iter().zip(&widths) {
         let name = format!("{}{}", label(&k.kernel), if k.required { "" } else { "*" });
-        let _ = write!(out, " {name:<w$}");
+        let _ = write!(out, "  {name:<w$}");
     }
     out.push('\n');
     for o in &r.objects {
         let _ = write!(out, "{o:<obj_w$}");
         for (k, w) in kernels.iter().zip(&widths) {
-            match r.cell(o, &k.kernel) {
-                Some(c) => {
-                    let _ = write!(out, " {}", paint(&word(c), c, *w, color));
-                }
-                None => {
-                    let _ = write!(out, " {:<w$}", "");
-                }
-            }
+            let cell = match r.cell(o, &k.kernel) {
+                Some(c) => paint(&word(c), c, *w, color),
+                None => format!("{:<w$}", ""),
+            };
+            let _ = write!(out, "  {cell}");
         }
         out.push('\n');
-    }
-    if !fits {
-        let mut line = String::from("kernels:");
-        for k in &kernels {
-            let entry = format!(" {}={}", short_kernel(&k.kernel), k.kernel);
-            if line.len() + entry.len() > 100 {
-                let _ = writeln!(out, "{line}");
-                line = String::from("        ");
-            }
-            line.push_str(&entry);
-        }
-        let _ = writeln!(out, "{line}");
-        out.push_str("ok pass, CODE failure, code (lower case) expected failure, XPASS declared to fail but passes,\n");
-        out.push_str("n/a unavailable, ? no verdict\n");
-    }
-    if kernels.iter().any(|k| !k.required) {
-        out.push_str("(* not required: failures there do not fail the run)\n");
     }
     out
 }
@@ -389,10 +369,18 @@ mod tests {
     fn eight_kernels_fit_in_100_columns() {
         let r = eight_kernel_report();
         assert!(
-            matrix_table(&r).lines().any(|l| l.chars().count() > 100),
+            matrix(&r, Look::PLAIN)
+                .lines()
+                .any(|l| l.chars().count() > 100),
             "the wide table does not fit"
         );
-        let compact = matrix(&r, false);
+        let compact = matrix(
+            &r,
+            Look {
+                width: 100,
+                color: false,
+            },
+        );
         for line in compact.lines() {
             assert!(
                 line.chars().count() <= 100,
@@ -411,7 +399,14 @@ mod tests {
             "no colour codes when colour is off"
         );
         assert!(
-            matrix(&r, true).contains("\u{1b}[31;1m"),
+            matrix(
+                &r,
+                Look {
+                    width: 100,
+                    color: true
+                }
+            )
+            .contains("\u{1b}[31;1m"),
             "failures are red when colour is on"
         );
     }

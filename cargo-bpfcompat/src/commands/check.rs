@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bpfcompat::objects::{check_bpf_object, display_names};
 use bpfcompat::outcome::RunOutput;
-use bpfcompat::report::{Report, failures_text, matrix_table};
+use bpfcompat::report::{Report, failures_text, matrix};
 use clap::Args;
 use validator::{Options, Source, validate_all_on_host};
 
@@ -71,7 +71,7 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
-    print!("{}", matrix_table(&report));
+    print!("{}", matrix(&report, crate::render::look()));
     let failures = failures_text(&report);
     if !failures.is_empty() {
         print!("\n{failures}");

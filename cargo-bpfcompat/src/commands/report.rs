@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat::report::{Report, changes_text, compare, exit_with_baseline, html, junit, markdown};
+use bpfcompat::report::{Report, changes_text, compare, exit_with_baseline};
 use clap::{Args, Subcommand};
 
 use crate::exit::Code;
@@ -29,18 +29,8 @@ pub struct MergeArgs {
     /// The shard reports.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
-    /// Write the merged JSON report here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write the merged HTML matrix here.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Write the merged Markdown report here.
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Write the merged JUnit XML here.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: crate::report_files::ReportFiles,
 }
 
 fn load(path: &Path) -> Result<Report, String> {
@@ -64,16 +54,10 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
                 .map(|p| load(p))
                 .collect::<Result<Vec<_>, _>>()?;
             let merged = bpfcompat::report::merge(&reports)?;
-            for (path, text) in [
-                (&a.json, merged.to_json()),
-                (&a.html, html(&merged)),
-                (&a.markdown, markdown(&merged)),
-                (&a.junit, junit(&merged)),
-            ] {
-                if let Some(p) = path {
-                    std::fs::write(p, text)
-                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-                }
+            a.files.check()?;
+            let errors = a.files.write(&merged, false);
+            if let Some(e) = errors.first() {
+                return Err(e.clone().into());
             }
             print!("{}", crate::render::human(&merged, false));
             Ok(merged.exit_code)

@@ -12,8 +12,7 @@ use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{built_for, check_bpf_object, display_names};
 use bpfcompat::report::{
-    Expectations, Report, changes_text, compare, exit_with_baseline, html, junit, kernel_cells,
-    markdown,
+    Expectations, Report, changes_text, compare, exit_with_baseline, kernel_cells,
 };
 use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
@@ -36,58 +35,12 @@ pub struct TestArgs {
     /// workspace is built and every BPF object it produces is validated.
     #[arg(long = "object", value_name = "FILE")]
     pub objects: Vec<PathBuf>,
-    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
-    #[arg(long, value_name = "NAME|FILE")]
-    pub matrix: Option<String>,
-    /// Only these kernels of the matrix (repeatable); overrides the configuration.
-    #[arg(long = "kernel", value_name = "NAME")]
-    pub kernels: Vec<String>,
     /// The configuration file (fix-ups, expected failures, matrix, kernels).
     /// Default: the workspace's; with --object or a loader, the nearest
     /// `bpfcompat.toml` (or Cargo.toml metadata) to the current directory,
     /// else a `bpfcompat.toml` beside the first object.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Command mode: build this binary of the workspace and run it in every
-    /// guest as root; its exit code is the verdict.
-    #[arg(long, value_name = "NAME", conflicts_with = "loader")]
-    pub bin: Option<String>,
-    /// Command mode with any executable (shipped with its shared libraries).
-    #[arg(long, value_name = "PATH")]
-    pub loader: Option<PathBuf>,
-    /// The command to run in command mode; `$BPFCOMPAT_BIN` is the shipped
-    /// binary, `$BPFCOMPAT_ARTIFACT` the --object (when given; one run per
-    /// object), `$BPFCOMPAT_KERNEL` the kernel profile.
-    #[arg(long, value_name = "CMD", default_value = "$BPFCOMPAT_BIN")]
-    pub command: String,
-    /// The exit code that means success in command mode.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub expect_exit: i32,
-    /// Limit for one run of the command, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
-    pub command_timeout: u64,
-    #[command(flatten)]
-    pub cargo: CargoArgs,
-    /// Guests at once (default: the number of CPUs).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
-    /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
-    /// (slow, works everywhere).
-    #[arg(long, value_parser = named::<AccelChoice>(), default_value = "auto")]
-    pub accel: AccelChoice,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
-    pub memory: u32,
-    /// Guest vCPUs (1 is the stable choice under TCG).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub cpus: u32,
-    /// Limit for one guest, boot to power-off, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Limit for one object inside a guest, in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
-    pub object_timeout: u64,
     /// How far validation goes: `load`, `attach`, or `fire` (attach, run a
     /// trigger, and require every program to run at least once).
     #[arg(long, value_parser = named::<Mode>(), default_value = "attach")]
@@ -110,43 +63,114 @@ pub struct TestArgs {
     /// (default: a built-in workload of syscalls, file, process and network activity).
     #[arg(long, value_name = "CMD")]
     pub trigger: Option<String>,
-    /// Boots retried when a guest dies before the agent starts.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub retries: u32,
-    /// Kernels that cannot be had (no mirror, no network) do not fail the run;
-    /// they are still listed with the fix.
-    #[arg(long)]
-    pub allow_unavailable: bool,
-    /// Write the JSON report here (schema: docs/report-schema.md).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write a Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set).
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Write a JUnit XML report here (one suite per object, one case per kernel).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Write a self-contained HTML matrix here.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
     /// Compare with an earlier JSON report: exit 2 only when a required cell
     /// newly fails; fixes are reported, not gated.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
+    #[arg(help_heading = "Kernels", long, value_name = "NAME|FILE")]
+    pub matrix: Option<String>,
+    /// Only these kernels of the matrix (repeatable); overrides the configuration.
+    #[arg(help_heading = "Kernels", long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
     /// Run only a deterministic slice of the kernels, `I/N` (1-based): kernels
     /// whose position in the matrix is I modulo N. Merge the shard reports
     /// with `cargo bpfcompat report merge`.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    #[arg(help_heading = "Kernels", long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
-    /// No progress display; print only failures and the summary.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// `human` (default) or `json`: one JSON record per cell on stdout.
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
+    /// Kernels that cannot be had (no mirror, no network) do not fail the run;
+    /// they are still listed with the fix.
+    #[arg(help_heading = "Kernels", long)]
+    pub allow_unavailable: bool,
+    /// Boots retried when a guest dies before the agent starts.
+    #[arg(help_heading = "Kernels", long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Guests at once (default: the number of CPUs).
+    #[arg(help_heading = "Kernels", long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
+    /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
+    /// (slow, works everywhere).
+    #[arg(help_heading = "Kernels", long, value_parser = named::<AccelChoice>(), default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(
+        help_heading = "Kernels",
+        long,
+        default_value_t = 512,
+        value_name = "MIB"
+    )]
+    pub memory: u32,
+    /// Guest vCPUs (1 is the stable choice under TCG).
+    #[arg(help_heading = "Kernels", long, default_value_t = 1, value_name = "N")]
+    pub cpus: u32,
+    /// Limit for one guest, boot to power-off, in seconds.
+    #[arg(
+        help_heading = "Kernels",
+        long,
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
+    pub timeout: u64,
+    /// Limit for one object inside a guest, in seconds.
+    #[arg(
+        help_heading = "Kernels",
+        long,
+        default_value_t = 120,
+        value_name = "SECS"
+    )]
+    pub object_timeout: u64,
+    /// Command mode: build this binary of the workspace and run it in every
+    /// guest as root; its exit code is the verdict.
+    #[arg(
+        help_heading = "Command mode",
+        long,
+        value_name = "NAME",
+        conflicts_with = "loader"
+    )]
+    pub bin: Option<String>,
+    /// Command mode with any executable (shipped with its shared libraries).
+    #[arg(help_heading = "Command mode", long, value_name = "PATH")]
+    pub loader: Option<PathBuf>,
+    /// The command to run in command mode; `$BPFCOMPAT_BIN` is the shipped
+    /// binary, `$BPFCOMPAT_ARTIFACT` the --object (when given; one run per
+    /// object), `$BPFCOMPAT_KERNEL` the kernel profile.
+    #[arg(
+        help_heading = "Command mode",
+        long,
+        value_name = "CMD",
+        default_value = "$BPFCOMPAT_BIN"
+    )]
+    pub command: String,
+    /// The exit code that means success in command mode.
+    #[arg(
+        help_heading = "Command mode",
+        long,
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub expect_exit: i32,
+    /// Limit for one run of the command, in seconds.
+    #[arg(
+        help_heading = "Command mode",
+        long,
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub command_timeout: u64,
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    #[command(flatten)]
+    pub reports: crate::report_files::ReportFiles,
     /// Keep per-kernel evidence (console, records, QEMU command line, kernel config) here.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Reports", long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
+    /// `human` (default) or `json`: one JSON record per cell on stdout.
+    #[arg(help_heading = "Reports", long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// No progress display; print only failures and the summary.
+    #[arg(help_heading = "Display", long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// What to validate, where, and what is expected.
@@ -279,7 +303,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     }
     // Every report that can be written is, and the matrix is printed, even
     // when one path fails or the run was stopped: nothing finished is lost.
-    let write_errors = write_reports(&report, a);
+    let write_errors = a.reports.write(&report, true);
     if !json_lines {
         print!("{}", crate::render::human(&report, a.quiet));
     }
@@ -314,22 +338,7 @@ fn read_baseline(p: &Path) -> Result<Report, String> {
 /// Checks that every report path can be written and the evidence directory
 /// used, without leaving anything behind where nothing was before.
 fn check_outputs(a: &TestArgs) -> Result<(), String> {
-    let files = [
-        ("--json", &a.json),
-        ("--markdown", &a.markdown),
-        ("--junit", &a.junit),
-        ("--html", &a.html),
-    ];
-    for (flag, path) in files {
-        if let Some(p) = path {
-            check_writable_file(p).map_err(|e| {
-                format!(
-                    "{flag} {}: {e}\n  (hint: name a file in an existing directory you can write)",
-                    p.display()
-                )
-            })?;
-        }
-    }
+    a.reports.check()?;
     if let Some(dir) = &a.evidence {
         std::fs::create_dir_all(dir)
             .and_then(|()| tempfile::tempfile_in(dir).map(drop))
@@ -339,22 +348,6 @@ fn check_outputs(a: &TestArgs) -> Result<(), String> {
                     dir.display()
                 )
             })?;
-    }
-    Ok(())
-}
-
-fn check_writable_file(p: &Path) -> Result<(), String> {
-    if p.is_dir() {
-        return Err("is a directory".into());
-    }
-    let existed = p.exists();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(p)
-        .map_err(|e| format!("cannot write it: {e}"))?;
-    if !existed {
-        let _ = std::fs::remove_file(p);
     }
     Ok(())
 }
@@ -619,36 +612,6 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         matrix,
         expectations: config.expectations(),
     })
-}
-
-/// Writes every requested report file; each is written even if another
-/// fails. Returns what could not be written.
-fn write_reports(report: &Report, a: &TestArgs) -> Vec<String> {
-    let mut errors = Vec::new();
-    let mut write = |path: &Option<PathBuf>, text: String| {
-        if let Some(p) = path
-            && let Err(e) = std::fs::write(p, text)
-        {
-            errors.push(format!("cannot write {}: {e}", p.display()));
-        }
-    };
-    write(&a.json, report.to_json());
-    write(&a.markdown, markdown(report));
-    write(&a.junit, junit(report));
-    write(&a.html, html(report));
-    // GitHub Actions shows this file on the run's summary page.
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write as _;
-        let appended = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&summary)
-            .and_then(|mut f| f.write_all(markdown(report).as_bytes()));
-        if let Err(e) = appended {
-            errors.push(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}"));
-        }
-    }
-    errors
 }
 
 /// `--validator`.

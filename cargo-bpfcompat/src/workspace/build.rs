@@ -10,6 +10,7 @@ use clap::Args;
 
 /// Cargo's usual selection flags, passed through to `cargo build`.
 #[derive(Args, Clone, Default, Debug)]
+#[command(next_help_heading = "Package selection")]
 pub struct CargoArgs {
     /// Path to Cargo.toml.
     #[arg(long, value_name = "PATH")]
