@@ -152,6 +152,15 @@ pub fn copy_examples(to: &std::path::Path) {
 /// Says that a test (or part of one) is skipped and why. It writes to the
 /// stderr handle directly: libtest captures `eprintln!` of passing tests,
 /// and a skip must show in CI logs.
+/// True as root; otherwise says `SKIP <why>` and returns false.
+pub fn root_or_skip(why: &str) -> bool {
+    let root = is_root();
+    if !root {
+        skip(why);
+    }
+    root
+}
+
 pub fn skip(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIP {message}");
@@ -179,5 +188,15 @@ pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {
 pub fn mentions(text: &str, needles: &[&str]) {
     if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
         panic!("expected {missing:?} in:\n{text}");
+    }
+}
+
+/// Asserts that the string `key` of a JSON record (a cell, a finding)
+/// contains every one of `needles`; on failure shows the whole record.
+#[track_caller]
+pub fn says(record: &serde_json::Value, key: &str, needles: &[&str]) {
+    let text = record[key].as_str().unwrap_or_default();
+    if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
+        panic!("expected {missing:?} in {key} of:\n{record:#}");
     }
 }

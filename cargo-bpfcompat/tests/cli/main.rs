@@ -53,7 +53,7 @@ fn mentions(text: &str, needles: &[&str]) {
 }
 
 /// A real, minimal BPF object (committed, built from its source beside it).
-fn tiny_bpf_object(_dir: &Path) -> String {
+fn tiny_bpf_object() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minimal.bpf.o").to_string()
 }
 
@@ -82,8 +82,7 @@ fn non_elf_and_non_bpf_files() {
 
 #[test]
 fn unknown_kernel_lists_known_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let (code, _, err) = run(bpfcompat(&[
         "test",
         "--object",
@@ -98,7 +97,7 @@ fn unknown_kernel_lists_known_ones() {
 #[test]
 fn malformed_matrix_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = write(
         dir.path(),
         "m.toml",
@@ -115,8 +114,7 @@ fn malformed_matrix_names_the_line() {
 
 #[test]
 fn missing_qemu() {
-    let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let mut c = bpfcompat(&["test", "--object", &obj, "--kernel", "debian-12-6.1"]);
     c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu-system-x86_64");
     let (code, _, err) = run(c);
@@ -136,7 +134,7 @@ fn object_mode_finds_its_configuration_beside_the_object_or_from_config() {
     // file: proof the object's table was read.
     let dir = tempfile::tempdir().unwrap();
     let obj = dir.path().join("minimal.bpf.o");
-    std::fs::copy(tiny_bpf_object(dir.path()), &obj).unwrap();
+    std::fs::copy(tiny_bpf_object(), &obj).unwrap();
     let bad = "[objects.minimal]\ntrigger = \"sh -c 'unterminated\"\n";
     let beside = write(dir.path(), "bpfcompat.toml", bad);
     let elsewhere = tempfile::tempdir().unwrap();
@@ -179,7 +177,7 @@ fn orphan_matrix(dir: &Path) -> String {
 #[test]
 fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = orphan_matrix(dir.path());
     let cache = dir.path().join("cache");
     let mut c = test_with(&obj, &m, &[]);
@@ -199,7 +197,7 @@ fn kernel_without_mirror_is_unavailable_with_the_variable_to_set() {
 fn without_a_terminal_progress_is_status_lines_on_stderr() {
     // A CI log: each kernel's steps are lines, not an invisible bar.
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = orphan_matrix(dir.path());
     let mut c = test_with(&obj, &m, &["--allow-unavailable"]);
     c.env("BPFCOMPAT_CACHE", dir.path().join("cache"));
@@ -216,7 +214,7 @@ fn without_a_terminal_progress_is_status_lines_on_stderr() {
 #[test]
 fn unreachable_mirror_is_a_clear_download_error() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = orphan_matrix(dir.path());
     let mut c = test_with(&obj, &m, &[]);
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.

@@ -50,7 +50,7 @@ fn assert_untouched(victim: &Path) {
 #[test]
 fn a_lock_digest_that_is_a_path_is_refused_and_nothing_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let v = victim(dir.path());
     // <cache>/kernels/../../victim is the victim: a run once deleted it.
     for digest in ["../../victim".to_string(), v.display().to_string()] {
@@ -120,7 +120,7 @@ fn a_planted_lock_link_is_not_followed() {
 #[test]
 fn a_digest_mismatch_is_a_tool_failure_even_when_unavailable_kernels_are_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let base = serve(BTreeMap::from([(
         "/pool/k.deb".to_string(),
         Body::Bytes(b"not the pinned package".to_vec()),
@@ -189,7 +189,7 @@ fn no_cache_location_is_an_error_naming_the_variable() {
 #[test]
 fn a_profile_named_dot_dot_cannot_write_evidence_outside() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = write(
         dir.path(),
         "m.toml",
@@ -205,10 +205,17 @@ fn a_profile_named_dot_dot_cannot_write_evidence_outside() {
     mentions(&err, &["not starting with `.`"]);
 }
 
+fn root_or_skip(why: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("SKIP {why}");
+    }
+    root
+}
+
 #[test]
 fn an_unreadable_cache_entry_says_so_not_check_the_network() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP needs root to make an entry another user cannot read");
+    if !root_or_skip("needs root to make an entry another user cannot read") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -240,8 +247,7 @@ fn an_unreadable_cache_entry_says_so_not_check_the_network() {
 
 #[test]
 fn a_full_disk_says_so_not_check_the_network() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP needs root to mount a small tmpfs");
+    if !root_or_skip("needs root to mount a small tmpfs") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +288,7 @@ fn a_full_disk_says_so_not_check_the_network() {
 #[test]
 fn damaged_objects_are_refused_on_the_host_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let good = std::fs::read(tiny_bpf_object(dir.path())).unwrap();
+    let good = std::fs::read(tiny_bpf_object()).unwrap();
     let shoff = u64::from_le_bytes(good[40..48].try_into().unwrap()) as usize;
     let mut overwritten = good.clone();
     overwritten[shoff..].iter_mut().for_each(|b| *b = 0x5a);
@@ -350,7 +356,7 @@ fn usage_errors_exit_1_not_2() {
 #[test]
 fn unwritable_report_paths_fail_before_any_guest() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let file = write(dir.path(), "a-file", "x");
     for (flag, path) in [
         ("--json", "/nonexistent-dir/r.json".to_string()),
@@ -376,7 +382,7 @@ fn unwritable_report_paths_fail_before_any_guest() {
 #[test]
 fn a_report_that_cannot_be_written_costs_only_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = tiny_bpf_object(dir.path());
+    let obj = tiny_bpf_object();
     let m = super::orphan_matrix(dir.path());
     let json = dir.path().join("r.json");
     let md = dir.path().join("r.md");

@@ -1,7 +1,7 @@
 //! The pre-load gate on this machine's own kernel: real bpf() calls, no VM.
 //! These tests need root (CI runs as root); elsewhere they say so and skip.
 
-use bpfcompat_e2e::{cli, fixture, is_root, mentions, run, with_report};
+use bpfcompat_e2e::{cli, fixture, mentions, root_or_skip, run, says, with_report};
 use serde_json::Value;
 
 /// Names of the BPF programs loaded on this machine, from bpftool.
@@ -22,8 +22,7 @@ fn loaded_programs() -> Vec<String> {
 
 #[test]
 fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
-    if !is_root() {
-        bpfcompat_e2e::skip("gate_passes_good_objects…: needs root");
+    if !root_or_skip("gate_passes_good_objects…: needs root") {
         return;
     }
     let check = |object: &str| {
@@ -40,13 +39,7 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
     assert_eq!(out.status.code(), Some(2));
     let cell = &report["cells"][0];
     assert_eq!(cell["code"], "VERIFIER_REJECTED", "{cell:#}");
-    assert!(
-        cell["message"]
-            .as_str()
-            .unwrap()
-            .contains("map_value_or_null"),
-        "{cell:#}"
-    );
+    says(cell, "message", &["map_value_or_null"]);
 
     // With attach too, then nothing of ours may remain.
     run(check("ringbuf").arg("--attach").arg(fixture("kprobe")));
@@ -61,8 +54,7 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
 
 #[test]
 fn gate_without_privileges_says_which_are_missing() {
-    if !is_root() {
-        bpfcompat_e2e::skip("gate_without_privileges…: needs root to drop to nobody");
+    if !root_or_skip("gate_without_privileges…: needs root to drop to nobody") {
         return;
     }
     let bin = bpfcompat_e2e::workspace_bin("cargo-bpfcompat");
@@ -86,8 +78,7 @@ fn gate_without_privileges_says_which_are_missing() {
 
 #[test]
 fn a_non_utf8_section_name_gets_a_verdict_not_an_abort() {
-    if !is_root() {
-        bpfcompat_e2e::skip("a_non_utf8_section_name…: needs root");
+    if !root_or_skip("a_non_utf8_section_name…: needs root") {
         return;
     }
     // The kprobe fixture with one byte of its section name made invalid UTF-8:
@@ -115,8 +106,7 @@ fn a_non_utf8_section_name_gets_a_verdict_not_an_abort() {
 
 #[test]
 fn a_trigger_that_cannot_run_is_its_own_error_not_not_fired() {
-    if !is_root() {
-        bpfcompat_e2e::skip("a_trigger_that_cannot_run…: needs root");
+    if !root_or_skip("a_trigger_that_cannot_run…: needs root") {
         return;
     }
     let mut c = cli(&[
@@ -141,8 +131,7 @@ fn a_trigger_that_cannot_run_is_its_own_error_not_not_fired() {
 
 #[test]
 fn the_gate_judges_aya_objects_the_way_aya_loads_them() {
-    if !is_root() {
-        bpfcompat_e2e::skip("the_gate_judges_aya_objects…: needs root");
+    if !root_or_skip("the_gate_judges_aya_objects…: needs root") {
         return;
     }
     // libbpf cannot open the aya template's legacy maps; aya loads it here.
