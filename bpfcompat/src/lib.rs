@@ -19,6 +19,7 @@ pub mod matrix;
 pub mod named;
 pub mod objects;
 pub mod outcome;
+pub mod partition;
 pub mod process_group;
 #[cfg(test)]
 mod proptests;

@@ -45,6 +45,9 @@ pub fn human(report: &Report, quiet: bool) -> String {
         out.push('\n');
         out.push_str(&failures);
     }
+    if let Some(p) = &report.partial {
+        out.push_str(&format!("\nPARTIAL RESULT: {p}\n"));
+    }
     out.push_str(&format!("\n{}\n", report.summary.sentence()));
     out
 }

@@ -72,6 +72,13 @@ pub fn html(r: &Report) -> String {
         esc(&s.sentence()),
         esc(&r.matrix)
     );
+    if let Some(p) = &r.partial {
+        let _ = write!(
+            out,
+            "<p class=\"partial\"><strong>Partial result:</strong> {}</p>",
+            esc(p)
+        );
+    }
     for k in &kernels {
         let opt = if k.required { "" } else { " (optional)" };
         let _ = write!(

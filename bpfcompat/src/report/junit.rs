@@ -12,6 +12,9 @@ pub fn junit(r: &Report) -> String {
     let mut out = quick_junit::Report::new("bpfcompat");
     for object in &r.objects {
         let mut suite = TestSuite::new(object.as_str());
+        if let Some(p) = &r.partial {
+            suite.add_property(quick_junit::Property::new("partial", p.as_str()));
+        }
         let cells = r.kernels_by_version().into_iter();
         for c in cells.filter_map(|k| r.cell(object, &k.kernel)) {
             let mut case = TestCase::new(c.kernel.as_str(), status(c));

@@ -23,6 +23,9 @@ pub fn markdown(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::from("# bpfcompat report\n\n");
     let _ = writeln!(out, "{}.\n", s.sentence());
+    if let Some(p) = &r.partial {
+        let _ = writeln!(out, "> **Partial result:** {p}\n");
+    }
     let kernels = r.kernels_by_version();
     out.push_str("| object |");
     for k in &kernels {

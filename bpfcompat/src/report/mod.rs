@@ -10,13 +10,15 @@ mod compare;
 mod html;
 mod junit;
 mod markdown;
+mod merge;
 mod model;
 mod terminal;
 
-pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline, merge};
+pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
+pub use merge::{Scope, merge};
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
 pub use terminal::{
     Look, assumptions_text, disagreements_text, failures_text, matrix, variants_text,

@@ -102,6 +102,13 @@ pub struct Report {
     pub allow_unavailable: bool,
     /// The exit code this report implies.
     pub exit_code: ExitCode,
+    /// Which run this is and which slice of it (`test --partition`).
+    #[serde(default)]
+    pub scope: Option<super::Scope>,
+    /// Set on a merge that lacked slices (`report merge --allow-partial`):
+    /// which, and the kernels not run. Every view says it.
+    #[serde(default)]
+    pub partial: Option<String>,
 }
 
 impl Report {
@@ -172,6 +179,8 @@ impl Report {
             summary,
             allow_unavailable,
             exit_code,
+            scope: None,
+            partial: None,
         }
     }
 

@@ -19,7 +19,9 @@ pub enum ReportCommand {
         /// The later report.
         after: PathBuf,
     },
-    /// Merge shard reports (`test --shard I/N`) into one.
+    /// Merge the reports of one run's slices (`test --partition I/N`) into
+    /// the report of the whole run; refuses (exit 1) a missing slice, a slice
+    /// given twice, cells in two reports, and reports of different runs.
     Merge(MergeArgs),
 }
 
@@ -29,6 +31,11 @@ pub struct MergeArgs {
     /// The shard reports.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
+    /// Merge even when slices are missing: the result names them and the
+    /// kernels they would have run, in every view. Reports of different
+    /// runs, a slice given twice or cells in two reports are never merged.
+    #[arg(long)]
+    pub allow_partial: bool,
     #[command(flatten)]
     pub files: crate::report_files::ReportFiles,
 }
@@ -51,9 +58,9 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             let reports = a
                 .reports
                 .iter()
-                .map(|p| load(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            let merged = bpfcompat::report::merge(&reports)?;
+                .map(|p| Ok((p.display().to_string(), load(p)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            let merged = bpfcompat::report::merge(&reports, a.allow_partial)?;
             a.files.check()?;
             let errors = a.files.write(&merged, false);
             if let Some(e) = errors.first() {

@@ -4,6 +4,7 @@
 //! its BPF objects are discovered and its configuration applies (matrix,
 //! required kernels, loader fix-ups, expected failures).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,13 +12,15 @@ use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors};
 use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{built_for, check_bpf_object, display_names};
+use bpfcompat::partition::Partition;
 use bpfcompat::report::{
-    Expectations, Report, changes_text, compare, exit_with_baseline, kernel_cells,
+    Expectations, Report, Scope, changes_text, compare, exit_with_baseline, kernel_cells,
 };
 use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
 use bpfcompat::wire::Validator;
 use clap::Args;
+use sha2::{Digest, Sha256};
 
 use bpfcompat::wire::Mode;
 
@@ -73,11 +76,18 @@ pub struct TestArgs {
     /// Only these kernels of the matrix (repeatable); overrides the configuration.
     #[arg(help_heading = "Kernels", long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
-    /// Run only a deterministic slice of the kernels, `I/N` (1-based): kernels
-    /// whose position in the matrix is I modulo N. Merge the shard reports
-    /// with `cargo bpfcompat report merge`.
-    #[arg(help_heading = "Kernels", long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
+    /// Run one slice of the kernels, for N parallel CI jobs: `count:I/N`
+    /// (every N-th kernel by matrix position, from the I-th), `hash:I/N` (by
+    /// a hash of the kernel's name: a slice keeps its kernels when others are
+    /// added), or `I/N` (= count). A slice with no kernels says so and exits
+    /// 0. Join the slices' JSON with `cargo bpfcompat report merge`.
+    #[arg(
+        help_heading = "Kernels",
+        long,
+        visible_alias = "shard",
+        value_name = "KIND:I/N"
+    )]
+    pub partition: Option<Partition>,
     /// Kernels that cannot be had (no mirror, no network) do not fail the run;
     /// they are still listed with the fix.
     #[arg(help_heading = "Kernels", long)]
@@ -189,6 +199,8 @@ struct Resolved {
     names: Vec<String>,
     expectations: Expectations,
     baseline: Option<Report>,
+    /// Which run and slice the report is, for `report merge`.
+    scope: Scope,
 }
 
 pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
@@ -219,12 +231,14 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
     } else {
         explicit_work(a)?
     };
-    if let Some((i, n)) = a.shard {
-        let mut position = 0;
-        matrix.kernels.retain(|_| {
-            position += 1;
-            (position - 1) % n == i - 1
-        });
+    let run_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
+    if let Some(p) = a.partition {
+        let slice: Vec<String> = p
+            .select(run_kernels.iter().map(String::as_str))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        matrix.kernels.retain(|k| slice.contains(&k.name));
     }
     let kernels = matrix
         .kernels
@@ -260,6 +274,17 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         .map(|o| o.name.clone())
         .chain(commands.iter().map(|c| c.name.clone()))
         .collect();
+    let scope = Scope {
+        partition: a.partition,
+        run_kernels,
+        digests: digests(&objects, &commands)?,
+        settings: format!(
+            "mode={:?} strict_maps={} trigger={}",
+            settings.mode,
+            settings.strict_maps,
+            a.trigger.as_deref().unwrap_or("default")
+        ),
+    };
     Ok(Resolved {
         plan: Plan {
             kernels,
@@ -271,12 +296,47 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         names,
         expectations,
         baseline,
+        scope,
     })
+}
+
+/// sha256 of every object and command binary (with its artifact), by report
+/// name: two slices of one run validated the same builds.
+fn digests(
+    objects: &[ObjectInput],
+    commands: &[CommandInput],
+) -> Result<BTreeMap<String, String>, String> {
+    let sha = |p: &Path| {
+        std::fs::read(p)
+            .map(|bytes| hex::encode(Sha256::digest(bytes)))
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let mut out = BTreeMap::new();
+    for o in objects {
+        out.insert(o.name.clone(), sha(&o.path)?);
+    }
+    for c in commands {
+        let mut d = sha(&c.binary)?;
+        if let Some(a) = &c.artifact {
+            d = format!("{d}+{}", sha(a)?);
+        }
+        out.insert(c.name.clone(), d);
+    }
+    Ok(out)
 }
 
 /// Runs the guests, then writes, prints and judges the report.
 fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::error::Error> {
     let json_lines = a.message_format == MessageFormat::Json;
+    if let Some(p) = r.scope.partition
+        && r.plan.kernels.is_empty()
+    {
+        eprintln!(
+            "note: slice {p} has no kernels (the run has {} for {} slices): nothing to run",
+            r.scope.run_kernels.len(),
+            p.total
+        );
+    }
     let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
     let cache = Cache::discover()?;
     let output = bpfcompat::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
@@ -296,6 +356,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         a.allow_unavailable,
         &r.expectations,
     );
+    report.scope = Some(r.scope);
     // A stopped run's report says so, not what its finished cells imply.
     let stopped = crate::signals::exit_code(cancel);
     if let Some(code) = stopped {
@@ -634,19 +695,6 @@ pub enum MessageFormat {
     Human,
     /// One JSON cell per line, for tools.
     Json,
-}
-
-/// `I/N` with 1 <= I <= N.
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 2/3")?;
-    let (i, n): (usize, usize) = (
-        i.parse().map_err(|_| "I is not a number")?,
-        n.parse().map_err(|_| "N is not a number")?,
-    );
-    if n == 0 || i == 0 || i > n {
-        return Err(format!("{s}: need 1 <= I <= N"));
-    }
-    Ok((i, n))
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.

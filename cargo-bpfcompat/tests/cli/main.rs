@@ -290,3 +290,27 @@ fn usage_errors_read_well() {
         insta::assert_snapshot!(name, err);
     }
 }
+
+#[test]
+fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("slice.json");
+    let mut c = bpfcompat(&[
+        "test",
+        "--object",
+        &tiny_bpf_object(),
+        "--kernel",
+        "debian-12-6.1",
+    ]);
+    c.args(["--partition", "count:2/2", "--json"]).arg(&json);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    mentions(&err, &["slice count:2/2 has no kernels", "nothing to run"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["scope"]["partition"], "count:2/2");
+    assert_eq!(
+        report["scope"]["run_kernels"],
+        serde_json::json!(["debian-12-6.1"])
+    );
+    assert_eq!(report["kernels"], serde_json::json!([]));
+}

@@ -25,10 +25,11 @@ fn steps_text(job: &Yaml) -> String {
         .iter()
         .map(|s| {
             format!(
-                "{} {} {}",
+                "{} {} {} {}",
                 s["uses"].as_str().unwrap_or(""),
                 s["run"].as_str().unwrap_or(""),
-                s["with"]["args"].as_str().unwrap_or("")
+                s["with"]["args"].as_str().unwrap_or(""),
+                s["with"]["command"].as_str().unwrap_or("")
             )
         })
         .collect::<Vec<_>>()
@@ -36,27 +37,52 @@ fn steps_text(job: &Yaml) -> String {
 }
 
 #[test]
-fn workflow_shards_merges_and_gates() {
+fn workflow_partitions_merges_and_gates_without_hiding_failures() {
     let wf = load(".github/workflows/bpfcompat.yml");
     let kernels = &wf["jobs"]["kernels"];
-    let shards: Vec<i64> = kernels["strategy"]["matrix"]["shard"]
+    let slices: Vec<i64> = kernels["strategy"]["matrix"]["slice"]
         .as_vec()
         .unwrap()
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    assert_eq!(shards, [1, 2, 3]);
+    assert_eq!(slices, [1, 2, 3]);
     let steps = steps_text(kernels);
-    assert!(
-        steps.contains(&format!("--shard ${{{{ matrix.shard }}}}/{}", shards.len())),
-        "{steps}"
+    let partition = format!("--partition count:${{{{ matrix.slice }}}}/{}", slices.len());
+    mentions(&steps, &[partition.as_str(), "--json slice-"]);
+    assert_eq!(
+        kernels["needs"].as_str(),
+        Some("fetch"),
+        "slices restore one warm cache"
     );
-    mentions(&steps, &["--json shard-"]);
+    mentions(&steps_text(&wf["jobs"]["fetch"]), &["kernels fetch"]);
     let gate = &wf["jobs"]["gate"];
     assert_eq!(gate["needs"].as_str(), Some("kernels"));
     let steps = steps_text(gate);
-    mentions(&steps, &["cargo bpfcompat report merge shards/*.json"]);
-    mentions(&steps, &["--junit", "--html"]);
+    mentions(
+        &steps,
+        &[
+            "cargo bpfcompat report merge slices/*.json",
+            "--junit",
+            "--html",
+        ],
+    );
+    assert!(
+        !steps.contains("--allow-partial"),
+        "the gate must refuse a missing slice"
+    );
+    assert_eq!(wf["permissions"]["contents"].as_str(), Some("read"));
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        assert!(
+            job["timeout-minutes"].as_i64().is_some(),
+            "{name}: timeout-minutes"
+        );
+        assert!(
+            !format!("{job:?}").contains("continue-on-error"),
+            "{name}: a failing slice must not look green"
+        );
+    }
     for var in ["BPFCOMPAT_MIRROR_DEBIAN", "BPFCOMPAT_MIRROR_UBUNTU"] {
         assert!(
             wf["env"][var].as_str().is_some_and(|v| v.contains("vars.")),
@@ -66,20 +92,48 @@ fn workflow_shards_merges_and_gates() {
 }
 
 #[test]
-fn composite_action_installs_and_runs_the_cli() {
+fn composite_action_enables_kvm_caches_and_passes_inputs_through_env() {
     let action = load("action.yml");
     assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
-    assert!(action["inputs"]["args"].as_hash().is_some());
-    assert!(action["inputs"]["working-directory"].as_hash().is_some());
+    for input in ["args", "working-directory", "command"] {
+        assert!(action["inputs"][input].as_hash().is_some(), "{input}");
+    }
     let steps = steps_text(&action["runs"]);
-    mentions(&steps, &["scripts/setup\" --runtime"]);
-    mentions(&steps, &["cargo install --locked --path"]);
-    mentions(&steps, &["cargo bpfcompat test ${{ inputs.args }}"]);
-    for step in action["runs"]["steps"].as_vec().unwrap() {
-        assert_eq!(
-            step["shell"].as_str(),
-            Some("bash"),
-            "composite run steps need a shell"
-        );
+    mentions(
+        &steps,
+        &[
+            "99-bpfcompat-kvm.rules",
+            "udevadm trigger --name-match=kvm",
+            "scripts/setup\" --runtime",
+            "cargo install --locked --path",
+            "actions/cache@v4",
+            "cargo bpfcompat $COMMAND $ARGS",
+        ],
+    );
+    let all = action["runs"]["steps"].as_vec().unwrap();
+    let caches: Vec<&str> = all
+        .iter()
+        .filter_map(|s| s["with"]["path"].as_str())
+        .collect();
+    assert!(
+        caches.iter().any(|p| p.contains("~/.cache/bpfcompat")),
+        "{caches:?}"
+    );
+    assert!(
+        caches.iter().any(|p| p.contains("cargo-bpfcompat")),
+        "{caches:?}"
+    );
+    for step in all {
+        if let Some(script) = step["run"].as_str() {
+            assert_eq!(
+                step["shell"].as_str(),
+                Some("bash"),
+                "composite run steps need a shell"
+            );
+            assert!(
+                !script.contains("${{"),
+                "inputs reach scripts through env, never spliced in: {script}"
+            );
+        }
     }
 }

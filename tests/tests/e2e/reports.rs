@@ -2,7 +2,7 @@
 //! cell; shards merge into the unsharded result; baselines gate regressions.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bpfcompat_e2e::{Args, cli, examples, in_workspace, mentions, run, test_on, with_report};
 use serde_json::Value;
@@ -168,42 +168,102 @@ fn json_markdown_junit_and_html_agree_cell_for_cell() {
     }
 }
 
+/// `report merge` over these files, with more arguments.
+fn merge(files: &[&Path], more: &[&str]) -> std::process::Output {
+    let mut c = cli(&["report", "merge"]);
+    c.args(files).args(more);
+    run(c)
+}
+
 #[test]
-fn three_shards_merge_into_the_unsharded_result() {
+fn slices_merge_into_the_unsharded_result_and_nothing_unsafe_merges() {
     let (_, whole) = example_run(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut shard_files = Vec::new();
-    for i in 1..=3 {
-        let shard_arg = format!("{i}/3");
-        let (code, shard) = example_run(&["--shard".as_ref(), shard_arg.as_ref()]);
-        assert_eq!(code, Some(0));
-        assert_eq!(
-            shard["kernels"].as_array().unwrap().len(),
-            1,
-            "shard {i}/3 runs one of the three kernels"
-        );
-        let p = dir.path().join(format!("shard{i}.json"));
-        std::fs::write(&p, shard.to_string()).unwrap();
-        shard_files.push(p);
+    let mut slices = Vec::new();
+    // Slice 4 of 4 has none of the three kernels; `--shard` is `count:`.
+    for (i, flag) in ["--shard", "--partition", "--partition", "--partition"]
+        .iter()
+        .enumerate()
+    {
+        let i = i + 1;
+        let slice = format!("{i}/4");
+        let (code, report) = example_run(&[flag.as_ref(), slice.as_ref()]);
+        assert_eq!(code, Some(0), "{report:#}");
+        assert_eq!(report["scope"]["partition"], format!("count:{i}/4"));
+        let ran = report["kernels"].as_array().unwrap().len();
+        assert_eq!(ran, usize::from(i < 4), "slice {i}/4 of three kernels");
+        let p = dir.path().join(format!("slice{i}.json"));
+        std::fs::write(&p, report.to_string()).unwrap();
+        slices.push(p);
     }
+    let all: Vec<&Path> = slices.iter().map(PathBuf::as_path).collect();
     let merged = dir.path().join("all.json");
     let html = dir.path().join("all.html");
-    let mut args = vec!["report", "merge"];
-    args.extend(shard_files.iter().map(|p| p.to_str().unwrap()));
-    args.extend([
-        "--json",
-        merged.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    let out = run(cli(&args));
+    let out = merge(
+        &all,
+        &[
+            "--json",
+            merged.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
-    let merged: Value = serde_json::from_slice(&std::fs::read(merged).unwrap()).unwrap();
+    let merged: Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
     assert_eq!(cells(&merged), cells(&whole));
+    assert_eq!(merged["partial"], Value::Null);
     assert!(
         std::fs::read_to_string(html)
             .unwrap()
             .contains("data-status")
+    );
+
+    // A missing slice: refused, or with --allow-partial merged and said.
+    let out = merge(&[all[0], all[2], all[3]], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    mentions(
+        &err,
+        &["count:2/4", "not run on debian-12-6.1", "--allow-partial"],
+    );
+    let md = dir.path().join("partial.md");
+    let out = merge(
+        &[all[0], all[2], all[3]],
+        &["--allow-partial", "--markdown", md.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    mentions(&stdout, &["PARTIAL RESULT", "not run on debian-12-6.1"]);
+    mentions(
+        &std::fs::read_to_string(&md).unwrap(),
+        &["**Partial result:**", "count:2/4"],
+    );
+
+    // A slice given twice, and a slice of another run (another build of
+    // an object): refused even with --allow-partial.
+    let out = merge(
+        &[all[0], all[0], all[1], all[2], all[3]],
+        &["--allow-partial"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &["both hold count:1/4"],
+    );
+    let mut other: Value = serde_json::from_slice(&std::fs::read(all[1]).unwrap()).unwrap();
+    let digests = other["scope"]["digests"].as_object_mut().unwrap();
+    let first = digests.keys().next().unwrap().clone();
+    digests.insert(first.clone(), Value::from("0".repeat(64)));
+    let other_path = dir.path().join("other-build.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let out = merge(&[all[0], &other_path, all[2], all[3]], &["--allow-partial"]);
+    assert_eq!(out.status.code(), Some(1));
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &[
+            "different runs",
+            &format!("`{first}` is not the same build"),
+        ],
     );
 }
 
