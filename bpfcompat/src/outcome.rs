@@ -57,6 +57,14 @@ pub struct Timings {
     pub validate_ms: u64,
     /// Agent done until QEMU exited.
     pub shutdown_ms: u64,
+    /// When work on this kernel began (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// Now, as reports write times: RFC 3339 in UTC, to the second.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// What one kernel produced.
@@ -104,6 +112,9 @@ pub struct KernelRun {
     pub console_tail: Vec<String>,
     /// The evidence directory of this kernel, when kept.
     pub evidence: Option<PathBuf>,
+    /// The QEMU command line of the last boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qemu_argv: Vec<String>,
     /// Result-port lines that claimed to be records but did not parse: the
     /// raw evidence when an object's report is missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -156,6 +167,7 @@ impl KernelRun {
             accel: String::new(),
             timings: Timings::default(),
             console_tail: Vec::new(),
+            qemu_argv: Vec::new(),
             evidence: None,
             malformed_records: Vec::new(),
         }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod error;
 mod exit;
+mod messages;
 mod progress;
 mod render;
 mod report_files;

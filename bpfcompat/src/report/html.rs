@@ -38,6 +38,8 @@ td.cell summary{cursor:pointer;font-weight:600;white-space:nowrap}
 .st-expected_fail{background:#fbeccc}.st-unavailable{background:#e6e6e6;color:#555}
 .st-infra_error{background:#e6dcf5}
 dl{margin:.4em 0;max-width:60em}dt{font-weight:600;margin-top:.3em}dd{margin-left:1em}
+.scroll{overflow-x:auto;max-width:100%}
+table.matrix tbody th,table.matrix thead th:first-child{position:sticky;left:0;background:#fff;z-index:1}
 pre{background:#fff;border:1px solid #ddd;padding:.4em;overflow-x:auto;max-width:60em;font-size:12px}
 .legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;border:1px solid #ccc}
 #filters{margin:.8em 0}
@@ -65,12 +67,10 @@ pub fn html(r: &Report) -> String {
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bpfcompat report</title><style>{STYLE}</style></head><body>\
-<h1>bpfcompat report</h1><p class=\"summary\">{}. Matrix: {}.</p>\
-<p class=\"legend\"><span class=\"st-pass\">pass</span><span class=\"st-expected_fail\">expected failure</span><span class=\"st-fail\">fail</span><span class=\"st-unavailable\">unavailable</span><span class=\"st-infra_error\">no verdict</span></p>\
-<form id=\"filters\" hidden>Hide rows where every cell is: <label><input type=\"checkbox\" value=\"pass\"> pass</label> <label><input type=\"checkbox\" value=\"expected_fail\"> expected failure</label> <label><input type=\"checkbox\" value=\"unavailable\"> unavailable</label></form>\
-<table class=\"matrix\"><thead><tr><th>object</th>",
+<h1>bpfcompat report</h1><p class=\"summary\">{}. Matrix: {}. {}.</p>",
         esc(&s.sentence()),
-        esc(&r.matrix)
+        esc(&r.matrix),
+        esc(&r.tool)
     );
     if let Some(p) = &r.partial {
         let _ = write!(
@@ -79,6 +79,9 @@ pub fn html(r: &Report) -> String {
             esc(p)
         );
     }
+    out.push_str("<p class=\"legend\"><span class=\"st-pass\">pass</span><span class=\"st-expected_fail\">expected failure</span><span class=\"st-fail\">fail</span><span class=\"st-unavailable\">unavailable</span><span class=\"st-infra_error\">no verdict</span></p>\
+<form id=\"filters\" hidden>Hide rows where every cell is: <label><input type=\"checkbox\" value=\"pass\"> pass</label> <label><input type=\"checkbox\" value=\"expected_fail\"> expected failure</label> <label><input type=\"checkbox\" value=\"unavailable\"> unavailable</label></form>\
+<div class=\"scroll\"><table class=\"matrix\"><thead><tr><th>object</th>");
     for k in &kernels {
         let opt = if k.required { "" } else { " (optional)" };
         let _ = write!(
@@ -100,7 +103,7 @@ pub fn html(r: &Report) -> String {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     let assumed = r.assumptions();
     if !assumed.is_empty() {
         out.push_str("<h2>Assumptions</h2><ul class=\"assumptions\">");
@@ -109,6 +112,7 @@ pub fn html(r: &Report) -> String {
         }
         out.push_str("</ul>");
     }
+    guests(&mut out, &kernels);
     let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
@@ -180,7 +184,74 @@ fn cell(out: &mut String, c: &Cell, k: &KernelRun) {
             t.fetch_ms, t.boot_ms, t.validate_ms, t.shutdown_ms, k.accel
         ),
     );
+    if !matches!(c.status, Status::Pass | Status::ExpectedFail) && !k.console_tail.is_empty() {
+        let _ = write!(
+            out,
+            "<dt>console (end)</dt><dd><pre class=\"console\">{}</pre></dd>",
+            esc(&super::last(&k.console_tail, 12).join("\n"))
+        );
+    }
+    let _ = write!(
+        out,
+        "<dt>guest</dt><dd><a href=\"#guest-{}\">console, QEMU command line and evidence of {}</a></dd>",
+        esc(&k.kernel),
+        esc(&k.kernel)
+    );
     out.push_str("</dl></details></td>");
+}
+
+/// One section per kernel: how its guest went, its console's end, the QEMU
+/// command line, and the evidence files when `--evidence` kept them.
+fn guests(out: &mut String, kernels: &[&KernelRun]) {
+    out.push_str("<h2>Guests</h2>");
+    for k in kernels {
+        let _ = write!(
+            out,
+            "<section class=\"guest\" id=\"guest-{}\"><h3>{}</h3><dl>",
+            esc(&k.kernel),
+            esc(&k.kernel)
+        );
+        let dd = |out: &mut String, t: &str, v: &str| {
+            let _ = write!(out, "<dt>{t}</dt><dd>{}</dd>", esc(v));
+        };
+        dd(out, "kernel release", k.release.as_deref().unwrap_or("?"));
+        if let (Some(p), Some(v)) = (&k.package, &k.version) {
+            dd(out, "package", &format!("{p} {v}"));
+        }
+        dd(out, "accelerator", &k.accel);
+        for r in &k.retries {
+            dd(out, "retried", r);
+        }
+        if !k.qemu_argv.is_empty() {
+            let _ = write!(
+                out,
+                "<dt>QEMU command line</dt><dd><pre>{}</pre></dd>",
+                esc(&k.qemu_argv.join(" "))
+            );
+        }
+        if !k.console_tail.is_empty() {
+            let _ = write!(
+                out,
+                "<dt>console (end)</dt><dd><pre class=\"console\">{}</pre></dd>",
+                esc(&k.console_tail.join("\n"))
+            );
+        }
+        if let Some(dir) = &k.evidence {
+            out.push_str("<dt>evidence</dt><dd>");
+            for file in ["console.log", "records.jsonl", "qemu-argv.txt", "config"] {
+                let path = dir.join(file);
+                if path.exists() {
+                    let _ = write!(
+                        out,
+                        "<a href=\"{}\">{file}</a> ",
+                        esc(&path.display().to_string())
+                    );
+                }
+            }
+            out.push_str("</dd>");
+        }
+        out.push_str("</dl></section>");
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,11 @@
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
+use std::time::Duration;
+
 use super::Report;
 use crate::classify::{Cell, Status};
+use crate::outcome::KernelRun;
 
 /// Renders the report as JUnit XML.
 pub fn junit(r: &Report) -> String {
@@ -15,8 +18,10 @@ pub fn junit(r: &Report) -> String {
         if let Some(p) = &r.partial {
             suite.add_property(quick_junit::Property::new("partial", p.as_str()));
         }
-        let cells = r.kernels_by_version().into_iter();
-        for c in cells.filter_map(|k| r.cell(object, &k.kernel)) {
+        for k in r.kernels_by_version() {
+            let Some(c) = r.cell(object, &k.kernel) else {
+                continue;
+            };
             let mut case = TestCase::new(c.kernel.as_str(), status(c));
             case.set_classname(object.as_str());
             if let Some(release) = &c.kernel_release {
@@ -25,11 +30,29 @@ pub fn junit(r: &Report) -> String {
                     release.as_str(),
                 ));
             }
+            case.set_time(share_of_guest_time(r, k));
+            if let Some(at) = k
+                .timings
+                .started_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                case.set_timestamp(at);
+            }
             suite.add_test_case(case);
         }
         out.add_test_suite(suite);
     }
     out.to_string().expect("JUnit serializes")
+}
+
+/// A case's time: its kernel's boot, validation and shutdown, shared
+/// equally by the kernel's cells (one guest validates them all).
+fn share_of_guest_time(r: &Report, k: &KernelRun) -> Duration {
+    let t = &k.timings;
+    let guest_ms = t.boot_ms + t.validate_ms + t.shutdown_ms;
+    let cells = r.cells.iter().filter(|c| c.kernel == k.kernel).count();
+    Duration::from_millis(guest_ms / cells.max(1) as u64)
 }
 
 fn details(c: &Cell) -> String {
@@ -85,5 +108,40 @@ fn status(c: &Cell) -> TestCaseStatus {
             s.set_message(format!("no verdict: {message}"));
             s
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{KernelOutcome, RunOutput};
+
+    #[test]
+    fn cases_carry_their_share_of_the_guest_time_and_its_start() {
+        let mut k = KernelRun::new("debian-12-6.1", true);
+        k.outcome = KernelOutcome::Unavailable {
+            reason: "test".into(),
+        };
+        k.timings.boot_ms = 1000;
+        k.timings.validate_ms = 2000;
+        k.timings.started_at = Some("2026-11-22T09:00:00Z".into());
+        let output = RunOutput {
+            kernels: vec![k],
+            notes: Vec::new(),
+        };
+        let objects = vec!["a.bpf.o".into(), "b.bpf.o".into()];
+        let xml = junit(&Report::new(
+            "m",
+            objects,
+            output,
+            true,
+            &Default::default(),
+        ));
+        assert_eq!(xml.matches("time=\"1.500\"").count(), 2, "{xml}");
+        assert_eq!(
+            xml.matches("timestamp=\"2026-11-22T09:00:00").count(),
+            2,
+            "{xml}"
+        );
     }
 }

@@ -1,5 +1,7 @@
-//! The Markdown report: a summary line, the matrix with a symbol per cell,
-//! then one section per failing cell.
+//! The Markdown report (GitHub's step summary, PR comments): what ran and
+//! where, the matrix with a symbol per cell and a legend, then the failures
+//! with the kernel's own words. Everything that came from an object, a kernel
+//! or a log is escaped or put in a code span; long sections fold.
 
 use std::fmt::Write;
 
@@ -18,34 +20,116 @@ fn symbol(s: Status) -> &'static str {
     }
 }
 
+const LEGEND: &str = "✅ pass · ❌ failure · 🔸 expected failure · ❗ declared to fail but passes · ⚪ unavailable · ⚠️ no verdict · *(optional)*: failures there do not fail the run";
+
+/// Sections longer than this many lines are folded in `<details>`.
+const FOLD_LINES: usize = 20;
+
+/// Text outside code, with everything Markdown would read as markup
+/// escaped: kernel messages and names are not the report's syntax.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if "\\`*_[]<>|#~!".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A code span holding `s` whatever backticks it contains, with `|`
+/// escaped so that it cannot end a table cell (GitHub reads `\|` there).
+fn code(s: &str) -> String {
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{}{pad}{fence}", s.replace('|', "\\|"))
+}
+
+/// `body` under a heading, folded when long.
+fn section(out: &mut String, heading: &str, body: &str) {
+    if body.lines().count() > FOLD_LINES {
+        let _ = write!(
+            out,
+            "\n<details><summary>{heading}</summary>\n\n{body}\n</details>\n"
+        );
+    } else {
+        let _ = write!(out, "\n## {heading}\n\n{body}");
+    }
+}
+
 /// Renders the report as Markdown.
 pub fn markdown(r: &Report) -> String {
-    let s = &r.summary;
     let mut out = String::from("# bpfcompat report\n\n");
-    let _ = writeln!(out, "{}.\n", s.sentence());
+    let _ = writeln!(out, "{}.\n", r.summary.sentence());
     if let Some(p) = &r.partial {
-        let _ = writeln!(out, "> **Partial result:** {p}\n");
+        let _ = writeln!(out, "> **Partial result:** {}\n", text(p));
     }
+    let _ = writeln!(out, "{}\n", text(&run_line(r)));
+    matrix_view(r, &mut out);
+    let _ = writeln!(out, "\n{LEGEND}");
+    let assumed = r.assumptions();
+    if !assumed.is_empty() {
+        let mut body = String::from(
+            "Values the objects leave to their loaders, assumed for the validation:\n\n",
+        );
+        for (o, a) in assumed {
+            let _ = writeln!(body, "- {}: {}", code(o), text(&a));
+        }
+        section(&mut out, "Assumptions", &body);
+    }
+    runs_view(r, &mut out);
+    failures_view(r, &mut out);
+    programs_view(r, &mut out);
+    out
+}
+
+/// Tool, matrix, accelerator and start time of the run.
+fn run_line(r: &Report) -> String {
+    let mut accels: Vec<&str> = r
+        .kernels
+        .iter()
+        .map(|k| k.accel.as_str())
+        .filter(|a| !a.is_empty())
+        .collect();
+    accels.sort_unstable();
+    accels.dedup();
+    let started = r
+        .kernels
+        .iter()
+        .filter_map(|k| k.timings.started_at.as_deref())
+        .min();
+    let mut parts = vec![r.tool.clone(), format!("matrix {}", r.matrix)];
+    if !accels.is_empty() {
+        parts.push(format!("accelerator {}", accels.join(", ")));
+    }
+    if let Some(t) = started {
+        parts.push(format!("started {t}"));
+    }
+    parts.join(" · ")
+}
+
+fn matrix_view(r: &Report, out: &mut String) {
     let kernels = r.kernels_by_version();
     out.push_str("| object |");
     for k in &kernels {
-        let _ = write!(
-            out,
-            " {}{} |",
-            k.kernel,
-            if k.required { "" } else { " (optional)" }
-        );
+        let optional = if k.required { "" } else { " *(optional)*" };
+        let _ = write!(out, " {}{optional} |", text(&k.kernel));
     }
     out.push_str("\n|---|");
-    for _ in &kernels {
-        out.push_str("---|");
-    }
+    out.push_str(&"---|".repeat(kernels.len()));
     out.push('\n');
     for o in &r.objects {
-        let _ = write!(out, "| `{o}` |");
+        let _ = write!(out, "| {} |", code(o));
         for k in &kernels {
             match r.cell(o, &k.kernel) {
                 Some(c) => {
+                    // Our own words (codes, `pass`): nothing to escape.
                     let _ = write!(out, " {} {} |", symbol(c.status), cell_word(c));
                 }
                 None => out.push_str(" |"),
@@ -53,69 +137,72 @@ pub fn markdown(r: &Report) -> String {
         }
         out.push('\n');
     }
-    let assumed = r.assumptions();
-    if !assumed.is_empty() {
-        out.push_str("\n## Assumptions\n\nValues the objects leave to their loaders, assumed for the validation:\n\n");
-        for (o, a) in assumed {
-            let _ = writeln!(out, "- `{o}`: {a}");
+}
+
+/// Fire mode: how often each program ran.
+fn runs_view(r: &Report, out: &mut String) {
+    let mut body = String::new();
+    for c in &r.cells {
+        for p in c.programs.iter().filter(|p| p.runs.is_some()) {
+            let _ = writeln!(
+                body,
+                "| {} | {} | {} | {} |",
+                code(&c.object),
+                text(&c.kernel),
+                code(&p.name),
+                p.runs.unwrap_or(0)
+            );
         }
     }
-    let fired: Vec<_> = r
-        .cells
-        .iter()
-        .filter(|c| c.programs.iter().any(|p| p.runs.is_some()))
-        .collect();
-    if !fired.is_empty() {
-        out.push_str("\n## Run counts (fire mode)\n\n| object | kernel | program | runs |\n|---|---|---|---|\n");
-        for c in fired {
-            for p in c.programs.iter().filter(|p| p.runs.is_some()) {
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {} | `{}` | {} |",
-                    c.object,
-                    c.kernel,
-                    p.name,
-                    p.runs.unwrap_or(0)
-                );
-            }
-        }
+    if !body.is_empty() {
+        let table = format!("| object | kernel | program | runs |\n|---|---|---|---|\n{body}");
+        section(out, "Run counts (fire mode)", &table);
     }
-    for c in r
+}
+
+/// One entry per failing or verdict-less cell, with the kernel's words.
+fn failures_view(r: &Report, out: &mut String) {
+    let failing: Vec<_> = r
         .cells
         .iter()
         .filter(|c| !matches!(c.status, Status::Pass | Status::ExpectedFail))
-    {
+        .collect();
+    let mut body = String::new();
+    for c in &failing {
         let _ = writeln!(
-            out,
-            "\n## {} `{}` on {} ({})\n",
+            body,
+            "### {} {} on {} ({})\n",
             symbol(c.status),
-            c.object,
-            c.kernel,
-            c.kernel_release.as_deref().unwrap_or("?")
+            code(&c.object),
+            text(&c.kernel),
+            text(c.kernel_release.as_deref().unwrap_or("?"))
         );
         for f in &c.findings {
-            let _ = write!(out, "- **{}** ({:?})", f.code, f.stage);
+            let _ = write!(body, "- **{}** ({:?})", f.code, f.stage);
             if let Some(p) = &f.program {
-                let _ = write!(out, ", program `{p}`");
+                let _ = write!(body, ", program {}", code(p));
             }
             if let Some(m) = &f.map {
-                let _ = write!(out, ", map `{m}`");
+                let _ = write!(body, ", map {}", code(m));
             }
-            let _ = writeln!(out, "\n  - kernel: `{}`", f.message.replace('`', "'"));
+            let _ = writeln!(body, "\n  - kernel: {}", code(&f.message));
             if let Some(fix) = &f.remediation {
-                let _ = writeln!(out, "  - fix: {fix}");
+                let _ = writeln!(body, "  - fix: {}", text(fix));
             }
             if !f.verifier_tail.is_empty() {
-                out.push_str("\n  ```\n");
+                body.push_str("\n  <details><summary>verifier log (end)</summary>\n\n  ```text\n");
                 for l in super::last(&f.verifier_tail, 8) {
-                    let _ = writeln!(out, "  {l}");
+                    // A log line cannot close the fence.
+                    let _ = writeln!(body, "  {}", l.replace('`', "'"));
                 }
-                out.push_str("  ```\n");
+                body.push_str("  ```\n\n  </details>\n");
             }
         }
+        body.push('\n');
     }
-    programs_view(r, &mut out);
-    out
+    if !failing.is_empty() {
+        section(out, &format!("Failures ({})", failing.len()), &body);
+    }
 }
 
 /// Per object that does not pass everywhere and has several programs: each
@@ -136,28 +223,48 @@ fn programs_view(r: &Report, out: &mut String) {
         if names.len() < 2 || cells.iter().all(|c| c.status == Status::Pass) {
             continue;
         }
-        let _ = write!(out, "\n### Programs of `{o}`\n\n| program |");
+        let _ = write!(out, "\n### Programs of {}\n\n| program |", code(o));
         for c in &cells {
-            let _ = write!(out, " {} |", c.kernel);
+            let _ = write!(out, " {} |", text(&c.kernel));
         }
         out.push_str("\n|---|");
         out.push_str(&"---|".repeat(cells.len()));
         out.push('\n');
         for n in names {
-            let _ = write!(out, "| `{n}` |");
+            let _ = write!(out, "| {} |", code(n));
             for c in &cells {
                 let word = c.programs.iter().find(|p| p.name == n).map_or_else(
                     || "-".to_string(),
-                    |p| format!("load {}, attach {}", short(&p.load), short(&p.attach)),
+                    |p| format!("load {}, attach {}", p.load, p.attach),
                 );
-                let _ = write!(out, " {word} |");
+                let _ = write!(out, " {} |", text(&word));
             }
             out.push('\n');
         }
     }
 }
 
-/// `ok`, `failed`, or `skipped (why)`, without pipes that would break a table.
-fn short(word: &str) -> String {
-    word.replace('|', "/")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_kernels_cannot_become_markup() {
+        assert_eq!(
+            text("<script>*x*|[a](b)"),
+            "\\<script\\>\\*x\\*\\|\\[a\\](b)"
+        );
+        assert_eq!(code("a`b|c"), "``a`b\\|c``");
+        assert_eq!(code("`x"), "`` `x ``");
+    }
+
+    #[test]
+    fn long_sections_fold_and_short_ones_do_not() {
+        let mut out = String::new();
+        section(&mut out, "Short", "one\n");
+        assert!(out.contains("## Short") && !out.contains("<details>"));
+        let mut out = String::new();
+        section(&mut out, "Long", &"line\n".repeat(FOLD_LINES + 1));
+        assert!(out.contains("<details><summary>Long</summary>"), "{out}");
+    }
 }

@@ -191,6 +191,7 @@ impl Guests<'_> {
 
 fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
     let mut run = KernelRun::new(&target.profile.name, target.profile.required);
+    run.timings.started_at = Some(crate::outcome::now_rfc3339());
     run.package = target.pin.as_ref().map(|p| p.package.clone());
     run.version = target.pin.as_ref().map(|p| p.version.clone());
     run.command_expect = ctx
@@ -350,6 +351,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         CONSOLE_TAIL,
     );
     run.malformed_records = b.malformed;
+    run.qemu_argv = b.argv;
     let mut agent_error = None;
     for r in b.records {
         match r {

@@ -343,8 +343,9 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         // For tools: each cell as soon as its kernel is done.
         if json_lines && let Event::KernelFinished { run } = &e {
             for c in kernel_cells(run, &r.names, &r.expectations) {
-                println!("{}", serde_json::to_string(&c).expect("cells serialize"));
+                crate::messages::cell(&c);
             }
+            crate::messages::kernel_finished(run);
         }
         progress.event(&e)
     })?;
@@ -377,16 +378,20 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     for e in &write_errors {
         eprintln!("error: {e}");
     }
-    if let Some(code) = stopped {
-        return Ok(code);
+    let code = if let Some(code) = stopped {
+        code
+    } else if !write_errors.is_empty() {
+        Code::ToolFailure
+    } else {
+        match &changes {
+            Some(changes) => exit_with_baseline(changes, &report),
+            None => report.exit_code,
+        }
+    };
+    if json_lines {
+        crate::messages::run_finished(&report, code);
     }
-    if !write_errors.is_empty() {
-        return Ok(Code::ToolFailure);
-    }
-    Ok(match &changes {
-        Some(changes) => exit_with_baseline(changes, &report),
-        None => report.exit_code,
-    })
+    Ok(code)
 }
 
 /// Reads and parses `--baseline` before anything runs.

@@ -399,20 +399,42 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
 }
 
 #[test]
-fn message_format_json_prints_one_cell_per_line_and_nothing_else() {
+fn message_format_json_prints_records_with_a_reason_and_ends_with_the_exit_code() {
     let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["loop"]);
     c.args(["--message-format", "json"]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let cells: Vec<Value> = stdout
+    let records: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert_eq!(cells.len(), 2, "{stdout}");
-    let on = |k: &str| cells.iter().find(|c| c["kernel"] == k).unwrap();
-    assert_eq!(on("debian-11-5.10")["code"], "UNSUPPORTED_HELPER");
-    assert_eq!(on("debian-12-6.1")["status"], "pass");
+    let reasons: Vec<&str> = records
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "cell").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "kernel-finished").count(),
+        2,
+        "{stdout}"
+    );
+    let cell = |k: &str| {
+        records
+            .iter()
+            .find(|r| r["reason"] == "cell" && r["kernel"] == k)
+            .unwrap()
+    };
+    assert_eq!(cell("debian-11-5.10")["code"], "UNSUPPORTED_HELPER");
+    assert_eq!(cell("debian-12-6.1")["status"], "pass");
+    let last = records.last().unwrap();
+    assert_eq!(last["reason"], "run-finished", "{stdout}");
+    assert_eq!(last["exit_code"], 2);
+    assert_eq!(last["summary"]["required_failures"], 1, "{last:#}");
 }
 
 /// Runs are started with a private TMPDIR so what they leave behind (run

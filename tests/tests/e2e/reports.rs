@@ -103,12 +103,6 @@ fn json_markdown_junit_and_html_agree_cell_for_cell() {
     let junit = junit_cases(&std::fs::read_to_string(&xml).unwrap());
     let markdown = std::fs::read_to_string(&md).unwrap();
     let page = std::fs::read_to_string(&html).unwrap();
-    let kernel_order: Vec<String> = report["kernels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kernel"].as_str().unwrap().to_string())
-        .collect();
     for (object, kernel, status, code) in &json_cells {
         let expected_junit = match status.as_str() {
             "pass" => "pass",
@@ -124,8 +118,15 @@ fn json_markdown_junit_and_html_agree_cell_for_cell() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{object}` |")))
             .unwrap();
-        let column = kernel_order.iter().position(|k| k == kernel).unwrap();
-        let md_cell = row.split('|').nth(column + 2).unwrap().trim();
+        let header = markdown
+            .lines()
+            .find(|l| l.starts_with("| object |"))
+            .unwrap();
+        let column = header
+            .split('|')
+            .position(|h| h.trim() == kernel.as_str())
+            .unwrap();
+        let md_cell = row.split('|').nth(column).unwrap().trim();
         let symbol = match status.as_str() {
             "pass" => "✅",
             "expected_fail" => "🔸",
@@ -163,6 +164,25 @@ fn json_markdown_junit_and_html_agree_cell_for_cell() {
             assert!(
                 dom.contains("<form id=\"filters\">"),
                 "the filter script ran (the form is no longer hidden)"
+            );
+            // Each kernel's guest: its console's end and QEMU command line,
+            // linked from its cells; a failing cell shows the console itself.
+            let fail = json_cells
+                .iter()
+                .find(|(_, _, status, _)| status == "fail" || status == "expected_fail")
+                .expect("the example fails somewhere");
+            let section = &dom[dom.find(&format!("id=\"guest-{}\"", fail.1)).unwrap()..];
+            mentions(
+                section,
+                &[
+                    "<pre class=\"console\">",
+                    "QEMU command line",
+                    "qemu-system-x86_64",
+                ],
+            );
+            assert!(
+                dom.contains(&format!("href=\"#guest-{}\"", fail.1)),
+                "cells link to their guest"
             );
         }
     }
