@@ -301,6 +301,7 @@ fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color
         let name = format!("{}{}", label(&k.kernel), if k.required { "" } else { "*" });
         let _ = write!(out, "  {name:<w$}");
     }
+    out.truncate(out.trim_end_matches(' ').len());
     out.push('\n');
     for o in &r.objects {
         let _ = write!(out, "{o:<obj_w$}");
@@ -311,6 +312,7 @@ fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color
             };
             let _ = write!(out, "  {cell}");
         }
+        out.truncate(out.trim_end_matches(' ').len());
         out.push('\n');
     }
     out
