@@ -22,6 +22,10 @@ pub struct Config {
     pub kernels: Option<Vec<String>>,
     /// The kernels whose failures fail the run (default: the matrix's `required`).
     pub required: Option<Vec<String>>,
+    /// Kernels that cannot be had (no mirror, no network) do not fail the
+    /// run or the `#[kernel_test]` trials; they are listed with the fix.
+    #[serde(default)]
+    pub allow_unavailable: bool,
     /// Per object, by the name `cargo bpfcompat list` shows.
     #[serde(default)]
     pub objects: BTreeMap<String, ObjectConfig>,

@@ -145,7 +145,11 @@ pub fn copy_examples(to: &std::path::Path) {
     let bpfcompat = from.join("../bpfcompat").canonicalize().unwrap();
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
-        .replace("../../bpfcompat", bpfcompat.to_str().unwrap());
+        .replace("../../bpfcompat", bpfcompat.to_str().unwrap())
+        // Another version, so that the copy's artifacts in the shared target
+        // directory never stand in for the original's (cargo hashes a path
+        // package by its workspace-relative path, the same in both).
+        .replace("version = \"0.1.0\"", "version = \"0.1.0-copy\"");
     std::fs::write(&manifest, text).unwrap();
 }
 

@@ -529,7 +529,7 @@ fn verifier_rejected(e: &Evidence) -> Option<Verdict> {
 }
 
 /// The last line of the verifier log that says something (not the statistics).
-fn verifier_reason(f: &StepFailure) -> Option<String> {
+pub(crate) fn verifier_reason(f: &StepFailure) -> Option<String> {
     f.verifier_log
         .iter()
         .rev()

@@ -25,7 +25,10 @@ use crate::wire::{JOB_FILE, Job, Mode, Record, tail};
 #[derive(Debug, Clone)]
 struct KernelResults {
     release: String,
+    kernel_btf: Option<bool>,
     tests: BTreeMap<String, (bool, Option<String>)>,
+    /// Each test's part of the console (from its mark to the next).
+    consoles: BTreeMap<String, Vec<String>>,
     /// Why tests without a result have none (panic, timeout, …) and the console.
     ended: String,
 }
@@ -37,7 +40,11 @@ struct Cell {
     test: &'static KernelTest,
     kernel: String,
     pin: Option<Pin>,
-    unavailable: Option<String>,
+    /// Why this cell cannot run at all (an unknown or unpinned kernel, or an
+    /// unavailable required one): its trial fails with this.
+    broken: Option<String>,
+    /// Why this cell is skipped (an unavailable kernel the project allows).
+    skipped: Option<String>,
 }
 
 impl Cell {
@@ -46,7 +53,11 @@ impl Cell {
     }
 
     fn ignored(&self) -> bool {
-        self.test.ignore || self.unavailable.is_some()
+        self.test.ignore || self.skipped.is_some()
+    }
+
+    fn runs(&self) -> bool {
+        self.broken.is_none() && self.skipped.is_none()
     }
 }
 
@@ -73,15 +84,12 @@ pub(crate) fn run() -> ExitCode {
     let mut selected: BTreeMap<String, Vec<&'static KernelTest>> = BTreeMap::new();
     for c in &cells {
         let t = Trial::test(c.name(), || Ok(())).with_ignored_flag(c.ignored());
-        if !args.is_filtered_out(&t) && !args.is_ignored(&t) && c.unavailable.is_none() {
+        if !args.is_filtered_out(&t) && !args.is_ignored(&t) && c.runs() {
             selected.entry(c.kernel.clone()).or_default().push(c.test);
         }
     }
     if !args.list {
-        let skipped: BTreeSet<&String> = cells
-            .iter()
-            .filter_map(|c| c.unavailable.as_ref())
-            .collect();
+        let skipped: BTreeSet<&String> = cells.iter().filter_map(|c| c.skipped.as_ref()).collect();
         for s in skipped {
             eprintln!("bpfcompat: ignored trials: {s}");
         }
@@ -128,27 +136,54 @@ fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
             (None, Some(k)) => k.clone(),
             (None, None) => m.kernels.iter().map(|k| k.name.clone()).collect(),
         };
+        let allow_unavailable = config.is_some_and(|c| c.allow_unavailable);
         for k in kernels {
             let pin = m.lock.get(&k).cloned();
+            let required = match config.and_then(|c| c.required.as_ref()) {
+                Some(required) => required.contains(&k),
+                None => m.profile(&k).is_some_and(|p| p.required),
+            };
             let unavailable = match (&pin, m.profile(&k)) {
-                (_, None) => Some(format!("kernel `{k}` is not in the matrix {}", m.origin)),
-                (None, _) => Some(format!(
-                    "kernel `{k}` is not pinned (run `cargo bpfcompat kernels update`)"
-                )),
+                (_, None) => None,
+                (None, _) => None,
                 (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.entry_key())) {
-                    Err(e) => Some(e.to_string().replace('\n', " ")),
+                    Err(e) => Some(e.to_string()),
                     Ok(Ok(Some(_))) => None,
-                    Ok(_) => mirrors
-                        .get(&p.archive)
-                        .err()
-                        .map(|e| e.to_string().replace('\n', " ")),
+                    Ok(_) => mirrors.get(&p.archive).err().map(|e| e.to_string()),
                 },
+            };
+            let known: Vec<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
+            let (broken, skipped) = match (&pin, m.profile(&k), unavailable) {
+                (_, None, _) => (
+                    Some(format!(
+                        "kernel `{k}` (in the kernels of `{}`) is not in the matrix {}; its kernels: {}",
+                        t.name,
+                        m.origin,
+                        known.join(", ")
+                    )),
+                    None,
+                ),
+                (None, _, _) => (
+                    Some(format!(
+                        "kernel `{k}` is not pinned\n  (hint: run `cargo bpfcompat kernels update`)"
+                    )),
+                    None,
+                ),
+                (_, _, Some(why)) if required && !allow_unavailable => (
+                    Some(format!(
+                        "kernel {k} is required but cannot be had: {why}\n  (or set `allow_unavailable = true` in the project's bpfcompat configuration to skip it)"
+                    )),
+                    None,
+                ),
+                (_, _, Some(why)) => (None, Some(why.replace('\n', " "))),
+                _ => (None, None),
             };
             cells.push(Cell {
                 test: t,
                 kernel: k,
                 pin,
-                unavailable,
+                broken,
+                skipped,
             });
         }
     }
@@ -165,8 +200,8 @@ fn trial(
     let (name, ignored) = (c.name(), c.ignored());
     let (shared, selected) = (shared.clone(), selected.clone());
     Trial::test(name, move || {
-        if let Some(why) = &c.unavailable {
-            return Err(format!("kernel {} unavailable: {why}", c.kernel).into());
+        if let Some(why) = &c.broken {
+            return Err(why.clone().into());
         }
         let cell = shared
             .lock()
@@ -184,7 +219,10 @@ fn trial(
     .with_ignored_flag(ignored)
 }
 
-/// The trial's verdict from its kernel's results.
+/// The trial's verdict from its kernel's results. An expected failure
+/// passes and says on stderr what it failed with; a failure gives the cause
+/// libbpf's words show (code, the kernel's words, the fix) when a rule
+/// names it, and the test's own error.
 fn verdict(
     test: &KernelTest,
     kernel: &str,
@@ -194,21 +232,55 @@ fn verdict(
         .as_ref()
         .map_err(|e| Failed::from(format!("on {kernel}: {e}")))?;
     let expect_fail = test.expect_fail.contains(&kernel);
+    let on = format!("on {kernel} ({})", r.release);
     match (r.tests.get(test.name), expect_fail) {
-        (Some((true, _)), false) | (Some((false, _)), true) => Ok(()),
+        (Some((true, _)), false) => Ok(()),
+        (Some((false, msg)), true) => {
+            eprintln!(
+                "bpfcompat: {}::{kernel} failed as expected {on}: {}",
+                test.name,
+                cause(r, test.name, msg.as_deref()).replace('\n', " ")
+            );
+            Ok(())
+        }
         (Some((true, _)), true) => Err(format!(
-            "on {kernel} ({}): expected to fail (expect_fail lists {kernel}), but it passed: remove {kernel} from expect_fail",
-            r.release
+            "{on}: expected to fail (expect_fail lists {kernel}), but it passed: remove {kernel} from expect_fail"
         )
         .into()),
-        (Some((false, msg)), false) => Err(format!(
-            "on {kernel} ({}): {}",
-            r.release,
-            msg.as_deref().unwrap_or("failed")
-        )
-        .into()),
-        (None, _) => Err(format!("on {kernel} ({}): no result: {}", r.release, r.ended).into()),
+        (Some((false, msg)), false) => {
+            Err(format!("{on}: {}", cause(r, test.name, msg.as_deref())).into())
+        }
+        (None, _) => Err(format!("{on}: no result: {}", r.ended).into()),
     }
+}
+
+/// Why a test failed: the classified cause when libbpf's words on the
+/// console name one, then the test's own error; the test's console when
+/// it timed out or died.
+fn cause(r: &KernelResults, test: &str, error: Option<&str>) -> String {
+    let error = error.unwrap_or("failed");
+    let console = r.consoles.get(test).map(Vec::as_slice).unwrap_or(&[]);
+    let mut out =
+        match crate::classify::classify_log(console, error, r.kernel_btf, Some(&r.release)) {
+            Some(v) => {
+                let mut s = match v.code {
+                    Some(code) => format!("{code}: {}", v.message),
+                    None => format!("the verifier said: {}", v.message),
+                };
+                if let Some(fix) = v.remediation {
+                    s.push_str(&format!("\n  fix: {fix}"));
+                }
+                s.push_str(&format!("\n  the test said: {error}"));
+                s
+            }
+            None => error.to_string(),
+        };
+    let died = error.starts_with("timed out") || error.starts_with("the test process");
+    if died && !console.is_empty() {
+        let end = tail(console.to_vec(), 25).join("\n  ");
+        out.push_str(&format!("\n  console during the test (end):\n  {end}"));
+    }
+    out
 }
 
 /// The process's accelerator policy (`auto`), decided once and shared by
@@ -259,7 +331,7 @@ fn boot_kernel(
         + tests
             .iter()
             .map(|t| match t.timeout_secs {
-                0 => 60,
+                0 => super::DEFAULT_TIMEOUT_SECS,
                 n => n,
             })
             .sum::<u64>();
@@ -305,16 +377,41 @@ fn guest_image(tests: &[&KernelTest]) -> Result<Initramfs, InitramfsError> {
     Ok(img)
 }
 
+/// The console cut at the guest's marks: each test's lines, by name.
+fn consoles_by_test(console: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in console.lines() {
+        if let Some(at) = line.find(super::CONSOLE_MARK) {
+            let name = line[at + super::CONSOLE_MARK.len()..].trim().to_string();
+            out.entry(name.clone()).or_default();
+            current = Some(name);
+        } else if let Some(name) = &current {
+            out.entry(name.clone()).or_default().push(line.to_string());
+        }
+    }
+    out
+}
+
 /// What one boot said about each test, and why the others have no result.
 fn results(b: &Boot, release: &str) -> KernelResults {
     let mut results = KernelResults {
         release: release.to_string(),
+        kernel_btf: None,
         tests: BTreeMap::new(),
+        consoles: consoles_by_test(&b.console),
         ended: String::new(),
     };
     for r in &b.records {
         match r {
-            Record::Hello { kernel_release, .. } => results.release = kernel_release.clone(),
+            Record::Hello {
+                kernel_release,
+                kernel_btf,
+                ..
+            } => {
+                results.release = kernel_release.clone();
+                results.kernel_btf = Some(*kernel_btf);
+            }
             Record::Test {
                 name,
                 passed,

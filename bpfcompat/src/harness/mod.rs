@@ -36,6 +36,13 @@ pub struct KernelTest {
 
 inventory::collect!(KernelTest);
 
+/// A test's limit when it names none.
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// The console line the guest prints before each test body, followed by
+/// the test's name.
+pub(crate) const CONSOLE_MARK: &str = "bpfcompat: test ";
+
 /// How a test body ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

@@ -189,6 +189,8 @@ struct Work {
     commands: Vec<CommandInput>,
     matrix: Matrix,
     expectations: Expectations,
+    /// The configuration's `allow_unavailable`.
+    allow_unavailable: bool,
 }
 
 /// A run with every input resolved and checked, before any guest boots.
@@ -198,6 +200,8 @@ struct Resolved {
     /// Objects and commands, in report order.
     names: Vec<String>,
     expectations: Expectations,
+    /// `--allow-unavailable` or the configuration's.
+    allow_unavailable: bool,
     baseline: Option<Report>,
     /// Which run and slice the report is, for `report merge`.
     scope: Scope,
@@ -224,6 +228,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         commands,
         mut matrix,
         expectations,
+        allow_unavailable,
     } = if a.bin.is_some() || a.loader.is_some() {
         command_work(a)?
     } else if a.objects.is_empty() {
@@ -295,6 +300,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         matrix_origin: matrix.origin,
         names,
         expectations,
+        allow_unavailable: allow_unavailable || a.allow_unavailable,
         baseline,
         scope,
     })
@@ -354,7 +360,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         &r.matrix_origin,
         r.names,
         output,
-        a.allow_unavailable,
+        r.allow_unavailable,
         &r.expectations,
     );
     report.scope = Some(r.scope);
@@ -468,6 +474,7 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         commands,
         matrix,
         expectations: config.expectations(),
+        allow_unavailable: config.allow_unavailable,
     })
 }
 
@@ -509,6 +516,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         commands: Vec::new(),
         matrix,
         expectations: config.expectations(),
+        allow_unavailable: config.allow_unavailable,
     })
 }
 
@@ -677,6 +685,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         commands: Vec::new(),
         matrix,
         expectations: config.expectations(),
+        allow_unavailable: config.allow_unavailable,
     })
 }
 

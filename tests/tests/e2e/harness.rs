@@ -8,14 +8,18 @@ use std::process::{Command, Output};
 use bpfcompat_e2e::{examples, mentions};
 
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
+    cargo_with(dir, args, |_| {})
+}
+
+fn cargo_with(dir: &Path, args: &[&str], env: impl FnOnce(&mut Command)) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(args)
+    let mut c = Command::new(cargo);
+    c.args(args)
         .current_dir(dir)
         // The examples share one target dir, whichever copy runs.
-        .env("CARGO_TARGET_DIR", examples().join("target"))
-        .output()
-        .expect("cargo runs");
+        .env("CARGO_TARGET_DIR", examples().join("target"));
+    env(&mut c);
+    let out = c.output().expect("cargo runs");
     eprintln!(
         "--- stdout\n{}\n--- stderr\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -24,13 +28,17 @@ fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// One test, three steps in order: they share the example's target dir, and
-/// a rebuild must not replace a test binary another step is running.
+/// One test, steps in order: they share the example's target dir, and a
+/// rebuild must not replace a test binary another step is running.
 #[test]
-fn kernel_tests_under_cargo_test_and_nextest_and_a_broken_expectation() {
+fn kernel_tests_under_cargo_test_and_nextest_and_what_fails_a_trial() {
     cargo_test_runs_each_test_on_each_kernel();
     nextest_runs_one_process_per_trial_with_junit();
-    a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why();
+    let tmp = tempfile::tempdir().unwrap();
+    bpfcompat_e2e::copy_examples(tmp.path());
+    a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(tmp.path());
+    a_hang_fails_only_its_trial_at_its_timeout_with_its_console(tmp.path());
+    an_unavailable_required_kernel_fails_its_trials_unless_the_project_allows_it(tmp.path());
 }
 
 fn cargo_test_runs_each_test_on_each_kernel() {
@@ -57,6 +65,14 @@ fn cargo_test_runs_each_test_on_each_kernel() {
         }
     }
     mentions(&stdout, &["9 passed; 0 failed"]);
+    // An expected failure passes, and says with what it failed.
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &[
+            "bounded_loop_loads::debian-11-5.10 failed as expected on debian-11-5.10 (5.10.",
+            "the verifier said: number of funcs in func_info",
+        ],
+    );
 }
 
 fn nextest_runs_one_process_per_trial_with_junit() {
@@ -99,22 +115,19 @@ fn nextest_runs_one_process_per_trial_with_junit() {
     assert!(!junit.contains("<failure"), "{junit}");
 }
 
-fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    bpfcompat_e2e::copy_examples(tmp.path());
-    let tests = tmp.path().join("probes/tests/kernels.rs");
+fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(copy: &Path) {
+    let tests = copy.join("probes/tests/kernels.rs");
     let source = std::fs::read_to_string(&tests).unwrap();
     let broken = source.replace(
         ", \"debian-11-5.10\"])]\nfn bounded_loop_loads",
         "])]\nfn bounded_loop_loads",
     );
     assert_ne!(source, broken, "the expectation to remove was not found");
-    std::fs::write(&tests, broken).unwrap();
+    // And a test that hangs on one kernel, for the next step.
+    let hangs = "\n#[bpfcompat::kernel_test(kernels = [\"debian-12-6.1\"], timeout = \"5s\")]\nfn hangs() {\n    eprintln!(\"about to hang\");\n    loop {\n        std::thread::sleep(std::time::Duration::from_secs(1));\n    }\n}\n";
+    std::fs::write(&tests, broken + hangs).unwrap();
 
-    let out = cargo_in(
-        tmp.path(),
-        &["test", "--test", "kernels", "--", "debian-11"],
-    );
+    let out = cargo_in(copy, &["test", "--test", "kernels", "--", "debian-11"]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     mentions(&stdout, &["2 passed; 1 failed"]);
@@ -128,8 +141,72 @@ fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why() {
         stdout.contains("on debian-11-5.10 (5.10."),
         "the message names the kernel and release:\n{stdout}"
     );
+    // The verifier's words (a code only where the words decide one: see
+    // classify::from_log), and the test's own error.
+    mentions(
+        &stdout,
+        &[
+            "the verifier said: number of funcs in func_info",
+            "the test said: Invalid argument",
+        ],
+    );
+}
+
+fn a_hang_fails_only_its_trial_at_its_timeout_with_its_console(copy: &Path) {
+    let out = cargo_in(copy, &["test", "--test", "kernels", "--", "debian-12-6.1"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    mentions(&stdout, &["3 passed; 1 failed"]);
     assert!(
-        stdout.contains("Invalid argument"),
-        "the message says why:\n{stdout}"
+        stdout
+            .lines()
+            .any(|l| l.contains("hangs::debian-12-6.1") && l.ends_with("FAILED")),
+        "{stdout}"
+    );
+    mentions(
+        &stdout,
+        &[
+            "timed out",
+            "timeout = \"5s\"",
+            "console during the test",
+            "about to hang",
+        ],
+    );
+}
+
+fn an_unavailable_required_kernel_fails_its_trials_unless_the_project_allows_it(copy: &Path) {
+    // No mirror for Ubuntu and an empty kernel cache: the kernel cannot be had.
+    let empty_cache = tempfile::tempdir().unwrap();
+    let run = || {
+        cargo_with(
+            copy,
+            &["test", "--test", "kernels", "--", "ubuntu-22.04-5.15"],
+            |c| {
+                c.env_remove("BPFCOMPAT_MIRROR_UBUNTU")
+                    .env("BPFCOMPAT_CACHE", empty_cache.path());
+            },
+        )
+    };
+    let out = run();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    mentions(
+        &stdout,
+        &[
+            "0 passed; 3 failed",
+            "is required but cannot be had",
+            "BPFCOMPAT_MIRROR_UBUNTU",
+        ],
+    );
+    let config = copy.join("bpfcompat.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("allow_unavailable = true\n{text}")).unwrap();
+    let out = run();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    mentions(&stdout, &["0 failed; 3 ignored"]);
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &["ignored trials", "BPFCOMPAT_MIRROR_UBUNTU"],
     );
 }
