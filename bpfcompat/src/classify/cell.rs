@@ -150,6 +150,10 @@ pub struct Cell {
     /// loader (an unsized map's size): notes, not failures.
     #[serde(default)]
     pub assumptions: Vec<String>,
+    /// Command mode: how the command ended (exit code, signal, time) and
+    /// the end of its stdout and stderr, whatever the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::wire::CommandReport>,
 }
 
 impl Cell {
@@ -173,6 +177,7 @@ impl Cell {
             programs: Vec::new(),
             variants: Vec::new(),
             assumptions: Vec::new(),
+            command: None,
         }
     }
 
@@ -552,6 +557,7 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
     } else if r.exit_code == Some(expected) {
         let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
         c.message = Some(format!("exited with {expected} in {} ms", r.duration_ms));
+        c.command = Some(r.clone());
         return c;
     } else {
         (
@@ -568,13 +574,15 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         Status::Fail
     };
     let fix = "your loader's own output is attached; run it on this kernel to reproduce";
-    Cell::one_guest_finding(
+    let mut c = Cell::one_guest_finding(
         &r.name,
         run,
         status,
         (code, message, Some(fix.into())),
         tails(),
-    )
+    );
+    c.command = Some(r.clone());
+    c
 }
 
 fn outcome_word(o: &Outcome) -> String {

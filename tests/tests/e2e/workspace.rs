@@ -245,9 +245,21 @@ fn command_mode_runs_the_users_loader_on_each_kernel() {
         "{:#}",
         on("debian-12-6.1")
     );
+    // A passing cell keeps the command's output too.
+    let passed = &on("debian-12-6.1")["command"];
+    assert_eq!(passed["exit_code"], 0, "{passed:#}");
+    assert!(
+        passed["stdout_tail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("ok   bounded_loop")),
+        "{passed:#}"
+    );
     let failed = on("debian-11-5.10");
     assert_eq!(failed["code"], "COMMAND_FAILED", "{failed:#}");
     assert_eq!(failed["message"], "exited with 1 (expected 0)");
+    assert_eq!(failed["command"]["exit_code"], 1, "{failed:#}");
     let output: Vec<&str> = failed["findings"][0]["libbpf_log"]
         .as_array()
         .unwrap()
