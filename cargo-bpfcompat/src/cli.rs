@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands;
 use crate::exit::Code;
@@ -19,6 +19,40 @@ use crate::exit::Code;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    display: DisplayArgs,
+}
+
+/// How output looks, for every command.
+#[derive(Args)]
+#[command(next_help_heading = "Display")]
+struct DisplayArgs {
+    /// Colour: `auto` (on a terminal, unless NO_COLOR is set), `always` or
+    /// `never`; the default comes from CARGO_TERM_COLOR.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CARGO_TERM_COLOR",
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
+    /// Diagnostics on stderr: -v the decisions (mirrors, cache, accelerator,
+    /// each guest's QEMU command line and how it ended), -vv every step.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 const EXAMPLES: &str = "\
@@ -102,7 +136,12 @@ pub fn run() -> Result<Code, crate::error::Error> {
     }
     // Usage errors exit 1 like every other failure of the tool: clap's own
     // 2 means "a required cell failed" here.
-    let cli = match Cli::try_parse_from(args) {
+    // Usage errors are coloured as asked too, so `--color` is known first.
+    let command = Cli::command().color(early_color(&args));
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -113,11 +152,48 @@ pub fn run() -> Result<Code, crate::error::Error> {
             });
         }
     };
+    crate::render::set_color(cli.display.color);
+    diagnostics(cli.display.verbose);
     match cli.command {
         Command::Test(a) => commands::test::run(*a),
         Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
         Command::Report(r) => commands::report::run(r),
+    }
+}
+
+/// `-v`: the engine's tracing events on stderr, without timestamps (the
+/// status lines carry the times that matter).
+fn diagnostics(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing_subscriber::filter::LevelFilter::DEBUG,
+        _ => tracing_subscriber::filter::LevelFilter::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::render::stderr_color())
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// `--color WHEN` (or `--color=WHEN`, else CARGO_TERM_COLOR) before parsing.
+fn early_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut given = std::env::var("CARGO_TERM_COLOR").ok();
+    let mut words = args.iter().map(|a| a.to_string_lossy());
+    while let Some(w) = words.next() {
+        if let Some(v) = w.strip_prefix("--color=") {
+            given = Some(v.to_string());
+        } else if w == "--color" {
+            given = words.next().map(|v| v.into_owned());
+        }
+    }
+    match given.as_deref() {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
     }
 }

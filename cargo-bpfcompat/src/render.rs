@@ -1,14 +1,39 @@
 //! The human view of a report on standard output.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use crate::cli::ColorChoice;
 
 use bpfcompat::report::{
     Look, Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
 };
 
-/// Colours only on a terminal, and never with `NO_COLOR` set.
+static COLOR: OnceLock<ColorChoice> = OnceLock::new();
+
+/// `--color` (or CARGO_TERM_COLOR), once, before anything is printed.
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+fn colored(stream_is_terminal: bool) -> bool {
+    match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// Whether standard output is coloured.
 pub fn color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colored(std::io::stdout().is_terminal())
+}
+
+/// Whether standard error is coloured.
+pub fn stderr_color() -> bool {
+    colored(std::io::stderr().is_terminal())
 }
 
 /// The matrix's look on standard output: the terminal's width there, 100
@@ -50,4 +75,17 @@ pub fn human(report: &Report, quiet: bool) -> String {
     }
     out.push_str(&format!("\n{}\n", report.summary.sentence()));
     out
+}
+
+/// A plain table for listings: a header, columns two spaces apart, no
+/// borders, nothing wrapped.
+pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header);
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    t
 }

@@ -176,7 +176,15 @@ pub fn fetch(
         source,
     };
     match cache.lookup(&key) {
-        Ok(Some(k)) => return Ok(k),
+        Ok(Some(k)) => {
+            tracing::debug!(
+                "{} {}: cache hit, {}",
+                pin.package,
+                pin.version,
+                cache.entry_dir(&key).display()
+            );
+            return Ok(k);
+        }
         Err(EntryProblem::Unreadable(source)) => return Err(unreadable(source)),
         Ok(None) | Err(EntryProblem::Damaged(_)) => {}
     }
@@ -198,6 +206,11 @@ pub fn fetch(
         }
     }
     let base = mirrors.get(&pin.archive)?;
+    tracing::debug!(
+        "{} {}: not cached, fetching from {base}",
+        pin.package,
+        pin.version
+    );
     let kernels = cache.kernels_dir()?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")

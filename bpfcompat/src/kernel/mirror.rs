@@ -38,6 +38,9 @@ impl Mirrors {
                     .insert(archive, value.trim_end_matches('/').to_string());
             }
         }
+        for (archive, url) in &m.urls {
+            tracing::debug!("mirror of the `{archive}` archive: {url}");
+        }
         m
     }
 

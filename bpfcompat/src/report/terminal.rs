@@ -211,10 +211,12 @@ fn short_kernel(name: &str) -> String {
     format!("{first}{last}")
 }
 
+/// A cell's word padded to `width`, coloured by status when `color`; the
+/// padding stays outside the colour, so both forms align the same.
 fn paint(word: &str, c: &Cell, width: usize, color: bool) -> String {
-    let padded = format!("{word:<width$}");
+    let pad = " ".repeat(width.saturating_sub(word.chars().count()));
     if !color {
-        return padded;
+        return format!("{word}{pad}");
     }
     let code = match c.status {
         Status::Pass => "32",
@@ -222,7 +224,7 @@ fn paint(word: &str, c: &Cell, width: usize, color: bool) -> String {
         Status::ExpectedFail => "33",
         Status::Unavailable | Status::InfraError => "90",
     };
-    format!("\x1b[{code}m{padded}\x1b[0m")
+    format!("\x1b[{code}m{word}\x1b[0m{pad}")
 }
 
 /// How the matrix is drawn: the columns it may use and whether to paint

@@ -146,6 +146,7 @@ pub fn boot(
         context: format!("cannot create the result file {}", spec.results.display()),
         source,
     })?;
+    tracing::debug!("starting {}", argv.join(" "));
     let started = Instant::now();
     let mut child = spawn(qemu, &args)?;
     let drains = Drains::start(&mut child.0);
@@ -158,6 +159,15 @@ pub fn boot(
     drop(child); // kill the group (if still running) and reap
     let (exit, console) = drains.finish(exit);
     let (records, malformed) = read_records(&spec.results);
+    tracing::debug!(
+        "guest ended after {} ms: {exit:?}; {} records, {} malformed",
+        started.elapsed().as_millis(),
+        records.len(),
+        malformed.len()
+    );
+    for r in &records {
+        tracing::trace!("record: {}", r.to_line());
+    }
     if marks.agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. }))
     {
         marks.agent_started_ms = Some(started.elapsed().as_millis() as u64);

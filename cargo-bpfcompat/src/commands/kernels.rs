@@ -27,31 +27,36 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
     let cache = Cache::discover()?;
-    println!(
-        "{:<20} {:<9} {:<40} STATE",
-        "KERNEL", "REQUIRED", "PINNED PACKAGE"
-    );
+    let mut table = crate::render::table(["KERNEL", "REQUIRED", "PACKAGE", "VERSION", "STATE"]);
     for k in &m.kernels {
-        let (pkg, state) = match m.lock.get(&k.name) {
-            None => (
-                "-".to_string(),
-                "not pinned (run `kernels update`)".to_string(),
-            ),
-            Some(pin) => {
-                let state = match cache.lookup(&pin.entry_key()) {
-                    Ok(Some(c)) => format!("cached ({})", c.release),
-                    Err(problem) => format!("cache entry unusable: {problem}"),
-                    Ok(None) => match mirrors.get(&pin.archive) {
-                        Ok(_) => "available (not cached)".to_string(),
-                        Err(e) => format!("unavailable: set {}", e.var),
-                    },
-                };
-                (format!("{} {}", pin.package, pin.version), state)
-            }
-        };
         let req = if k.required { "yes" } else { "no" };
-        println!("{:<20} {:<9} {:<40} {}", k.name, req, pkg, state);
+        let Some(pin) = m.lock.get(&k.name) else {
+            table.add_row([
+                k.name.as_str(),
+                req,
+                "-",
+                "-",
+                "not pinned (run `kernels update`)",
+            ]);
+            continue;
+        };
+        let state = match cache.lookup(&pin.entry_key()) {
+            Ok(Some(c)) => format!("cached ({})", c.release),
+            Err(problem) => format!("cache entry unusable: {problem}"),
+            Ok(None) => match mirrors.get(&pin.archive) {
+                Ok(_) => "available (not cached)".to_string(),
+                Err(e) => format!("unavailable: set {}", e.var),
+            },
+        };
+        table.add_row([
+            k.name.as_str(),
+            req,
+            pin.package.as_str(),
+            pin.version.as_str(),
+            state.as_str(),
+        ]);
     }
+    println!("{}", table.trim_fmt());
     Ok(Code::Pass)
 }
 

@@ -258,59 +258,93 @@ fn kernels_list_shows_every_profile_and_its_state() {
             .contains("unavailable: set BPFCOMPAT_MIRROR_UBUNTU"),
         "{out}"
     );
-}
-
-#[test]
-fn help_teaches() {
-    // The whole text is the contract: a snapshot shows every change in review
-    // (`cargo insta review` after an intended one).
-    for (name, args) in [
-        ("help", &["--help"][..]),
-        ("test_help", &["test", "--help"][..]),
-        ("check_help", &["check", "--help"][..]),
-        ("kernels_help", &["kernels", "--help"][..]),
-        ("report_help", &["report", "--help"][..]),
-    ] {
-        let (code, out, _) = run(bpfcompat(args));
-        assert_eq!(code, 0, "{args:?}");
-        insta::assert_snapshot!(name, out);
+    // Aligned: every row's package and state start where the header's do.
+    let header = out.lines().next().unwrap();
+    for column in ["PACKAGE", "STATE"] {
+        let at = header.find(column).unwrap();
+        for line in out.lines().skip(1) {
+            assert!(
+                line[..at].ends_with("  ") && !line[at..].starts_with(' '),
+                "{column} not aligned:\n{out}"
+            );
+        }
     }
-}
-
-#[test]
-fn usage_errors_read_well() {
-    for (name, args) in [
-        ("usage_unknown_flag", &["test", "--bogus"][..]),
-        ("usage_bad_shard", &["test", "--shard", "3/2"][..]),
-        ("usage_bad_mode", &["test", "--mode", "sideways"][..]),
-        ("usage_no_command", &[][..]),
-    ] {
-        let (code, _, err) = run(bpfcompat(args));
-        assert_eq!(code, 1, "{args:?}");
-        insta::assert_snapshot!(name, err);
-    }
-}
-
-#[test]
-fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("slice.json");
-    let mut c = bpfcompat(&[
-        "test",
-        "--object",
-        &tiny_bpf_object(),
-        "--kernel",
-        "debian-12-6.1",
-    ]);
-    c.args(["--partition", "count:2/2", "--json"]).arg(&json);
-    let (code, _, err) = run(c);
-    assert_eq!(code, 0, "{err}");
-    mentions(&err, &["slice count:2/2 has no kernels", "nothing to run"]);
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["scope"]["partition"], "count:2/2");
-    assert_eq!(
-        report["scope"]["run_kernels"],
-        serde_json::json!(["debian-12-6.1"])
+    assert!(
+        out.lines().all(|l| !l.ends_with(' ')),
+        "trailing blanks:\n{out}"
     );
-    assert_eq!(report["kernels"], serde_json::json!([]));
+}
+
+#[test]
+fn verbose_shows_the_engines_decisions_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bpfcompat(&["-v", "kernels", "list", "--kernel", "ubuntu-20.04-5.4"]);
+    c.env("BPFCOMPAT_CACHE", dir.path())
+        .env("BPFCOMPAT_MIRROR_UBUNTU", "http://mirror.invalid/ubuntu");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    mentions(
+        &err,
+        &[
+            "DEBUG",
+            "mirror of the `ubuntu` archive: http://mirror.invalid/ubuntu",
+        ],
+    );
+    assert!(
+        !out.contains("DEBUG"),
+        "diagnostics stay off stdout:\n{out}"
+    );
+    let (_, _, quiet) = run(bpfcompat(&["kernels", "list"]));
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+}
+
+#[test]
+fn color_follows_the_flag_and_cargo_term_color() {
+    // A kernel without a mirror gives an `unavailable` cell without a guest.
+    let cache = tempfile::tempdir().unwrap();
+    let obj = tiny_bpf_object();
+    let styled = |color: Option<&str>, env: Option<&str>| {
+        let mut c = bpfcompat(&["test", "--object", &obj, "--kernel", "ubuntu-20.04-5.4"]);
+        c.env("BPFCOMPAT_CACHE", cache.path())
+            .env_remove("CARGO_TERM_COLOR");
+        if let Some(when) = color {
+            c.args(["--color", when]);
+        }
+        if let Some(when) = env {
+            c.env("CARGO_TERM_COLOR", when);
+        }
+        let (_, out, err) = run(c);
+        mentions(&out, &["minimal.bpf.o"]);
+        (out.contains("\u{1b}[90m"), out)
+    };
+    let (painted, always) = styled(Some("always"), None);
+    assert!(painted, "--color always paints the cell:\n{always}");
+    let (painted, never) = styled(Some("never"), Some("always"));
+    assert!(
+        !painted,
+        "--color never wins over CARGO_TERM_COLOR:\n{never}"
+    );
+    assert!(styled(None, Some("always")).0, "CARGO_TERM_COLOR=always");
+    assert!(!styled(None, None).0, "auto: not a terminal, no colour");
+    // The same table, with or without colour.
+    let strip = |s: &str| {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(at) = rest.find('\u{1b}') {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            rest = &rest[rest.find('m').map_or(rest.len(), |m| m + 1)..];
+        }
+        out + rest
+    };
+    assert_eq!(strip(&always), never);
+    // Usage errors follow it too.
+    let (_, _, err) = run(bpfcompat(&[
+        "--color",
+        "always",
+        "test",
+        "--partition",
+        "3/2",
+    ]));
+    assert!(err.contains('\u{1b}'), "{err}");
 }
