@@ -34,6 +34,7 @@ struct DisplayArgs {
         global = true,
         value_enum,
         env = "CARGO_TERM_COLOR",
+        hide_env_values = true,
         default_value_t = ColorChoice::Auto,
         value_name = "WHEN"
     )]
@@ -47,11 +48,8 @@ struct DisplayArgs {
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
-    /// On a terminal, unless NO_COLOR is set.
     Auto,
-    /// Always.
     Always,
-    /// Never.
     Never,
 }
 

@@ -12,6 +12,7 @@ fn bpfcompat(args: &[&str]) -> Command {
     // Help is wrapped to the terminal: fix the width for snapshots.
     c.args(args)
         .env_remove("BPFCOMPAT_MIRROR_UBUNTU")
+        .env_remove("CARGO_TERM_COLOR")
         .env("COLUMNS", "100");
     c
 }
@@ -313,7 +314,7 @@ fn color_follows_the_flag_and_cargo_term_color() {
         if let Some(when) = env {
             c.env("CARGO_TERM_COLOR", when);
         }
-        let (_, out, err) = run(c);
+        let (_, out, _) = run(c);
         mentions(&out, &["minimal.bpf.o"]);
         (out.contains("\u{1b}[90m"), out)
     };
@@ -347,4 +348,59 @@ fn color_follows_the_flag_and_cargo_term_color() {
         "3/2",
     ]));
     assert!(err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn help_teaches() {
+    // The whole text is the contract: a snapshot shows every change in review
+    // (`cargo insta review` after an intended one).
+    for (name, args) in [
+        ("help", &["--help"][..]),
+        ("test_help", &["test", "--help"][..]),
+        ("check_help", &["check", "--help"][..]),
+        ("kernels_help", &["kernels", "--help"][..]),
+        ("report_help", &["report", "--help"][..]),
+    ] {
+        let (code, out, _) = run(bpfcompat(args));
+        assert_eq!(code, 0, "{args:?}");
+        insta::assert_snapshot!(name, out);
+    }
+}
+
+#[test]
+fn usage_errors_read_well() {
+    for (name, args) in [
+        ("usage_unknown_flag", &["test", "--bogus"][..]),
+        ("usage_bad_shard", &["test", "--shard", "3/2"][..]),
+        ("usage_bad_mode", &["test", "--mode", "sideways"][..]),
+        ("usage_no_command", &[][..]),
+    ] {
+        let (code, _, err) = run(bpfcompat(args));
+        assert_eq!(code, 1, "{args:?}");
+        insta::assert_snapshot!(name, err);
+    }
+}
+
+#[test]
+fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("slice.json");
+    let mut c = bpfcompat(&[
+        "test",
+        "--object",
+        &tiny_bpf_object(),
+        "--kernel",
+        "debian-12-6.1",
+    ]);
+    c.args(["--partition", "count:2/2", "--json"]).arg(&json);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    mentions(&err, &["slice count:2/2 has no kernels", "nothing to run"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["scope"]["partition"], "count:2/2");
+    assert_eq!(
+        report["scope"]["run_kernels"],
+        serde_json::json!(["debian-12-6.1"])
+    );
+    assert_eq!(report["kernels"], serde_json::json!([]));
 }
