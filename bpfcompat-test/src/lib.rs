@@ -42,24 +42,23 @@ fn string(e: &Expr) -> syn::Result<String> {
     }
 }
 
-/// `60s`, `2m`, or a number of seconds.
+/// A duration in humantime's syntax (`60s`, `2m`, `1h 30m`), as the CLI's
+/// duration flags take it, or a number of seconds.
 fn seconds(e: &Expr) -> syn::Result<u64> {
     let text = string(e)?;
-    let (num, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = num
-        .parse()
-        .map_err(|_| syn::Error::new_spanned(e, "expected a duration like \"60s\" or \"2m\""))?;
-    match unit {
-        "" | "s" => Ok(n),
-        "m" => Ok(n * 60),
-        _ => Err(syn::Error::new_spanned(
-            e,
-            "expected a duration like \"60s\" or \"2m\"",
-        )),
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(n);
     }
+    let d = humantime::parse_duration(&text).map_err(|err| {
+        syn::Error::new_spanned(
+            e,
+            format!("{err}: expected a duration like \"60s\" or \"2m\""),
+        )
+    })?;
+    if d.as_secs() == 0 {
+        return Err(syn::Error::new_spanned(e, "a timeout of under one second"));
+    }
+    Ok(d.as_secs())
 }
 
 impl Parse for Options {

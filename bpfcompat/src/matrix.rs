@@ -15,9 +15,9 @@ use crate::errors::MatrixError;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version, is_safe_name};
 
 /// The matrix shipped with bpfcompat (`--matrix default`).
-pub const DEFAULT_MATRIX: &str = include_str!("../../matrices/default.toml");
+pub const DEFAULT_MATRIX: &str = include_str!("../matrices/default.toml");
 /// The lock of the shipped matrix.
-pub const DEFAULT_LOCK: &str = include_str!("../../matrices/kernels.lock");
+pub const DEFAULT_LOCK: &str = include_str!("../matrices/kernels.lock");
 
 /// A kernel matrix: the kernels a run validates on.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -195,3 +195,40 @@ fn early_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
         _ => clap::ColorChoice::Auto,
     }
 }
+
+/// A duration flag, in humantime's syntax (`90s`, `5m`, `1h 30m`), the
+/// same as `#[kernel_test(timeout = "…")]`; a bare number is seconds.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 5m, 1h 30m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_are_humantime_or_bare_seconds() {
+        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(duration("soon").unwrap_err().contains("e.g. 90s"));
+    }
+
+    #[test]
+    fn color_is_known_before_parsing() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            early_color(&args(&["x", "--color", "never", "test"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            early_color(&args(&["x", "test", "--color=always"])),
+            clap::ColorChoice::Always
+        );
+    }
+}

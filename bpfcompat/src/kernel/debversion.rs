@@ -3,72 +3,14 @@
 
 use std::cmp::Ordering;
 
-/// Compares two Debian versions `[epoch:]upstream[-revision]`.
+/// Compares two Debian versions `[epoch:]upstream[-revision]` as dpkg
+/// does (the `debversion` crate); a version that does not parse sorts
+/// before every one that does, so it is never picked as the newest.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
-    ea.cmp(&eb)
-        .then_with(|| compare_part(ua, ub))
-        .then_with(|| compare_part(ra, rb))
-}
-
-fn split(v: &str) -> (u64, &str, &str) {
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, r)) => (e.parse().unwrap_or(0), r),
-        None => (0, v),
-    };
-    match rest.rsplit_once('-') {
-        Some((u, r)) => (epoch, u, r),
-        None => (epoch, rest, ""),
-    }
-}
-
-/// dpkg's ordering of characters in non-digit runs: `~` sorts before
-/// everything (even the end), letters before non-letters.
-fn order(c: Option<char>) -> i32 {
-    match c {
-        None => 0,
-        Some('~') => -1,
-        Some(c) if c.is_ascii_alphabetic() => c as i32,
-        Some(c) => c as i32 + 256,
-    }
-}
-
-fn compare_part(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a, b);
-    loop {
-        if a.is_empty() && b.is_empty() {
-            return Ordering::Equal;
-        }
-        // Non-digit run.
-        let na = a.find(|c: char| c.is_ascii_digit()).unwrap_or(a.len());
-        let nb = b.find(|c: char| c.is_ascii_digit()).unwrap_or(b.len());
-        let (mut ca, mut cb) = (a[..na].chars(), b[..nb].chars());
-        loop {
-            let (x, y) = (ca.next(), cb.next());
-            if x.is_none() && y.is_none() {
-                break;
-            }
-            match order(x).cmp(&order(y)) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-        }
-        a = &a[na..];
-        b = &b[nb..];
-        // Digit run.
-        let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
-        let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-        let (xa, xb) = (
-            a[..da].trim_start_matches('0'),
-            b[..db].trim_start_matches('0'),
-        );
-        match xa.len().cmp(&xb.len()).then_with(|| xa.cmp(xb)) {
-            Ordering::Equal => {}
-            o => return o,
-        }
-        a = &a[da..];
-        b = &b[db..];
+    let parse = |v: &str| v.parse::<debversion::Version>().ok();
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (x, y) => x.is_some().cmp(&y.is_some()),
     }
 }
 
@@ -88,6 +30,7 @@ mod tests {
             ("1.0a", "1.0+", Less),
             ("1.0", "1.0", Equal),
             ("1.0-1", "1.0", Greater),
+            ("not a version!", "1.0", Less),
         ] {
             assert_eq!(compare(a, b), o, "{a} vs {b}");
         }

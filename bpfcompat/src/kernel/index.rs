@@ -1,6 +1,7 @@
 //! Resolving a profile to the newest matching package of its archive
 //! `Packages` indexes.
 
+use deb822_fast::borrowed::BorrowedParser;
 use std::io::Read;
 
 use crate::errors::ResolveError;
@@ -125,15 +126,12 @@ fn download_index(base: &str, suite: &str) -> Result<(String, String), ResolveEr
 /// digest, a file name that leaves the archive) makes the index unusable:
 /// a mirror that serves it is not trusted for anything else either.
 pub(crate) fn matching(index: &str, pattern: &str) -> Result<Vec<Candidate>, String> {
+    let paragraphs = BorrowedParser::new(index)
+        .parse_all()
+        .map_err(|e| format!("not a Packages index: {e}"))?;
     let mut out = Vec::new();
-    for stanza in index.split("\n\n") {
-        let field = |name: &str| {
-            stanza.lines().find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|r| r.strip_prefix(':'))
-                    .map(|v| v.trim().to_string())
-            })
-        };
+    for stanza in &paragraphs {
+        let field = |name: &str| stanza.get_single(name).map(|v| v.trim().to_string());
         let Some(package) = field("Package") else {
             continue;
         };

@@ -6,6 +6,7 @@
 //! `.sources` files), where an URI whose last path segment is the archive key
 //! (`…/debian`, `…/debian-security`, `…/ubuntu`) serves that archive.
 
+use deb822_fast::borrowed::BorrowedParser;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -125,28 +126,19 @@ fn one_line_uris(text: &str) -> Vec<String> {
     out
 }
 
-/// URIs of stanzas whose `Types` include `deb` in the deb822 format.
+/// URIs of stanzas whose `Types` include `deb` in the deb822 format; a
+/// file that does not parse names none.
 fn deb822_uris(text: &str) -> Vec<String> {
+    let Ok(paragraphs) = BorrowedParser::new(text).parse_all() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut types = String::new();
-        let mut uris = String::new();
-        let mut enabled = true;
-        for line in stanza.lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "types" => types = v.to_string(),
-                    "uris" => uris = v.to_string(),
-                    "enabled" => enabled = v.trim() != "no",
-                    _ => {}
-                }
-            }
-        }
-        if enabled && types.split_whitespace().any(|t| t == "deb") {
-            out.extend(uris.split_whitespace().map(str::to_string));
+    for p in &paragraphs {
+        // URIs may be folded over several lines.
+        let field = |name: &str| p.get(name).unwrap_or_default().join(" ");
+        let enabled = field("Enabled").trim() != "no";
+        if enabled && field("Types").split_whitespace().any(|t| t == "deb") {
+            out.extend(field("URIs").split_whitespace().map(str::to_string));
         }
     }
     out

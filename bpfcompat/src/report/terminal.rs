@@ -218,13 +218,15 @@ fn paint(word: &str, c: &Cell, width: usize, color: bool) -> String {
     if !color {
         return format!("{word}{pad}");
     }
-    let code = match c.status {
-        Status::Pass => "32",
-        Status::Fail | Status::UnexpectedPass => "31;1",
-        Status::ExpectedFail => "33",
-        Status::Unavailable | Status::InfraError => "90",
+    use anstyle::{AnsiColor, Style};
+    let color = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
+    let style = match c.status {
+        Status::Pass => color(AnsiColor::Green),
+        Status::Fail | Status::UnexpectedPass => color(AnsiColor::Red).bold(),
+        Status::ExpectedFail => color(AnsiColor::Yellow),
+        Status::Unavailable | Status::InfraError => color(AnsiColor::BrightBlack),
     };
-    format!("\x1b[{code}m{word}\x1b[0m{pad}")
+    format!("{style}{word}{style:#}{pad}")
 }
 
 /// How the matrix is drawn: the columns it may use and whether to paint
@@ -402,16 +404,18 @@ mod tests {
             !compact.contains('\u{1b}'),
             "no colour codes when colour is off"
         );
-        assert!(
-            matrix(
-                &r,
-                Look {
-                    width: 100,
-                    color: true
-                }
-            )
-            .contains("\u{1b}[31;1m"),
-            "failures are red when colour is on"
+        let red = anstyle::Style::new()
+            .fg_color(Some(anstyle::AnsiColor::Red.into()))
+            .bold()
+            .render()
+            .to_string();
+        let painted = matrix(
+            &r,
+            Look {
+                width: 100,
+                color: true,
+            },
         );
+        assert!(painted.contains(&red), "failures are red when colour is on");
     }
 }

@@ -114,22 +114,24 @@ pub struct TestArgs {
     /// Guest vCPUs (1 is the stable choice under TCG).
     #[arg(help_heading = "Kernels", long, default_value_t = 1, value_name = "N")]
     pub cpus: u32,
-    /// Limit for one guest, boot to power-off, in seconds.
+    /// Limit for one guest, boot to power-off (`90s`, `5m`, `1h 30m`; a bare number is seconds).
     #[arg(
         help_heading = "Kernels",
         long,
-        default_value_t = 300,
-        value_name = "SECS"
+        default_value = "300s",
+        value_name = "DURATION",
+        value_parser = crate::cli::duration
     )]
-    pub timeout: u64,
-    /// Limit for one object inside a guest, in seconds.
+    pub timeout: Duration,
+    /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
     #[arg(
         help_heading = "Kernels",
         long,
-        default_value_t = 120,
-        value_name = "SECS"
+        default_value = "120s",
+        value_name = "DURATION",
+        value_parser = crate::cli::duration
     )]
-    pub object_timeout: u64,
+    pub object_timeout: Duration,
     /// Command mode: build this binary of the workspace and run it in every
     /// guest as root; its exit code is the verdict.
     #[arg(
@@ -160,14 +162,15 @@ pub struct TestArgs {
         value_name = "N"
     )]
     pub expect_exit: i32,
-    /// Limit for one run of the command, in seconds.
+    /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds).
     #[arg(
         help_heading = "Command mode",
         long,
-        default_value_t = 60,
-        value_name = "SECS"
+        default_value = "60s",
+        value_name = "DURATION",
+        value_parser = crate::cli::duration
     )]
-    pub command_timeout: u64,
+    pub command_timeout: Duration,
     #[command(flatten)]
     pub cargo: CargoArgs,
     #[command(flatten)]
@@ -260,8 +263,8 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         memory_mib: a.memory,
         cpus: a.cpus,
-        timeout: Duration::from_secs(a.timeout),
-        object_timeout: Duration::from_secs(a.object_timeout),
+        timeout: a.timeout,
+        object_timeout: a.object_timeout,
         mode: if a.no_attach { Mode::Load } else { a.mode },
         trigger: a
             .trigger
@@ -462,7 +465,7 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             argv: argv.clone(),
             artifact,
             expect_exit: a.expect_exit,
-            timeout: Duration::from_secs(a.command_timeout),
+            timeout: a.command_timeout,
         })
         .collect();
     let config = explicit_config(a)?;

@@ -8,28 +8,17 @@ use std::process::{Command, Stdio};
 use cargo_metadata::{Message, MetadataCommand};
 use clap::Args;
 
-/// Cargo's usual selection flags, passed through to `cargo build`.
+/// Cargo's usual selection flags (clap-cargo's, as cargo spells them),
+/// passed through to `cargo build`.
 #[derive(Args, Clone, Default, Debug)]
 #[command(next_help_heading = "Package selection")]
 pub struct CargoArgs {
-    /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
-    /// Package(s) to build (repeatable).
-    #[arg(long, short = 'p', value_name = "SPEC")]
-    pub package: Vec<String>,
-    /// Build every package of the workspace.
-    #[arg(long)]
-    pub workspace: bool,
-    /// Features to activate (space or comma separated).
-    #[arg(long, short = 'F', value_name = "FEATURES")]
-    pub features: Vec<String>,
-    /// Activate all features.
-    #[arg(long)]
-    pub all_features: bool,
-    /// Do not activate the default feature.
-    #[arg(long)]
-    pub no_default_features: bool,
+    #[command(flatten)]
+    pub manifest: clap_cargo::Manifest,
+    #[command(flatten)]
+    pub workspace: clap_cargo::Workspace,
+    #[command(flatten)]
+    pub features: clap_cargo::Features,
     /// Build in release mode.
     #[arg(long, short = 'r')]
     pub release: bool,
@@ -39,24 +28,34 @@ pub struct CargoArgs {
 }
 
 impl CargoArgs {
+    /// The manifest named with `--manifest-path`.
+    pub fn manifest_path(&self) -> Option<&std::path::Path> {
+        self.manifest.manifest_path.as_deref()
+    }
+
     fn build_args(&self) -> Vec<String> {
         let mut a = Vec::new();
-        if let Some(m) = &self.manifest_path {
+        if let Some(m) = self.manifest_path() {
             a.extend(["--manifest-path".into(), m.display().to_string()]);
         }
-        for p in &self.package {
+        let w = &self.workspace;
+        for p in &w.package {
             a.extend(["--package".into(), p.clone()]);
         }
-        if self.workspace {
+        if w.workspace || w.all {
             a.push("--workspace".into());
         }
-        for f in &self.features {
-            a.extend(["--features".into(), f.clone()]);
+        for e in &w.exclude {
+            a.extend(["--exclude".into(), e.clone()]);
         }
-        if self.all_features {
+        let f = &self.features;
+        if !f.features.is_empty() {
+            a.extend(["--features".into(), f.features.join(" ")]);
+        }
+        if f.all_features {
             a.push("--all-features".into());
         }
-        if self.no_default_features {
+        if f.no_default_features {
             a.push("--no-default-features".into());
         }
         if self.release {
@@ -89,7 +88,7 @@ pub fn build_workspace(args: &CargoArgs) -> Result<BuildOutput, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut meta = MetadataCommand::new();
     meta.cargo_path(&cargo).no_deps();
-    if let Some(m) = &args.manifest_path {
+    if let Some(m) = args.manifest_path() {
         meta.manifest_path(m);
     }
     let metadata = meta
