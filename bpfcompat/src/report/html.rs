@@ -1,21 +1,22 @@
 //! The HTML matrix: one self-contained file (no network, no external assets),
 //! kernels in version order, each cell a coloured `<details>` that opens to
-//! its evidence. It reads without JavaScript; a few lines of script add
-//! filters.
+//! its evidence, and a section per guest. It reads without JavaScript; a
+//! few lines of script add filters.
+//!
+//! The page is a minijinja template (`templates/report.html`) with HTML
+//! auto-escaping: every value from an object, a kernel or a log is escaped
+//! by the engine, not by hand.
 
-use std::fmt::Write;
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
 
 use super::Report;
 use super::terminal::cell_word;
 use crate::classify::{Cell, Status};
 use crate::outcome::KernelRun;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+const TEMPLATE: &str = include_str!("templates/report.html");
 
 fn status_name(s: Status) -> &'static str {
     match s {
@@ -28,137 +29,145 @@ fn status_name(s: Status) -> &'static str {
     }
 }
 
-const STYLE: &str = "
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table.matrix{border-collapse:collapse}
-th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}
-thead th{background:#f4f4f4} th small{font-weight:normal;color:#666}
-td.cell summary{cursor:pointer;font-weight:600;white-space:nowrap}
-.st-pass{background:#d8f5d8}.st-fail,.st-unexpected_pass{background:#f8d0d0}
-.st-expected_fail{background:#fbeccc}.st-unavailable{background:#e6e6e6;color:#555}
-.st-infra_error{background:#e6dcf5}
-dl{margin:.4em 0;max-width:60em}dt{font-weight:600;margin-top:.3em}dd{margin-left:1em}
-.scroll{overflow-x:auto;max-width:100%}
-table.matrix tbody th,table.matrix thead th:first-child{position:sticky;left:0;background:#fff;z-index:1}
-pre{background:#fff;border:1px solid #ddd;padding:.4em;overflow-x:auto;max-width:60em;font-size:12px}
-.legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;border:1px solid #ccc}
-#filters{margin:.8em 0}
-";
+/// One `<dt>`/`<dd>` pair: text, a `<pre>` block, or links.
+#[derive(Serialize, Default)]
+struct Entry {
+    term: &'static str,
+    value: String,
+    pre: bool,
+    console: bool,
+    links: Vec<Link>,
+}
 
-const SCRIPT: &str = "
-document.getElementById('filters').hidden=false;
-document.querySelectorAll('#filters input').forEach(function(box){
-  box.addEventListener('change',function(){
-    var hide=[].slice.call(document.querySelectorAll('#filters input:checked')).map(function(b){return b.value;});
-    document.querySelectorAll('tbody tr').forEach(function(row){
-      var cells=[].slice.call(row.querySelectorAll('td.cell'));
-      var show=cells.some(function(c){return hide.indexOf(c.dataset.status)<0;});
-      row.hidden=!show;
-    });
-  });
-});
-";
+#[derive(Serialize)]
+struct Link {
+    text: &'static str,
+    href: String,
+}
+
+fn text(term: &'static str, value: impl Into<String>) -> Entry {
+    Entry {
+        term,
+        value: value.into(),
+        ..Entry::default()
+    }
+}
+
+fn pre(term: &'static str, value: impl Into<String>, console: bool) -> Entry {
+    Entry {
+        pre: true,
+        console,
+        ..text(term, value)
+    }
+}
+
+#[derive(Serialize)]
+struct KernelHead<'a> {
+    name: &'a str,
+    required: bool,
+    release: &'a str,
+}
+
+#[derive(Serialize)]
+struct CellView<'a> {
+    kernel: &'a str,
+    status: &'static str,
+    code: &'static str,
+    word: String,
+    entries: Vec<Entry>,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    object: &'a str,
+    cells: Vec<Option<CellView<'a>>>,
+}
+
+#[derive(Serialize)]
+struct Assumed<'a> {
+    object: &'a str,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Guest<'a> {
+    kernel: &'a str,
+    entries: Vec<Entry>,
+}
 
 /// Renders the report as a self-contained HTML page.
 pub fn html(r: &Report) -> String {
     let kernels = r.kernels_by_version();
-    let s = &r.summary;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bpfcompat report</title><style>{STYLE}</style></head><body>\
-<h1>bpfcompat report</h1><p class=\"summary\">{}. Matrix: {}. {}.</p>",
-        esc(&s.sentence()),
-        esc(&r.matrix),
-        esc(&r.tool)
-    );
-    if let Some(p) = &r.partial {
-        let _ = write!(
-            out,
-            "<p class=\"partial\"><strong>Partial result:</strong> {}</p>",
-            esc(p)
-        );
-    }
-    out.push_str("<p class=\"legend\"><span class=\"st-pass\">pass</span><span class=\"st-expected_fail\">expected failure</span><span class=\"st-fail\">fail</span><span class=\"st-unavailable\">unavailable</span><span class=\"st-infra_error\">no verdict</span></p>\
-<form id=\"filters\" hidden>Hide rows where every cell is: <label><input type=\"checkbox\" value=\"pass\"> pass</label> <label><input type=\"checkbox\" value=\"expected_fail\"> expected failure</label> <label><input type=\"checkbox\" value=\"unavailable\"> unavailable</label></form>\
-<div class=\"scroll\"><table class=\"matrix\"><thead><tr><th>object</th>");
-    for k in &kernels {
-        let opt = if k.required { "" } else { " (optional)" };
-        let _ = write!(
-            out,
-            "<th data-kernel=\"{}\">{}{opt}<br><small>{}</small></th>",
-            esc(&k.kernel),
-            esc(&k.kernel),
-            esc(k.release.as_deref().unwrap_or(""))
-        );
-    }
-    out.push_str("</tr></thead><tbody>");
-    for o in &r.objects {
-        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", esc(o));
-        for k in &kernels {
-            match r.cell(o, &k.kernel) {
-                Some(c) => cell(&mut out, c, k),
-                None => out.push_str("<td></td>"),
-            }
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table></div>");
-    let assumed = r.assumptions();
-    if !assumed.is_empty() {
-        out.push_str("<h2>Assumptions</h2><ul class=\"assumptions\">");
-        for (o, a) in assumed {
-            let _ = write!(out, "<li><code>{}</code>: {}</li>", esc(o), esc(&a));
-        }
-        out.push_str("</ul>");
-    }
-    guests(&mut out, &kernels);
-    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
-    out
+    let rows: Vec<Row> = r
+        .objects
+        .iter()
+        .map(|o| Row {
+            object: o,
+            cells: kernels
+                .iter()
+                .map(|k| r.cell(o, &k.kernel).map(|c| cell(c, k)))
+                .collect(),
+        })
+        .collect();
+    let mut env = Environment::new();
+    env.add_template("report.html", TEMPLATE)
+        .expect("the report template parses");
+    env.get_template("report.html")
+        .and_then(|t| {
+            let heads: Vec<KernelHead> = kernels
+                .iter()
+                .map(|k| KernelHead {
+                    name: &k.kernel,
+                    required: k.required,
+                    release: k.release.as_deref().unwrap_or(""),
+                })
+                .collect();
+            let assumed: Vec<Assumed> = r
+                .assumptions()
+                .into_iter()
+                .map(|(object, text)| Assumed { object, text })
+                .collect();
+            let guests: Vec<Guest> = kernels.iter().map(|k| guest(k)).collect();
+            t.render(context! {
+                summary => r.summary.sentence(),
+                matrix => r.matrix.clone(),
+                tool => r.tool.clone(),
+                partial => r.partial.clone(),
+                kernels => Value::from(Serde(&heads)),
+                rows => Value::from(Serde(&rows)),
+                assumptions => Value::from(Serde(&assumed)),
+                guests => Value::from(Serde(&guests)),
+            })
+        })
+        .expect("the report template renders")
 }
 
-fn cell(out: &mut String, c: &Cell, k: &KernelRun) {
-    let st = status_name(c.status);
-    let _ = write!(
-        out,
-        "<td class=\"cell st-{st}\" data-object=\"{}\" data-kernel=\"{}\" data-status=\"{st}\" data-code=\"{}\"><details><summary>{}</summary><dl>",
-        esc(&c.object),
-        esc(&c.kernel),
-        c.code.map(|c| c.as_str()).unwrap_or(""),
-        esc(&cell_word(c))
-    );
-    let dd = |out: &mut String, t: &str, v: &str| {
-        let _ = write!(out, "<dt>{t}</dt><dd>{}</dd>", esc(v));
-    };
-    dd(
-        out,
+/// A cell's evidence: verdict, findings with the kernel's words, programs,
+/// timings, and where its guest's evidence is.
+fn cell<'a>(c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
+    let mut entries = vec![text(
         "kernel release",
         c.kernel_release.as_deref().unwrap_or("?"),
-    );
+    )];
     if let Some(e) = c.expected {
-        dd(out, "expected", e.as_str());
+        entries.push(text("expected", e.as_str()));
     }
     for f in &c.findings {
-        let what = format!(
-            "{} at {:?}{}",
-            f.code,
-            f.stage,
-            f.program
-                .as_ref()
-                .map(|p| format!(", program {p}"))
-                .unwrap_or_default()
-        );
-        dd(out, "finding", &what);
-        dd(out, "kernel said", &f.message);
+        let program = f
+            .program
+            .as_ref()
+            .map(|p| format!(", program {p}"))
+            .unwrap_or_default();
+        entries.push(text(
+            "finding",
+            format!("{} at {:?}{program}", f.code, f.stage),
+        ));
+        entries.push(text("kernel said", &f.message));
         if let Some(fix) = &f.remediation {
-            dd(out, "fix", fix);
+            entries.push(text("fix", fix));
         }
         if !f.verifier_tail.is_empty() {
-            let _ = write!(
-                out,
-                "<dt>verifier log (end)</dt><dd><pre>{}</pre></dd>",
-                esc(&f.verifier_tail.join("\n"))
-            );
+            entries.push(pre("verifier log (end)", f.verifier_tail.join("\n"), false));
         }
     }
     for p in &c.programs {
@@ -166,103 +175,114 @@ fn cell(out: &mut String, c: &Cell, k: &KernelRun) {
             .runs
             .map(|n| format!(", ran {n} times"))
             .unwrap_or_default();
-        dd(
-            out,
+        entries.push(text(
             "program",
-            &format!(
+            format!(
                 "{} ({}): load {}, attach {}{runs}",
                 p.name, p.section, p.load, p.attach
             ),
-        );
+        ));
     }
     let t = &k.timings;
-    dd(
-        out,
+    entries.push(text(
         "timings",
-        &format!(
+        format!(
             "fetch {} ms, boot {} ms, validate {} ms, shutdown {} ms ({})",
             t.fetch_ms, t.boot_ms, t.validate_ms, t.shutdown_ms, k.accel
         ),
-    );
+    ));
     if !matches!(c.status, Status::Pass | Status::ExpectedFail) && !k.console_tail.is_empty() {
-        let _ = write!(
-            out,
-            "<dt>console (end)</dt><dd><pre class=\"console\">{}</pre></dd>",
-            esc(&super::last(&k.console_tail, 12).join("\n"))
-        );
+        entries.push(pre(
+            "console (end)",
+            super::last(&k.console_tail, 12).join("\n"),
+            true,
+        ));
     }
-    let _ = write!(
-        out,
-        "<dt>guest</dt><dd><a href=\"#guest-{}\">console, QEMU command line and evidence of {}</a></dd>",
-        esc(&k.kernel),
-        esc(&k.kernel)
-    );
-    out.push_str("</dl></details></td>");
+    entries.push(Entry {
+        links: vec![Link {
+            text: "console, QEMU command line and evidence of this guest",
+            href: format!("#guest-{}", k.kernel),
+        }],
+        ..text("guest", "")
+    });
+    CellView {
+        kernel: &c.kernel,
+        status: status_name(c.status),
+        code: c.code.map(|c| c.as_str()).unwrap_or(""),
+        word: cell_word(c),
+        entries,
+    }
 }
 
-/// One section per kernel: how its guest went, its console's end, the QEMU
-/// command line, and the evidence files when `--evidence` kept them.
-fn guests(out: &mut String, kernels: &[&KernelRun]) {
-    out.push_str("<h2>Guests</h2>");
-    for k in kernels {
-        let _ = write!(
-            out,
-            "<section class=\"guest\" id=\"guest-{}\"><h3>{}</h3><dl>",
-            esc(&k.kernel),
-            esc(&k.kernel)
-        );
-        let dd = |out: &mut String, t: &str, v: &str| {
-            let _ = write!(out, "<dt>{t}</dt><dd>{}</dd>", esc(v));
-        };
-        dd(out, "kernel release", k.release.as_deref().unwrap_or("?"));
-        if let (Some(p), Some(v)) = (&k.package, &k.version) {
-            dd(out, "package", &format!("{p} {v}"));
+/// A kernel's guest: how it went, its console's end, the QEMU command line,
+/// and the evidence files when `--evidence` kept them.
+fn guest(k: &KernelRun) -> Guest<'_> {
+    let mut entries = vec![text("kernel release", k.release.as_deref().unwrap_or("?"))];
+    if let (Some(p), Some(v)) = (&k.package, &k.version) {
+        entries.push(text("package", format!("{p} {v}")));
+    }
+    entries.push(text("accelerator", &k.accel));
+    for r in &k.retries {
+        entries.push(text("retried", r));
+    }
+    if !k.qemu_argv.is_empty() {
+        entries.push(pre("QEMU command line", k.qemu_argv.join(" "), false));
+    }
+    if !k.console_tail.is_empty() {
+        entries.push(pre("console (end)", k.console_tail.join("\n"), true));
+    }
+    if let Some(dir) = &k.evidence {
+        let links: Vec<Link> = ["console.log", "records.jsonl", "qemu-argv.txt", "config"]
+            .into_iter()
+            .map(|file| (file, dir.join(file)))
+            .filter(|(_, path)| path.exists())
+            .map(|(file, path)| Link {
+                text: file,
+                href: path.display().to_string(),
+            })
+            .collect();
+        if !links.is_empty() {
+            entries.push(Entry {
+                links,
+                ..text("evidence", "")
+            });
         }
-        dd(out, "accelerator", &k.accel);
-        for r in &k.retries {
-            dd(out, "retried", r);
-        }
-        if !k.qemu_argv.is_empty() {
-            let _ = write!(
-                out,
-                "<dt>QEMU command line</dt><dd><pre>{}</pre></dd>",
-                esc(&k.qemu_argv.join(" "))
-            );
-        }
-        if !k.console_tail.is_empty() {
-            let _ = write!(
-                out,
-                "<dt>console (end)</dt><dd><pre class=\"console\">{}</pre></dd>",
-                esc(&k.console_tail.join("\n"))
-            );
-        }
-        if let Some(dir) = &k.evidence {
-            out.push_str("<dt>evidence</dt><dd>");
-            for file in ["console.log", "records.jsonl", "qemu-argv.txt", "config"] {
-                let path = dir.join(file);
-                if path.exists() {
-                    let _ = write!(
-                        out,
-                        "<a href=\"{}\">{file}</a> ",
-                        esc(&path.display().to_string())
-                    );
-                }
-            }
-            out.push_str("</dd>");
-        }
-        out.push_str("</dl></section>");
+    }
+    Guest {
+        kernel: &k.kernel,
+        entries,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::{KernelOutcome, RunOutput};
 
     #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            esc("<a href=\"x\">&</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
-        );
+    fn what_came_from_objects_and_kernels_is_escaped() {
+        let mut k = KernelRun::new("debian-12-6.1", true);
+        k.outcome = KernelOutcome::Unavailable {
+            reason: "<script>alert(1)</script>".into(),
+        };
+        k.console_tail = vec!["<img src=x onerror=alert(2)>".into()];
+        let output = RunOutput {
+            kernels: vec![k],
+            notes: Vec::new(),
+        };
+        let objects = vec!["<b>\"quoted\"</b>.bpf.o".into()];
+        let page = html(&Report::new(
+            "m",
+            objects,
+            output,
+            true,
+            &Default::default(),
+        ));
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("<b>\"quoted"), "{page}");
+        assert!(page.contains("&lt;b&gt;"), "{page}");
+        assert!(page.contains("id=\"guest-debian-12-6.1\""), "{page}");
+        assert!(page.starts_with("<!doctype html>"), "{}", &page[..40]);
     }
 }

@@ -38,6 +38,26 @@ fn text(s: &str) -> String {
     out
 }
 
+/// Our own prose, which marks names as `code`: the code spans stay code
+/// spans (their content is literal), everything between them is escaped.
+fn prose(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    let balanced = parts.len() % 2 == 1;
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if i % 2 == 1 && (balanced || !last) {
+            out.push_str(&code(part));
+        } else {
+            if i % 2 == 1 {
+                out.push_str("\\`");
+            }
+            out.push_str(&text(part));
+        }
+    }
+    out
+}
+
 /// A code span holding `s` whatever backticks it contains, with `|`
 /// escaped so that it cannot end a table cell (GitHub reads `\|` there).
 fn code(s: &str) -> String {
@@ -68,7 +88,7 @@ pub fn markdown(r: &Report) -> String {
     let mut out = String::from("# bpfcompat report\n\n");
     let _ = writeln!(out, "{}.\n", r.summary.sentence());
     if let Some(p) = &r.partial {
-        let _ = writeln!(out, "> **Partial result:** {}\n", text(p));
+        let _ = writeln!(out, "> **Partial result:** {}\n", prose(p));
     }
     let _ = writeln!(out, "{}\n", text(&run_line(r)));
     matrix_view(r, &mut out);
@@ -79,7 +99,7 @@ pub fn markdown(r: &Report) -> String {
             "Values the objects leave to their loaders, assumed for the validation:\n\n",
         );
         for (o, a) in assumed {
-            let _ = writeln!(body, "- {}: {}", code(o), text(&a));
+            let _ = writeln!(body, "- {}: {}", code(o), prose(&a));
         }
         section(&mut out, "Assumptions", &body);
     }
@@ -187,7 +207,7 @@ fn failures_view(r: &Report, out: &mut String) {
             }
             let _ = writeln!(body, "\n  - kernel: {}", code(&f.message));
             if let Some(fix) = &f.remediation {
-                let _ = writeln!(body, "  - fix: {}", text(fix));
+                let _ = writeln!(body, "  - fix: {}", prose(fix));
             }
             if !f.verifier_tail.is_empty() {
                 body.push_str("\n  <details><summary>verifier log (end)</summary>\n\n  ```text\n");
@@ -256,6 +276,8 @@ mod tests {
         );
         assert_eq!(code("a`b|c"), "``a`b\\|c``");
         assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(prose("map `a|b` <i>"), "map `a\\|b` \\<i\\>");
+        assert_eq!(prose("odd ` tick"), "odd \\` tick");
     }
 
     #[test]

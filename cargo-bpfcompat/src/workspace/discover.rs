@@ -61,8 +61,14 @@ pub fn discover(build: &BuildOutput) -> Result<Vec<Discovered>, String> {
                 std::fs::create_dir_all(&store)
                     .map_err(|e| format!("cannot create {}: {e}", store.display()))?;
                 let p = store.join(format!("{name}-{}.bpf.o", &sha[..12]));
-                std::fs::write(&p, &bytes)
-                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                // Written aside and renamed: another run in this workspace
+                // may be reading the same file (its name is its content).
+                let written = tempfile::NamedTempFile::new_in(&store).and_then(|mut t| {
+                    use std::io::Write as _;
+                    t.write_all(&bytes)?;
+                    t.persist(&p).map_err(|e| e.error)
+                });
+                written.map_err(|e| format!("cannot write {}: {e}", p.display()))?;
                 p
             }
         };
