@@ -72,6 +72,22 @@ impl Progress {
                     "Fetching",
                     format!("{package} ({:.1} MB)", *bytes as f64 / 1e6),
                 ),
+                FetchEvent::Received {
+                    package,
+                    received,
+                    total,
+                } => {
+                    // Bars only: a log gets the one Fetching line.
+                    if let Display::Bars { bars, .. } = &self.display
+                        && let Some(b) = bars.get(kernel)
+                    {
+                        b.set_message(format!(
+                            "fetching {package} {:.1}/{:.1} MB",
+                            *received as f64 / 1e6,
+                            *total as f64 / 1e6
+                        ));
+                    }
+                }
                 other => self.status(kernel, "Refetching", other.to_string()),
             },
             Event::BootAttempt { kernel, n: 1 } => self.status(kernel, "Booting", String::new()),

@@ -310,7 +310,11 @@ fn boot_kernel(
         &Mirrors::discover(),
         &cache,
         &Cancel::new(),
-        &mut |m| eprintln!("bpfcompat: {kernel}: {m}"),
+        &mut |m| {
+            if m.is_milestone() {
+                eprintln!("bpfcompat: {kernel}: {m}");
+            }
+        },
     )
     .map_err(|e| e.to_string())?;
     let qemu = find_qemu().map_err(|e| e.to_string())?;

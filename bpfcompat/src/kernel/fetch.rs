@@ -25,6 +25,15 @@ pub enum FetchEvent {
         /// Its size in bytes, as the lock pins it.
         bytes: u64,
     },
+    /// Another part of a download arrived (at most one event per MiB).
+    Received {
+        /// The package.
+        package: String,
+        /// Bytes so far.
+        received: u64,
+        /// Its size in bytes, as the lock pins it.
+        total: u64,
+    },
     /// A damaged cache entry is removed and fetched again.
     Refetching {
         /// The entry.
@@ -32,6 +41,14 @@ pub enum FetchEvent {
         /// What was wrong with it.
         reason: String,
     },
+}
+
+impl FetchEvent {
+    /// Whether a person reading a log wants this line (every MiB of a
+    /// download is for progress bars, not logs).
+    pub fn is_milestone(&self) -> bool {
+        !matches!(self, FetchEvent::Received { .. })
+    }
 }
 
 impl std::fmt::Display for FetchEvent {
@@ -45,6 +62,16 @@ impl std::fmt::Display for FetchEvent {
                 f,
                 "downloading {package} {version} ({:.1} MB)",
                 *bytes as f64 / 1e6
+            ),
+            FetchEvent::Received {
+                package,
+                received,
+                total,
+            } => write!(
+                f,
+                "{package}: {:.1} of {:.1} MB",
+                *received as f64 / 1e6,
+                *total as f64 / 1e6
             ),
             FetchEvent::Refetching { entry, reason } => write!(
                 f,
@@ -305,7 +332,17 @@ fn download_pinned(
     });
     let mut deb = tempfile::NamedTempFile::new_in(kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
-    let actual = download(&url, deb.as_file_mut(), cancel)?;
+    let mut reported = 0;
+    let actual = download(&url, deb.as_file_mut(), cancel, &mut |received| {
+        if received >= reported + (1 << 20) || received == p.size {
+            reported = received;
+            progress(FetchEvent::Received {
+                package: p.package.clone(),
+                received,
+                total: p.size,
+            });
+        }
+    })?;
     if p.sha256 != actual {
         return Err(FetchError::Checksum {
             url,
@@ -326,7 +363,12 @@ fn unreachable_entry(dir: &std::path::Path) -> FetchError {
 /// Streams `url` into `out`, returning the sha256 of what arrived. Network
 /// trouble is a [`FetchError::Download`]; trouble writing the cache (a full
 /// disk) is [`FetchError::Io`], which no flag forgives.
-fn download(url: &str, out: &mut std::fs::File, cancel: &Cancel) -> Result<String, FetchError> {
+fn download(
+    url: &str,
+    out: &mut std::fs::File,
+    cancel: &Cancel,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<String, FetchError> {
     let fail = |message: String| FetchError::Download {
         url: url.to_string(),
         message,
@@ -337,6 +379,7 @@ fn download(url: &str, out: &mut std::fs::File, cancel: &Cancel) -> Result<Strin
     };
     let mut body = http_get(url).map_err(fail)?;
     let mut hasher = Sha256::new();
+    let mut received = 0;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         if cancel.is_cancelled() {
@@ -348,6 +391,8 @@ fn download(url: &str, out: &mut std::fs::File, cancel: &Cancel) -> Result<Strin
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(write_fail)?;
+        received += n as u64;
+        on_bytes(received);
     }
     out.flush().map_err(write_fail)?;
     out.sync_all().map_err(write_fail)?;

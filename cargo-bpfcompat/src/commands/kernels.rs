@@ -75,7 +75,9 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
             continue;
         };
         match fetch(pin, &mirrors, &cache, &Cancel::new(), &mut |msg| {
-            eprintln!("{}: {msg}", k.name)
+            if msg.is_milestone() {
+                eprintln!("{}: {msg}", k.name);
+            }
         }) {
             Ok(c) => println!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),
             Err(e) => {

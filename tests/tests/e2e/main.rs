@@ -8,5 +8,6 @@ mod ci_files;
 mod harness;
 mod host_gate;
 mod kernels;
+mod packaging;
 mod reports;
 mod workspace;
