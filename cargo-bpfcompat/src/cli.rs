@@ -55,17 +55,24 @@ pub enum ColorChoice {
 
 const EXAMPLES: &str = "\
 Examples:
-  cargo bpfcompat test                      (build this workspace, validate every BPF object it produces)
-  cargo bpfcompat list                      (the objects found, and where)
-  cargo bpfcompat test --object target/bpf/ringbuf.bpf.o
-  cargo bpfcompat test --object a.bpf.o --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
-  cargo bpfcompat check --attach target/bpf/ringbuf.bpf.o      (the running kernel, no VM)
+  # Build this workspace and validate every BPF object it produces:
+  cargo bpfcompat test
+  # The objects the build produces, and where from:
+  cargo bpfcompat list
+  # Given objects, on two kernels, with a JSON report:
+  cargo bpfcompat test --object a.bpf.o \\
+      --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
+  # The running kernel, no VM (root):
+  cargo bpfcompat check --attach target/bpf/ringbuf.bpf.o
+  # The kernels of the matrix; fetch them all now:
   cargo bpfcompat kernels list
   cargo bpfcompat kernels fetch
 
-Mirrors: BPFCOMPAT_MIRROR_DEBIAN, BPFCOMPAT_MIRROR_DEBIAN_SECURITY, BPFCOMPAT_MIRROR_UBUNTU
-(base URLs as in an apt source line); otherwise the host's apt sources are used.
-Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else ~/.cache/bpfcompat.";
+Mirrors: BPFCOMPAT_MIRROR_DEBIAN, BPFCOMPAT_MIRROR_DEBIAN_SECURITY,
+BPFCOMPAT_MIRROR_UBUNTU (base URLs as in an apt source line); otherwise
+the host's apt sources are used.
+Cache: BPFCOMPAT_CACHE, else $XDG_CACHE_HOME/bpfcompat, else
+~/.cache/bpfcompat.";
 
 #[derive(Subcommand)]
 enum Command {
