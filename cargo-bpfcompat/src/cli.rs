@@ -205,11 +205,20 @@ fn early_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
 
 /// A duration flag, in humantime's syntax (`90s`, `5m`, `1h 30m`), the
 /// same as `#[kernel_test(timeout = "…")]`; a bare number is seconds.
-pub fn duration(s: &str) -> Result<std::time::Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(secs));
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit(pub std::time::Duration);
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Limit, String> {
+        if let Ok(secs) = s.parse::<u64>() {
+            return Ok(Limit(std::time::Duration::from_secs(secs)));
+        }
+        humantime::parse_duration(s)
+            .map(Limit)
+            .map_err(|e| format!("{e} (e.g. 90s, 5m, 1h 30m)"))
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 5m, 1h 30m)"))
 }
 
 #[cfg(test)]
@@ -220,10 +229,11 @@ mod tests {
 
     #[test]
     fn durations_are_humantime_or_bare_seconds() {
-        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(duration("soon").unwrap_err().contains("e.g. 90s"));
+        let limit = |s: &str| s.parse::<Limit>().map(|l| l.0);
+        assert_eq!(limit("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(limit("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(limit("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(limit("soon").unwrap_err().contains("e.g. 90s"));
     }
 
     #[test]

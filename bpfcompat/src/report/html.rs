@@ -257,27 +257,17 @@ fn guest(k: &KernelRun) -> Guest<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{KernelOutcome, RunOutput};
 
     #[test]
     fn what_came_from_objects_and_kernels_is_escaped() {
-        let mut k = KernelRun::new("debian-12-6.1", true);
-        k.outcome = KernelOutcome::Unavailable {
-            reason: "<script>alert(1)</script>".into(),
-        };
-        k.console_tail = vec!["<img src=x onerror=alert(2)>".into()];
-        let output = RunOutput {
-            kernels: vec![k],
-            notes: Vec::new(),
-        };
-        let objects = vec!["<b>\"quoted\"</b>.bpf.o".into()];
-        let page = html(&Report::new(
-            "m",
-            objects,
-            output,
-            true,
-            &Default::default(),
-        ));
+        let report =
+            crate::report::test_report(&["debian-12-6.1"], &["<b>\"quoted\"</b>.bpf.o"], |k| {
+                k.outcome = crate::outcome::KernelOutcome::Unavailable {
+                    reason: "<script>alert(1)</script>".into(),
+                };
+                k.console_tail = vec!["<img src=x onerror=alert(2)>".into()];
+            });
+        let page = html(&report);
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(!page.contains("<img src=x"), "{page}");
         assert!(!page.contains("<b>\"quoted"), "{page}");

@@ -114,29 +114,15 @@ fn status(c: &Cell) -> TestCaseStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{KernelOutcome, RunOutput};
 
     #[test]
     fn cases_carry_their_share_of_the_guest_time_and_its_start() {
-        let mut k = KernelRun::new("debian-12-6.1", true);
-        k.outcome = KernelOutcome::Unavailable {
-            reason: "test".into(),
-        };
-        k.timings.boot_ms = 1000;
-        k.timings.validate_ms = 2000;
-        k.timings.started_at = Some("2026-11-22T09:00:00Z".into());
-        let output = RunOutput {
-            kernels: vec![k],
-            notes: Vec::new(),
-        };
-        let objects = vec!["a.bpf.o".into(), "b.bpf.o".into()];
-        let xml = junit(&Report::new(
-            "m",
-            objects,
-            output,
-            true,
-            &Default::default(),
-        ));
+        let report = crate::report::test_report(&["debian-12-6.1"], &["a.bpf.o", "b.bpf.o"], |k| {
+            k.timings.boot_ms = 1000;
+            k.timings.validate_ms = 2000;
+            k.timings.started_at = Some("2026-11-22T09:00:00Z".into());
+        });
+        let xml = junit(&report);
         assert_eq!(xml.matches("time=\"1.500\"").count(), 2, "{xml}");
         assert_eq!(
             xml.matches("timestamp=\"2026-11-22T09:00:00").count(),

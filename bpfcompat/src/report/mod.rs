@@ -23,3 +23,31 @@ pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_
 pub use terminal::{
     Look, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
 };
+
+/// Reports for the views' tests: one unavailable kernel per name, with what
+/// `edit` changes on each.
+#[cfg(test)]
+pub(crate) fn test_report(
+    kernels: &[&str],
+    objects: &[&str],
+    edit: impl Fn(&mut crate::outcome::KernelRun),
+) -> Report {
+    use crate::outcome::{KernelOutcome, KernelRun, RunOutput};
+    let kernels = kernels
+        .iter()
+        .map(|name| {
+            let mut k = KernelRun::new(name, true);
+            k.outcome = KernelOutcome::Unavailable {
+                reason: "test".into(),
+            };
+            edit(&mut k);
+            k
+        })
+        .collect();
+    let output = RunOutput {
+        kernels,
+        notes: Vec::new(),
+    };
+    let objects = objects.iter().map(|o| o.to_string()).collect();
+    Report::new("m", objects, output, true, &Default::default())
+}

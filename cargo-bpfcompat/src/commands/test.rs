@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors};
@@ -24,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use bpfcompat::wire::Mode;
 
-use crate::cli::named;
+use crate::cli::{Limit, named};
 use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat::config::{Config, find_config, load_config, load_config_file};
@@ -119,19 +118,17 @@ pub struct TestArgs {
         help_heading = "Kernels",
         long,
         default_value = "300s",
-        value_name = "DURATION",
-        value_parser = crate::cli::duration
+        value_name = "DURATION"
     )]
-    pub timeout: Duration,
+    pub timeout: Limit,
     /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
     #[arg(
         help_heading = "Kernels",
         long,
         default_value = "120s",
-        value_name = "DURATION",
-        value_parser = crate::cli::duration
+        value_name = "DURATION"
     )]
-    pub object_timeout: Duration,
+    pub object_timeout: Limit,
     /// Command mode: build this binary of the workspace and run it in every
     /// guest as root; its exit code is the verdict.
     #[arg(
@@ -167,10 +164,9 @@ pub struct TestArgs {
         help_heading = "Command mode",
         long,
         default_value = "60s",
-        value_name = "DURATION",
-        value_parser = crate::cli::duration
+        value_name = "DURATION"
     )]
-    pub command_timeout: Duration,
+    pub command_timeout: Limit,
     #[command(flatten)]
     pub cargo: CargoArgs,
     #[command(flatten)]
@@ -263,8 +259,8 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         memory_mib: a.memory,
         cpus: a.cpus,
-        timeout: a.timeout,
-        object_timeout: a.object_timeout,
+        timeout: a.timeout.0,
+        object_timeout: a.object_timeout.0,
         mode: if a.no_attach { Mode::Load } else { a.mode },
         trigger: a
             .trigger
@@ -465,7 +461,7 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             argv: argv.clone(),
             artifact,
             expect_exit: a.expect_exit,
-            timeout: a.command_timeout,
+            timeout: a.command_timeout.0,
         })
         .collect();
     let config = explicit_config(a)?;
