@@ -19,6 +19,12 @@ pub const DEFAULT_MATRIX: &str = include_str!("../matrices/default.toml");
 /// The lock of the shipped matrix.
 pub const DEFAULT_LOCK: &str = include_str!("../matrices/kernels.lock");
 
+/// The shipped catalogue (`--matrix all`): every kernel series the archives
+/// serve that the project has booted.
+pub const ALL_MATRIX: &str = include_str!("../matrices/all.toml");
+/// The catalogue's lock.
+pub const ALL_LOCK: &str = include_str!("../matrices/all.lock");
+
 /// A kernel matrix: the kernels a run validates on.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -220,12 +226,18 @@ impl Lock {
 }
 
 impl Matrix {
-    /// Loads `default` (the shipped matrix) or a matrix file; the lock is the
-    /// `kernels.lock` beside the file (missing means nothing is pinned yet).
+    /// Loads `default` or `all` (the shipped matrices) or a matrix file; the
+    /// lock of `NAME.toml` is `NAME.lock` beside it when that exists, else
+    /// `kernels.lock` (missing means nothing is pinned yet).
     pub fn load(name_or_path: &str) -> Result<Matrix, MatrixError> {
-        if name_or_path == "default" {
-            let mut m = Matrix::parse(DEFAULT_MATRIX, "built-in default matrix")?;
-            m.lock = parse_lock(DEFAULT_LOCK, "built-in kernels.lock")?;
+        let shipped = match name_or_path {
+            "default" => Some((DEFAULT_MATRIX, DEFAULT_LOCK, "built-in default matrix")),
+            "all" => Some((ALL_MATRIX, ALL_LOCK, "built-in catalogue (all)")),
+            _ => None,
+        };
+        if let Some((matrix, lock, origin)) = shipped {
+            let mut m = Matrix::parse(matrix, origin)?;
+            m.lock = parse_lock(lock, &format!("the lock of the {origin}"))?;
             return Ok(m);
         }
         let path = Path::new(name_or_path);
@@ -234,7 +246,12 @@ impl Matrix {
             source,
         })?;
         let mut m = Matrix::parse(&text, &path.display().to_string())?;
-        let lock_path = path.parent().unwrap_or(Path::new(".")).join("kernels.lock");
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let own = path
+            .file_stem()
+            .map(|stem| dir.join(stem).with_extension("lock"))
+            .filter(|p| p.exists());
+        let lock_path = own.unwrap_or_else(|| dir.join("kernels.lock"));
         if lock_path.exists() {
             let text = std::fs::read_to_string(&lock_path).map_err(|source| MatrixError::Read {
                 path: lock_path.clone(),
@@ -358,9 +375,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipped_matrix_parses_and_every_profile_is_pinned() {
-        let m = Matrix::load("default").unwrap();
-        assert!(m.kernels.len() >= 8);
+    fn shipped_matrices_parse_and_every_profile_is_pinned() {
+        let default = Matrix::load("default").unwrap();
+        assert!(default.kernels.len() >= 8);
+        let all = Matrix::load("all").unwrap();
+        assert!(all.kernels.len() >= 40, "{}", all.kernels.len());
+        for m in [default, all] {
+            every_profile_is_pinned(&m);
+        }
+    }
+
+    #[test]
+    fn catalogue_names_say_distribution_release_series_and_flavour() {
+        let all = Matrix::load("all").unwrap();
+        let default = Matrix::load("default").unwrap();
+        for k in &all.kernels {
+            let parts: Vec<&str> = k.name.split('-').collect();
+            let ok = match parts.as_slice() {
+                ["ubuntu", release, series] | ["ubuntu", release, series, _] => {
+                    release.contains('.') && series.contains('.')
+                }
+                ["debian", "sid"] => true,
+                ["debian", n, rest @ ..] => {
+                    n.parse::<u32>().is_ok() && matches!(rest, [_] | [_, "backports"])
+                }
+                _ => false,
+            };
+            assert!(ok, "{}", k.name);
+        }
+        // A profile in both shipped matrices is the same kernel in both.
+        for k in &default.kernels {
+            if let Some(same) = all.lock.get(&k.name) {
+                assert_eq!(Some(same), default.lock.get(&k.name), "{}", k.name);
+            }
+        }
+    }
+
+    fn every_profile_is_pinned(m: &Matrix) {
         for k in &m.kernels {
             let pin = m
                 .lock

@@ -100,6 +100,12 @@ pub enum KernelsCommand {
     Fetch(MatrixArgs),
     /// Re-resolve every profile against the archive indexes and rewrite the lock.
     Update(UpdateArgs),
+    /// List the profiles whose archive now has a newer package than the lock.
+    /// Exits 2 when any is outdated.
+    Outdated(MatrixArgs),
+    /// Boot every kernel with an empty job and tabulate how each booted:
+    /// boot time, release, BTF, LSMs, notable BPF build options (Markdown).
+    Survey(commands::survey::SurveyArgs),
 }
 
 /// Which matrix and kernels.

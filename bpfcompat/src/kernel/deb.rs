@@ -1,5 +1,5 @@
 //! Taking the kernel image (and its config) out of a `.deb`, in process:
-//! `ar` → `data.tar.{xz,zst,gz}` → the few entries we want.
+//! `ar` → `data.tar.{xz,zst,gz,bz2}` → the few entries we want.
 //!
 //! Entry paths are matched, never used as output paths: what we write is
 //! always `<dir>/vmlinuz`, `<dir>/config` and `<dir>/modules/<name>.ko` for
@@ -68,6 +68,8 @@ fn with_data_tar<T>(
             ".xz" => Box::new(xz2::read::XzDecoder::new(entry)),
             ".zst" => Box::new(zstd::Decoder::new(entry)?),
             ".gz" => Box::new(flate2::read::GzDecoder::new(entry)),
+            // Ubuntu 16.04's 4.4 packages.
+            ".bz2" => Box::new(bzip2::read::BzDecoder::new(entry)),
             "" => Box::new(entry),
             other => {
                 return Err(std::io::Error::other(format!(
@@ -210,6 +212,31 @@ mod tests {
         let got = extract_from_tar(&t[..], out.path()).unwrap();
         assert_eq!(got.release.as_deref(), Some("7.2.1+deb14-cloud-amd64"));
         assert!(!got.has_config);
+    }
+
+    #[test]
+    fn a_bzip2_data_member_is_read_as_ubuntu_16_04_ships_it() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_with(&[("./boot/vmlinuz-4.4.0-210-generic", b"OLD")]);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&t).unwrap();
+        let data = bz.finish().unwrap();
+        let deb = dir.path().join("k.deb");
+        let mut ar = ar::Builder::new(std::fs::File::create(&deb).unwrap());
+        for (name, bytes) in [
+            ("debian-binary", &b"2.0\n"[..]),
+            ("data.tar.bz2", &data[..]),
+        ] {
+            let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+            ar.append(&header, bytes).unwrap();
+        }
+        drop(ar);
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let got = extract_kernel(&deb, &out).unwrap().unwrap();
+        assert_eq!(got.release, "4.4.0-210-generic");
+        assert_eq!(std::fs::read(out.join("vmlinuz")).unwrap(), b"OLD");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub fn run(cmd: KernelsCommand) -> Result<Code> {
         KernelsCommand::List(a) => list(&a),
         KernelsCommand::Fetch(a) => fetch_all(&a),
         KernelsCommand::Update(a) => update(&a.matrix, a.lock),
+        KernelsCommand::Outdated(a) => outdated(&a),
+        KernelsCommand::Survey(a) => super::survey::run(&a),
     }
 }
 
@@ -58,6 +60,65 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     }
     println!("{}", table.trim_fmt());
     Ok(Code::Pass)
+}
+
+/// Profiles whose archive has a newer package than the lock pins.
+fn outdated(a: &MatrixArgs) -> Result<Code> {
+    let m = load(a)?;
+    let mirrors = Mirrors::discover();
+    let mut table = crate::render::table(["KERNEL", "PINNED", "NEWEST", "STATE"]);
+    let (mut newer, mut failed) = (0, 0);
+    for k in &m.kernels {
+        let pinned = m.lock.get(&k.name).map(|p| p.version.as_str());
+        let (newest, state) = match resolve(k, &mirrors) {
+            Ok(pin) => {
+                let state = match pinned {
+                    Some(v) if bpfcompat::kernel::compare_versions(&pin.version, v).is_gt() => {
+                        newer += 1;
+                        "outdated"
+                    }
+                    Some(_) => "current",
+                    None => {
+                        newer += 1;
+                        "not pinned"
+                    }
+                };
+                (
+                    format!("{} {}", pin.package, pin.version),
+                    state.to_string(),
+                )
+            }
+            Err(e) => {
+                failed += 1;
+                (
+                    "-".to_string(),
+                    format!(
+                        "cannot tell: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        table.add_row([
+            k.name.as_str(),
+            pinned.unwrap_or("-"),
+            newest.as_str(),
+            state.as_str(),
+        ]);
+    }
+    println!("{}", table.trim_fmt());
+    if newer > 0 {
+        println!(
+            "\n{newer} profile(s) behind the archive: `cargo bpfcompat kernels update` re-pins them"
+        );
+    }
+    Ok(if failed > 0 {
+        Code::ToolFailure
+    } else if newer > 0 {
+        Code::Regression
+    } else {
+        Code::Pass
+    })
 }
 
 fn fetch_all(a: &MatrixArgs) -> Result<Code> {

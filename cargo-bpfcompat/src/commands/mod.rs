@@ -4,4 +4,5 @@ pub mod check;
 pub mod kernels;
 pub mod list;
 pub mod report;
+pub mod survey;
 pub mod test;

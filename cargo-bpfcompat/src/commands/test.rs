@@ -568,7 +568,10 @@ fn run_matrix(
 ) -> Result<Matrix, crate::error::Error> {
     let matrix_name = match (&a.matrix, &config.matrix) {
         (Some(m), _) => m.clone(),
-        (None, Some(m)) if m != "default" => config.resolve(m.as_ref()).display().to_string(),
+        (None, Some(m)) if !matches!(m.as_str(), "default" | "all") => {
+            config.resolve(m.as_ref()).display().to_string()
+        }
+        (None, Some(m)) => m.clone(),
         _ => "default".into(),
     };
     let mut matrix = Matrix::load(&matrix_name)?;
@@ -711,7 +714,7 @@ pub enum MessageFormat {
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.
-fn agent_binary() -> Result<PathBuf, String> {
+pub(crate) fn agent_binary() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("BPFCOMPAT_AGENT") {
         return Ok(PathBuf::from(p));
     }

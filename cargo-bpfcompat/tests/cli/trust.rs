@@ -411,3 +411,33 @@ fn a_report_that_cannot_be_written_costs_only_itself() {
         "the matrix is still printed: {out}"
     );
 }
+
+#[test]
+fn outdated_lists_profiles_the_archive_has_moved_past() {
+    let dir = tempfile::tempdir().unwrap();
+    // The lock pins version 1; the archive serves version 2 of the same package.
+    let m = local_matrix(dir.path(), &"a".repeat(64), "pool/k.deb");
+    let index = |version: &str| {
+        format!(
+            "Package: {PACKAGE}\nVersion: {version}\nFilename: pool/k2.deb\nSize: 2\nSHA256: {}\n",
+            "b".repeat(64)
+        )
+    };
+    let outdated = |version: &str| {
+        let base = serve(BTreeMap::from([(
+            "/dists/stable/main/binary-amd64/Packages.gz".to_string(),
+            Body::Bytes(packages_gz(&index(version))),
+        )]));
+        let mut c = bpfcompat(&["kernels", "outdated", "--matrix", &m]);
+        c.env("BPFCOMPAT_MIRROR_LOCAL", &base);
+        run(c)
+    };
+    let (code, out, err) = outdated("2");
+    assert_eq!(code, 2, "{out}{err}");
+    let row = out.lines().find(|l| l.starts_with("local-k")).unwrap();
+    mentions(row, &["1", &format!("{PACKAGE} 2"), "outdated"]);
+    mentions(&out, &["1 profile(s) behind the archive", "kernels update"]);
+    let (code, out, _) = outdated("1");
+    assert_eq!(code, 0, "{out}");
+    mentions(&out, &["current"]);
+}

@@ -812,3 +812,46 @@ fn a_tool_with_a_raw_tp_fallback_passes_where_its_tp_btf_program_works_and_is_bl
         "{c:#}"
     );
 }
+
+#[test]
+fn survey_boots_each_kernel_and_tabulates_what_it_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("kernels.md");
+    let mut c = bpfcompat_e2e::cli(&[
+        "kernels",
+        "survey",
+        "--matrix",
+        "all",
+        "--kernel",
+        "debian-12-6.1",
+        "--kernel",
+        "debian-13-backports",
+    ]);
+    c.arg("--markdown").arg(&md);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(table, String::from_utf8_lossy(&out.stdout));
+    let row = |k: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{k}` |")))
+            .unwrap_or_else(|| panic!("{k}: {table}"))
+            .to_string()
+    };
+    // What the guest said: booted, its release, BTF, the LSMs, the options.
+    mentions(
+        &row("debian-12-6.1"),
+        &[
+            "| yes |",
+            "| 6.1.0-",
+            "-cloud-amd64 | yes |",
+            ",bpf |",
+            "BPF_LSM",
+        ],
+    );
+    mentions(
+        &row("debian-13-backports"),
+        &["| yes |", "+deb13-cloud-amd64"],
+    );
+}
