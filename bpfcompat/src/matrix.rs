@@ -54,9 +54,26 @@ pub struct Profile {
     pub description: String,
     /// Where to look, in order of preference: `archive:suite`, e.g.
     /// `debian-security:bookworm-security`. The newest match over all wins.
+    #[serde(default)]
     pub sources: Vec<String>,
     /// Binary package pattern; `*` matches one run of characters without `-`.
+    #[serde(default)]
     pub package: String,
+    /// Your own kernel instead of an archive's: a `.deb` or a `vmlinuz`
+    /// (bzImage), relative to the matrix file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Your own kernel at an `http(s)` URL (a `.deb` or a `vmlinuz`), with
+    /// its `sha256`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The sha256 of `url`.
+    #[serde(default)]
+    pub sha256: Option<Sha256Hex>,
+    /// With a `vmlinuz`: its build configuration (`.config`), relative to the
+    /// matrix file, for the verdicts that read it.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
     /// Patterns of the packages that carry the kernel's modules where the
     /// image package does not (Ubuntu's `linux-modules-*`, Debian 7.x's
     /// `linux-modules-*`): pinned at the image's version, from its suite.
@@ -133,6 +150,28 @@ pub struct Pin {
     /// not (same archive and suite).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<PackagePin>,
+    /// A profile's own kernel: where it is, instead of an archive.
+    #[serde(skip)]
+    pub own: Option<OwnKernel>,
+}
+
+/// Where a profile's own kernel comes from (never from a lock: the matrix
+/// names it, and its digest keys the cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnKernel {
+    /// The file or URL.
+    pub from: OwnSource,
+    /// A `vmlinuz`'s build configuration.
+    pub config: Option<PathBuf>,
+}
+
+/// A local file or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnSource {
+    /// A file on this machine.
+    File(PathBuf),
+    /// An `http(s)` URL.
+    Url(String),
 }
 
 /// One exact package of an archive.
@@ -260,7 +299,51 @@ impl Matrix {
             m.lock = parse_lock(&text, &lock_path.display().to_string())?;
         }
         m.lock_path = Some(lock_path);
+        m.pin_own_kernels(dir)?;
         Ok(m)
+    }
+
+    /// Pins each own kernel by its digest (a local file's is computed here,
+    /// a URL's is the profile's), in place of any lock entry.
+    fn pin_own_kernels(&mut self, dir: &Path) -> Result<(), MatrixError> {
+        for k in &self.kernels {
+            let (from, sha256, size) = match (&k.file, &k.url) {
+                (Some(file), _) => {
+                    let path = dir.join(file);
+                    let bytes = std::fs::read(&path).map_err(|source| MatrixError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    use sha2::Digest;
+                    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+                    let sha = Sha256Hex::try_from(digest).expect("a digest is 64 hex digits");
+                    (OwnSource::File(path), sha, bytes.len() as u64)
+                }
+                (None, Some(url)) => {
+                    let sha = k.sha256.clone().expect("validated: url has sha256");
+                    (OwnSource::Url(url.clone()), sha, 0)
+                }
+                (None, None) => continue,
+            };
+            let pin = Pin {
+                name: k.name.clone(),
+                archive: "own".into(),
+                suite: "own".into(),
+                package: k.name.clone(),
+                version: "own".into(),
+                filename: "own".into(),
+                size,
+                sha256,
+                modules: Vec::new(),
+                own: Some(OwnKernel {
+                    from,
+                    config: k.config.as_ref().map(|c| dir.join(c)),
+                }),
+            };
+            self.lock.kernels.retain(|p| p.name != k.name);
+            self.lock.kernels.push(pin);
+        }
+        Ok(())
     }
 
     /// Parses matrix text; `origin` names it in errors.
@@ -289,6 +372,41 @@ impl Matrix {
                 .map_err(|m| invalid(&k.name.escape_debug().to_string(), m))?;
             if !seen.insert(&k.name) {
                 return Err(invalid(&k.name, "the name appears twice".into()));
+            }
+            match (&k.file, &k.url) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &k.name,
+                        "names both `file` and `url`: one kernel".into(),
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    if !k.sources.is_empty() || !k.package.is_empty() || !k.modules.is_empty() {
+                        return Err(invalid(
+                            &k.name,
+                            "an own kernel (`file` or `url`) takes no `sources`, `package` or `modules`".into(),
+                        ));
+                    }
+                    if let Some(url) = &k.url {
+                        if !(url.starts_with("https://") || url.starts_with("http://")) {
+                            return Err(invalid(&k.name, format!("`url` {url} is not http(s)")));
+                        }
+                        if k.sha256.is_none() {
+                            return Err(invalid(
+                                &k.name,
+                                "`url` needs its `sha256` (sha256sum of the file)".into(),
+                            ));
+                        }
+                    }
+                    continue;
+                }
+                (None, None) => {}
+            }
+            if k.config.is_some() || k.sha256.is_some() {
+                return Err(invalid(
+                    &k.name,
+                    "`config` and `sha256` go with an own kernel (`file` or `url`)".into(),
+                ));
             }
             if k.sources.is_empty() {
                 return Err(invalid(&k.name, "`sources` is empty".into()));

@@ -11,7 +11,7 @@ use super::deb::{GUEST_MODULES, extract_kernel, extract_modules};
 use crate::cancel::Cancel;
 use crate::errors::FetchError;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
-use crate::matrix::{PackagePin, Pin};
+use crate::matrix::{OwnKernel, OwnSource, PackagePin, Pin};
 
 /// What a fetch is doing, for progress displays (nothing on a cache hit).
 #[derive(Debug, Clone, PartialEq)]
@@ -232,7 +232,10 @@ pub fn fetch(
             })?;
         }
     }
-    let base = mirrors.get(&pin.archive)?;
+    let base = match &pin.own {
+        Some(_) => "",
+        None => mirrors.get(&pin.archive)?,
+    };
     tracing::debug!(
         "{} {}: not cached, fetching from {base}",
         pin.package,
@@ -286,7 +289,10 @@ fn fill_entry(
         size: pin.size,
         sha256: pin.sha256.clone(),
     };
-    let deb = download_pinned(&image, base, kernels, cancel, progress)?;
+    let deb = match &pin.own {
+        Some(own) => return own_entry(pin, own, kernels, staging, cancel, progress),
+        None => download_pinned(&image, base, kernels, cancel, progress)?,
+    };
     let extracted = extract_kernel(deb.path(), staging)
         .map_err(io(format!("cannot extract {}", pin.package)))?
         .ok_or_else(|| FetchError::NoImage {
@@ -313,6 +319,114 @@ fn fill_entry(
         layout: super::cache::LAYOUT,
         modules,
     })
+}
+
+/// A profile's own kernel: a local file or a URL, checked against its
+/// digest, then a `.deb` (extracted as an archive's) or a `vmlinuz` taken
+/// as it is, with the configuration the profile names.
+fn own_entry(
+    pin: &Pin,
+    own: &OwnKernel,
+    kernels: &std::path::Path,
+    staging: &std::path::Path,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(FetchEvent),
+) -> Result<Meta, FetchError> {
+    let mut file = tempfile::NamedTempFile::new_in(kernels)
+        .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
+    let (what, actual) = match &own.from {
+        OwnSource::File(path) => {
+            let mut src =
+                std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
+            let mut hasher = Sha256::new();
+            let mut tee = HashingWriter(file.as_file_mut(), &mut hasher);
+            std::io::copy(&mut src, &mut tee)
+                .map_err(io(format!("cannot copy {} into the cache", path.display())))?;
+            (path.display().to_string(), hex::encode(hasher.finalize()))
+        }
+        OwnSource::Url(url) => {
+            progress(FetchEvent::Downloading {
+                package: pin.package.clone(),
+                version: url.clone(),
+                bytes: 0,
+            });
+            (
+                url.clone(),
+                download(url, file.as_file_mut(), cancel, &mut |_| {})?,
+            )
+        }
+    };
+    if pin.sha256 != actual {
+        return Err(FetchError::Checksum {
+            url: what,
+            expected: pin.sha256.to_string(),
+            actual,
+        });
+    }
+    let is_deb = std::fs::read(file.path())
+        .map(|b| b.starts_with(b"!<arch>\n"))
+        .unwrap_or(false);
+    let (release, mut has_config, modules) = if is_deb {
+        let e = extract_kernel(file.path(), staging)
+            .map_err(io(format!("cannot extract {what}")))?
+            .ok_or_else(|| FetchError::NoImage {
+                package: what.clone(),
+            })?;
+        (e.release, e.has_config, e.modules)
+    } else {
+        let release = bzimage_release(file.path()).ok_or_else(|| FetchError::NoImage {
+            package: format!("{what} (neither a .deb nor a bzImage with a version string)"),
+        })?;
+        std::fs::copy(file.path(), staging.join("vmlinuz"))
+            .map_err(io("cannot copy the vmlinuz into the cache".into()))?;
+        (release, false, Vec::new())
+    };
+    if let Some(config) = &own.config {
+        std::fs::copy(config, staging.join("config"))
+            .map_err(io(format!("cannot read {}", config.display())))?;
+        has_config = true;
+    }
+    let vmlinuz_sha256 = sha256_file(&staging.join("vmlinuz"))
+        .map_err(io("cannot read the extracted vmlinuz".into()))?;
+    Ok(Meta {
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        release,
+        vmlinuz_sha256,
+        has_config,
+        layout: super::cache::LAYOUT,
+        modules,
+    })
+}
+
+/// Writes through to a file while hashing.
+struct HashingWriter<'a>(&'a mut std::fs::File, &'a mut Sha256);
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The release of an x86 bzImage: the boot protocol's `kernel_version`
+/// field (at 0x20e) points at the version string, 0x200 before its value.
+fn bzimage_release(path: &std::path::Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let offset = u16::from_le_bytes([*bytes.get(0x20e)?, *bytes.get(0x20f)?]) as usize + 0x200;
+    let text = bytes.get(offset..offset.checked_add(256)?.min(bytes.len()))?;
+    let version = text.split(|b| *b == b' ' || *b == 0).next()?;
+    let release = std::str::from_utf8(version).ok()?.to_string();
+    crate::safe::check_version(&release).ok()?;
+    Some(release)
 }
 
 /// One pinned package, downloaded into a temporary file in the cache and

@@ -57,6 +57,7 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError
         size: c.size,
         sha256: c.sha256,
         modules,
+        own: None,
     })
 }
 

@@ -68,7 +68,11 @@ fn outdated(a: &MatrixArgs) -> Result<Code> {
     let mirrors = Mirrors::discover();
     let mut table = crate::render::table(["KERNEL", "PINNED", "NEWEST", "STATE"]);
     let (mut newer, mut failed) = (0, 0);
-    for k in &m.kernels {
+    for k in m
+        .kernels
+        .iter()
+        .filter(|k| k.file.is_none() && k.url.is_none())
+    {
         let pinned = m.lock.get(&k.name).map(|p| p.version.as_str());
         let (newest, state) = match resolve(k, &mirrors) {
             Ok(pin) => {
@@ -161,8 +165,17 @@ fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
     )?;
     let mirrors = Mirrors::discover();
     let mut lock = m.lock.clone();
+    // Own kernels are pinned by the matrix itself, never in a lock.
+    lock.kernels.retain(|p| p.own.is_none());
     let mut failed = 0;
     for k in &m.kernels {
+        if k.file.is_some() || k.url.is_some() {
+            println!(
+                "{}: your own kernel, pinned by its digest (nothing to update)",
+                k.name
+            );
+            continue;
+        }
         match resolve(k, &mirrors) {
             Ok(pin) => {
                 let was = lock.get(&k.name).map(|p| p.version.clone());

@@ -441,3 +441,47 @@ fn outdated_lists_profiles_the_archive_has_moved_past() {
     assert_eq!(code, 0, "{out}");
     mentions(&out, &["current"]);
 }
+
+#[test]
+fn an_own_kernel_at_a_url_is_checked_against_its_digest() {
+    use sha2::Digest as _;
+    // A bzImage as far as the boot protocol header goes: "HdrS" at 0x202,
+    // the version string at 0x200 + the field at 0x20e.
+    let mut image = vec![0u8; 0x1000];
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x20e..0x210].copy_from_slice(&0x600u16.to_le_bytes());
+    image[0x800..0x800 + 24].copy_from_slice(b"6.6.6-vendor (builder@x)");
+    let digest = hex::encode(sha2::Sha256::digest(&image));
+    let base = serve(BTreeMap::from([(
+        "/k/vmlinuz".to_string(),
+        Body::Bytes(image),
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = |sha256: &str| {
+        let m = write(
+            dir.path(),
+            "own.toml",
+            &format!(
+                "[[kernel]]\nname = \"vendor\"\nurl = \"{base}/k/vmlinuz\"\nsha256 = \"{sha256}\"\n"
+            ),
+        );
+        let mut c = bpfcompat(&["kernels", "fetch", "--matrix", &m]);
+        c.env("BPFCOMPAT_CACHE", dir.path().join("cache"));
+        run(c)
+    };
+    let (code, out, err) = fetch(&"0".repeat(64));
+    assert_eq!(code, 1, "{out}{err}");
+    mentions(&err, &["sha256", &digest]);
+    let (code, out, err) = fetch(&digest);
+    assert_eq!(code, 0, "{err}");
+    mentions(&out, &["vendor: 6.6.6-vendor at "]);
+    // One kernel a profile, named one way.
+    let m = write(
+        dir.path(),
+        "bad.toml",
+        "[[kernel]]\nname = \"v\"\nurl = \"https://example.invalid/k\"\n",
+    );
+    let (code, _, err) = run(bpfcompat(&["kernels", "list", "--matrix", &m]));
+    assert_eq!(code, 1);
+    mentions(&err, &["`url` needs its `sha256`"]);
+}

@@ -855,3 +855,83 @@ fn survey_boots_each_kernel_and_tabulates_what_it_said() {
         &["| yes |", "+deb13-cloud-amd64"],
     );
 }
+
+/// The cached debian-12-6.1 kernel: its vmlinuz, config and release.
+fn debian_12_image() -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let out = run(bpfcompat_e2e::cli(&[
+        "kernels",
+        "fetch",
+        "--kernel",
+        "debian-12-6.1",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("debian-12-6.1: "))
+        .unwrap();
+    let (release, vmlinuz) = line["debian-12-6.1: ".len()..].split_once(" at ").unwrap();
+    let vmlinuz = std::path::PathBuf::from(vmlinuz);
+    let config = vmlinuz.with_file_name("config");
+    (vmlinuz, config, release.to_string())
+}
+
+/// A `.deb` holding `./boot/vmlinuz-REL` and `./boot/config-REL`, as a
+/// vendor's kernel package would.
+fn vendor_deb(
+    path: &std::path::Path,
+    vmlinuz: &std::path::Path,
+    config: &std::path::Path,
+    release: &str,
+) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, file) in [("vmlinuz", vmlinuz), ("config", config)] {
+        tar.append_path_with_name(file, format!("./boot/{name}-{release}"))
+            .unwrap();
+    }
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+    std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
+    let data = xz.finish().unwrap();
+    let mut ar = ar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in [("debian-binary", &b"2.0\n"[..]), ("data.tar.xz", &data[..])] {
+        ar.append(
+            &ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64),
+            bytes,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
+    let (vmlinuz, config, release) = debian_12_image();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&vmlinuz, dir.path().join("vmlinuz")).unwrap();
+    std::fs::copy(&config, dir.path().join("config")).unwrap();
+    vendor_deb(&dir.path().join("vendor.deb"), &vmlinuz, &config, &release);
+    let matrix = dir.path().join("mine.toml");
+    std::fs::write(
+        &matrix,
+        "[[kernel]]\nname = \"vendor-deb\"\nfile = \"vendor.deb\"\n\n\
+         [[kernel]]\nname = \"vendor-vmlinuz\"\nfile = \"vmlinuz\"\nconfig = \"config\"\n",
+    )
+    .unwrap();
+    // A private cache: the entries are keyed by these files' digests.
+    let cache = dir.path().join("cache");
+    let mut c = bpfcompat_e2e::cli(&["test", "--matrix", matrix.to_str().unwrap()]);
+    c.args(["--object"])
+        .arg(bpfcompat_e2e::fixture("ringbuf"))
+        .env("BPFCOMPAT_CACHE", &cache);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for k in ["vendor-deb", "vendor-vmlinuz"] {
+        let run = report["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kernel"] == k)
+            .unwrap();
+        assert_eq!(run["release"], release.as_str(), "{run:#}");
+        assert_eq!(run["kernel_config"]["CONFIG_BPF_LSM"], "y", "{run:#}");
+        assert_eq!(cell(&report, "ringbuf", k)["status"], "pass");
+    }
+}
