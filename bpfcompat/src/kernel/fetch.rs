@@ -308,12 +308,23 @@ fn fill_entry(
     }
     modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
     modules.dedup();
+    meta(pin, extracted.release, has_config, modules, staging)
+}
+
+/// The entry's description, once `staging` holds its vmlinuz.
+fn meta(
+    pin: &Pin,
+    release: String,
+    has_config: bool,
+    modules: Vec<String>,
+    staging: &std::path::Path,
+) -> Result<Meta, FetchError> {
     let vmlinuz_sha256 = sha256_file(&staging.join("vmlinuz"))
         .map_err(io("cannot read the extracted vmlinuz".into()))?;
     Ok(Meta {
         package: pin.package.clone(),
         version: pin.version.clone(),
-        release: extracted.release,
+        release,
         vmlinuz_sha256,
         has_config,
         layout: super::cache::LAYOUT,
@@ -386,17 +397,7 @@ fn own_entry(
             .map_err(io(format!("cannot read {}", config.display())))?;
         has_config = true;
     }
-    let vmlinuz_sha256 = sha256_file(&staging.join("vmlinuz"))
-        .map_err(io("cannot read the extracted vmlinuz".into()))?;
-    Ok(Meta {
-        package: pin.package.clone(),
-        version: pin.version.clone(),
-        release,
-        vmlinuz_sha256,
-        has_config,
-        layout: super::cache::LAYOUT,
-        modules,
-    })
+    meta(pin, release, has_config, modules, staging)
 }
 
 /// Writes through to a file while hashing.

@@ -96,6 +96,20 @@ pub struct KernelTarget {
     pub pin: Option<Pin>,
 }
 
+impl KernelTarget {
+    /// Every profile of a matrix with its pin, in matrix order.
+    pub fn all_of(matrix: &crate::matrix::Matrix) -> Vec<KernelTarget> {
+        matrix
+            .kernels
+            .iter()
+            .map(|k| KernelTarget {
+                profile: k.clone(),
+                pin: matrix.lock.get(&k.name).cloned(),
+            })
+            .collect()
+    }
+}
+
 /// Everything a run does.
 #[derive(Debug, Clone)]
 pub struct Plan {

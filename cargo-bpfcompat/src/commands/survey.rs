@@ -43,14 +43,7 @@ const NOTABLE: &[(&str, &str)] = &[
 pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
     let mut matrix = Matrix::load(&a.matrix.matrix)?;
     matrix.select(&a.matrix.kernels)?;
-    let kernels = matrix
-        .kernels
-        .iter()
-        .map(|k| KernelTarget {
-            profile: k.clone(),
-            pin: matrix.lock.get(&k.name).cloned(),
-        })
-        .collect();
+    let kernels = KernelTarget::all_of(&matrix);
     let plan = Plan {
         kernels,
         objects: Vec::new(),

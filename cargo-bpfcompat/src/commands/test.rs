@@ -69,104 +69,10 @@ pub struct TestArgs {
     /// newly fails; fixes are reported, not gated.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
-    #[arg(help_heading = "Kernels", long, value_name = "NAME|FILE")]
-    pub matrix: Option<String>,
-    /// Only these kernels of the matrix (repeatable); overrides the configuration.
-    #[arg(help_heading = "Kernels", long = "kernel", value_name = "NAME")]
-    pub kernels: Vec<String>,
-    /// Run one slice of the kernels, for N parallel CI jobs: `count:I/N`
-    /// (every N-th kernel by matrix position, from the I-th), `hash:I/N` (by
-    /// a hash of the kernel's name: a slice keeps its kernels when others are
-    /// added), or `I/N` (= count). A slice with no kernels says so and exits
-    /// 0. Join the slices' JSON with `cargo bpfcompat report merge`.
-    #[arg(
-        help_heading = "Kernels",
-        long,
-        visible_alias = "shard",
-        value_name = "KIND:I/N"
-    )]
-    pub partition: Option<Partition>,
-    /// Kernels that cannot be had (no mirror, no network) do not fail the run;
-    /// they are still listed with the fix.
-    #[arg(help_heading = "Kernels", long)]
-    pub allow_unavailable: bool,
-    /// Boots retried when a guest dies before the agent starts.
-    #[arg(help_heading = "Kernels", long, default_value_t = 2, value_name = "N")]
-    pub retries: u32,
-    /// Guests at once (default: the number of CPUs).
-    #[arg(help_heading = "Kernels", long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
-    /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
-    /// (slow, works everywhere).
-    #[arg(help_heading = "Kernels", long, value_parser = named::<AccelChoice>(), default_value = "auto")]
-    pub accel: AccelChoice,
-    /// Guest memory in MiB.
-    #[arg(
-        help_heading = "Kernels",
-        long,
-        default_value_t = 512,
-        value_name = "MIB"
-    )]
-    pub memory: u32,
-    /// Guest vCPUs (1 is the stable choice under TCG).
-    #[arg(help_heading = "Kernels", long, default_value_t = 1, value_name = "N")]
-    pub cpus: u32,
-    /// Limit for one guest, boot to power-off (`90s`, `5m`, `1h 30m`; a bare number is seconds).
-    #[arg(
-        help_heading = "Kernels",
-        long,
-        default_value = "300s",
-        value_name = "DURATION"
-    )]
-    pub timeout: Limit,
-    /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
-    #[arg(
-        help_heading = "Kernels",
-        long,
-        default_value = "120s",
-        value_name = "DURATION"
-    )]
-    pub object_timeout: Limit,
-    /// Command mode: build this binary of the workspace and run it in every
-    /// guest as root; its exit code is the verdict.
-    #[arg(
-        help_heading = "Command mode",
-        long,
-        value_name = "NAME",
-        conflicts_with = "loader"
-    )]
-    pub bin: Option<String>,
-    /// Command mode with any executable (shipped with its shared libraries).
-    #[arg(help_heading = "Command mode", long, value_name = "PATH")]
-    pub loader: Option<PathBuf>,
-    /// The command to run in command mode; `$BPFCOMPAT_BIN` is the shipped
-    /// binary, `$BPFCOMPAT_ARTIFACT` the --object (when given; one run per
-    /// object), `$BPFCOMPAT_KERNEL` the kernel profile.
-    #[arg(
-        help_heading = "Command mode",
-        long,
-        value_name = "CMD",
-        default_value = "$BPFCOMPAT_BIN"
-    )]
-    pub command: String,
-    /// The exit code that means success in command mode.
-    #[arg(
-        help_heading = "Command mode",
-        long,
-        default_value_t = 0,
-        value_name = "N"
-    )]
-    pub expect_exit: i32,
-    /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds).
-    #[arg(
-        help_heading = "Command mode",
-        long,
-        default_value = "60s",
-        value_name = "DURATION"
-    )]
-    pub command_timeout: Limit,
+    #[command(flatten)]
+    pub guests: GuestArgs,
+    #[command(flatten)]
+    pub cmd: CommandModeArgs,
     #[command(flatten)]
     pub cargo: CargoArgs,
     #[command(flatten)]
@@ -180,6 +86,76 @@ pub struct TestArgs {
     /// No progress display; print only failures and the summary.
     #[arg(help_heading = "Display", long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Which kernels, and how their guests run.
+#[derive(Args)]
+#[command(next_help_heading = "Kernels")]
+pub struct GuestArgs {
+    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub matrix: Option<String>,
+    /// Only these kernels of the matrix (repeatable); overrides the configuration.
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// Run one slice of the kernels, for N parallel CI jobs: `count:I/N`
+    /// (every N-th kernel by matrix position, from the I-th), `hash:I/N` (by
+    /// a hash of the kernel's name: a slice keeps its kernels when others are
+    /// added), or `I/N` (= count). A slice with no kernels says so and exits
+    /// 0. Join the slices' JSON with `cargo bpfcompat report merge`.
+    #[arg(long, visible_alias = "shard", value_name = "KIND:I/N")]
+    pub partition: Option<Partition>,
+    /// Kernels that cannot be had (no mirror, no network) do not fail the run;
+    /// they are still listed with the fix.
+    #[arg(long)]
+    pub allow_unavailable: bool,
+    /// Boots retried when a guest dies before the agent starts.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Guests at once (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
+    /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
+    /// (slow, works everywhere).
+    #[arg(long, value_parser = named::<AccelChoice>(), default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub memory: u32,
+    /// Guest vCPUs (1 is the stable choice under TCG).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub cpus: u32,
+    /// Limit for one guest, boot to power-off (`90s`, `5m`, `1h 30m`; a bare number is seconds).
+    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    pub timeout: Limit,
+    /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub object_timeout: Limit,
+}
+
+/// Command mode: the user's own loader is the verdict.
+#[derive(Args)]
+#[command(next_help_heading = "Command mode")]
+pub struct CommandModeArgs {
+    /// Command mode: build this binary of the workspace and run it in every
+    /// guest as root; its exit code is the verdict.
+    #[arg(long, value_name = "NAME", conflicts_with = "loader")]
+    pub bin: Option<String>,
+    /// Command mode with any executable (shipped with its shared libraries).
+    #[arg(long, value_name = "PATH")]
+    pub loader: Option<PathBuf>,
+    /// The command to run in command mode; `$BPFCOMPAT_BIN` is the shipped
+    /// binary, `$BPFCOMPAT_ARTIFACT` the --object (when given; one run per
+    /// object), `$BPFCOMPAT_KERNEL` the kernel profile.
+    #[arg(long, value_name = "CMD", default_value = "$BPFCOMPAT_BIN")]
+    pub command: String,
+    /// The exit code that means success in command mode.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub expect_exit: i32,
+    /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub command_timeout: Limit,
 }
 
 /// What to validate, where, and what is expected.
@@ -228,7 +204,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         mut matrix,
         expectations,
         allow_unavailable,
-    } = if a.bin.is_some() || a.loader.is_some() {
+    } = if a.cmd.bin.is_some() || a.cmd.loader.is_some() {
         command_work(a)?
     } else if a.objects.is_empty() {
         workspace_work(a)?
@@ -236,7 +212,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         explicit_work(a)?
     };
     let run_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
-    if let Some(p) = a.partition {
+    if let Some(p) = a.guests.partition {
         let slice: Vec<String> = p
             .select(run_kernels.iter().map(String::as_str))
             .into_iter()
@@ -244,23 +220,17 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .collect();
         matrix.kernels.retain(|k| slice.contains(&k.name));
     }
-    let kernels = matrix
-        .kernels
-        .iter()
-        .map(|k| KernelTarget {
-            profile: k.clone(),
-            pin: matrix.lock.get(&k.name).cloned(),
-        })
-        .collect();
+    let kernels = KernelTarget::all_of(&matrix);
     let settings = Settings {
-        accel: a.accel,
+        accel: a.guests.accel,
         jobs: a
+            .guests
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        memory_mib: a.memory,
-        cpus: a.cpus,
-        timeout: a.timeout.0,
-        object_timeout: a.object_timeout.0,
+        memory_mib: a.guests.memory,
+        cpus: a.guests.cpus,
+        timeout: a.guests.timeout.0,
+        object_timeout: a.guests.object_timeout.0,
         mode: if a.no_attach { Mode::Load } else { a.mode },
         trigger: a
             .trigger
@@ -269,7 +239,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .transpose()
             .map_err(|e| format!("--trigger: {e}"))?,
         strict_maps: a.strict_maps,
-        retries: a.retries,
+        retries: a.guests.retries,
         agent: agent_binary()?,
         evidence: a.evidence.clone(),
     };
@@ -279,7 +249,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         .chain(commands.iter().map(|c| c.name.clone()))
         .collect();
     let scope = Scope {
-        partition: a.partition,
+        partition: a.guests.partition,
         run_kernels,
         digests: digests(&objects, &commands)?,
         settings: format!(
@@ -299,7 +269,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         matrix_origin: matrix.origin,
         names,
         expectations,
-        allow_unavailable: allow_unavailable || a.allow_unavailable,
+        allow_unavailable: allow_unavailable || a.guests.allow_unavailable,
         baseline,
         scope,
     })
@@ -429,13 +399,13 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     for o in &a.objects {
         check_bpf_object(o)?;
     }
-    let binary = match (&a.loader, &a.bin) {
+    let binary = match (&a.cmd.loader, &a.cmd.bin) {
         (Some(p), _) if p.is_file() => p.clone(),
         (Some(p), _) => return Err(format!("the loader {} does not exist", p.display()).into()),
         (None, Some(name)) => find_binary(&build_workspace(&a.cargo)?, name)?,
         (None, None) => unreachable!("command mode needs --bin or --loader"),
     };
-    let argv = shell_words::split(&a.command).map_err(|e| format!("--command: {e}"))?;
+    let argv = shell_words::split(&a.cmd.command).map_err(|e| format!("--command: {e}"))?;
     if argv.is_empty() {
         return Err("--command is empty".into());
     }
@@ -460,8 +430,8 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             binary: binary.clone(),
             argv: argv.clone(),
             artifact,
-            expect_exit: a.expect_exit,
-            timeout: a.command_timeout.0,
+            expect_exit: a.cmd.expect_exit,
+            timeout: a.cmd.command_timeout.0,
         })
         .collect();
     let config = explicit_config(a)?;
@@ -566,7 +536,7 @@ fn run_matrix(
     config: &Config,
     objects: Option<&[String]>,
 ) -> Result<Matrix, crate::error::Error> {
-    let matrix_name = match (&a.matrix, &config.matrix) {
+    let matrix_name = match (&a.guests.matrix, &config.matrix) {
         (Some(m), _) => m.clone(),
         (None, Some(m)) if !matches!(m.as_str(), "default" | "all") => {
             config.resolve(m.as_ref()).display().to_string()
@@ -582,10 +552,10 @@ fn run_matrix(
             k.required = required.contains(&k.name);
         }
     }
-    let selection = if a.kernels.is_empty() {
+    let selection = if a.guests.kernels.is_empty() {
         config.kernels.clone().unwrap_or_default()
     } else {
-        a.kernels.clone()
+        a.guests.kernels.clone()
     };
     matrix.select(&selection)?;
     Ok(matrix)
