@@ -404,3 +404,18 @@ fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
     );
     assert_eq!(report["kernels"], serde_json::json!([]));
 }
+
+#[test]
+fn the_catalogue_lists_every_profile_with_its_pinned_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bpfcompat(&["kernels", "list", "--matrix", "all"]);
+    c.env("BPFCOMPAT_CACHE", dir.path());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(rows.len() >= 40, "{out}");
+    for row in rows {
+        assert!(row.contains(" linux-"), "unpinned: {row}");
+    }
+    mentions(&out, &["ubuntu-24.04-6.8-aws", "debian-12-6.12-backports"]);
+}
