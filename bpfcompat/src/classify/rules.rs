@@ -472,7 +472,16 @@ fn missing_config_option(e: &Evidence) -> Option<Verdict> {
 /// An attach the kernel refused, of a type newer than the kernel: its
 /// release is known and older than the one that added the attach type.
 fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
-    let p = e.program.filter(|_| e.step == Step::Attach)?;
+    // At load, a kernel older than the program's expected attach type
+    // refuses the attribute itself, before the verifier says a word: EINVAL
+    // for a field it does not know (from 4.x), E2BIG for an attribute longer
+    // than its own (4.4).
+    let refused_attr = e.step == Step::ProgLoad
+        && e.failure.verifier_log.is_empty()
+        && matches!(e.failure.errno, Some(22) | Some(7));
+    let p = e
+        .program
+        .filter(|_| e.step == Step::Attach || refused_attr)?;
     let (what, since) = attach_since(&p.section)?;
     let release = e.release?;
     release_older_than(release, since)?.then(|| {
@@ -975,6 +984,31 @@ mod tests {
             on("6.12.117+deb13-cloud-amd64", "y").code,
             Code::AttachFailed
         );
+    }
+
+    #[test]
+    fn a_load_refused_before_the_verifier_for_a_too_new_attach_type_names_it() {
+        let mut p = program("kprobe");
+        p.section = "kprobe.multi/vfs_read".into();
+        let no_config = BTreeMap::new();
+        for (errno, release) in [(22, "4.15.0-142-generic"), (7, "4.4.0-210-generic")] {
+            let f = failure(
+                &[],
+                &["libbpf: prog 'on_vfs_read': BPF program load failed: -EINVAL"],
+                Some(errno),
+            );
+            let got = on_kernel(Step::ProgLoad, &f, &p, release, &no_config);
+            assert_eq!(got.code, Code::UnsupportedAttachType, "{release}: {got:?}");
+            assert!(got.remediation.unwrap().contains("need Linux 5.18"));
+        }
+        // The verifier spoke: its words decide, not the release.
+        let f = failure(
+            &["R1 invalid mem access 'scalar'"],
+            &["libbpf: prog 'on_vfs_read': BPF program load failed: -EACCES"],
+            Some(13),
+        );
+        let got = on_kernel(Step::ProgLoad, &f, &p, "4.15.0-142-generic", &no_config);
+        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
     }
 
     #[test]
