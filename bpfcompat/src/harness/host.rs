@@ -149,6 +149,7 @@ fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
                 (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.entry_key())) {
                     Err(e) => Some(e.to_string()),
                     Ok(Ok(Some(_))) => None,
+                    Ok(_) if p.own.is_some() => None,
                     Ok(_) => mirrors.get(&p.archive).err().map(|e| e.to_string()),
                 },
             };

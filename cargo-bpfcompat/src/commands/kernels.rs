@@ -2,7 +2,7 @@
 
 use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors, fetch, resolve};
-use bpfcompat::matrix::Matrix;
+use bpfcompat::matrix::{Matrix, OwnSource};
 
 use crate::cli::{KernelsCommand, MatrixArgs};
 use crate::exit::Code;
@@ -45,16 +45,28 @@ fn list(a: &MatrixArgs) -> Result<Code> {
         let state = match cache.lookup(&pin.entry_key()) {
             Ok(Some(c)) => format!("cached ({})", c.release),
             Err(problem) => format!("cache entry unusable: {problem}"),
+            Ok(None) if pin.own.is_some() => "available (not cached)".to_string(),
             Ok(None) => match mirrors.get(&pin.archive) {
                 Ok(_) => "available (not cached)".to_string(),
                 Err(e) => format!("unavailable: set {}", e.var),
             },
         };
+        // An own kernel is its file or URL, at its digest.
+        let (package, version) = match &pin.own {
+            Some(own) => (
+                match &own.from {
+                    OwnSource::File(path) => path.display().to_string(),
+                    OwnSource::Url(url) => url.clone(),
+                },
+                format!("sha256 {}…", &pin.sha256.as_str()[..12]),
+            ),
+            None => (pin.package.clone(), pin.version.clone()),
+        };
         table.add_row([
             k.name.as_str(),
             req,
-            pin.package.as_str(),
-            pin.version.as_str(),
+            package.as_str(),
+            version.as_str(),
             state.as_str(),
         ]);
     }

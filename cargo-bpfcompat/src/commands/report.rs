@@ -28,7 +28,7 @@ pub enum ReportCommand {
 /// `report merge` arguments.
 #[derive(Args)]
 pub struct MergeArgs {
-    /// The shard reports.
+    /// The JSON reports of the slices (`test --partition … --json`).
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
     /// Merge even when slices are missing: the result names them and the

@@ -475,6 +475,20 @@ fn an_own_kernel_at_a_url_is_checked_against_its_digest() {
     let (code, out, err) = fetch(&digest);
     assert_eq!(code, 0, "{err}");
     mentions(&out, &["vendor: 6.6.6-vendor at "]);
+    // Listed as what it is: its URL at its digest, cached, no mirror asked for.
+    let m = dir.path().join("own.toml");
+    let mut c = bpfcompat(&["kernels", "list", "--matrix", m.to_str().unwrap()]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"));
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0);
+    mentions(
+        &out,
+        &[
+            &format!("{base}/k/vmlinuz"),
+            &format!("sha256 {}", &digest[..12]),
+            "cached (6.6.6-vendor)",
+        ],
+    );
     // One kernel a profile, named one way.
     let m = write(
         dir.path(),
