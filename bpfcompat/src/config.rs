@@ -16,7 +16,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `default` (shipped) or a matrix file, relative to the configuration file.
+    /// `default`, `all`, `rpm` (shipped) or a matrix file, relative to the configuration file.
     pub matrix: Option<String>,
     /// Only these kernels of the matrix (default: all).
     pub kernels: Option<Vec<String>>,

@@ -25,6 +25,13 @@ pub const ALL_MATRIX: &str = include_str!("../matrices/all.toml");
 /// The catalogue's lock.
 pub const ALL_LOCK: &str = include_str!("../matrices/all.lock");
 
+/// The names of the shipped matrices.
+pub const SHIPPED: &[&str] = &["default", "all", "rpm"];
+
+/// The RPM distributions (`--matrix rpm`): shipped unpinned, never booted
+/// by the project (their repositories are out of its reach).
+pub const RPM_MATRIX: &str = include_str!("../matrices/rpm.toml");
+
 /// A kernel matrix: the kernels a run validates on.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +66,11 @@ pub struct Profile {
     /// Binary package pattern; `*` matches one run of characters without `-`.
     #[serde(default)]
     pub package: String,
+    /// How the sources' archives are laid out: `deb` (apt, the default) or
+    /// `rpm` (dnf/yum repositories, whose suite is the repository's path,
+    /// e.g. `almalinux:9/BaseOS/x86_64/os`).
+    #[serde(default)]
+    pub format: Format,
     /// Your own kernel instead of an archive's: a `.deb` or a `vmlinuz`
     /// (bzImage), relative to the matrix file.
     #[serde(default)]
@@ -82,10 +94,32 @@ pub struct Profile {
     /// Whether a failure on this kernel fails the run (default: true).
     #[serde(default = "yes")]
     pub required: bool,
+    /// The profile was never booted by the bpfcompat project (its archive
+    /// is out of the project's reach); listings say so.
+    #[serde(default)]
+    pub unverified: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// How an archive lays out its packages.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// An apt archive: `dists/<suite>/main/binary-amd64/Packages`, `.deb`s.
+    #[default]
+    Deb,
+    /// A dnf/yum repository: `<suite>/repodata/repomd.xml`, `.rpm`s.
+    Rpm,
+}
+
+impl Format {
+    /// Whether this is the default (a lock leaves it out).
+    pub fn is_deb(&self) -> bool {
+        *self == Format::Deb
+    }
 }
 
 /// A source of a profile, parsed.
@@ -103,14 +137,14 @@ impl Profile {
         self.sources
             .iter()
             .map(|s| match s.split_once(':') {
-                Some((a, suite)) if check_archive_key(a).is_ok() && is_safe_name(suite) => {
+                Some((a, suite)) if check_archive_key(a).is_ok() && check_suite(suite).is_ok() => {
                     Ok(Source {
                         archive: a.to_string(),
                         suite: suite.to_string(),
                     })
                 }
                 _ => Err(format!(
-                    "source `{s}` is not `archive:suite` (e.g. `debian:bookworm`)"
+                    "source `{s}` is not `archive:suite` (e.g. `debian:bookworm`, or `almalinux:9/BaseOS/x86_64/os` for an RPM repository)"
                 )),
             })
             .collect()
@@ -132,19 +166,22 @@ pub struct Lock {
 pub struct Pin {
     /// Profile name.
     pub name: String,
+    /// The archive's layout (absent: `deb`).
+    #[serde(default, skip_serializing_if = "Format::is_deb")]
+    pub format: Format,
     /// Archive key the package came from.
     pub archive: String,
     /// Suite it was found in.
     pub suite: String,
     /// Binary package name.
     pub package: String,
-    /// Debian version of the package.
+    /// Version of the package (Debian's or RPM's `[epoch:]version-release`).
     pub version: String,
-    /// Path of the `.deb` below the archive root (`pool/...`).
+    /// Path of the package below the archive root (`pool/...`).
     pub filename: String,
-    /// Size of the `.deb` in bytes.
+    /// Size of the package in bytes.
     pub size: u64,
-    /// SHA-256 of the `.deb`, lower-case hex.
+    /// SHA-256 of the package, lower-case hex.
     pub sha256: Sha256Hex,
     /// The packages that carry the kernel's modules, when the image's does
     /// not (same archive and suite).
@@ -180,13 +217,13 @@ pub enum OwnSource {
 pub struct PackagePin {
     /// Binary package name.
     pub package: String,
-    /// Debian version of the package.
+    /// Version of the package (Debian's or RPM's `[epoch:]version-release`).
     pub version: String,
-    /// Path of the `.deb` below the archive root (`pool/...`).
+    /// Path of the package below the archive root (`pool/...`).
     pub filename: String,
-    /// Size of the `.deb` in bytes.
+    /// Size of the package in bytes.
     pub size: u64,
-    /// SHA-256 of the `.deb`, lower-case hex.
+    /// SHA-256 of the package, lower-case hex.
     pub sha256: Sha256Hex,
 }
 
@@ -205,7 +242,7 @@ impl Pin {
     pub fn validate(&self) -> Result<(), String> {
         check_name("the profile name", &self.name)?;
         check_archive_key(&self.archive)?;
-        check_name("the suite", &self.suite)?;
+        check_suite(&self.suite)?;
         check_name("the package", &self.package)?;
         check_version(&self.version)?;
         check_archive_path(&self.filename)?;
@@ -227,6 +264,19 @@ impl Pin {
             h.update(m.sha256.as_str());
         }
         Sha256Hex::try_from(hex::encode(h.finalize())).expect("a digest is 64 hex digits")
+    }
+}
+
+/// A suite is a name (`bookworm-security`) or, for an RPM repository, a
+/// relative path (`9/BaseOS/x86_64/os`).
+fn check_suite(s: &str) -> Result<(), String> {
+    if is_safe_name(s) || check_archive_path(s).is_ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the suite `{}` must be a name or a relative path of names",
+            s.escape_debug()
+        ))
     }
 }
 
@@ -265,13 +315,14 @@ impl Lock {
 }
 
 impl Matrix {
-    /// Loads `default` or `all` (the shipped matrices) or a matrix file; the
+    /// Loads `default`, `all` or `rpm` (the shipped matrices) or a matrix file; the
     /// lock of `NAME.toml` is `NAME.lock` beside it when that exists, else
     /// `kernels.lock` (missing means nothing is pinned yet).
     pub fn load(name_or_path: &str) -> Result<Matrix, MatrixError> {
         let shipped = match name_or_path {
             "default" => Some((DEFAULT_MATRIX, DEFAULT_LOCK, "built-in default matrix")),
             "all" => Some((ALL_MATRIX, ALL_LOCK, "built-in catalogue (all)")),
+            "rpm" => Some((RPM_MATRIX, "", "built-in RPM distributions (rpm)")),
             _ => None,
         };
         if let Some((matrix, lock, origin)) = shipped {
@@ -327,6 +378,7 @@ impl Matrix {
             };
             let pin = Pin {
                 name: k.name.clone(),
+                format: Format::Deb,
                 archive: "own".into(),
                 suite: "own".into(),
                 package: k.name.clone(),
@@ -500,6 +552,15 @@ mod tests {
         assert!(all.kernels.len() >= 40, "{}", all.kernels.len());
         for m in [default, all] {
             every_profile_is_pinned(&m);
+            assert!(m.kernels.iter().all(|k| !k.unverified));
+        }
+        // Out of the project's reach: shipped unpinned, and marked so.
+        let rpm = Matrix::load("rpm").unwrap();
+        assert!(rpm.kernels.len() >= 10);
+        assert!(rpm.lock.kernels.is_empty());
+        for k in &rpm.kernels {
+            assert!(k.unverified && k.format == Format::Rpm, "{}", k.name);
+            k.sources().unwrap();
         }
     }
 

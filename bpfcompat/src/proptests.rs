@@ -96,7 +96,7 @@ proptest! {
                 "\n\nPackage: linux-image-1-cloud-amd64\nVersion: {version}\nFilename: {filename}\nSize: {size}\nSHA256: {sha}\n"
             ));
         }
-        if let Ok(found) = crate::kernel::index::matching(&text, "linux-image-*-cloud-amd64") {
+        if let Ok(found) = crate::kernel::apt::matching(&text, "linux-image-*-cloud-amd64") {
             for c in found {
                 prop_assert!(crate::safe::check_archive_path(&c.filename).is_ok());
                 prop_assert_eq!(c.sha256.as_str().len(), 64);
@@ -115,9 +115,9 @@ proptest! {
 
     #[test]
     fn debian_versions_order_consistently(a in "[0-9a-z.+~:-]{0,16}", b in "[0-9a-z.+~:-]{0,16}") {
-        let ab = crate::kernel::compare_versions(&a, &b);
-        prop_assert_eq!(ab, crate::kernel::compare_versions(&b, &a).reverse());
-        prop_assert_eq!(crate::kernel::compare_versions(&a, &a), std::cmp::Ordering::Equal);
+        let ab = crate::kernel::compare_versions(crate::matrix::Format::Deb, &a, &b);
+        prop_assert_eq!(ab, crate::kernel::compare_versions(crate::matrix::Format::Deb, &b, &a).reverse());
+        prop_assert_eq!(crate::kernel::compare_versions(crate::matrix::Format::Deb, &a, &a), std::cmp::Ordering::Equal);
     }
 
     #[test]
@@ -130,7 +130,7 @@ proptest! {
         std::fs::write(&deb, &bytes).unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
-        let _ = crate::kernel::deb::extract_kernel(&deb, &out);
+        let _ = crate::kernel::contents::extract(&deb, &out);
         // A well-formed package whose tar names hostile paths.
         let mut tar = tar::Builder::new(Vec::new());
         for p in paths.iter().chain(["boot/vmlinuz-1".to_string()].iter()) {
@@ -146,7 +146,7 @@ proptest! {
         let mut ar = ar::Builder::new(Vec::new());
         ar.append(&ar::Header::new(b"data.tar".to_vec(), tar.len() as u64), &tar[..]).unwrap();
         std::fs::write(&deb, ar.into_inner().unwrap()).unwrap();
-        let _ = crate::kernel::deb::extract_kernel(&deb, &out);
+        let _ = crate::kernel::contents::extract(&deb, &out);
         let mut written: Vec<String> = std::fs::read_dir(&out).unwrap().flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         written.retain(|n| n != "vmlinuz" && n != "config");

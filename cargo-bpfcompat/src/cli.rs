@@ -111,8 +111,8 @@ pub enum KernelsCommand {
 /// Which matrix and kernels.
 #[derive(Args, Clone)]
 pub struct MatrixArgs {
-    /// The kernel matrix: `default` (shipped) or a TOML file; its lock is the
-    /// `kernels.lock` beside it.
+    /// The kernel matrix: `default`, `all`, `rpm` (shipped) or a TOML file;
+    /// its lock is the `NAME.lock` or else `kernels.lock` beside it.
     #[arg(long, default_value = "default", value_name = "NAME|FILE")]
     pub matrix: String,
     /// Only these kernels of the matrix (repeatable).

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the compiled fixture objects (built by
 //! `build.rs` with clang) and the workspace's binaries.
 
+pub mod mirror;
+
 use std::borrow::BorrowMut;
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -110,7 +110,7 @@ fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
     let mirrors = Mirrors::discover();
     let cache = Cache::discover();
     let default_matrix = match config.and_then(|c| c.matrix.as_ref().map(|m| (c, m))) {
-        Some((_, m)) if matches!(m.as_str(), "default" | "all") => m.clone(),
+        Some((_, m)) if crate::matrix::SHIPPED.contains(&m.as_str()) => m.clone(),
         Some((c, m)) => c.resolve(std::path::Path::new(m)).display().to_string(),
         None => "default".into(),
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::cache::{EntryProblem, Meta, sha256_file};
-use super::deb::{GUEST_MODULES, extract_kernel, extract_modules};
+use super::contents::{GUEST_MODULES, extract};
 use crate::cancel::Cancel;
 use crate::errors::FetchError;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
@@ -289,26 +289,26 @@ fn fill_entry(
         size: pin.size,
         sha256: pin.sha256.clone(),
     };
-    let deb = match &pin.own {
+    let package = match &pin.own {
         Some(own) => return own_entry(pin, own, kernels, staging, cancel, progress),
         None => download_pinned(&image, base, kernels, cancel, progress)?,
     };
-    let extracted = extract_kernel(deb.path(), staging)
-        .map_err(io(format!("cannot extract {}", pin.package)))?
-        .ok_or_else(|| FetchError::NoImage {
-            package: pin.package.clone(),
-        })?;
+    let extracted =
+        extract(package.path(), staging).map_err(io(format!("cannot extract {}", pin.package)))?;
+    let release = extracted.release.ok_or_else(|| FetchError::NoImage {
+        package: pin.package.clone(),
+    })?;
     let (mut has_config, mut modules) = (extracted.has_config, extracted.modules);
     for m in &pin.modules {
-        let deb = download_pinned(m, base, kernels, cancel, progress)?;
-        let found = extract_modules(deb.path(), staging)
+        let package = download_pinned(m, base, kernels, cancel, progress)?;
+        let found = extract(package.path(), staging)
             .map_err(io(format!("cannot extract {}", m.package)))?;
         has_config |= found.has_config;
         modules.extend(found.modules);
     }
     modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
     modules.dedup();
-    meta(pin, extracted.release, has_config, modules, staging)
+    meta(pin, release, has_config, modules, staging)
 }
 
 /// The entry's description, once `staging` holds its vmlinuz.
@@ -374,19 +374,25 @@ fn own_entry(
             actual,
         });
     }
-    let is_deb = std::fs::read(file.path())
-        .map(|b| b.starts_with(b"!<arch>\n"))
-        .unwrap_or(false);
-    let (release, mut has_config, modules) = if is_deb {
-        let e = extract_kernel(file.path(), staging)
-            .map_err(io(format!("cannot extract {what}")))?
-            .ok_or_else(|| FetchError::NoImage {
-                package: what.clone(),
-            })?;
-        (e.release, e.has_config, e.modules)
+    let mut head = [0u8; 8];
+    let n = std::io::Read::read(
+        &mut file.reopen().map_err(io(format!("cannot read {what}")))?,
+        &mut head,
+    )
+    .map_err(io(format!("cannot read {what}")))?;
+    let is_package =
+        head[..n].starts_with(b"!<arch>\n") || head[..n].starts_with(super::rpm::MAGIC);
+    let (release, mut has_config, modules) = if is_package {
+        let e = extract(file.path(), staging).map_err(io(format!("cannot extract {what}")))?;
+        let release = e.release.ok_or_else(|| FetchError::NoImage {
+            package: what.clone(),
+        })?;
+        (release, e.has_config, e.modules)
     } else {
         let release = bzimage_release(file.path()).ok_or_else(|| FetchError::NoImage {
-            package: format!("{what} (neither a .deb nor a bzImage with a version string)"),
+            package: format!(
+                "{what} (neither a .deb, an .rpm nor a bzImage with a version string)"
+            ),
         })?;
         std::fs::copy(file.path(), staging.join("vmlinuz"))
             .map_err(io("cannot copy the vmlinuz into the cache".into()))?;

@@ -32,14 +32,15 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     let mut table = crate::render::table(["KERNEL", "REQUIRED", "PACKAGE", "VERSION", "STATE"]);
     for k in &m.kernels {
         let req = if k.required { "yes" } else { "no" };
+        // Never claim more than the project ran.
+        let unverified = if k.unverified {
+            "; not yet booted by the bpfcompat project"
+        } else {
+            ""
+        };
         let Some(pin) = m.lock.get(&k.name) else {
-            table.add_row([
-                k.name.as_str(),
-                req,
-                "-",
-                "-",
-                "not pinned (run `kernels update`)",
-            ]);
+            let state = format!("not pinned (run `kernels update`){unverified}");
+            table.add_row([k.name.as_str(), req, "-", "-", state.as_str()]);
             continue;
         };
         let state = match cache.lookup(&pin.entry_key()) {
@@ -50,7 +51,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
                 Ok(_) => "available (not cached)".to_string(),
                 Err(e) => format!("unavailable: set {}", e.var),
             },
-        };
+        } + unverified;
         // An own kernel is its file or URL, at its digest.
         let (package, version) = match &pin.own {
             Some(own) => (
@@ -89,7 +90,10 @@ fn outdated(a: &MatrixArgs) -> Result<Code> {
         let (newest, state) = match resolve(k, &mirrors) {
             Ok(pin) => {
                 let state = match pinned {
-                    Some(v) if bpfcompat::kernel::compare_versions(&pin.version, v).is_gt() => {
+                    Some(v)
+                        if bpfcompat::kernel::compare_versions(k.format, &pin.version, v)
+                            .is_gt() =>
+                    {
                         newer += 1;
                         "outdated"
                     }

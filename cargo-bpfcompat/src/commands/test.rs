@@ -92,7 +92,7 @@ pub struct TestArgs {
 #[derive(Args)]
 #[command(next_help_heading = "Kernels")]
 pub struct GuestArgs {
-    /// The kernel matrix: `default` (shipped) or a TOML file; overrides the configuration.
+    /// The kernel matrix: `default`, `all`, `rpm` (shipped) or a TOML file; overrides the configuration.
     #[arg(long, value_name = "NAME|FILE")]
     pub matrix: Option<String>,
     /// Only these kernels of the matrix (repeatable); overrides the configuration.
@@ -538,7 +538,7 @@ fn run_matrix(
 ) -> Result<Matrix, crate::error::Error> {
     let matrix_name = match (&a.guests.matrix, &config.matrix) {
         (Some(m), _) => m.clone(),
-        (None, Some(m)) if !matches!(m.as_str(), "default" | "all") => {
+        (None, Some(m)) if !bpfcompat::matrix::SHIPPED.contains(&m.as_str()) => {
             config.resolve(m.as_ref()).display().to_string()
         }
         (None, Some(m)) => m.clone(),

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod mirror;
 mod trust;
 
 fn bpfcompat(args: &[&str]) -> Command {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::mirror::{Body, packages_gz, serve};
 use super::{bpfcompat, mentions, run, test_with, tiny_bpf_object, write};
+use bpfcompat_e2e::mirror::{Body, packages_gz, serve};
 
 const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
 

@@ -15,7 +15,7 @@ const FIXTURES: &[&str] = &[
     "netfilter",
 ];
 
-fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
+pub(super) fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
     report["cells"]
         .as_array()
         .unwrap()
@@ -857,7 +857,7 @@ fn survey_boots_each_kernel_and_tabulates_what_it_said() {
 }
 
 /// The cached debian-12-6.1 kernel: its vmlinuz, config and release.
-fn debian_12_image() -> (std::path::PathBuf, std::path::PathBuf, String) {
+pub(super) fn debian_12_image() -> (std::path::PathBuf, std::path::PathBuf, String) {
     let out = run(bpfcompat_e2e::cli(&[
         "kernels",
         "fetch",
@@ -888,7 +888,7 @@ fn vendor_deb(
         tar.append_path_with_name(file, format!("./boot/{name}-{release}"))
             .unwrap();
     }
-    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
     std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
     let data = xz.finish().unwrap();
     let mut ar = ar::Builder::new(std::fs::File::create(path).unwrap());

@@ -3,6 +3,7 @@
 //! module is one area of the product. Helpers shared by the modules live in
 //! the crate's library (`bpfcompat_e2e`).
 
+mod archives;
 mod aya;
 mod ci_files;
 mod harness;

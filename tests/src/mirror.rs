@@ -1,4 +1,4 @@
-//! A local archive mirror on 127.0.0.1 for tests: fixed paths, fixed bytes,
+//! A local archive mirror on 127.0.0.1 for tests: fixed paths, fixed bytes
 //! and a body that stalls half-way. Nothing leaves the machine.
 
 use std::collections::BTreeMap;
@@ -70,4 +70,29 @@ pub fn packages_gz(text: &str) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(text.as_bytes()).unwrap();
     gz.finish().unwrap()
+}
+
+/// Every file below `dir` as a route `<prefix>/<relative path>`.
+pub fn routes_of_dir(dir: &std::path::Path, prefix: &str) -> BTreeMap<String, Body> {
+    let mut routes = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                routes.insert(
+                    format!("{prefix}/{rel}"),
+                    Body::Bytes(std::fs::read(&path).unwrap()),
+                );
+            }
+        }
+    }
+    routes
 }

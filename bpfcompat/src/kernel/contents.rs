@@ -1,0 +1,231 @@
+//! What bpfcompat takes out of a kernel package, whatever its format: the
+//! image, its build configuration and the guest modules.
+//!
+//! Entry paths are matched, never used as output paths: what we write is
+//! always `<dir>/vmlinuz`, `<dir>/config` and `<dir>/modules/<name>.ko` for
+//! a name of [`GUEST_MODULES`], so a hostile package cannot write elsewhere.
+//! The package readers ([`super::deb`], [`super::rpm`]) offer regular files
+//! only (no links).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Kernel modules a BPF program's hook commonly needs and distros build as
+/// modules: the clsact qdisc and the BPF classifier and action for tc, and
+/// veth and dummy for test interfaces. Shipped into each guest, in this
+/// order, where the kernel's package carries them (none depends on another).
+pub const GUEST_MODULES: &[&str] = &["sch_ingress", "cls_bpf", "act_bpf", "veth", "dummy"];
+
+/// What one package held.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Found {
+    /// The release of the kernel image, when the package holds one.
+    pub release: Option<String>,
+    pub has_config: bool,
+    /// The [`GUEST_MODULES`] found, in that order.
+    pub modules: Vec<String>,
+}
+
+/// Extracts what [`Found`] lists from a `.deb` or an `.rpm` (told apart by
+/// their first bytes) into `out`.
+pub(crate) fn extract(package: &Path, out: &Path) -> std::io::Result<Found> {
+    let mut magic = [0u8; 8];
+    let n = File::open(package)?.read(&mut magic)?;
+    let mut picker = Picker::new(out);
+    if magic[..n].starts_with(super::rpm::MAGIC) {
+        super::rpm::offer_files(package, &mut picker)?;
+    } else {
+        super::deb::offer_files(package, &mut picker)?;
+    }
+    Ok(picker.finish())
+}
+
+/// Takes the entries it wants from the files a package reader offers.
+pub(crate) struct Picker {
+    out: PathBuf,
+    found: Found,
+}
+
+impl Picker {
+    pub(crate) fn new(out: &Path) -> Picker {
+        Picker {
+            out: out.to_path_buf(),
+            found: Found::default(),
+        }
+    }
+
+    /// Offers a regular file at `path` (relative or absolute, as the
+    /// package names it); takes it when it is one of ours.
+    pub(crate) fn offer(&mut self, path: &str, content: &mut dyn Read) -> std::io::Result<()> {
+        let path = path.trim_start_matches("./").trim_start_matches('/');
+        let found = &mut self.found;
+        match classify(path) {
+            Some(Kind::Image(rel)) if found.release.is_none() => {
+                copy(content, &self.out.join("vmlinuz"))?;
+                found.release = Some(rel);
+            }
+            Some(Kind::Config) if !found.has_config => {
+                copy(content, &self.out.join("config"))?;
+                found.has_config = true;
+            }
+            Some(Kind::Module(name, compression)) if !found.modules.contains(&name) => {
+                let dir = self.out.join("modules");
+                std::fs::create_dir_all(&dir)?;
+                let mut reader: Box<dyn Read> = match compression {
+                    "xz" => Box::new(liblzma::read::XzDecoder::new(content)),
+                    "zst" => Box::new(zstd::Decoder::new(content)?),
+                    _ => Box::new(content),
+                };
+                copy(&mut reader, &dir.join(format!("{name}.ko")))?;
+                found.modules.push(name);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> Found {
+        self.found
+            .modules
+            .sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
+        self.found
+    }
+}
+
+fn copy(content: &mut dyn Read, to: &Path) -> std::io::Result<()> {
+    std::io::copy(content, &mut File::create(to)?).map(drop)
+}
+
+enum Kind {
+    Image(String),
+    Config,
+    /// One of [`GUEST_MODULES`], and how it is compressed (`""`, `xz`, `zst`).
+    Module(String, &'static str),
+}
+
+/// `…/modules/<rel>/kernel/…/<name>.ko[.xz|.zst]` for a name of
+/// [`GUEST_MODULES`].
+fn module(rest: &str) -> Option<Kind> {
+    if rest.split('/').nth(1) != Some("kernel") {
+        return None;
+    }
+    let file = rest.rsplit('/').next()?;
+    let (stem, compression) = [(".ko", ""), (".ko.xz", "xz"), (".ko.zst", "zst")]
+        .iter()
+        .find_map(|(ext, c)| file.strip_suffix(ext).map(|s| (s, *c)))?;
+    GUEST_MODULES
+        .contains(&stem)
+        .then(|| Kind::Module(stem.to_string(), compression))
+}
+
+/// `boot/vmlinuz-<rel>` (Debian, Ubuntu, Amazon Linux 2) or
+/// `[usr/]lib/modules/<rel>/vmlinuz` (Debian 7.x, the RHEL family,
+/// Fedora), the matching config files, and the guest modules.
+fn classify(path: &str) -> Option<Kind> {
+    if let Some(rel) = path.strip_prefix("boot/vmlinuz-") {
+        return Some(Kind::Image(rel.to_string()));
+    }
+    if path.starts_with("boot/config-") {
+        return Some(Kind::Config);
+    }
+    let rest = path
+        .strip_prefix("lib/modules/")
+        .or_else(|| path.strip_prefix("usr/lib/modules/"))?;
+    if let Some(m) = module(rest) {
+        return Some(m);
+    }
+    let (rel, file) = rest.split_once('/')?;
+    match file {
+        "vmlinuz" => Some(Kind::Image(rel.to_string())),
+        "config" => Some(Kind::Config),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer_all(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Found) {
+        let out = tempfile::tempdir().unwrap();
+        let mut p = Picker::new(out.path());
+        for (path, data) in files {
+            p.offer(path, &mut &data[..]).unwrap();
+        }
+        let found = p.finish();
+        (out, found)
+    }
+
+    #[test]
+    fn finds_image_and_config_in_every_layout() {
+        let (out, got) = offer_all(&[
+            ("./boot/System.map-6.1.0-9-cloud-amd64", b"x"),
+            ("./boot/config-6.1.0-9-cloud-amd64", b"CONFIG_BPF=y"),
+            ("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"IMG"),
+        ]);
+        assert_eq!(got.release.as_deref(), Some("6.1.0-9-cloud-amd64"));
+        assert!(got.has_config);
+        assert!(got.modules.is_empty());
+        assert_eq!(std::fs::read(out.path().join("vmlinuz")).unwrap(), b"IMG");
+
+        let (_, got) = offer_all(&[("./usr/lib/modules/7.2.1+deb14-cloud-amd64/vmlinuz", b"NEW")]);
+        assert_eq!(got.release.as_deref(), Some("7.2.1+deb14-cloud-amd64"));
+        assert!(!got.has_config);
+
+        // The RHEL family's kernel-core, paths as an RPM header names them.
+        let (out, got) = offer_all(&[
+            ("/lib/modules/5.14.0-427.el9.x86_64/vmlinuz", b"EL"),
+            ("/lib/modules/5.14.0-427.el9.x86_64/config", b"CONFIG_BPF=y"),
+            ("/lib/modules/5.14.0-427.el9.x86_64/System.map", b"x"),
+        ]);
+        assert_eq!(got.release.as_deref(), Some("5.14.0-427.el9.x86_64"));
+        assert!(got.has_config);
+        assert_eq!(
+            std::fs::read(out.path().join("config")).unwrap(),
+            b"CONFIG_BPF=y"
+        );
+    }
+
+    #[test]
+    fn a_package_without_image_has_no_release() {
+        let (_, got) = offer_all(&[("./usr/share/doc/x/changelog", b"x")]);
+        assert_eq!(got.release, None);
+    }
+
+    #[test]
+    fn guest_modules_are_taken_decompressed_and_nothing_else() {
+        let mut xz = Vec::new();
+        {
+            use std::io::Write;
+            let mut e = liblzma::write::XzEncoder::new(&mut xz, 1);
+            e.write_all(b"VETH").unwrap();
+            e.finish().unwrap();
+        }
+        let (out, got) = offer_all(&[
+            ("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"IMG"),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/net/sched/cls_bpf.ko",
+                b"CLS",
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/drivers/net/veth.ko.xz",
+                &xz,
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/fs/ext4/ext4.ko",
+                b"EXT4",
+            ),
+            (
+                "/lib/modules/6.1.0-9-cloud-amd64/kernel/net/sched/sch_ingress.ko",
+                b"ING",
+            ),
+        ]);
+        assert_eq!(got.modules, ["sch_ingress", "cls_bpf", "veth"]);
+        assert_eq!(
+            std::fs::read(out.path().join("modules/veth.ko")).unwrap(),
+            b"VETH"
+        );
+        assert!(!out.path().join("modules/ext4.ko").exists());
+    }
+}
