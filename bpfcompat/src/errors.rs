@@ -87,6 +87,16 @@ pub enum ResolveError {
         /// What is wrong.
         message: String,
     },
+    /// The index is not signed by a key trusted for its archive.
+    #[error("the package index {url} is not signed by a trusted key: {message}\n  (hint: {hint})")]
+    Signature {
+        /// The signed file's URL.
+        url: String,
+        /// What is wrong, naming the keys that were tried.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// No package matches the pattern in any source.
     #[error("no package matches `{pattern}` in {sources}")]
     NoMatch {

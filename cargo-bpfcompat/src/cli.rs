@@ -102,7 +102,7 @@ pub enum KernelsCommand {
     Update(UpdateArgs),
     /// List the profiles whose archive now has a newer package than the lock.
     /// Exits 2 when any is outdated.
-    Outdated(MatrixArgs),
+    Outdated(OutdatedArgs),
     /// Boot every kernel with an empty job and tabulate how each booted:
     /// boot time, release, BTF, LSMs, notable BPF build options (Markdown).
     Survey(commands::survey::SurveyArgs),
@@ -120,11 +120,43 @@ pub struct MatrixArgs {
     pub kernels: Vec<String>,
 }
 
+/// How archive indexes are trusted.
+#[derive(Args, Clone)]
+pub struct TrustArgs {
+    /// Accept indexes no trusted key signed (InRelease, Release.gpg,
+    /// repomd.xml.asc): for local test repositories only. Digests are still
+    /// checked.
+    #[arg(long)]
+    pub insecure_unsigned: bool,
+}
+
+impl TrustArgs {
+    /// The engine's policy.
+    pub fn trust(&self) -> bpfcompat::kernel::Trust {
+        if self.insecure_unsigned {
+            bpfcompat::kernel::Trust::InsecureUnsigned
+        } else {
+            bpfcompat::kernel::Trust::Signed
+        }
+    }
+}
+
+/// `kernels outdated`.
+#[derive(Args)]
+pub struct OutdatedArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
 /// `kernels update`.
 #[derive(Args)]
 pub struct UpdateArgs {
     #[command(flatten)]
     pub matrix: MatrixArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Where to write the lock (default: `kernels.lock` beside the matrix file).
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,

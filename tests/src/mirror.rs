@@ -96,3 +96,88 @@ pub fn routes_of_dir(dir: &std::path::Path, prefix: &str) -> BTreeMap<String, Bo
     }
     routes
 }
+
+/// An OpenPGP signing key made for one test, standing in for an archive's.
+pub struct TestKey(pgp::composed::SignedSecretKey);
+
+impl TestKey {
+    /// A new Ed25519 signing key.
+    pub fn new(name: &str) -> TestKey {
+        use pgp::composed::{KeyType, SecretKeyParamsBuilder};
+        let params = SecretKeyParamsBuilder::default()
+            .key_type(KeyType::Ed25519Legacy)
+            .can_certify(true)
+            .can_sign(true)
+            .primary_user_id(format!("{name} <archive@test>"))
+            .build()
+            .unwrap();
+        TestKey(params.generate(rand::thread_rng()).unwrap())
+    }
+
+    /// The public key, armored: a keyring file for `BPFCOMPAT_KEYRING_*`.
+    pub fn public_armored(&self) -> String {
+        self.0
+            .to_public_key()
+            .to_armored_string(Default::default())
+            .unwrap()
+    }
+
+    /// `text` clear-signed, as an `InRelease` file is.
+    pub fn clearsign(&self, text: &str) -> String {
+        pgp::composed::CleartextSignedMessage::sign(
+            rand::thread_rng(),
+            text,
+            &self.0.primary_key,
+            &pgp::types::Password::empty(),
+        )
+        .unwrap()
+        .to_armored_string(Default::default())
+        .unwrap()
+    }
+
+    /// An armored detached signature over `data` (`repomd.xml.asc`).
+    pub fn detach_sign(&self, data: &[u8]) -> String {
+        pgp::composed::DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &self.0.primary_key,
+            &pgp::types::Password::empty(),
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+            data,
+        )
+        .unwrap()
+        .to_armored_string(Default::default())
+        .unwrap()
+    }
+}
+
+/// A `Release` file listing `files` (path below `dists/<suite>/`, bytes)
+/// by sha256, as an apt archive's does.
+pub fn release_for(files: &[(&str, &[u8])]) -> String {
+    use sha2::Digest;
+    let mut text = String::from("Origin: test\nSuite: test\nSHA256:\n");
+    for (path, bytes) in files {
+        text.push_str(&format!(
+            " {} {} {path}\n",
+            hex::encode(sha2::Sha256::digest(bytes)),
+            bytes.len()
+        ));
+    }
+    text
+}
+
+/// The routes of an apt suite `dists/<suite>/` whose `InRelease`, signed by
+/// `key`, lists a `Packages.gz` holding `packages`.
+pub fn signed_suite(suite: &str, packages: &str, key: &TestKey) -> BTreeMap<String, Body> {
+    let gz = packages_gz(packages);
+    let release = release_for(&[("main/binary-amd64/Packages.gz", &gz)]);
+    BTreeMap::from([
+        (
+            format!("/dists/{suite}/main/binary-amd64/Packages.gz"),
+            Body::Bytes(gz),
+        ),
+        (
+            format!("/dists/{suite}/InRelease"),
+            Body::Bytes(key.clearsign(&release).into_bytes()),
+        ),
+    ])
+}

@@ -5,40 +5,146 @@ use deb822_fast::borrowed::BorrowedParser;
 use std::io::Read;
 
 use crate::errors::ResolveError;
-use crate::kernel::fetch::http_get;
+use crate::kernel::fetch::http_bytes;
 use crate::kernel::index::Candidate;
+use crate::kernel::trust::{self, Trust};
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
+use sha2::{Digest, Sha256};
 
-/// `dists/<suite>/main/binary-amd64/Packages`, xz first, then gzip; returns
-/// the URL that answered and the text.
-pub(crate) fn download(base: &str, suite: &str) -> Result<(String, String), ResolveError> {
-    let mut last = String::new();
+/// The suite's `Packages` index (`main/binary-amd64`, xz or gzip) as its
+/// `Release` file lists it: `InRelease` (or `Release` + `Release.gpg`)
+/// verified under `trust`, then the index checked against the sha256 the
+/// release gives. Returns the index URL and its text.
+pub(crate) fn download(
+    archive: &str,
+    base: &str,
+    suite: &str,
+    trust: Trust,
+) -> Result<(String, String), ResolveError> {
+    let dists = format!("{base}/dists/{suite}");
+    let release = match release(archive, &dists, trust)? {
+        Some(text) => text,
+        // An unsigned local repository without a Release file.
+        None => return unlisted_index(&dists),
+    };
+    let bad = |message: String| ResolveError::BadIndex {
+        url: format!("{dists}/Release"),
+        message,
+    };
+    let listed = sha256_entries(&release).map_err(bad)?;
     for ext in ["xz", "gz"] {
-        let url = format!("{base}/dists/{suite}/main/binary-amd64/Packages.{ext}");
-        let body = match http_get(&url) {
-            Ok(r) => r,
-            Err(e) => {
-                last = e;
-                continue;
-            }
+        let name = format!("main/binary-amd64/Packages.{ext}");
+        let Some(expected) = listed.iter().find(|(_, path)| *path == name).map(|e| &e.0) else {
+            continue;
         };
-        let mut text = String::new();
-        let res = match ext {
-            "xz" => liblzma::read::XzDecoder::new(body).read_to_string(&mut text),
-            _ => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
-        };
-        return res
-            .map(|_| (url.clone(), text))
+        let url = format!("{dists}/{name}");
+        let body = http_bytes(&url).map_err(|message| ResolveError::Index {
+            url: url.clone(),
+            message,
+        })?;
+        let actual = hex::encode(Sha256::digest(&body));
+        if &actual != expected {
+            return Err(ResolveError::BadIndex {
+                url,
+                message: format!(
+                    "its sha256 is {actual}, but the signed Release says {expected}: the index was altered or the mirror is mid-update"
+                ),
+            });
+        }
+        return decompress(ext, &body[..])
+            .map(|text| (url.clone(), text))
             .map_err(|e| ResolveError::Index {
                 url,
                 message: e.to_string(),
             });
     }
+    Err(bad(
+        "it lists no main/binary-amd64/Packages.xz or .gz".into()
+    ))
+}
+
+/// The text of the suite's release file, verified under `trust`; `None`
+/// when there is none and none is required.
+fn release(archive: &str, dists: &str, trust: Trust) -> Result<Option<String>, ResolveError> {
+    let unsigned = |url: &str, message: String| ResolveError::Signature {
+        url: url.to_string(),
+        message,
+        hint: trust::hint(archive),
+    };
+    let inrelease = format!("{dists}/InRelease");
+    if let Ok(body) = http_bytes(&inrelease) {
+        let text = String::from_utf8_lossy(&body);
+        return trust::cleartext(archive, trust, &text)
+            .map(Some)
+            .map_err(|m| unsigned(&inrelease, m));
+    }
+    let url = format!("{dists}/Release");
+    let body = match http_bytes(&url) {
+        Ok(body) => body,
+        Err(_) if trust == Trust::InsecureUnsigned => return Ok(None),
+        Err(message) => {
+            return Err(ResolveError::Index {
+                url: format!("{dists}/InRelease (or Release)"),
+                message,
+            });
+        }
+    };
+    let signature = http_bytes(&format!("{url}.gpg")).ok();
+    trust::detached(archive, trust, &body, signature.as_deref())
+        .map_err(|m| unsigned(&format!("{url}.gpg"), m))?;
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The `SHA256` field of a release file: (digest, path) pairs.
+fn sha256_entries(release: &str) -> Result<Vec<(String, String)>, String> {
+    let paragraphs = BorrowedParser::new(release)
+        .parse_all()
+        .map_err(|e| format!("not a Release file: {e}"))?;
+    let lines = paragraphs
+        .first()
+        .and_then(|p| p.get("SHA256"))
+        .ok_or("it has no SHA256 field")?;
+    Ok(lines
+        .iter()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (sum, _size, path) = (f.next()?, f.next()?, f.next()?);
+            Some((sum.to_ascii_lowercase(), path.to_string()))
+        })
+        .collect())
+}
+
+/// An unsigned repository's index, taken as the mirror serves it.
+fn unlisted_index(dists: &str) -> Result<(String, String), ResolveError> {
+    let mut last = String::new();
+    for ext in ["xz", "gz"] {
+        let url = format!("{dists}/main/binary-amd64/Packages.{ext}");
+        match http_bytes(&url) {
+            Ok(body) => {
+                return decompress(ext, &body[..])
+                    .map(|text| (url.clone(), text))
+                    .map_err(|e| ResolveError::Index {
+                        url,
+                        message: e.to_string(),
+                    });
+            }
+            Err(e) => last = e,
+        }
+    }
     Err(ResolveError::Index {
-        url: format!("{base}/dists/{suite}/main/binary-amd64/Packages.{{xz,gz}}"),
+        url: format!("{dists}/main/binary-amd64/Packages.{{xz,gz}}"),
         message: last,
     })
+}
+
+fn decompress(ext: &str, body: &[u8]) -> std::io::Result<String> {
+    let mut text = String::new();
+    match ext {
+        "xz" => liblzma::read::XzDecoder::new(body).read_to_string(&mut text),
+        _ => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
+    }?;
+    Ok(text)
 }
 
 /// Stanzas of a `Packages` index whose name matches `pattern`. A matching

@@ -109,6 +109,15 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
+/// The whole body of `url`.
+pub(crate) fn http_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    http_get(url)?
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    Ok(body)
+}
+
 /// GET `url` as a reader; the error is a one-line description. A body that
 /// stops arriving for [`idle_limit`] fails the read with `TimedOut`: ureq's
 /// own limits bound only the whole body, which for a kernel package is long.

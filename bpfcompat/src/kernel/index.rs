@@ -3,8 +3,8 @@
 //! ([`super::repodata`]).
 
 use crate::errors::ResolveError;
-use crate::kernel::{Mirrors, apt, compare_versions, repodata};
-use crate::matrix::{Format, PackagePin, Pin, Profile};
+use crate::kernel::{Mirrors, Trust, apt, compare_versions, repodata};
+use crate::matrix::{Format, PackagePin, Pin, Profile, Source};
 
 /// A package an index offers.
 pub type Candidate = PackagePin;
@@ -18,10 +18,19 @@ pub(crate) enum Index {
 impl Index {
     /// Downloads the index of `suite` from the mirror at `base`; returns the
     /// URL that answered with it.
-    fn download(format: Format, base: &str, suite: &str) -> Result<(String, Index), ResolveError> {
+    fn download(
+        format: Format,
+        source: &Source,
+        base: &str,
+        trust: Trust,
+    ) -> Result<(String, Index), ResolveError> {
+        let (archive, suite) = (source.archive.as_str(), source.suite.as_str());
         match format {
-            Format::Deb => apt::download(base, suite).map(|(url, text)| (url, Index::Apt(text))),
-            Format::Rpm => repodata::download(base, suite).map(|(url, p)| (url, Index::Rpm(p))),
+            Format::Deb => apt::download(archive, base, suite, trust)
+                .map(|(url, text)| (url, Index::Apt(text))),
+            Format::Rpm => {
+                repodata::download(archive, base, suite, trust).map(|(url, p)| (url, Index::Rpm(p)))
+            }
         }
     }
 
@@ -35,15 +44,16 @@ impl Index {
     }
 }
 
-/// Finds the newest package matching `profile` over all its sources.
-pub fn resolve(profile: &Profile, mirrors: &Mirrors) -> Result<Pin, ResolveError> {
+/// Finds the newest package matching `profile` over all its sources, from
+/// indexes verified under `trust`.
+pub fn resolve(profile: &Profile, mirrors: &Mirrors, trust: Trust) -> Result<Pin, ResolveError> {
     let format = profile.format;
     // The newest match over all sources, with the index it came from.
     let mut best: Option<(Candidate, String, String, String, Index)> = None;
     let sources = profile.sources().expect("validated with the matrix");
     for source in &sources {
         let base = mirrors.get(&source.archive)?;
-        let (url, index) = Index::download(format, base, &source.suite)?;
+        let (url, index) = Index::download(format, source, base, trust)?;
         let found = index
             .matching(&profile.package)
             .map_err(|message| ResolveError::BadIndex {

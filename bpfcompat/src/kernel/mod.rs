@@ -11,6 +11,7 @@ pub(crate) mod index;
 mod mirror;
 pub(crate) mod repodata;
 pub(crate) mod rpm;
+pub(crate) mod trust;
 mod versions;
 
 pub use cache::{Cache, CachedKernel};
@@ -18,4 +19,5 @@ pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, fetch};
 pub use index::{Candidate, resolve};
 pub use mirror::{Mirrors, mirror_var};
+pub use trust::{Trust, keyring_var};
 pub use versions::compare as compare_versions;

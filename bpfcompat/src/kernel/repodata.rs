@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 
 use crate::errors::ResolveError;
-use crate::kernel::fetch::http_get;
+use crate::kernel::fetch::http_bytes;
 use crate::kernel::index::Candidate;
+use crate::kernel::trust::{self, Trust};
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
 
@@ -86,11 +87,25 @@ struct Location {
     base: Option<String>,
 }
 
-/// Downloads `<base>/<suite>/repodata/repomd.xml` and the `primary.xml` it
+/// Downloads `<base>/<suite>/repodata/repomd.xml`, verifies its detached
+/// signature (`repomd.xml.asc`) under `trust`, then the `primary.xml` it
 /// names, checked against the digest it gives; returns the repomd URL.
-pub(crate) fn download(base: &str, suite: &str) -> Result<(String, Primary), ResolveError> {
+pub(crate) fn download(
+    archive: &str,
+    base: &str,
+    suite: &str,
+    trust: Trust,
+) -> Result<(String, Primary), ResolveError> {
     let url = format!("{base}/{suite}/repodata/repomd.xml");
     let repomd = read_all(&url)?;
+    let signature = http_bytes(&format!("{url}.asc")).ok();
+    trust::detached(archive, trust, &repomd, signature.as_deref()).map_err(|message| {
+        ResolveError::Signature {
+            url: format!("{url}.asc"),
+            message,
+            hint: trust::hint(archive),
+        }
+    })?;
     let bad = |message: String| ResolveError::BadIndex {
         url: url.clone(),
         message,
@@ -126,14 +141,10 @@ pub(crate) fn download(base: &str, suite: &str) -> Result<(String, Primary), Res
 }
 
 fn read_all(url: &str) -> Result<Vec<u8>, ResolveError> {
-    let mut body = Vec::new();
-    http_get(url)
-        .and_then(|mut r| r.read_to_end(&mut body).map_err(|e| e.to_string()))
-        .map_err(|message| ResolveError::Index {
-            url: url.to_string(),
-            message,
-        })?;
-    Ok(body)
+    http_bytes(url).map_err(|message| ResolveError::Index {
+        url: url.to_string(),
+        message,
+    })
 }
 
 /// The location of the `primary` index and its sha256, from `repomd.xml`.

@@ -1,7 +1,7 @@
-//! `cargo bpfcompat kernels list | fetch | update`.
+//! `cargo bpfcompat kernels list | fetch | update | outdated`.
 
 use bpfcompat::cancel::Cancel;
-use bpfcompat::kernel::{Cache, Mirrors, fetch, resolve};
+use bpfcompat::kernel::{Cache, Mirrors, Trust, fetch, resolve};
 use bpfcompat::matrix::{Matrix, OwnSource};
 
 use crate::cli::{KernelsCommand, MatrixArgs};
@@ -13,8 +13,8 @@ pub fn run(cmd: KernelsCommand) -> Result<Code> {
     match cmd {
         KernelsCommand::List(a) => list(&a),
         KernelsCommand::Fetch(a) => fetch_all(&a),
-        KernelsCommand::Update(a) => update(&a.matrix, a.lock),
-        KernelsCommand::Outdated(a) => outdated(&a),
+        KernelsCommand::Update(a) => update(&a.matrix, a.trust.trust(), a.lock),
+        KernelsCommand::Outdated(a) => outdated(&a.matrix, a.trust.trust()),
         KernelsCommand::Survey(a) => super::survey::run(&a),
     }
 }
@@ -76,7 +76,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
 }
 
 /// Profiles whose archive has a newer package than the lock pins.
-fn outdated(a: &MatrixArgs) -> Result<Code> {
+fn outdated(a: &MatrixArgs, trust: Trust) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
     let mut table = crate::render::table(["KERNEL", "PINNED", "NEWEST", "STATE"]);
@@ -87,7 +87,7 @@ fn outdated(a: &MatrixArgs) -> Result<Code> {
         .filter(|k| k.file.is_none() && k.url.is_none())
     {
         let pinned = m.lock.get(&k.name).map(|p| p.version.as_str());
-        let (newest, state) = match resolve(k, &mirrors) {
+        let (newest, state) = match resolve(k, &mirrors, trust) {
             Ok(pin) => {
                 let state = match pinned {
                     Some(v)
@@ -174,7 +174,7 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
     })
 }
 
-fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
+fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Result<Code> {
     let m = load(a)?;
     let path = lock.or(m.lock_path.clone()).ok_or(
         "the built-in matrix's lock is compiled in\n  (hint: pass --lock FILE, or --matrix FILE to update the lock beside it)",
@@ -192,7 +192,7 @@ fn update(a: &MatrixArgs, lock: Option<std::path::PathBuf>) -> Result<Code> {
             );
             continue;
         }
-        match resolve(k, &mirrors) {
+        match resolve(k, &mirrors, trust) {
             Ok(pin) => {
                 let was = lock.get(&k.name).map(|p| p.version.clone());
                 match was {

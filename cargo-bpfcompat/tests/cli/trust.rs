@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{bpfcompat, mentions, run, test_with, tiny_bpf_object, write};
-use bpfcompat_e2e::mirror::{Body, packages_gz, serve};
+use bpfcompat_e2e::mirror::{Body, TestKey, packages_gz, serve, signed_suite};
 
 const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
 
@@ -28,6 +28,13 @@ fn local_matrix(dir: &Path, sha256: &str, filename: &str) -> String {
         ),
     );
     m
+}
+
+/// A keyring file holding `key`'s public key.
+fn keyring(dir: &Path, key: &TestKey) -> std::path::PathBuf {
+    let path = dir.join("local-keyring.asc");
+    std::fs::write(&path, key.public_armored()).unwrap();
+    path
 }
 
 /// A directory with a file in it that a hostile value would point at.
@@ -75,14 +82,14 @@ fn a_hostile_index_cannot_plant_a_path_in_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let index =
             format!("Package: {PACKAGE}\nVersion: 2\nFilename: {file}\nSize: 1\nSHA256: {sha}\n");
-        let base = serve(BTreeMap::from([(
-            "/dists/stable/main/binary-amd64/Packages.gz".to_string(),
-            Body::Bytes(packages_gz(&index)),
-        )]));
+        // Signed by the archive's key: the mirror is trusted, the stanza is not.
+        let key = TestKey::new("local");
+        let base = serve(signed_suite("stable", &index, &key));
         let m = local_matrix(dir.path(), &"0".repeat(64), "pool/k.deb");
         let before = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
         let mut c = bpfcompat(&["kernels", "update", "--matrix", &m]);
-        c.env("BPFCOMPAT_MIRROR_LOCAL", &base);
+        c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+            .env("BPFCOMPAT_KEYRING_LOCAL", keyring(dir.path(), &key));
         let (code, _, err) = run(c);
         assert_eq!(code, 1, "{err}");
         mentions(&err, &["is unusable", PACKAGE]);
@@ -423,13 +430,13 @@ fn outdated_lists_profiles_the_archive_has_moved_past() {
             "b".repeat(64)
         )
     };
+    let key = TestKey::new("local");
+    let keys = keyring(dir.path(), &key);
     let outdated = |version: &str| {
-        let base = serve(BTreeMap::from([(
-            "/dists/stable/main/binary-amd64/Packages.gz".to_string(),
-            Body::Bytes(packages_gz(&index(version))),
-        )]));
+        let base = serve(signed_suite("stable", &index(version), &key));
         let mut c = bpfcompat(&["kernels", "outdated", "--matrix", &m]);
-        c.env("BPFCOMPAT_MIRROR_LOCAL", &base);
+        c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+            .env("BPFCOMPAT_KEYRING_LOCAL", &keys);
         run(c)
     };
     let (code, out, err) = outdated("2");
@@ -498,4 +505,82 @@ fn an_own_kernel_at_a_url_is_checked_against_its_digest() {
     let (code, _, err) = run(bpfcompat(&["kernels", "list", "--matrix", &m]));
     assert_eq!(code, 1);
     mentions(&err, &["`url` needs its `sha256`"]);
+}
+
+#[test]
+fn an_index_is_used_only_when_the_archives_key_signed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = local_matrix(dir.path(), &"a".repeat(64), "pool/k.deb");
+    let index = format!(
+        "Package: {PACKAGE}\nVersion: 2\nFilename: pool/k2.deb\nSize: 2\nSHA256: {}\n",
+        "b".repeat(64)
+    );
+    let (archive_key, other_key) = (TestKey::new("archive"), TestKey::new("other"));
+    let trusted = keyring(dir.path(), &archive_key);
+    let update = |routes: BTreeMap<String, Body>, extra: &[&str]| {
+        let base = serve(routes);
+        let mut c = bpfcompat(&["kernels", "update", "--matrix", &m]);
+        c.args(extra)
+            .env("BPFCOMPAT_MIRROR_LOCAL", &base)
+            .env("BPFCOMPAT_KEYRING_LOCAL", &trusted);
+        run(c)
+    };
+    let pinned = || std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
+
+    // Signed by another key than the archive's: refused, naming the keys.
+    let (code, _, err) = update(signed_suite("stable", &index, &other_key), &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(
+        &err,
+        &[
+            "InRelease is not signed by a trusted key",
+            "BPFCOMPAT_KEYRING_LOCAL",
+            "--insecure-unsigned",
+        ],
+    );
+    assert!(pinned().contains("version = \"1\""), "{}", pinned());
+
+    // A Packages index other than the one the signed release lists.
+    let mut routes = signed_suite("stable", &index, &archive_key);
+    routes.insert(
+        "/dists/stable/main/binary-amd64/Packages.gz".into(),
+        Body::Bytes(packages_gz(&index.replace("Version: 2", "Version: 3"))),
+    );
+    let (code, _, err) = update(routes, &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["Packages.gz", "but the signed Release says"]);
+
+    // A signed release whose text was changed after signing.
+    let mut routes = signed_suite("stable", &index, &archive_key);
+    let Some(Body::Bytes(inrelease)) = routes.get("/dists/stable/InRelease").cloned() else {
+        unreachable!()
+    };
+    let altered = String::from_utf8(inrelease)
+        .unwrap()
+        .replace("Origin: test", "Origin: evil");
+    routes.insert(
+        "/dists/stable/InRelease".into(),
+        Body::Bytes(altered.into_bytes()),
+    );
+    let (code, _, err) = update(routes, &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["not signed by a trusted key"]);
+
+    // No release file at all: refused, unless explicitly accepted.
+    let unsigned = BTreeMap::from([(
+        "/dists/stable/main/binary-amd64/Packages.gz".to_string(),
+        Body::Bytes(packages_gz(&index)),
+    )]);
+    let (code, _, err) = update(unsigned.clone(), &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["InRelease (or Release)"]);
+    assert!(pinned().contains("version = \"1\""), "{}", pinned());
+    let (code, out, err) = update(unsigned, &["--insecure-unsigned"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(pinned().contains("version = \"2\""), "{}", pinned());
+
+    // Signed by the archive's key: pinned.
+    let (code, out, err) = update(signed_suite("stable", &index, &archive_key), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    mentions(&out, &["local-k"]);
 }

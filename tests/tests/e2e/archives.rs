@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use bpfcompat_e2e::mirror::{Body, routes_of_dir, serve};
+use bpfcompat_e2e::mirror::{Body, TestKey, routes_of_dir, serve};
 use bpfcompat_e2e::{mentions, run, with_report};
 
 use super::kernels::{cell, debian_12_image};
@@ -82,43 +82,71 @@ fn el_repository(dir: &Path) -> String {
     release
 }
 
+/// The repository's routes under `prefix`, its `repomd.xml.asc` made by
+/// `key` (none without), its primary index altered when `tamper`.
+fn served(repo: &Path, prefix: &str, key: Option<&TestKey>, tamper: bool) -> Vec<(String, Body)> {
+    let mut routes: Vec<(String, Body)> = routes_of_dir(repo, prefix).into_iter().collect();
+    let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
+    if let Some(key) = key {
+        let asc = key.detach_sign(&repomd).into_bytes();
+        routes.push((
+            format!("{prefix}/repodata/repomd.xml.asc"),
+            Body::Bytes(asc),
+        ));
+    }
+    for (path, body) in &mut routes {
+        if let Body::Bytes(b) = body
+            && tamper
+            && path.contains("primary.xml")
+        {
+            b.push(0);
+        }
+    }
+    routes
+}
+
 #[test]
 fn a_kernel_from_an_rpm_repository_is_pinned_fetched_booted_and_judged() {
     let dir = tempfile::tempdir().unwrap();
     let release = el_repository(dir.path());
     let repo = dir.path().join("repo");
-    let mut routes = routes_of_dir(&repo, &format!("/{SUITE}"));
-    // A copy whose primary index was altered after repomd.xml named it.
-    for (path, body) in routes_of_dir(&repo, "/tampered/os") {
-        let body = match body {
-            Body::Bytes(mut b)
-                if path.ends_with("primary.xml.zst") || path.ends_with("primary.xml.gz") =>
-            {
-                b.push(0);
-                Body::Bytes(b)
-            }
-            other => other,
-        };
-        routes.insert(path, body);
-    }
-    let base = serve(routes);
+    let (key, other) = (TestKey::new("el"), TestKey::new("other"));
+    let keyring = dir.path().join("el.asc");
+    std::fs::write(&keyring, key.public_armored()).unwrap();
+    let base = serve(
+        [
+            served(&repo, &format!("/{SUITE}"), Some(&key), false),
+            // Signed, but its primary index was altered after repomd.xml named it.
+            served(&repo, "/tampered/os", Some(&key), true),
+            // Signed by another key than the repository's.
+            served(&repo, "/forged/os", Some(&other), false),
+            served(&repo, "/unsigned/os", None, false),
+        ]
+        .concat()
+        .into_iter()
+        .collect(),
+    );
     let matrix = dir.path().join("el.toml");
-    std::fs::write(
-        &matrix,
-        format!(
-            "[[kernel]]\nname = \"el-9\"\nformat = \"rpm\"\nsources = [\"local:{SUITE}\"]\n\
-             package = \"kernel-core\"\nmodules = [\"kernel-modules\"]\n"
-        ),
-    )
-    .unwrap();
+    let profile = |suite: &str, modules: &str| {
+        std::fs::write(
+            &matrix,
+            format!(
+                "[[kernel]]\nname = \"el-9\"\nformat = \"rpm\"\nsources = [\"local:{suite}\"]\n\
+                 package = \"kernel-core\"\nmodules = [{modules}]\n"
+            ),
+        )
+        .unwrap();
+    };
     let cache = dir.path().join("cache");
     let cli = |args: &[&str]| {
         let mut c = bpfcompat_e2e::cli(args);
         c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+            .env("BPFCOMPAT_KEYRING_LOCAL", &keyring)
             .env("BPFCOMPAT_CACHE", &cache);
         c
     };
     let m = matrix.to_str().unwrap();
+    profile(SUITE, "\"kernel-modules\"");
     let out = run(cli(&["kernels", "update", "--matrix", m]));
     assert!(out.status.success(), "{out:?}");
     let lock = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
@@ -144,16 +172,41 @@ fn a_kernel_from_an_rpm_repository_is_pinned_fetched_booted_and_judged() {
     assert_eq!(k["kernel_config"]["CONFIG_BPF_LSM"], "y", "{k:#}");
     assert_eq!(cell(&report, "tc", "el-9")["status"], "pass", "{report:#}");
 
-    // An index that does not match the digest repomd.xml gives is refused.
-    std::fs::write(
-        &matrix,
-        "[[kernel]]\nname = \"el-9\"\nformat = \"rpm\"\nsources = [\"local:tampered/os\"]\npackage = \"kernel-core\"\n",
-    )
-    .unwrap();
-    let out = run(cli(&["kernels", "update", "--matrix", m]));
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    mentions(
-        &String::from_utf8_lossy(&out.stderr),
-        &["tampered/os/repodata/", "but repomd.xml says"],
-    );
+    // What is not signed by the repository's key, or not what its signed
+    // repomd.xml names, is refused and leaves the lock as it was.
+    for (suite, says) in [
+        (
+            "tampered/os",
+            &["tampered/os/repodata/", "but repomd.xml says"][..],
+        ),
+        (
+            "forged/os",
+            &[
+                "forged/os/repodata/repomd.xml.asc",
+                "not signed by a trusted key",
+            ],
+        ),
+        (
+            "unsigned/os",
+            &["serves no signature", "--insecure-unsigned"],
+        ),
+    ] {
+        profile(suite, "");
+        let out = run(cli(&["kernels", "update", "--matrix", m]));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        mentions(&String::from_utf8_lossy(&out.stderr), says);
+        let now = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
+        assert!(now.contains(SUITE), "{now}");
+    }
+    // A local test repository without signatures, accepted explicitly.
+    let out = run(cli(&[
+        "kernels",
+        "update",
+        "--matrix",
+        m,
+        "--insecure-unsigned",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let now = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
+    assert!(now.contains("unsigned/os/Packages/kernel-core"), "{now}");
 }
