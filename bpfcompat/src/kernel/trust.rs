@@ -27,16 +27,68 @@ const UBUNTU: &[u8] = include_bytes!("../../keys/ubuntu.gpg");
 
 /// Keys shipped with bpfcompat, by archive, with the fingerprints that
 /// may sign (any other key in the file is ignored).
-const SHIPPED: &[(&str, &[u8], &[&str])] = &[(
-    "ubuntu",
-    UBUNTU,
-    &[
-        // Ubuntu Archive Automatic Signing Key (2012)
-        "790bc7277767219c42c86f933b4fe6acc0b21f32",
-        // Ubuntu Archive Automatic Signing Key (2018)
-        "f6ecb3762474eda9d21b7022871920d1991bc93c",
-    ],
-)];
+/// The RPM distributions' release keys come from their packages in
+/// Debian's `distribution-gpg-keys` (see keys/README.md).
+const SHIPPED: &[(&str, &[u8], &[&str])] = &[
+    (
+        "ubuntu",
+        UBUNTU,
+        &[
+            // Ubuntu Archive Automatic Signing Key (2012)
+            "790bc7277767219c42c86f933b4fe6acc0b21f32",
+            // Ubuntu Archive Automatic Signing Key (2018)
+            "f6ecb3762474eda9d21b7022871920d1991bc93c",
+        ],
+    ),
+    (
+        "almalinux",
+        include_bytes!("../../keys/almalinux.asc"),
+        &[
+            "5e9b8f5617b5066ce92057c3488fcf7c3abb34f8", // AlmaLinux 8
+            "bf18ac2876178908d6e71267d36cb86cb86b3716", // AlmaLinux OS 9
+            "ee6db7b98f5bf5edd9da0de5dee5c11cc2a1e572", // AlmaLinux OS 10
+        ],
+    ),
+    (
+        "rocky",
+        include_bytes!("../../keys/rocky.asc"),
+        &[
+            "7051c470a929f454cebe37b715af5dac6d745a60", // Rocky Linux 8
+            "21cb256ae16fc54c6e652949702d426d350d275d", // Rocky Linux 9
+            "fc226859c0860bf0ddb95b085b106c736fedfc85", // Rocky Linux 10
+        ],
+    ),
+    (
+        "centos-stream",
+        include_bytes!("../../keys/centos-stream.asc"),
+        // CentOS Official Signing Key (Stream 9 and 10)
+        &["99db70fae1d7ce227fb6488205b555b38483c65d"],
+    ),
+    (
+        "amazonlinux",
+        include_bytes!("../../keys/amazonlinux.asc"),
+        &[
+            "99e617fe5db527c0d8bd5f8e11cf1f95c87f5b1a", // Amazon Linux 2
+            "b21c50fa44a99720eaa72f7fe951904ad832c631", // Amazon Linux 2023
+        ],
+    ),
+    (
+        "oracle",
+        include_bytes!("../../keys/oracle.asc"),
+        &[
+            "76fd3db13ab67410b89db10e82562ea9ad986da3", // Oracle Linux 8
+            "3e6d826d3fbab389c2f38e34bc4d06a08d8b756f", // Oracle Linux 9
+        ],
+    ),
+    (
+        "fedora",
+        include_bytes!("../../keys/fedora.asc"),
+        &[
+            "36f612dcf27f7d1a48a835e4dbfcf71c6d9f90a6", // Fedora 44
+            "4f50a6114cd5c6976a7f1179655a4b02f577861e", // Fedora 45
+        ],
+    ),
+];
 
 /// The host's keyring of Debian's archive keys.
 const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -91,10 +143,19 @@ impl Keyring {
     fn parse(bytes: &[u8], pinned: Option<&[&str]>, source: String) -> Result<Keyring, String> {
         let armored = bytes.trim_ascii_start().starts_with(b"-----BEGIN");
         let parsed: Vec<_> = if armored {
-            SignedPublicKey::from_armor_many(bytes)
-                .map_err(|e| format!("{source}: not an OpenPGP keyring: {e}"))?
-                .0
-                .collect()
+            // A file of several armored blocks, one key each (as
+            // distributions publish them, concatenated).
+            let text = String::from_utf8_lossy(bytes);
+            let mut keys = Vec::new();
+            for block in text.split_inclusive("-----END PGP PUBLIC KEY BLOCK-----") {
+                if !block.contains("-----BEGIN") {
+                    continue;
+                }
+                let (found, _) = SignedPublicKey::from_armor_many(block.trim_start().as_bytes())
+                    .map_err(|e| format!("{source}: not an OpenPGP keyring: {e}"))?;
+                keys.extend(found);
+            }
+            keys
         } else {
             SignedPublicKey::from_bytes_many(bytes)
                 .map_err(|e| format!("{source}: not an OpenPGP keyring: {e}"))?
@@ -226,6 +287,18 @@ mod tests {
                 "f6ecb3762474eda9d21b7022871920d1991bc93c"
             ]
         );
+    }
+
+    #[test]
+    fn every_shipped_keyring_holds_each_of_its_pinned_keys() {
+        for (archive, _, pinned) in SHIPPED {
+            let k = Keyring::for_archive(archive).unwrap();
+            let mut got: Vec<String> = k.keys.iter().map(|k| k.fingerprint().to_string()).collect();
+            got.sort();
+            let mut want: Vec<String> = pinned.iter().map(|p| p.to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{archive}");
+        }
     }
 
     #[test]
