@@ -71,7 +71,7 @@ pub struct Profile {
     /// e.g. `almalinux:9/BaseOS/x86_64/os`).
     #[serde(default)]
     pub format: Format,
-    /// Your own kernel instead of an archive's: a `.deb` or a `vmlinuz`
+    /// Your own kernel instead of an archive's: a `.deb`, an `.rpm` or a `vmlinuz`
     /// (bzImage), relative to the matrix file.
     #[serde(default)]
     pub file: Option<PathBuf>,
@@ -86,6 +86,11 @@ pub struct Profile {
     /// matrix file, for the verdicts that read it.
     #[serde(default)]
     pub config: Option<PathBuf>,
+    /// With your own kernel: a directory of its modules (a
+    /// `lib/modules/<release>` tree or loose `.ko[.xz|.zst]` files),
+    /// relative to the matrix file; the guest modules are taken from it.
+    #[serde(default)]
+    pub modules_dir: Option<PathBuf>,
     /// Patterns of the packages that carry the kernel's modules where the
     /// image package does not (Ubuntu's `linux-modules-*`, Debian 7.x's
     /// `linux-modules-*`): pinned at the image's version, from its suite.
@@ -200,6 +205,9 @@ pub struct OwnKernel {
     pub from: OwnSource,
     /// A `vmlinuz`'s build configuration.
     pub config: Option<PathBuf>,
+    /// The guest modules of its modules directory, by name; their digests
+    /// are the pin's `modules`, so a changed module is a new cache entry.
+    pub modules: Vec<(String, PathBuf)>,
 }
 
 /// A local file or a URL.
@@ -376,6 +384,32 @@ impl Matrix {
                 }
                 (None, None) => continue,
             };
+            let found =
+                match &k.modules_dir {
+                    Some(d) => crate::kernel::contents::guest_module_files(&dir.join(d)).map_err(
+                        |source| MatrixError::Read {
+                            path: dir.join(d),
+                            source,
+                        },
+                    )?,
+                    None => Vec::new(),
+                };
+            let mut modules = Vec::new();
+            for (name, path) in &found {
+                let bytes = std::fs::read(path).map_err(|source| MatrixError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                use sha2::Digest;
+                let digest = hex::encode(sha2::Sha256::digest(&bytes));
+                modules.push(PackagePin {
+                    package: name.clone(),
+                    version: "own".into(),
+                    filename: "own".into(),
+                    size: bytes.len() as u64,
+                    sha256: Sha256Hex::try_from(digest).expect("a digest is 64 hex digits"),
+                });
+            }
             let pin = Pin {
                 name: k.name.clone(),
                 format: Format::Deb,
@@ -386,10 +420,11 @@ impl Matrix {
                 filename: "own".into(),
                 size,
                 sha256,
-                modules: Vec::new(),
+                modules,
                 own: Some(OwnKernel {
                     from,
                     config: k.config.as_ref().map(|c| dir.join(c)),
+                    modules: found,
                 }),
             };
             self.lock.kernels.retain(|p| p.name != k.name);
@@ -454,10 +489,11 @@ impl Matrix {
                 }
                 (None, None) => {}
             }
-            if k.config.is_some() || k.sha256.is_some() {
+            if k.config.is_some() || k.sha256.is_some() || k.modules_dir.is_some() {
                 return Err(invalid(
                     &k.name,
-                    "`config` and `sha256` go with an own kernel (`file` or `url`)".into(),
+                    "`config`, `modules_dir` and `sha256` go with an own kernel (`file` or `url`)"
+                        .into(),
                 ));
             }
             if k.sources.is_empty() {
@@ -588,6 +624,32 @@ mod tests {
                 assert_eq!(Some(same), default.lock.get(&k.name), "{}", k.name);
             }
         }
+    }
+
+    #[test]
+    fn an_own_kernels_modules_directory_keys_its_cache_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("vmlinuz"), b"IMAGE").unwrap();
+        let sched = d.join("mods/lib/modules/6.6.0/kernel/net/sched");
+        std::fs::create_dir_all(&sched).unwrap();
+        std::fs::write(sched.join("cls_bpf.ko"), b"CLS").unwrap();
+        std::fs::write(sched.join("sch_ingress.ko.xz"), b"ING").unwrap();
+        std::fs::write(sched.join("ext4.ko"), b"EXT4").unwrap();
+        let toml = "[[kernel]]\nname = \"mine\"\nfile = \"vmlinuz\"\nmodules_dir = \"mods\"\n";
+        std::fs::write(d.join("m.toml"), toml).unwrap();
+        let load = || Matrix::load(d.join("m.toml").to_str().unwrap()).unwrap();
+        let m = load();
+        let pin = m.lock.get("mine").unwrap();
+        let names: Vec<&str> = pin.modules.iter().map(|m| m.package.as_str()).collect();
+        assert_eq!(names, ["sch_ingress", "cls_bpf"]);
+        let key = pin.entry_key();
+        std::fs::write(sched.join("cls_bpf.ko"), b"CLS2").unwrap();
+        assert_ne!(load().lock.get("mine").unwrap().entry_key(), key);
+
+        let bad = "[[kernel]]\nname = \"k\"\nsources = [\"debian:x\"]\npackage = \"p\"\nmodules_dir = \"mods\"\n";
+        let err = Matrix::parse(bad, "m.toml").unwrap_err().to_string();
+        assert!(err.contains("`modules_dir`"), "{err}");
     }
 
     fn every_profile_is_pinned(m: &Matrix) {

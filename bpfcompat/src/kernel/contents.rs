@@ -41,6 +41,37 @@ pub(crate) fn extract(package: &Path, out: &Path) -> std::io::Result<Found> {
     Ok(picker.finish())
 }
 
+/// The guest modules below `dir` (regular files named `<module>.ko`,
+/// `.ko.xz` or `.ko.zst`, at most 8 levels down, links not followed), the
+/// first of each name in path order.
+pub(crate) fn guest_module_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let kind = e.file_type()?;
+            if kind.is_dir() && depth < 8 {
+                stack.push((e.path(), depth + 1));
+            } else if kind.is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(Kind::Module(m, _)) = module(&format!("own/kernel/{name}"))
+            && !found.iter().any(|(n, _)| *n == m)
+        {
+            found.push((m, path));
+        }
+    }
+    found.sort_by_key(|(m, _)| GUEST_MODULES.iter().position(|g| g == m));
+    Ok(found)
+}
+
 /// Takes the entries it wants from the files a package reader offers.
 pub(crate) struct Picker {
     out: PathBuf,

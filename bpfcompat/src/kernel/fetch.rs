@@ -412,6 +412,20 @@ fn own_entry(
             .map_err(io(format!("cannot read {}", config.display())))?;
         has_config = true;
     }
+    // The modules directory's, offered as a package's would be.
+    let mut picker = super::contents::Picker::new(staging);
+    for (name, path) in &own.modules {
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        let mut file =
+            std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
+        picker
+            .offer(&format!("lib/modules/own/kernel/{file_name}"), &mut file)
+            .map_err(io(format!("cannot copy module {name} into the cache")))?;
+    }
+    let mut modules = modules;
+    modules.extend(picker.finish().modules);
+    modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
+    modules.dedup();
     meta(pin, release, has_config, modules, staging)
 }
 

@@ -1,15 +1,16 @@
-//! Kernels from RPM repositories: a repository built here with the real
-//! `rpmbuild` and `createrepo_c`, holding debian-12's kernel repackaged the
-//! way the RHEL family ships it (`kernel-core` with the image, the modules
-//! in `kernel-modules`), served on 127.0.0.1.
+//! Kernels from archives served on 127.0.0.1 and signed by a key made for
+//! the test: an apt archive holding debian-12's kernel as a `.deb`, and an
+//! RPM repository built with the real `rpmbuild` and `createrepo_c`, holding
+//! the same kernel repackaged the way the RHEL family ships it
+//! (`kernel-core` with the image, the modules in `kernel-modules`).
 
 use std::path::Path;
 use std::process::Command;
 
-use bpfcompat_e2e::mirror::{Body, TestKey, routes_of_dir, serve};
+use bpfcompat_e2e::mirror::{Body, TestKey, routes_of_dir, serve, signed_suite};
 use bpfcompat_e2e::{mentions, run, with_report};
 
-use super::kernels::{cell, debian_12_image};
+use super::kernels::{cell, debian_12_image, vendor_deb};
 
 /// The repository's path below the mirror, as a source's suite names it.
 const SUITE: &str = "el/9/BaseOS/x86_64/os";
@@ -209,4 +210,55 @@ fn a_kernel_from_an_rpm_repository_is_pinned_fetched_booted_and_judged() {
     assert!(out.status.success(), "{out:?}");
     let now = std::fs::read_to_string(dir.path().join("kernels.lock")).unwrap();
     assert!(now.contains("unsigned/os/Packages/kernel-core"), "{now}");
+}
+
+#[test]
+fn a_kernel_from_a_signed_apt_archive_is_pinned_fetched_booted_and_judged() {
+    let (vmlinuz, config, release) = debian_12_image();
+    let dir = tempfile::tempdir().unwrap();
+    let deb = dir.path().join("k.deb");
+    vendor_deb(&deb, &vmlinuz, &config, &release);
+    let bytes = std::fs::read(&deb).unwrap();
+    let package = format!("linux-image-{release}");
+    let filename = format!("pool/main/l/linux/{package}_1_amd64.deb");
+    let index = {
+        use sha2::Digest;
+        format!(
+            "Package: {package}\nVersion: 6.1.0-1\nFilename: {filename}\nSize: {}\nSHA256: {}\n",
+            bytes.len(),
+            hex::encode(sha2::Sha256::digest(&bytes))
+        )
+    };
+    let key = TestKey::new("archive");
+    let mut routes = signed_suite("stable", &index, &key);
+    routes.insert(format!("/{filename}"), Body::Bytes(bytes));
+    let base = serve(routes);
+    let keyring = dir.path().join("archive.asc");
+    std::fs::write(&keyring, key.public_armored()).unwrap();
+    let matrix = dir.path().join("m.toml");
+    std::fs::write(
+        &matrix,
+        "[[kernel]]\nname = \"local-6.1\"\nsources = [\"local:stable\"]\npackage = \"linux-image-6.1.0-*-cloud-amd64\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut c = bpfcompat_e2e::cli(args);
+        c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+            .env("BPFCOMPAT_KEYRING_LOCAL", &keyring)
+            .env("BPFCOMPAT_CACHE", dir.path().join("cache"));
+        c
+    };
+    let m = matrix.to_str().unwrap();
+    let out = run(cli(&["kernels", "update", "--matrix", m]));
+    assert!(out.status.success(), "{out:?}");
+    let mut c = cli(&["test", "--matrix", m, "--object"]);
+    c.arg(bpfcompat_e2e::fixture("tc"));
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["kernels"][0]["release"], release.as_str());
+    assert_eq!(
+        cell(&report, "tc", "local-6.1")["status"],
+        "pass",
+        "{report:#}"
+    );
 }

@@ -875,9 +875,10 @@ pub(super) fn debian_12_image() -> (std::path::PathBuf, std::path::PathBuf, Stri
     (vmlinuz, config, release.to_string())
 }
 
-/// A `.deb` holding `./boot/vmlinuz-REL` and `./boot/config-REL`, as a
-/// vendor's kernel package would.
-fn vendor_deb(
+/// A `.deb` holding `./boot/vmlinuz-REL`, `./boot/config-REL` and the
+/// guest modules of debian-12's cache entry, as a vendor's kernel package
+/// would.
+pub(super) fn vendor_deb(
     path: &std::path::Path,
     vmlinuz: &std::path::Path,
     config: &std::path::Path,
@@ -887,6 +888,17 @@ fn vendor_deb(
     for (name, file) in [("vmlinuz", vmlinuz), ("config", config)] {
         tar.append_path_with_name(file, format!("./boot/{name}-{release}"))
             .unwrap();
+    }
+    for e in std::fs::read_dir(vmlinuz.with_file_name("modules"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        tar.append_path_with_name(
+            e.path(),
+            format!("./lib/modules/{release}/kernel/net/{name}"),
+        )
+        .unwrap();
     }
     let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
     std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
@@ -907,19 +919,32 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&vmlinuz, dir.path().join("vmlinuz")).unwrap();
     std::fs::copy(&config, dir.path().join("config")).unwrap();
+    // A build tree's modules: loose `.ko` files in a directory of their own.
+    let mods = dir.path().join("mods/net");
+    std::fs::create_dir_all(&mods).unwrap();
+    for e in std::fs::read_dir(vmlinuz.with_file_name("modules"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), mods.join(e.file_name())).unwrap();
+    }
     vendor_deb(&dir.path().join("vendor.deb"), &vmlinuz, &config, &release);
     let matrix = dir.path().join("mine.toml");
     std::fs::write(
         &matrix,
         "[[kernel]]\nname = \"vendor-deb\"\nfile = \"vendor.deb\"\n\n\
-         [[kernel]]\nname = \"vendor-vmlinuz\"\nfile = \"vmlinuz\"\nconfig = \"config\"\n",
+         [[kernel]]\nname = \"vendor-vmlinuz\"\nfile = \"vmlinuz\"\nconfig = \"config\"\nmodules_dir = \"mods\"\n",
     )
     .unwrap();
     // A private cache: the entries are keyed by these files' digests.
     let cache = dir.path().join("cache");
     let mut c = bpfcompat_e2e::cli(&["test", "--matrix", matrix.to_str().unwrap()]);
+    // tc needs clsact and cls_bpf, modules on this kernel: they come from
+    // the .deb, and from the modules directory beside the vmlinuz.
     c.args(["--object"])
         .arg(bpfcompat_e2e::fixture("ringbuf"))
+        .arg("--object")
+        .arg(bpfcompat_e2e::fixture("tc"))
         .env("BPFCOMPAT_CACHE", &cache);
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
@@ -933,5 +958,6 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
         assert_eq!(run["release"], release.as_str(), "{run:#}");
         assert_eq!(run["kernel_config"]["CONFIG_BPF_LSM"], "y", "{run:#}");
         assert_eq!(cell(&report, "ringbuf", k)["status"], "pass");
+        assert_eq!(cell(&report, "tc", k)["status"], "pass", "{report:#}");
     }
 }
