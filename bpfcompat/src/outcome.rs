@@ -104,6 +104,12 @@ pub struct KernelRun {
     pub command_expect: BTreeMap<String, i32>,
     /// Boots that were retried, and why.
     pub retries: Vec<String>,
+    /// The guest restored the kernel's saved machine instead of booting.
+    #[serde(default)]
+    pub restored: bool,
+    /// Why a warm run booted this kernel instead of restoring it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_reason: Option<String>,
     /// The accelerator used.
     pub accel: String,
     /// Phase timings.
@@ -164,6 +170,8 @@ impl KernelRun {
             commands: Vec::new(),
             command_expect: BTreeMap::new(),
             retries: Vec::new(),
+            restored: false,
+            cold_reason: None,
             accel: String::new(),
             timings: Timings::default(),
             console_tail: Vec::new(),

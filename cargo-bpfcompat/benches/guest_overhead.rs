@@ -142,6 +142,7 @@ fn main() {
                             retries: 2,
                             agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
                             evidence: None,
+                            warm: false,
                         },
                     };
                     let out = bpfcompat::run::run(
@@ -208,6 +209,9 @@ fn busybox_boot_once(
         memory_mib: 512,
         cpus: 1,
         extra_cmdline: vec![],
+        job_disk: None,
+        monitor: None,
+        incoming: None,
     };
     let cancel = bpfcompat::cancel::Cancel::new();
     boot(qemu, &spec, Duration::from_secs(120), None, &cancel).unwrap()

@@ -90,6 +90,13 @@ impl Progress {
                 }
                 other => self.status(kernel, "Refetching", other.to_string()),
             },
+            Event::Saving { kernel } => {
+                self.status(kernel, "Saving", "its machine for warm guests".into());
+            }
+            Event::Restoring { kernel } => self.status(kernel, "Restoring", String::new()),
+            Event::Cold { kernel, reason } => {
+                self.status(kernel, "Cold", format!("boot: {reason}"));
+            }
             Event::BootAttempt { kernel, n: 1 } => self.status(kernel, "Booting", String::new()),
             Event::BootAttempt { kernel, n } => {
                 self.status(kernel, "Booting", format!("(attempt {n})"));

@@ -63,9 +63,8 @@ pub fn load_modules() -> Vec<String> {
     let Ok(order) = std::fs::read_to_string(dir.join("order")) else {
         return Vec::new();
     };
-    let mut warnings = Vec::new();
-    for name in order.lines().filter(|l| !l.is_empty()) {
-        let loaded = File::open(dir.join(name))
+    let load = |name: &str| {
+        File::open(dir.join(name))
             .map_err(|e| e.to_string())
             .and_then(|f| {
                 nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
@@ -74,12 +73,29 @@ pub fn load_modules() -> Vec<String> {
                         e => Err(e),
                     })
                     .map_err(|e| e.to_string())
-            });
-        if let Err(e) = loaded {
-            warnings.push(format!("load module {name}: {e}"));
+            })
+    };
+    // A module whose dependency is not loaded yet fails with ENOENT (unknown
+    // symbols); dependencies differ between releases (virtio needs
+    // virtio_ring on 6.1, not on 5.10), so the failures are tried again
+    // while a pass loads something.
+    let mut pending: Vec<&str> = order.lines().filter(|l| !l.is_empty()).collect();
+    loop {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        for name in pending {
+            if let Err(e) = load(name) {
+                failed.push((name, e));
+            }
         }
+        if failed.is_empty() || failed.len() == before {
+            return failed
+                .into_iter()
+                .map(|(name, e)| format!("load module {name}: {e}"))
+                .collect();
+        }
+        pending = failed.into_iter().map(|(name, _)| name).collect();
     }
-    warnings
 }
 
 /// The guest's network: `lo` up, as every host's boot does (a fresh guest
@@ -176,6 +192,15 @@ impl ResultPort {
 /// result port nothing can be reported, so the guest powers off. `who`
 /// prefixes the console lines (mount warnings) this writes.
 pub fn start(who: &str) -> ResultPort {
+    let mut port = prologue(who);
+    hello(&mut port);
+    port
+}
+
+/// [`start`] without the hello: what a guest does before it waits for its
+/// job on the job disk (the hello follows the job, so that a guest restored
+/// from a snapshot says it too).
+pub fn prologue(who: &str) -> ResultPort {
     let mut warnings = mount_all();
     warnings.extend(load_modules());
     warnings.extend(network_up());
@@ -184,7 +209,7 @@ pub fn start(who: &str) -> ResultPort {
         nix::sys::resource::RLIM_INFINITY,
         nix::sys::resource::RLIM_INFINITY,
     );
-    let mut port = match ResultPort::open() {
+    let port = match ResultPort::open() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{who}: cannot open the result port: {e}");
@@ -194,13 +219,53 @@ pub fn start(who: &str) -> ResultPort {
     for w in &warnings {
         eprintln!("{who}: {w}");
     }
+    port
+}
+
+/// Says hello: the agent runs, and what kernel this is.
+pub fn hello(port: &mut ResultPort) {
     let _ = port.send(&Record::Hello {
         kernel_release: kernel_release(),
         kernel_btf: std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
         lsm: active_lsms(),
         uptime_ms: uptime_ms(),
     });
-    port
+}
+
+/// Whether this guest takes its job from the job disk (a snapshot guest)
+/// rather than from its initramfs: the host says so on the command line.
+pub fn job_on_disk() -> bool {
+    std::env::var("BPFCOMPAT_JOB").as_deref() == Ok("disk")
+}
+
+/// Waits for the job on the job disk and unpacks it to `/job`, telling the
+/// host first that the guest is ready to be saved.
+pub fn receive_job(port: &mut ResultPort) -> Result<(), String> {
+    // The device shows up once the virtio drivers probed it; a kernel
+    // without them can never read a job disk, so it is not saved.
+    let device = std::path::Path::new(super::job_disk::DEVICE);
+    let started = std::time::Instant::now();
+    while !device.exists() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(format!(
+                "no job disk: {} never appeared (no virtio block driver in this kernel)",
+                device.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = port.send(&Record::AwaitingJob {
+        uptime_ms: uptime_ms(),
+    });
+    // A snapshot guest waits as long as the snapshot is kept; the host's
+    // own limit ends a guest that never gets its job.
+    let archive = super::job_disk::receive(
+        super::job_disk::DEVICE,
+        std::time::Duration::from_secs(24 * 3600),
+    )
+    .map_err(|e| format!("cannot read the job disk: {e}"))?;
+    super::job_disk::unpack(&archive, std::path::Path::new("/"))
+        .map_err(|e| format!("cannot unpack the job: {e}"))
 }
 
 /// Milliseconds since the kernel booted.

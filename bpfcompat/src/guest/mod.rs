@@ -5,6 +5,7 @@
 mod closure;
 pub mod init;
 mod initramfs;
+pub mod job_disk;
 mod strip;
 
 pub use closure::library_closure;

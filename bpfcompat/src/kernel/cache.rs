@@ -43,7 +43,7 @@ pub struct CachedKernel {
 }
 
 /// The layout of cache entries; an entry of another layout is extracted again.
-pub(crate) const LAYOUT: u32 = 2;
+pub(crate) const LAYOUT: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -141,7 +141,7 @@ impl Cache {
         .map_err(|e| EntryProblem::Damaged(format!("meta.json: {e}")))?;
         if meta.layout != LAYOUT {
             return Err(EntryProblem::Damaged(format!(
-                "an entry of an older layout ({}), without kernel modules",
+                "an entry of another layout ({}), without the current guest modules",
                 meta.layout
             )));
         }
@@ -181,11 +181,30 @@ impl Cache {
     }
 
     /// Takes the exclusive lock of one entry; released when the file drops.
-    /// The lock file is never truncated and never opened through a link.
     pub(crate) fn lock(&self, deb_sha256: &Sha256Hex) -> Result<File, FetchError> {
-        let dir = self.kernels_dir()?;
+        self.lock_in(&self.kernels_dir()?, deb_sha256.as_str())
+    }
+
+    /// The directory of saved machines (warm guests), created 0700.
+    pub(crate) fn snapshots_dir(&self) -> Result<PathBuf, FetchError> {
+        let dir = self.root.join("snapshots");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| FetchError::Io {
+                context: format!("cannot create the cache directory {}", dir.display()),
+                source,
+            })?;
+        Ok(dir)
+    }
+
+    /// Takes the exclusive lock `<dir>/<name>.lock` (`name` is a digest we
+    /// computed); released when the file drops. The lock file is never
+    /// truncated and never opened through a link.
+    pub(crate) fn lock_in(&self, dir: &Path, name: &str) -> Result<File, FetchError> {
         let io = |context: String| move |source| FetchError::Io { context, source };
-        let path = dir.join(format!("{deb_sha256}.lock"));
+        let path = dir.join(format!("{name}.lock"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)

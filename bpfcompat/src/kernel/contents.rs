@@ -11,11 +11,25 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Kernel modules a BPF program's hook commonly needs and distros build as
-/// modules: the clsact qdisc and the BPF classifier and action for tc, and
-/// veth and dummy for test interfaces. Shipped into each guest, in this
-/// order, where the kernel's package carries them (none depends on another).
-pub const GUEST_MODULES: &[&str] = &["sch_ingress", "cls_bpf", "act_bpf", "veth", "dummy"];
+/// Kernel modules shipped into each guest, in load order (each after the
+/// ones it depends on), where the kernel's package carries them: the virtio
+/// PCI and block drivers for the job disk of a guest restored from a
+/// snapshot; and what a BPF program's hook commonly needs and distros build
+/// as modules: the clsact qdisc and the BPF classifier and action for tc,
+/// veth and dummy for test interfaces.
+pub const GUEST_MODULES: &[&str] = &[
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "sch_ingress",
+    "cls_bpf",
+    "act_bpf",
+    "veth",
+    "dummy",
+];
 
 /// What one package held.
 #[derive(Debug, Default, PartialEq)]

@@ -56,6 +56,9 @@ pub fn boot_guest(g: &Guest, on: &mut dyn FnMut(AttemptEvent)) -> Result<Booted,
         memory_mib: g.memory_mib,
         cpus: g.cpus,
         extra_cmdline: g.env.clone(),
+        job_disk: None,
+        monitor: None,
+        incoming: None,
     };
     boot_until_init(&attempts, &spec, on)
 }

@@ -8,6 +8,7 @@ mod boot;
 mod evidence;
 mod plan;
 mod schedule;
+mod warm;
 
 pub use boot::{Guest, boot_guest};
 pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};

@@ -38,6 +38,9 @@ pub struct Settings {
     pub agent: PathBuf,
     /// Where to keep per-kernel evidence.
     pub evidence: Option<PathBuf>,
+    /// Restore each kernel's saved machine instead of booting it (`--cold`
+    /// turns this off); a kernel that cannot be saved or restored boots.
+    pub warm: bool,
 }
 
 /// One object to validate.
@@ -148,6 +151,23 @@ pub enum Event {
         kernel: String,
         /// What happens.
         event: FetchEvent,
+    },
+    /// A kernel's machine is booted once and saved for warm guests.
+    Saving {
+        /// Profile.
+        kernel: String,
+    },
+    /// A kernel's guest restores its saved machine.
+    Restoring {
+        /// Profile.
+        kernel: String,
+    },
+    /// A warm run boots this kernel cold.
+    Cold {
+        /// Profile.
+        kernel: String,
+        /// Why it is not restored.
+        reason: String,
     },
     /// Boot attempt `n` (1-based) of a kernel starts.
     BootAttempt {

@@ -51,8 +51,26 @@ pub fn run(
         })?;
     let started = Instant::now();
     let initrd = work.path().join("initrd.cpio");
-    build_initramfs(plan, &initrd)?;
+    let base = work.path().join("base.cpio");
+    let job_disk = work.path().join("job.img");
+    build_initramfs(
+        plan,
+        &initrd,
+        &base,
+        plan.settings.warm.then_some(&*job_disk),
+    )?;
     let initramfs_ms = started.elapsed().as_millis() as u64;
+    let warm = plan.settings.warm.then(|| super::warm::WarmRun {
+        cache,
+        qemu: &qemu,
+        qemu_version: super::warm::qemu_version(&qemu),
+        job_disk: job_disk.clone(),
+        accel: &accel,
+        cancel,
+        memory_mib: plan.settings.memory_mib,
+        cpus: plan.settings.cpus,
+        timeout: plan.settings.timeout,
+    });
 
     let queue = Arc::new(Mutex::new((0..plan.kernels.len()).collect::<VecDeque<_>>()));
     let results = Arc::new(Mutex::new(vec![None; plan.kernels.len()]));
@@ -61,7 +79,8 @@ pub fn run(
         for _ in 0..plan.settings.jobs.max(1).min(plan.kernels.len().max(1)) {
             let (queue, results, tx, accel) =
                 (queue.clone(), results.clone(), tx.clone(), accel.clone());
-            let (qemu, initrd, work) = (&qemu, &initrd, work.path());
+            let (qemu, initrd, base, work, warm) =
+                (&qemu, &initrd, &base, work.path(), warm.as_ref());
             s.spawn(move || {
                 loop {
                     let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
@@ -74,6 +93,8 @@ pub fn run(
                         cache,
                         qemu,
                         initrd,
+                        base,
+                        warm,
                         work,
                         accel: &accel,
                         tx: &tx,
@@ -107,9 +128,19 @@ pub fn run(
     Ok(RunOutput { kernels, notes })
 }
 
-/// The agent, its libraries, the job and the objects: one archive for all kernels.
-fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
-    let mut img = Initramfs::with_init(&plan.settings.agent)?;
+/// The agent and its libraries (`base`), and with the job and its files
+/// (`out`): one archive for all kernels. With `job_disk`, the job is also
+/// written there, for warm guests.
+fn build_initramfs(
+    plan: &Plan,
+    out: &Path,
+    base: &Path,
+    job_disk: Option<&Path>,
+) -> Result<(), InitramfsError> {
+    let agent = Initramfs::with_init(&plan.settings.agent)?;
+    let mut agent_bytes = Vec::new();
+    agent.write_to(&mut agent_bytes)?;
+    let mut img = Initramfs::new();
     let mut objects = Vec::new();
     for (i, o) in plan.objects.iter().enumerate() {
         let path = format!("{JOB_DIR}/objects/{i}.bpf.o");
@@ -166,7 +197,26 @@ fn build_initramfs(plan: &Plan, out: &Path) -> Result<(), InitramfsError> {
         0o644,
         serde_json::to_vec(&job).expect("jobs serialize"),
     );
-    img.write_private(out)
+    let mut job_bytes = Vec::new();
+    img.write_to(&mut job_bytes)?;
+    if let Some(disk) = job_disk {
+        crate::guest::job_disk::write(disk, &job_bytes).map_err(InitramfsError::Write)?;
+    }
+    // The kernel unpacks concatenated archives in turn.
+    write_private(base, &agent_bytes)?;
+    write_private(out, &[agent_bytes, job_bytes].concat())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), InitramfsError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(InitramfsError::Write)
 }
 
 /// What every guest of a run shares: the plan, where kernels come from, the
@@ -176,7 +226,12 @@ struct Guests<'a> {
     mirrors: &'a Mirrors,
     cache: &'a Cache,
     qemu: &'a Path,
+    /// The agent and the job, for cold guests.
     initrd: &'a Path,
+    /// The agent alone, for warm guests (their job comes on the job disk).
+    base: &'a Path,
+    /// Set when guests are restored from saved machines.
+    warm: Option<&'a super::warm::WarmRun<'a>>,
     work: &'a Path,
     accel: &'a AccelPolicy,
     tx: &'a mpsc::Sender<Event>,
@@ -287,6 +342,18 @@ fn boot_kernel(
     kernel: &CachedKernel,
 ) -> Result<Booted, crate::errors::VmError> {
     let name = run.kernel.clone();
+    if let Some(w) = ctx.warm {
+        match warm_kernel(ctx, w, run, kernel) {
+            Ok(booted) => return Ok(booted),
+            Err(reason) => {
+                ctx.send(Event::Cold {
+                    kernel: name.clone(),
+                    reason: reason.clone(),
+                });
+                run.cold_reason = Some(reason);
+            }
+        }
+    }
     // The kernel's own modules travel in an initramfs of its own.
     let initrd = if kernel.modules.is_empty() {
         ctx.initrd.to_path_buf()
@@ -334,6 +401,43 @@ fn boot_kernel(
     })
 }
 
+/// Restores the kernel's saved machine (saving it first when needed); the
+/// reason to boot cold instead.
+fn warm_kernel(
+    ctx: &Guests,
+    w: &super::warm::WarmRun,
+    run: &mut KernelRun,
+    kernel: &CachedKernel,
+) -> Result<Booted, String> {
+    let name = run.kernel.clone();
+    let initrd = ctx.work.join(format!("{name}.base.initrd"));
+    Initramfs::with_modules(ctx.base, &kernel.modules, &initrd)
+        .map_err(|e| format!("cannot add {name}'s kernel modules to its initramfs: {e}"))?;
+    let results = ctx.work.join(format!("{name}.warm.results"));
+    let on = |e| ctx.send(e);
+    match super::warm::run_warm(w, kernel, &initrd, &guest_env(&name), results, &name, &on) {
+        super::warm::Warm::Restored(boot) => {
+            if let Some(dir) = &ctx.plan.settings.evidence {
+                match evidence::write(dir, &name, 1, &boot, kernel.config.as_deref()) {
+                    Ok(d) => run.evidence = Some(d),
+                    Err(error) => ctx.send(Event::EvidenceNotWritten {
+                        kernel: name.clone(),
+                        error,
+                    }),
+                }
+            }
+            run.restored = true;
+            let accel = ctx.accel.settled().unwrap_or(Accel::Tcg);
+            Ok(Booted {
+                boot,
+                retried: Vec::new(),
+                accel,
+            })
+        }
+        super::warm::Warm::Cold(reason) => Err(reason),
+    }
+}
+
 /// `key=value` kernel parameters reach the guest's init as environment:
 /// the profile name, and the agent's fault-injection test hook when set.
 fn guest_env(kernel: &str) -> Vec<String> {
@@ -369,7 +473,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             Record::Command(c) => run.commands.push(c),
             // Test-framework records come from test binaries, not the agent.
             Record::Test { .. } => {}
-            Record::Done { .. } => {}
+            Record::Done { .. } | Record::AwaitingJob { .. } => {}
             Record::AgentError { message } => agent_error = Some(message),
         }
     }

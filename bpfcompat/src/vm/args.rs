@@ -23,6 +23,13 @@ pub struct BootSpec {
     pub cpus: u32,
     /// Extra kernel parameters (`key=value` ones reach init as environment).
     pub extra_cmdline: Vec<String>,
+    /// A warm guest's job disk (virtio-blk, read-only); the guest waits for
+    /// its job there instead of reading it from the initramfs.
+    pub job_disk: Option<PathBuf>,
+    /// A QMP monitor socket, to save the machine.
+    pub monitor: Option<PathBuf>,
+    /// Restore the machine saved in this file instead of booting.
+    pub incoming: Option<PathBuf>,
 }
 
 /// The kernel command line.
@@ -41,6 +48,9 @@ pub fn kernel_cmdline(spec: &BootSpec) -> String {
         "rdinit=/init".into(),
     ];
     p.extend(spec.extra_cmdline.iter().cloned());
+    if spec.job_disk.is_some() {
+        p.push("BPFCOMPAT_JOB=disk".into());
+    }
     p.join(" ")
 }
 
@@ -82,6 +92,39 @@ pub fn qemu_args(spec: &BootSpec) -> Vec<OsString> {
     let mut file = OsString::from("file:");
     file.push(&spec.results);
     a.push(file);
+    a.extend(warm_args(spec));
+    a
+}
+
+/// The job disk, the monitor and the restore: what a warm guest adds. The
+/// disk is the machine's only extra device, so a saved machine and its
+/// restore have the same devices whatever the job.
+fn warm_args(spec: &BootSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    if let Some(disk) = &spec.job_disk {
+        let mut drive = OsString::from("if=none,id=job,format=raw,readonly=on,file=");
+        drive.push(disk);
+        a.extend([
+            "-drive".into(),
+            drive,
+            "-device".into(),
+            "virtio-blk-pci,drive=job".into(),
+        ]);
+    }
+    if let Some(sock) = &spec.monitor {
+        let mut qmp = OsString::from("unix:");
+        qmp.push(sock);
+        qmp.push(",server=on,wait=off");
+        a.extend(["-qmp".into(), qmp]);
+    }
+    if let Some(state) = &spec.incoming {
+        // QEMU runs the command with /bin/sh: the path is single-quoted (a
+        // path with a quote is never a cache path; see snapshot::save).
+        let mut uri = OsString::from("exec:cat '");
+        uri.push(state);
+        uri.push("'");
+        a.extend(["-incoming".into(), uri]);
+    }
     a
 }
 
@@ -99,6 +142,9 @@ mod tests {
             memory_mib: 512,
             cpus: 1,
             extra_cmdline: vec!["BPFCOMPAT_KERNEL=debian-12-6.1".into()],
+            job_disk: None,
+            monitor: None,
+            incoming: None,
         };
         let argv: Vec<String> = qemu_args(&spec)
             .into_iter()

@@ -47,7 +47,14 @@ impl AccelPolicy {
         Ok((policy, why_not))
     }
 
-    fn current(&self) -> Accel {
+    /// The accelerator once it is known to work (TCG, or KVM after a guest
+    /// ran on it); `None` while KVM is unproven.
+    pub(crate) fn settled(&self) -> Option<Accel> {
+        let accel = self.current();
+        (accel == Accel::Tcg || self.verified.load(Ordering::SeqCst)).then_some(accel)
+    }
+
+    pub(crate) fn current(&self) -> Accel {
         if self.kvm.load(Ordering::SeqCst) {
             Accel::Kvm
         } else {

@@ -5,8 +5,9 @@ mod accel;
 mod args;
 mod attempts;
 mod process;
+pub mod snapshot;
 
 pub use accel::{Accel, AccelChoice, probe_kvm};
-pub use args::{BootSpec, qemu_args};
+pub use args::{BootSpec, kernel_cmdline, qemu_args};
 pub use attempts::{AccelPolicy, AttemptEvent, Attempts, Booted, boot_until_init};
 pub use process::{Boot, Exit, boot, find_qemu};

@@ -118,7 +118,7 @@ pub fn find_qemu() -> Result<PathBuf, VmError> {
 /// Kills the child's whole process group and reaps the child on drop,
 /// whatever path left [`boot`]. The group goes even when the child itself
 /// has exited: a wrapper's QEMU may still hold the console pipe.
-struct Guard(Child);
+pub(super) struct Guard(pub(super) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -185,7 +185,7 @@ pub fn boot(
 }
 
 /// Starts QEMU in its own process group, to die with this process.
-fn spawn(qemu: &Path, args: &[OsString]) -> Result<Guard, VmError> {
+pub(super) fn spawn(qemu: &Path, args: &[OsString]) -> Result<Guard, VmError> {
     let mut cmd = Command::new(qemu);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -207,7 +207,7 @@ fn spawn(qemu: &Path, args: &[OsString]) -> Result<Guard, VmError> {
 }
 
 /// The threads that drain QEMU's console (watching it for panics) and stderr.
-struct Drains {
+pub(super) struct Drains {
     console: Arc<Mutex<Vec<u8>>>,
     panicked: Arc<Mutex<Option<String>>>,
     console_thread: std::thread::JoinHandle<()>,
@@ -215,7 +215,7 @@ struct Drains {
 }
 
 impl Drains {
-    fn start(child: &mut Child) -> Drains {
+    pub(super) fn start(child: &mut Child) -> Drains {
         let console = Arc::new(Mutex::new(Vec::<u8>::new()));
         let panicked = Arc::new(Mutex::new(None::<String>));
         let stdout = child.stdout.take().expect("piped");
@@ -237,7 +237,7 @@ impl Drains {
         }
     }
 
-    fn panic_line(&self) -> Option<String> {
+    pub(super) fn panic_line(&self) -> Option<String> {
         self.panicked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -245,7 +245,7 @@ impl Drains {
     }
 
     /// After QEMU is gone: the final exit and the whole console.
-    fn finish(self, exit: Exit) -> (Exit, String) {
+    pub(super) fn finish(self, exit: Exit) -> (Exit, String) {
         let _ = self.console_thread.join();
         let stderr_text = self.stderr_thread.join().unwrap_or_default();
         // With panic=-1, QEMU can exit before the console thread read the
@@ -343,7 +343,7 @@ fn watch(
 
 /// An empty file only this user can read, whatever the umask: QEMU opens
 /// it to write the guest's records and keeps its mode.
-fn private_empty_file(path: &Path) -> std::io::Result<()> {
+pub(super) fn private_empty_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let _ = std::fs::remove_file(path);
     let f = std::fs::OpenOptions::new()
@@ -384,7 +384,7 @@ fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<
     }
 }
 
-fn read_records(path: &Path) -> (Vec<Record>, Vec<MalformedRecord>) {
+pub(super) fn read_records(path: &Path) -> (Vec<Record>, Vec<MalformedRecord>) {
     std::fs::read(path)
         .map(|b| parse_records(&String::from_utf8_lossy(&b)))
         .unwrap_or_default()
@@ -408,6 +408,9 @@ mod tests {
             memory_mib: 64,
             cpus: 1,
             extra_cmdline: Vec::new(),
+            job_disk: None,
+            monitor: None,
+            incoming: None,
         };
         (wrapper, spec)
     }

@@ -28,6 +28,12 @@ pub enum Record {
         /// Milliseconds since the guest kernel booted, when the agent started.
         uptime_ms: u64,
     },
+    /// A snapshot guest is booted and waits for its job on the job disk:
+    /// the host saves the machine now.
+    AwaitingJob {
+        /// Milliseconds since the guest kernel booted.
+        uptime_ms: u64,
+    },
     /// The verdict on one object of the job.
     Object(Box<ObjectReport>),
     /// What one of the user's commands did.

@@ -63,6 +63,8 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
             retries: 2,
             agent: super::test::agent_binary()?,
             evidence: None,
+            // The survey measures boots.
+            warm: false,
         },
     };
     let started = now_rfc3339();

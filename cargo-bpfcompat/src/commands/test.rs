@@ -132,6 +132,11 @@ pub struct GuestArgs {
     /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
     #[arg(long, default_value = "120s", value_name = "DURATION")]
     pub object_timeout: Limit,
+    /// Boot every guest from scratch. By default the first guest of a kernel
+    /// is saved once it is ready for its job, and later guests restore it
+    /// (kept in the kernel cache).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// Command mode: the user's own loader is the verdict.
@@ -242,6 +247,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         retries: a.guests.retries,
         agent: agent_binary()?,
         evidence: a.evidence.clone(),
+        warm: !a.guests.cold,
     };
     let names = objects
         .iter()

@@ -11,4 +11,5 @@ mod host_gate;
 mod kernels;
 mod packaging;
 mod reports;
+mod warm;
 mod workspace;

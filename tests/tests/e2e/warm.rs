@@ -1,0 +1,139 @@
+//! Warm guests: a kernel's machine saved once and restored for every later
+//! guest gives the cells a cold boot gives; a damaged saved machine is
+//! found before use and saved again.
+
+use std::path::{Path, PathBuf};
+
+use bpfcompat_e2e::{kernels_with_mirror, test_on, with_report};
+use serde_json::Value;
+
+/// Every fixture, as `scripts/demo` validates them.
+fn demo_fixtures() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".bpf.c")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a cell says, every field a verdict is made of.
+fn verdicts(report: &Value) -> Vec<String> {
+    let mut v: Vec<String> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let keep: serde_json::Map<String, Value> = c
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| {
+                    [
+                        "object", "kernel", "status", "stage", "code", "program", "message",
+                    ]
+                    .contains(&k.as_str())
+                        || k.as_str() == "errno"
+                        || k.as_str() == "programs"
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Value::Object(keep).to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A cache of its own for saved machines, sharing the kernels already
+/// fetched (its `kernels` is a link to theirs).
+fn private_cache(dir: &Path) -> PathBuf {
+    let shared = bpfcompat::kernel::Cache::discover()
+        .unwrap()
+        .root()
+        .join("kernels");
+    std::fs::create_dir_all(&shared).unwrap();
+    let root = dir.join("cache");
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink(&shared, root.join("kernels")).unwrap();
+    root
+}
+
+#[test]
+fn warm_guests_give_the_cells_cold_guests_give_and_a_damaged_machine_is_saved_again() {
+    let mut kernels = vec![
+        "debian-11-5.10",
+        "debian-12-6.1",
+        "debian-13-6.12",
+        "debian-sid",
+    ];
+    let ubuntu = kernels_with_mirror(&[
+        "ubuntu-16.04-4.15",
+        "ubuntu-20.04-5.4",
+        "ubuntu-22.04-5.15",
+        "ubuntu-24.04-6.8",
+    ]);
+    kernels.extend(ubuntu.iter().map(String::as_str));
+    let fixtures = demo_fixtures();
+    let fixtures: Vec<&str> = fixtures.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = private_cache(dir.path());
+    let run = |extra: &[&str]| {
+        let mut c = test_on(&kernels, &fixtures);
+        c.args(extra).env("BPFCOMPAT_CACHE", &cache);
+        let (out, report) = with_report(c);
+        assert!(matches!(out.status.code(), Some(0 | 2)), "{report:#}");
+        (String::from_utf8_lossy(&out.stderr).into_owned(), report)
+    };
+    let restored = |report: &Value| -> Vec<bool> {
+        report["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["restored"].as_bool().unwrap())
+            .collect()
+    };
+
+    let (_, cold) = run(&["--cold"]);
+    assert!(restored(&cold).iter().all(|r| !r));
+    let cells = verdicts(&cold);
+    assert_eq!(cells.len(), kernels.len() * fixtures.len());
+
+    // The first warm run saves each kernel's machine, then restores it.
+    let (err, first) = run(&[]);
+    assert!(restored(&first).iter().all(|r| *r), "{err}");
+    assert_eq!(err.matches("Saving").count(), kernels.len(), "{err}");
+    assert_eq!(verdicts(&first), cells);
+
+    // The second only restores.
+    let (err, second) = run(&[]);
+    assert!(restored(&second).iter().all(|r| *r), "{err}");
+    assert!(!err.contains("Saving"), "{err}");
+    assert_eq!(verdicts(&second), cells);
+
+    // A saved machine damaged on disk is found and saved again.
+    let snapshots = cache.join("snapshots");
+    let state = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "state"))
+        .unwrap();
+    let mut bytes = std::fs::read(&state).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&state, bytes).unwrap();
+    let (err, third) = run(&[]);
+    assert_eq!(err.matches("Saving").count(), 1, "{err}");
+    assert!(restored(&third).iter().all(|r| *r), "{err}");
+    assert_eq!(verdicts(&third), cells);
+}
