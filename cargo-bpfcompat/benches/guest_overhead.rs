@@ -6,10 +6,13 @@
 //! - the floor with the kernel's guest modules appended to the initramfs and
 //!   loaded before power-off (what every guest pays for them; target <= 1.10x);
 //! - one object validated by bpfcompat (guest time: boot, validate, shutdown);
-//! - sixteen objects validated in the same boot.
+//! - sixteen objects validated in the same boot;
+//! - warm: the kernel's saved machine restored (its restore alone, and one
+//!   and sixteen objects), after one run that saved it.
 //!
-//! It prints both ratios against their targets (one object <= 1.25x the floor,
-//! sixteen objects <= 1.5x one object) and this host process's peak RSS
+//! It prints the ratios against their targets (one object <= 1.25x the floor,
+//! sixteen objects <= 1.5x one object, a warm restore <= 0.3x the floor)
+//! and this host process's peak RSS
 //! (target < 200 MB). The engine runs in this process, so that RSS is the
 //! host side of a run. Run: `cargo bench -p cargo-bpfcompat --bench guest_overhead`.
 
@@ -117,51 +120,61 @@ fn main() {
     );
 
     let target = KernelTarget { profile, pin };
-    let guest_ms = |objs: &[ObjectInput]| {
-        median(
-            (0..runs)
-                .map(|_| {
-                    let plan = Plan {
-                        kernels: vec![target.clone()],
-                        objects: objs.to_vec(),
-                        commands: Vec::new(),
-                        settings: Settings {
-                            accel: if accel == Accel::Kvm {
-                                AccelChoice::Kvm
-                            } else {
-                                AccelChoice::Tcg
-                            },
-                            jobs: 1,
-                            memory_mib: 512,
-                            cpus: 1,
-                            timeout: Duration::from_secs(300),
-                            object_timeout: Duration::from_secs(120),
-                            mode: bpfcompat::wire::Mode::Attach,
-                            trigger: None,
-                            strict_maps: false,
-                            retries: 2,
-                            agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
-                            evidence: None,
-                            warm: false,
+    // Guest time (restore or boot, validate, shutdown) and the restore or
+    // boot alone.
+    let guest_ms = |objs: &[ObjectInput], warm: bool| {
+        let runs: Vec<(u64, u64)> = (0..runs)
+            .map(|_| {
+                let plan = Plan {
+                    kernels: vec![target.clone()],
+                    objects: objs.to_vec(),
+                    commands: Vec::new(),
+                    settings: Settings {
+                        accel: if accel == Accel::Kvm {
+                            AccelChoice::Kvm
+                        } else {
+                            AccelChoice::Tcg
                         },
-                    };
-                    let out = bpfcompat::run::run(
-                        &plan,
-                        &Mirrors::discover(),
-                        &Cache::discover().unwrap(),
-                        &bpfcompat::cancel::Cancel::new(),
-                        &mut |_| {},
-                    )
-                    .unwrap();
-                    let k = &out.kernels[0];
-                    assert_eq!(k.objects.len(), objs.len(), "{:?}", k.outcome);
-                    k.timings.boot_ms + k.timings.validate_ms + k.timings.shutdown_ms
-                })
-                .collect(),
+                        jobs: 1,
+                        memory_mib: 512,
+                        cpus: 1,
+                        timeout: Duration::from_secs(300),
+                        object_timeout: Duration::from_secs(120),
+                        mode: bpfcompat::wire::Mode::Attach,
+                        trigger: None,
+                        strict_maps: false,
+                        retries: 2,
+                        agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
+                        evidence: None,
+                        warm,
+                    },
+                };
+                let out = bpfcompat::run::run(
+                    &plan,
+                    &Mirrors::discover(),
+                    &Cache::discover().unwrap(),
+                    &bpfcompat::cancel::Cancel::new(),
+                    &mut |_| {},
+                )
+                .unwrap();
+                let k = &out.kernels[0];
+                assert_eq!(k.objects.len(), objs.len(), "{:?}", k.outcome);
+                assert_eq!(k.restored, warm, "{:?}", k.cold_reason);
+                let t = &k.timings;
+                (t.boot_ms + t.validate_ms + t.shutdown_ms, t.boot_ms)
+            })
+            .collect();
+        (
+            median(runs.iter().map(|r| r.0).collect()),
+            median(runs.iter().map(|r| r.1).collect()),
         )
     };
-    let one = guest_ms(&objects[..1]);
-    let sixteen = guest_ms(&objects);
+    let (one, _) = guest_ms(&objects[..1], false);
+    let (sixteen, _) = guest_ms(&objects, false);
+    // Saves the machine (not measured), then restores it.
+    let _ = guest_ms(&objects[..1], true);
+    let (warm_one, restore) = guest_ms(&objects[..1], true);
+    let (warm_sixteen, _) = guest_ms(&objects, true);
     let rss_mb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
         .map(|u| u.max_rss() as f64 / 1024.0)
         .unwrap_or(f64::NAN);
@@ -186,6 +199,20 @@ fn main() {
     println!(
         "sixteen objects                   {sixteen:>6} ms   {r16:.2}x one object (target <= 1.50x) {}",
         verdict(r16 <= 1.5)
+    );
+    let rr = restore as f64 / floor as f64;
+    println!(
+        "warm: restore                     {restore:>6} ms   {rr:.2}x floor      (target <= 0.30x) {}",
+        verdict(rr <= 0.3)
+    );
+    println!(
+        "warm: one object                  {warm_one:>6} ms   {:.2}x floor, {:.2}x cold",
+        warm_one as f64 / floor as f64,
+        warm_one as f64 / one as f64
+    );
+    println!(
+        "warm: sixteen objects             {warm_sixteen:>6} ms   {:.2}x cold sixteen",
+        warm_sixteen as f64 / sixteen as f64
     );
     println!(
         "host peak RSS                     {rss_mb:>6.1} MB                     (target < 200 MB) {}",

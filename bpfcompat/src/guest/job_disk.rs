@@ -21,12 +21,15 @@ const BLOCK: usize = 4096;
 /// when its snapshot was taken. Sparse on the host.
 pub const DISK_BYTES: u64 = 512 << 20;
 
+/// The largest job archive the disk holds.
+pub const CAPACITY: u64 = DISK_BYTES - BLOCK as u64;
+
 /// The guest's device for the job disk (the only virtio-blk device).
 pub const DEVICE: &str = "/dev/vda";
 
 /// Writes `archive` as a job disk image at `path` (a new private file).
 pub fn write(path: &Path, archive: &[u8]) -> std::io::Result<()> {
-    if archive.len() as u64 + BLOCK as u64 > DISK_BYTES {
+    if archive.len() as u64 > CAPACITY {
         return Err(std::io::Error::other(format!(
             "the job is {} bytes, more than the job disk's {DISK_BYTES}",
             archive.len()

@@ -13,3 +13,4 @@ mod warm;
 pub use boot::{Guest, boot_guest};
 pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 pub use schedule::run;
+pub use warm::saved_machines;

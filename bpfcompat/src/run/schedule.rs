@@ -53,14 +53,14 @@ pub fn run(
     let initrd = work.path().join("initrd.cpio");
     let base = work.path().join("base.cpio");
     let job_disk = work.path().join("job.img");
-    build_initramfs(
+    let job_on_disk = build_initramfs(
         plan,
         &initrd,
         &base,
         plan.settings.warm.then_some(&*job_disk),
     )?;
     let initramfs_ms = started.elapsed().as_millis() as u64;
-    let warm = plan.settings.warm.then(|| super::warm::WarmRun {
+    let warm = job_on_disk.then(|| super::warm::WarmRun {
         cache,
         qemu: &qemu,
         qemu_version: super::warm::qemu_version(&qemu),
@@ -130,13 +130,14 @@ pub fn run(
 
 /// The agent and its libraries (`base`), and with the job and its files
 /// (`out`): one archive for all kernels. With `job_disk`, the job is also
-/// written there, for warm guests.
+/// written there, for warm guests; whether it was (a job larger than the
+/// disk runs cold).
 fn build_initramfs(
     plan: &Plan,
     out: &Path,
     base: &Path,
     job_disk: Option<&Path>,
-) -> Result<(), InitramfsError> {
+) -> Result<bool, InitramfsError> {
     let agent = Initramfs::with_init(&plan.settings.agent)?;
     let mut agent_bytes = Vec::new();
     agent.write_to(&mut agent_bytes)?;
@@ -199,12 +200,17 @@ fn build_initramfs(
     );
     let mut job_bytes = Vec::new();
     img.write_to(&mut job_bytes)?;
-    if let Some(disk) = job_disk {
-        crate::guest::job_disk::write(disk, &job_bytes).map_err(InitramfsError::Write)?;
-    }
+    let on_disk = match job_disk {
+        Some(disk) if job_bytes.len() as u64 <= crate::guest::job_disk::CAPACITY => {
+            crate::guest::job_disk::write(disk, &job_bytes).map_err(InitramfsError::Write)?;
+            true
+        }
+        _ => false,
+    };
     // The kernel unpacks concatenated archives in turn.
     write_private(base, &agent_bytes)?;
-    write_private(out, &[agent_bytes, job_bytes].concat())
+    write_private(out, &[agent_bytes, job_bytes].concat())?;
+    Ok(on_disk)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), InitramfsError> {

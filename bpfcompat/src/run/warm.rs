@@ -143,7 +143,9 @@ pub(super) fn run_warm(
         on(super::Event::Saving {
             kernel: name.to_string(),
         });
-        if let Err(why) = save(w, &spec, &dir, &state, &digest_file) {
+        if let Err(why) = save(w, &spec, &dir, &state, &digest_file)
+            .and_then(|()| keep_only(&dir, &key, &format!("{name} {accel:?}")))
+        {
             let why = format!("the machine could not be saved: {why}");
             if why.contains("no job disk") {
                 let _ = std::fs::write(&unsavable, &why);
@@ -204,6 +206,51 @@ fn save(
     let digest = blake3_file(&out).map_err(|e| e.to_string())?;
     std::fs::write(digest_file, &digest).map_err(|e| e.to_string())?;
     std::fs::rename(&out, state).map_err(|e| e.to_string())
+}
+
+/// Records who a saved machine is for (`<profile> <accel>`) and removes
+/// the other machines saved for it (an earlier build of the agent, another
+/// QEMU): one machine per kernel profile and accelerator is kept.
+fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
+    std::fs::write(dir.join(format!("{key}.owner")), owner).map_err(|e| e.to_string())?;
+    for (other, who, _) in saved_in(dir) {
+        if who == owner && other != key {
+            for ext in ["state", "blake3", "owner", "cold"] {
+                let _ = std::fs::remove_file(dir.join(format!("{other}.{ext}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The saved machines of a directory: key, owner and size in bytes.
+fn saved_in(dir: &Path) -> Vec<(String, String, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(key) = name.strip_suffix(".owner") else {
+            continue;
+        };
+        let owner = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let bytes = std::fs::metadata(dir.join(format!("{key}.state"))).map_or(0, |m| m.len());
+        out.push((key.to_string(), owner.trim().to_string(), bytes));
+    }
+    out
+}
+
+/// The machines saved for warm guests in `cache`: (kernel profile,
+/// accelerator, bytes).
+pub fn saved_machines(cache: &Cache) -> Vec<(String, String, u64)> {
+    saved_in(&cache.root().join("snapshots"))
+        .into_iter()
+        .filter_map(|(_, owner, bytes)| {
+            let (profile, accel) = owner.split_once(' ')?;
+            Some((profile.to_string(), accel.to_ascii_lowercase(), bytes))
+        })
+        .collect()
 }
 
 /// Whether the saved machine is there with the digest recorded beside it.

@@ -29,6 +29,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
     let cache = Cache::discover()?;
+    let saved = bpfcompat::run::saved_machines(&cache);
     let mut table = crate::render::table(["KERNEL", "REQUIRED", "PACKAGE", "VERSION", "STATE"]);
     for k in &m.kernels {
         let req = if k.required { "yes" } else { "no" };
@@ -43,8 +44,13 @@ fn list(a: &MatrixArgs) -> Result<Code> {
             table.add_row([k.name.as_str(), req, "-", "-", state.as_str()]);
             continue;
         };
+        let saved: Vec<String> = saved
+            .iter()
+            .filter(|(profile, ..)| *profile == k.name)
+            .map(|(_, accel, bytes)| format!("; saved machine ({accel}, {} MB)", bytes / 1_000_000))
+            .collect();
         let state = match cache.lookup(&pin.entry_key()) {
-            Ok(Some(c)) => format!("cached ({})", c.release),
+            Ok(Some(c)) => format!("cached ({}){}", c.release, saved.concat()),
             Err(problem) => format!("cache entry unusable: {problem}"),
             Ok(None) if pin.own.is_some() => "available (not cached)".to_string(),
             Ok(None) => match mirrors.get(&pin.archive) {
