@@ -180,7 +180,8 @@ fn debian_kernels_give_the_expected_verdicts() {
 #[test]
 fn only_passing_objects_exit_zero() {
     let mut c = test_on(&["debian-12-6.1"], &["ringbuf", "kprobe", "loader_uprobe"]);
-    c.args(["--mode", "attach"]);
+    // Cold: a restored guest prints "Restoring" instead (see warm.rs).
+    c.args(["--mode", "attach", "--cold"]);
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(report["summary"]["pass"], 3);
@@ -206,8 +207,17 @@ fn only_passing_objects_exit_zero() {
 fn guest_that_never_reaches_the_agent_is_retried_then_reported_without_verdict() {
     // One second is too short for any kernel to boot under TCG: every boot
     // times out before the agent starts, is retried once, then reported.
+    // Cold: a restored guest starts with its agent already running.
     let mut c = test_on(&["debian-11-5.10"], &["ringbuf"]);
-    c.args(["--accel", "tcg", "--timeout", "1", "--retries", "1"]);
+    c.args([
+        "--accel",
+        "tcg",
+        "--timeout",
+        "1",
+        "--retries",
+        "1",
+        "--cold",
+    ]);
     let (out, report) = with_report(c);
     assert_eq!(
         out.status.code(),
