@@ -188,6 +188,27 @@ pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {
     out
 }
 
+/// The default matrix's kernels this machine can fetch: the Debian ones
+/// always, the Ubuntu ones when a mirror is configured (else skipped with
+/// the hint).
+pub fn default_kernels() -> Vec<String> {
+    let mut kernels: Vec<String> = [
+        "debian-11-5.10",
+        "debian-12-6.1",
+        "debian-13-6.12",
+        "debian-sid",
+    ]
+    .map(String::from)
+    .to_vec();
+    kernels.extend(kernels_with_mirror(&[
+        "ubuntu-16.04-4.15",
+        "ubuntu-20.04-5.4",
+        "ubuntu-22.04-5.15",
+        "ubuntu-24.04-6.8",
+    ]));
+    kernels
+}
+
 /// Asserts that `text` contains every one of `needles`, naming the first
 /// missing one.
 #[track_caller]

@@ -113,7 +113,12 @@ impl Cache {
 
     /// The directory of kernel entries, created 0700 when missing.
     pub(crate) fn kernels_dir(&self) -> Result<PathBuf, FetchError> {
-        let dir = self.root.join("kernels");
+        self.private_dir("kernels")
+    }
+
+    /// `<root>/<name>`, created 0700 when missing.
+    fn private_dir(&self, name: &str) -> Result<PathBuf, FetchError> {
+        let dir = self.root.join(name);
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -187,16 +192,7 @@ impl Cache {
 
     /// The directory of saved machines (warm guests), created 0700.
     pub(crate) fn snapshots_dir(&self) -> Result<PathBuf, FetchError> {
-        let dir = self.root.join("snapshots");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| FetchError::Io {
-                context: format!("cannot create the cache directory {}", dir.display()),
-                source,
-            })?;
-        Ok(dir)
+        self.private_dir("snapshots")
     }
 
     /// Takes the exclusive lock `<dir>/<name>.lock` (`name` is a digest we

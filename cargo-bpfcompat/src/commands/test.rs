@@ -173,6 +173,24 @@ struct Work {
     allow_unavailable: bool,
 }
 
+impl Work {
+    /// Objects and commands to run on `matrix` with `config`'s expectations.
+    fn new(
+        objects: Vec<ObjectInput>,
+        commands: Vec<CommandInput>,
+        matrix: Matrix,
+        config: &Config,
+    ) -> Work {
+        Work {
+            objects,
+            commands,
+            matrix,
+            expectations: config.expectations(),
+            allow_unavailable: config.allow_unavailable,
+        }
+    }
+}
+
 /// A run with every input resolved and checked, before any guest boots.
 struct Resolved {
     plan: Plan,
@@ -444,13 +462,7 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
     let matrix = run_matrix(a, &config, None)?;
     // A command's expected failures are declared under its name as reports
     // show it (`[objects."loader obj.bpf.o".expect_fail]`).
-    Ok(Work {
-        objects: Vec::new(),
-        commands,
-        matrix,
-        expectations: config.expectations(),
-        allow_unavailable: config.allow_unavailable,
-    })
+    Ok(Work::new(Vec::new(), commands, matrix, &config))
 }
 
 /// The executable called `name` among those the build produced.
@@ -486,13 +498,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .zip(a.objects.iter().cloned())
         .collect();
     let objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
-    Ok(Work {
-        objects,
-        commands: Vec::new(),
-        matrix,
-        expectations: config.expectations(),
-        allow_unavailable: config.allow_unavailable,
-    })
+    Ok(Work::new(objects, Vec::new(), matrix, &config))
 }
 
 /// With `--validator both`, each object twice: once per validator, named
@@ -658,13 +664,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             format!(" (configuration: {})", config.origin.display())
         }
     );
-    Ok(Work {
-        objects,
-        commands: Vec::new(),
-        matrix,
-        expectations: config.expectations(),
-        allow_unavailable: config.allow_unavailable,
-    })
+    Ok(Work::new(objects, Vec::new(), matrix, &config))
 }
 
 /// `--validator`.

@@ -1,7 +1,9 @@
 //! End to end: real QEMU, real distro kernels, fixture objects compiled with
 //! clang. Each assertion is a verdict the kernel itself gave.
 
-use bpfcompat_e2e::{kernels_with_mirror, mentions, run, says, test_on, with_config, with_report};
+use bpfcompat_e2e::{
+    default_kernels, kernels_with_mirror, mentions, run, says, test_on, with_config, with_report,
+};
 use serde_json::Value;
 
 const FIXTURES: &[&str] = &[
@@ -600,19 +602,8 @@ fn a_tc_classifier_attaches_through_clsact_with_the_kernels_own_modules() {
     // clsact (sch_ingress) and cls_bpf are modules on Debian and Ubuntu: the
     // guest loads the kernel's own, as a host would, and the program attaches
     // on `lo`. Ubuntu's and Debian 7.x's modules come in a second package.
-    let mut kernels = vec![
-        "debian-11-5.10",
-        "debian-12-6.1",
-        "debian-13-6.12",
-        "debian-sid",
-    ];
-    let ubuntu = kernels_with_mirror(&[
-        "ubuntu-16.04-4.15",
-        "ubuntu-20.04-5.4",
-        "ubuntu-22.04-5.15",
-        "ubuntu-24.04-6.8",
-    ]);
-    kernels.extend(ubuntu.iter().map(String::as_str));
+    let kernels = default_kernels();
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
     let (out, report) = with_report(test_on(&kernels, &["tc"]));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for k in kernels {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{kernels_with_mirror, test_on, with_report};
+use bpfcompat_e2e::{default_kernels, test_on, with_report};
 use serde_json::Value;
 
 /// Every fixture, as `scripts/demo` validates them.
@@ -68,19 +68,8 @@ fn private_cache(dir: &Path) -> PathBuf {
 
 #[test]
 fn warm_guests_give_the_cells_cold_guests_give_and_a_damaged_machine_is_saved_again() {
-    let mut kernels = vec![
-        "debian-11-5.10",
-        "debian-12-6.1",
-        "debian-13-6.12",
-        "debian-sid",
-    ];
-    let ubuntu = kernels_with_mirror(&[
-        "ubuntu-16.04-4.15",
-        "ubuntu-20.04-5.4",
-        "ubuntu-22.04-5.15",
-        "ubuntu-24.04-6.8",
-    ]);
-    kernels.extend(ubuntu.iter().map(String::as_str));
+    let kernels = default_kernels();
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
     let fixtures = demo_fixtures();
     let fixtures: Vec<&str> = fixtures.iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
