@@ -16,9 +16,7 @@ use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use bpfcompat::guest::init::{
-    hello, job_on_disk, power_off, prologue, receive_job, start, uptime_ms,
-};
+use bpfcompat::guest::init::{begin, power_off, uptime_ms};
 use bpfcompat::wire::{Fault, JOB_FILE, Job, JobObject, ObjectReport, Record, WorkerRequest};
 
 use crate::{Options, validate_object};
@@ -41,17 +39,7 @@ pub fn main() -> ExitCode {
 
 /// Runs the job and powers off; never returns.
 fn run_as_init() -> ! {
-    let mut port = if job_on_disk() {
-        let mut port = prologue("bpfcompat agent");
-        if let Err(message) = receive_job(&mut port) {
-            let _ = port.send(&Record::AgentError { message });
-            power_off();
-        }
-        hello(&mut port);
-        port
-    } else {
-        start("bpfcompat agent")
-    };
+    let mut port = begin("bpfcompat agent");
     match std::fs::read(JOB_FILE)
         .map_err(|e| e.to_string())
         .and_then(|b| Job::parse(&b))

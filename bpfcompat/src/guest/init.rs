@@ -222,6 +222,23 @@ pub fn prologue(who: &str) -> ResultPort {
     port
 }
 
+/// How every guest `/init` begins: [`start`] when the job is in the
+/// initramfs; for a guest restored from a saved machine, [`prologue`] (run
+/// before the machine was saved), the job from the job disk, then the
+/// hello. A job that cannot be received is reported and the guest powers off.
+pub fn begin(who: &str) -> ResultPort {
+    if !job_on_disk() {
+        return start(who);
+    }
+    let mut port = prologue(who);
+    if let Err(message) = receive_job(&mut port) {
+        let _ = port.send(&Record::AgentError { message });
+        power_off();
+    }
+    hello(&mut port);
+    port
+}
+
 /// Says hello: the agent runs, and what kernel this is.
 pub fn hello(port: &mut ResultPort) {
     let _ = port.send(&Record::Hello {

@@ -11,13 +11,13 @@ use crate::errors::InitramfsError;
 use crate::guest::{library_closure, strip_debug};
 
 /// An initramfs being assembled.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Initramfs {
     dirs: BTreeSet<String>,
     entries: Vec<Entry>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     path: String,
     mode: u32,
@@ -92,6 +92,13 @@ impl Initramfs {
             self.file(&guest_path, 0o755, strip_debug(data));
         }
         Ok(())
+    }
+
+    /// Removes the file at `path` and returns its bytes.
+    pub fn take(&mut self, path: &str) -> Option<Vec<u8>> {
+        let p = path.trim_start_matches('/');
+        let at = self.entries.iter().position(|e| e.path == p)?;
+        Some(self.entries.remove(at).data)
     }
 
     /// Total payload bytes (for reports).
@@ -236,6 +243,19 @@ mod tests {
             r = e.finish().unwrap();
         }
         assert!(found);
+    }
+
+    #[test]
+    fn a_taken_file_is_returned_and_no_longer_written() {
+        let mut i = Initramfs::new();
+        i.file("/init", 0o755, b"binary".to_vec());
+        i.file("/lib/libc.so.6", 0o755, b"libc".to_vec());
+        assert_eq!(i.take("/init").as_deref(), Some(&b"binary"[..]));
+        assert_eq!(i.take("/init"), None);
+        let mut bytes = Vec::new();
+        i.write_to(&mut bytes).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("init\0") && text.contains("lib/libc.so.6\0"));
     }
 
     #[test]

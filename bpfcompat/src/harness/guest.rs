@@ -1,7 +1,10 @@
 //! Inside the guest: run the requested test bodies, each in its own process
 //! under its timeout, report, power off.
 
+use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -9,12 +12,33 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 
 use super::{CONSOLE_MARK, KernelTest, Outcome, registered};
-use crate::guest::init::{ResultPort, power_off, start, uptime_ms};
-use crate::wire::{JOB_FILE, Job, Record};
+use crate::guest::init::{ResultPort, begin, power_off, uptime_ms};
+use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Record};
+
+/// Set for a test binary that a restored guest's `/init` runs in its
+/// place: the guest is already set up and has said hello.
+const TAKEN_OVER: &str = "BPFCOMPAT_TAKEN_OVER";
 
 /// Runs the test bodies the job names, reports each, powers off.
 pub(crate) fn run() -> ! {
-    let mut port = start("bpfcompat");
+    let mut port = if std::env::var_os(TAKEN_OVER).is_some() {
+        ResultPort::open().unwrap_or_else(|e| {
+            eprintln!("bpfcompat: cannot open the result port: {e}");
+            power_off()
+        })
+    } else {
+        let mut port = begin("bpfcompat");
+        if Path::new(JOB_PROGRAM).exists() {
+            // A restored machine's init is the build that saved it; the
+            // job brings this build, which runs as PID 1 in its place.
+            let e = Command::new(JOB_PROGRAM).env(TAKEN_OVER, "1").exec();
+            let _ = port.send(&Record::AgentError {
+                message: format!("cannot run the test binary {JOB_PROGRAM}: {e}"),
+            });
+            power_off();
+        }
+        port
+    };
     let job = std::fs::read(JOB_FILE)
         .map_err(|e| e.to_string())
         .and_then(|b| Job::parse(&b));

@@ -1,25 +1,22 @@
 //! On the host: one trial per (test × kernel); the first trial of a kernel
 //! to run boots one guest for every selected test of that kernel, and the
 //! others read its results. Under nextest (one trial per process) each trial
-//! boots its own guest.
+//! has its own guest, restored from the kernel's saved machine (see
+//! [`super::boot`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+use super::boot::boot_kernel;
 use super::{KernelTest, registered};
-use crate::cancel::Cancel;
 use crate::config::{Config, find_config};
-use crate::errors::InitramfsError;
-use crate::guest::Initramfs;
-use crate::kernel::{Cache, Mirrors, fetch};
+use crate::kernel::{Cache, Mirrors};
 use crate::matrix::{Matrix, Pin};
-use crate::run::{Guest, boot_guest};
-use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, Exit, find_qemu};
-use crate::wire::{JOB_FILE, Job, Mode, Record, tail};
+use crate::vm::{Boot, Exit};
+use crate::wire::{Record, tail};
 
 /// What one boot of a kernel said about each of its tests.
 #[derive(Debug, Clone)]
@@ -214,7 +211,10 @@ fn trial(
             .get(&c.kernel)
             .cloned()
             .unwrap_or_else(|| vec![c.test]);
-        let result = cell.get_or_init(|| boot_kernel(&c.kernel, c.pin.as_ref(), &tests));
+        let result = cell.get_or_init(|| {
+            let b = boot_kernel(&c.kernel, c.pin.as_ref(), &tests)?;
+            Ok(results(&b.boot, &b.release))
+        });
         verdict(c.test, &c.kernel, result)
     })
     .with_ignored_flag(ignored)
@@ -282,104 +282,6 @@ fn cause(r: &KernelResults, test: &str, error: Option<&str>) -> String {
         out.push_str(&format!("\n  console during the test (end):\n  {end}"));
     }
     out
-}
-
-/// The process's accelerator policy (`auto`), decided once and shared by
-/// every trial, so a KVM fallback happens and is said once.
-fn accel_policy() -> &'static AccelPolicy {
-    static POLICY: OnceLock<AccelPolicy> = OnceLock::new();
-    POLICY.get_or_init(|| {
-        let (policy, why_tcg) =
-            AccelPolicy::new(AccelChoice::Auto).expect("auto never refuses to choose");
-        if let Some(reason) = why_tcg {
-            eprintln!("bpfcompat: using TCG (software emulation): {reason}");
-        }
-        policy
-    })
-}
-
-/// Boots `kernel` with this binary as init and runs `tests` there.
-fn boot_kernel(
-    kernel: &str,
-    pin: Option<&Pin>,
-    tests: &[&KernelTest],
-) -> Result<KernelResults, String> {
-    let pin = pin.ok_or("not pinned")?;
-    let cache = Cache::discover().map_err(|e| e.to_string())?;
-    let image = fetch(
-        pin,
-        &Mirrors::discover(),
-        &cache,
-        &Cancel::new(),
-        &mut |m| {
-            if m.is_milestone() {
-                eprintln!("bpfcompat: {kernel}: {m}");
-            }
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let qemu = find_qemu().map_err(|e| e.to_string())?;
-    let work = tempfile::Builder::new()
-        .prefix("bpfcompat-test-")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
-    let mut initrd = work.path().join("initrd.cpio");
-    guest_image(tests)
-        .and_then(|img| img.write_private(&initrd))
-        .map_err(|e| e.to_string())?;
-    if !image.modules.is_empty() {
-        let own = work.path().join("initrd-modules.cpio");
-        Initramfs::with_modules(&initrd, &image.modules, &own).map_err(|e| e.to_string())?;
-        initrd = own;
-    }
-    let timeout: u64 = 90
-        + tests
-            .iter()
-            .map(|t| match t.timeout_secs {
-                0 => super::DEFAULT_TIMEOUT_SECS,
-                n => n,
-            })
-            .sum::<u64>();
-    let guest = Guest {
-        qemu: &qemu,
-        kernel: &image,
-        initrd: &initrd,
-        work: work.path(),
-        label: "guest",
-        memory_mib: 512,
-        cpus: 1,
-        env: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
-        timeout: Duration::from_secs(timeout),
-        retries: 2,
-        accel: accel_policy(),
-        cancel: &Cancel::new(),
-    };
-    let b = boot_guest(&guest, &mut |e| {
-        if let AttemptEvent::FellBackToTcg { exit } = e {
-            eprintln!(
-                "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"
-            );
-        }
-    })
-    .map_err(|e| e.to_string())?
-    .boot;
-    Ok(results(&b, &image.release))
-}
-
-/// This binary as the guest's `/init`, with a job naming the tests to run.
-fn guest_image(tests: &[&KernelTest]) -> Result<Initramfs, InitramfsError> {
-    // /proc/self/exe still reads when the file was replaced by a rebuild.
-    let mut img = Initramfs::with_init(std::path::Path::new("/proc/self/exe"))?;
-    let job = Job {
-        tests: tests.iter().map(|t| t.name.to_string()).collect(),
-        ..Job::new(Mode::Load, 0)
-    };
-    img.file(
-        JOB_FILE,
-        0o644,
-        serde_json::to_vec(&job).expect("jobs serialize"),
-    );
-    Ok(img)
 }
 
 /// The console cut at the guest's marks: each test's lines, by name.

@@ -8,6 +8,7 @@
 //! [`crate::wire::Job`] in its initramfs), reports each on the result port
 //! and powers off.
 
+mod boot;
 mod guest;
 mod host;
 

@@ -8,9 +8,9 @@ mod boot;
 mod evidence;
 mod plan;
 mod schedule;
-mod warm;
+pub(crate) mod warm;
 
 pub use boot::{Guest, boot_guest};
 pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 pub use schedule::run;
-pub use warm::saved_machines;
+pub use warm::{SavedMachine, saved_machines};

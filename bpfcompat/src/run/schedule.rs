@@ -419,10 +419,22 @@ fn warm_kernel(
     let initrd = ctx.work.join(format!("{name}.base.initrd"));
     Initramfs::with_modules(ctx.base, &kernel.modules, &initrd)
         .map_err(|e| format!("cannot add {name}'s kernel modules to its initramfs: {e}"))?;
-    let results = ctx.work.join(format!("{name}.warm.results"));
+    let identity = crate::kernel::sha256_file(&initrd)
+        .map_err(|e| format!("cannot read {}: {e}", initrd.display()))?
+        .as_str()
+        .to_string();
+    let env = guest_env(&name);
+    let guest = super::warm::WarmGuest {
+        initrd: &initrd,
+        identity,
+        kind: "agent",
+        env: &env,
+        results: ctx.work.join(format!("{name}.warm.results")),
+        name: &name,
+    };
     let on = |e| ctx.send(e);
-    match super::warm::run_warm(w, kernel, &initrd, &guest_env(&name), results, &name, &on) {
-        super::warm::Warm::Restored(boot) => {
+    match super::warm::run_warm(w, kernel, &guest, &on) {
+        super::warm::Warm::Restored(boot, accel) => {
             if let Some(dir) = &ctx.plan.settings.evidence {
                 match evidence::write(dir, &name, 1, &boot, kernel.config.as_deref()) {
                     Ok(d) => run.evidence = Some(d),
@@ -433,7 +445,6 @@ fn warm_kernel(
                 }
             }
             run.restored = true;
-            let accel = ctx.accel.settled().unwrap_or(Accel::Tcg);
             Ok(Booted {
                 boot,
                 retried: Vec::new(),

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::cancel::Cancel;
 use crate::guest::job_disk;
 use crate::kernel::{Cache, CachedKernel};
-use crate::vm::{AccelPolicy, Boot, BootSpec, Exit, boot, snapshot};
+use crate::vm::{Accel, AccelPolicy, Boot, BootSpec, Exit, boot, snapshot};
 use crate::wire::Record;
 
 /// Bumped when the saved machine's contract changes (job disk, records).
@@ -29,7 +29,7 @@ const FORMAT: &str = "warm-1";
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 
 /// What every warm guest of a run shares.
-pub(super) struct WarmRun<'a> {
+pub(crate) struct WarmRun<'a> {
     pub cache: &'a Cache,
     pub qemu: &'a Path,
     /// `qemu --version`, part of every key.
@@ -44,15 +44,15 @@ pub(super) struct WarmRun<'a> {
 }
 
 /// How a warm guest went.
-pub(super) enum Warm {
-    /// It restored and ran: its boot.
-    Restored(Boot),
+pub(crate) enum Warm {
+    /// It restored and ran: its boot and accelerator.
+    Restored(Boot, Accel),
     /// Boot cold: why not warm (said in the run's notes).
     Cold(String),
 }
 
 /// `qemu --version`'s first line.
-pub(super) fn qemu_version(qemu: &Path) -> String {
+pub(crate) fn qemu_version(qemu: &Path) -> String {
     std::process::Command::new(qemu)
         .arg("--version")
         .output()
@@ -87,37 +87,57 @@ fn has_job_disk(kernel: &CachedKernel) -> bool {
         && (built_in("CONFIG_VIRTIO_PCI") || shipped("virtio_pci"))
 }
 
+/// One kernel's warm guest: what it runs and what tells its machine apart.
+pub(crate) struct WarmGuest<'a> {
+    /// The initramfs without the job (init, libraries, the kernel's modules).
+    pub initrd: &'a Path,
+    /// What the saved machine holds besides the kernel: the digest of the
+    /// initramfs for the agent; for a test binary, of everything in it but
+    /// the binary, which each job brings anew.
+    pub identity: String,
+    /// Who saves machines of this kind (`agent`, `harness`): one machine
+    /// per kernel profile, accelerator and kind is kept.
+    pub kind: &'a str,
+    /// `key=value` kernel parameters.
+    pub env: &'a [String],
+    /// The result file of the restored guest.
+    pub results: PathBuf,
+    /// The kernel profile.
+    pub name: &'a str,
+}
+
 /// Runs the kernel's guest warm: restores its saved machine (saving it
-/// first when there is none) with `initrd` (the agent and the kernel's
-/// modules, no job) and the run's job disk.
-pub(super) fn run_warm(
+/// first when there is none) with the run's job disk.
+pub(crate) fn run_warm(
     w: &WarmRun,
     kernel: &CachedKernel,
-    initrd: &Path,
-    env: &[String],
-    results: PathBuf,
-    name: &str,
+    g: &WarmGuest,
     on: &dyn Fn(super::Event),
 ) -> Warm {
-    let Some(accel) = w.accel.settled() else {
-        return Warm::Cold("KVM is not yet known to work here".into());
+    // KVM not yet seen running in this process (every process under
+    // nextest): the save or the restore is watched for life, as a cold
+    // boot would be, and a guest that ran proves KVM for the process.
+    let (accel, unproven) = match w.accel.settled() {
+        Some(a) => (a, false),
+        None => (w.accel.current(), true),
     };
     if !has_job_disk(kernel) {
         return Warm::Cold("the kernel has no virtio block driver for the job disk".into());
     }
+    let name = g.name;
     let spec = BootSpec {
         kernel: kernel.vmlinuz.clone(),
-        initrd: initrd.to_path_buf(),
-        results,
+        initrd: g.initrd.to_path_buf(),
+        results: g.results.clone(),
         accel,
         memory_mib: w.memory_mib,
         cpus: w.cpus,
-        extra_cmdline: env.to_vec(),
+        extra_cmdline: g.env.to_vec(),
         job_disk: Some(w.job_disk.clone()),
         monitor: None,
         incoming: None,
     };
-    let key = match key(w, kernel, &spec) {
+    let key = match key(w, kernel, &spec, &g.identity) {
         Ok(k) => k,
         Err(e) => return Warm::Cold(format!("cannot key the saved machine: {e}")),
     };
@@ -143,8 +163,14 @@ pub(super) fn run_warm(
         on(super::Event::Saving {
             kernel: name.to_string(),
         });
-        if let Err(why) = save(w, &spec, &dir, &state, &digest_file)
-            .and_then(|()| keep_only(&dir, &key, &format!("{name} {accel:?}")))
+        // Unproven KVM: a guest that does not get ready soon is taken to
+        // hang, and the cold boot that follows decides about KVM.
+        let limit = match unproven {
+            true => crate::vm::KVM_LIVENESS,
+            false => SAVE_LIMIT,
+        };
+        if let Err(why) = save(w, &spec, &dir, &state, &digest_file, limit)
+            .and_then(|()| keep_only(&dir, &key, &format!("{name} {accel:?} {}", g.kind)))
         {
             let why = format!("the machine could not be saved: {why}");
             if why.contains("no job disk") {
@@ -161,16 +187,25 @@ pub(super) fn run_warm(
         incoming: Some(state.clone()),
         ..spec
     };
-    match boot(w.qemu, &restore, w.timeout, None, w.cancel) {
-        // A restore that never reached the agent: the file is not trusted again.
+    let liveness = unproven.then_some(crate::vm::KVM_LIVENESS);
+    match boot(w.qemu, &restore, w.timeout, liveness, w.cancel) {
+        // A restore that never reached the agent: the file is not trusted
+        // again (unless KVM itself is what does not run here).
         Ok(b)
             if !b.records.iter().any(|r| matches!(r, Record::Hello { .. }))
                 && !matches!(b.exit, Exit::Interrupted { .. }) =>
         {
-            let _ = std::fs::remove_file(&state);
+            if !unproven {
+                let _ = std::fs::remove_file(&state);
+            }
             Warm::Cold(format!("the restored machine did not run ({})", b.exit))
         }
-        Ok(b) => Warm::Restored(b),
+        Ok(b) => {
+            if unproven {
+                w.accel.mark_verified();
+            }
+            Warm::Restored(b, accel)
+        }
         Err(e) => Warm::Cold(e.to_string()),
     }
 }
@@ -182,6 +217,7 @@ fn save(
     dir: &Path,
     state: &Path,
     digest_file: &Path,
+    limit: Duration,
 ) -> Result<(), String> {
     let tmp = tempfile::Builder::new()
         .prefix(".saving-")
@@ -201,7 +237,7 @@ fn save(
     let out = tmp.path().join("state");
     // A guest that never gets ready must not cost a whole guest's limit
     // twice (the cold boot that follows has its own).
-    let limit = w.timeout.min(SAVE_LIMIT);
+    let limit = w.timeout.min(limit);
     snapshot::save(w.qemu, &saving, &out, limit, w.cancel).map_err(|e| e.0)?;
     let digest = blake3_file(&out).map_err(|e| e.to_string())?;
     std::fs::write(digest_file, &digest).map_err(|e| e.to_string())?;
@@ -241,14 +277,32 @@ fn saved_in(dir: &Path) -> Vec<(String, String, u64)> {
     out
 }
 
-/// The machines saved for warm guests in `cache`: (kernel profile,
-/// accelerator, bytes).
-pub fn saved_machines(cache: &Cache) -> Vec<(String, String, u64)> {
+/// A machine saved for warm guests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedMachine {
+    /// The kernel profile.
+    pub profile: String,
+    /// `kvm` or `tcg`.
+    pub accel: String,
+    /// Whose guest it holds: `agent` (`cargo bpfcompat test`) or `harness`
+    /// (`#[kernel_test]`).
+    pub kind: String,
+    /// Its size on disk.
+    pub bytes: u64,
+}
+
+/// The machines saved for warm guests in `cache`.
+pub fn saved_machines(cache: &Cache) -> Vec<SavedMachine> {
     saved_in(&cache.root().join("snapshots"))
         .into_iter()
         .filter_map(|(_, owner, bytes)| {
-            let (profile, accel) = owner.split_once(' ')?;
-            Some((profile.to_string(), accel.to_ascii_lowercase(), bytes))
+            let mut words = owner.split(' ');
+            Some(SavedMachine {
+                profile: words.next()?.to_string(),
+                accel: words.next()?.to_ascii_lowercase(),
+                kind: words.next().unwrap_or("agent").to_string(),
+                bytes,
+            })
         })
         .collect()
 }
@@ -271,7 +325,12 @@ fn blake3_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// The key of a saved machine: the digest of everything that shapes it.
-fn key(w: &WarmRun, kernel: &CachedKernel, spec: &BootSpec) -> std::io::Result<String> {
+fn key(
+    w: &WarmRun,
+    kernel: &CachedKernel,
+    spec: &BootSpec,
+    identity: &str,
+) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut part = |name: &str, value: &[u8]| {
         h.update(name.as_bytes());
@@ -286,10 +345,7 @@ fn key(w: &WarmRun, kernel: &CachedKernel, spec: &BootSpec) -> std::io::Result<S
         "vmlinuz",
         crate::kernel::sha256_file(&kernel.vmlinuz)?.as_bytes(),
     );
-    part(
-        "initrd",
-        crate::kernel::sha256_file(&spec.initrd)?.as_bytes(),
-    );
+    part("initrd", identity.as_bytes());
     part("qemu", w.qemu.to_string_lossy().as_bytes());
     part("qemu-version", w.qemu_version.as_bytes());
     let meta = std::fs::metadata(w.qemu)?;

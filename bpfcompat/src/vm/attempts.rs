@@ -12,7 +12,7 @@ use crate::cancel::Cancel;
 use crate::errors::VmError;
 
 /// Without a hello from the guest's init by then, a KVM guest is taken to be hung.
-const KVM_LIVENESS: Duration = Duration::from_secs(15);
+pub(crate) const KVM_LIVENESS: Duration = Duration::from_secs(15);
 
 /// The accelerator decision, shared by every guest of a process.
 #[derive(Debug)]
@@ -52,6 +52,11 @@ impl AccelPolicy {
     pub(crate) fn settled(&self) -> Option<Accel> {
         let accel = self.current();
         (accel == Accel::Tcg || self.verified.load(Ordering::SeqCst)).then_some(accel)
+    }
+
+    /// Records that a KVM guest ran (a restored one, watched for life).
+    pub(crate) fn mark_verified(&self) {
+        self.verified.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn current(&self) -> Accel {

@@ -9,5 +9,6 @@ pub mod snapshot;
 
 pub use accel::{Accel, AccelChoice, probe_kvm};
 pub use args::{BootSpec, kernel_cmdline, qemu_args};
+pub(crate) use attempts::KVM_LIVENESS;
 pub use attempts::{AccelPolicy, AttemptEvent, Attempts, Booted, boot_until_init};
 pub use process::{Boot, Exit, boot, find_qemu};

@@ -11,6 +11,9 @@ use super::{Fixups, WIRE_VERSION};
 pub const JOB_DIR: &str = "/job";
 /// The job description inside the guest.
 pub const JOB_FILE: &str = "/job/job.json";
+/// A test binary sent with the job of a restored `#[kernel_test]` guest:
+/// the saved machine's `/init` (an earlier build) runs it in its place.
+pub const JOB_PROGRAM: &str = "/job/bin/test";
 
 /// How far validation goes.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -17,7 +17,7 @@ mod records;
 pub const WIRE_VERSION: u32 = 1;
 
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
-pub use job::{JOB_DIR, JOB_FILE, Job, JobCommand, JobObject, Mode, WorkerRequest};
+pub use job::{JOB_DIR, JOB_FILE, JOB_PROGRAM, Job, JobCommand, JobObject, Mode, WorkerRequest};
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,
     ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, Record, StepFailure, VariantChoice,

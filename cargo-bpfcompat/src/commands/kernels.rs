@@ -46,8 +46,15 @@ fn list(a: &MatrixArgs) -> Result<Code> {
         };
         let saved: Vec<String> = saved
             .iter()
-            .filter(|(profile, ..)| *profile == k.name)
-            .map(|(_, accel, bytes)| format!("; saved machine ({accel}, {} MB)", bytes / 1_000_000))
+            .filter(|m| m.profile == k.name)
+            .map(|m| {
+                format!(
+                    "; saved machine ({} {}, {} MB)",
+                    m.kind,
+                    m.accel,
+                    m.bytes / 1_000_000
+                )
+            })
             .collect();
         let state = match cache.lookup(&pin.entry_key()) {
             Ok(Some(c)) => format!("cached ({}){}", c.release, saved.concat()),

@@ -134,8 +134,9 @@ pub struct GuestArgs {
     pub object_timeout: Limit,
     /// Boot every guest from scratch. By default the first guest of a kernel
     /// is saved once it is ready for its job, and later guests restore it
-    /// (kept in the kernel cache).
-    #[arg(long)]
+    /// (kept in the kernel cache). `#[kernel_test]` trials read the same
+    /// variable.
+    #[arg(long, env = "BPFCOMPAT_COLD")]
     pub cold: bool,
 }
 

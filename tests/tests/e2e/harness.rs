@@ -66,13 +66,35 @@ fn cargo_test_runs_each_test_on_each_kernel() {
     }
     mentions(&stdout, &["9 passed; 0 failed"]);
     // An expected failure passes, and says with what it failed.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     mentions(
-        &String::from_utf8_lossy(&out.stderr),
+        &stderr,
         &[
             "bounded_loop_loads::debian-11-5.10 failed as expected on debian-11-5.10 (5.10.",
             "the verifier said: number of funcs in func_info",
         ],
     );
+    // Each kernel's guest was restored from its saved machine.
+    assert!(!stderr.contains("booting cold"), "{stderr}");
+    // Booted cold, every trial ends as it did warm.
+    let cold = cargo_with(
+        &examples(),
+        &["test", "--test", "kernels", "--", "debian-1"],
+        |c| {
+            c.env("BPFCOMPAT_COLD", "1");
+        },
+    );
+    let outcomes = |out: &Output| -> Vec<String> {
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("test "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(outcomes(&out), outcomes(&cold));
+    assert!(!String::from_utf8_lossy(&cold.stderr).contains("saving its machine"));
 }
 
 fn nextest_runs_one_process_per_trial_with_junit() {
@@ -94,9 +116,14 @@ fn nextest_runs_one_process_per_trial_with_junit() {
             "kernels",
             "-E",
             "test(/debian-1[12]/)",
+            "--success-output",
+            "final",
         ],
     );
     assert!(out.status.success());
+    // Every trial's process restored its kernel's saved machine.
+    let output = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(!output.contains("booting cold"), "{output}");
     let junit =
         std::fs::read_to_string(examples().join("target/nextest/default/junit.xml")).unwrap();
     for test in [

@@ -1,0 +1,236 @@
+//! Booting a kernel for a test binary's trials: the binary is the guest's
+//! `/init` and the job names the tests to run. A warm guest restores the
+//! kernel's saved harness machine (whose `/init` is the build that saved
+//! it) and is sent this build on the job disk; a cold one boots with this
+//! build in its initramfs.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::KernelTest;
+use crate::cancel::Cancel;
+use crate::guest::{Initramfs, job_disk};
+use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
+use crate::matrix::Pin;
+use crate::run::warm::{Warm, WarmGuest, WarmRun, qemu_version, run_warm};
+use crate::run::{Event, Guest, boot_guest};
+use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, find_qemu};
+use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Mode, WIRE_VERSION};
+
+/// Guest memory and vCPUs of a test guest.
+const MEMORY_MIB: u32 = 512;
+const CPUS: u32 = 1;
+
+/// A kernel's guest after the tests ran.
+pub(super) struct Booted {
+    pub boot: Boot,
+    /// The kernel's release as the cache knows it (the guest's hello says
+    /// it too).
+    pub release: String,
+}
+
+/// Boots `kernel` for `tests`: warm unless `BPFCOMPAT_COLD` is set or the
+/// saved machine cannot be had (said on stderr), else cold.
+pub(super) fn boot_kernel(
+    kernel: &str,
+    pin: Option<&Pin>,
+    tests: &[&KernelTest],
+) -> Result<Booted, String> {
+    let pin = pin.ok_or("not pinned")?;
+    let cache = Cache::discover().map_err(|e| e.to_string())?;
+    let image = fetch(
+        pin,
+        &Mirrors::discover(),
+        &cache,
+        &Cancel::new(),
+        &mut |m| {
+            if m.is_milestone() {
+                eprintln!("bpfcompat: {kernel}: {m}");
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let qemu = find_qemu().map_err(|e| e.to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("bpfcompat-test-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let g = TestGuest {
+        kernel,
+        image: &image,
+        qemu: &qemu,
+        work: work.path(),
+        timeout: timeout(tests),
+        env: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
+        job: job(tests),
+    };
+    let init = Initramfs::with_init(Path::new("/proc/self/exe")).map_err(|e| e.to_string())?;
+    if !cold_asked() {
+        match warm(&g, &cache, &init) {
+            Ok(boot) => {
+                return Ok(Booted {
+                    boot,
+                    release: image.release.clone(),
+                });
+            }
+            Err(why) => eprintln!("bpfcompat: {kernel}: booting cold: {why}"),
+        }
+    }
+    Ok(Booted {
+        boot: cold(&g, &init)?,
+        release: image.release.clone(),
+    })
+}
+
+/// What a test guest is, warm or cold.
+struct TestGuest<'a> {
+    kernel: &'a str,
+    image: &'a CachedKernel,
+    qemu: &'a Path,
+    work: &'a Path,
+    timeout: Duration,
+    env: Vec<String>,
+    /// `/job/job.json`.
+    job: Vec<u8>,
+}
+
+/// `BPFCOMPAT_COLD=1`: every guest boots from scratch (as `--cold`).
+fn cold_asked() -> bool {
+    std::env::var_os("BPFCOMPAT_COLD").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The guest's limit: boot, then each test's own.
+fn timeout(tests: &[&KernelTest]) -> Duration {
+    let tests: u64 = tests
+        .iter()
+        .map(|t| match t.timeout_secs {
+            0 => super::DEFAULT_TIMEOUT_SECS,
+            n => n,
+        })
+        .sum();
+    Duration::from_secs(90 + tests)
+}
+
+/// The job naming the tests to run.
+fn job(tests: &[&KernelTest]) -> Vec<u8> {
+    let job = Job {
+        tests: tests.iter().map(|t| t.name.to_string()).collect(),
+        ..Job::new(Mode::Load, 0)
+    };
+    serde_json::to_vec(&job).expect("jobs serialize")
+}
+
+/// The process's accelerator policy (`auto`), decided once and shared by
+/// every trial, so a KVM fallback happens and is said once.
+fn accel_policy() -> &'static AccelPolicy {
+    static POLICY: OnceLock<AccelPolicy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let (policy, why_tcg) =
+            AccelPolicy::new(AccelChoice::Auto).expect("auto never refuses to choose");
+        if let Some(reason) = why_tcg {
+            eprintln!("bpfcompat: using TCG (software emulation): {reason}");
+        }
+        policy
+    })
+}
+
+/// Restores the kernel's saved harness machine (saving it first when
+/// needed) and sends it this build and the job; why not, when it cannot.
+fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> {
+    let base = g.work.join("base.cpio");
+    init.write_private(&base).map_err(|e| e.to_string())?;
+    let mut init = init.clone();
+    let binary = init.take("/init").ok_or("the initramfs has no /init")?;
+    // The saved machine is any build's: it holds this build's libraries
+    // and the kernel's modules, and each job brings the binary itself.
+    let mut rest = Vec::new();
+    init.write_to(&mut rest).map_err(|e| e.to_string())?;
+    let mut identity = Sha256::new();
+    identity.update(format!(
+        "harness {} wire {WIRE_VERSION}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    identity.update(&rest);
+    for m in &g.image.modules {
+        identity.update(std::fs::read(m).map_err(|e| format!("{}: {e}", m.display()))?);
+    }
+    let identity = hex::encode(identity.finalize());
+    let initrd = g.work.join("base-modules.cpio");
+    Initramfs::with_modules(&base, &g.image.modules, &initrd).map_err(|e| e.to_string())?;
+    let mut job = Initramfs::new();
+    job.file(JOB_FILE, 0o644, g.job.clone());
+    job.file(JOB_PROGRAM, 0o755, binary);
+    let mut archive = Vec::new();
+    job.write_to(&mut archive).map_err(|e| e.to_string())?;
+    let disk = g.work.join("job.img");
+    job_disk::write(&disk, &archive).map_err(|e| e.to_string())?;
+    let cancel = Cancel::new();
+    let w = WarmRun {
+        cache,
+        qemu: g.qemu,
+        qemu_version: qemu_version(g.qemu),
+        job_disk: disk,
+        accel: accel_policy(),
+        cancel: &cancel,
+        memory_mib: MEMORY_MIB,
+        cpus: CPUS,
+        timeout: g.timeout,
+    };
+    let guest = WarmGuest {
+        initrd: &initrd,
+        identity,
+        kind: "harness",
+        env: &g.env,
+        results: g.work.join("warm.results"),
+        name: g.kernel,
+    };
+    let on = |e| {
+        if let Event::Saving { kernel } = e {
+            eprintln!("bpfcompat: {kernel}: saving its machine for warm guests");
+        }
+    };
+    match run_warm(&w, g.image, &guest, &on) {
+        Warm::Restored(boot, _) => Ok(boot),
+        Warm::Cold(why) => Err(why),
+    }
+}
+
+/// Boots with this build as `/init`, the job and the kernel's modules in
+/// the initramfs.
+fn cold(g: &TestGuest, init: &Initramfs) -> Result<Boot, String> {
+    let mut img = init.clone();
+    img.file(JOB_FILE, 0o644, g.job.clone());
+    let base = g.work.join("initrd.cpio");
+    img.write_private(&base).map_err(|e| e.to_string())?;
+    let mut initrd = base.clone();
+    if !g.image.modules.is_empty() {
+        initrd = g.work.join("initrd-modules.cpio");
+        Initramfs::with_modules(&base, &g.image.modules, &initrd).map_err(|e| e.to_string())?;
+    }
+    let guest = Guest {
+        qemu: g.qemu,
+        kernel: g.image,
+        initrd: &initrd,
+        work: g.work,
+        label: "guest",
+        memory_mib: MEMORY_MIB,
+        cpus: CPUS,
+        env: g.env.clone(),
+        timeout: g.timeout,
+        retries: 2,
+        accel: accel_policy(),
+        cancel: &Cancel::new(),
+    };
+    boot_guest(&guest, &mut |e| {
+        if let AttemptEvent::FellBackToTcg { exit } = e {
+            eprintln!(
+                "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"
+            );
+        }
+    })
+    .map(|b| b.boot)
+    .map_err(|e| e.to_string())
+}
