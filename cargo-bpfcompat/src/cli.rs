@@ -103,6 +103,10 @@ pub enum KernelsCommand {
     /// List the profiles whose archive now has a newer package than the lock.
     /// Exits 2 when any is outdated.
     Outdated(OutdatedArgs),
+    /// Remove cached kernels no kept matrix pins any more (after `kernels
+    /// update`) and the saved machines of warm guests that boot them, or
+    /// that an earlier release saved. Prints what goes and the space freed.
+    Prune(PruneArgs),
     /// Boot every kernel with an empty job and tabulate how each booted:
     /// boot time, release, BTF, LSMs, notable BPF build options (Markdown).
     Survey(commands::survey::SurveyArgs),
@@ -139,6 +143,19 @@ impl TrustArgs {
             bpfcompat::kernel::Trust::Signed
         }
     }
+}
+
+/// `kernels prune`.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Keep the kernels this matrix pins (repeatable; default: the shipped
+    /// matrices `default`, `all` and `rpm`, and the project's configured
+    /// matrix when run in a project).
+    #[arg(long = "keep", value_name = "NAME|FILE")]
+    pub keep: Vec<String>,
+    /// Only say what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `kernels outdated`.

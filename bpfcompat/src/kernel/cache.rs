@@ -219,6 +219,70 @@ impl Cache {
     }
 }
 
+/// A kernel entry of the cache, as `cache prune` sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Its name: the digest of its packages ([`Pin::entry_key`](crate::matrix::Pin::entry_key)).
+    pub key: String,
+    /// `package version` from its `meta.json`, when readable.
+    pub what: Option<String>,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+impl Cache {
+    /// The kernel entries present (complete or not).
+    pub fn entries(&self) -> Vec<Entry> {
+        let Ok(dir) = std::fs::read_dir(self.root.join("kernels")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Entry> = dir
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| {
+                let key = e.file_name().to_str()?.to_string();
+                Sha256Hex::try_from(key.clone()).ok()?;
+                let what = std::fs::read(e.path().join("meta.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+                    .map(|m| format!("{} {}", m.package, m.version));
+                Some(Entry {
+                    key,
+                    what,
+                    bytes: disk_usage(&e.path()),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Removes an entry, under its lock (a run fetching it finishes first).
+    pub fn remove_entry(&self, key: &Sha256Hex) -> Result<(), FetchError> {
+        let _lock = self.lock(key)?;
+        let dir = self.entry_dir(key);
+        std::fs::remove_dir_all(&dir).map_err(|source| FetchError::Io {
+            context: format!("cannot remove {}", dir.display()),
+            source,
+        })
+    }
+}
+
+/// Bytes of the regular files below `dir`, links not followed.
+pub(crate) fn disk_usage(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_usage(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Lower-case hex SHA-256 of a file.
 pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();

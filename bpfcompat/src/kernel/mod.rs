@@ -15,7 +15,7 @@ pub(crate) mod trust;
 mod versions;
 
 pub(crate) use cache::sha256_file;
-pub use cache::{Cache, CachedKernel};
+pub use cache::{Cache, CachedKernel, Entry};
 pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, fetch};
 pub use index::{Candidate, resolve};

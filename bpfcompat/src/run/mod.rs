@@ -13,4 +13,4 @@ pub(crate) mod warm;
 pub use boot::{Guest, boot_guest};
 pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 pub use schedule::run;
-pub use warm::{SavedMachine, saved_machines};
+pub use warm::{SavedMachine, remove_machine, saved_machines};

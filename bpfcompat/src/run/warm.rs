@@ -170,7 +170,7 @@ pub(crate) fn run_warm(
             false => SAVE_LIMIT,
         };
         if let Err(why) = save(w, &spec, &dir, &state, &digest_file, limit)
-            .and_then(|()| keep_only(&dir, &key, &format!("{name} {accel:?} {}", g.kind)))
+            .and_then(|()| keep_only(&dir, &key, &owner(name, accel, g.kind, kernel)))
         {
             let why = format!("the machine could not be saved: {why}");
             if why.contains("no job disk") {
@@ -244,13 +244,26 @@ fn save(
     std::fs::rename(&out, state).map_err(|e| e.to_string())
 }
 
-/// Records who a saved machine is for (`<profile> <accel>`) and removes
+/// Who a saved machine is for: `<profile> <accel> <kind> <kernel entry>`.
+fn owner(profile: &str, accel: Accel, kind: &str, kernel: &CachedKernel) -> String {
+    let entry = kernel
+        .vmlinuz
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{profile} {accel:?} {kind} {entry}")
+}
+
+/// Records who a saved machine is for (`<profile> <accel> <kind>`) and removes
 /// the other machines saved for it (an earlier build of the agent, another
 /// QEMU): one machine per kernel profile and accelerator is kept.
 fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
     std::fs::write(dir.join(format!("{key}.owner")), owner).map_err(|e| e.to_string())?;
+    // The same profile, accelerator and kind: the kernel entry may differ.
+    let same = |who: &str| who.split(' ').take(3).eq(owner.split(' ').take(3));
     for (other, who, _) in saved_in(dir) {
-        if who == owner && other != key {
+        if same(&who) && other != key {
             for ext in ["state", "blake3", "owner", "cold"] {
                 let _ = std::fs::remove_file(dir.join(format!("{other}.{ext}")));
             }
@@ -267,7 +280,11 @@ fn saved_in(dir: &Path) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(key) = name.strip_suffix(".owner") else {
+        // Only names this module wrote: a digest.
+        let Some(key) = name
+            .strip_suffix(".owner")
+            .filter(|k| crate::safe::Sha256Hex::try_from(k.to_string()).is_ok())
+        else {
             continue;
         };
         let owner = std::fs::read_to_string(e.path()).unwrap_or_default();
@@ -287,24 +304,45 @@ pub struct SavedMachine {
     /// Whose guest it holds: `agent` (`cargo bpfcompat test`) or `harness`
     /// (`#[kernel_test]`).
     pub kind: String,
+    /// The kernel cache entry it boots (absent for machines of an earlier
+    /// release, which `cache prune` removes).
+    pub entry: Option<String>,
     /// Its size on disk.
     pub bytes: u64,
+    key: String,
 }
 
 /// The machines saved for warm guests in `cache`.
 pub fn saved_machines(cache: &Cache) -> Vec<SavedMachine> {
     saved_in(&cache.root().join("snapshots"))
         .into_iter()
-        .filter_map(|(_, owner, bytes)| {
+        .filter_map(|(key, owner, bytes)| {
             let mut words = owner.split(' ');
             Some(SavedMachine {
                 profile: words.next()?.to_string(),
                 accel: words.next()?.to_ascii_lowercase(),
                 kind: words.next().unwrap_or("agent").to_string(),
+                entry: words.next().map(str::to_string),
                 bytes,
+                key,
             })
         })
         .collect()
+}
+
+/// Removes a saved machine (under its lock: a run saving it finishes first).
+pub fn remove_machine(cache: &Cache, m: &SavedMachine) -> std::io::Result<()> {
+    let dir = cache.root().join("snapshots");
+    let _lock = cache
+        .lock_in(&dir, &m.key)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    for ext in ["state", "blake3", "owner", "cold"] {
+        match std::fs::remove_file(dir.join(format!("{}.{ext}", m.key))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether the saved machine is there with the digest recorded beside it.

@@ -1,10 +1,10 @@
-//! `cargo bpfcompat kernels list | fetch | update | outdated`.
+//! `cargo bpfcompat kernels list | fetch | update | outdated | prune`.
 
 use bpfcompat::cancel::Cancel;
 use bpfcompat::kernel::{Cache, Mirrors, Trust, fetch, resolve};
 use bpfcompat::matrix::{Matrix, OwnSource};
 
-use crate::cli::{KernelsCommand, MatrixArgs};
+use crate::cli::{KernelsCommand, MatrixArgs, PruneArgs};
 use crate::exit::Code;
 
 type Result<T> = std::result::Result<T, crate::error::Error>;
@@ -15,6 +15,7 @@ pub fn run(cmd: KernelsCommand) -> Result<Code> {
         KernelsCommand::Fetch(a) => fetch_all(&a),
         KernelsCommand::Update(a) => update(&a.matrix, a.trust.trust(), a.lock),
         KernelsCommand::Outdated(a) => outdated(&a.matrix, a.trust.trust()),
+        KernelsCommand::Prune(a) => prune(&a),
         KernelsCommand::Survey(a) => super::survey::run(&a),
     }
 }
@@ -230,4 +231,73 @@ fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Res
     } else {
         Code::ToolFailure
     })
+}
+
+/// The matrices whose kernels `prune` keeps: those named, else the shipped
+/// ones and the project's.
+fn kept_matrices(a: &PruneArgs) -> Result<Vec<Matrix>> {
+    let mut names = a.keep.clone();
+    if names.is_empty() {
+        names.extend(bpfcompat::matrix::SHIPPED.iter().map(|s| s.to_string()));
+        let here = std::env::current_dir().map_err(|e| e.to_string())?;
+        if let Some(c) = bpfcompat::config::find_config(&here)?
+            && let Some(m) = &c.matrix
+            && !bpfcompat::matrix::SHIPPED.contains(&m.as_str())
+        {
+            names.push(c.resolve(std::path::Path::new(m)).display().to_string());
+        }
+    }
+    names.iter().map(|n| Ok(Matrix::load(n)?)).collect()
+}
+
+/// Removes the kernel entries no kept matrix pins and the saved machines of
+/// removed (or unknown) entries.
+fn prune(a: &PruneArgs) -> Result<Code> {
+    let cache = Cache::discover()?;
+    let kept: std::collections::BTreeSet<String> = kept_matrices(a)?
+        .iter()
+        .flat_map(|m| {
+            m.lock
+                .kernels
+                .iter()
+                .map(|p| p.entry_key().as_str().to_string())
+        })
+        .collect();
+    let verb = if a.dry_run { "Would remove" } else { "Removed" };
+    let mut freed = 0u64;
+    for m in bpfcompat::run::saved_machines(&cache) {
+        if m.entry.as_ref().is_some_and(|e| kept.contains(e)) {
+            continue;
+        }
+        if !a.dry_run {
+            bpfcompat::run::remove_machine(&cache, &m).map_err(|e| e.to_string())?;
+        }
+        freed += m.bytes;
+        println!(
+            "{verb} the saved machine of {} ({} {}, {} MB)",
+            m.profile,
+            m.kind,
+            m.accel,
+            m.bytes / 1_000_000
+        );
+    }
+    for e in cache.entries() {
+        if kept.contains(&e.key) {
+            continue;
+        }
+        if !a.dry_run {
+            let key = bpfcompat::safe::Sha256Hex::try_from(e.key.clone())?;
+            cache.remove_entry(&key).map_err(|e| e.to_string())?;
+        }
+        freed += e.bytes;
+        println!(
+            "{verb} kernel {} ({}, {} MB)",
+            e.what.as_deref().unwrap_or("of an unreadable entry"),
+            &e.key[..12],
+            e.bytes / 1_000_000
+        );
+    }
+    let verb = if a.dry_run { "would free" } else { "freed" };
+    println!("{verb} {} MB", freed / 1_000_000);
+    Ok(Code::Pass)
 }

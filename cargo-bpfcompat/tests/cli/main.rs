@@ -418,3 +418,74 @@ fn the_catalogue_lists_every_profile_with_its_pinned_package() {
     }
     mentions(&out, &["ubuntu-24.04-6.8-aws", "debian-12-6.12-backports"]);
 }
+
+#[test]
+fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
+    let cache = tempfile::tempdir().unwrap();
+    let kernels = cache.path().join("kernels");
+    let snapshots = cache.path().join("snapshots");
+    std::fs::create_dir_all(&snapshots).unwrap();
+    let entry = |key: &str, package: &str| {
+        let dir = kernels.join(key);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("meta.json"),
+            format!(r#"{{"package":"{package}","version":"1","release":"r","vmlinuz_sha256":"","has_config":false}}"#),
+        )
+        .unwrap();
+        std::fs::write(dir.join("vmlinuz"), vec![0u8; 2_000_000]).unwrap();
+    };
+    // The matrix below pins this package.
+    let pinned = "1".repeat(64);
+    let stale = "2".repeat(64);
+    entry(&pinned, "linux-kept");
+    entry(&stale, "linux-gone");
+    let machine = |key: &str, owner: &str| {
+        std::fs::write(snapshots.join(format!("{key}.owner")), owner).unwrap();
+        std::fs::write(snapshots.join(format!("{key}.state")), vec![0u8; 3_000_000]).unwrap();
+    };
+    machine(&"a".repeat(64), &format!("k1 Tcg agent {pinned}"));
+    machine(&"b".repeat(64), &format!("k2 Tcg agent {stale}"));
+    machine(&"c".repeat(64), "k1 Tcg");
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = write(
+        dir.path(),
+        "m.toml",
+        "[[kernel]]\nname = \"k1\"\nsources = [\"debian:bookworm\"]\npackage = \"linux-kept\"\n",
+    );
+    write(
+        dir.path(),
+        "m.lock",
+        &format!(
+            "[[kernel]]\nname = \"k1\"\narchive = \"debian\"\nsuite = \"bookworm\"\npackage = \"linux-kept\"\nversion = \"1\"\nfilename = \"pool/l.deb\"\nsize = 1\nsha256 = \"{pinned}\"\n"
+        ),
+    );
+    let prune = |more: &[&str]| {
+        let mut c = bpfcompat(&["kernels", "prune", "--keep", &matrix]);
+        c.args(more).env("BPFCOMPAT_CACHE", cache.path());
+        run(c)
+    };
+    let (code, out, err) = prune(&["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    mentions(
+        &out,
+        &[
+            "Would remove kernel linux-gone 1 (222222222222, 2 MB)",
+            "Would remove the saved machine of k2 (agent tcg, 3 MB)",
+            "Would remove the saved machine of k1 (agent tcg, 3 MB)",
+            "would free 8 MB",
+        ],
+    );
+    assert!(kernels.join(&stale).exists());
+    let (code, out, err) = prune(&[]);
+    assert_eq!(code, 0, "{err}");
+    mentions(&out, &["Removed kernel linux-gone", "freed 8 MB"]);
+    assert!(!kernels.join(&stale).exists());
+    assert!(kernels.join(&pinned).exists());
+    assert!(snapshots.join(format!("{}.state", "a".repeat(64))).exists());
+    assert!(!snapshots.join(format!("{}.state", "b".repeat(64))).exists());
+    assert!(!snapshots.join(format!("{}.owner", "c".repeat(64))).exists());
+    // Nothing left to prune.
+    let (_, out, _) = prune(&[]);
+    assert_eq!(out.trim(), "freed 0 MB");
+}
