@@ -87,7 +87,7 @@ fn cargo_test_runs_each_test_on_each_kernel() {
     let outcomes = |out: &Output| -> Vec<String> {
         let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|l| l.starts_with("test "))
+            .filter(|l| l.starts_with("test ") && !l.starts_with("test result"))
             .map(str::to_string)
             .collect();
         v.sort();
