@@ -78,9 +78,8 @@ fn main() {
         };
         median(
             (0..runs)
-                .map(|i| {
-                    let results = work.path().join(format!("{name}.{i}"));
-                    let b = busybox_boot_once(&qemu, &cached.vmlinuz, &initrd, accel, &results);
+                .map(|_| {
+                    let b = busybox_boot_once(&qemu, &cached.vmlinuz, &initrd, accel);
                     // `lsmod` lists each module the guest loaded on the console.
                     for m in modules.iter().filter_map(|m| m.file_stem()) {
                         let m = m.to_string_lossy();
@@ -226,12 +225,10 @@ fn busybox_boot_once(
     kernel: &Path,
     initrd: &Path,
     accel: Accel,
-    results: &Path,
 ) -> bpfcompat::vm::Boot {
     let spec = BootSpec {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
-        results: results.to_path_buf(),
         accel,
         memory_mib: 512,
         cpus: 1,

@@ -184,7 +184,6 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
         identity,
         kind: "harness",
         env: &g.env,
-        results: g.work.join("warm.results"),
         name: g.kernel,
     };
     let on = |e| {
@@ -214,8 +213,6 @@ fn cold(g: &TestGuest, init: &Initramfs) -> Result<Boot, String> {
         qemu: g.qemu,
         kernel: g.image,
         initrd: &initrd,
-        work: g.work,
-        label: "guest",
         memory_mib: MEMORY_MIB,
         cpus: CPUS,
         env: g.env.clone(),

@@ -19,10 +19,6 @@ pub struct Guest<'a> {
     pub kernel: &'a CachedKernel,
     /// Its initramfs.
     pub initrd: &'a Path,
-    /// Where each attempt's result file goes (`<label>.<attempt>.results`).
-    pub work: &'a Path,
-    /// Names the result files (the kernel profile).
-    pub label: &'a str,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// Guest vCPUs.
@@ -48,10 +44,9 @@ pub fn boot_guest(g: &Guest, on: &mut dyn FnMut(AttemptEvent)) -> Result<Booted,
         accel: g.accel,
         cancel: g.cancel,
     };
-    let spec = |attempt: u32, accel| BootSpec {
+    let spec = |_attempt: u32, accel| BootSpec {
         kernel: g.kernel.vmlinuz.clone(),
         initrd: g.initrd.to_path_buf(),
-        results: g.work.join(format!("{}.{attempt}.results", g.label)),
         accel,
         memory_mib: g.memory_mib,
         cpus: g.cpus,

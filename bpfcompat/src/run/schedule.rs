@@ -377,8 +377,6 @@ fn boot_kernel(
         qemu: ctx.qemu,
         kernel,
         initrd: &initrd,
-        work: ctx.work,
-        label: &name,
         memory_mib: ctx.plan.settings.memory_mib,
         cpus: ctx.plan.settings.cpus,
         env: guest_env(&name),
@@ -429,7 +427,6 @@ fn warm_kernel(
         identity,
         kind: "agent",
         env: &env,
-        results: ctx.work.join(format!("{name}.warm.results")),
         name: &name,
     };
     let on = |e| ctx.send(e);

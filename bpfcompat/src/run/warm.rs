@@ -100,8 +100,6 @@ pub(crate) struct WarmGuest<'a> {
     pub kind: &'a str,
     /// `key=value` kernel parameters.
     pub env: &'a [String],
-    /// The result file of the restored guest.
-    pub results: PathBuf,
     /// The kernel profile.
     pub name: &'a str,
 }
@@ -128,7 +126,6 @@ pub(crate) fn run_warm(
     let spec = BootSpec {
         kernel: kernel.vmlinuz.clone(),
         initrd: g.initrd.to_path_buf(),
-        results: g.results.clone(),
         accel,
         memory_mib: w.memory_mib,
         cpus: w.cpus,
@@ -179,12 +176,18 @@ pub(crate) fn run_warm(
             return Warm::Cold(why);
         }
     }
+    // Opened under the lock, as verified: a run that replaces or prunes
+    // the file from now on cannot change what this guest restores.
+    let saved = match std::fs::File::open(&state) {
+        Ok(f) => std::sync::Arc::new(f),
+        Err(e) => return Warm::Cold(format!("cannot open the saved machine: {e}")),
+    };
     drop(_lock);
     on(super::Event::Restoring {
         kernel: name.to_string(),
     });
     let restore = BootSpec {
-        incoming: Some(state.clone()),
+        incoming: Some(saved),
         ..spec
     };
     let liveness = unproven.then_some(crate::vm::KVM_LIVENESS);
@@ -230,7 +233,6 @@ fn save(
         .map_err(|e| e.to_string())?;
     let saving = BootSpec {
         monitor: Some(tmp.path().join("qmp")),
-        results: tmp.path().join("results"),
         job_disk: Some(empty),
         ..spec.clone()
     };

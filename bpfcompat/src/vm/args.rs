@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::Accel;
+use super::supervisor::{INCOMING_FD, RESULT_FD};
 
 /// Everything that determines one guest's command line.
 #[derive(Debug, Clone)]
@@ -13,8 +14,6 @@ pub struct BootSpec {
     pub kernel: PathBuf,
     /// Initramfs (uncompressed cpio).
     pub initrd: PathBuf,
-    /// File the result port (second serial port) is written to.
-    pub results: PathBuf,
     /// Accelerator.
     pub accel: Accel,
     /// Guest memory in MiB.
@@ -28,8 +27,10 @@ pub struct BootSpec {
     pub job_disk: Option<PathBuf>,
     /// A QMP monitor socket, to save the machine.
     pub monitor: Option<PathBuf>,
-    /// Restore the machine saved in this file instead of booting.
-    pub incoming: Option<PathBuf>,
+    /// Restore this saved machine instead of booting. An open file, not a
+    /// path: what was verified is what is restored, whatever happens to the
+    /// cache's file meanwhile.
+    pub incoming: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// The kernel command line.
@@ -86,12 +87,12 @@ pub fn qemu_args(spec: &BootSpec) -> Vec<OsString> {
         // ttyS0: kernel console, read live from QEMU's stdout.
         "-serial".into(),
         "stdio".into(),
-        // ttyS1: result records only.
+        // ttyS1: result records only, on a pipe the supervisor reads. QEMU
+        // reopens the inherited pipe through /proc (its fd sets truncate,
+        // which a pipe refuses).
         "-serial".into(),
+        format!("file:/proc/self/fd/{RESULT_FD}").into(),
     ]);
-    let mut file = OsString::from("file:");
-    file.push(&spec.results);
-    a.push(file);
     a.extend(warm_args(spec));
     a
 }
@@ -117,13 +118,8 @@ fn warm_args(spec: &BootSpec) -> Vec<OsString> {
         qmp.push(",server=on,wait=off");
         a.extend(["-qmp".into(), qmp]);
     }
-    if let Some(state) = &spec.incoming {
-        // QEMU runs the command with /bin/sh: the path is single-quoted (a
-        // path with a quote is never a cache path; see snapshot::save).
-        let mut uri = OsString::from("exec:cat '");
-        uri.push(state);
-        uri.push("'");
-        a.extend(["-incoming".into(), uri]);
+    if spec.incoming.is_some() {
+        a.extend(["-incoming".into(), format!("fd:{INCOMING_FD}").into()]);
     }
     a
 }
@@ -137,7 +133,6 @@ mod tests {
         let spec = BootSpec {
             kernel: "/k/vmlinuz".into(),
             initrd: "/t/initrd".into(),
-            results: "/t/results".into(),
             accel: Accel::Tcg,
             memory_mib: 512,
             cpus: 1,
@@ -154,7 +149,8 @@ mod tests {
         assert!(
             joined.starts_with("-nodefaults -display none -no-reboot -accel tcg -m 512 -smp 1")
         );
-        assert!(joined.contains("-serial stdio -serial file:/t/results"));
+        assert!(joined.contains("-serial stdio -serial file:/proc/self/fd/3"));
+        assert!(!joined.contains("-incoming"));
         let cmdline = &argv[argv.iter().position(|a| a == "-append").unwrap() + 1];
         assert_eq!(
             cmdline,

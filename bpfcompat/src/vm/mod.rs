@@ -6,6 +6,7 @@ mod args;
 mod attempts;
 mod process;
 pub mod snapshot;
+mod supervisor;
 
 pub use accel::{Accel, AccelChoice, probe_kvm};
 pub use args::{BootSpec, kernel_cmdline, qemu_args};

@@ -1,19 +1,17 @@
 //! One guest's QEMU process, from spawn to exit.
 //!
 //! The process is ours alone: its own process group, a parent-death signal so
-//! it dies with us even on SIGKILL, and a guard that kills the whole group
-//! (a wrapper script's children too) and reaps it on every path out of
-//! [`boot`]. The console is drained on a thread and watched for panics, which
-//! end the boot at once instead of at the timeout.
+//! it dies with us even on SIGKILL, and its whole group (a wrapper script's
+//! children too) is killed and reaped on every path out of [`boot`]. Its
+//! supervisor (see [`super::supervisor`]) watches the console for panics,
+//! which end the boot at once instead of at the timeout, and the result
+//! port for the agent's records as they arrive.
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::supervisor::{Guest, Seen, block_on, cancelled};
 use super::{BootSpec, qemu_args};
 use crate::cancel::Cancel;
 use crate::errors::VmError;
@@ -93,9 +91,6 @@ pub struct Boot {
     pub total_ms: u64,
 }
 
-/// Console lines that mean the guest kernel is gone.
-const PANIC_MARKERS: &[&str] = &["Kernel panic - not syncing", "---[ end Kernel panic"];
-
 /// Finds the QEMU binary (`BPFCOMPAT_QEMU`, else `qemu-system-x86_64` on PATH).
 pub fn find_qemu() -> Result<PathBuf, VmError> {
     let name = std::env::var("BPFCOMPAT_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
@@ -115,18 +110,6 @@ pub fn find_qemu() -> Result<PathBuf, VmError> {
         .ok_or(VmError::QemuMissing { binary: name })
 }
 
-/// Kills the child's whole process group and reaps the child on drop,
-/// whatever path left [`boot`]. The group goes even when the child itself
-/// has exited: a wrapper's QEMU may still hold the console pipe.
-pub(super) struct Guard(pub(super) Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        crate::process_group::kill(&self.0);
-        let _ = self.0.wait();
-    }
-}
-
 /// Boots one guest and waits for it to end. `liveness`: give up with
 /// [`Exit::NoProgress`] if the agent has not said hello by then; `cancel`
 /// stops the guest with [`Exit::Interrupted`].
@@ -142,26 +125,33 @@ pub fn boot(
         .chain(args.iter().cloned())
         .map(|s: OsString| s.to_string_lossy().into_owned())
         .collect();
-    private_empty_file(&spec.results).map_err(|source| VmError::Io {
-        context: format!("cannot create the result file {}", spec.results.display()),
-        source,
-    })?;
     tracing::debug!("starting {}", argv.join(" "));
-    let started = Instant::now();
-    let mut child = spawn(qemu, &args)?;
-    let drains = Drains::start(&mut child.0);
     let limits = Limits {
         timeout,
         liveness,
         cancel,
     };
-    let (exit, mut marks) = watch(&mut child, &spec.results, &drains, &limits, started);
-    drop(child); // kill the group (if still running) and reap
-    let (exit, console) = drains.finish(exit);
-    let (records, malformed) = read_records(&spec.results);
+    let (exit, mut marks, ended, total_ms) = block_on(async {
+        let mut guest = Guest::spawn(qemu, &args, spec.incoming.as_deref())?;
+        let mut marks = Marks::default();
+        let exit = watch(&mut guest, &limits, &mut marks).await;
+        let started = guest.started;
+        let ended = guest.finish().await;
+        Ok::<_, VmError>((exit, marks, ended, started.elapsed().as_millis() as u64))
+    })??;
+    // With panic=-1, QEMU can exit before the console was read to the
+    // panic line: decide again now that the whole console has been drained.
+    let exit = match (exit, ended.panic) {
+        (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
+        (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
+            status,
+            stderr: ended.stderr,
+        },
+        (other, _) => other,
+    };
+    let (records, malformed) = parse_records(&ended.results);
     tracing::debug!(
-        "guest ended after {} ms: {exit:?}; {} records, {} malformed",
-        started.elapsed().as_millis(),
+        "guest ended after {total_ms} ms: {exit:?}; {} records, {} malformed",
         records.len(),
         malformed.len()
     );
@@ -170,104 +160,18 @@ pub fn boot(
     }
     if marks.agent_started_ms.is_none() && records.iter().any(|r| matches!(r, Record::Hello { .. }))
     {
-        marks.agent_started_ms = Some(started.elapsed().as_millis() as u64);
+        marks.agent_started_ms = Some(total_ms);
     }
     Ok(Boot {
         exit,
-        console,
+        console: ended.console,
         records,
         malformed,
         argv,
         agent_started_ms: marks.agent_started_ms,
         done_ms: marks.done_ms,
-        total_ms: started.elapsed().as_millis() as u64,
+        total_ms,
     })
-}
-
-/// Starts QEMU in its own process group, to die with this process.
-pub(super) fn spawn(qemu: &Path, args: &[OsString]) -> Result<Guard, VmError> {
-    let mut cmd = Command::new(qemu);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it makes the kernel kill QEMU if
-    // this process dies without running any destructor.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL);
-            Ok(())
-        });
-    }
-    cmd.spawn().map(Guard).map_err(|source| VmError::Io {
-        context: format!("cannot start {}", qemu.display()),
-        source,
-    })
-}
-
-/// The threads that drain QEMU's console (watching it for panics) and stderr.
-pub(super) struct Drains {
-    console: Arc<Mutex<Vec<u8>>>,
-    panicked: Arc<Mutex<Option<String>>>,
-    console_thread: std::thread::JoinHandle<()>,
-    stderr_thread: std::thread::JoinHandle<String>,
-}
-
-impl Drains {
-    pub(super) fn start(child: &mut Child) -> Drains {
-        let console = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let panicked = Arc::new(Mutex::new(None::<String>));
-        let stdout = child.stdout.take().expect("piped");
-        let console_thread = {
-            let (console, panicked) = (console.clone(), panicked.clone());
-            std::thread::spawn(move || drain_console(stdout, &console, &panicked))
-        };
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Drains {
-            console,
-            panicked,
-            console_thread,
-            stderr_thread,
-        }
-    }
-
-    pub(super) fn panic_line(&self) -> Option<String> {
-        self.panicked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// After QEMU is gone: the final exit and the whole console.
-    pub(super) fn finish(self, exit: Exit) -> (Exit, String) {
-        let _ = self.console_thread.join();
-        let stderr_text = self.stderr_thread.join().unwrap_or_default();
-        // With panic=-1, QEMU can exit before the console thread read the
-        // panic line: decide again now that the whole console has been drained.
-        let late_panic = self
-            .panicked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let exit = match (exit, late_panic) {
-            (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
-            (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
-                status,
-                stderr: stderr_text,
-            },
-            (other, _) => other,
-        };
-        let console =
-            String::from_utf8_lossy(&self.console.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_owned();
-        (exit, console)
-    }
 }
 
 /// When a boot is given up.
@@ -284,115 +188,53 @@ struct Marks {
     done_ms: Option<u64>,
 }
 
-/// Polls QEMU until it exits or a limit ends the boot.
-fn watch(
-    child: &mut Guard,
-    results: &Path,
-    drains: &Drains,
-    limits: &Limits,
-    started: Instant,
-) -> (Exit, Marks) {
-    let mut marks = Marks::default();
-    let exit = loop {
-        let elapsed = started.elapsed();
-        if let Ok(Some(status)) = child.0.try_wait() {
-            break if status.success() {
-                Exit::PoweredOff
-            } else {
-                Exit::QemuFailed {
-                    status: status.to_string(),
-                    stderr: String::new(),
+/// Waits until QEMU exits or a limit ends the boot.
+async fn watch(guest: &mut Guest, limits: &Limits<'_>, marks: &mut Marks) -> Exit {
+    let timeout = tokio::time::sleep(limits.timeout);
+    let liveness = tokio::time::sleep(limits.liveness.unwrap_or(limits.timeout));
+    let stop = cancelled(limits.cancel);
+    tokio::pin!(timeout, liveness, stop);
+    let started = guest.started;
+    let (mut exited, events) = guest.channels();
+    loop {
+        tokio::select! {
+            status = exited.wait() => {
+                return match status {
+                    Ok(s) if s.success() => Exit::PoweredOff,
+                    Ok(s) => Exit::QemuFailed { status: s.to_string(), stderr: String::new() },
+                    Err(e) => Exit::QemuFailed { status: e.to_string(), stderr: String::new() },
+                };
+            }
+            Some(seen) = events.recv() => {
+                let ms = started.elapsed().as_millis() as u64;
+                match seen {
+                    Seen::Record(Record::Hello { .. }) => {
+                        marks.agent_started_ms.get_or_insert(ms);
+                    }
+                    Seen::Record(Record::Done { .. }) => {
+                        marks.done_ms.get_or_insert(ms);
+                    }
+                    Seen::Record(_) => {}
+                    Seen::Panic(line) => {
+                        // panic=-1 makes QEMU exit by itself; give it a moment to flush.
+                        let _ = tokio::time::timeout(Duration::from_millis(300), exited.wait()).await;
+                        return Exit::Panic { line };
+                    }
                 }
-            };
-        }
-        if marks.agent_started_ms.is_none() || marks.done_ms.is_none() {
-            let (records, _) = read_records(results);
-            let ms = Some(elapsed.as_millis() as u64);
-            if marks.agent_started_ms.is_none()
-                && records.iter().any(|r| matches!(r, Record::Hello { .. }))
-            {
-                marks.agent_started_ms = ms;
             }
-            if marks.done_ms.is_none() && records.iter().any(|r| matches!(r, Record::Done { .. })) {
-                marks.done_ms = ms;
+            () = &mut liveness, if limits.liveness.is_some() && marks.agent_started_ms.is_none() => {
+                return Exit::NoProgress { after: limits.liveness.unwrap_or_default() };
             }
-        }
-        if let Some(line) = drains.panic_line() {
-            // panic=-1 makes QEMU exit by itself; give it a moment to flush.
-            std::thread::sleep(Duration::from_millis(300));
-            break Exit::Panic { line };
-        }
-        if let Some(window) = limits.liveness
-            && marks.agent_started_ms.is_none()
-            && elapsed > window
-        {
-            break Exit::NoProgress { after: window };
-        }
-        if elapsed > limits.timeout {
-            break Exit::Timeout {
-                after: limits.timeout,
-            };
-        }
-        if let Some(signal) = limits.cancel.signal() {
-            break Exit::Interrupted { signal };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (exit, marks)
-}
-
-/// An empty file only this user can read, whatever the umask: QEMU opens
-/// it to write the guest's records and keeps its mode.
-pub(super) fn private_empty_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::remove_file(path);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-}
-
-fn drain_console(mut out: impl Read, console: &Mutex<Vec<u8>>, panicked: &Mutex<Option<String>>) {
-    let mut buf = [0u8; 8192];
-    let mut line = Vec::new();
-    while let Ok(n) = out.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        console
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(&buf[..n]);
-        for &b in &buf[..n] {
-            if b != b'\n' {
-                line.push(b);
-                continue;
-            }
-            // A marker need not start a line (the BIOS leaves text without a newline).
-            let text = String::from_utf8_lossy(&line);
-            if PANIC_MARKERS.iter().any(|m| text.contains(m)) {
-                panicked
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert_with(|| text.trim().to_string());
-            }
-            line.clear();
+            () = &mut timeout => return Exit::Timeout { after: limits.timeout },
+            signal = &mut stop => return Exit::Interrupted { signal },
         }
     }
-}
-
-pub(super) fn read_records(path: &Path) -> (Vec<Record>, Vec<MalformedRecord>) {
-    std::fs::read(path)
-        .map(|b| parse_records(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// A stand-in for QEMU (a shell script) and a spec whose files live in `dir`.
     fn fake_qemu(dir: &Path, script: &str) -> (PathBuf, BootSpec) {
@@ -403,7 +245,6 @@ mod tests {
         let spec = BootSpec {
             kernel: dir.join("k"),
             initrd: dir.join("i"),
-            results: dir.join("results"),
             accel: super::super::Accel::Tcg,
             memory_mib: 64,
             cpus: 1,
@@ -419,7 +260,6 @@ mod tests {
     /// the timeout must take the whole group, and quickly.
     #[test]
     fn timeout_kills_a_forking_wrapper_and_its_children() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("child.pid");
         let script = format!("sleep 600 &\necho $! > {}\nwait", marker.display());
@@ -455,11 +295,6 @@ mod tests {
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false);
         assert!(!alive, "the wrapper's child {pid} outlived the timeout");
-        let mode = std::fs::metadata(&spec.results)
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //! (`migrate` to `exec:cat > FILE`). A later guest restores that file with
 //! `-incoming` (see [`super::args`]) and reads its job from the disk.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::BootSpec;
-use super::process::{Drains, private_empty_file, read_records, spawn};
+use super::supervisor::{Guest, Seen, block_on, cancelled};
 use crate::cancel::Cancel;
-use crate::errors::VmError;
 use crate::wire::Record;
 
 /// Why a machine could not be saved (the caller boots cold instead).
@@ -35,118 +36,127 @@ pub fn save(
     if out.to_string_lossy().contains('\'') {
         return Err(NotSaved(format!("{} holds a quote", out.display())));
     }
-    let fail = |e: VmError| NotSaved(e.to_string());
-    private_empty_file(&spec.results)
-        .map_err(|e| NotSaved(format!("cannot create {}: {e}", spec.results.display())))?;
     let args = super::qemu_args(spec);
-    let started = Instant::now();
-    let mut child = spawn(qemu, &args).map_err(fail)?;
-    let drains = Drains::start(&mut child.0);
-    let result = (|| {
-        loop {
-            if let Ok(Some(status)) = child.0.try_wait() {
-                return Err(NotSaved(format!(
-                    "QEMU exited ({status}) before the agent was ready"
-                )));
+    block_on(async {
+        let mut guest = Guest::spawn(qemu, &args, None).map_err(|e| NotSaved(e.to_string()))?;
+        let saved =
+            tokio::time::timeout(timeout, save_when_ready(&mut guest, monitor, out, cancel))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(NotSaved(format!(
+                        "the machine was not saved within {}s",
+                        timeout.as_secs()
+                    )))
+                });
+        let took = guest.started.elapsed();
+        guest.finish().await;
+        saved.map(|()| took)
+    })
+    .map_err(|e| NotSaved(e.to_string()))?
+}
+
+/// Waits until the agent awaits its job, then migrates the machine to `out`.
+async fn save_when_ready(
+    guest: &mut Guest,
+    monitor: &Path,
+    out: &Path,
+    cancel: &Cancel,
+) -> Result<(), NotSaved> {
+    let stop = cancelled(cancel);
+    tokio::pin!(stop);
+    let (mut exited, events) = guest.channels();
+    loop {
+        tokio::select! {
+            status = exited.wait() => {
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                return Err(NotSaved(format!("QEMU exited ({status}) before the agent was ready")));
             }
-            if let Some(line) = drains.panic_line() {
-                return Err(NotSaved(format!("kernel panic: {line}")));
-            }
-            let (records, _) = read_records(&spec.results);
-            if let Some(Record::AgentError { message }) = records
-                .iter()
-                .find(|r| matches!(r, Record::AgentError { .. }))
-            {
-                return Err(NotSaved(format!("the agent failed: {message}")));
-            }
-            if records
-                .iter()
-                .any(|r| matches!(r, Record::AwaitingJob { .. }))
-            {
-                break;
-            }
-            if started.elapsed() > timeout || cancel.signal().is_some() {
-                return Err(NotSaved("the agent was not ready in time".into()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut qmp = Qmp::connect(monitor)?;
-        let mut uri = String::from("exec:cat > '");
-        uri.push_str(&out.to_string_lossy());
-        uri.push('\'');
-        qmp.execute("migrate", serde_json::json!({ "uri": uri }))?;
-        loop {
-            let status = qmp.execute("query-migrate", serde_json::json!({}))?;
-            match status["status"].as_str() {
-                Some("completed") => break,
-                Some("failed" | "cancelled") => {
-                    return Err(NotSaved(format!("migration ended: {status}")));
+            seen = events.recv() => match seen {
+                Some(Seen::Panic(line)) => return Err(NotSaved(format!("kernel panic: {line}"))),
+                Some(Seen::Record(Record::AgentError { message })) => {
+                    return Err(NotSaved(format!("the agent failed: {message}")));
                 }
-                _ if started.elapsed() > timeout => {
-                    return Err(NotSaved("the migration did not finish in time".into()));
-                }
-                _ => std::thread::sleep(Duration::from_millis(10)),
-            }
+                Some(Seen::Record(Record::AwaitingJob { .. })) => break,
+                Some(_) => {}
+                None => return Err(NotSaved("the guest's streams closed before its agent was ready".into())),
+            },
+            _ = &mut stop => return Err(NotSaved("the run was stopped".into())),
         }
-        let _ = qmp.execute("quit", serde_json::json!({}));
-        Ok(started.elapsed())
-    })();
-    drop(child);
-    let _ = drains.finish(super::Exit::PoweredOff);
-    result
+    }
+    let mut qmp = Qmp::connect(monitor).await?;
+    let mut uri = String::from("exec:cat > '");
+    uri.push_str(&out.to_string_lossy());
+    uri.push('\'');
+    qmp.execute("migrate", serde_json::json!({ "uri": uri }))
+        .await?;
+    loop {
+        let status = qmp.execute("query-migrate", serde_json::json!({})).await?;
+        match status["status"].as_str() {
+            Some("completed") => break,
+            Some("failed" | "cancelled") => {
+                return Err(NotSaved(format!("migration ended: {status}")));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let _ = qmp.execute("quit", serde_json::json!({})).await;
+    Ok(())
 }
 
 /// A QMP connection: one command at a time, events skipped.
 struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
 }
 
 impl Qmp {
     /// Connects (QEMU may still be creating the socket) and leaves the
     /// capabilities negotiation mode.
-    fn connect(path: &Path) -> Result<Qmp, NotSaved> {
-        let started = Instant::now();
+    async fn connect(path: &Path) -> Result<Qmp, NotSaved> {
+        let started = std::time::Instant::now();
         let stream = loop {
-            match UnixStream::connect(path) {
+            match UnixStream::connect(path).await {
                 Ok(s) => break s,
                 Err(_) if started.elapsed() < Duration::from_secs(5) => {
-                    std::thread::sleep(Duration::from_millis(10));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => return Err(NotSaved(format!("cannot reach QEMU's monitor: {e}"))),
             }
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let writer = stream
-            .try_clone()
-            .map_err(|e| NotSaved(format!("monitor: {e}")))?;
+        let (read, writer) = stream.into_split();
         let mut qmp = Qmp {
-            reader: BufReader::new(stream),
+            reader: BufReader::new(read).lines(),
             writer,
         };
-        qmp.line()?; // the greeting
-        qmp.execute("qmp_capabilities", serde_json::json!({}))?;
+        qmp.line().await?; // the greeting
+        qmp.execute("qmp_capabilities", serde_json::json!({}))
+            .await?;
         Ok(qmp)
     }
 
-    fn line(&mut self) -> Result<serde_json::Value, NotSaved> {
-        let mut line = String::new();
-        self.reader
-            .read_line(&mut line)
-            .map_err(|e| NotSaved(format!("monitor: {e}")))?;
+    async fn line(&mut self) -> Result<serde_json::Value, NotSaved> {
+        let line = self
+            .reader
+            .next_line()
+            .await
+            .map_err(|e| NotSaved(format!("monitor: {e}")))?
+            .ok_or_else(|| NotSaved("the monitor closed".into()))?;
         serde_json::from_str(&line).map_err(|e| NotSaved(format!("monitor said `{line}`: {e}")))
     }
 
     /// Runs one command; its `return` value.
-    fn execute(
+    async fn execute(
         &mut self,
         command: &str,
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, NotSaved> {
         let request = serde_json::json!({ "execute": command, "arguments": arguments });
-        writeln!(self.writer, "{request}").map_err(|e| NotSaved(format!("monitor: {e}")))?;
+        self.writer
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .map_err(|e| NotSaved(format!("monitor: {e}")))?;
         loop {
-            let reply = self.line()?;
+            let reply = self.line().await?;
             if reply.get("event").is_some() {
                 continue;
             }
