@@ -1,7 +1,11 @@
-//! Compiles every `fixtures/*.bpf.c` with clang into `$OUT_DIR/fixtures/`.
+//! Compiles every `fixtures/*.bpf.c` with clang into `$OUT_DIR/fixtures/`,
+//! and the complexity fixture once per loop length.
 
 use std::path::PathBuf;
 use std::process::Command;
+
+/// The loop lengths the complexity fixture is built with.
+const COMPLEXITY_BUILDS: [u32; 2] = [100, 10_000];
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("fixtures");
@@ -35,6 +39,22 @@ fn main() {
                 panic!("cannot run {clang} ({e}): install clang and libbpf-dev to build the fixture BPF programs")
             });
         assert!(status.success(), "{clang} failed on {}", src.display());
+    }
+    // One program, two lengths: `complexity/<N>/walk.bpf.o`.
+    for n in COMPLEXITY_BUILDS {
+        let dir = out.join("complexity").join(n.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new(&clang)
+            .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
+            .arg(format!("-DITERATIONS={n}"))
+            .arg("-I/usr/include/x86_64-linux-gnu")
+            .arg("-c")
+            .arg("fixtures/complexity/walk.bpf.c")
+            .arg("-o")
+            .arg(dir.join("walk.bpf.o"))
+            .status()
+            .expect("clang runs");
+        assert!(status.success(), "{clang} failed on the complexity fixture");
     }
     println!("cargo:rustc-env=BPFCOMPAT_FIXTURES={}", out.display());
 }

@@ -96,13 +96,16 @@ fn main() {
     };
     let poweroff = "/bin/busybox poweroff -f\n";
     let floor = busybox_boot("floor", format!("#!/bin/busybox sh\n{poweroff}"), &[]);
+    // Twice over, as the agent retries: dependencies differ by release
+    // (virtio needs virtio_ring on 6.1, not on 5.10).
     let insmods: String = cached
         .modules
         .iter()
+        .chain(&cached.modules)
         .filter_map(|m| m.file_name())
         .map(|n| {
             format!(
-                "/bin/busybox insmod {}/{}\n",
+                "/bin/busybox insmod {}/{} 2>/dev/null\n",
                 bpfcompat::guest::MODULES_DIR,
                 n.to_string_lossy()
             )

@@ -276,6 +276,49 @@ impl std::str::FromStr for Limit {
     }
 }
 
+/// A percentage flag: `20%` or `20`, from 0 to 100.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Percent(pub f64);
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Percent, String> {
+        let n = s.trim().trim_end_matches('%');
+        match n.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Percent(p)),
+            _ => Err(format!(
+                "`{s}` is not a percentage from 0 to 100 (e.g. 20%)"
+            )),
+        }
+    }
+}
+
+/// The verifier-complexity gate, for `test` and `report diff`.
+#[derive(clap::Args, Clone, Copy, Debug)]
+#[command(next_help_heading = "Complexity gate")]
+pub struct ComplexityArgs {
+    /// Fail a cell (COMPLEXITY_REGRESSION, exit 2) where a program's
+    /// processed instructions or verifier states grew more than PCT since
+    /// the baseline on that kernel, e.g. `20%`.
+    #[arg(long, value_name = "PCT")]
+    pub max_complexity_growth: Option<Percent>,
+    /// Fail a cell (COMPLEXITY_HEADROOM, exit 2) where a program leaves less
+    /// than PCT of the verifier's limit free on that kernel, e.g. `10%`.
+    #[arg(long, value_name = "PCT")]
+    pub min_headroom: Option<Percent>,
+}
+
+impl ComplexityArgs {
+    /// The gate these flags set.
+    pub fn gate(&self) -> bpfcompat::report::Gate {
+        bpfcompat::report::Gate {
+            max_growth_pct: self.max_complexity_growth.map(|p| p.0),
+            min_headroom_pct: self.min_headroom.map(|p| p.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -289,6 +332,14 @@ mod tests {
         assert_eq!(limit("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(limit("1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(limit("soon").unwrap_err().contains("e.g. 90s"));
+    }
+
+    #[test]
+    fn percentages_take_an_optional_sign_and_stay_in_range() {
+        assert_eq!("20%".parse::<Percent>(), Ok(Percent(20.0)));
+        assert_eq!("7.5".parse::<Percent>(), Ok(Percent(7.5)));
+        assert!("150%".parse::<Percent>().unwrap_err().contains("0 to 100"));
+        assert!("lots".parse::<Percent>().is_err());
     }
 
     #[test]

@@ -12,6 +12,15 @@ pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("BPFCOMPAT_FIXTURES")).join(format!("{name}.bpf.o"))
 }
 
+/// The complexity fixture (`walk.bpf.o`) built with a loop of `iterations`
+/// (100 or 10000): one program name, two lengths.
+pub fn complexity_fixture(iterations: u32) -> PathBuf {
+    PathBuf::from(env!("BPFCOMPAT_FIXTURES"))
+        .join("complexity")
+        .join(iterations.to_string())
+        .join("walk.bpf.o")
+}
+
 /// A binary of the workspace, from the target directory this test runs in.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let me = std::env::current_exe().expect("test executable path");

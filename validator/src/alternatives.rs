@@ -102,6 +102,7 @@ mod tests {
             attach: Outcome::Ok,
             fire: None,
             optional: false,
+            complexity: None,
         }
     }
 

@@ -55,6 +55,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             attach: skipped("not attempted"),
             fire: None,
             optional: false,
+            complexity: None,
         });
     }
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));

@@ -11,6 +11,7 @@ mod attach;
 mod aya_loader;
 mod capture;
 mod command;
+mod complexity;
 mod fire;
 mod fixups;
 mod host;

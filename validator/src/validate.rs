@@ -23,6 +23,7 @@ use libbpf_rs::{ObjectBuilder, OpenObject};
 use crate::alternatives;
 use crate::attach::{Attached, attach_all};
 use crate::capture::{self, Line};
+use crate::complexity;
 use crate::fire;
 use crate::fixups;
 use crate::sizing;
@@ -103,6 +104,8 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         refused_maps: BTreeSet::new(),
         types: BTreeMap::new(),
         map_types: BTreeMap::new(),
+        stats: complexity::stats_supported(),
+        full_log: BTreeSet::new(),
     };
     // Each round loads the object with every program rejected so far
     // switched off, until it loads or something else than one program fails.
@@ -113,13 +116,24 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         };
         v.describe_once(&open);
         v.leave_out(&mut open);
+        let logs = if v.stats {
+            complexity::StatsLogs::ask(&mut open, |name| v.full_log.contains(name))
+        } else {
+            complexity::StatsLogs::default()
+        };
         match open.load() {
             Ok(mut obj) => {
+                let mut figures = logs.read(&obj);
                 v.loaded(&mut obj, opts);
+                for p in &mut v.report.programs {
+                    if p.load == Outcome::Ok {
+                        p.complexity = figures.remove(&p.name);
+                    }
+                }
                 break;
             }
             Err(e) => {
-                if !v.load_failed(&e) {
+                if !v.load_failed(&e, &logs) {
                     break;
                 }
             }
@@ -149,6 +163,11 @@ struct Isolation {
     /// libbpf's raw program and map types, by name (for the kernel's probes).
     types: BTreeMap<String, u32>,
     map_types: BTreeMap<String, u32>,
+    /// Whether programs are loaded at the verifier's statistics level.
+    stats: bool,
+    /// Programs refused at the statistics level, loaded again at libbpf's
+    /// default so that the failure carries the verifier's full log.
+    full_log: BTreeSet<String>,
 }
 
 impl Isolation {
@@ -335,7 +354,7 @@ impl Isolation {
 
     /// A load failed: a program to switch off next round (`true`), or a map
     /// or the object as a whole to blame (`false`: done).
-    fn load_failed(&mut self, e: &libbpf_rs::Error) -> bool {
+    fn load_failed(&mut self, e: &libbpf_rs::Error, logs: &complexity::StatsLogs) -> bool {
         let lines = capture::take();
         match culprit(&lines) {
             Culprit::Program(prog)
@@ -344,6 +363,12 @@ impl Isolation {
             {
                 if let Some(map) = referenced_missing_map(&lines) {
                     self.blocked.insert(prog, map);
+                    return true;
+                }
+                // Refused with only the statistics logged: once more with
+                // libbpf's default, which retries with the full log. A log
+                // left empty (refused before verification) has no more to say.
+                if logs.wrote(&prog) && self.full_log.insert(prog.clone()) {
                     return true;
                 }
                 let mut f = failure(e, &lines, Some(&prog));
@@ -499,6 +524,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             attach: skipped("not attempted"),
             fire: None,
             optional: false,
+            complexity: None,
         });
     }
 }

@@ -108,6 +108,9 @@ pub struct ProgramState {
     /// Declared optional: a failure here is shown, not counted.
     #[serde(default)]
     pub optional: bool,
+    /// The verifier's statistics where it accepted the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complexity: Option<crate::wire::Complexity>,
 }
 
 /// The verdict on one object on one kernel.
@@ -370,6 +373,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             load: outcome_word(&p.load),
             attach: outcome_word(&p.attach),
             optional: p.optional,
+            complexity: p.complexity.clone(),
             runs: match p.fire {
                 Some(Fire::Fired { runs }) => Some(runs),
                 Some(Fire::NotFired { .. }) => Some(0),
@@ -608,6 +612,7 @@ mod tests {
             attach,
             fire: None,
             optional: false,
+            complexity: None,
         }
     }
 

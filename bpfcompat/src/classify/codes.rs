@@ -42,6 +42,12 @@ pub enum Code {
     NotFired,
     /// The user's command failed (command mode).
     CommandFailed,
+    /// The verifier's work on a program grew past `--max-complexity-growth`
+    /// since the baseline (the kernel still accepts it).
+    ComplexityRegression,
+    /// A program uses more of the verifier's limit than `--min-headroom`
+    /// leaves (the kernel still accepts it).
+    ComplexityHeadroom,
     /// The validator or guest ran past its limit.
     Timeout,
     /// The kernel panicked.
@@ -77,6 +83,8 @@ impl Code {
             AttachFailed => "ATTACH_FAILED",
             NotFired => "NOT_FIRED",
             CommandFailed => "COMMAND_FAILED",
+            ComplexityRegression => "COMPLEXITY_REGRESSION",
+            ComplexityHeadroom => "COMPLEXITY_HEADROOM",
             Timeout => "TIMEOUT",
             KernelPanic => "KERNEL_PANIC",
             Infra => "INFRA",
@@ -103,6 +111,7 @@ mod tests {
             Code::UnsupportedHelper,
             Code::KernelPanic,
             Code::GplOnly,
+            Code::ComplexityRegression,
         ] {
             assert_eq!(
                 serde_json::to_string(&c).unwrap(),

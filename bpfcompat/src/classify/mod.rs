@@ -13,7 +13,7 @@ mod from_log;
 mod releases;
 mod rules;
 
-pub use cell::{Cell, Finding, Stage, Status, cells_for_kernel, signal_name};
+pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel, signal_name};
 pub use codes::Code;
 pub use from_log::{LogVerdict, classify_log};
 pub use releases::{helper_name, helper_since};

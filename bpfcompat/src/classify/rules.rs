@@ -630,6 +630,7 @@ mod tests {
             attach: crate::wire::Outcome::Ok,
             fire: None,
             optional: false,
+            complexity: None,
         }
     }
 

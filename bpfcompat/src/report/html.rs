@@ -90,6 +90,59 @@ struct Assumed<'a> {
 }
 
 #[derive(Serialize)]
+struct ComplexityRow<'a> {
+    object: &'a str,
+    program: &'a str,
+    cells: Vec<Option<ComplexityCell>>,
+}
+
+#[derive(Serialize)]
+struct ComplexityCell {
+    figure: String,
+    /// `high`, `mid` or `low` headroom.
+    band: &'static str,
+    tightest: bool,
+    title: String,
+}
+
+/// The complexity view: a row per program, a cell per kernel.
+fn complexity_rows<'a>(r: &'a Report, kernels: &[&KernelRun]) -> Vec<ComplexityRow<'a>> {
+    let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+    super::rows(r, &names)
+        .into_iter()
+        .map(|row| ComplexityRow {
+            object: row.object,
+            program: row.program,
+            cells: row
+                .on
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    c.map(|c| ComplexityCell {
+                        figure: super::figure(c),
+                        band: match c.headroom_pct() {
+                            h if h >= 50.0 => "high",
+                            h if h >= 10.0 => "mid",
+                            _ => "low",
+                        },
+                        tightest: row.is_tightest(i),
+                        title: format!(
+                            "{} instructions, {} states created (peak {}), limit {}{}",
+                            c.insns.map_or("?".into(), |n| n.to_string()),
+                            c.total_states,
+                            c.peak_states,
+                            c.insns_limit,
+                            c.verification_time_us
+                                .map_or(String::new(), |t| format!(", verified in {t} us"))
+                        ),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
 struct Guest<'a> {
     kernel: &'a str,
     entries: Vec<Entry>,
@@ -128,6 +181,12 @@ pub fn html(r: &Report) -> String {
                 .map(|(object, text)| Assumed { object, text })
                 .collect();
             let guests: Vec<Guest> = kernels.iter().map(|k| guest(k)).collect();
+            let complexity = complexity_rows(r, &kernels);
+            let growth = if r.complexity_growth.is_empty() {
+                String::new()
+            } else {
+                super::growth_text(&r.complexity_growth)
+            };
             t.render(context! {
                 summary => r.summary.sentence(),
                 matrix => r.matrix.clone(),
@@ -137,6 +196,8 @@ pub fn html(r: &Report) -> String {
                 rows => Value::from(Serde(&rows)),
                 assumptions => Value::from(Serde(&assumed)),
                 guests => Value::from(Serde(&guests)),
+                complexity => Value::from(Serde(&complexity)),
+                growth => growth,
             })
         })
         .expect("the report template renders")

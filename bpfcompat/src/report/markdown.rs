@@ -106,7 +106,51 @@ pub fn markdown(r: &Report) -> String {
     runs_view(r, &mut out);
     failures_view(r, &mut out);
     programs_view(r, &mut out);
+    complexity_view(r, &mut out);
     out
+}
+
+/// Processed instructions and the share of the verifier's limit, per
+/// program and kernel; the kernel closest to the limit in bold.
+fn complexity_view(r: &Report, out: &mut String) {
+    let kernels: Vec<&str> = r
+        .kernels_by_version()
+        .iter()
+        .map(|k| k.kernel.as_str())
+        .collect();
+    let rows = super::rows(r, &kernels);
+    if rows.is_empty() {
+        return;
+    }
+    let mut body = String::from(
+        "Instructions the verifier processed (share of its limit); **bold**: the kernel where the program is closest to the limit.\n\n| program |",
+    );
+    for k in &kernels {
+        let _ = write!(body, " {} |", text(k));
+    }
+    body.push_str("\n|---|");
+    body.push_str(&"---:|".repeat(kernels.len()));
+    body.push('\n');
+    for row in &rows {
+        let _ = write!(body, "| {} {} |", code(row.object), code(row.program));
+        for (i, c) in row.on.iter().enumerate() {
+            let figure = c.map_or_else(|| "-".to_string(), super::figure);
+            if row.is_tightest(i) {
+                let _ = write!(body, " **{}** |", text(&figure));
+            } else {
+                let _ = write!(body, " {} |", text(&figure));
+            }
+        }
+        body.push('\n');
+    }
+    if !r.complexity_growth.is_empty() {
+        let _ = write!(
+            body,
+            "\n```text\n{}```\n",
+            super::growth_text(&r.complexity_growth)
+        );
+    }
+    section(out, "Verifier complexity", &body);
 }
 
 /// Tool, matrix, accelerator and start time of the run.

@@ -7,6 +7,7 @@ pub(crate) fn last(lines: &[String], n: usize) -> &[String] {
 }
 
 mod compare;
+mod complexity;
 mod html;
 mod junit;
 mod markdown;
@@ -15,13 +16,14 @@ mod model;
 mod terminal;
 
 pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline};
+pub use complexity::{Gate, Growth, Row, apply_gate, figure, growth, growth_text, rows};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
 pub use merge::{Scope, merge};
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
 pub use terminal::{
-    Look, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
+    Look, assumptions_text, disagreements_text, failures_text, matrix, stats_text, variants_text,
 };
 
 /// Reports for the views' tests: one unavailable kernel per name, with what

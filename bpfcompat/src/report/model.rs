@@ -109,6 +109,10 @@ pub struct Report {
     /// which, and the kernels not run. Every view says it.
     #[serde(default)]
     pub partial: Option<String>,
+    /// With `--baseline`: how each program's verification changed on each
+    /// kernel measured in both runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub complexity_growth: Vec<super::Growth>,
 }
 
 impl Report {
@@ -153,21 +157,7 @@ impl Report {
         notes: Vec<String>,
         allow_unavailable: bool,
     ) -> Report {
-        let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
-        let summary = Summary {
-            cells: cells.len(),
-            pass: count(Status::Pass),
-            fail: count(Status::Fail),
-            unavailable: count(Status::Unavailable),
-            infra_error: count(Status::InfraError),
-            required_failures: cells
-                .iter()
-                .filter(|c| c.required && matches!(c.status, Status::Fail | Status::UnexpectedPass))
-                .count(),
-            expected_fail: count(Status::ExpectedFail),
-            unexpected_pass: count(Status::UnexpectedPass),
-        };
-        let exit_code = exit_code(&cells, allow_unavailable);
+        let (summary, exit_code) = tally(&cells, allow_unavailable);
         Report {
             schema_version: SCHEMA_VERSION,
             tool: concat!("bpfcompat ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -181,7 +171,13 @@ impl Report {
             exit_code,
             scope: None,
             partial: None,
+            complexity_growth: Vec::new(),
         }
+    }
+
+    /// Computes the summary and exit code again after cells changed.
+    pub fn recount(&mut self) {
+        (self.summary, self.exit_code) = tally(&self.cells, self.allow_unavailable);
     }
 
     /// Reads a report written with `--json`.
@@ -231,6 +227,25 @@ impl Report {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialize")
     }
+}
+
+/// The counts and the exit code the cells imply.
+fn tally(cells: &[Cell], allow_unavailable: bool) -> (Summary, ExitCode) {
+    let count = |s: Status| cells.iter().filter(|c| c.status == s).count();
+    let summary = Summary {
+        cells: cells.len(),
+        pass: count(Status::Pass),
+        fail: count(Status::Fail),
+        unavailable: count(Status::Unavailable),
+        infra_error: count(Status::InfraError),
+        required_failures: cells
+            .iter()
+            .filter(|c| c.required && matches!(c.status, Status::Fail | Status::UnexpectedPass))
+            .count(),
+        expected_fail: count(Status::ExpectedFail),
+        unexpected_pass: count(Status::UnexpectedPass),
+    };
+    (summary, exit_code(cells, allow_unavailable))
 }
 
 /// 2 when a required cell failed; else 1 when a required cell has no

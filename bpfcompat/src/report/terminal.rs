@@ -76,6 +76,84 @@ pub fn variants_text(r: &Report) -> String {
     out
 }
 
+/// `--stats`: the verifier's figures per program and kernel, as veristat
+/// lays them out, with `*` on the kernel where each program is closest to
+/// the limit.
+pub fn stats_text(r: &Report) -> String {
+    let kernels: Vec<&str> = r
+        .kernels_by_version()
+        .iter()
+        .map(|k| k.kernel.as_str())
+        .collect();
+    let rows = super::rows(r, &kernels);
+    if rows.is_empty() {
+        return "verifier complexity: no program was measured (the kernels refused every program, or their verifiers predate statistics, 5.2)\n".into();
+    }
+    let mut table = vec![
+        [
+            "OBJECT",
+            "PROGRAM",
+            "KERNEL",
+            "INSNS",
+            "PROCESSED",
+            "OF LIMIT ",
+            "STATES",
+            "PEAK",
+            "TIME",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for row in &rows {
+        for (i, c) in row.on.iter().enumerate() {
+            let Some(c) = c else { continue };
+            // A space where there is no mark keeps the figures aligned.
+            let mark = if row.is_tightest(i) { "*" } else { " " };
+            let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            table.push(vec![
+                row.object.to_string(),
+                row.program.to_string(),
+                kernels[i].to_string(),
+                opt(c.insns),
+                c.insns_processed.to_string(),
+                format!("{:.1}%{mark}", 100.0 - c.headroom_pct()),
+                c.total_states.to_string(),
+                c.peak_states.to_string(),
+                c.verification_time_us
+                    .map_or("-".into(), |t| format!("{t} us")),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::from(
+        "verifier complexity (* the kernel where the program is closest to the limit)\n",
+    );
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (v, w))| {
+                if i >= 3 {
+                    format!("{v:>w$}")
+                } else {
+                    format!("{v:<w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
 /// Every failing or verdict-less cell, with evidence. A kernel whose guest
 /// gave no verdict at all is said once, not once per object.
 pub fn failures_text(r: &Report) -> String {
@@ -181,6 +259,8 @@ fn short_code(code: crate::classify::Code) -> &'static str {
         AttachFailed => "ATTACH",
         NotFired => "NOTFIRED",
         CommandFailed => "CMD",
+        ComplexityRegression => "GROWTH",
+        ComplexityHeadroom => "HEADROOM",
         Timeout => "TIMEOUT",
         KernelPanic => "PANIC",
         Infra => "INFRA",
@@ -417,5 +497,39 @@ mod tests {
             },
         );
         assert!(painted.contains(&red), "failures are red when colour is on");
+    }
+
+    #[test]
+    fn stats_mark_the_kernel_closest_to_the_limit_and_stay_aligned() {
+        let mut r = crate::report::test_report(&["k-old", "k-new"], &["o.bpf.o"], |_| {});
+        for (cell, n) in r.cells.iter_mut().zip([900_000u64, 1_000]) {
+            cell.programs = vec![crate::classify::ProgramState {
+                name: "prog".into(),
+                section: "xdp".into(),
+                load: "ok".into(),
+                attach: "skipped".into(),
+                runs: None,
+                optional: false,
+                complexity: Some(crate::wire::Complexity {
+                    insns_processed: n,
+                    insns_limit: 1_000_000,
+                    insns: Some(40),
+                    ..Default::default()
+                }),
+            }];
+        }
+        let text = stats_text(&r);
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("o.bpf.o")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        let old = rows.iter().find(|l| l.contains("k-old")).unwrap();
+        let new = rows.iter().find(|l| l.contains("k-new")).unwrap();
+        assert!(old.contains("900000") && old.contains("90.0%*"), "{text}");
+        assert!(new.contains("0.1% ") || new.ends_with("0.1%"), "{text}");
+        assert!(!new.contains('*'), "{text}");
+        let col = |l: &str| l.find('%').unwrap();
+        assert_eq!(col(old), col(new), "{text}");
+
+        let empty = crate::report::test_report(&["k"], &["o.bpf.o"], |_| {});
+        assert!(stats_text(&empty).contains("no program was measured"));
     }
 }

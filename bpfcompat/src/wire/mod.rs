@@ -3,12 +3,14 @@
 //!
 //! - [`job`]: host to guest, the job file and the agent's worker requests;
 //! - [`fixups`]: what a real loader changes before load, part of a job;
-//! - [`records`]: guest to host, one line per record on the result port.
+//! - [`records`]: guest to host, one line per record on the result port;
+//! - [`complexity`]: the verifier's statistics for a program, part of a record.
 //!
 //! The whole protocol has one version, [`WIRE_VERSION`]: in every record
 //! prefix and in every job. Host and agent come from one build; a mismatch is
 //! refused, never misread.
 
+mod complexity;
 mod fixups;
 mod job;
 mod records;
@@ -16,6 +18,7 @@ mod records;
 /// The protocol's version (the digit of [`RECORD_PREFIX`]).
 pub const WIRE_VERSION: u32 = 1;
 
+pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
 pub use job::{JOB_DIR, JOB_FILE, JOB_PROGRAM, Job, JobCommand, JobObject, Mode, WorkerRequest};
 pub use records::{

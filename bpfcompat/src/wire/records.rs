@@ -260,6 +260,10 @@ pub struct ProgramReport {
     /// shown, not counted.
     #[serde(default)]
     pub optional: bool,
+    /// The verifier's statistics, when it accepted the program and the
+    /// kernel has a statistics log level.
+    #[serde(default)]
+    pub complexity: Option<super::Complexity>,
 }
 
 /// Fire mode's verdict on one attached program.

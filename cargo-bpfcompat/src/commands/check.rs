@@ -32,6 +32,14 @@ pub struct CheckArgs {
     /// Write the JSON report here (same schema as `test`, one kernel: `host`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Print the verifier's figures per program (instructions, processed
+    /// instructions and the share of the limit, states, time).
+    #[arg(long)]
+    pub stats: bool,
+    /// Fail a cell (COMPLEXITY_HEADROOM, exit 2) where a program leaves less
+    /// than PCT of the verifier's limit free, e.g. `10%`.
+    #[arg(long, value_name = "PCT")]
+    pub min_headroom: Option<crate::cli::Percent>,
 }
 
 pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
@@ -60,13 +68,18 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         kernels: vec![validate_all_on_host(&objects, &opts)?],
         notes: Vec::new(),
     };
-    let report = Report::new(
+    let mut report = Report::new(
         "host (running kernel)",
         names,
         output,
         false,
         &Default::default(),
     );
+    let gate = bpfcompat::report::Gate {
+        max_growth_pct: None,
+        min_headroom_pct: a.min_headroom.map(|p| p.0),
+    };
+    bpfcompat::report::apply_gate(&mut report, &[], &gate);
     if let Some(p) = &a.json {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -75,6 +88,9 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
     let failures = failures_text(&report);
     if !failures.is_empty() {
         print!("\n{failures}");
+    }
+    if a.stats {
+        print!("\n{}", bpfcompat::report::stats_text(&report));
     }
     Ok(report.exit_code)
 }

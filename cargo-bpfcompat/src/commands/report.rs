@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat::report::{Report, changes_text, compare, exit_with_baseline};
+use bpfcompat::report::{
+    Report, apply_gate, changes_text, compare, exit_with_baseline, growth, growth_text,
+};
 use clap::{Args, Subcommand};
 
 use crate::exit::Code;
@@ -11,13 +13,16 @@ use crate::exit::Code;
 /// `report` subcommands.
 #[derive(Subcommand)]
 pub enum ReportCommand {
-    /// Compare two reports: new failures (regressions), fixes, still failing.
-    /// Exits 2 when a required cell newly fails in the second.
+    /// Compare two reports: new failures (regressions), fixes, still failing,
+    /// and how each program's verifier complexity changed. Exits 2 when a
+    /// required cell newly fails in the second, or fails the complexity gate.
     Diff {
         /// The earlier report (the baseline).
         before: PathBuf,
         /// The later report.
         after: PathBuf,
+        #[command(flatten)]
+        complexity: crate::cli::ComplexityArgs,
     },
     /// Merge the reports of one run's slices (`test --partition I/N`) into
     /// the report of the whole run; refuses (exit 1) a missing slice, a slice
@@ -48,10 +53,20 @@ fn load(path: &Path) -> Result<Report, String> {
 
 pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
     match cmd {
-        ReportCommand::Diff { before, after } => {
-            let (before, after) = (load(&before)?, load(&after)?);
+        ReportCommand::Diff {
+            before,
+            after,
+            complexity,
+        } => {
+            let (before, mut after) = (load(&before)?, load(&after)?);
+            after.complexity_growth = growth(&before, &after);
+            let grown = after.complexity_growth.clone();
+            apply_gate(&mut after, &grown, &complexity.gate());
             let changes = compare(&before, &after);
             print!("{}", changes_text(&changes));
+            if !grown.is_empty() {
+                print!("\n{}", growth_text(&grown));
+            }
             Ok(exit_with_baseline(&changes, &after))
         }
         ReportCommand::Merge(a) => {

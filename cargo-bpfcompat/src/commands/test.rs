@@ -13,7 +13,8 @@ use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{built_for, check_bpf_object, display_names};
 use bpfcompat::partition::Partition;
 use bpfcompat::report::{
-    Expectations, Report, Scope, changes_text, compare, exit_with_baseline, kernel_cells,
+    Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, growth,
+    growth_text, kernel_cells, stats_text,
 };
 use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
@@ -70,6 +71,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
+    pub complexity: crate::cli::ComplexityArgs,
+    #[command(flatten)]
     pub guests: GuestArgs,
     #[command(flatten)]
     pub cmd: CommandModeArgs,
@@ -86,6 +89,10 @@ pub struct TestArgs {
     /// No progress display; print only failures and the summary.
     #[arg(help_heading = "Display", long, short = 'q')]
     pub quiet: bool,
+    /// Print the verifier's figures per program and kernel: instructions,
+    /// processed instructions and the share of the limit, states, time.
+    #[arg(help_heading = "Display", long)]
+    pub stats: bool,
 }
 
 /// Which kernels, and how their guests run.
@@ -221,6 +228,9 @@ pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
 /// a report path that cannot be written must not cost a whole matrix run.
 fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
     check_outputs(a)?;
+    if a.complexity.max_complexity_growth.is_some() && a.baseline.is_none() {
+        return Err("--max-complexity-growth compares with a baseline: add --baseline FILE (a JSON report of an earlier run)".to_string().into());
+    }
     let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
     let Work {
         objects,
@@ -358,6 +368,11 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         &r.expectations,
     );
     report.scope = Some(r.scope);
+    if let Some(b) = &r.baseline {
+        report.complexity_growth = growth(b, &report);
+    }
+    let growth_now = report.complexity_growth.clone();
+    apply_gate(&mut report, &growth_now, &a.complexity.gate());
     // A stopped run's report says so, not what its finished cells imply.
     let stopped = crate::signals::exit_code(cancel);
     if let Some(code) = stopped {
@@ -368,12 +383,18 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     let write_errors = a.reports.write(&report, true);
     if !json_lines {
         print!("{}", crate::render::human(&report, a.quiet));
+        if a.stats {
+            print!("\n{}", stats_text(&report));
+        }
     }
     let changes = r.baseline.as_ref().map(|b| compare(b, &report));
     if let Some(changes) = &changes
         && !json_lines
     {
         print!("\n{}", changes_text(changes));
+        if !report.complexity_growth.is_empty() {
+            print!("\n{}", growth_text(&report.complexity_growth));
+        }
     }
     for e in &write_errors {
         eprintln!("error: {e}");

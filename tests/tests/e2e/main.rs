@@ -6,6 +6,7 @@
 mod archives;
 mod aya;
 mod ci_files;
+mod complexity;
 mod harness;
 mod host_gate;
 mod kernels;
