@@ -8,8 +8,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::KernelTest;
 use crate::cancel::Cancel;
 use crate::guest::{Initramfs, job_disk};
@@ -148,16 +146,20 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
     // and the kernel's modules, and each job brings the binary itself.
     let mut rest = Vec::new();
     init.write_to(&mut rest).map_err(|e| e.to_string())?;
-    let mut identity = Sha256::new();
-    identity.update(format!(
-        "harness {} wire {WIRE_VERSION}\n",
-        env!("CARGO_PKG_VERSION")
-    ));
+    // BLAKE3: test binaries are debug builds, where sha256 is slow.
+    let mut identity = blake3::Hasher::new();
+    identity.update(
+        format!(
+            "harness {} wire {WIRE_VERSION}\n",
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
     identity.update(&rest);
     for m in &g.image.modules {
-        identity.update(std::fs::read(m).map_err(|e| format!("{}: {e}", m.display()))?);
+        identity.update(&std::fs::read(m).map_err(|e| format!("{}: {e}", m.display()))?);
     }
-    let identity = hex::encode(identity.finalize());
+    let identity = identity.finalize().to_hex().to_string();
     let initrd = g.work.join("base-modules.cpio");
     Initramfs::with_modules(&base, &g.image.modules, &initrd).map_err(|e| e.to_string())?;
     let mut job = Initramfs::new();

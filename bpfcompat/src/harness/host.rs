@@ -143,9 +143,11 @@ fn plan(config: Option<&Config>) -> (Vec<Cell>, Vec<Trial>) {
             let unavailable = match (&pin, m.profile(&k)) {
                 (_, None) => None,
                 (None, _) => None,
-                (Some(p), _) => match cache.as_ref().map(|c| c.lookup(&p.entry_key())) {
+                // Present is enough here: listing trials must not hash
+                // every kernel (the trial's fetch checks the entry).
+                (Some(p), _) => match cache.as_ref().map(|c| c.has(&p.entry_key())) {
                     Err(e) => Some(e.to_string()),
-                    Ok(Ok(Some(_))) => None,
+                    Ok(true) => None,
                     Ok(_) if p.own.is_some() => None,
                     Ok(_) => mirrors.get(&p.archive).err().map(|e| e.to_string()),
                 },

@@ -330,11 +330,14 @@ fn meta(
 ) -> Result<Meta, FetchError> {
     let vmlinuz_sha256 = sha256_file(&staging.join("vmlinuz"))
         .map_err(io("cannot read the extracted vmlinuz".into()))?;
+    let vmlinuz_blake3 = super::cache::blake3_file(&staging.join("vmlinuz"))
+        .map_err(io("cannot read the extracted vmlinuz".into()))?;
     Ok(Meta {
         package: pin.package.clone(),
         version: pin.version.clone(),
         release,
         vmlinuz_sha256,
+        vmlinuz_blake3: Some(vmlinuz_blake3),
         has_config,
         layout: super::cache::LAYOUT,
         modules,

@@ -14,7 +14,7 @@ pub(crate) mod rpm;
 pub(crate) mod trust;
 mod versions;
 
-pub(crate) use cache::sha256_file;
+pub(crate) use cache::blake3_file;
 pub use cache::{Cache, CachedKernel, Entry};
 pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, fetch};

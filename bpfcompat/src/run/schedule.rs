@@ -417,10 +417,8 @@ fn warm_kernel(
     let initrd = ctx.work.join(format!("{name}.base.initrd"));
     Initramfs::with_modules(ctx.base, &kernel.modules, &initrd)
         .map_err(|e| format!("cannot add {name}'s kernel modules to its initramfs: {e}"))?;
-    let identity = crate::kernel::sha256_file(&initrd)
-        .map_err(|e| format!("cannot read {}: {e}", initrd.display()))?
-        .as_str()
-        .to_string();
+    let identity = crate::kernel::blake3_file(&initrd)
+        .map_err(|e| format!("cannot read {}: {e}", initrd.display()))?;
     let env = guest_env(&name);
     let guest = super::warm::WarmGuest {
         initrd: &initrd,

@@ -241,7 +241,7 @@ fn save(
     // twice (the cold boot that follows has its own).
     let limit = w.timeout.min(limit);
     snapshot::save(w.qemu, &saving, &out, limit, w.cancel).map_err(|e| e.0)?;
-    let digest = blake3_file(&out).map_err(|e| e.to_string())?;
+    let digest = crate::kernel::blake3_file(&out).map_err(|e| e.to_string())?;
     std::fs::write(digest_file, &digest).map_err(|e| e.to_string())?;
     std::fs::rename(&out, state).map_err(|e| e.to_string())
 }
@@ -352,16 +352,7 @@ fn intact(state: &Path, digest_file: &Path) -> bool {
     let Ok(recorded) = std::fs::read_to_string(digest_file) else {
         return false;
     };
-    blake3_file(state).is_ok_and(|d| d == recorded.trim())
-}
-
-/// The BLAKE3 digest of a saved machine: checked before every restore, so
-/// it must cost little next to the restore itself (sha256 of a 120 MB
-/// machine took 0.7 s here, longer than the restore).
-fn blake3_file(path: &Path) -> std::io::Result<String> {
-    let mut h = blake3::Hasher::new();
-    h.update_mmap(path)?;
-    Ok(h.finalize().to_hex().to_string())
+    crate::kernel::blake3_file(state).is_ok_and(|d| d == recorded.trim())
 }
 
 /// The key of a saved machine: the digest of everything that shapes it.
@@ -381,10 +372,7 @@ fn key(
     // The cache entry is named by the digests of the kernel's packages.
     let entry = kernel.vmlinuz.parent().unwrap_or(Path::new(""));
     part("kernel", entry.to_string_lossy().as_bytes());
-    part(
-        "vmlinuz",
-        crate::kernel::sha256_file(&kernel.vmlinuz)?.as_bytes(),
-    );
+    part("vmlinuz", kernel.vmlinuz_digest.as_bytes());
     part("initrd", identity.as_bytes());
     part("qemu", w.qemu.to_string_lossy().as_bytes());
     part("qemu-version", w.qemu_version.as_bytes());
