@@ -208,9 +208,19 @@ impl Row<'_> {
     }
 }
 
-/// The figures of every program measured somewhere, by object and program,
-/// for the kernels given.
-pub fn rows<'a>(r: &'a Report, kernels: &[&str]) -> Vec<Row<'a>> {
+/// The kernels in version order (as every view orders them) and a row per
+/// program measured on any of them, by object and program.
+pub fn rows(r: &Report) -> (Vec<&str>, Vec<Row<'_>>) {
+    let kernels: Vec<&str> = r
+        .kernels_by_version()
+        .into_iter()
+        .map(|k| k.kernel.as_str())
+        .collect();
+    let rows = rows_for(r, &kernels);
+    (kernels, rows)
+}
+
+fn rows_for<'a>(r: &'a Report, kernels: &[&str]) -> Vec<Row<'a>> {
     let mut rows: Vec<Row> = Vec::new();
     for object in &r.objects {
         let cells: Vec<Option<&Cell>> = kernels.iter().map(|k| r.cell(object, k)).collect();
@@ -375,7 +385,7 @@ mod tests {
     #[test]
     fn rows_mark_the_tightest_kernels_unless_all_agree() {
         let r = with_insns(500_000, 1);
-        let rows = rows(&r, &["k1", "absent"]);
+        let rows = rows_for(&r, &["k1", "absent"]);
         assert_eq!(rows.len(), 1);
         assert_eq!(figure(rows[0].on[0].unwrap()), "500000 (50.0%)");
         assert!(rows[0].on[1].is_none());

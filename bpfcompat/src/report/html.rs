@@ -106,9 +106,9 @@ struct ComplexityCell {
 }
 
 /// The complexity view: a row per program, a cell per kernel.
-fn complexity_rows<'a>(r: &'a Report, kernels: &[&KernelRun]) -> Vec<ComplexityRow<'a>> {
-    let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
-    super::rows(r, &names)
+fn complexity_rows(r: &Report) -> Vec<ComplexityRow<'_>> {
+    super::rows(r)
+        .1
         .into_iter()
         .map(|row| ComplexityRow {
             object: row.object,
@@ -181,7 +181,7 @@ pub fn html(r: &Report) -> String {
                 .map(|(object, text)| Assumed { object, text })
                 .collect();
             let guests: Vec<Guest> = kernels.iter().map(|k| guest(k)).collect();
-            let complexity = complexity_rows(r, &kernels);
+            let complexity = complexity_rows(r);
             let growth = if r.complexity_growth.is_empty() {
                 String::new()
             } else {

@@ -113,12 +113,7 @@ pub fn markdown(r: &Report) -> String {
 /// Processed instructions and the share of the verifier's limit, per
 /// program and kernel; the kernel closest to the limit in bold.
 fn complexity_view(r: &Report, out: &mut String) {
-    let kernels: Vec<&str> = r
-        .kernels_by_version()
-        .iter()
-        .map(|k| k.kernel.as_str())
-        .collect();
-    let rows = super::rows(r, &kernels);
+    let (kernels, rows) = super::rows(r);
     if rows.is_empty() {
         return;
     }

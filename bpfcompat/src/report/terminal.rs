@@ -80,12 +80,7 @@ pub fn variants_text(r: &Report) -> String {
 /// lays them out, with `*` on the kernel where each program is closest to
 /// the limit.
 pub fn stats_text(r: &Report) -> String {
-    let kernels: Vec<&str> = r
-        .kernels_by_version()
-        .iter()
-        .map(|k| k.kernel.as_str())
-        .collect();
-    let rows = super::rows(r, &kernels);
+    let (kernels, rows) = super::rows(r);
     if rows.is_empty() {
         return "verifier complexity: no program was measured (the kernels refused every program, or their verifiers predate statistics, 5.2)\n".into();
     }

@@ -215,26 +215,18 @@ async fn drain_console(
     from: impl AsyncRead + Unpin,
     tx: mpsc::UnboundedSender<Seen>,
 ) -> (Vec<u8>, Option<String>) {
-    let mut reader = BufReader::new(from);
-    let mut all = Vec::new();
     let mut panic = None;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        all.extend_from_slice(&line);
+    let all = each_line(from, |line| {
         if panic.is_none() {
-            let text = String::from_utf8_lossy(&line);
+            let text = String::from_utf8_lossy(line);
             if PANIC_MARKERS.iter().any(|m| text.contains(m)) {
                 let text = text.trim().to_string();
                 let _ = tx.send(Seen::Panic(text.clone()));
                 panic = Some(text);
             }
         }
-    }
+    })
+    .await;
     (all, panic)
 }
 
@@ -243,6 +235,21 @@ async fn drain_results(
     from: tokio::net::unix::pipe::Receiver,
     tx: mpsc::UnboundedSender<Seen>,
 ) -> Vec<u8> {
+    each_line(from, |line| {
+        for r in parse_records(&String::from_utf8_lossy(line)).0 {
+            let _ = tx.send(Seen::Record(r));
+        }
+    })
+    .await
+}
+
+/// Most bytes of one stream kept as evidence: a guest that floods its
+/// console cannot exhaust the host; the end, which says how it ended, stays.
+const KEPT_BYTES: usize = 32 << 20;
+
+/// Hands each line of a stream to `seen` as it arrives; returns the
+/// stream's text (its last [`KEPT_BYTES`] when longer).
+async fn each_line(from: impl AsyncRead + Unpin, mut seen: impl FnMut(&[u8])) -> Vec<u8> {
     let mut reader = BufReader::new(from);
     let mut all = Vec::new();
     let mut line = Vec::new();
@@ -252,9 +259,10 @@ async fn drain_results(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        seen(&line);
         all.extend_from_slice(&line);
-        for r in parse_records(&String::from_utf8_lossy(&line)).0 {
-            let _ = tx.send(Seen::Record(r));
+        if all.len() > KEPT_BYTES {
+            all.drain(..all.len() - KEPT_BYTES / 2);
         }
     }
     all
