@@ -63,10 +63,10 @@ fn pct(before: u64, now: u64) -> Option<f64> {
     (before > 0).then(|| 100.0 * (now as f64 - before as f64) / before as f64)
 }
 
-/// Every program measured on a kernel in both reports.
-pub fn growth(before: &Report, now: &Report) -> Vec<Growth> {
+/// Every program of `cells` measured on its kernel in both runs.
+pub fn growth(before: &Report, cells: &[Cell]) -> Vec<Growth> {
     let mut out = Vec::new();
-    for c in &now.cells {
+    for c in cells {
         let Some(old) = before.cell(&c.object, &c.kernel) else {
             continue;
         };
@@ -91,8 +91,18 @@ pub fn growth(before: &Report, now: &Report) -> Vec<Growth> {
 /// Fails every passing cell with a program past the gate, and recounts the
 /// report. Returns how many cells it failed.
 pub fn apply_gate(report: &mut Report, growth: &[Growth], gate: &Gate) -> usize {
+    let failed = gate_cells(&mut report.cells, growth, gate);
+    if failed > 0 {
+        report.recount();
+    }
+    failed
+}
+
+/// Fails every passing cell of `cells` with a program past the gate (the
+/// cells of one kernel as it finishes, or a whole report's).
+pub fn gate_cells(cells: &mut [Cell], growth: &[Growth], gate: &Gate) -> usize {
     let mut failed = 0;
-    for cell in report.cells.iter_mut().filter(|c| c.status == Status::Pass) {
+    for cell in cells.iter_mut().filter(|c| c.status == Status::Pass) {
         let mut findings = Vec::new();
         for p in &cell.programs {
             let Some(c) = &p.complexity else { continue };
@@ -114,9 +124,6 @@ pub fn apply_gate(report: &mut Report, growth: &[Growth], gate: &Gate) -> usize 
             fail(cell, findings);
             failed += 1;
         }
-    }
-    if failed > 0 {
-        report.recount();
     }
     failed
 }
@@ -330,7 +337,7 @@ mod tests {
             min_headroom_pct: None,
         };
         let mut now = big.clone();
-        let g = growth(&small, &now);
+        let g = growth(&small, &now.cells);
         assert_eq!(apply_gate(&mut now, &g, &gate), 1);
         assert_eq!(now.cells[0].code, Some(Code::ComplexityRegression));
         assert!(
@@ -343,7 +350,7 @@ mod tests {
         assert_eq!(now.summary.fail, 1);
 
         let mut now = small.clone();
-        let g = growth(&big, &now);
+        let g = growth(&big, &now.cells);
         assert_eq!(apply_gate(&mut now, &g, &gate), 0);
         assert_eq!(now.cells[0].status, Status::Pass);
     }
@@ -355,7 +362,7 @@ mod tests {
             min_headroom_pct: None,
         };
         let mut now = with_insns(100, 50);
-        let g = growth(&with_insns(100, 10), &now);
+        let g = growth(&with_insns(100, 10), &now.cells);
         assert_eq!(apply_gate(&mut now, &g, &gate), 1);
         assert!(
             now.cells[0]
@@ -365,7 +372,7 @@ mod tests {
                 .contains("states grew")
         );
         let mut now = with_insns(100, 50);
-        let g = growth(&with_insns(100, 0), &now);
+        let g = growth(&with_insns(100, 0), &now.cells);
         assert_eq!(apply_gate(&mut now, &g, &gate), 0);
     }
 

@@ -16,7 +16,9 @@ mod model;
 mod terminal;
 
 pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline};
-pub use complexity::{Gate, Growth, Row, apply_gate, figure, growth, growth_text, rows};
+pub use complexity::{
+    Gate, Growth, Row, apply_gate, figure, gate_cells, growth, growth_text, rows,
+};
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;

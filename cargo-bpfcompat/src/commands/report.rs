@@ -59,7 +59,7 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             complexity,
         } => {
             let (before, mut after) = (load(&before)?, load(&after)?);
-            after.complexity_growth = growth(&before, &after);
+            after.complexity_growth = growth(&before, &after.cells);
             let grown = after.complexity_growth.clone();
             apply_gate(&mut after, &grown, &complexity.gate());
             let changes = compare(&before, &after);

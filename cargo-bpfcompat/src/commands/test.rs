@@ -13,8 +13,8 @@ use bpfcompat::matrix::Matrix;
 use bpfcompat::objects::{built_for, check_bpf_object, display_names};
 use bpfcompat::partition::Partition;
 use bpfcompat::report::{
-    Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, growth,
-    growth_text, kernel_cells, stats_text,
+    Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, gate_cells,
+    growth, growth_text, kernel_cells, stats_text,
 };
 use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat::vm::AccelChoice;
@@ -348,12 +348,21 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         );
     }
     let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
+    let gate = a.complexity.gate();
     let cache = Cache::discover()?;
     let output = bpfcompat::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
         // For tools: each cell as soon as its kernel is done.
         if json_lines && let Event::KernelFinished { run } = &e {
-            for c in kernel_cells(run, &r.names, &r.expectations) {
-                crate::messages::cell(&c);
+            // Judged as the report will judge them, complexity gate included.
+            let mut cells = kernel_cells(run, &r.names, &r.expectations);
+            let grown = r
+                .baseline
+                .as_ref()
+                .map(|b| growth(b, &cells))
+                .unwrap_or_default();
+            gate_cells(&mut cells, &grown, &gate);
+            for c in &cells {
+                crate::messages::cell(c);
             }
             crate::messages::kernel_finished(run);
         }
@@ -369,10 +378,10 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     );
     report.scope = Some(r.scope);
     if let Some(b) = &r.baseline {
-        report.complexity_growth = growth(b, &report);
+        report.complexity_growth = growth(b, &report.cells);
     }
-    let growth_now = report.complexity_growth.clone();
-    apply_gate(&mut report, &growth_now, &a.complexity.gate());
+    let grown = report.complexity_growth.clone();
+    apply_gate(&mut report, &grown, &gate);
     // A stopped run's report says so, not what its finished cells imply.
     let stopped = crate::signals::exit_code(cancel);
     if let Some(code) = stopped {

@@ -93,13 +93,28 @@ fn figures_reach_every_report_and_growth_past_the_gate_fails_with_exit_2() {
             "the longer loop should cost far more: {s} vs {l}"
         );
     }
-    let gated = [&against_small[..], &["--max-complexity-growth", "20%"]].concat();
+    // Gated, with cell records streamed as each kernel finishes: they are
+    // judged as the report judges them.
+    let gated = [
+        &against_small[..],
+        &["--max-complexity-growth", "20%", "--message-format", "json"],
+    ]
+    .concat();
     let (code, stdout, large_gated) = run_build(10_000, dir.path(), "gated", &gated);
     assert_eq!(code, Some(2), "{stdout}");
     for c in large_gated["cells"].as_array().unwrap() {
         assert_eq!(c["status"], "fail", "{c:#}");
         assert_eq!(c["code"], "COMPLEXITY_REGRESSION", "{c:#}");
         assert!(c["message"].as_str().unwrap().contains("grew"), "{c:#}");
+    }
+    let streamed: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["reason"] == "cell")
+        .collect();
+    assert_eq!(streamed.len(), KERNELS.len(), "{stdout}");
+    for c in &streamed {
+        assert_eq!(c["code"], "COMPLEXITY_REGRESSION", "{c:#}");
     }
 
     // The reverse passes the same gate.
