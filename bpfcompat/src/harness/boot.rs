@@ -13,7 +13,7 @@ use crate::cancel::Cancel;
 use crate::guest::{Initramfs, job_disk};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::matrix::Pin;
-use crate::run::warm::{Warm, WarmGuest, WarmRun, qemu_version, run_warm};
+use crate::run::boot::warm::{Warm, WarmGuest, WarmRun, qemu_version, run_warm};
 use crate::run::{Event, Guest, boot_guest};
 use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, find_qemu};
 use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Mode, WIRE_VERSION};

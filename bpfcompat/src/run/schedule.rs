@@ -60,10 +60,10 @@ pub fn run(
         plan.settings.warm.then_some(&*job_disk),
     )?;
     let initramfs_ms = started.elapsed().as_millis() as u64;
-    let warm = job_on_disk.then(|| super::warm::WarmRun {
+    let warm = job_on_disk.then(|| super::boot::warm::WarmRun {
         cache,
         qemu: &qemu,
-        qemu_version: super::warm::qemu_version(&qemu),
+        qemu_version: super::boot::warm::qemu_version(&qemu),
         job_disk: job_disk.clone(),
         accel: &accel,
         cancel,
@@ -237,7 +237,7 @@ struct Guests<'a> {
     /// The agent alone, for warm guests (their job comes on the job disk).
     base: &'a Path,
     /// Set when guests are restored from saved machines.
-    warm: Option<&'a super::warm::WarmRun<'a>>,
+    warm: Option<&'a super::boot::warm::WarmRun<'a>>,
     work: &'a Path,
     accel: &'a AccelPolicy,
     tx: &'a mpsc::Sender<Event>,
@@ -409,7 +409,7 @@ fn boot_kernel(
 /// reason to boot cold instead.
 fn warm_kernel(
     ctx: &Guests,
-    w: &super::warm::WarmRun,
+    w: &super::boot::warm::WarmRun,
     run: &mut KernelRun,
     kernel: &CachedKernel,
 ) -> Result<Booted, String> {
@@ -420,7 +420,7 @@ fn warm_kernel(
     let identity = crate::kernel::blake3_file(&initrd)
         .map_err(|e| format!("cannot read {}: {e}", initrd.display()))?;
     let env = guest_env(&name);
-    let guest = super::warm::WarmGuest {
+    let guest = super::boot::warm::WarmGuest {
         initrd: &initrd,
         identity,
         kind: "agent",
@@ -428,8 +428,8 @@ fn warm_kernel(
         name: &name,
     };
     let on = |e| ctx.send(e);
-    match super::warm::run_warm(w, kernel, &guest, &on) {
-        super::warm::Warm::Restored(boot, accel) => {
+    match super::boot::warm::run_warm(w, kernel, &guest, &on) {
+        super::boot::warm::Warm::Restored(boot, accel) => {
             if let Some(dir) = &ctx.plan.settings.evidence {
                 match evidence::write(dir, &name, 1, &boot, kernel.config.as_deref()) {
                     Ok(d) => run.evidence = Some(d),
@@ -446,7 +446,7 @@ fn warm_kernel(
                 accel,
             })
         }
-        super::warm::Warm::Cold(reason) => Err(reason),
+        super::boot::warm::Warm::Cold(reason) => Err(reason),
     }
 }
 

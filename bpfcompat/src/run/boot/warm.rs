@@ -110,7 +110,7 @@ pub(crate) fn run_warm(
     w: &WarmRun,
     kernel: &CachedKernel,
     g: &WarmGuest,
-    on: &dyn Fn(super::Event),
+    on: &dyn Fn(crate::run::Event),
 ) -> Warm {
     // KVM not yet seen running in this process (every process under
     // nextest): the save or the restore is watched for life, as a cold
@@ -157,7 +157,7 @@ pub(crate) fn run_warm(
     }
     if !intact(&state, &digest_file) {
         let _ = std::fs::remove_file(&state);
-        on(super::Event::Saving {
+        on(crate::run::Event::Saving {
             kernel: name.to_string(),
         });
         // Unproven KVM: a guest that does not get ready soon is taken to
@@ -183,7 +183,7 @@ pub(crate) fn run_warm(
         Err(e) => return Warm::Cold(format!("cannot open the saved machine: {e}")),
     };
     drop(_lock);
-    on(super::Event::Restoring {
+    on(crate::run::Event::Restoring {
         kernel: name.to_string(),
     });
     let restore = BootSpec {

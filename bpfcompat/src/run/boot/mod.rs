@@ -1,6 +1,9 @@
-//! The one way a guest is booted: a kernel and an initramfs, a result file
-//! per attempt in a work directory, the process's accelerator policy and
-//! retries. The scheduler and the `#[kernel_test]` harness both boot here.
+//! The one place a guest is started, for the scheduler and the
+//! `#[kernel_test]` harness alike: cold (a kernel and an initramfs, the
+//! process's accelerator policy and retries) or, in [`warm`], restored from
+//! a saved machine.
+
+pub(crate) mod warm;
 
 use std::path::Path;
 use std::time::Duration;
