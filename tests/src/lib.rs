@@ -236,3 +236,29 @@ pub fn says(record: &serde_json::Value, key: &str, needles: &[&str]) {
         panic!("expected {missing:?} in {key} of:\n{record:#}");
     }
 }
+
+/// The entry of the JSON array `value[list]` whose fields have the given
+/// values (a cell, a kernel run, a program); on failure shows the whole value.
+#[track_caller]
+pub fn entry<'a>(
+    value: &'a serde_json::Value,
+    list: &str,
+    wanted: &[(&str, &str)],
+) -> &'a serde_json::Value {
+    value[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| wanted.iter().all(|(field, v)| e[*field] == *v))
+        .unwrap_or_else(|| panic!("no {wanted:?} in `{list}` of:\n{value:#}"))
+}
+
+/// The cell of `object` (its name in the report) on `kernel`.
+#[track_caller]
+pub fn cell<'a>(
+    report: &'a serde_json::Value,
+    object: &str,
+    kernel: &str,
+) -> &'a serde_json::Value {
+    entry(report, "cells", &[("object", object), ("kernel", kernel)])
+}

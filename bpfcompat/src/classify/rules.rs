@@ -1,6 +1,9 @@
 //! The classification rules for one failed step, most structured first.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 
 use super::Code;
 use super::releases::{
@@ -8,9 +11,6 @@ use super::releases::{
     prog_type_since, release_older_than, struct_ops_since,
 };
 use crate::wire::{MapReport, ProgramReport, StepFailure};
-
-/// The libbpf poison constant for an unresolved CO-RE relocation (0xbad2310).
-const CORE_POISON: &str = "195896080";
 
 /// Which step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ type Rule = fn(&Evidence) -> Option<Verdict>;
 pub(crate) const RULES: &[(&str, Rule)] = &[
     ("missing_kfunc", missing_kfunc),
     ("missing_btf", missing_btf),
-    ("core_relocation", |e| text(e, &CORE_RELOCATION)),
+    ("core_relocation", |e| text(e, "core_relocation")),
     ("struct_ops_link", struct_ops_link),
     ("struct_ops_type", struct_ops_type),
     ("map_type_probe", map_type_probe),
@@ -98,12 +98,14 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("helper_probe", helper_probe),
     ("verifier_unknown_helper", verifier_unknown_helper),
     ("unknown_ld_imm64", unknown_ld_imm64),
-    ("helper_not_allowed", |e| text(e, &HELPER_NOT_ALLOWED)),
-    ("gpl_only", |e| text(e, &GPL_ONLY)),
-    ("missing_attach_target", |e| text(e, &MISSING_ATTACH_TARGET)),
-    ("verifier_limit", |e| text(e, &VERIFIER_LIMIT)),
-    ("bounded_loop", |e| text(e, &BOUNDED_LOOP)),
-    ("kfunc_not_allowed", |e| text(e, &KFUNC_NOT_ALLOWED)),
+    ("helper_not_allowed", |e| text(e, "helper_not_allowed")),
+    ("gpl_only", |e| text(e, "gpl_only")),
+    ("missing_attach_target", |e| {
+        text(e, "missing_attach_target")
+    }),
+    ("verifier_limit", |e| text(e, "verifier_limit")),
+    ("bounded_loop", |e| text(e, "bounded_loop")),
+    ("kfunc_not_allowed", |e| text(e, "kfunc_not_allowed")),
     ("permission", permission),
     ("missing_config_option", missing_config_option),
     ("attach_type_too_new", attach_type_too_new),
@@ -112,83 +114,34 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
 ];
 
 /// A rule decided by the kernel's or libbpf's words alone: the first log
-/// line holding one of `needles` (tried in order) is the message.
+/// line holding one of `needles` (tried in order) is the message. The rules
+/// are data, in `text_rules.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TextRule {
-    needles: &'static [&'static str],
+    needles: Vec<String>,
     code: Code,
-    remediation: &'static str,
+    remediation: String,
 }
 
-fn text(e: &Evidence, rule: &TextRule) -> Option<Verdict> {
-    let line = find(e.failure, rule.needles)?;
-    Some(v(rule.code, line, rule.remediation))
+static TEXT_RULES: LazyLock<BTreeMap<String, TextRule>> = LazyLock::new(|| {
+    toml::from_str(include_str!("text_rules.toml")).expect("text_rules.toml parses (tested)")
+});
+
+fn text(e: &Evidence, name: &str) -> Option<Verdict> {
+    let rule = &TEXT_RULES[name];
+    let line = find(e.failure, &rule.needles)?;
+    Some(v(rule.code, line, rule.remediation.as_str()))
 }
-
-/// A CO-RE relocation that matched nothing (libbpf poisons the instruction).
-const CORE_RELOCATION: TextRule = TextRule {
-    needles: &[
-        "failed to resolve CO-RE relocation",
-        CORE_POISON,
-        "<invalid CO-RE relocation>",
-    ],
-    code: Code::CoreRelocation,
-    remediation: "a field or type the program reads does not exist on this kernel: guard the access with bpf_core_field_exists() / bpf_core_type_exists() and read the older layout in the else branch",
-};
-
-const HELPER_NOT_ALLOWED: TextRule = TextRule {
-    needles: &["cannot use helper"],
-    code: Code::UnsupportedHelper,
-    remediation: "this program type may not call that helper on this kernel; use another program type or helper",
-};
-
-const GPL_ONLY: TextRule = TextRule {
-    needles: &["GPL-restricted", "gpl_only"],
-    code: Code::GplOnly,
-    remediation: "the program calls a GPL-only helper: declare a GPL-compatible license (SEC(\"license\") = \"GPL\")",
-};
-
-const MISSING_ATTACH_TARGET: TextRule = TextRule {
-    needles: &[
-        "failed to find kernel BTF type ID",
-        "attach_btf_id",
-        "The address of function",
-    ],
-    code: Code::MissingAttachTarget,
-    remediation: "the function or BTF type the program attaches to is not in this kernel: pick another target per kernel (set_attach_target) or make the program optional (autoload off)",
-};
-
-const VERIFIER_LIMIT: TextRule = TextRule {
-    needles: &[
-        "BPF program is too large",
-        "too many states",
-        "complexity limit",
-        "too complex",
-        "combined stack size",
-    ],
-    code: Code::VerifierLimit,
-    remediation: "the verifier gave up on size or complexity here (older kernels allow 4096 instructions for unprivileged and 1M from 5.2, fewer states): split the program (tail calls, bpf_loop) or simplify its branches",
-};
-
-const BOUNDED_LOOP: TextRule = TextRule {
-    needles: &["back-edge"],
-    code: Code::UnsupportedFeature,
-    remediation: "bounded loops need Linux 5.3: unroll the loop (#pragma unroll) for older kernels",
-};
-
-const KFUNC_NOT_ALLOWED: TextRule = TextRule {
-    needles: &["calling kernel function"],
-    code: Code::UnsupportedFeature,
-    remediation: "kfunc calls are not allowed for this program type on this kernel",
-};
 
 /// The first line of libbpf's or the verifier's log that contains any of
 /// `needles`, tried in order.
-fn find(f: &StepFailure, needles: &[&str]) -> Option<String> {
+fn find(f: &StepFailure, needles: &[impl AsRef<str>]) -> Option<String> {
     needles.iter().find_map(|needle| {
         f.libbpf_log
             .iter()
             .chain(f.verifier_log.iter())
-            .find(|l| l.contains(needle))
+            .find(|l| l.contains(needle.as_ref()))
             .cloned()
     })
 }
@@ -675,6 +628,18 @@ mod tests {
         })
     }
 
+    /// The verdict when opening or loading the object failed with libbpf's
+    /// `lines` in the log.
+    fn libbpf_says(lines: &[&str], errno: Option<i32>, kernel_btf: Option<bool>) -> Verdict {
+        judge(
+            Step::Object,
+            &failure(&[], lines, errno),
+            None,
+            None,
+            kernel_btf,
+        )
+    }
+
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
         judge(Step::ProgLoad, f, Some(p), None, Some(true))
     }
@@ -831,15 +796,14 @@ mod tests {
                 .unwrap()
                 .starts_with("kfunc bpf_rcu_read_lock needs Linux 6.2")
         );
-        let f = failure(
-            &[],
+        let got = libbpf_says(
             &[
                 "libbpf: failed to find valid kernel BTF",
                 "libbpf: Error loading vmlinux BTF: -3",
             ],
             Some(3),
+            Some(false),
         );
-        let got = judge(Step::Object, &f, None, None, Some(false));
         assert_eq!(got.code, Code::MissingBtf);
     }
 
@@ -906,15 +870,14 @@ mod tests {
     #[test]
     fn a_struct_ops_type_missing_from_kernel_btf_names_it_and_its_release() {
         // Linux 5.4 and a struct_ops object: libbpf explains, the errno does not.
-        let f = failure(
-            &[],
+        let got = libbpf_says(
             &[
                 "libbpf: struct_ops init_kern: struct bpf_struct_ops_tcp_congestion_ops is not found in kernel BTF",
                 "libbpf: failed to load object 'cc.bpf.o'",
             ],
             Some(3),
+            Some(true),
         );
-        let got = judge(Step::Object, &f, None, None, Some(true));
         assert_eq!(got.code, Code::UnsupportedFeature);
         assert!(
             got.message
@@ -1037,11 +1000,6 @@ mod tests {
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::Unknown, "{got:?}");
     }
-}
-
-#[cfg(test)]
-mod rule_table_tests {
-    use super::RULES;
 
     #[test]
     fn every_rule_is_named_once() {
@@ -1050,5 +1008,31 @@ mod rule_table_tests {
         let len = names.len();
         names.dedup();
         assert_eq!(names.len(), len);
+    }
+
+    #[test]
+    fn every_text_rule_is_placed_and_every_placed_one_exists() {
+        for name in TEXT_RULES.keys() {
+            assert!(
+                RULES.iter().any(|(n, _)| n == name),
+                "{name} is not in RULES"
+            );
+        }
+        // A text rule placed under a name the data lacks would panic here.
+        let f = failure(&[], &[], None);
+        let p = program("tracepoint");
+        let e = Evidence {
+            step: Step::ProgLoad,
+            failure: &f,
+            program: Some(&p),
+            map: None,
+            object_maps: &[],
+            kernel_btf: None,
+            release: None,
+            kernel_config: &BTreeMap::new(),
+        };
+        for (_, rule) in RULES {
+            rule(&e);
+        }
     }
 }

@@ -2,17 +2,7 @@
 //! with the script and toolchain that built them) judged by libbpf where it
 //! can open them and by aya's own loader in command mode.
 
-use bpfcompat_e2e::{Args, cli, examples, mentions, says, test_on, with_config, with_report};
-use serde_json::Value;
-
-fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["object"] == object && c["kernel"] == kernel)
-        .unwrap_or_else(|| panic!("no cell {object} x {kernel}: {report:#}"))
-}
+use bpfcompat_e2e::{Args, cell, cli, examples, mentions, says, test_on, with_config, with_report};
 
 /// An aya-built object committed in examples/aya/objects.
 fn aya_object(name: &str) -> std::path::PathBuf {

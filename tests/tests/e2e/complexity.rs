@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use bpfcompat_e2e::{Args, cli, complexity_fixture, root_or_skip, run, with_report};
+use bpfcompat_e2e::{Args, cli, complexity_fixture, entry, root_or_skip, run, with_report};
 use serde_json::Value;
 
 const KERNELS: [&str; 2] = ["debian-12-6.1", "debian-13-6.12"];
@@ -40,12 +40,7 @@ fn processed(report: &Value) -> Vec<u64> {
     KERNELS
         .iter()
         .map(|k| {
-            let cell = report["cells"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["kernel"] == *k)
-                .unwrap_or_else(|| panic!("no cell on {k}: {report:#}"));
+            let cell = entry(report, "cells", &[("kernel", k)]);
             let figures = &cell["programs"][0]["complexity"];
             assert_eq!(figures["insns_limit"], 1_000_000, "{cell:#}");
             figures["insns_processed"]

@@ -2,7 +2,8 @@
 //! clang. Each assertion is a verdict the kernel itself gave.
 
 use bpfcompat_e2e::{
-    default_kernels, kernels_with_mirror, mentions, run, says, test_on, with_config, with_report,
+    default_kernels, entry, kernels_with_mirror, mentions, run, says, test_on, with_config,
+    with_report,
 };
 use serde_json::Value;
 
@@ -17,13 +18,9 @@ const FIXTURES: &[&str] = &[
     "netfilter",
 ];
 
+/// The cell of the fixture `object` on `kernel`.
 pub(super) fn cell<'a>(report: &'a Value, object: &str, kernel: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["object"] == format!("{object}.bpf.o") && c["kernel"] == kernel)
-        .unwrap_or_else(|| panic!("no cell {object} x {kernel}"))
+    bpfcompat_e2e::cell(report, &format!("{object}.bpf.o"), kernel)
 }
 
 fn assert_pass(report: &Value, object: &str, kernel: &str) {
@@ -101,13 +98,8 @@ fn debian_kernels_give_the_expected_verdicts() {
         assert!(fix.contains("cgrp_storage map needs Linux 6.2"), "{c:#}");
         // The refused map blocks the program that needs it, not the other.
         let load = |name: &str| {
-            c["programs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["name"] == name)
-                .map(|p| p["load"].as_str().unwrap().to_string())
-                .unwrap()
+            let p = entry(&c, "programs", &[("name", name)]);
+            p["load"].as_str().unwrap_or_default().to_string()
         };
         assert_eq!(load("touch"), "ok", "{c:#}");
         assert!(load("on_mkdir").contains("needs map `per_cgroup`"), "{c:#}");
@@ -135,12 +127,7 @@ fn debian_kernels_give_the_expected_verdicts() {
         ("debian-12-6.1", "6.1."),
         ("debian-13-6.12", "6.12."),
     ] {
-        let kr = report["kernels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["kernel"] == k)
-            .unwrap();
+        let kr = entry(&report, "kernels", &[("kernel", k)]);
         assert!(
             kr["release"].as_str().unwrap().starts_with(release),
             "{kr:#}"
@@ -391,12 +378,7 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
     ] {
         let c = cell(&report, object, "debian-12-6.1");
         assert_eq!(c["status"], "pass", "{c:#}");
-        let p = c["programs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == program)
-            .unwrap();
+        let p = entry(c, "programs", &[("name", program)]);
         assert!(
             p["runs"].as_u64().unwrap() > 0,
             "{program} did not run: {c:#}"
@@ -745,12 +727,7 @@ fn a_program_declared_optional_is_shown_failing_but_not_counted() {
     for k in kernels {
         let c = cell(&report, "optional", k);
         assert_eq!(c["status"], "pass", "{c:#}");
-        let p = c["programs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "on_riscv_flush_icache")
-            .unwrap();
+        let p = entry(c, "programs", &[("name", "on_riscv_flush_icache")]);
         assert_eq!(p["optional"], true, "{p:#}");
         assert!(p["attach"].as_str().unwrap().starts_with("failed"), "{p:#}");
     }
@@ -950,12 +927,7 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for k in ["vendor-deb", "vendor-vmlinuz"] {
-        let run = report["kernels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["kernel"] == k)
-            .unwrap();
+        let run = entry(&report, "kernels", &[("kernel", k)]);
         assert_eq!(run["release"], release.as_str(), "{run:#}");
         assert_eq!(run["kernel_config"]["CONFIG_BPF_LSM"], "y", "{run:#}");
         assert_eq!(cell(&report, "ringbuf", k)["status"], "pass");

@@ -46,15 +46,7 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
     // As shipped: every floor on these kernels is declared, so exit 0.
     let (code, _, report) = test_in(&examples().join("Cargo.toml"), &target);
     assert_eq!(code, Some(0), "{report:#}");
-    let status = |r: &Value, o: &str, k: &str| {
-        r["cells"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["object"] == o && c["kernel"] == k)
-            .unwrap()["status"]
-            .clone()
-    };
+    let status = |r: &Value, o: &str, k: &str| bpfcompat_e2e::cell(r, o, k)["status"].clone();
     assert_eq!(
         status(&report, "bounded_loop", "debian-11-5.10"),
         "expected_fail"
@@ -163,15 +155,7 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
     let manifest = workspace_with_objects(tmp.path(), &["contract", "variants", "rodata"], config);
     let (out, report) = with_report(in_workspace("test", &manifest).kernels(KERNELS));
     assert_eq!(out.status.code(), Some(0));
-    let cell = |o: &str, k: &str| {
-        report["cells"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["object"] == o && c["kernel"] == k)
-            .unwrap()
-            .clone()
-    };
+    let cell = |o: &str, k: &str| bpfcompat_e2e::cell(&report, o, k).clone();
     for k in KERNELS {
         for o in ["contract", "variants", "rodata"] {
             assert_eq!(cell(o, k)["status"], "pass", "{o} on {k}");

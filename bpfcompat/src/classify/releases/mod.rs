@@ -1,27 +1,58 @@
 //! Which Linux release introduced a helper, map type, program type or kfunc:
 //! the remediation names it so a user knows the floor they are hitting.
+//! The two long tables are data files beside this one (tab-separated).
 
-mod helpers;
+use std::sync::LazyLock;
 
-use helpers::HELPERS;
+/// One row of `helpers.tsv`.
+struct Helper {
+    id: u32,
+    /// Without the `bpf_` prefix.
+    name: &'static str,
+    since: Option<&'static str>,
+}
+
+static HELPERS: LazyLock<Vec<Helper>> = LazyLock::new(|| {
+    rows(include_str!("helpers.tsv"))
+        .map(|[id, name, since]| Helper {
+            id: id.parse().expect("helpers.tsv: a numeric ID"),
+            name,
+            since: (since != "-").then_some(since),
+        })
+        .collect()
+});
+
+/// The tab-separated rows of a built-in table, comments and blank lines
+/// skipped. The tables are checked by the tests below.
+fn rows<const N: usize>(table: &'static str) -> impl Iterator<Item = [&'static str; N]> {
+    table
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            cols.try_into()
+                .unwrap_or_else(|_| panic!("a built-in table has a row of the wrong width: {l}"))
+        })
+}
+
+fn helper(id: u32) -> Option<&'static Helper> {
+    HELPERS.iter().find(|h| h.id == id)
+}
 
 /// `bpf_<name>` of a helper ID.
 pub fn helper_name(id: u32) -> Option<String> {
-    HELPERS
-        .iter()
-        .find(|h| h.0 == id)
-        .map(|h| format!("bpf_{}", h.1))
+    helper(id).map(|h| format!("bpf_{}", h.name))
 }
 
 /// The release that added a helper, where known.
 pub fn helper_since(id: u32) -> Option<&'static str> {
-    HELPERS.iter().find(|h| h.0 == id).and_then(|h| h.2)
+    helper(id).and_then(|h| h.since)
 }
 
 /// The helper ID of `bpf_<name>`.
 pub(crate) fn helper_id(name: &str) -> Option<u32> {
     let bare = name.strip_prefix("bpf_").unwrap_or(name);
-    HELPERS.iter().find(|h| h.1 == bare).map(|h| h.0)
+    HELPERS.iter().find(|h| h.name == bare).map(|h| h.id)
 }
 
 /// Map types (libbpf's names, as bpftool prints them) and the release that
@@ -115,27 +146,12 @@ pub(crate) mod features {
 /// section's prefix: what they are called and the release that added them.
 /// From the upstream commits that introduced each attach type.
 pub(crate) fn attach_since(section: &str) -> Option<(&'static str, &'static str)> {
-    const TABLE: &[(&str, &str, &str)] = &[
-        ("raw_tp/", "raw tracepoint attachments", "4.17"),
-        ("raw_tracepoint/", "raw tracepoint attachments", "4.17"),
-        ("tp_btf/", "BTF-typed tracepoint attachments", "5.5"),
-        ("fentry/", "fentry attachments", "5.5"),
-        ("fexit/", "fexit attachments", "5.5"),
-        ("fmod_ret/", "fmod_ret attachments", "5.7"),
-        ("lsm/", "BPF LSM attachments", "5.7"),
-        ("iter/", "BPF iterators", "5.8"),
-        ("sk_lookup", "sk_lookup attachments", "5.9"),
-        ("kprobe.multi", "kprobe.multi links", "5.18"),
-        ("kretprobe.multi", "kprobe.multi links", "5.18"),
-        ("uprobe.multi", "uprobe.multi links", "6.6"),
-        ("uretprobe.multi", "uprobe.multi links", "6.6"),
-        ("tcx/", "tcx links", "6.6"),
-        ("netkit/", "netkit links", "6.7"),
-    ];
+    static TABLE: LazyLock<Vec<[&str; 3]>> =
+        LazyLock::new(|| rows(include_str!("attach.tsv")).collect());
     TABLE
         .iter()
-        .find(|(prefix, _, _)| section.starts_with(prefix))
-        .map(|(_, what, since)| (*what, *since))
+        .find(|[prefix, _, _]| section.starts_with(prefix))
+        .map(|[_, what, since]| (*what, *since))
 }
 
 /// Whether the kernel release `release` (`uname -r`, e.g.
@@ -188,5 +204,17 @@ mod tests {
         assert_eq!(helper_since(181), Some("5.17"));
         assert_eq!(helper_id("bpf_loop"), Some(181));
         assert_eq!(helper_name(100_000), None);
+    }
+
+    #[test]
+    fn the_tables_parse_and_helper_ids_run_from_one_without_gaps() {
+        for (i, h) in HELPERS.iter().enumerate() {
+            assert_eq!(h.id as usize, i + 1, "bpf_{}", h.name);
+            assert!(
+                h.since
+                    .is_none_or(|v| release_older_than("99.0", v) == Some(false))
+            );
+        }
+        assert!(attach_since("netkit/").is_some());
     }
 }
