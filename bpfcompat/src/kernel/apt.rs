@@ -8,6 +8,7 @@ use crate::errors::ResolveError;
 use crate::kernel::fetch::http_bytes;
 use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
+use crate::matrix::Source;
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
 use sha2::{Digest, Sha256};
@@ -17,11 +18,11 @@ use sha2::{Digest, Sha256};
 /// verified under `trust`, then the index checked against the sha256 the
 /// release gives. Returns the index URL and its text.
 pub(crate) fn download(
-    archive: &str,
+    source: &Source,
     base: &str,
-    suite: &str,
     trust: Trust,
 ) -> Result<(String, String), ResolveError> {
+    let (archive, suite) = (source.archive.as_str(), source.suite.as_str());
     let dists = format!("{base}/dists/{suite}");
     let release = match release(archive, &dists, trust)? {
         Some(text) => text,

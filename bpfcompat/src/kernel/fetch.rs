@@ -258,7 +258,13 @@ pub fn fetch(
             "cannot create a directory in {}",
             kernels.display()
         )))?;
-    let meta = fill_entry(pin, base, &kernels, staging.path(), cancel, progress)?;
+    let mut filling = Filling {
+        kernels: &kernels,
+        staging: staging.path(),
+        cancel,
+        progress,
+    };
+    let meta = fill_entry(pin, base, &mut filling)?;
     std::fs::write(
         staging.path().join("meta.json"),
         serde_json::to_vec_pretty(&meta).expect("meta serializes"),
@@ -280,17 +286,20 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> FetchError {
     move |source| FetchError::Io { context, source }
 }
 
+/// A cache entry being filled: downloads go to temporary files in
+/// `kernels`, extracted files to `staging`, and `progress` hears of each.
+struct Filling<'a> {
+    kernels: &'a std::path::Path,
+    staging: &'a std::path::Path,
+    cancel: &'a Cancel,
+    progress: &'a mut dyn FnMut(FetchEvent),
+}
+
 /// Downloads the pinned packages from the mirror at `base`, checks their
 /// digests and extracts the kernel, its config and its guest modules into
 /// `staging`.
-fn fill_entry(
-    pin: &Pin,
-    base: &str,
-    kernels: &std::path::Path,
-    staging: &std::path::Path,
-    cancel: &Cancel,
-    progress: &mut dyn FnMut(FetchEvent),
-) -> Result<Meta, FetchError> {
+fn fill_entry(pin: &Pin, base: &str, f: &mut Filling) -> Result<Meta, FetchError> {
+    let staging = f.staging;
     let image = PackagePin {
         package: pin.package.clone(),
         version: pin.version.clone(),
@@ -299,8 +308,8 @@ fn fill_entry(
         sha256: pin.sha256.clone(),
     };
     let package = match &pin.own {
-        Some(own) => return own_entry(pin, own, kernels, staging, cancel, progress),
-        None => download_pinned(&image, base, kernels, cancel, progress)?,
+        Some(own) => return own_entry(pin, own, f),
+        None => download_pinned(&image, base, f)?,
     };
     let extracted =
         extract(package.path(), staging).map_err(io(format!("cannot extract {}", pin.package)))?;
@@ -309,7 +318,7 @@ fn fill_entry(
     })?;
     let (mut has_config, mut modules) = (extracted.has_config, extracted.modules);
     for m in &pin.modules {
-        let package = download_pinned(m, base, kernels, cancel, progress)?;
+        let package = download_pinned(m, base, f)?;
         let found = extract(package.path(), staging)
             .map_err(io(format!("cannot extract {}", m.package)))?;
         has_config |= found.has_config;
@@ -347,14 +356,8 @@ fn meta(
 /// A profile's own kernel: a local file or a URL, checked against its
 /// digest, then a `.deb` (extracted as an archive's) or a `vmlinuz` taken
 /// as it is, with the configuration the profile names.
-fn own_entry(
-    pin: &Pin,
-    own: &OwnKernel,
-    kernels: &std::path::Path,
-    staging: &std::path::Path,
-    cancel: &Cancel,
-    progress: &mut dyn FnMut(FetchEvent),
-) -> Result<Meta, FetchError> {
+fn own_entry(pin: &Pin, own: &OwnKernel, f: &mut Filling) -> Result<Meta, FetchError> {
+    let (kernels, staging, cancel) = (f.kernels, f.staging, f.cancel);
     let mut file = tempfile::NamedTempFile::new_in(kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
     let (what, actual) = match &own.from {
@@ -368,7 +371,7 @@ fn own_entry(
             (path.display().to_string(), hex::encode(hasher.finalize()))
         }
         OwnSource::Url(url) => {
-            progress(FetchEvent::Downloading {
+            (f.progress)(FetchEvent::Downloading {
                 package: pin.package.clone(),
                 version: url.clone(),
                 bytes: 0,
@@ -467,10 +470,9 @@ fn bzimage_release(path: &std::path::Path) -> Option<String> {
 fn download_pinned(
     p: &PackagePin,
     base: &str,
-    kernels: &std::path::Path,
-    cancel: &Cancel,
-    progress: &mut dyn FnMut(FetchEvent),
+    f: &mut Filling,
 ) -> Result<tempfile::NamedTempFile, FetchError> {
+    let (kernels, cancel, progress) = (f.kernels, f.cancel, &mut *f.progress);
     let url = format!("{base}/{}", p.filename);
     progress(FetchEvent::Downloading {
         package: p.package.clone(),

@@ -24,13 +24,11 @@ impl Index {
         base: &str,
         trust: Trust,
     ) -> Result<(String, Index), ResolveError> {
-        let (archive, suite) = (source.archive.as_str(), source.suite.as_str());
         match format {
-            Format::Deb => apt::download(archive, base, suite, trust)
-                .map(|(url, text)| (url, Index::Apt(text))),
-            Format::Rpm => {
-                repodata::download(archive, base, suite, trust).map(|(url, p)| (url, Index::Rpm(p)))
+            Format::Deb => {
+                apt::download(source, base, trust).map(|(u, text)| (u, Index::Apt(text)))
             }
+            Format::Rpm => repodata::download(source, base, trust).map(|(u, p)| (u, Index::Rpm(p))),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::errors::ResolveError;
 use crate::kernel::fetch::http_bytes;
 use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
+use crate::matrix::Source;
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};
 
@@ -91,11 +92,11 @@ struct Location {
 /// signature (`repomd.xml.asc`) under `trust`, then the `primary.xml` it
 /// names, checked against the digest it gives; returns the repomd URL.
 pub(crate) fn download(
-    archive: &str,
+    source: &Source,
     base: &str,
-    suite: &str,
     trust: Trust,
 ) -> Result<(String, Primary), ResolveError> {
+    let (archive, suite) = (source.archive.as_str(), source.suite.as_str());
     let url = format!("{base}/{suite}/repodata/repomd.xml");
     let repomd = read_all(&url)?;
     let signature = http_bytes(&format!("{url}.asc")).ok();
