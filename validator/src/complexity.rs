@@ -63,14 +63,16 @@ const LOG_BYTES: usize = 16 * 1024;
 /// The buffers the verifier writes each program's statistics to, which
 /// must outlive the load. Buffers of our own also spare libbpf allocating
 /// its 16 MiB default log per program.
-#[derive(Default)]
 pub struct StatsLogs(BTreeMap<String, Vec<u8>>);
 
 impl StatsLogs {
     /// Asks for the statistics of every program that loads, except those
-    /// `skip` names.
+    /// `skip` names; nothing on a verifier without the statistics level.
     pub fn ask(open: &mut libbpf_rs::OpenObject, skip: impl Fn(&str) -> bool) -> StatsLogs {
         let mut logs = BTreeMap::new();
+        if !stats_supported() {
+            return StatsLogs(logs);
+        }
         for mut p in open.progs_mut() {
             let name = p.name().to_string_lossy().into_owned();
             if !p.autoload() || skip(&name) {

@@ -104,7 +104,6 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         refused_maps: BTreeSet::new(),
         types: BTreeMap::new(),
         map_types: BTreeMap::new(),
-        stats: complexity::stats_supported(),
         full_log: BTreeSet::new(),
     };
     // Each round loads the object with every program rejected so far
@@ -116,11 +115,7 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         };
         v.describe_once(&open);
         v.leave_out(&mut open);
-        let logs = if v.stats {
-            complexity::StatsLogs::ask(&mut open, |name| v.full_log.contains(name))
-        } else {
-            complexity::StatsLogs::default()
-        };
+        let logs = complexity::StatsLogs::ask(&mut open, |name| v.full_log.contains(name));
         match open.load() {
             Ok(mut obj) => {
                 let mut figures = logs.read(&obj);
@@ -163,8 +158,6 @@ struct Isolation {
     /// libbpf's raw program and map types, by name (for the kernel's probes).
     types: BTreeMap<String, u32>,
     map_types: BTreeMap<String, u32>,
-    /// Whether programs are loaded at the verifier's statistics level.
-    stats: bool,
     /// Programs refused at the statistics level, loaded again at libbpf's
     /// default so that the failure carries the verifier's full log.
     full_log: BTreeSet<String>,

@@ -203,7 +203,7 @@ impl Cache {
     }
 
     /// Takes the exclusive lock of one entry; released when the file drops.
-    pub(crate) fn lock(&self, deb_sha256: &Sha256Hex) -> Result<File, FetchError> {
+    pub(crate) fn lock(&self, deb_sha256: &Sha256Hex) -> Result<Lock, FetchError> {
         self.lock_in(&self.kernels_dir()?, deb_sha256.as_str())
     }
 
@@ -213,26 +213,77 @@ impl Cache {
     }
 
     /// Takes the exclusive lock `<dir>/<name>.lock` (`name` is a digest we
-    /// computed); released when the file drops. The lock file is never
-    /// truncated and never opened through a link.
-    pub(crate) fn lock_in(&self, dir: &Path, name: &str) -> Result<File, FetchError> {
+    /// computed), waiting for its holder.
+    pub(crate) fn lock_in(&self, dir: &Path, name: &str) -> Result<Lock, FetchError> {
+        Lock::take(dir, name, true).map(|l| l.expect("a blocking lock is taken"))
+    }
+}
+
+/// An exclusive lock file, released when dropped. The file is never
+/// truncated and never opened through a link. Its holder may remove it
+/// with what it guards ([`Lock::remove`]): a waiter that gets the lock
+/// afterwards sees that the path no longer names the file it locked, and
+/// locks again, so two runs never both hold a lock on one name.
+#[derive(Debug)]
+pub(crate) struct Lock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Locks `<dir>/<name>.lock`; `None` when `wait` is false and another
+    /// process holds it.
+    pub(crate) fn take(dir: &Path, name: &str, wait: bool) -> Result<Option<Lock>, FetchError> {
         let io = |context: String| move |source| FetchError::Io { context, source };
         let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(io(format!(
-                "cannot open the lock file {} (a symbolic link there is refused)",
-                path.display()
-            )))?;
-        file.lock()
-            .map_err(io(format!("cannot lock {}", path.display())))?;
-        Ok(file)
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(io(format!(
+                    "cannot open the lock file {} (a symbolic link there is refused)",
+                    path.display()
+                )))?;
+            if wait {
+                file.lock()
+                    .map_err(io(format!("cannot lock {}", path.display())))?;
+            } else {
+                match file.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(io(format!("cannot lock {}", path.display()))(e));
+                    }
+                }
+            }
+            if names(&path, &file) {
+                return Ok(Some(Lock { file, path }));
+            }
+        }
+    }
+
+    /// Removes the lock file, then releases the lock.
+    pub(crate) fn remove(self) -> std::io::Result<()> {
+        let removed = std::fs::remove_file(&self.path);
+        drop(self.file);
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `path` (not followed) is still the file `file` has open.
+fn names(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(p), Ok(f)) => p.dev() == f.dev() && p.ino() == f.ino(),
+        _ => false,
     }
 }
 
@@ -274,15 +325,54 @@ impl Cache {
         out
     }
 
+    /// Removes the lock files that guard nothing any more (left by an
+    /// earlier release, or by a run that was killed) and that nobody holds;
+    /// returns how many.
+    pub fn remove_stale_locks(&self) -> usize {
+        ["kernels", "snapshots"]
+            .iter()
+            .map(|d| remove_stale_locks_in(&self.root.join(d)))
+            .sum()
+    }
+
     /// Removes an entry, under its lock (a run fetching it finishes first).
     pub fn remove_entry(&self, key: &Sha256Hex) -> Result<(), FetchError> {
-        let _lock = self.lock(key)?;
+        let lock = self.lock(key)?;
         let dir = self.entry_dir(key);
-        std::fs::remove_dir_all(&dir).map_err(|source| FetchError::Io {
+        let io = |source| FetchError::Io {
             context: format!("cannot remove {}", dir.display()),
             source,
-        })
+        };
+        std::fs::remove_dir_all(&dir).map_err(io)?;
+        lock.remove().map_err(io)
     }
+}
+
+/// Removes the unheld `<name>.lock` files of `dir` beside which nothing else
+/// is named `<name>` or `<name>.*`.
+fn remove_stale_locks_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let guards = |name: &str| {
+        names.iter().any(|n| {
+            n.strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || (rest.starts_with('.') && rest != ".lock"))
+        })
+    };
+    names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".lock"))
+        .filter(|name| Sha256Hex::try_from(name.to_string()).is_ok() && !guards(name))
+        .filter(|name| match Lock::take(dir, name, false) {
+            Ok(Some(lock)) => lock.remove().is_ok(),
+            _ => false,
+        })
+        .count()
 }
 
 /// Bytes of the regular files below `dir`, links not followed.
@@ -394,5 +484,45 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"x", "never truncated");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn prune_removes_only_unheld_locks_that_guard_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::at(tmp.path());
+        let kernels = cache.kernels_dir().unwrap();
+        let [stale, held, guarding] = ["a", "b", "c"].map(|c| c.repeat(64));
+        for name in [&stale, &held, &guarding] {
+            std::fs::write(kernels.join(format!("{name}.lock")), b"").unwrap();
+        }
+        std::fs::create_dir(kernels.join(&guarding)).unwrap();
+        let _held = Lock::take(&kernels, &held, true).unwrap();
+        assert_eq!(cache.remove_stale_locks(), 1);
+        assert!(!kernels.join(format!("{stale}.lock")).exists());
+        assert!(kernels.join(format!("{held}.lock")).exists());
+        assert!(kernels.join(format!("{guarding}.lock")).exists());
+    }
+
+    #[test]
+    fn a_waiter_on_a_lock_removed_by_its_holder_locks_the_file_there_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let held = Lock::take(tmp.path(), "k", true).unwrap().unwrap();
+        assert!(
+            Lock::take(tmp.path(), "k", false).unwrap().is_none(),
+            "held"
+        );
+        let waiter = std::thread::spawn({
+            let dir = tmp.path().to_path_buf();
+            move || Lock::take(&dir, "k", true).unwrap().unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        held.remove().unwrap();
+        let got = waiter.join().unwrap();
+        // The waiter holds the lock on the file the name now gives, so a
+        // third run cannot take the same name at once.
+        assert!(names(&tmp.path().join("k.lock"), &got.file));
+        assert!(Lock::take(tmp.path(), "k", false).unwrap().is_none());
+        got.remove().unwrap();
+        assert!(!tmp.path().join("k.lock").exists());
     }
 }

@@ -14,8 +14,8 @@ pub(crate) mod rpm;
 pub(crate) mod trust;
 mod versions;
 
-pub(crate) use cache::blake3_file;
 pub use cache::{Cache, CachedKernel, Entry};
+pub(crate) use cache::{Lock, blake3_file};
 pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, fetch};
 pub use index::{Candidate, resolve};

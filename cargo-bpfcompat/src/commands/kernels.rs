@@ -297,6 +297,10 @@ fn prune(a: &PruneArgs) -> Result<Code> {
             e.bytes / 1_000_000
         );
     }
+    if !a.dry_run {
+        // Locks of entries and machines removed before locks were removed with them.
+        cache.remove_stale_locks();
+    }
     let verb = if a.dry_run { "would free" } else { "freed" };
     println!("{verb} {} MB", freed / 1_000_000);
     Ok(Code::Pass)

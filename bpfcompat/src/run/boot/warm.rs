@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cancel::Cancel;
 use crate::guest::job_disk;
-use crate::kernel::{Cache, CachedKernel};
+use crate::kernel::{Cache, CachedKernel, Lock};
 use crate::vm::{Accel, AccelPolicy, Boot, BootSpec, Exit, boot, snapshot};
 use crate::wire::Record;
 
@@ -265,10 +265,23 @@ fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
     // The same profile, accelerator and kind: the kernel entry may differ.
     let same = |who: &str| who.split(' ').take(3).eq(owner.split(' ').take(3));
     for (other, who, _) in saved_in(dir) {
-        if same(&who) && other != key {
-            for ext in ["state", "blake3", "owner", "cold"] {
-                let _ = std::fs::remove_file(dir.join(format!("{other}.{ext}")));
-            }
+        // One in use (saved or being restored from) is left for a later run.
+        if same(&who)
+            && other != key
+            && let Ok(Some(lock)) = Lock::take(dir, &other, false)
+        {
+            let _ = remove_files(dir, &other).and_then(|()| lock.remove());
+        }
+    }
+    Ok(())
+}
+
+/// Removes a saved machine's files, its lock held.
+fn remove_files(dir: &Path, key: &str) -> std::io::Result<()> {
+    for ext in ["state", "blake3", "owner", "cold"] {
+        match std::fs::remove_file(dir.join(format!("{key}.{ext}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     Ok(())
@@ -335,16 +348,11 @@ pub fn saved_machines(cache: &Cache) -> Vec<SavedMachine> {
 /// Removes a saved machine (under its lock: a run saving it finishes first).
 pub fn remove_machine(cache: &Cache, m: &SavedMachine) -> std::io::Result<()> {
     let dir = cache.root().join("snapshots");
-    let _lock = cache
+    let lock = cache
         .lock_in(&dir, &m.key)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    for ext in ["state", "blake3", "owner", "cold"] {
-        match std::fs::remove_file(dir.join(format!("{}.{ext}", m.key))) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    Ok(())
+    remove_files(&dir, &m.key)?;
+    lock.remove()
 }
 
 /// Whether the saved machine is there with the digest recorded beside it.
