@@ -447,6 +447,16 @@ fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
     machine(&"a".repeat(64), &format!("k1 Tcg agent {pinned}"));
     machine(&"b".repeat(64), &format!("k2 Tcg agent {stale}"));
     machine(&"c".repeat(64), "k1 Tcg");
+    // An orphan lock of a machine removed by an earlier release, and the
+    // locks of what prune removes and keeps.
+    let lock = |dir: &std::path::Path, key: String| {
+        let path = dir.join(format!("{key}.lock"));
+        std::fs::write(&path, b"").unwrap();
+        path
+    };
+    let orphan = lock(&snapshots, "d".repeat(64));
+    let kept_lock = lock(&snapshots, "a".repeat(64));
+    let removed_lock = lock(&kernels, stale.clone());
     let dir = tempfile::tempdir().unwrap();
     let matrix = write(
         dir.path(),
@@ -485,6 +495,8 @@ fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
     assert!(snapshots.join(format!("{}.state", "a".repeat(64))).exists());
     assert!(!snapshots.join(format!("{}.state", "b".repeat(64))).exists());
     assert!(!snapshots.join(format!("{}.owner", "c".repeat(64))).exists());
+    assert!(!orphan.exists() && !removed_lock.exists());
+    assert!(kept_lock.exists());
     // Nothing left to prune.
     let (_, out, _) = prune(&[]);
     assert_eq!(out.trim(), "freed 0 MB");
