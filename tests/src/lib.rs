@@ -107,6 +107,13 @@ pub fn with_report(mut c: impl BorrowMut<Command>) -> (Output, serde_json::Value
     )
 }
 
+/// Runs `c` with the configuration `text` and `--json FILE`: the output
+/// and the JSON report.
+pub fn report_with_config(mut c: Command, text: &str) -> (Output, serde_json::Value) {
+    let _config = with_config(&mut c, text);
+    with_report(c)
+}
+
 /// `cargo-bpfcompat <args> --json FILE`: the output and the JSON report.
 pub fn run_with_report(args: &[&str]) -> (Output, serde_json::Value) {
     with_report(cli(args))
@@ -227,11 +234,18 @@ pub fn mentions(text: &str, needles: &[&str]) {
     }
 }
 
-/// Asserts that the string `key` of a JSON record (a cell, a finding)
-/// contains every one of `needles`; on failure shows the whole record.
+/// Asserts that the string `key` of a JSON record (a cell, a finding), or
+/// its lines where it is an array of them (a log tail), contains every one
+/// of `needles`; on failure shows the whole record.
 #[track_caller]
 pub fn says(record: &serde_json::Value, key: &str, needles: &[&str]) {
-    let text = record[key].as_str().unwrap_or_default();
+    let text = match &record[key] {
+        serde_json::Value::Array(lines) => {
+            let lines: Vec<&str> = lines.iter().filter_map(|l| l.as_str()).collect();
+            lines.join("\n")
+        }
+        v => v.as_str().unwrap_or_default().to_string(),
+    };
     if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
         panic!("expected {missing:?} in {key} of:\n{record:#}");
     }
@@ -261,4 +275,16 @@ pub fn cell<'a>(
     kernel: &str,
 ) -> &'a serde_json::Value {
     entry(report, "cells", &[("object", object), ("kernel", kernel)])
+}
+
+/// Asserts that libtest's output `stdout` ends the trial `name` with
+/// `outcome` (`ok`, `FAILED`).
+#[track_caller]
+pub fn assert_trial(stdout: &str, name: &str, outcome: &str) {
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(name) && l.ends_with(outcome)),
+        "{name} not {outcome}:\n{stdout}"
+    );
 }

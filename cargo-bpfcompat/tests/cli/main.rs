@@ -43,6 +43,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// Writes the matrix `text` as `dir/m.toml`; its path.
+fn matrix(dir: &Path, text: &str) -> String {
+    write(dir, "m.toml", text)
+}
+
 /// Asserts that `text` contains every one of `needles`, naming the first
 /// missing one.
 #[track_caller]
@@ -98,9 +103,8 @@ fn unknown_kernel_lists_known_ones() {
 fn malformed_matrix_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let obj = tiny_bpf_object();
-    let m = write(
+    let m = matrix(
         dir.path(),
-        "m.toml",
         "[[kernel]]\nname = \"x\"\nsources = [\"debian:bookworm\"]\npackage = \"p\"\nrequird = false\n",
     );
     let (code, _, err) = run(test_with(&obj, &m, &[]));
@@ -158,9 +162,8 @@ fn object_mode_finds_its_configuration_beside_the_object_or_from_config() {
 
 /// A matrix whose only kernel lives in an archive nobody configured.
 fn orphan_matrix(dir: &Path) -> String {
-    let m = write(
+    let m = matrix(
         dir,
-        "m.toml",
         "[[kernel]]\nname = \"far-away\"\nsources = [\"nowhere:stable\"]\npackage = \"linux-image-*\"\n",
     );
     write(
@@ -458,9 +461,8 @@ fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
     let kept_lock = lock(&snapshots, "a".repeat(64));
     let removed_lock = lock(&kernels, stale.clone());
     let dir = tempfile::tempdir().unwrap();
-    let matrix = write(
+    let matrix = matrix(
         dir.path(),
-        "m.toml",
         "[[kernel]]\nname = \"k1\"\nsources = [\"debian:bookworm\"]\npackage = \"linux-kept\"\n",
     );
     write(

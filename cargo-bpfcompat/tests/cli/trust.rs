@@ -8,16 +8,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{bpfcompat, mentions, run, test_with, tiny_bpf_object, write};
+use super::{bpfcompat, matrix, mentions, run, test_with, tiny_bpf_object, write};
 use bpfcompat_e2e::mirror::{Body, TestKey, packages_gz, serve, signed_suite};
 
 const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
 
 /// A matrix of one kernel from the `local` archive, pinned by `lock`.
 fn local_matrix(dir: &Path, sha256: &str, filename: &str) -> String {
-    let m = write(
+    let m = matrix(
         dir,
-        "m.toml",
         "[[kernel]]\nname = \"local-k\"\nsources = [\"local:stable\"]\npackage = \"linux-image-*-1-cloud-amd64\"\n",
     );
     write(
@@ -197,9 +196,8 @@ fn no_cache_location_is_an_error_naming_the_variable() {
 fn a_profile_named_dot_dot_cannot_write_evidence_outside() {
     let dir = tempfile::tempdir().unwrap();
     let obj = tiny_bpf_object();
-    let m = write(
+    let m = matrix(
         dir.path(),
-        "m.toml",
         "[[kernel]]\nname = \"..\"\nsources = [\"local:stable\"]\npackage = \"p\"\n",
     );
     let evidence = dir.path().join("evidence");

@@ -2,7 +2,10 @@
 //! with the script and toolchain that built them) judged by libbpf where it
 //! can open them and by aya's own loader in command mode.
 
-use bpfcompat_e2e::{Args, cell, cli, examples, mentions, says, test_on, with_config, with_report};
+use bpfcompat_e2e::{
+    Args, assert_trial, cell, cli, examples, mentions, report_with_config, says, test_on,
+    with_report,
+};
 
 /// An aya-built object committed in examples/aya/objects.
 fn aya_object(name: &str) -> std::path::PathBuf {
@@ -88,12 +91,11 @@ fn a_helper_aya_s_load_is_refused_gets_the_kernels_probe_and_its_release() {
 fn bare_sections_attach_where_the_configuration_names_a_target() {
     let mut c = test_on(&["debian-12-6.1"], &[]);
     c.arg("--object").arg(aya_object("bare"));
-    let _config = with_config(
-        &mut c,
+    let (out, report) = report_with_config(
+        c,
         "[objects.bare.programs.bare_tracepoint]\nattach_target = \"syscalls/sys_enter_getpid\"\n\
          [objects.bare.programs.bare_kprobe]\nattach_target = \"do_unlinkat\"\n",
     );
-    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let c = cell(&report, "bare.bpf.o", "debian-12-6.1");
     for p in c["programs"].as_array().unwrap() {
@@ -155,11 +157,10 @@ fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
         .kernels(&["debian-11-5.10"])
         .arg("--object")
         .arg(aya_object("bloom"));
-    let _config = with_config(
-        &mut c,
+    let (out, report) = report_with_config(
+        c,
         "[objects.\"aya-loader bloom.bpf.o\".expect_fail]\n\"debian-11-5.10\" = \"COMMAND_FAILED\"\n",
     );
-    let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let c = cell(&report, "aya-loader bloom.bpf.o", "debian-11-5.10");
     assert_eq!(c["status"], "expected_fail", "{c:#}");
@@ -225,11 +226,6 @@ fn kernel_tests_load_aya_objects_with_aya_inside_each_kernel() {
         "bloom_filter_loads::debian-11-5.10",
         "bloom_filter_loads::debian-12-6.1",
     ] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.contains(trial) && l.ends_with("ok")),
-            "{trial}: {stdout}"
-        );
+        assert_trial(&stdout, trial, "ok");
     }
 }

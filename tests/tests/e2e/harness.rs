@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use bpfcompat_e2e::{examples, mentions};
+use bpfcompat_e2e::{assert_trial, examples, mentions};
 
 fn cargo_in(dir: &Path, args: &[&str]) -> Output {
     cargo_with(dir, args, |_| {})
@@ -56,12 +56,7 @@ fn cargo_test_runs_each_test_on_each_kernel() {
     ] {
         for kernel in ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"] {
             let line = format!("{test}::{kernel}");
-            assert!(
-                stdout
-                    .lines()
-                    .any(|l| l.contains(&line) && l.ends_with("ok")),
-                "{line} not ok:\n{stdout}"
-            );
+            assert_trial(&stdout, &line, "ok");
         }
     }
     mentions(&stdout, &["9 passed; 0 failed"]);
@@ -158,12 +153,7 @@ fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(copy
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     mentions(&stdout, &["2 passed; 1 failed"]);
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("bounded_loop_loads::debian-11-5.10") && l.ends_with("FAILED")),
-        "{stdout}"
-    );
+    assert_trial(&stdout, "bounded_loop_loads::debian-11-5.10", "FAILED");
     assert!(
         stdout.contains("on debian-11-5.10 (5.10."),
         "the message names the kernel and release:\n{stdout}"
@@ -184,12 +174,7 @@ fn a_hang_fails_only_its_trial_at_its_timeout_with_its_console(copy: &Path) {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     mentions(&stdout, &["3 passed; 1 failed"]);
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("hangs::debian-12-6.1") && l.ends_with("FAILED")),
-        "{stdout}"
-    );
+    assert_trial(&stdout, "hangs::debian-12-6.1", "FAILED");
     mentions(
         &stdout,
         &[

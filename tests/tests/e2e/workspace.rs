@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{Args, cli, copy_examples, examples, in_workspace, mentions, run, with_report};
+use bpfcompat_e2e::{
+    Args, cli, copy_examples, examples, in_workspace, mentions, run, says, with_report,
+};
 use serde_json::Value;
 
 const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
@@ -124,9 +126,12 @@ fn workspace_without_bpf_objects_is_a_clear_error() {
     mentions(&err, &["produced no BPF object", "hint:"]);
 }
 
-/// A workspace whose BPF objects sit in `<target>/bpf/` (as `cargo libbpf
-/// build` leaves them), with the given configuration.
-fn workspace_with_objects(dir: &Path, objects: &[&str], config: &str) -> PathBuf {
+/// A workspace in a temporary directory whose BPF objects sit in
+/// `<target>/bpf/` (as `cargo libbpf build` leaves them), with the given
+/// configuration: the directory and the manifest.
+fn workspace_with_objects(objects: &[&str], config: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(
         dir.join("Cargo.toml"),
         "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
@@ -143,16 +148,16 @@ fn workspace_with_objects(dir: &Path, objects: &[&str], config: &str) -> PathBuf
         .unwrap();
     }
     std::fs::write(dir.join("bpfcompat.toml"), config).unwrap();
-    dir.join("Cargo.toml")
+    let manifest = dir.join("Cargo.toml");
+    (tmp, manifest)
 }
 
 #[test]
 fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
-    let tmp = tempfile::tempdir().unwrap();
     let config = "[objects.contract.maps.sized_at_runtime]\nmax_entries = 1024\n\n\
-                  [objects.variants]\nvariants = [[\"sum_with_loop\", \"sum_unrolled\"]]\n\n\
+                  [objects.variants]\nvariants = [[\"count_with_loop\", \"sum_unrolled\"]]\n\n\
                   [objects.rodata.variables]\nunsafe_path = 0\n";
-    let manifest = workspace_with_objects(tmp.path(), &["contract", "variants", "rodata"], config);
+    let (tmp, manifest) = workspace_with_objects(&["contract", "variants", "rodata"], config);
     let (out, report) = with_report(in_workspace("test", &manifest).kernels(KERNELS));
     assert_eq!(out.status.code(), Some(0));
     let cell = |o: &str, k: &str| bpfcompat_e2e::cell(&report, o, k).clone();
@@ -168,7 +173,7 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
     );
     assert_eq!(
         cell("variants", "debian-12-6.1")["variants"][0]["chosen"],
-        "sum_with_loop"
+        "count_with_loop"
     );
 
     // The same objects as compiled, nothing assumed: the loader contract and
@@ -198,9 +203,7 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
 
 #[test]
 fn fixup_naming_a_missing_map_is_reported_not_ignored() {
-    let tmp = tempfile::tempdir().unwrap();
-    let manifest = workspace_with_objects(
-        tmp.path(),
+    let (_tmp, manifest) = workspace_with_objects(
         &["contract"],
         "[objects.contract.maps.no_such_map]\nmax_entries = 1\n",
     );
@@ -232,31 +235,15 @@ fn command_mode_runs_the_users_loader_on_each_kernel() {
     // A passing cell keeps the command's output too.
     let passed = &on("debian-12-6.1")["command"];
     assert_eq!(passed["exit_code"], 0, "{passed:#}");
-    assert!(
-        passed["stdout_tail"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l.as_str().unwrap().contains("ok   bounded_loop")),
-        "{passed:#}"
-    );
+    says(passed, "stdout_tail", &["ok   bounded_loop"]);
     let failed = on("debian-11-5.10");
     assert_eq!(failed["code"], "COMMAND_FAILED", "{failed:#}");
     assert_eq!(failed["message"], "exited with 1 (expected 0)");
     assert_eq!(failed["command"]["exit_code"], 1, "{failed:#}");
-    let output: Vec<&str> = failed["findings"][0]["libbpf_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert!(
-        output.iter().any(|l| l.contains("FAIL bounded_loop")),
-        "{output:?}"
-    );
-    assert!(
-        output.iter().any(|l| l.contains("ok   ringbuf")),
-        "{output:?}"
+    says(
+        &failed["findings"][0],
+        "libbpf_log",
+        &["FAIL bounded_loop", "ok   ringbuf"],
     );
 }
 
@@ -286,9 +273,7 @@ fn command_mode_timeouts_and_expected_exit_codes() {
 
 #[test]
 fn a_trigger_that_does_not_parse_is_a_configuration_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let manifest = workspace_with_objects(
-        tmp.path(),
+    let (_tmp, manifest) = workspace_with_objects(
         &["kprobe"],
         "[objects.kprobe]\ntrigger = \"sh -c 'unterminated\"\n",
     );
