@@ -12,6 +12,8 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     println!("cargo:rerun-if-changed=fixtures");
+    // Some fixtures are, or include, the example's sources.
+    println!("cargo:rerun-if-changed=../examples/probes/src/bpf");
     println!("cargo:rerun-if-env-changed=CLANG");
     let mut sources: Vec<_> = std::fs::read_dir("fixtures")
         .unwrap()
