@@ -288,3 +288,9 @@ pub fn assert_trial(stdout: &str, name: &str, outcome: &str) {
         "{name} not {outcome}:\n{stdout}"
     );
 }
+
+/// Asserts that a cell's code is `code`; on failure shows the cell.
+#[track_caller]
+pub fn assert_code(cell: &serde_json::Value, code: &str) {
+    assert_eq!(cell["code"], code, "{cell:#}");
+}
