@@ -23,7 +23,7 @@ pub const EM_BPF: u16 = 247;
 pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
 
 /// Checks that `path` is a regular file holding a well-formed 64-bit ELF
-/// relocatable object for the BPF machine with at least one program.
+/// relocatable object for the BPF machine with at least one program or map.
 pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
     let data = read_regular(path)?;
     if !data.starts_with(b"\x7fELF") {
@@ -111,7 +111,7 @@ fn check_structure(
     let sections = header
         .sections(endian, data)
         .map_err(|e| format!("section header table: {e}"))?;
-    let mut programs = 0;
+    let (mut programs, mut maps) = (0, 0);
     for (i, s) in sections.enumerate() {
         let name = sections
             .section_name(endian, s)
@@ -147,6 +147,9 @@ fn check_structure(
                 ));
             }
         }
+        if holds_maps(&name) && s.sh_size(endian) > 0 {
+            maps += 1;
+        }
         match &*name {
             ".BTF" => check_btf(s.data(endian, data).unwrap_or_default(), endian)
                 .map_err(|m| format!(".BTF: {m}"))?,
@@ -168,10 +171,24 @@ fn check_structure(
             .symbol_name(endian, sym)
             .map_err(|e| format!("symbol {i}: unreadable name: {e}"))?;
     }
-    if programs == 0 {
-        return Err("no BPF program (no section holds instructions)".into());
+    // A maps-only object (shared or pinned maps a loader creates first) is
+    // judged like any other: its maps are created on each kernel.
+    if programs == 0 && maps == 0 {
+        return Err(
+            "no BPF program and no map (no section holds instructions or map definitions)".into(),
+        );
     }
     Ok(())
+}
+
+/// Whether a section of this name defines maps: BTF-defined or legacy map
+/// definitions, or global data (which libbpf turns into array maps).
+fn holds_maps(section: &str) -> bool {
+    section == ".maps"
+        || section == "maps"
+        || [".data", ".rodata", ".bss", ".struct_ops"]
+            .iter()
+            .any(|p| section == *p || section.starts_with(&format!("{p}.")))
 }
 
 fn u32_at(b: &[u8], at: usize, endian: Endianness) -> Option<u32> {
@@ -246,6 +263,15 @@ pub fn display_names(paths: &[PathBuf]) -> Vec<String> {
 /// A minimal relocatable BPF object (this crate's tests have no clang):
 /// one program section, a symbol, a BTF header.
 pub(crate) fn tiny_object() -> Vec<u8> {
+    // r0 = 0; exit
+    let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    object_with(b"tracepoint/x", object::SectionKind::Text, &code)
+}
+
+#[cfg(test)]
+/// A minimal relocatable BPF object whose one section besides the BTF
+/// header is `name`, holding `data` under a symbol.
+pub(crate) fn object_with(name: &[u8], kind: object::SectionKind, data: &[u8]) -> Vec<u8> {
     use object::write::{Object, Symbol, SymbolSection};
     use object::{Architecture, BinaryFormat, SymbolFlags, SymbolKind, SymbolScope};
     let mut o = Object::new(
@@ -253,19 +279,17 @@ pub(crate) fn tiny_object() -> Vec<u8> {
         Architecture::Bpf,
         object::Endianness::Little,
     );
-    let text = o.add_section(
-        Vec::new(),
-        b"tracepoint/x".to_vec(),
-        object::SectionKind::Text,
-    );
-    // r0 = 0; exit
-    let code = [0xb7u8, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-    o.append_section_data(text, &code, 8);
+    let text = o.add_section(Vec::new(), name.to_vec(), kind);
+    o.append_section_data(text, data, 8);
     o.add_symbol(Symbol {
-        name: b"prog".to_vec(),
+        name: b"sym".to_vec(),
         value: 0,
-        size: 16,
-        kind: SymbolKind::Text,
+        size: data.len() as u64,
+        kind: if kind == object::SectionKind::Text {
+            SymbolKind::Text
+        } else {
+            SymbolKind::Data
+        },
         scope: SymbolScope::Linkage,
         weak: false,
         section: SymbolSection::Section(text),
@@ -304,6 +328,17 @@ mod tests {
                 "truncated to {len} passed"
             );
         }
+    }
+
+    #[test]
+    fn an_object_of_maps_alone_is_judged_one_with_neither_programs_nor_maps_is_not() {
+        let data = object::SectionKind::Data;
+        check_bytes(&object_with(b".maps", data, &[0; 32])).unwrap();
+        check_bytes(&object_with(b".data.counters", data, &[0; 8])).unwrap();
+        let err = check_bytes(&object_with(b".comment", data, &[0; 8]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no BPF program and no map"), "{err}");
     }
 
     #[test]

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use aya::EbpfError;
 use aya::maps::MapError;
 use aya::programs::{Program, ProgramError};
-use aya::{Ebpf, EbpfError};
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -60,7 +60,26 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     }
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));
     report.programs.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut ebpf = match Ebpf::load(bytes) {
+    // Maps pinned by name go to a private directory, removed afterwards.
+    let pinned: Vec<&String> = parsed
+        .maps
+        .iter()
+        .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
+        .map(|(name, _)| name)
+        .collect();
+    let pin_dir = (!pinned.is_empty())
+        .then(crate::pinning::PinDir::new)
+        .flatten();
+    if pin_dir.is_some() {
+        report
+            .assumptions
+            .extend(pinned.iter().map(|m| crate::pinning::note(m)));
+    }
+    let mut loader = aya::EbpfLoader::new();
+    if let Some(dir) = &pin_dir {
+        loader.default_map_pin_directory(dir.path());
+    }
+    let mut ebpf = match loader.load(bytes) {
         Ok(e) => e,
         Err(EbpfError::MapError(MapError::CreateError { name, io_error })) => {
             let supported = map_types.get(&name).and_then(|t| sys::probe_map_type(*t));

@@ -193,6 +193,7 @@ impl Isolation {
                 if !opts.strict_maps {
                     notes.extend(sizing::size_unsized(&mut open, &opts.fixups));
                 }
+                notes.extend(crate::pinning::unpin(&mut open));
                 if self.report.assumptions.is_empty() {
                     self.report.assumptions = notes;
                 }

@@ -144,3 +144,72 @@ fn the_gate_judges_aya_objects_the_way_aya_loads_them() {
         "nothing of ours stays loaded"
     );
 }
+
+#[test]
+fn maps_pinned_by_name_are_judged_without_touching_bpffs() {
+    if !root_or_skip("maps_pinned_by_name…: needs root") {
+        return;
+    }
+    // A live map of the same name and another type where the object pins
+    // its own: a loader that reused it would be refused as incompatible.
+    let pin = std::path::Path::new("/sys/fs/bpf/bpfcompat_shared");
+    let _ = std::fs::remove_file(pin);
+    let bpftool = |args: &[&str]| {
+        let out = std::process::Command::new("bpftool")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    bpftool(&[
+        "map",
+        "create",
+        "/sys/fs/bpf/bpfcompat_shared",
+        "type",
+        "array",
+        "key",
+        "4",
+        "value",
+        "4",
+        "entries",
+        "1",
+        "name",
+        "live",
+    ]);
+    let before: Vec<_> = std::fs::read_dir("/sys/fs/bpf")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let mut c = cli(&["check"]);
+    c.arg(fixture("pinned_maps"));
+    let (out, report) = with_report(c);
+    let after: Vec<_> = std::fs::read_dir("/sys/fs/bpf")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let live = bpftool(&[
+        "-j",
+        "map",
+        "show",
+        "pinned",
+        "/sys/fs/bpf/bpfcompat_shared",
+    ]);
+    let _ = std::fs::remove_file(pin);
+    // A maps-only object is judged (its maps are created), not refused.
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let cell = &report["cells"][0];
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    says(
+        cell,
+        "assumptions",
+        &["`bpfcompat_shared` is pinned by name"],
+    );
+    assert_eq!(before, after, "the check left bpffs as it found it");
+    assert!(
+        live.contains("\"type\":\"array\""),
+        "the live map is untouched: {live}"
+    );
+}
