@@ -3,7 +3,10 @@
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
 //! Hooks that need a target are given one the guest always has: XDP and tc on
-//! `lo`, cgroup programs on the root cgroup. struct_ops programs are
+//! `lo`, cgroup programs on the root cgroup, uprobe.multi links on a
+//! function of this very binary ([`bpfcompat_uprobe_target`]): whether the
+//! kernel has the link type is the question, and the loader's own binary is
+//! not in the guest. struct_ops programs are
 //! attached as their loader would: by registering their struct_ops map
 //! (`bpf_map__attach_struct_ops`, through a link for `.struct_ops.link`).
 
@@ -40,8 +43,15 @@ const NO_AUTO_TARGET: &[&str] = &[
     "netkit/",
     "sockops",
     "usdt",
-    "uprobe.multi",
 ];
+
+/// The function uprobe.multi programs are attached to, in this binary
+/// (`/proc/self/exe`): the agent's in a guest, the CLI's under `check`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn bpfcompat_uprobe_target() {
+    std::hint::black_box(());
+}
 
 /// Attaches every loaded program; all links are held until the end so that
 /// programs attach side by side as a loader would have them, then dropped.
@@ -174,6 +184,17 @@ impl Drop for Guard {
     }
 }
 
+/// For a uprobe.multi section (`uprobe.multi`, `uretprobe.multi`, sleepable
+/// `.s`, with or without `/binary:pattern`): whether it is a return probe.
+fn uprobe_multi(section: &str) -> Option<bool> {
+    let kind = section.split('/').next().unwrap_or(section);
+    match kind.trim_end_matches(".s") {
+        "uprobe.multi" => Some(false),
+        "uretprobe.multi" => Some(true),
+        _ => None,
+    }
+}
+
 fn attach_one(
     prog: &ProgramMut,
     section: &str,
@@ -199,6 +220,19 @@ fn attach_one(
         let category = libbpf_rs::TracepointCategory::Custom(category.to_string());
         return prog
             .attach_tracepoint(category, name)
+            .map(|l| Some(Guard::Link(l)));
+    }
+    if let Some(retprobe) = uprobe_multi(section) {
+        // Referenced, so that the linker keeps it and its symbol.
+        std::hint::black_box(bpfcompat_uprobe_target as extern "C" fn());
+        return prog
+            .attach_uprobe_multi(
+                std::process::id() as i32,
+                "/proc/self/exe",
+                "bpfcompat_uprobe_target",
+                retprobe,
+                false,
+            )
             .map(|l| Some(Guard::Link(l)));
     }
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
@@ -228,7 +262,20 @@ fn attach_one(
 
 #[cfg(test)]
 mod tests {
-    use super::loader_names_target;
+    use super::{loader_names_target, uprobe_multi};
+
+    #[test]
+    fn uprobe_multi_sections_and_their_direction() {
+        assert_eq!(uprobe_multi("uprobe.multi"), Some(false));
+        assert_eq!(uprobe_multi("uretprobe.multi.s//bin/sh:main"), Some(true));
+        assert_eq!(
+            uprobe_multi("uprobe.multi.s/libc.so.6:malloc*"),
+            Some(false)
+        );
+        for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
+            assert_eq!(uprobe_multi(s), None, "{s}");
+        }
+    }
 
     #[test]
     fn sections_without_a_target_are_left_to_the_loader() {

@@ -924,3 +924,24 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
         assert_eq!(cell(&report, "tc", k)["status"], "pass", "{report:#}");
     }
 }
+
+#[test]
+fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
+    // uprobe.multi programs load on 6.1; attaching them (to a function of
+    // the agent) is what the kernel refuses there, and accepts on 6.12.
+    let (out, report) = with_report(test_on(
+        &["debian-12-6.1", "debian-13-6.12"],
+        &["uprobe_multi"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let c = assert_fail(
+        &report,
+        "uprobe_multi",
+        "debian-12-6.1",
+        "UNSUPPORTED_ATTACH_TYPE",
+    );
+    assert_eq!(c["stage"], "attach", "{c:#}");
+    assert_eq!(c["programs"][0]["load"], "ok", "{c:#}");
+    says(&c, "remediation", &["uprobe.multi links need Linux 6.6"]);
+    assert_pass(&report, "uprobe_multi", "debian-13-6.12");
+}
