@@ -565,9 +565,12 @@ fn quoted_after(text: &str, prefix: &str) -> Option<String> {
 
 /// The evidence of a failed step.
 pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) -> StepFailure {
+    // With its causes: libbpf-rs puts the OS error under a context
+    // ("failed to attach struct_ops") that alone would lose the errno.
+    let error = format!("{e:#}");
     StepFailure {
-        errno: errno_of(&e.to_string()).or_else(|| errno_in_log(lines)),
-        error: e.to_string(),
+        errno: errno_of(&error).or_else(|| errno_in_log(lines)),
+        error,
         libbpf_log: tail(
             lines
                 .iter()

@@ -468,6 +468,16 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
             first_line(f),
             "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional",
         ),
+        Some(95) | Some(524)
+            if e.program
+                .is_some_and(|p| p.section.starts_with("struct_ops")) =>
+        {
+            v(
+                Code::UnsupportedAttachType,
+                first_line(f),
+                "the kernel has this struct_ops type but will not register it (some, such as bpf_dummy_ops, exist only for BPF_PROG_TEST_RUN): a loader that only test-runs these programs is judged by --mode load",
+            )
+        }
         Some(95) | Some(524) => v(
             Code::UnsupportedAttachType,
             first_line(f),
@@ -999,6 +1009,18 @@ mod tests {
         m.loads_without_link = Some(false);
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::Unknown, "{got:?}");
+    }
+
+    #[test]
+    fn a_struct_ops_type_the_kernel_will_not_register_is_not_blamed_on_a_link_type() {
+        let f = failure(&[], &[], Some(95));
+        let mut p = program("struct_ops");
+        p.section = "struct_ops/test_1".into();
+        let got = judge(Step::Attach, &f, Some(&p), None, Some(true));
+        assert_eq!(got.code, Code::UnsupportedAttachType);
+        assert!(got.remediation.unwrap().contains("will not register"));
+        let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
+        assert!(got.remediation.unwrap().contains("kprobe.multi"));
     }
 
     #[test]
