@@ -435,6 +435,11 @@ fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
     let p = e
         .program
         .filter(|_| e.step == Step::Attach || refused_attr)?;
+    // XDP reaches older kernels through netlink: its floor is the BPF
+    // link's, which only attaching meets.
+    if e.step != Step::Attach && p.section.starts_with("xdp") {
+        return None;
+    }
     let (what, since) = attach_since(&p.section)?;
     let release = e.release?;
     release_older_than(release, since)?.then(|| {
@@ -1021,6 +1026,25 @@ mod tests {
         assert!(got.remediation.unwrap().contains("will not register"));
         let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert!(got.remediation.unwrap().contains("kprobe.multi"));
+    }
+
+    #[test]
+    fn an_xdp_link_before_5_9_is_named_at_attach_and_never_at_load() {
+        let f = failure(
+            &[],
+            &["libbpf: prog 'x': failed to attach to xdp: -EINVAL"],
+            Some(22),
+        );
+        let mut p = program("xdp");
+        p.section = "xdp".into();
+        let config = BTreeMap::new();
+        let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
+        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+        assert!(got.remediation.unwrap().contains("BPF link need Linux 5.9"));
+        let got = on_kernel(Step::Attach, &f, &p, "6.1.0-56-cloud-amd64", &config);
+        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
+        let got = on_kernel(Step::ProgLoad, &f, &p, "5.4.0-216-generic", &config);
+        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
     }
 
     #[test]
