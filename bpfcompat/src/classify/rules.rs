@@ -602,6 +602,14 @@ mod tests {
         }
     }
 
+    /// A program of `prog_type` in `section`.
+    fn program_in(prog_type: &str, section: &str) -> ProgramReport {
+        ProgramReport {
+            section: section.into(),
+            ..program(prog_type)
+        }
+    }
+
     /// The verdict on one failed step, on a kernel whose config is unknown.
     fn judge(
         step: Step,
@@ -939,8 +947,7 @@ mod tests {
             &["libbpf: prog 'p': failed to attach: Invalid argument"],
             Some(22),
         );
-        let mut p = program("kprobe");
-        p.section = "kprobe.multi/do_unlinkat".into();
+        let p = program_in("kprobe", "kprobe.multi/do_unlinkat");
         let on = |release: &str, fprobe: &str| {
             let config = BTreeMap::from([("CONFIG_FPROBE".to_string(), fprobe.to_string())]);
             on_kernel(Step::Attach, &f, &p, release, &config)
@@ -967,8 +974,7 @@ mod tests {
 
     #[test]
     fn a_load_refused_before_the_verifier_for_a_too_new_attach_type_names_it() {
-        let mut p = program("kprobe");
-        p.section = "kprobe.multi/vfs_read".into();
+        let p = program_in("kprobe", "kprobe.multi/vfs_read");
         let no_config = BTreeMap::new();
         for (errno, release) in [(22, "4.15.0-142-generic"), (7, "4.4.0-210-generic")] {
             let f = failure(
@@ -1019,8 +1025,7 @@ mod tests {
     #[test]
     fn a_struct_ops_type_the_kernel_will_not_register_is_not_blamed_on_a_link_type() {
         let f = failure(&[], &[], Some(95));
-        let mut p = program("struct_ops");
-        p.section = "struct_ops/test_1".into();
+        let p = program_in("struct_ops", "struct_ops/test_1");
         let got = judge(Step::Attach, &f, Some(&p), None, Some(true));
         assert_eq!(got.code, Code::UnsupportedAttachType);
         assert!(got.remediation.unwrap().contains("will not register"));
@@ -1035,8 +1040,7 @@ mod tests {
             &["libbpf: prog 'x': failed to attach to xdp: -EINVAL"],
             Some(22),
         );
-        let mut p = program("xdp");
-        p.section = "xdp".into();
+        let p = program_in("xdp", "xdp");
         let config = BTreeMap::new();
         let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
         assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
