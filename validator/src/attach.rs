@@ -3,7 +3,8 @@
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
 //! Hooks that need a target are given one the guest always has: XDP and tc on
-//! `lo`, cgroup programs on the root cgroup, uprobe.multi links on a
+//! `lo` (tcx programs through a tcx link), cgroup programs on the root
+//! cgroup, uprobe.multi links on a
 //! function of this very binary ([`bpfcompat_uprobe_target`]): whether the
 //! kernel has the link type is the question, and the loader's own binary is
 //! not in the guest. struct_ops programs are
@@ -39,7 +40,6 @@ const NO_AUTO_TARGET: &[&str] = &[
     "lirc_mode2",
     "netfilter",
     "lwt_",
-    "tcx/",
     "netkit/",
     "sockops",
     "usdt",
@@ -174,13 +174,37 @@ fn tracefs_mounted() -> bool {
 enum Guard {
     Link(#[allow(dead_code, reason = "held for its Drop")] libbpf_rs::Link),
     Tc(libbpf_rs::TcHook),
+    /// A link libbpf-rs has no attach call for (tcx), straight from libbpf.
+    Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if let Guard::Raw(link) = self {
+            // SAFETY: the link came from libbpf, checked, and is destroyed once.
+            unsafe { libbpf_rs::libbpf_sys::bpf_link__destroy(link.as_ptr()) };
+        }
         if let Guard::Tc(hook) = self {
             let _ = hook.detach();
         }
+    }
+}
+
+/// Attaches a `tcx/ingress` or `tcx/egress` program to `lo` through a tcx
+/// link (Linux 6.6); the direction is the program's expected attach type.
+fn tcx_on_lo(
+    prog: &ProgramMut,
+) -> libbpf_rs::Result<std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>> {
+    use libbpf_rs::libbpf_sys;
+    let raw = libbpf_rs::AsRawLibbpf::as_libbpf_object(prog).as_ptr();
+    // SAFETY: `raw` is a loaded program of a live object; no options.
+    let link = unsafe { libbpf_sys::bpf_program__attach_tcx(raw, LO_IFINDEX, std::ptr::null()) };
+    // SAFETY: libbpf_get_error accepts any pointer libbpf returned.
+    match unsafe { libbpf_sys::libbpf_get_error(link.cast()) } {
+        0 => {
+            std::ptr::NonNull::new(link).ok_or_else(|| std::io::Error::from_raw_os_error(22).into())
+        }
+        err => Err(std::io::Error::from_raw_os_error(-err as i32).into()),
     }
 }
 
@@ -237,6 +261,9 @@ fn attach_one(
     }
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
         return Ok(None);
+    }
+    if section.starts_with("tcx/") {
+        return tcx_on_lo(prog).map(|l| Some(Guard::Raw(l)));
     }
     if section.starts_with("xdp") {
         return prog.attach_xdp(LO_IFINDEX).map(|l| Some(Guard::Link(l)));

@@ -927,21 +927,22 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
 
 #[test]
 fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
-    // uprobe.multi programs load on 6.1; attaching them (to a function of
-    // the agent) is what the kernel refuses there, and accepts on 6.12.
+    // uprobe.multi and tcx programs load on 6.1; attaching them (to a
+    // function of the agent, to lo) is what the kernel refuses there, and
+    // accepts on 6.12.
     let (out, report) = with_report(test_on(
         &["debian-12-6.1", "debian-13-6.12"],
-        &["uprobe_multi"],
+        &["uprobe_multi", "tcx"],
     ));
     assert_eq!(out.status.code(), Some(2), "{report:#}");
-    let c = assert_fail(
-        &report,
-        "uprobe_multi",
-        "debian-12-6.1",
-        "UNSUPPORTED_ATTACH_TYPE",
-    );
-    assert_eq!(c["stage"], "attach", "{c:#}");
-    assert_eq!(c["programs"][0]["load"], "ok", "{c:#}");
-    says(&c, "remediation", &["uprobe.multi links need Linux 6.6"]);
-    assert_pass(&report, "uprobe_multi", "debian-13-6.12");
+    for (object, floor) in [
+        ("uprobe_multi", "uprobe.multi links need Linux 6.6"),
+        ("tcx", "tcx links need Linux 6.6"),
+    ] {
+        let c = assert_fail(&report, object, "debian-12-6.1", "UNSUPPORTED_ATTACH_TYPE");
+        assert_eq!(c["stage"], "attach", "{c:#}");
+        assert_eq!(c["programs"][0]["load"], "ok", "{c:#}");
+        says(&c, "remediation", &[floor]);
+        assert_pass(&report, object, "debian-13-6.12");
+    }
 }
