@@ -2,14 +2,14 @@
 //!
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
-//! Hooks that need a target are given one the guest always has: XDP and tc on
-//! `lo` (tcx programs through a tcx link), cgroup programs on the root
-//! cgroup, uprobe.multi links on a
-//! function of this very binary ([`bpfcompat_uprobe_target`]): whether the
-//! kernel has the link type is the question, and the loader's own binary is
-//! not in the guest. struct_ops programs are
-//! attached as their loader would: by registering their struct_ops map
-//! (`bpf_map__attach_struct_ops`, through a link for `.struct_ops.link`).
+//! Hooks that need a target are given one the guest always has: XDP, tc and
+//! tcx (through a tcx link) on `lo`, cgroup programs on the root cgroup, and
+//! uprobe.multi links on a function of this very binary
+//! ([`bpfcompat_uprobe_target`]): whether the kernel has the link type is the
+//! question, and the loader's own binary is not in the guest. struct_ops
+//! programs are attached as their loader would: by registering their
+//! struct_ops map (`bpf_map__attach_struct_ops`, through a link for
+//! `.struct_ops.link`).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
