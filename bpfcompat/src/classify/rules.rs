@@ -574,6 +574,11 @@ mod tests {
         }
     }
 
+    /// A step that failed with libbpf's one `line` and `errno`.
+    fn libbpf_failure(line: &str, errno: i32) -> StepFailure {
+        failure(&[], &[line], Some(errno))
+    }
+
     fn map(name: &str, map_type: &str, declared: [u32; 3]) -> MapReport {
         MapReport {
             name: name.into(),
@@ -772,22 +777,21 @@ mod tests {
         let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::VerifierRejected);
         assert_eq!(got.message, "R0 invalid mem access 'map_value_or_null'");
-        let f = failure(&[], &["libbpf: something new"], Some(22));
+        let f = libbpf_failure("libbpf: something new", 22);
         assert_eq!(load(&f, &program("tracepoint")).code, Code::Unknown);
     }
 
     #[test]
     fn eperm_without_log_is_permission_not_a_verifier_verdict() {
-        let f = failure(&[], &["libbpf: prog 'p': failed to load: -EPERM"], Some(1));
+        let f = libbpf_failure("libbpf: prog 'p': failed to load: -EPERM", 1);
         assert_eq!(load(&f, &program("tracing")).code, Code::Permission);
     }
 
     #[test]
     fn probes_name_unsupported_map_and_program_types() {
-        let f = failure(
-            &[],
-            &["libbpf: map 'events': failed to create: Invalid argument(-22)"],
-            Some(22),
+        let f = libbpf_failure(
+            "libbpf: map 'events': failed to create: Invalid argument(-22)",
+            22,
         );
         let m = MapReport {
             type_supported: Some(false),
@@ -806,10 +810,9 @@ mod tests {
 
     #[test]
     fn kfunc_and_btf() {
-        let mut f = failure(
-            &[],
-            &["libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs"],
-            Some(22),
+        let mut f = libbpf_failure(
+            "libbpf: extern (func ksym) 'bpf_rcu_read_lock': not found in kernel or module BTFs",
+            22,
         );
         f.missing_kfuncs = vec!["bpf_rcu_read_lock".into()];
         let got = judge(Step::Object, &f, None, None, Some(true));
@@ -832,12 +835,9 @@ mod tests {
 
     #[test]
     fn attach_enoent_without_tracefs_is_configuration_not_a_missing_hook() {
-        let mut f = failure(
-            &[],
-            &[
-                "libbpf: failed to determine tracepoint 'syscalls/sys_enter_getpid' perf event ID: -ENOENT",
-            ],
-            Some(2),
+        let mut f = libbpf_failure(
+            "libbpf: failed to determine tracepoint 'syscalls/sys_enter_getpid' perf event ID: -ENOENT",
+            2,
         );
         f.tracefs = Some(false);
         let got = judge(
@@ -861,12 +861,9 @@ mod tests {
 
     #[test]
     fn attach_errno() {
-        let f = failure(
-            &[],
-            &[
-                "libbpf: prog 'p': failed to create kprobe 'nope+0x0' perf event: No such file or directory",
-            ],
-            Some(2),
+        let f = libbpf_failure(
+            "libbpf: prog 'p': failed to create kprobe 'nope+0x0' perf event: No such file or directory",
+            2,
         );
         let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert_eq!(got.code, Code::MissingAttachTarget);
@@ -876,11 +873,7 @@ mod tests {
     fn a_storage_map_declared_with_zero_entries_is_no_loader_contract() {
         // cgrp_storage on Linux 4.15: the type is unknown there, the probe
         // gave no answer, and max_entries 0 is what the type requires.
-        let f = failure(
-            &[],
-            &["libbpf: map 'per_cgroup': failed to create: -EINVAL"],
-            Some(22),
-        );
+        let f = libbpf_failure("libbpf: map 'per_cgroup': failed to create: -EINVAL", 22);
         let mut m = map("per_cgroup", "cgrp_storage", [0, 4, 8]);
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::Unknown, "{got:?}");
@@ -942,11 +935,7 @@ mod tests {
 
     #[test]
     fn an_attach_type_newer_than_the_kernel_names_it_only_where_the_release_is_older() {
-        let f = failure(
-            &[],
-            &["libbpf: prog 'p': failed to attach: Invalid argument"],
-            Some(22),
-        );
+        let f = libbpf_failure("libbpf: prog 'p': failed to attach: Invalid argument", 22);
         let p = program_in("kprobe", "kprobe.multi/do_unlinkat");
         let on = |release: &str, fprobe: &str| {
             let config = BTreeMap::from([("CONFIG_FPROBE".to_string(), fprobe.to_string())]);
@@ -977,10 +966,9 @@ mod tests {
         let p = program_in("kprobe", "kprobe.multi/vfs_read");
         let no_config = BTreeMap::new();
         for (errno, release) in [(22, "4.15.0-142-generic"), (7, "4.4.0-210-generic")] {
-            let f = failure(
-                &[],
-                &["libbpf: prog 'on_vfs_read': BPF program load failed: -EINVAL"],
-                Some(errno),
+            let f = libbpf_failure(
+                "libbpf: prog 'on_vfs_read': BPF program load failed: -EINVAL",
+                errno,
             );
             let got = on_kernel(Step::ProgLoad, &f, &p, release, &no_config);
             assert_eq!(got.code, Code::UnsupportedAttachType, "{release}: {got:?}");
@@ -998,11 +986,7 @@ mod tests {
 
     #[test]
     fn a_struct_ops_link_is_blamed_only_when_the_object_loads_without_it() {
-        let f = failure(
-            &[],
-            &["libbpf: map 'cc': failed to create: -EINVAL"],
-            Some(22),
-        );
+        let f = libbpf_failure("libbpf: map 'cc': failed to create: -EINVAL", 22);
         let mut m = MapReport {
             flags: crate::wire::BPF_F_LINK,
             loads_without_link: Some(true),
@@ -1035,11 +1019,7 @@ mod tests {
 
     #[test]
     fn an_xdp_link_before_5_9_is_named_at_attach_and_never_at_load() {
-        let f = failure(
-            &[],
-            &["libbpf: prog 'x': failed to attach to xdp: -EINVAL"],
-            Some(22),
-        );
+        let f = libbpf_failure("libbpf: prog 'x': failed to attach to xdp: -EINVAL", 22);
         let p = program_in("xdp", "xdp");
         let config = BTreeMap::new();
         let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
