@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use bpfcompat::wire::Fixups;
 use bpfcompat::wire::Outcome;
-use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
+use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_EGRESS, TC_INGRESS, TcHookBuilder};
 
 use crate::capture;
 use crate::validate::failure;
@@ -173,7 +173,8 @@ fn tracefs_mounted() -> bool {
 /// What keeps an attachment alive.
 enum Guard {
     Link(#[allow(dead_code, reason = "held for its Drop")] libbpf_rs::Link),
-    Tc(libbpf_rs::TcHook),
+    /// A tc filter, and whether its clsact qdisc was created for it.
+    Tc(libbpf_rs::TcHook, bool),
     /// A link libbpf-rs has no attach call for (tcx), straight from libbpf.
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
 }
@@ -184,8 +185,48 @@ impl Drop for Guard {
             // SAFETY: the link came from libbpf, checked, and is destroyed once.
             unsafe { libbpf_rs::libbpf_sys::bpf_link__destroy(link.as_ptr()) };
         }
-        if let Guard::Tc(hook) = self {
+        if let Guard::Tc(hook, created_clsact) = self {
             let _ = hook.detach();
+            if *created_clsact {
+                let _ = hook.attach_point(TC_INGRESS | TC_EGRESS).destroy();
+            }
+        }
+    }
+}
+
+/// Attaches a tc program as a filter on `lo`'s ingress. The kernel picks the
+/// filter's handle and priority, so a filter already there (a running tool's,
+/// under `check`) is never replaced; a clsact qdisc created here is removed
+/// with the filter, so that nothing stays behind.
+fn tc_on_lo(prog: &ProgramMut) -> libbpf_rs::Result<Guard> {
+    use libbpf_rs::libbpf_sys;
+    let mut qdisc = libbpf_sys::bpf_tc_hook {
+        sz: std::mem::size_of::<libbpf_sys::bpf_tc_hook>() as libbpf_sys::size_t,
+        ifindex: LO_IFINDEX,
+        attach_point: TC_INGRESS,
+        ..Default::default()
+    };
+    // SAFETY: `qdisc` is a complete, sized bpf_tc_hook that outlives the call.
+    let created = match unsafe { libbpf_sys::bpf_tc_hook_create(&mut qdisc) } {
+        0 => true,
+        err => {
+            let err = std::io::Error::from_raw_os_error(-err);
+            if err.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(err.into());
+            }
+            false
+        }
+    };
+    let mut hook = TcHookBuilder::new(prog.as_fd())
+        .ifindex(LO_IFINDEX)
+        .hook(TC_INGRESS);
+    match hook.attach() {
+        Ok(hook) => Ok(Guard::Tc(hook, created)),
+        Err(e) => {
+            if created {
+                let _ = hook.attach_point(TC_INGRESS | TC_EGRESS).destroy();
+            }
+            Err(e)
         }
     }
 }
@@ -269,14 +310,7 @@ fn attach_one(
         return prog.attach_xdp(LO_IFINDEX).map(|l| Some(Guard::Link(l)));
     }
     if section.starts_with("tc") || section.starts_with("classifier") {
-        let mut hook = TcHookBuilder::new(prog.as_fd())
-            .ifindex(LO_IFINDEX)
-            .replace(true)
-            .handle(1)
-            .priority(1)
-            .hook(TC_INGRESS);
-        hook.create()?;
-        return hook.attach().map(|h| Some(Guard::Tc(h)));
+        return tc_on_lo(prog).map(Some);
     }
     if section.starts_with("cgroup") {
         let dir = std::fs::File::open(ROOT_CGROUP).map_err(libbpf_rs::Error::from)?;

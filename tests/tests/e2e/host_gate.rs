@@ -213,3 +213,68 @@ fn maps_pinned_by_name_are_judged_without_touching_bpffs() {
         "the live map is untouched: {live}"
     );
 }
+
+/// Runs `tc` on this machine; its stdout.
+fn tc(args: &[&str]) -> String {
+    let out = std::process::Command::new("tc")
+        .args(args)
+        .output()
+        .expect("tc is installed (iproute2, scripts/setup)");
+    assert!(out.status.success(), "tc {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes the clsact qdisc of `lo` (and its filters) when dropped.
+struct ClsactOnLo;
+
+impl Drop for ClsactOnLo {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tc")
+            .args(["qdisc", "del", "dev", "lo", "clsact"])
+            .output();
+    }
+}
+
+#[test]
+fn a_tc_attach_replaces_no_filter_of_the_host_and_leaves_no_qdisc() {
+    if !root_or_skip("a_tc_attach_replaces_no_filter…: needs root") {
+        return;
+    }
+    let check = || {
+        let mut c = cli(&["check", "--attach"]);
+        c.arg(fixture("tc"));
+        with_report(c)
+    };
+    if tc(&["qdisc", "show", "dev", "lo"]).contains("clsact") {
+        eprintln!("lo already has a clsact qdisc here: the qdisc half is not tested");
+    } else {
+        let (out, report) = check();
+        assert_eq!(out.status.code(), Some(0), "{report:#}");
+        assert_eq!(report["cells"][0]["status"], "pass", "{report:#}");
+        let qdiscs = tc(&["qdisc", "show", "dev", "lo"]);
+        assert!(
+            !qdiscs.contains("clsact"),
+            "a qdisc stayed behind: {qdiscs}"
+        );
+    }
+    // A running tool's filter where libbpf's examples put theirs: handle 1,
+    // priority 1. The check must attach beside it and leave it as it was.
+    let _cleanup = ClsactOnLo;
+    // Already there if the host had one.
+    let _ = std::process::Command::new("tc")
+        .args(["qdisc", "add", "dev", "lo", "clsact"])
+        .output();
+    let obj = fixture("tc");
+    let obj = obj.to_str().unwrap();
+    tc(&[
+        "filter", "add", "dev", "lo", "ingress", "pref", "1", "handle", "1", "bpf", "da", "obj",
+        obj, "sec", "tc",
+    ]);
+    let before = tc(&["filter", "show", "dev", "lo", "ingress"]);
+    let (out, report) = check();
+    let after = tc(&["filter", "show", "dev", "lo", "ingress"]);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["cells"][0]["status"], "pass", "{report:#}");
+    assert!(before.contains("handle 0x1"), "{before}");
+    assert_eq!(before, after, "the host's own filter is untouched");
+}
