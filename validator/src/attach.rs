@@ -3,7 +3,8 @@
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
 //! Hooks that need a target are given one the guest always has: XDP, tc and
-//! tcx (through a tcx link) on `lo`, cgroup programs on the root cgroup, and
+//! tcx (through a tcx link) on `lo`, netkit programs on a netkit device
+//! created for them ([`crate::netkit`]), cgroup programs on the root cgroup, and
 //! uprobe.multi links on a function of this very binary
 //! ([`bpfcompat_uprobe_target`]): whether the kernel has the link type is the
 //! question, and the loader's own binary is not in the guest. struct_ops
@@ -40,7 +41,6 @@ const NO_AUTO_TARGET: &[&str] = &[
     "lirc_mode2",
     "netfilter",
     "lwt_",
-    "netkit/",
     "sockops",
     "usdt",
 ];
@@ -59,6 +59,10 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
     let registered = register_struct_ops(obj, &mut keep);
+    let netkit = obj
+        .progs()
+        .any(|p| p.autoload() && p.section().to_string_lossy().starts_with("netkit/"))
+        .then(crate::netkit::Netkit::create);
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
@@ -71,6 +75,29 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
             .programs
             .get(&name)
             .and_then(|f| f.attach_target.as_deref());
+        if section.starts_with("netkit/") {
+            let outcome = match &netkit {
+                Some(Err(e)) => Outcome::Skipped {
+                    reason: format!("no netkit device to attach to: {e}"),
+                },
+                // Without the device type, lo: the link is the question.
+                device => {
+                    let ifindex = match device {
+                        Some(Ok(Some(d))) => d.ifindex as i32,
+                        _ => LO_IFINDEX,
+                    };
+                    match netkit_link(&prog, ifindex) {
+                        Ok(link) => {
+                            keep.push(Guard::Raw(link));
+                            Outcome::Ok
+                        }
+                        Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
+                    }
+                }
+            };
+            out.insert(name, outcome);
+            continue;
+        }
         let outcome = match attach_one(&prog, &section, target) {
             Ok(Some(guard)) => {
                 keep.push(guard);
@@ -91,6 +118,10 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
             }
         };
         out.insert(name, outcome);
+    }
+    // Deleted after the links, which are dropped first.
+    if let Some(Ok(Some(device))) = netkit {
+        keep.push(Guard::Netkit(device));
     }
     (out, Attached(keep))
 }
@@ -175,8 +206,11 @@ enum Guard {
     Link(#[allow(dead_code, reason = "held for its Drop")] libbpf_rs::Link),
     /// A tc filter, and whether its clsact qdisc was created for it.
     Tc(libbpf_rs::TcHook, bool),
-    /// A link libbpf-rs has no attach call for (tcx), straight from libbpf.
+    /// A link libbpf-rs has no attach call for (tcx, netkit), straight
+    /// from libbpf.
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
+    /// The netkit device netkit programs were attached to.
+    Netkit(#[allow(dead_code, reason = "held for its Drop")] crate::netkit::Netkit),
 }
 
 impl Drop for Guard {
@@ -236,12 +270,33 @@ fn tc_on_lo(prog: &ProgramMut) -> libbpf_rs::Result<Guard> {
 fn tcx_on_lo(
     prog: &ProgramMut,
 ) -> libbpf_rs::Result<std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>> {
-    use libbpf_rs::libbpf_sys;
-    let raw = libbpf_rs::AsRawLibbpf::as_libbpf_object(prog).as_ptr();
-    // SAFETY: `raw` is a loaded program of a live object; no options.
-    let link = unsafe { libbpf_sys::bpf_program__attach_tcx(raw, LO_IFINDEX, std::ptr::null()) };
+    // SAFETY: a loaded program of a live object; no options.
+    raw_link(prog, |p| unsafe {
+        libbpf_rs::libbpf_sys::bpf_program__attach_tcx(p, LO_IFINDEX, std::ptr::null())
+    })
+}
+
+/// Attaches a `netkit/primary` or `netkit/peer` program through a netkit
+/// link (Linux 6.7) on the primary device `ifindex`; the side is the
+/// program's expected attach type.
+fn netkit_link(
+    prog: &ProgramMut,
+    ifindex: i32,
+) -> libbpf_rs::Result<std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>> {
+    // SAFETY: a loaded program of a live object; no options.
+    raw_link(prog, |p| unsafe {
+        libbpf_rs::libbpf_sys::bpf_program__attach_netkit(p, ifindex, std::ptr::null())
+    })
+}
+
+/// A link from a libbpf attach call libbpf-rs does not wrap.
+fn raw_link(
+    prog: &ProgramMut,
+    attach: impl FnOnce(*mut libbpf_rs::libbpf_sys::bpf_program) -> *mut libbpf_rs::libbpf_sys::bpf_link,
+) -> libbpf_rs::Result<std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>> {
+    let link = attach(libbpf_rs::AsRawLibbpf::as_libbpf_object(prog).as_ptr());
     // SAFETY: libbpf_get_error accepts any pointer libbpf returned.
-    match unsafe { libbpf_sys::libbpf_get_error(link.cast()) } {
+    match unsafe { libbpf_rs::libbpf_sys::libbpf_get_error(link.cast()) } {
         0 => {
             std::ptr::NonNull::new(link).ok_or_else(|| std::io::Error::from_raw_os_error(22).into())
         }

@@ -60,21 +60,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     }
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));
     report.programs.sort_by(|a, b| a.name.cmp(&b.name));
-    // Maps pinned by name go to a private directory, removed afterwards.
-    let pinned: Vec<&String> = parsed
-        .maps
-        .iter()
-        .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
-        .map(|(name, _)| name)
-        .collect();
-    let pin_dir = (!pinned.is_empty())
-        .then(crate::pinning::PinDir::new)
-        .flatten();
-    if pin_dir.is_some() {
-        report
-            .assumptions
-            .extend(pinned.iter().map(|m| crate::pinning::note(m)));
-    }
+    let pin_dir = pin_dir(&parsed, &mut report);
     let mut loader = aya::EbpfLoader::new();
     if let Some(dir) = &pin_dir {
         loader.default_map_pin_directory(dir.path());
@@ -83,23 +69,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         Ok(e) => e,
         Err(EbpfError::MapError(MapError::CreateError { name, io_error })) => {
             let supported = map_types.get(&name).and_then(|t| sys::probe_map_type(*t));
-            for m in &mut report.maps {
-                m.create = if m.name == name {
-                    m.type_supported = supported;
-                    Outcome::Failed(io_failure(
-                        &format!("map `{name}`: failed to create"),
-                        &io_error,
-                    ))
-                } else {
-                    skipped("aya creates maps in order and stopped at another")
-                };
-            }
-            for p in &mut report.programs {
-                p.load = skipped(&format!(
-                    "needs the object's maps; map `{name}` was refused"
-                ));
-                p.attach = skipped("not loaded");
-            }
+            map_refused(&mut report, &name, &io_error, supported);
             return report;
         }
         Err(e) => {
@@ -131,6 +101,53 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         };
     }
     report
+}
+
+/// The private directory aya pins by-name maps in (removed afterwards),
+/// with a note per such map; `None` when the object pins none.
+fn pin_dir(parsed: &aya_obj::Object, report: &mut ObjectReport) -> Option<crate::pinning::PinDir> {
+    let pinned: Vec<&String> = parsed
+        .maps
+        .iter()
+        .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
+        .map(|(name, _)| name)
+        .collect();
+    let dir = (!pinned.is_empty())
+        .then(crate::pinning::PinDir::new)
+        .flatten();
+    if dir.is_some() {
+        report
+            .assumptions
+            .extend(pinned.iter().map(|m| crate::pinning::note(m)));
+    }
+    dir
+}
+
+/// Records that aya stopped at map `name`, which the kernel refused: the
+/// maps after it were not tried and no program could load.
+fn map_refused(
+    report: &mut ObjectReport,
+    name: &str,
+    io_error: &std::io::Error,
+    supported: Option<bool>,
+) {
+    for m in &mut report.maps {
+        m.create = if m.name == name {
+            m.type_supported = supported;
+            Outcome::Failed(io_failure(
+                &format!("map `{name}`: failed to create"),
+                io_error,
+            ))
+        } else {
+            skipped("aya creates maps in order and stopped at another")
+        };
+    }
+    for p in &mut report.programs {
+        p.load = skipped(&format!(
+            "needs the object's maps; map `{name}` was refused"
+        ));
+        p.attach = skipped("not loaded");
+    }
 }
 
 /// libbpf's name of the program's type, which the probes and the

@@ -109,11 +109,14 @@ pub fn validate_all_on_host(
         .iter()
         .map(|(name, source)| validate_source(name, *source, opts))
         .collect();
+    let release = bpfcompat::guest::init::kernel_release();
+    let kernel_config = bpfcompat::kernel::config::running(&release);
     let mut run = KernelRun::on_host(
-        bpfcompat::guest::init::kernel_release(),
+        release,
         Path::new("/sys/kernel/btf/vmlinux").exists(),
         reports,
     );
     run.lsm = bpfcompat::guest::init::active_lsms();
+    run.kernel_config = kernel_config;
     Ok(run)
 }

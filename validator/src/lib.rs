@@ -15,6 +15,7 @@ mod complexity;
 mod fire;
 mod fixups;
 mod host;
+mod netkit;
 mod pinning;
 mod sizing;
 mod sys;

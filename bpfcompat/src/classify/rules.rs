@@ -402,11 +402,13 @@ fn permission(e: &Evidence) -> Option<Verdict> {
 /// the attach type needs (known from the config its package ships).
 fn missing_config_option(e: &Evidence) -> Option<Verdict> {
     let p = e.program.filter(|_| e.step == Step::Attach)?;
-    let (option, what) = if ["kprobe.multi", "kretprobe.multi"]
+    let (option, what, instead) = if ["kprobe.multi", "kretprobe.multi"]
         .iter()
         .any(|m| p.section.starts_with(m))
     {
-        ("CONFIG_FPROBE", "kprobe.multi links")
+        ("CONFIG_FPROBE", "kprobe.multi links", "plain kprobes")
+    } else if p.section.starts_with("netkit/") {
+        ("CONFIG_NETKIT", "netkit links", "tcx or tc")
     } else {
         return None;
     };
@@ -416,7 +418,7 @@ fn missing_config_option(e: &Evidence) -> Option<Verdict> {
             Code::KernelConfig,
             format!("{option} is not set in this kernel: {}", first_line(e.failure)),
             format!(
-                "{what} need {option}: attach with plain kprobes on kernels built without it (a variant), or use a kernel that sets it"
+                "{what} need {option}: attach with {instead} on kernels built without it (a variant), or use a kernel that sets it"
             ),
         )
     })
@@ -957,6 +959,33 @@ mod tests {
         // A kernel that has them refused for another reason: no release blamed.
         assert_eq!(
             on("6.12.117+deb13-cloud-amd64", "y").code,
+            Code::AttachFailed
+        );
+    }
+
+    #[test]
+    fn a_netkit_link_refused_names_the_option_or_the_release_that_lacks_it() {
+        let f = libbpf_failure("libbpf: prog 'p': failed to attach to netkit: -EINVAL", 22);
+        let p = program_in("sched_cls", "netkit/primary");
+        let on = |release: &str, netkit: Option<&str>| {
+            let config = netkit
+                .map(|v| BTreeMap::from([("CONFIG_NETKIT".to_string(), v.to_string())]))
+                .unwrap_or_default();
+            on_kernel(Step::Attach, &f, &p, release, &config)
+        };
+        let got = on("6.18.44", Some("n"));
+        assert_eq!(got.code, Code::KernelConfig, "{got:?}");
+        assert!(got.remediation.unwrap().contains("tcx or tc"));
+        // 6.1 has no such option at all: its release is the cause.
+        let got = on("6.1.0-56-cloud-amd64", None);
+        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+        assert!(
+            got.remediation
+                .unwrap()
+                .contains("netkit links need Linux 6.7")
+        );
+        assert_eq!(
+            on("6.12.117+deb13-cloud-amd64", Some("y")).code,
             Code::AttachFailed
         );
     }

@@ -24,6 +24,7 @@ pub const OPTIONS: &[&str] = &[
     "CONFIG_NET_CLS_BPF",
     "CONFIG_NET_SCH_INGRESS",
     "CONFIG_NET_CLS_ACT",
+    "CONFIG_NETKIT",
     "CONFIG_XDP_SOCKETS",
     "CONFIG_LSM",
 ];
@@ -49,6 +50,20 @@ pub fn bpf_options(text: &str) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// The [`bpf_options`] of the running kernel (`release`), from the config
+/// its package installed in /boot, else the kernel's own /proc/config.gz;
+/// empty where neither is there.
+pub fn running(release: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(format!("/boot/config-{release}")).or_else(|_| {
+        let mut text = String::new();
+        std::fs::File::open("/proc/config.gz").and_then(|f| {
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut text)
+        })?;
+        Ok::<_, std::io::Error>(text)
+    });
+    text.map(|t| bpf_options(&t)).unwrap_or_default()
 }
 
 #[cfg(test)]

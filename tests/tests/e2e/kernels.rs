@@ -927,17 +927,18 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
 
 #[test]
 fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
-    // uprobe.multi and tcx programs load on 6.1; attaching them (to a
-    // function of the agent, to lo) is what the kernel refuses there, and
-    // accepts on 6.12.
+    // uprobe.multi, tcx and netkit programs load on 6.1; attaching them (to
+    // a function of the agent, to lo, to a netkit device) is what the kernel
+    // refuses there, and accepts on 6.12.
     let (out, report) = with_report(test_on(
         &["debian-12-6.1", "debian-13-6.12"],
-        &["uprobe_multi", "tcx"],
+        &["uprobe_multi", "tcx", "netkit"],
     ));
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     for (object, floor) in [
         ("uprobe_multi", "uprobe.multi links need Linux 6.6"),
         ("tcx", "tcx links need Linux 6.6"),
+        ("netkit", "netkit links need Linux 6.7"),
     ] {
         let c = assert_fail(&report, object, "debian-12-6.1", "UNSUPPORTED_ATTACH_TYPE");
         assert_eq!(c["stage"], "attach", "{c:#}");
