@@ -24,7 +24,6 @@ use crate::validate::failure;
 
 /// `lo` is interface 1 in every network namespace.
 const LO_IFINDEX: i32 = 1;
-const ROOT_CGROUP: &str = "/sys/fs/cgroup";
 
 /// Sections with no hook the validator can pick without the user's help.
 const NO_AUTO_TARGET: &[&str] = &[
@@ -108,6 +107,9 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
                     "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
                 ),
             },
+            Ok(None) if section.starts_with("cgroup") => Outcome::Skipped {
+                reason: "no cgroup v2 hierarchy is mounted here to attach to".into(),
+            },
             Ok(None) => Outcome::Skipped {
                 reason: format!("no attach point for section `{section}` without configuration"),
             },
@@ -189,6 +191,25 @@ impl Attached {
     pub fn none() -> Attached {
         Attached(Vec::new())
     }
+}
+
+/// The root of the cgroup v2 hierarchy, where cgroup programs attach:
+/// `/sys/fs/cgroup` in the guest; on a host with the hybrid layout (v1
+/// controllers at /sys/fs/cgroup, v2 at `/sys/fs/cgroup/unified`) the
+/// latter. `None` where no cgroup2 is mounted.
+fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    cgroup2_in(&mounts)
+}
+
+/// The first cgroup2 mount point of a mounts table (`/proc/self/mounts`).
+fn cgroup2_in(mounts: &str) -> Option<std::path::PathBuf> {
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let dir = fields.nth(1)?;
+        // Mount points with spaces are octal-escaped; none is ours to guess.
+        (fields.next()? == "cgroup2" && !dir.contains('\\')).then(|| dir.into())
+    })
 }
 
 /// Whether a tracefs is mounted where libbpf looks for it.
@@ -368,7 +389,10 @@ fn attach_one(
         return tc_on_lo(prog).map(Some);
     }
     if section.starts_with("cgroup") {
-        let dir = std::fs::File::open(ROOT_CGROUP).map_err(libbpf_rs::Error::from)?;
+        let Some(root) = cgroup2_root() else {
+            return Ok(None);
+        };
+        let dir = std::fs::File::open(root).map_err(libbpf_rs::Error::from)?;
         return prog
             .attach_cgroup(dir.as_raw_fd())
             .map(|l| Some(Guard::Link(l)));
@@ -378,7 +402,7 @@ fn attach_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{loader_names_target, uprobe_multi};
+    use super::{cgroup2_in, loader_names_target, uprobe_multi};
 
     #[test]
     fn uprobe_multi_sections_and_their_direction() {
@@ -391,6 +415,18 @@ mod tests {
         for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
             assert_eq!(uprobe_multi(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn cgroup_programs_attach_where_cgroup2_is_mounted() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(cgroup2_in(hybrid), Some("/sys/fs/cgroup/unified".into()));
+        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
+        assert_eq!(cgroup2_in(unified), Some("/sys/fs/cgroup".into()));
+        assert_eq!(
+            cgroup2_in("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"),
+            None
+        );
     }
 
     #[test]

@@ -437,9 +437,10 @@ fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
     let p = e
         .program
         .filter(|_| e.step == Step::Attach || refused_attr)?;
-    // XDP reaches older kernels through netlink: its floor is the BPF
-    // link's, which only attaching meets.
-    if e.step != Step::Attach && p.section.starts_with("xdp") {
+    // XDP reaches older kernels through netlink, cgroup programs through
+    // BPF_PROG_ATTACH: their floor is the BPF link's, which only attaching
+    // meets.
+    if e.step != Step::Attach && (p.section.starts_with("xdp") || p.section.starts_with("cgroup")) {
         return None;
     }
     let (what, since) = attach_since(&p.section)?;
@@ -449,10 +450,22 @@ fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
             Code::UnsupportedAttachType,
             first_line(e.failure),
             format!(
-                "{what} need Linux {since} (this kernel is {release}): attach another way on older kernels (a variant), or make the program optional"
+                "{what} need Linux {since} (this kernel is {release}): {}, or make the program optional",
+                older_way(&p.section)
             ),
         )
     })
+}
+
+/// How a loader attaches a section's program on kernels older than its link.
+fn older_way(section: &str) -> &'static str {
+    if section.starts_with("xdp") {
+        "attach through netlink on older kernels (libbpf's bpf_xdp_attach; aya falls back to it)"
+    } else if section.starts_with("cgroup") {
+        "attach with BPF_PROG_ATTACH on older kernels (libbpf's bpf_prog_attach; aya falls back to it)"
+    } else {
+        "attach another way on older kernels (a variant)"
+    }
 }
 
 /// An attach failure, by errno.
@@ -1057,6 +1070,22 @@ mod tests {
         let got = on_kernel(Step::Attach, &f, &p, "6.1.0-56-cloud-amd64", &config);
         assert_eq!(got.code, Code::AttachFailed, "{got:?}");
         let got = on_kernel(Step::ProgLoad, &f, &p, "5.4.0-216-generic", &config);
+        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
+    }
+
+    #[test]
+    fn a_cgroup_link_before_5_7_is_named_at_attach_and_never_at_load() {
+        let f = libbpf_failure("libbpf: prog 'c': failed to attach to cgroup: -EINVAL", 22);
+        let p = program_in("cgroup_skb", "cgroup_skb/egress");
+        let config = BTreeMap::new();
+        let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
+        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+        let fix = got.remediation.unwrap();
+        assert!(fix.contains("cgroup attachments through a BPF link need Linux 5.7"));
+        assert!(fix.contains("bpf_prog_attach"), "{fix}");
+        let got = on_kernel(Step::Attach, &f, &p, "5.10.0-46-cloud-amd64", &config);
+        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
+        let got = on_kernel(Step::ProgLoad, &f, &p, "4.15.0-142-generic", &config);
         assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
     }
 

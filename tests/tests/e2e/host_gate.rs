@@ -41,10 +41,16 @@ fn gate_passes_good_objects_fails_rejected_ones_and_leaves_nothing_loaded() {
     assert_eq!(cell["code"], "VERIFIER_REJECTED", "{cell:#}");
     says(cell, "message", &["map_value_or_null"]);
 
+    // A cgroup program attaches where this host mounts cgroup v2 (under
+    // /sys/fs/cgroup/unified with the hybrid layout).
+    let (out, report) = with_report(check("cgroup_skb").arg("--attach"));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["cells"][0]["status"], "pass", "{report:#}");
+
     // With attach too, then nothing of ours may remain.
     run(check("ringbuf").arg("--attach").arg(fixture("kprobe")));
     let loaded = loaded_programs();
-    for ours in ["on_getpid", "count_open", "unchecked_looku"] {
+    for ours in ["on_getpid", "count_open", "unchecked_looku", "allow_egress"] {
         assert!(
             !loaded.iter().any(|n| n.starts_with(ours)),
             "{ours} still loaded: {loaded:?}"

@@ -675,6 +675,39 @@ fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_no
 }
 
 #[test]
+fn a_cgroup_link_refused_before_5_7_is_named_with_the_older_way_to_attach() {
+    // cgroup programs attach through BPF_PROG_ATTACH from 4.10 and through a
+    // BPF link, libbpf's way, from 5.7: on 5.4 the link is what is refused.
+    let mut kernels = vec!["debian-11-5.10".to_string()];
+    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
+    let (_, report) = with_report(test_on(&kernels, &["cgroup_skb"]));
+    assert_pass(&report, "cgroup_skb", "debian-11-5.10");
+    if kernels.len() == 1 {
+        bpfcompat_e2e::skip(
+            "a_cgroup_link_refused_before_5_7…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    let c = assert_fail(
+        &report,
+        "cgroup_skb",
+        "ubuntu-20.04-5.4",
+        "UNSUPPORTED_ATTACH_TYPE",
+    );
+    assert_eq!(c["stage"], "attach", "{c:#}");
+    assert_eq!(c["programs"][0]["load"], "ok", "{c:#}");
+    says(
+        &c,
+        "remediation",
+        &[
+            "cgroup attachments through a BPF link need Linux 5.7",
+            "bpf_prog_attach",
+        ],
+    );
+}
+
+#[test]
 fn programs_on_one_hook_by_different_mechanisms_are_alternatives_the_kernel_chooses_from() {
     // 5.10 rejects the fentry program (bpf_get_func_ip is 5.15): the kprobe
     // fallback is chosen and the object passes; 6.1 gets the fentry one.
