@@ -1060,33 +1060,44 @@ mod tests {
     }
 
     #[test]
-    fn an_xdp_link_before_5_9_is_named_at_attach_and_never_at_load() {
-        let f = libbpf_failure("libbpf: prog 'x': failed to attach to xdp: -EINVAL", 22);
-        let p = program_in("xdp", "xdp");
-        let config = BTreeMap::new();
-        let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
-        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
-        assert!(got.remediation.unwrap().contains("BPF link need Linux 5.9"));
-        let got = on_kernel(Step::Attach, &f, &p, "6.1.0-56-cloud-amd64", &config);
-        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
-        let got = on_kernel(Step::ProgLoad, &f, &p, "5.4.0-216-generic", &config);
-        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
-    }
-
-    #[test]
-    fn a_cgroup_link_before_5_7_is_named_at_attach_and_never_at_load() {
-        let f = libbpf_failure("libbpf: prog 'c': failed to attach to cgroup: -EINVAL", 22);
-        let p = program_in("cgroup_skb", "cgroup_skb/egress");
-        let config = BTreeMap::new();
-        let got = on_kernel(Step::Attach, &f, &p, "5.4.0-216-generic", &config);
-        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
-        let fix = got.remediation.unwrap();
-        assert!(fix.contains("cgroup attachments through a BPF link need Linux 5.7"));
-        assert!(fix.contains("bpf_prog_attach"), "{fix}");
-        let got = on_kernel(Step::Attach, &f, &p, "5.10.0-46-cloud-amd64", &config);
-        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
-        let got = on_kernel(Step::ProgLoad, &f, &p, "4.15.0-142-generic", &config);
-        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
+    fn a_link_with_an_older_way_to_attach_is_named_at_attach_and_never_at_load() {
+        // XDP reaches older kernels through netlink, cgroup programs through
+        // BPF_PROG_ATTACH: (prog type, section, the link's floor and the
+        // older way, a kernel below it, one above).
+        for (prog_type, section, says, older, newer) in [
+            (
+                "xdp",
+                "xdp",
+                [
+                    "XDP attachments through a BPF link need Linux 5.9",
+                    "bpf_xdp_attach",
+                ],
+                "5.4.0-216-generic",
+                "6.1.0-56-cloud-amd64",
+            ),
+            (
+                "cgroup_skb",
+                "cgroup_skb/egress",
+                [
+                    "cgroup attachments through a BPF link need Linux 5.7",
+                    "bpf_prog_attach",
+                ],
+                "4.15.0-142-generic",
+                "5.10.0-46-cloud-amd64",
+            ),
+        ] {
+            let f = libbpf_failure("libbpf: prog 'p': failed to attach: -EINVAL", 22);
+            let p = program_in(prog_type, section);
+            let config = BTreeMap::new();
+            let got = on_kernel(Step::Attach, &f, &p, older, &config);
+            assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+            let fix = got.remediation.unwrap();
+            assert!(says.iter().all(|s| fix.contains(s)), "{fix}");
+            let got = on_kernel(Step::Attach, &f, &p, newer, &config);
+            assert_eq!(got.code, Code::AttachFailed, "{got:?}");
+            let got = on_kernel(Step::ProgLoad, &f, &p, older, &config);
+            assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
+        }
     }
 
     #[test]

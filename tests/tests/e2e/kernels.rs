@@ -35,6 +35,22 @@ fn assert_pass(report: &Value, object: &str, kernel: &str) {
     }
 }
 
+/// The report of the fixture on debian-11-5.10, where it must pass, and on
+/// ubuntu-20.04-5.4; `None` (said as a skip of `test`) where no Ubuntu
+/// mirror is configured.
+fn passing_on_5_10_then_5_4(fixture: &str, test: &str) -> Option<Value> {
+    let mut kernels = vec!["debian-11-5.10".to_string()];
+    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
+    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
+    let (_, report) = with_report(test_on(&kernels, &[fixture]));
+    assert_pass(&report, fixture, "debian-11-5.10");
+    if kernels.len() == 1 {
+        bpfcompat_e2e::skip(&format!("{test}: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU"));
+        return None;
+    }
+    Some(report)
+}
+
 fn assert_fail(report: &Value, object: &str, kernel: &str, code: &str) -> Value {
     let c = cell(report, object, kernel);
     assert_eq!(c["status"], "fail", "{object} on {kernel}: {c:#}");
@@ -650,17 +666,10 @@ fn assert_pass_with_assumption(report: &Value, object: &str, kernel: &str) -> St
 fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_none() {
     // Ubuntu 20.04's 5.4 cannot mmap arrays: libbpf drops BPF_F_MMAPABLE
     // from `.bss` silently and a skeleton's pointer to it is NULL there.
-    let mut kernels = vec!["debian-11-5.10".to_string()];
-    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
-    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
-    let (_, report) = with_report(test_on(&kernels, &["globals"]));
-    assert_pass(&report, "globals", "debian-11-5.10");
-    if kernels.len() == 1 {
-        bpfcompat_e2e::skip(
-            "global_data_a_skeleton_cannot_mmap…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
-        );
+    let Some(report) = passing_on_5_10_then_5_4("globals", "global_data_a_skeleton_cannot_mmap…")
+    else {
         return;
-    }
+    };
     let c = assert_fail(
         &report,
         "globals",
@@ -678,17 +687,10 @@ fn global_data_a_skeleton_cannot_mmap_fails_before_5_5_unless_the_loader_uses_no
 fn a_cgroup_link_refused_before_5_7_is_named_with_the_older_way_to_attach() {
     // cgroup programs attach through BPF_PROG_ATTACH from 4.10 and through a
     // BPF link, libbpf's way, from 5.7: on 5.4 the link is what is refused.
-    let mut kernels = vec!["debian-11-5.10".to_string()];
-    kernels.extend(kernels_with_mirror(&["ubuntu-20.04-5.4"]));
-    let kernels: Vec<&str> = kernels.iter().map(String::as_str).collect();
-    let (_, report) = with_report(test_on(&kernels, &["cgroup_skb"]));
-    assert_pass(&report, "cgroup_skb", "debian-11-5.10");
-    if kernels.len() == 1 {
-        bpfcompat_e2e::skip(
-            "a_cgroup_link_refused_before_5_7…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
-        );
+    let Some(report) = passing_on_5_10_then_5_4("cgroup_skb", "a_cgroup_link_refused_before_5_7…")
+    else {
         return;
-    }
+    };
     let c = assert_fail(
         &report,
         "cgroup_skb",
