@@ -217,29 +217,37 @@ fn struct_ops_type(e: &Evidence) -> Option<Verdict> {
 /// The kernel's map-type probe said no.
 fn map_type_probe(e: &Evidence) -> Option<Verdict> {
     let m = failed_map(e).filter(|m| m.type_supported == Some(false))?;
-    Some(type_refused(
+    type_refused(
         e,
         Code::UnsupportedMapType,
         format!("map `{}` of type {}", m.name, m.map_type),
         &format!("a {} map", m.map_type),
         map_type_since(&m.map_type),
-    ))
+    )
 }
 
 /// A verdict on a map or program type the kernel's probe refused: what was
 /// refused, the kernel's words, and the release that brought the type.
+/// `None` where the kernel is that release or newer: its probe was refused
+/// for another reason (privileges, lockdown, a build option), which later
+/// rules or the raw evidence must tell.
 fn type_refused(
     e: &Evidence,
     code: Code,
     subject: String,
     what: &str,
     floor: Option<&'static str>,
-) -> Verdict {
-    v(
+) -> Option<Verdict> {
+    if let (Some(release), Some(floor)) = (e.release, floor)
+        && release_older_than(release, floor) == Some(false)
+    {
+        return None;
+    }
+    Some(v(
         code,
         format!("{subject}: {}", first_line(e.failure)),
         since(what, floor),
-    )
+    ))
 }
 
 /// A map left unsized for the loader to size at run time. Ring buffers
@@ -281,7 +289,7 @@ fn global_data(e: &Evidence) -> Option<Verdict> {
 /// The kernel's program-type probe said no.
 fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
     let p = e.program.filter(|p| p.type_supported == Some(false))?;
-    Some(type_refused(
+    type_refused(
         e,
         Code::UnsupportedProgType,
         format!(
@@ -290,7 +298,7 @@ fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
         ),
         &format!("a {} program", p.prog_type),
         prog_type_since(&p.prog_type),
-    ))
+    )
 }
 
 /// The kernel's helper probe says this program type cannot call a helper
@@ -821,6 +829,29 @@ mod tests {
         let mut p = program("tracing");
         p.type_supported = Some(false);
         assert_eq!(load(&f, &p).code, Code::UnsupportedProgType);
+    }
+
+    #[test]
+    fn a_type_probe_refused_on_a_release_that_has_the_type_blames_no_release() {
+        // fentry refused with EPERM and no verifier log on 6.18 (lockdown,
+        // LSM policy): the probe fails the same way, yet 6.18 has tracing
+        // programs since 5.5.
+        let f = failure(
+            &[],
+            &["libbpf: prog 'on_unlink': BPF program load failed: -EPERM"],
+            Some(1),
+        );
+        let mut p = program_in("tracing", "fentry/do_unlinkat");
+        p.type_supported = Some(false);
+        let config = BTreeMap::new();
+        let got = on_kernel(Step::ProgLoad, &f, &p, "6.18.44-fc-v1300", &config);
+        assert_eq!(got.code, Code::Permission, "{got:?}");
+        let got = on_kernel(Step::ProgLoad, &f, &p, "5.4.0-216-generic", &config);
+        assert_eq!(got.code, Code::UnsupportedProgType, "{got:?}");
+        assert_eq!(
+            got.remediation.as_deref(),
+            Some("a tracing program needs Linux 5.5")
+        );
     }
 
     #[test]
