@@ -17,13 +17,11 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use bpfcompat::wire::Fixups;
 use bpfcompat::wire::Outcome;
-use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_EGRESS, TC_INGRESS, TcHookBuilder};
+use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
 use crate::capture;
+use crate::clsact::{ClsactOnLo, LO_IFINDEX};
 use crate::validate::failure;
-
-/// `lo` is interface 1 in every network namespace.
-const LO_IFINDEX: i32 = 1;
 
 /// Sections with no hook the validator can pick without the user's help.
 const NO_AUTO_TARGET: &[&str] = &[
@@ -197,7 +195,7 @@ impl Attached {
 /// `/sys/fs/cgroup` in the guest; on a host with the hybrid layout (v1
 /// controllers at /sys/fs/cgroup, v2 at `/sys/fs/cgroup/unified`) the
 /// latter. `None` where no cgroup2 is mounted.
-fn cgroup2_root() -> Option<std::path::PathBuf> {
+pub(crate) fn cgroup2_root() -> Option<std::path::PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     cgroup2_in(&mounts)
 }
@@ -225,8 +223,11 @@ fn tracefs_mounted() -> bool {
 /// What keeps an attachment alive.
 enum Guard {
     Link(#[allow(dead_code, reason = "held for its Drop")] libbpf_rs::Link),
-    /// A tc filter, and whether its clsact qdisc was created for it.
-    Tc(libbpf_rs::TcHook, bool),
+    /// A tc filter, and its qdisc (dropped after the filter is detached).
+    Tc(
+        libbpf_rs::TcHook,
+        #[allow(dead_code, reason = "held for its Drop")] ClsactOnLo,
+    ),
     /// A link libbpf-rs has no attach call for (tcx, netkit), straight
     /// from libbpf.
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
@@ -240,50 +241,21 @@ impl Drop for Guard {
             // SAFETY: the link came from libbpf, checked, and is destroyed once.
             unsafe { libbpf_rs::libbpf_sys::bpf_link__destroy(link.as_ptr()) };
         }
-        if let Guard::Tc(hook, created_clsact) = self {
+        if let Guard::Tc(hook, _) = self {
             let _ = hook.detach();
-            if *created_clsact {
-                let _ = hook.attach_point(TC_INGRESS | TC_EGRESS).destroy();
-            }
         }
     }
 }
 
 /// Attaches a tc program as a filter on `lo`'s ingress. The kernel picks the
 /// filter's handle and priority, so a filter already there (a running tool's,
-/// under `check`) is never replaced; a clsact qdisc created here is removed
-/// with the filter, so that nothing stays behind.
+/// under `check`) is never replaced.
 fn tc_on_lo(prog: &ProgramMut) -> libbpf_rs::Result<Guard> {
-    use libbpf_rs::libbpf_sys;
-    let mut qdisc = libbpf_sys::bpf_tc_hook {
-        sz: std::mem::size_of::<libbpf_sys::bpf_tc_hook>() as libbpf_sys::size_t,
-        ifindex: LO_IFINDEX,
-        attach_point: TC_INGRESS,
-        ..Default::default()
-    };
-    // SAFETY: `qdisc` is a complete, sized bpf_tc_hook that outlives the call.
-    let created = match unsafe { libbpf_sys::bpf_tc_hook_create(&mut qdisc) } {
-        0 => true,
-        err => {
-            let err = std::io::Error::from_raw_os_error(-err);
-            if err.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(err.into());
-            }
-            false
-        }
-    };
+    let clsact = ClsactOnLo::add()?;
     let mut hook = TcHookBuilder::new(prog.as_fd())
         .ifindex(LO_IFINDEX)
         .hook(TC_INGRESS);
-    match hook.attach() {
-        Ok(hook) => Ok(Guard::Tc(hook, created)),
-        Err(e) => {
-            if created {
-                let _ = hook.attach_point(TC_INGRESS | TC_EGRESS).destroy();
-            }
-            Err(e)
-        }
-    }
+    Ok(Guard::Tc(hook.attach()?, clsact))
 }
 
 /// Attaches a `tcx/ingress` or `tcx/egress` program to `lo` through a tcx

@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 
 use aya::EbpfError;
 use aya::maps::MapError;
-use aya::programs::{Program, ProgramError};
+use aya::programs::{CgroupAttachMode, Program, ProgramError, TcAttachType, XdpMode};
+use aya::util::KernelVersion;
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
+use crate::clsact::ClsactOnLo;
 use crate::sys;
 use crate::validate::Options;
 
@@ -61,6 +63,8 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));
     report.programs.sort_by(|a, b| a.name.cmp(&b.name));
     let pin_dir = pin_dir(&parsed, &mut report);
+    // Declared before the programs, so dropped after their filters.
+    let mut clsact = None;
     let mut loader = aya::EbpfLoader::new();
     if let Some(dir) = &pin_dir {
         loader.default_map_pin_directory(dir.path());
@@ -96,7 +100,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
-            (Outcome::Ok, _) => attach(program, &p.section),
+            (Outcome::Ok, _) => attach(program, &p.section, &mut clsact),
             _ => skipped("not loaded"),
         };
     }
@@ -163,6 +167,19 @@ fn libbpf_type_name(program: &Program) -> &'static str {
         Program::PerfEvent(_) => "perf_event",
         Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) => "tracing",
         Program::Lsm(_) => "lsm",
+        Program::CgroupSkb(_) => "cgroup_skb",
+        Program::CgroupSock(_) => "cgroup_sock",
+        Program::CgroupSockAddr(_) => "cgroup_sock_addr",
+        Program::CgroupSockopt(_) => "cgroup_sockopt",
+        Program::CgroupSysctl(_) => "cgroup_sysctl",
+        Program::CgroupDevice(_) => "cgroup_device",
+        Program::SockOps(_) => "sock_ops",
+        Program::SkMsg(_) => "sk_msg",
+        Program::SkSkb(_) => "sk_skb",
+        Program::SkLookup(_) => "sk_lookup",
+        Program::ReusePortSocketFilter(_) => "sk_reuseport",
+        Program::FlowDissector(_) => "flow_dissector",
+        Program::LircMode2(_) => "lirc_mode2",
         _ => "",
     }
 }
@@ -179,6 +196,19 @@ fn load(program: &mut Program) -> Outcome {
         Program::RawTracePoint(p) => p.load(),
         Program::PerfEvent(p) => p.load(),
         Program::UProbe(p) => p.load(),
+        Program::CgroupSkb(p) => p.load(),
+        Program::CgroupSock(p) => p.load(),
+        Program::CgroupSockAddr(p) => p.load(),
+        Program::CgroupSockopt(p) => p.load(),
+        Program::CgroupSysctl(p) => p.load(),
+        Program::CgroupDevice(p) => p.load(),
+        Program::SockOps(p) => p.load(),
+        Program::SkMsg(p) => p.load(),
+        Program::SkSkb(p) => p.load(),
+        Program::SkLookup(p) => p.load(),
+        Program::ReusePortSocketFilter(p) => p.load(),
+        Program::FlowDissector(p) => p.load(),
+        Program::LircMode2(p) => p.load(),
         other => {
             return skipped(&format!(
                 "aya loads {:?} programs with arguments only their loader knows (a BTF target): judge it in command mode",
@@ -192,8 +222,12 @@ fn load(program: &mut Program) -> Outcome {
     }
 }
 
-/// Attaches a loaded program where its section names the target.
-fn attach(program: &mut Program, section: &str) -> Outcome {
+/// Attaches a loaded program through aya's own calls, which choose a BPF
+/// link or the older way (netlink, BPF_PROG_ATTACH) by the kernel's release,
+/// as the project's loader would: tracepoints and kprobes where the section
+/// names them, XDP and tc programs on `lo`, cgroup programs on the cgroup v2
+/// root.
+fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>) -> Outcome {
     let target = section.split_once('/').map(|(_, t)| t);
     let result = match (program, target) {
         (Program::TracePoint(p), Some(t)) => match t.split_once('/') {
@@ -201,6 +235,35 @@ fn attach(program: &mut Program, section: &str) -> Outcome {
             None => return skipped("set by the loader: the section names no tracepoint"),
         },
         (Program::KProbe(p), Some(function)) => p.attach(function, 0).map(drop),
+        (Program::Xdp(p), _) => p.attach("lo", XdpMode::default()).map(drop),
+        (Program::SchedClassifier(p), _) => {
+            // Before 6.6 aya attaches through netlink, to the clsact qdisc
+            // its loader adds first; from 6.6 through a tcx link.
+            let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+            if !tcx && clsact.is_none() {
+                match ClsactOnLo::add() {
+                    Ok(q) => *clsact = Some(q),
+                    Err(e) => return Outcome::Failed(io_failure("adding clsact to lo", &e)),
+                }
+            }
+            p.attach("lo", TcAttachType::Ingress).map(drop)
+        }
+        (program, _) if is_cgroup(program) => {
+            let Some(root) = crate::attach::cgroup2_root() else {
+                return skipped("no cgroup v2 hierarchy is mounted here to attach to");
+            };
+            match std::fs::File::open(root) {
+                Ok(cgroup) => match attach_cgroup(program, &cgroup) {
+                    Some(result) => result,
+                    None => {
+                        return skipped(&format!(
+                            "set by the loader: section `{section}` names no direction"
+                        ));
+                    }
+                },
+                Err(e) => return Outcome::Failed(io_failure("opening the cgroup v2 root", &e)),
+            }
+        }
         (_, None) => {
             return skipped(&format!(
                 "set by the loader: section `{section}` names no target"
@@ -212,6 +275,41 @@ fn attach(program: &mut Program, section: &str) -> Outcome {
         Ok(()) => Outcome::Ok,
         Err(e) => Outcome::Failed(program_failure(&e)),
     }
+}
+
+fn is_cgroup(program: &Program) -> bool {
+    matches!(
+        program,
+        Program::CgroupSkb(_)
+            | Program::CgroupSock(_)
+            | Program::CgroupSockAddr(_)
+            | Program::CgroupSockopt(_)
+            | Program::CgroupSysctl(_)
+            | Program::CgroupDevice(_)
+            | Program::SockOps(_)
+    )
+}
+
+/// Attaches a cgroup program to `cgroup` in aya's default mode; `None` for
+/// a `cgroup/skb` program, whose direction its loader chooses.
+fn attach_cgroup(
+    program: &mut Program,
+    cgroup: &std::fs::File,
+) -> Option<Result<(), ProgramError>> {
+    let mode = CgroupAttachMode::default();
+    Some(match program {
+        Program::CgroupSkb(p) => {
+            let direction = (*p.expected_attach_type())?;
+            p.attach(cgroup, direction, mode).map(drop)
+        }
+        Program::CgroupSock(p) => p.attach(cgroup, mode).map(drop),
+        Program::CgroupSockAddr(p) => p.attach(cgroup, mode).map(drop),
+        Program::CgroupSockopt(p) => p.attach(cgroup, mode).map(drop),
+        Program::CgroupSysctl(p) => p.attach(cgroup, mode).map(drop),
+        Program::CgroupDevice(p) => p.attach(cgroup, mode).map(drop),
+        Program::SockOps(p) => p.attach(cgroup, mode).map(drop),
+        _ => return None,
+    })
 }
 
 /// The function symbols of program sections: program name → section name.

@@ -10,6 +10,7 @@ mod alternatives;
 mod attach;
 mod aya_loader;
 mod capture;
+mod clsact;
 mod command;
 mod complexity;
 mod fire;

@@ -229,3 +229,34 @@ fn kernel_tests_load_aya_objects_with_aya_inside_each_kernel() {
         assert_trial(&stdout, trial, "ok");
     }
 }
+
+#[test]
+fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
+    // XDP, a tc classifier and a cgroup filter, judged by both loaders. aya
+    // chooses by release: tcx on 6.12, netlink for tc before 6.6, and on
+    // Ubuntu's 5.4 netlink for XDP and BPF_PROG_ATTACH for the cgroup,
+    // where libbpf's links are refused.
+    let mut kernels = vec!["debian-11-5.10", "debian-13-6.12"];
+    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4"]);
+    kernels.extend(ubuntu.iter().map(String::as_str));
+    let mut c = test_on(&kernels, &["net_hooks"]);
+    c.args(["--validator", "both"]);
+    let (_, report) = with_report(c);
+    for k in &kernels {
+        let aya = cell(&report, "net_hooks.bpf.o (aya)", k);
+        assert_eq!(aya["status"], "pass", "{aya:#}");
+        let programs = aya["programs"].as_array().unwrap();
+        assert_eq!(programs.len(), 3, "{aya:#}");
+        for p in programs {
+            assert_eq!(p["attach"], "ok", "{aya:#}");
+        }
+    }
+    if ubuntu.is_empty() {
+        bpfcompat_e2e::skip(
+            "aya_attaches_network_programs…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    let libbpf = cell(&report, "net_hooks.bpf.o (libbpf)", "ubuntu-20.04-5.4");
+    assert_eq!(libbpf["code"], "UNSUPPORTED_ATTACH_TYPE", "{libbpf:#}");
+}
