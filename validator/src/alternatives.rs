@@ -6,7 +6,8 @@
 //! group that loads and attaches is chosen and the others are not counted.
 //! Declared `variants` are the explicit form and win: a program in one is
 //! never grouped again. Within an inferred group the newer mechanism is
-//! preferred, as loaders do.
+//! preferred, as loaders do. Two programs attached to one hook the same
+//! way are two features, never alternatives.
 
 use std::collections::BTreeMap;
 
@@ -24,12 +25,16 @@ pub fn inferred(programs: &[ProgramReport], declared: &[Vec<String>]) -> Vec<Vec
             by_hook.entry(hook).or_default().push((rank, &p.name));
         }
     }
+    // Only one program per mechanism: two programs that attach to one hook
+    // the same way both run there (two features, not two ways), so the
+    // failure of either one counts.
     by_hook
         .into_values()
         .filter(|g| g.len() > 1)
-        .map(|mut g| {
+        .filter_map(|mut g| {
             g.sort();
-            g.into_iter().map(|(_, n)| n.to_string()).collect()
+            let one_per_mechanism = g.windows(2).all(|w| w[0].0 != w[1].0);
+            one_per_mechanism.then(|| g.into_iter().map(|(_, n)| n.to_string()).collect())
         })
         .collect()
 }
@@ -126,5 +131,18 @@ mod tests {
         // A declared group wins: its programs are not grouped again.
         let declared = [vec!["kp".to_string(), "other".to_string()]];
         assert_eq!(inferred(&programs, &declared), [vec!["btf", "raw", "tp"]]);
+    }
+
+    #[test]
+    fn programs_on_one_hook_the_same_way_are_no_group() {
+        // Both attach and both run: one failing is a failure, not a choice.
+        let programs = [
+            program("plain", "tracepoint/syscalls/sys_enter_getpid"),
+            program("cookie", "tp/syscalls/sys_enter_getpid"),
+            program("fe", "fentry/do_unlinkat"),
+            program("kp", "kprobe/do_unlinkat"),
+            program("kp2", "kprobe/do_unlinkat"),
+        ];
+        assert!(inferred(&programs, &[]).is_empty());
     }
 }

@@ -710,6 +710,20 @@ fn a_cgroup_link_refused_before_5_7_is_named_with_the_older_way_to_attach() {
 }
 
 #[test]
+fn programs_on_one_hook_the_same_way_are_both_judged_not_chosen_between() {
+    // Two tracepoint programs on one tracepoint both run under their
+    // loader: the one calling bpf_get_attach_cookie (5.15) fails on 5.10,
+    // and the other passing there does not hide it.
+    let (_, report) = with_report(test_on(
+        &["debian-11-5.10", "debian-12-6.1"],
+        &["same_hook"],
+    ));
+    let c = assert_fail(&report, "same_hook", "debian-11-5.10", "UNSUPPORTED_HELPER");
+    assert_eq!(c["program"], "tag_getpid", "{c:#}");
+    assert_pass(&report, "same_hook", "debian-12-6.1");
+}
+
+#[test]
 fn programs_on_one_hook_by_different_mechanisms_are_alternatives_the_kernel_chooses_from() {
     // 5.10 rejects the fentry program (bpf_get_func_ip is 5.15): the kprobe
     // fallback is chosen and the object passes; 6.1 gets the fentry one.
