@@ -36,6 +36,9 @@ const KNOWN: &[&str] = &[
     "classifier",
     "cgroup_skb/",
     "cgroup/",
+    // Attached to this binary's own function, which `measure` calls.
+    "uprobe.multi",
+    "uretprobe.multi",
 ];
 
 /// Runs the trigger (the user's command, else the built-in workload) with
@@ -56,6 +59,11 @@ pub fn measure(
             BUILTIN.to_string()
         }
     };
+    // uprobe.multi programs are attached to this function of ours, not to
+    // their loader's binary: no trigger can reach them but this call.
+    for _ in 0..3 {
+        crate::attach::bpfcompat_uprobe_target();
+    }
     let after = run_counts(obj);
     let mut out = BTreeMap::new();
     for p in obj.progs() {

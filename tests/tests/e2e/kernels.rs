@@ -402,6 +402,24 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
 }
 
 #[test]
+fn fire_mode_runs_programs_on_the_targets_the_validator_gives_them() {
+    // XDP, tc and tcx on lo and a cgroup filter on the root cgroup see the
+    // workload's traffic; uprobe.multi programs sit on a function of the
+    // agent, which the agent calls.
+    let objects = ["net_hooks", "tcx", "uprobe_multi"];
+    let mut c = test_on(&["debian-13-6.12"], &objects);
+    c.args(["--mode", "fire"]);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for object in objects {
+        let c = cell(&report, object, "debian-13-6.12");
+        for p in c["programs"].as_array().unwrap() {
+            assert!(p["runs"].as_u64().unwrap() > 0, "{c:#}");
+        }
+    }
+}
+
+#[test]
 fn message_format_json_prints_records_with_a_reason_and_ends_with_the_exit_code() {
     let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["loop"]);
     c.args(["--message-format", "json"]);
