@@ -73,25 +73,7 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
             .get(&name)
             .and_then(|f| f.attach_target.as_deref());
         if section.starts_with("netkit/") {
-            let outcome = match &netkit {
-                Some(Err(e)) => Outcome::Skipped {
-                    reason: format!("no netkit device to attach to: {e}"),
-                },
-                // Without the device type, lo: the link is the question.
-                device => {
-                    let ifindex = match device {
-                        Some(Ok(Some(d))) => d.ifindex as i32,
-                        _ => LO_IFINDEX,
-                    };
-                    match netkit_link(&prog, ifindex) {
-                        Ok(link) => {
-                            keep.push(Guard::Raw(link));
-                            Outcome::Ok
-                        }
-                        Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
-                    }
-                }
-            };
+            let outcome = attach_netkit(&prog, &name, netkit.as_ref(), &mut keep);
             out.insert(name, outcome);
             continue;
         }
@@ -124,6 +106,33 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
         keep.push(Guard::Netkit(device));
     }
     (out, Attached(keep))
+}
+
+/// Attaches a netkit program to `device`, the pair created for the object's
+/// netkit programs; where the kernel has no netkit device type, to `lo`:
+/// whether the kernel has netkit links is then the question.
+fn attach_netkit(
+    prog: &ProgramMut,
+    name: &str,
+    device: Option<&std::io::Result<Option<crate::netkit::Netkit>>>,
+    keep: &mut Vec<Guard>,
+) -> Outcome {
+    let ifindex = match device {
+        Some(Err(e)) => {
+            return Outcome::Skipped {
+                reason: format!("no netkit device to attach to: {e}"),
+            };
+        }
+        Some(Ok(Some(d))) => d.ifindex as i32,
+        _ => LO_IFINDEX,
+    };
+    match netkit_link(prog, ifindex) {
+        Ok(link) => {
+            keep.push(Guard::Raw(link));
+            Outcome::Ok
+        }
+        Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
+    }
 }
 
 /// Sections whose target the loader supplies at run time: a kind of hook
