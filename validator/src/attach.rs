@@ -198,6 +198,25 @@ impl Attached {
     pub fn none() -> Attached {
         Attached(Vec::new())
     }
+
+    /// Exercises the targets the validator itself gave programs, which no
+    /// trigger reaches: calls the uprobe.multi target function, sends a
+    /// packet out of each side of the netkit pair. The section prefixes
+    /// whose programs were thereby reached.
+    pub fn stimulate(&self) -> Vec<&'static str> {
+        for _ in 0..3 {
+            bpfcompat_uprobe_target();
+        }
+        let mut reached = vec!["uprobe.multi", "uretprobe.multi"];
+        let netkit_sent = self.0.iter().any(|g| match g {
+            Guard::Netkit(device) => device.send_through_both().is_ok(),
+            _ => false,
+        });
+        if netkit_sent {
+            reached.push("netkit/");
+        }
+        reached
+    }
 }
 
 /// The root of the cgroup v2 hierarchy, where cgroup programs attach:
@@ -241,7 +260,7 @@ enum Guard {
     /// from libbpf.
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
     /// The netkit device netkit programs were attached to.
-    Netkit(#[allow(dead_code, reason = "held for its Drop")] crate::netkit::Netkit),
+    Netkit(crate::netkit::Netkit),
 }
 
 impl Drop for Guard {

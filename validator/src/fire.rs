@@ -36,9 +36,6 @@ const KNOWN: &[&str] = &[
     "classifier",
     "cgroup_skb/",
     "cgroup/",
-    // Attached to this binary's own function, which `measure` calls.
-    "uprobe.multi",
-    "uretprobe.multi",
 ];
 
 /// Runs the trigger (the user's command, else the built-in workload) with
@@ -46,6 +43,7 @@ const KNOWN: &[&str] = &[
 pub fn measure(
     obj: &Object,
     attach: &BTreeMap<String, Outcome>,
+    attached: &crate::attach::Attached,
     trigger: Option<&[String]>,
 ) -> Result<BTreeMap<String, Fire>, String> {
     let _stats = StatsOn::enable();
@@ -59,11 +57,7 @@ pub fn measure(
             BUILTIN.to_string()
         }
     };
-    // uprobe.multi programs are attached to this function of ours, not to
-    // their loader's binary: no trigger can reach them but this call.
-    for _ in 0..3 {
-        crate::attach::bpfcompat_uprobe_target();
-    }
+    let reached = attached.stimulate();
     let after = run_counts(obj);
     let mut out = BTreeMap::new();
     for p in obj.progs() {
@@ -79,7 +73,8 @@ pub fn measure(
             .saturating_sub(before.get(&name).copied().unwrap_or(0));
         let fire = if runs > 0 {
             Fire::Fired { runs }
-        } else if trigger.is_some() || KNOWN.iter().any(|k| section.starts_with(k)) {
+        } else if trigger.is_some() || KNOWN.iter().chain(&reached).any(|k| section.starts_with(k))
+        {
             Fire::NotFired {
                 trigger: used.clone(),
             }

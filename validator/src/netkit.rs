@@ -9,28 +9,35 @@ use netlink_packet_core::{
     NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-/// The primary device's name; the kernel names its peer.
+/// The primary device's name.
 const NAME: &str = "bpfcompat-nk0";
+/// Its peer's (the side a container would hold).
+const PEER: &str = "bpfcompat-nk1";
 
 /// A netkit pair; dropping it deletes both devices.
 pub struct Netkit {
     /// The primary device, where programs of both sides attach.
     pub ifindex: u32,
+    peer: u32,
 }
 
 impl Netkit {
     /// Creates the pair; `None` where the kernel has no netkit device type
     /// (it answers EOPNOTSUPP: "Unknown device type").
     pub fn create() -> io::Result<Option<Netkit>> {
+        let mut peer = LinkMessage::default();
+        peer.attributes.push(LinkAttribute::IfName(PEER.into()));
         let mut link = LinkMessage::default();
         link.attributes.push(LinkAttribute::IfName(NAME.into()));
-        link.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Netkit,
-            )]));
+        link.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Netkit),
+            LinkInfo::Data(InfoData::Netkit(vec![InfoNetkit::Peer(peer)])),
+        ]));
         let flags = NLM_F_CREATE | NLM_F_EXCL;
         match request(RouteNetlinkMessage::NewLink(link), flags) {
             Ok(()) => {}
@@ -40,8 +47,68 @@ impl Netkit {
             Err(e) => return Err(e),
         }
         let ifindex = nix::net::if_::if_nametoindex(NAME)?;
-        Ok(Some(Netkit { ifindex }))
+        let peer = nix::net::if_::if_nametoindex(PEER)?;
+        Ok(Some(Netkit { ifindex, peer }))
     }
+
+    /// Brings both sides up and sends one packet out of each, so that the
+    /// programs of both sides run (netkit runs them in its transmit path).
+    pub fn send_through_both(&self) -> io::Result<()> {
+        for index in [self.ifindex, self.peer] {
+            let mut link = LinkMessage::default();
+            link.header.index = index;
+            link.header.flags = LinkFlags::Up;
+            link.header.change_mask = LinkFlags::Up;
+            request(RouteNetlinkMessage::SetLink(link), 0)?;
+        }
+        for index in [self.ifindex, self.peer] {
+            send_packet(index)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends a minimal IPv4/UDP packet (10.0.0.1 → 10.0.0.2) out of the device
+/// `index` through a packet socket: the device's transmit path runs.
+fn send_packet(index: u32) -> io::Result<()> {
+    use nix::libc;
+    const ETH_P_IP: u16 = 0x0800;
+    let mut packet = [0u8; 28];
+    packet[..12].copy_from_slice(&[0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    packet[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from(ETH_P_IP.to_be()),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields set are its own.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = ETH_P_IP.to_be();
+    to.sll_ifindex = index as i32;
+    // SAFETY: the buffer and address are valid for the lengths given.
+    let sent = unsafe {
+        libc::sendto(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const to).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Netkit {

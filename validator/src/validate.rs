@@ -297,7 +297,7 @@ impl Isolation {
             (BTreeMap::new(), Attached::none())
         };
         let fired = if opts.mode == Mode::Fire {
-            match fire::measure(obj, &links, opts.trigger.as_deref()) {
+            match fire::measure(obj, &links, &attached, opts.trigger.as_deref()) {
                 Ok(f) => f,
                 Err(message) => {
                     self.report.fault = Some(Fault::Configuration { message });

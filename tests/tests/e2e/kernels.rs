@@ -405,8 +405,9 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
 fn fire_mode_runs_programs_on_the_targets_the_validator_gives_them() {
     // XDP, tc and tcx on lo and a cgroup filter on the root cgroup see the
     // workload's traffic; uprobe.multi programs sit on a function of the
-    // agent, which the agent calls.
-    let objects = ["net_hooks", "tcx", "uprobe_multi"];
+    // agent, which the agent calls; netkit programs on a pair the agent
+    // sends a packet through, each way.
+    let objects = ["net_hooks", "tcx", "uprobe_multi", "netkit"];
     let mut c = test_on(&["debian-13-6.12"], &objects);
     c.args(["--mode", "fire"]);
     let (out, report) = with_report(c);
