@@ -108,6 +108,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("kfunc_not_allowed", |e| text(e, "kfunc_not_allowed")),
     ("permission", permission),
     ("missing_config_option", missing_config_option),
+    ("aya_expected_attach_type", aya_expected_attach_type),
     ("attach_type_too_new", attach_type_too_new),
     ("attach_errno", attach_errno),
     ("verifier_rejected", verifier_rejected),
@@ -427,6 +428,36 @@ fn missing_config_option(e: &Evidence) -> Option<Verdict> {
             format!("{option} is not set in this kernel: {}", first_line(e.failure)),
             format!(
                 "{what} need {option}: attach with {instead} on kernels built without it (a variant), or use a kernel that sets it"
+            ),
+        )
+    })
+}
+
+/// aya sets a program's expected attach type when it loads it (XDP always,
+/// cgroup socket programs by their section), and kernels before 4.17 do not
+/// know the field: EINVAL with no verifier log. libbpf leaves it out there.
+fn aya_expected_attach_type(e: &Evidence) -> Option<Verdict> {
+    let f = e.failure;
+    let p = e.program.filter(|_| {
+        e.step == Step::ProgLoad
+            && f.error.starts_with("aya:")
+            && f.verifier_log.is_empty()
+            && f.errno == Some(22)
+    })?;
+    let sets_it = p.prog_type == "xdp"
+        || p.prog_type == "cgroup_sock"
+        || (p.prog_type == "cgroup_skb" && p.section.starts_with("cgroup_skb/"));
+    let release = e.release?;
+    (sets_it && release_older_than(release, features::EXPECTED_ATTACH_TYPE)?).then(|| {
+        v(
+            Code::UnsupportedFeature,
+            format!(
+                "aya sets the program's expected attach type, which this kernel does not know: {}",
+                f.error
+            ),
+            format!(
+                "a program's expected attach type at load needs Linux {} (this kernel is {release}): aya cannot load this program here; libbpf leaves the field out on such kernels",
+                features::EXPECTED_ATTACH_TYPE
             ),
         )
     })
@@ -1129,6 +1160,33 @@ mod tests {
             let got = on_kernel(Step::ProgLoad, &f, &p, older, &config);
             assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
         }
+    }
+
+    #[test]
+    fn aya_setting_an_expected_attach_type_before_4_17_is_named() {
+        let f = StepFailure {
+            errno: Some(22),
+            error: "aya: the BPF_PROG_LOAD syscall returned Invalid argument (os error 22). Verifier output: ".into(),
+            ..StepFailure::default()
+        };
+        let config = BTreeMap::new();
+        let xdp = program_in("xdp", "xdp");
+        let got = on_kernel(Step::ProgLoad, &f, &xdp, "4.15.0-142-generic", &config);
+        assert_eq!(got.code, Code::UnsupportedFeature, "{got:?}");
+        assert!(got.remediation.unwrap().contains("needs Linux 4.17"));
+        // Newer kernels know the field; libbpf's words are not aya's.
+        let got = on_kernel(Step::ProgLoad, &f, &xdp, "5.4.0-216-generic", &config);
+        assert_ne!(got.code, Code::UnsupportedFeature, "{got:?}");
+        let libbpf = StepFailure {
+            error: "Invalid argument (os error 22)".into(),
+            ..f.clone()
+        };
+        let got = on_kernel(Step::ProgLoad, &libbpf, &xdp, "4.15.0-142-generic", &config);
+        assert_ne!(got.code, Code::UnsupportedFeature, "{got:?}");
+        // A cgroup_skb program without a direction gets none from aya.
+        let bare = program_in("cgroup_skb", "cgroup/skb");
+        let got = on_kernel(Step::ProgLoad, &f, &bare, "4.15.0-142-generic", &config);
+        assert_ne!(got.code, Code::UnsupportedFeature, "{got:?}");
     }
 
     #[test]

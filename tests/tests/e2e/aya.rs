@@ -235,14 +235,17 @@ fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
     // XDP, a tc classifier and a cgroup filter, judged by both loaders. aya
     // chooses by release: tcx on 6.12, netlink for tc before 6.6, and on
     // Ubuntu's 5.4 netlink for XDP and BPF_PROG_ATTACH for the cgroup,
-    // where libbpf's links are refused.
-    let mut kernels = vec!["debian-11-5.10", "debian-13-6.12"];
-    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4"]);
-    kernels.extend(ubuntu.iter().map(String::as_str));
+    // where libbpf's links are refused. On 4.15 aya cannot load the XDP and
+    // cgroup programs at all: it gives them an expected attach type (4.17).
+    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"]);
+    let kernels: Vec<&str> = ["debian-11-5.10", "debian-13-6.12"]
+        .into_iter()
+        .chain(ubuntu.iter().map(String::as_str))
+        .collect();
     let mut c = test_on(&kernels, &["net_hooks"]);
     c.args(["--validator", "both"]);
     let (_, report) = with_report(c);
-    for k in &kernels {
+    for k in kernels.iter().filter(|k| !k.ends_with("4.15")) {
         let aya = cell(&report, "net_hooks.bpf.o (aya)", k);
         assert_eq!(aya["status"], "pass", "{aya:#}");
         let programs = aya["programs"].as_array().unwrap();
@@ -253,10 +256,17 @@ fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
     }
     if ubuntu.is_empty() {
         bpfcompat_e2e::skip(
-            "aya_attaches_network_programs…: 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+            "aya_attaches_network_programs…: 4.15 and 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
         );
         return;
     }
     let libbpf = cell(&report, "net_hooks.bpf.o (libbpf)", "ubuntu-20.04-5.4");
     assert_eq!(libbpf["code"], "UNSUPPORTED_ATTACH_TYPE", "{libbpf:#}");
+    let aya = cell(&report, "net_hooks.bpf.o (aya)", "ubuntu-16.04-4.15");
+    assert_eq!(aya["code"], "UNSUPPORTED_FEATURE", "{aya:#}");
+    says(
+        aya,
+        "remediation",
+        &["expected attach type at load needs Linux 4.17"],
+    );
 }

@@ -140,6 +140,10 @@ pub(crate) mod features {
     /// Struct_ops maps registered through a BPF link (`.struct_ops.link`,
     /// `BPF_F_LINK`): "bpf: Create links for BPF struct_ops maps", Linux 6.4.
     pub const STRUCT_OPS_LINK: &str = "6.4";
+    /// A program's expected attach type given at load
+    /// (`expected_attach_type`): "bpf: Check attach type at prog load
+    /// time", Linux 4.17.
+    pub const EXPECTED_ATTACH_TYPE: &str = "4.17";
 }
 
 /// Attach types whose BPF link (or attach API) a section asks for, by the
