@@ -379,7 +379,8 @@ fn attach_one(
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
         return Ok(None);
     }
-    if section.starts_with("tcx/") {
+    // libbpf reads `tc/ingress` and `tc/egress` as aliases of `tcx/`.
+    if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
         return tcx_on_lo(prog).map(|l| Some(Guard::Raw(l)));
     }
     if section.starts_with("xdp") {

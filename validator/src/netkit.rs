@@ -62,8 +62,20 @@ impl Netkit {
             link.header.change_mask = LinkFlags::Up;
             request(RouteNetlinkMessage::SetLink(link), 0)?;
         }
+        // Until the kernel's link watcher has activated a device, its qdisc
+        // drops what is sent: wait for both to be operationally up.
+        let up = |name: &str| {
+            std::fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
+                .is_ok_and(|s| s.trim() == "up")
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !(up(NAME) && up(PEER)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         for index in [self.ifindex, self.peer] {
-            send_packet(index)?;
+            for _ in 0..3 {
+                send_packet(index)?;
+            }
         }
         Ok(())
     }

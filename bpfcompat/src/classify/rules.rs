@@ -502,6 +502,8 @@ fn older_way(section: &str) -> &'static str {
         "attach through netlink on older kernels (libbpf's bpf_xdp_attach; aya falls back to it)"
     } else if section.starts_with("cgroup") {
         "attach with BPF_PROG_ATTACH on older kernels (libbpf's bpf_prog_attach; aya falls back to it)"
+    } else if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
+        "attach as a tc filter through netlink on older kernels (libbpf's bpf_tc_attach on a clsact qdisc; aya falls back to it)"
     } else {
         "attach another way on older kernels (a variant)"
     }
@@ -1160,6 +1162,24 @@ mod tests {
             let got = on_kernel(Step::ProgLoad, &f, &p, older, &config);
             assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
         }
+    }
+
+    #[test]
+    fn a_tcx_link_before_6_6_names_the_tc_filter_way_for_tcx_sections_and_their_aliases() {
+        let f = libbpf_failure("libbpf: prog 'p': failed to attach to tcx: -EINVAL", 22);
+        let config = BTreeMap::new();
+        for section in ["tcx/ingress", "tc/egress"] {
+            let p = program_in("sched_cls", section);
+            let got = on_kernel(Step::Attach, &f, &p, "6.1.0-56-cloud-amd64", &config);
+            assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+            let fix = got.remediation.unwrap();
+            assert!(fix.contains("tcx links need Linux 6.6"), "{fix}");
+            assert!(fix.contains("bpf_tc_attach"), "{fix}");
+        }
+        // Plain `tc` is a tc filter already: no tcx floor.
+        let p = program_in("sched_cls", "tc");
+        let got = on_kernel(Step::Attach, &f, &p, "6.1.0-56-cloud-amd64", &config);
+        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
     }
 
     #[test]
