@@ -724,6 +724,11 @@ mod tests {
         )
     }
 
+    /// The remediation of a verdict that must have one.
+    fn remedy(v: &Verdict) -> &str {
+        v.remediation.as_deref().expect("a remediation")
+    }
+
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
         judge(Step::ProgLoad, f, Some(p), None, Some(true))
     }
@@ -740,10 +745,7 @@ mod tests {
         let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
         assert!(got.message.contains("bpf_loop"), "{}", got.message);
-        assert_eq!(
-            got.remediation.as_deref(),
-            Some("bpf_loop needs Linux 5.17")
-        );
+        assert_eq!(remedy(&got), "bpf_loop needs Linux 5.17");
     }
 
     #[test]
@@ -764,10 +766,7 @@ mod tests {
             "{}",
             got.message
         );
-        assert_eq!(
-            got.remediation.as_deref(),
-            Some("bpf_get_current_task_btf needs Linux 5.11")
-        );
+        assert_eq!(remedy(&got), "bpf_get_current_task_btf needs Linux 5.11");
         // Only a rewritten helper is unsupported and the verifier names
         // nothing: no helper is blamed.
         let mut f = failure(&["some other reason"], &[], Some(22));
@@ -790,8 +789,8 @@ mod tests {
                 .starts_with("bpf_get_socket_cookie exists on this kernel (since Linux 4.12) but not for tracing programs"),
         );
         assert_eq!(
-            on("4.9.0").remediation.as_deref(),
-            Some("bpf_get_socket_cookie needs Linux 4.12")
+            remedy(&on("4.9.0")),
+            "bpf_get_socket_cookie needs Linux 4.12"
         );
     }
 
@@ -804,10 +803,7 @@ mod tests {
         );
         let got = load(&f, &program("tracepoint"));
         assert_eq!(got.code, Code::UnsupportedHelper);
-        assert_eq!(
-            got.remediation.as_deref(),
-            Some("bpf_loop needs Linux 5.17")
-        );
+        assert_eq!(remedy(&got), "bpf_loop needs Linux 5.17");
     }
 
     #[test]
@@ -855,10 +851,7 @@ mod tests {
         };
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::UnsupportedMapType);
-        assert_eq!(
-            got.remediation.as_deref(),
-            Some("a ringbuf map needs Linux 5.8")
-        );
+        assert_eq!(remedy(&got), "a ringbuf map needs Linux 5.8");
         let mut p = program("tracing");
         p.type_supported = Some(false);
         assert_eq!(load(&f, &p).code, Code::UnsupportedProgType);
@@ -881,10 +874,7 @@ mod tests {
         assert_eq!(got.code, Code::Permission, "{got:?}");
         let got = on_kernel(Step::ProgLoad, &f, &p, "5.4.0-216-generic", &config);
         assert_eq!(got.code, Code::UnsupportedProgType, "{got:?}");
-        assert_eq!(
-            got.remediation.as_deref(),
-            Some("a tracing program needs Linux 5.5")
-        );
+        assert_eq!(remedy(&got), "a tracing program needs Linux 5.5");
     }
 
     #[test]
@@ -981,8 +971,8 @@ mod tests {
             got.message
         );
         assert_eq!(
-            got.remediation.as_deref(),
-            Some("a struct_ops tcp_congestion_ops needs Linux 5.6")
+            remedy(&got),
+            "a struct_ops tcp_congestion_ops needs Linux 5.6"
         );
     }
 
