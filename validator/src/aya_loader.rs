@@ -5,12 +5,13 @@
 //! validator, so classification is shared: a refused map is probed for its
 //! type, a refused program for its type and helpers.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
-use aya::EbpfError;
 use aya::maps::MapError;
 use aya::programs::{CgroupAttachMode, Program, ProgramError, TcAttachType, XdpMode};
 use aya::util::KernelVersion;
+use aya::{Btf, BtfError, EbpfError};
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -65,6 +66,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     let pin_dir = pin_dir(&parsed, &mut report);
     // Declared before the programs, so dropped after their filters.
     let mut clsact = None;
+    let kernel_btf = OnceCell::new();
     let mut loader = aya::EbpfLoader::new();
     if let Some(dir) = &pin_dir {
         loader.default_map_pin_directory(dir.path());
@@ -77,7 +79,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             return report;
         }
         Err(e) => {
-            report.object_error = Some(plain_failure(&format!("aya: {e}")));
+            report.object_error = Some(plain_failure(&format!("aya: {}", with_causes(&e))));
             return report;
         }
     };
@@ -91,7 +93,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             continue;
         };
         p.prog_type = libbpf_type_name(program).to_string();
-        p.load = load(program);
+        p.load = load(program, &p.section, &kernel_btf);
         // As on the libbpf path: what the kernel's probes say about a refused
         // program's type and helpers decides the specific code.
         if let (Outcome::Failed(f), Some(t)) = (&mut p.load, sys::prog_type_by_name(&p.prog_type)) {
@@ -165,8 +167,10 @@ fn libbpf_type_name(program: &Program) -> &'static str {
         Program::SchedClassifier(_) => "sched_cls",
         Program::RawTracePoint(_) => "raw_tracepoint",
         Program::PerfEvent(_) => "perf_event",
-        Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) => "tracing",
-        Program::Lsm(_) => "lsm",
+        Program::BtfTracePoint(_) | Program::FEntry(_) | Program::FExit(_) | Program::Iter(_) => {
+            "tracing"
+        }
+        Program::Lsm(_) | Program::LsmCgroup(_) => "lsm",
         Program::CgroupSkb(_) => "cgroup_skb",
         Program::CgroupSock(_) => "cgroup_sock",
         Program::CgroupSockAddr(_) => "cgroup_sock_addr",
@@ -185,8 +189,31 @@ fn libbpf_type_name(program: &Program) -> &'static str {
 }
 
 /// Loads one program with aya: ok, the kernel's refusal with its verifier
-/// log, or skipped where aya needs arguments only the loader has.
-fn load(program: &mut Program) -> Outcome {
+/// log, or skipped where aya needs arguments only the loader has. Programs
+/// that attach to a BTF type (fentry, fexit, LSM, BTF tracepoints,
+/// iterators) are resolved, as aya's loaders do, against the running
+/// kernel's BTF by the target their section names (aya-ebpf's macros write
+/// it there).
+fn load(
+    program: &mut Program,
+    section: &str,
+    kernel_btf: &OnceCell<Result<Btf, BtfError>>,
+) -> Outcome {
+    if needs_btf_target(program) {
+        let Some((_, target)) = section.split_once('/') else {
+            return skipped(&format!(
+                "set by the loader: section `{section}` names no BTF target"
+            ));
+        };
+        let btf = match kernel_btf.get_or_init(Btf::from_sys_fs) {
+            Ok(btf) => btf,
+            Err(e) => return Outcome::Failed(btf_unreadable(target, e)),
+        };
+        return match load_on_btf(program, target, btf) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => Outcome::Failed(program_failure(&e)),
+        };
+    }
     let result = match program {
         Program::KProbe(p) => p.load(),
         Program::TracePoint(p) => p.load(),
@@ -222,11 +249,53 @@ fn load(program: &mut Program) -> Outcome {
     }
 }
 
+fn needs_btf_target(program: &Program) -> bool {
+    matches!(
+        program,
+        Program::FEntry(_)
+            | Program::FExit(_)
+            | Program::Lsm(_)
+            | Program::LsmCgroup(_)
+            | Program::BtfTracePoint(_)
+            | Program::Iter(_)
+    )
+}
+
+fn load_on_btf(program: &mut Program, target: &str, btf: &Btf) -> Result<(), ProgramError> {
+    match program {
+        Program::FEntry(p) => p.load(target, btf),
+        Program::FExit(p) => p.load(target, btf),
+        Program::Lsm(p) => p.load(target, btf),
+        Program::LsmCgroup(p) => p.load(target, btf),
+        Program::BtfTracePoint(p) => p.load(target, btf),
+        Program::Iter(p) => p.load(target, btf),
+        _ => unreachable!("needs_btf_target holds"),
+    }
+}
+
+/// The kernel's BTF could not be read: aya cannot resolve `target`, as the
+/// project's loader could not on this kernel.
+fn btf_unreadable(target: &str, e: &BtfError) -> StepFailure {
+    let cause = std::error::Error::source(e).map_or(String::new(), |s| format!(": {s}"));
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    let message = format!(
+        "aya: resolving `{target}` in the kernel's BTF (/sys/kernel/btf/vmlinux): {e}{cause}"
+    );
+    match io {
+        Some(io) => StepFailure {
+            errno: io.raw_os_error(),
+            ..plain_failure(&message)
+        },
+        None => plain_failure(&message),
+    }
+}
+
 /// Attaches a loaded program through aya's own calls, which choose a BPF
 /// link or the older way (netlink, BPF_PROG_ATTACH) by the kernel's release,
-/// as the project's loader would: tracepoints and kprobes where the section
-/// names them, XDP and tc programs on `lo`, cgroup programs on the cgroup v2
-/// root.
+/// as the project's loader would: tracepoints, raw tracepoints and kprobes
+/// where the section names them, programs on a BTF target where they were
+/// loaded for it, XDP and tc programs on `lo`, cgroup programs (LSM cgroup
+/// ones too) on the cgroup v2 root.
 fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>) -> Outcome {
     let target = section.split_once('/').map(|(_, t)| t);
     let result = match (program, target) {
@@ -235,6 +304,12 @@ fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>)
             None => return skipped("set by the loader: the section names no tracepoint"),
         },
         (Program::KProbe(p), Some(function)) => p.attach(function, 0).map(drop),
+        (Program::RawTracePoint(p), Some(name)) => p.attach(name).map(drop),
+        (Program::FEntry(p), _) => p.attach().map(drop),
+        (Program::FExit(p), _) => p.attach().map(drop),
+        (Program::Lsm(p), _) => p.attach().map(drop),
+        (Program::BtfTracePoint(p), _) => p.attach().map(drop),
+        (Program::Iter(p), _) => p.attach().map(drop),
         (Program::Xdp(p), _) => p.attach("lo", XdpMode::default()).map(drop),
         (Program::SchedClassifier(p), _) => {
             // Before 6.6 aya attaches through netlink, to the clsact qdisc
@@ -287,6 +362,7 @@ fn is_cgroup(program: &Program) -> bool {
             | Program::CgroupSysctl(_)
             | Program::CgroupDevice(_)
             | Program::SockOps(_)
+            | Program::LsmCgroup(_)
     )
 }
 
@@ -308,6 +384,7 @@ fn attach_cgroup(
         Program::CgroupSysctl(p) => p.attach(cgroup, mode).map(drop),
         Program::CgroupDevice(p) => p.attach(cgroup, mode).map(drop),
         Program::SockOps(p) => p.attach(cgroup, mode).map(drop),
+        Program::LsmCgroup(p) => p.attach(cgroup).map(drop),
         _ => return None,
     })
 }
@@ -363,10 +440,22 @@ fn program_failure(e: &ProgramError) -> StepFailure {
                 std::error::Error::source(other).and_then(|s| s.downcast_ref::<std::io::Error>());
             match io {
                 Some(io) => io_failure(&format!("aya: {other}"), io),
-                None => plain_failure(&format!("aya: {other}")),
+                None => plain_failure(&format!("aya: {}", with_causes(other))),
             }
         }
     }
+}
+
+/// An error and its causes, as aya's own words say only the outermost
+/// ("error relocating function").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut words = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        words.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    words
 }
 
 fn io_failure(what: &str, e: &std::io::Error) -> StepFailure {

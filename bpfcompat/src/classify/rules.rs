@@ -94,6 +94,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("map_type_probe", map_type_probe),
     ("map_contract", map_contract),
     ("global_data", global_data),
+    ("aya_global_data", aya_global_data),
     ("prog_type_probe", prog_type_probe),
     ("helper_probe", helper_probe),
     ("verifier_unknown_helper", verifier_unknown_helper),
@@ -167,7 +168,11 @@ fn missing_btf(e: &Evidence) -> Option<Verdict> {
     }
     let line = find(
         e.failure,
-        &["vmlinux BTF", "failed to find valid kernel BTF"],
+        &[
+            "vmlinux BTF",
+            "failed to find valid kernel BTF",
+            "the kernel's BTF (/sys/kernel/btf/vmlinux)",
+        ],
     )?;
     Some(v(
         Code::MissingBtf,
@@ -287,6 +292,34 @@ fn global_data(e: &Evidence) -> Option<Verdict> {
     ))
 }
 
+/// aya leaves out the global-data maps of a kernel that has none (before
+/// 5.2), and then cannot place the variables' relocations: its words name a
+/// missing section, not the kernel's lack.
+fn aya_global_data(e: &Evidence) -> Option<Verdict> {
+    let line = find(e.failure, &["not found, referenced by symbol"])?;
+    let older = release_older_than(e.release?, features::GLOBAL_DATA)?;
+    (older && e.failure.error.starts_with("aya:") && has_global_data(e)).then(|| {
+        v(
+            Code::UnsupportedFeature,
+            line,
+            format!(
+                "global variables (.bss/.data/.rodata) need Linux {}: aya creates no maps for them on this kernel; keep such state in an explicit array map for older kernels",
+                features::GLOBAL_DATA
+            ),
+        )
+    })
+}
+
+/// Whether the object has global variables (libbpf's and aya's names of
+/// their maps).
+fn has_global_data(e: &Evidence) -> bool {
+    e.object_maps.iter().any(|m| {
+        [".bss", ".data", ".rodata"]
+            .iter()
+            .any(|s| m.name.contains(s))
+    })
+}
+
 /// The kernel's program-type probe said no.
 fn prog_type_probe(e: &Evidence) -> Option<Verdict> {
     let p = e.program.filter(|p| p.type_supported == Some(false))?;
@@ -375,12 +408,7 @@ fn verifier_unknown_helper(e: &Evidence) -> Option<Verdict> {
 /// has: a global variable's address, a kernel symbol's or a callback's.
 fn unknown_ld_imm64(e: &Evidence) -> Option<Verdict> {
     let line = find(e.failure, &["unrecognized bpf_ld_imm64 insn"])?;
-    let global_data = e.object_maps.iter().any(|m| {
-        [".bss", ".data", ".rodata"]
-            .iter()
-            .any(|s| m.name.contains(s))
-    });
-    let fix = if global_data {
+    let fix = if has_global_data(e) {
         format!(
             "global variables (.bss/.data/.rodata) need Linux {}: keep such state in an explicit array map for older kernels",
             features::GLOBAL_DATA
@@ -626,6 +654,15 @@ mod tests {
             error: "Invalid argument (os error 22)".into(),
             libbpf_log: libbpf.iter().map(|s| s.to_string()).collect(),
             verifier_log: verifier.iter().map(|s| s.to_string()).collect(),
+            ..StepFailure::default()
+        }
+    }
+
+    /// A step that failed with one line and no errno, as aya's words come.
+    fn plain_failure(line: &str) -> StepFailure {
+        StepFailure {
+            error: line.into(),
+            libbpf_log: vec![line.into()],
             ..StepFailure::default()
         }
     }
@@ -900,6 +937,52 @@ mod tests {
             Some(false),
         );
         assert_eq!(got.code, Code::MissingBtf);
+    }
+
+    #[test]
+    fn aya_resolving_a_btf_target_names_the_missing_target_or_the_missing_btf() {
+        // aya resolves an fentry program's target in the kernel's BTF itself
+        // before the load: a function this kernel lacks, or no BTF at all.
+        let p = program_in("tracing", "fentry/do_unlinkat");
+        let f = failure(&[], &["aya: unknown BTF type `do_unlinkat`"], None);
+        let got = judge(Step::ProgLoad, &f, Some(&p), None, Some(true));
+        assert_eq!(got.code, Code::MissingAttachTarget, "{got:?}");
+        let f = libbpf_failure(
+            "aya: resolving `do_unlinkat` in the kernel's BTF (/sys/kernel/btf/vmlinux): error parsing /sys/kernel/btf/vmlinux: No such file or directory (os error 2)",
+            2,
+        );
+        let got = judge(Step::ProgLoad, &f, Some(&p), None, Some(false));
+        assert_eq!(got.code, Code::MissingBtf, "{got:?}");
+        // A kernel with BTF that aya cannot read is no verdict on the object.
+        let got = judge(Step::ProgLoad, &f, Some(&p), None, Some(true));
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
+    }
+
+    #[test]
+    fn aya_without_global_data_maps_before_5_2_names_global_data() {
+        // Linux 4.15: aya creates no `.bss` map there and then cannot
+        // relocate the variable's load.
+        let f = plain_failure(
+            "aya: error relocating function: error relocating `on_unlink`: section `6` not found, referenced by symbol `unlinks` #12",
+        );
+        let on = |release: &str, map_name: &str| {
+            let maps = [map(map_name, "array", [1, 4, 8])];
+            classify(&Evidence {
+                step: Step::Object,
+                failure: &f,
+                program: None,
+                map: None,
+                object_maps: &maps,
+                kernel_btf: Some(false),
+                release: Some(release),
+                kernel_config: &BTreeMap::new(),
+            })
+        };
+        let got = on("4.15.0-142-generic", ".bss");
+        assert_eq!(got.code, Code::UnsupportedFeature, "{got:?}");
+        assert!(remedy(&got).starts_with("global variables (.bss/.data/.rodata) need Linux 5.2"));
+        assert_eq!(on("5.4.0-216-generic", ".bss").code, Code::Unknown);
+        assert_eq!(on("4.15.0-142-generic", "events").code, Code::Unknown);
     }
 
     #[test]

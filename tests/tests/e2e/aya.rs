@@ -270,3 +270,46 @@ fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
         &["expected attach type at load needs Linux 4.17"],
     );
 }
+
+#[test]
+fn aya_loads_programs_on_a_btf_target_by_the_name_their_section_gives() {
+    // aya resolves fentry and LSM targets in the kernel's BTF itself, by the
+    // name aya-ebpf's macros write in the section: they load and attach on
+    // 5.10 and 6.1 (LSM attaches on 5.10, where `bpf` is no active LSM, which
+    // is then named). Ubuntu's 5.4 has no tracing or LSM programs; on 4.15
+    // aya stops earlier, at the global variable, which needs 5.2.
+    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"]);
+    let kernels: Vec<&str> = ["debian-11-5.10", "debian-12-6.1"]
+        .into_iter()
+        .chain(ubuntu.iter().map(String::as_str))
+        .collect();
+    let mut c = test_on(&kernels, &["fentry", "lsm"]);
+    c.args(["--validator", "aya"]);
+    let (_, report) = with_report(c);
+    for k in ["debian-11-5.10", "debian-12-6.1"] {
+        let c = cell(&report, "fentry.bpf.o", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert_eq!(c["programs"][0]["load"], "ok", "{c:#}");
+        assert_eq!(c["programs"][0]["attach"], "ok", "{c:#}");
+    }
+    let c = cell(&report, "lsm.bpf.o", "debian-11-5.10");
+    assert_eq!(c["code"], "KERNEL_CONFIG", "{c:#}");
+    assert_eq!(c["stage"], "attach", "{c:#}");
+    assert_eq!(
+        cell(&report, "lsm.bpf.o", "debian-12-6.1")["status"],
+        "pass"
+    );
+    if ubuntu.is_empty() {
+        bpfcompat_e2e::skip(
+            "aya_loads_programs_on_a_btf_target…: 4.15 and 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    for o in ["fentry.bpf.o", "lsm.bpf.o"] {
+        let c = cell(&report, o, "ubuntu-20.04-5.4");
+        assert_eq!(c["code"], "UNSUPPORTED_PROG_TYPE", "{c:#}");
+        let c = cell(&report, o, "ubuntu-16.04-4.15");
+        assert_eq!(c["code"], "UNSUPPORTED_FEATURE", "{c:#}");
+        says(c, "remediation", &["global variables", "need Linux 5.2"]);
+    }
+}
