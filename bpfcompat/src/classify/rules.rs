@@ -87,6 +87,7 @@ type Rule = fn(&Evidence) -> Option<Verdict>;
 /// then errno alone. The first rule that matches decides.
 pub(crate) const RULES: &[(&str, Rule)] = &[
     ("missing_kfunc", missing_kfunc),
+    ("unresolved_weak_kfunc", unresolved_weak_kfunc),
     ("missing_btf", missing_btf),
     ("core_relocation", |e| text(e, "core_relocation")),
     ("struct_ops_link", struct_ops_link),
@@ -156,6 +157,25 @@ fn missing_kfunc(e: &Evidence) -> Option<Verdict> {
         find(e.failure, &["extern (func ksym)"]).unwrap_or_else(|| format!("kfunc {k} not found")),
         format!(
             "{}; declare it __weak and guard the call with bpf_ksym_exists({k}) to run without it",
+            since(&format!("kfunc {k}"), kfunc_since(k))
+        ),
+    ))
+}
+
+/// A `__weak` kfunc this kernel lacks: libbpf loads the program with the
+/// call unresolved, and the verifier refuses it where the call is reachable.
+fn unresolved_weak_kfunc(e: &Evidence) -> Option<Verdict> {
+    const WORDS: &str = "is referenced but wasn't resolved";
+    let line = find(e.failure, &[WORDS])?;
+    let k = line
+        .split('\'')
+        .nth(1)
+        .filter(|_| line.starts_with("kfunc '"))?;
+    Some(v(
+        Code::MissingKfunc,
+        line.clone(),
+        format!(
+            "{}; it is declared __weak, so the program loads without it only where every call is guarded with bpf_ksym_exists({k})",
             since(&format!("kfunc {k}"), kfunc_since(k))
         ),
     ))
@@ -983,6 +1003,40 @@ mod tests {
         assert!(remedy(&got).starts_with("global variables (.bss/.data/.rodata) need Linux 5.2"));
         assert_eq!(on("5.4.0-216-generic", ".bss").code, Code::Unknown);
         assert_eq!(on("4.15.0-142-generic", "events").code, Code::Unknown);
+    }
+
+    #[test]
+    fn a_weak_kfunc_the_kernel_lacks_is_named_before_any_helper() {
+        // Linux 5.15: an XDP program calls bpf_dynptr_from_xdp (__weak, 6.4)
+        // unguarded and bpf_ringbuf_reserve_dynptr (5.19); the verifier stops
+        // at the kfunc, the first instruction it cannot take.
+        let mut f = failure(
+            &[
+                "4: <invalid kfunc call>",
+                "kfunc 'bpf_dynptr_from_xdp' is referenced but wasn't resolved",
+            ],
+            &[],
+            Some(22),
+        );
+        f.unsupported_helpers = vec![198];
+        let got = load(&f, &program("xdp"));
+        assert_eq!(got.code, Code::MissingKfunc, "{got:?}");
+        assert!(
+            remedy(&got).starts_with("kfunc bpf_dynptr_from_xdp needs Linux 6.4"),
+            "{got:?}"
+        );
+        assert!(remedy(&got).contains("bpf_ksym_exists(bpf_dynptr_from_xdp)"));
+        // A kfunc of no known release is named without one.
+        let f = failure(
+            &["kfunc 'bpf_new_thing' is referenced but wasn't resolved"],
+            &[],
+            Some(22),
+        );
+        let got = load(&f, &program("xdp"));
+        assert!(
+            remedy(&got).starts_with("kfunc bpf_new_thing is not available on this kernel"),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ const FIXTURES: &[&str] = &[
     "loop",
     "core_state",
     "kfunc",
+    "weak_kfunc",
     "rejected",
     "kprobe",
     "cgrp_storage",
@@ -101,6 +102,19 @@ fn debian_kernels_give_the_expected_verdicts() {
         let c = assert_fail(&report, "kfunc", k, "MISSING_KFUNC");
         says(&c, "message", &["bpf_rcu_read_lock"]);
         says(&c, "remediation", &["needs Linux 6.2"]);
+        // A __weak kfunc (6.4): the verifier refuses only the unguarded call.
+        let c = assert_fail(&report, "weak_kfunc", k, "MISSING_KFUNC");
+        assert_eq!(c["program"], "unguarded", "{c:#}");
+        says(
+            &c,
+            "remediation",
+            &["bpf_dynptr_from_xdp needs Linux 6.4", "bpf_ksym_exists"],
+        );
+        assert_eq!(
+            entry(&c, "programs", &[("name", "guarded")])["load"],
+            "ok",
+            "{c:#}"
+        );
         // The kernel's own type probes, for types newer than 6.1.
         let c = assert_fail(&report, "cgrp_storage", k, "UNSUPPORTED_MAP_TYPE");
         let fix = c["remediation"].as_str().unwrap();
@@ -118,7 +132,14 @@ fn debian_kernels_give_the_expected_verdicts() {
         assert!(fix.contains("netfilter program needs Linux 6.4"), "{c:#}");
     }
     // Linux 6.12 has everything the fixtures use.
-    for o in ["loop", "core_state", "kfunc", "cgrp_storage", "netfilter"] {
+    for o in [
+        "loop",
+        "core_state",
+        "kfunc",
+        "weak_kfunc",
+        "cgrp_storage",
+        "netfilter",
+    ] {
         assert_pass(&report, o, "debian-13-6.12");
     }
     // Linux 5.10: no bpf_loop (5.17), no task_struct::__state (5.14).

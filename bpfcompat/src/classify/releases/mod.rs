@@ -174,7 +174,13 @@ pub(crate) fn kfunc_since(name: &str) -> Option<&'static str> {
     Some(match name {
         "bpf_rcu_read_lock" | "bpf_rcu_read_unlock" => "6.2",
         "bpf_cpumask_create" | "bpf_cpumask_release" => "6.3",
-        "bpf_iter_num_new" | "bpf_iter_num_next" | "bpf_iter_num_destroy" => "6.4",
+        "bpf_iter_num_new"
+        | "bpf_iter_num_next"
+        | "bpf_iter_num_destroy"
+        | "bpf_dynptr_from_skb"
+        | "bpf_dynptr_from_xdp"
+        | "bpf_dynptr_slice"
+        | "bpf_dynptr_slice_rdwr" => "6.4",
         _ => return None,
     })
 }
