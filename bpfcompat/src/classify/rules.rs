@@ -105,6 +105,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("missing_attach_target", |e| {
         text(e, "missing_attach_target")
     }),
+    ("missing_argument", |e| text(e, "missing_argument")),
     ("verifier_limit", |e| text(e, "verifier_limit")),
     ("bounded_loop", |e| text(e, "bounded_loop")),
     ("kfunc_not_allowed", |e| text(e, "kfunc_not_allowed")),
@@ -558,6 +559,17 @@ fn older_way(section: &str) -> &'static str {
 }
 
 /// An attach failure, by errno.
+fn is_raw_tracepoint(section: &str) -> bool {
+    [
+        "raw_tp/",
+        "raw_tracepoint/",
+        "raw_tp.w/",
+        "raw_tracepoint.w/",
+    ]
+    .iter()
+    .any(|p| section.starts_with(p))
+}
+
 fn attach_errno(e: &Evidence) -> Option<Verdict> {
     if e.step != Step::Attach {
         return None;
@@ -587,6 +599,14 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
                 "the kernel has this struct_ops type but will not register it (some, such as bpf_dummy_ops, exist only for BPF_PROG_TEST_RUN): a loader that only test-runs these programs is judged by --mode load",
             )
         }
+        // The kernel checks, when a raw tracepoint is opened, that the
+        // program reads no argument past the tracepoint's last: with a valid
+        // program that is the only EINVAL left.
+        Some(22) if e.program.is_some_and(|p| is_raw_tracepoint(&p.section)) => v(
+            Code::AttachFailed,
+            first_line(f),
+            "the program reads more arguments than this raw tracepoint has on this kernel: its prototype changed between releases (or in this distribution's backports); read the arguments the kernel's prototype has, per kernel",
+        ),
         Some(95) | Some(524) => v(
             Code::UnsupportedAttachType,
             first_line(f),
@@ -1037,6 +1057,42 @@ mod tests {
             remedy(&got).starts_with("kfunc bpf_new_thing is not available on this kernel"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn an_argument_the_hook_lacks_on_this_kernel_is_named_at_load_and_attach() {
+        // Debian 11's 5.10: block_rq_insert has one argument, and a program
+        // that reads a second (the prototype before 5.11) is refused by the
+        // verifier as tp_btf and by the attach as raw_tp.
+        let f = failure(
+            &[
+                "9: (79) r6 = *(u64 *)(r1 +8)",
+                "func 'block_rq_insert' doesn't have 2-th argument",
+                "invalid bpf_context access off=8 size=8",
+            ],
+            &[],
+            Some(13),
+        );
+        let got = load(&f, &program_in("tracing", "tp_btf/block_rq_insert"));
+        assert_eq!(got.code, Code::VerifierRejected, "{got:?}");
+        assert!(
+            remedy(&got).starts_with("the program reads an argument"),
+            "{got:?}"
+        );
+        let f = libbpf_failure(
+            "libbpf: prog 'block_rq_insert': failed to attach to raw tracepoint 'block_rq_insert': -EINVAL",
+            22,
+        );
+        let raw = program_in("raw_tracepoint", "raw_tp/block_rq_insert");
+        let got = judge(Step::Attach, &f, Some(&raw), None, Some(true));
+        assert_eq!(got.code, Code::AttachFailed, "{got:?}");
+        assert!(
+            remedy(&got).starts_with("the program reads more arguments"),
+            "{got:?}"
+        );
+        // EINVAL attaching anything else says nothing of arguments.
+        let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
+        assert_eq!(remedy(&got), "attaching failed; see the libbpf log");
     }
 
     #[test]

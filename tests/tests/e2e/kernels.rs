@@ -13,6 +13,7 @@ const FIXTURES: &[&str] = &[
     "core_state",
     "kfunc",
     "weak_kfunc",
+    "prototype",
     "rejected",
     "kprobe",
     "cgrp_storage",
@@ -142,6 +143,23 @@ fn debian_kernels_give_the_expected_verdicts() {
     ] {
         assert_pass(&report, o, "debian-13-6.12");
     }
+    // sched_switch's fourth argument (5.18), missing on 5.10: each way of
+    // reading it is refused, by the verifier or at attach, and named.
+    // Where both load, the two are alternatives on one hook: one is chosen.
+    for k in ["debian-12-6.1", "debian-13-6.12"] {
+        let c = cell(&report, "prototype", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+    let c = assert_fail(&report, "prototype", "debian-11-5.10", "VERIFIER_REJECTED");
+    says(&c, "message", &["doesn't have 4-th argument"]);
+    says(&c, "remediation", &["reads an argument", "prototype"]);
+    let raw = entry(&c, "findings", &[("program", "raw_switch")]);
+    assert_eq!(raw["code"], "ATTACH_FAILED", "{c:#}");
+    says(
+        raw,
+        "remediation",
+        &["more arguments than this raw tracepoint has"],
+    );
     // Linux 5.10: no bpf_loop (5.17), no task_struct::__state (5.14).
     let c = assert_fail(&report, "loop", "debian-11-5.10", "UNSUPPORTED_HELPER");
     assert_eq!(c["program"], "count_with_loop");
