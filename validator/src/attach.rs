@@ -4,7 +4,8 @@
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
 //! Hooks that need a target are given one the guest always has: XDP, tc and
 //! tcx (through a tcx link) on `lo`, netkit programs on a netkit device
-//! created for them ([`crate::netkit`]), cgroup programs on the root cgroup, and
+//! created for them ([`crate::netkit`]), cgroup programs on the root cgroup
+//! in a guest and on one of their own elsewhere ([`crate::cgroup`]), and
 //! uprobe.multi links on a function of this very binary
 //! ([`bpfcompat_uprobe_target`]): whether the kernel has the link type is the
 //! question, and the loader's own binary is not in the guest. struct_ops
@@ -19,7 +20,9 @@ use bpfcompat::wire::Fixups;
 use bpfcompat::wire::Outcome;
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
+use crate::Placement;
 use crate::capture;
+use crate::cgroup::CgroupTarget;
 use crate::clsact::{ClsactOnLo, LO_IFINDEX};
 use crate::validate::failure;
 
@@ -52,14 +55,22 @@ pub extern "C" fn bpfcompat_uprobe_target() {
 
 /// Attaches every loaded program; all links are held until the end so that
 /// programs attach side by side as a loader would have them, then dropped.
-pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcome>, Attached) {
+pub fn attach_all(
+    obj: &mut Object,
+    fixups: &Fixups,
+    placement: Placement,
+) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
     let registered = register_struct_ops(obj, &mut keep);
-    let netkit = obj
-        .progs()
-        .any(|p| p.autoload() && p.section().to_string_lossy().starts_with("netkit/"))
-        .then(crate::netkit::Netkit::create);
+    let has = |prefix: &str| {
+        obj.progs()
+            .any(|p| p.autoload() && p.section().to_string_lossy().starts_with(prefix))
+    };
+    let netkit = has("netkit/").then(crate::netkit::Netkit::create);
+    let cgroup = has("cgroup")
+        .then(|| CgroupTarget::new(placement))
+        .flatten();
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
@@ -77,6 +88,11 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
             out.insert(name, outcome);
             continue;
         }
+        if section.starts_with("cgroup") {
+            let outcome = attach_cgroup(&prog, &name, cgroup.as_ref(), &mut keep);
+            out.insert(name, outcome);
+            continue;
+        }
         let outcome = match attach_one(&prog, &section, target) {
             Ok(Some(guard)) => {
                 keep.push(guard);
@@ -86,9 +102,6 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
                 reason: format!(
                     "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
                 ),
-            },
-            Ok(None) if section.starts_with("cgroup") => Outcome::Skipped {
-                reason: "no cgroup v2 hierarchy is mounted here to attach to".into(),
             },
             Ok(None) => Outcome::Skipped {
                 reason: format!("no attach point for section `{section}` without configuration"),
@@ -104,6 +117,9 @@ pub fn attach_all(obj: &mut Object, fixups: &Fixups) -> (BTreeMap<String, Outcom
     // Deleted after the links, which are dropped first.
     if let Some(Ok(Some(device))) = netkit {
         keep.push(Guard::Netkit(device));
+    }
+    if let Some(Ok(target)) = cgroup {
+        keep.push(Guard::Cgroup(target));
     }
     (out, Attached(keep))
 }
@@ -129,6 +145,36 @@ fn attach_netkit(
     match netkit_link(prog, ifindex) {
         Ok(link) => {
             keep.push(Guard::Raw(link));
+            Outcome::Ok
+        }
+        Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
+    }
+}
+
+/// Attaches a cgroup program to `target` ([`CgroupTarget`]: the root in a
+/// guest, a cgroup of its own elsewhere).
+fn attach_cgroup(
+    prog: &ProgramMut,
+    name: &str,
+    target: Option<&std::io::Result<CgroupTarget>>,
+    keep: &mut Vec<Guard>,
+) -> Outcome {
+    let dir = match target {
+        None => {
+            return Outcome::Skipped {
+                reason: "no cgroup v2 hierarchy is mounted here to attach to".into(),
+            };
+        }
+        Some(Err(e)) => {
+            return Outcome::Skipped {
+                reason: format!("no cgroup of its own to attach to: {e}"),
+            };
+        }
+        Some(Ok(target)) => target.dir(),
+    };
+    match prog.attach_cgroup(dir.as_raw_fd()) {
+        Ok(link) => {
+            keep.push(Guard::Link(link));
             Outcome::Ok
         }
         Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
@@ -199,6 +245,16 @@ impl Attached {
         Attached(Vec::new())
     }
 
+    /// Moves this process into the cgroup of the programs' own, where they
+    /// have one, until the guard is dropped: the trigger's processes then
+    /// pass them. `Some(Err)` where the move failed.
+    pub fn enter_cgroup(&self) -> Option<std::io::Result<crate::cgroup::Inside>> {
+        self.0.iter().find_map(|g| match g {
+            Guard::Cgroup(CgroupTarget::Own(own)) => Some(own.enter()),
+            _ => None,
+        })
+    }
+
     /// Exercises the targets the validator itself gave programs, which no
     /// trigger reaches: calls the uprobe.multi target function, sends a
     /// packet out of each side of the netkit pair. The section prefixes
@@ -217,25 +273,6 @@ impl Attached {
         }
         reached
     }
-}
-
-/// The root of the cgroup v2 hierarchy, where cgroup programs attach:
-/// `/sys/fs/cgroup` in the guest; on a host with the hybrid layout (v1
-/// controllers at /sys/fs/cgroup, v2 at `/sys/fs/cgroup/unified`) the
-/// latter. `None` where no cgroup2 is mounted.
-pub(crate) fn cgroup2_root() -> Option<std::path::PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    cgroup2_in(&mounts)
-}
-
-/// The first cgroup2 mount point of a mounts table (`/proc/self/mounts`).
-fn cgroup2_in(mounts: &str) -> Option<std::path::PathBuf> {
-    mounts.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let dir = fields.nth(1)?;
-        // Mount points with spaces are octal-escaped; none is ours to guess.
-        (fields.next()? == "cgroup2" && !dir.contains('\\')).then(|| dir.into())
-    })
 }
 
 /// Whether a tracefs is mounted where libbpf looks for it.
@@ -261,6 +298,8 @@ enum Guard {
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
     /// The netkit device netkit programs were attached to.
     Netkit(crate::netkit::Netkit),
+    /// Where cgroup programs were attached.
+    Cgroup(CgroupTarget),
 }
 
 impl Drop for Guard {
@@ -389,21 +428,12 @@ fn attach_one(
     if section.starts_with("tc") || section.starts_with("classifier") {
         return tc_on_lo(prog).map(Some);
     }
-    if section.starts_with("cgroup") {
-        let Some(root) = cgroup2_root() else {
-            return Ok(None);
-        };
-        let dir = std::fs::File::open(root).map_err(libbpf_rs::Error::from)?;
-        return prog
-            .attach_cgroup(dir.as_raw_fd())
-            .map(|l| Some(Guard::Link(l)));
-    }
     prog.attach().map(|l| Some(Guard::Link(l)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{cgroup2_in, loader_names_target, uprobe_multi};
+    use super::{loader_names_target, uprobe_multi};
 
     #[test]
     fn uprobe_multi_sections_and_their_direction() {
@@ -416,18 +446,6 @@ mod tests {
         for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
             assert_eq!(uprobe_multi(s), None, "{s}");
         }
-    }
-
-    #[test]
-    fn cgroup_programs_attach_where_cgroup2_is_mounted() {
-        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
-        assert_eq!(cgroup2_in(hybrid), Some("/sys/fs/cgroup/unified".into()));
-        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
-        assert_eq!(cgroup2_in(unified), Some("/sys/fs/cgroup".into()));
-        assert_eq!(
-            cgroup2_in("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"),
-            None
-        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use aya::{Btf, BtfError, EbpfError};
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
+use crate::cgroup::CgroupTarget;
 use crate::clsact::ClsactOnLo;
 use crate::sys;
 use crate::validate::Options;
@@ -64,8 +65,12 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));
     report.programs.sort_by(|a, b| a.name.cmp(&b.name));
     let pin_dir = pin_dir(&parsed, &mut report);
-    // Declared before the programs, so dropped after their filters.
-    let mut clsact = None;
+    // Declared before the programs, so dropped after their links.
+    let mut targets = Targets {
+        clsact: None,
+        cgroup: None,
+        placement: opts.placement,
+    };
     let kernel_btf = OnceCell::new();
     let mut loader = aya::EbpfLoader::new();
     if let Some(dir) = &pin_dir {
@@ -102,7 +107,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
-            (Outcome::Ok, _) => attach(program, &p.section, &mut clsact),
+            (Outcome::Ok, _) => attach(program, &p.section, &mut targets),
             _ => skipped("not loaded"),
         };
     }
@@ -296,7 +301,7 @@ fn btf_unreadable(target: &str, e: &BtfError) -> StepFailure {
 /// where the section names them, programs on a BTF target where they were
 /// loaded for it, XDP and tc programs on `lo`, cgroup programs (LSM cgroup
 /// ones too) on the cgroup v2 root.
-fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>) -> Outcome {
+fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcome {
     let target = section.split_once('/').map(|(_, t)| t);
     let result = match (program, target) {
         (Program::TracePoint(p), Some(t)) => match t.split_once('/') {
@@ -315,28 +320,31 @@ fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>)
             // Before 6.6 aya attaches through netlink, to the clsact qdisc
             // its loader adds first; from 6.6 through a tcx link.
             let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-            if !tcx && clsact.is_none() {
+            if !tcx && targets.clsact.is_none() {
                 match ClsactOnLo::add() {
-                    Ok(q) => *clsact = Some(q),
+                    Ok(q) => targets.clsact = Some(q),
                     Err(e) => return Outcome::Failed(io_failure("adding clsact to lo", &e)),
                 }
             }
             p.attach("lo", TcAttachType::Ingress).map(drop)
         }
         (program, _) if is_cgroup(program) => {
-            let Some(root) = crate::attach::cgroup2_root() else {
-                return skipped("no cgroup v2 hierarchy is mounted here to attach to");
+            let placement = targets.placement;
+            let cgroup = match targets
+                .cgroup
+                .get_or_insert_with(|| CgroupTarget::new(placement))
+            {
+                None => return skipped("no cgroup v2 hierarchy is mounted here to attach to"),
+                Some(Err(e)) => return skipped(&format!("no cgroup of its own to attach to: {e}")),
+                Some(Ok(target)) => target.dir(),
             };
-            match std::fs::File::open(root) {
-                Ok(cgroup) => match attach_cgroup(program, &cgroup) {
-                    Some(result) => result,
-                    None => {
-                        return skipped(&format!(
-                            "set by the loader: section `{section}` names no direction"
-                        ));
-                    }
-                },
-                Err(e) => return Outcome::Failed(io_failure("opening the cgroup v2 root", &e)),
+            match attach_cgroup(program, cgroup) {
+                Some(result) => result,
+                None => {
+                    return skipped(&format!(
+                        "set by the loader: section `{section}` names no direction"
+                    ));
+                }
             }
         }
         (_, None) => {
@@ -350,6 +358,15 @@ fn attach(program: &mut Program, section: &str, clsact: &mut Option<ClsactOnLo>)
         Ok(()) => Outcome::Ok,
         Err(e) => Outcome::Failed(program_failure(&e)),
     }
+}
+
+/// What the object's programs were attached to, kept until they are
+/// detached: the clsact qdisc tc filters need before tcx, the cgroup of
+/// [`CgroupTarget`] (created for the first cgroup program).
+struct Targets {
+    clsact: Option<ClsactOnLo>,
+    cgroup: Option<Option<std::io::Result<CgroupTarget>>>,
+    placement: crate::Placement,
 }
 
 fn is_cgroup(program: &Program) -> bool {

@@ -47,6 +47,11 @@ pub fn measure(
     trigger: Option<&[String]>,
 ) -> Result<BTreeMap<String, Fire>, String> {
     let _stats = StatsOn::enable();
+    // Cgroup programs on a cgroup of their own run for its processes only:
+    // the trigger runs in there. Where this process cannot move in, they
+    // cannot be reached, which is not a verdict on them.
+    let inside = attached.enter_cgroup();
+    let cgroup_reached = !matches!(inside, Some(Err(_)));
     let before = run_counts(obj);
     let used = match trigger {
         Some(argv) => run_trigger(argv)?,
@@ -59,6 +64,7 @@ pub fn measure(
     };
     let reached = attached.stimulate();
     let after = run_counts(obj);
+    drop(inside);
     let mut out = BTreeMap::new();
     for p in obj.progs() {
         let name = p.name().to_string_lossy().into_owned();
@@ -71,9 +77,11 @@ pub fn measure(
             .copied()
             .unwrap_or(0)
             .saturating_sub(before.get(&name).copied().unwrap_or(0));
+        let unreached = section.starts_with("cgroup") && !cgroup_reached;
         let fire = if runs > 0 {
             Fire::Fired { runs }
-        } else if trigger.is_some() || KNOWN.iter().chain(&reached).any(|k| section.starts_with(k))
+        } else if !unreached
+            && (trigger.is_some() || KNOWN.iter().chain(&reached).any(|k| section.starts_with(k)))
         {
             Fire::NotFired {
                 trigger: used.clone(),

@@ -10,6 +10,7 @@ mod alternatives;
 mod attach;
 mod aya_loader;
 mod capture;
+mod cgroup;
 mod clsact;
 mod command;
 mod complexity;
@@ -25,4 +26,4 @@ mod validate;
 pub use host::{
     HostError, HostVerdict, missing_privileges, validate_all_on_host, validate_on_host,
 };
-pub use validate::{Options, Source, validate_object, validate_source};
+pub use validate::{Options, Placement, Source, validate_object, validate_source};

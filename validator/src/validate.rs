@@ -48,6 +48,23 @@ pub struct Options {
     /// Leave unsized maps unsized (they fail as `MAP_CONTRACT`) instead of
     /// giving them a neutral size ([`crate::sizing`]).
     pub strict_maps: bool,
+    /// Where programs whose hook the validator picks act (default:
+    /// isolated from the rest of the system).
+    pub placement: Placement,
+}
+
+/// Where programs whose hook the validator picks are attached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// Where no other process passes them: cgroup programs on an empty
+    /// cgroup of their own, removed afterwards (fire mode moves this
+    /// process into it while the trigger runs). For a host, where a
+    /// program being checked must not act on the system.
+    #[default]
+    Isolated,
+    /// On the whole system: cgroup programs on the root cgroup. For a
+    /// throw-away guest, whose workload must pass them.
+    SystemWide,
 }
 
 /// Where an object's bytes come from.
@@ -292,7 +309,7 @@ impl Isolation {
             };
         }
         let (links, attached) = if opts.mode.attaches() {
-            attach_all(obj, &opts.fixups)
+            attach_all(obj, &opts.fixups, opts.placement)
         } else {
             (BTreeMap::new(), Attached::none())
         };

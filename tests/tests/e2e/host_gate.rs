@@ -293,3 +293,57 @@ fn a_tc_attach_replaces_no_filter_of_the_host_and_leaves_no_qdisc() {
     assert!(before.contains("handle 0x1"), "{before}");
     assert_eq!(before, after, "the host's own filter is untouched");
 }
+
+#[test]
+fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
+    if !root_or_skip("cgroup_programs_checked_on_a_host…: needs root") {
+        return;
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let Some(root) = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+    }) else {
+        bpfcompat_e2e::skip("cgroup_programs_checked_on_a_host…: no cgroup2 mounted here");
+        return;
+    };
+    // A program that refuses every socket, checked in fire mode. The trigger
+    // opens a socket where the check runs it, then moves itself to the root
+    // cgroup, where the host's processes are, and opens another: that one
+    // must not be refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = dir.path().join("outside");
+    let connect = format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null");
+    let script = format!(
+        "{connect}; echo $$ > {root}/cgroup.procs && {connect} && echo allowed > {v} || echo refused > {v}",
+        v = verdict.display()
+    );
+    let mut c = cli(&["check", "--mode", "fire", "--trigger"]);
+    c.arg(format!("bash -c '{script}'"))
+        .arg(fixture("deny_sockets"));
+    let (out, report) = with_report(c);
+    let cell = &report["cells"][0];
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    // The program ran (for the trigger's first socket) ...
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    assert!(
+        cell["programs"][0]["runs"].as_u64().unwrap() >= 1,
+        "{cell:#}"
+    );
+    // ... and the host's processes were not under it.
+    let outside = std::fs::read_to_string(&verdict).unwrap();
+    assert_eq!(outside.trim(), "allowed");
+    // The cgroup made for it is gone.
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("bpfcompat-check")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
