@@ -2,10 +2,11 @@
 //!
 //! libbpf's auto-attach knows tracepoints, raw and BTF tracepoints, kprobes,
 //! ksyscalls, kprobe.multi, fentry/fexit/fmod_ret, LSM and uprobes with a path.
-//! Hooks that need a target are given one the guest always has: XDP, tc and
-//! tcx (through a tcx link) on `lo`, netkit programs on a netkit device
-//! created for them ([`crate::netkit`]), cgroup programs on the root cgroup
-//! in a guest and on one of their own elsewhere ([`crate::cgroup`]), and
+//! Hooks that need a target are given one: XDP, tc and tcx (through a tcx
+//! link) on `lo` in a guest and on a veth pair of their own elsewhere
+//! ([`NetDevice`]), netkit programs on a netkit device created for them
+//! ([`crate::pair`]), cgroup programs on the root cgroup in a guest and on
+//! one of their own elsewhere ([`crate::cgroup`]), and
 //! uprobe.multi links on a function of this very binary
 //! ([`bpfcompat_uprobe_target`]): whether the kernel has the link type is the
 //! question, and the loader's own binary is not in the guest. struct_ops
@@ -23,7 +24,8 @@ use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder}
 use crate::Placement;
 use crate::capture;
 use crate::cgroup::CgroupTarget;
-use crate::clsact::{ClsactOnLo, LO_IFINDEX};
+use crate::clsact::{Clsact, LO_IFINDEX};
+use crate::pair::DevicePair;
 use crate::validate::failure;
 
 /// Sections with no hook the validator can pick without the user's help.
@@ -67,10 +69,14 @@ pub fn attach_all(
         obj.progs()
             .any(|p| p.autoload() && p.section().to_string_lossy().starts_with(prefix))
     };
-    let netkit = has("netkit/").then(crate::netkit::Netkit::create);
+    let netkit = has("netkit/").then(DevicePair::netkit);
     let cgroup = has("cgroup")
         .then(|| CgroupTarget::new(placement))
         .flatten();
+    let device = obj
+        .progs()
+        .any(|p| p.autoload() && is_net(&p.section().to_string_lossy()))
+        .then(|| NetDevice::new(placement));
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
@@ -90,6 +96,11 @@ pub fn attach_all(
         }
         if section.starts_with("cgroup") {
             let outcome = attach_cgroup(&prog, &name, cgroup.as_ref(), &mut keep);
+            out.insert(name, outcome);
+            continue;
+        }
+        if is_net(&section) {
+            let outcome = attach_net(&prog, &name, &section, device.as_ref(), &mut keep);
             out.insert(name, outcome);
             continue;
         }
@@ -115,13 +126,89 @@ pub fn attach_all(
         out.insert(name, outcome);
     }
     // Deleted after the links, which are dropped first.
-    if let Some(Ok(Some(device))) = netkit {
-        keep.push(Guard::Netkit(device));
+    if let Some(Ok(Some(pair))) = netkit {
+        keep.push(Guard::Pair(pair));
+    }
+    if let Some(Ok(NetDevice::Veth(pair))) = device {
+        keep.push(Guard::Pair(pair));
     }
     if let Some(Ok(target)) = cgroup {
         keep.push(Guard::Cgroup(target));
     }
     (out, Attached(keep))
+}
+
+/// XDP and tc sections, which need a network device.
+fn is_net(section: &str) -> bool {
+    ["xdp", "tc", "classifier"]
+        .iter()
+        .any(|p| section.starts_with(p))
+}
+
+/// The device XDP and tc programs attach to.
+pub(crate) enum NetDevice {
+    /// `lo`, in a guest, where the workload's traffic passes.
+    Lo,
+    /// A veth pair made for them, where no traffic of the host passes.
+    Veth(DevicePair),
+}
+
+impl NetDevice {
+    pub(crate) fn new(placement: Placement) -> std::io::Result<NetDevice> {
+        match placement {
+            Placement::SystemWide => Ok(NetDevice::Lo),
+            Placement::Isolated => DevicePair::veth().map(NetDevice::Veth),
+        }
+    }
+
+    pub(crate) fn ifindex(&self) -> i32 {
+        match self {
+            NetDevice::Lo => LO_IFINDEX,
+            NetDevice::Veth(pair) => pair.ifindex as i32,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            NetDevice::Lo => "lo",
+            NetDevice::Veth(pair) => pair.name,
+        }
+    }
+}
+
+/// Attaches an XDP or tc program to `device`: XDP through a link, tc as a
+/// filter (or through a tcx link for `tcx/` and its aliases).
+fn attach_net(
+    prog: &ProgramMut,
+    name: &str,
+    section: &str,
+    device: Option<&std::io::Result<NetDevice>>,
+    keep: &mut Vec<Guard>,
+) -> Outcome {
+    let ifindex = match device {
+        Some(Ok(device)) => device.ifindex(),
+        Some(Err(e)) => {
+            return Outcome::Skipped {
+                reason: format!("no device of its own to attach to: {e}"),
+            };
+        }
+        None => unreachable!("a device is made for every object with XDP or tc programs"),
+    };
+    // libbpf reads `tc/ingress` and `tc/egress` as aliases of `tcx/`.
+    let attached = if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
+        tcx_link(prog, ifindex).map(Guard::Raw)
+    } else if section.starts_with("xdp") {
+        prog.attach_xdp(ifindex).map(Guard::Link)
+    } else {
+        tc_filter(prog, ifindex)
+    };
+    match attached {
+        Ok(guard) => {
+            keep.push(guard);
+            Outcome::Ok
+        }
+        Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
+    }
 }
 
 /// Attaches a netkit program to `device`, the pair created for the object's
@@ -130,7 +217,7 @@ pub fn attach_all(
 fn attach_netkit(
     prog: &ProgramMut,
     name: &str,
-    device: Option<&std::io::Result<Option<crate::netkit::Netkit>>>,
+    device: Option<&std::io::Result<Option<DevicePair>>>,
     keep: &mut Vec<Guard>,
 ) -> Outcome {
     let ifindex = match device {
@@ -256,23 +343,36 @@ impl Attached {
     }
 
     /// Exercises the targets the validator itself gave programs, which no
-    /// trigger reaches: calls the uprobe.multi target function, sends a
-    /// packet out of each side of the netkit pair. The section prefixes
-    /// whose programs were thereby reached.
-    pub fn stimulate(&self) -> Vec<&'static str> {
+    /// trigger reaches: calls the uprobe.multi target function, sends
+    /// packets out of each side of the device pairs.
+    pub fn stimulate(&self) -> Reach {
         for _ in 0..3 {
             bpfcompat_uprobe_target();
         }
-        let mut reached = vec!["uprobe.multi", "uretprobe.multi"];
-        let netkit_sent = self.0.iter().any(|g| match g {
-            Guard::Netkit(device) => device.send_through_both().is_ok(),
-            _ => false,
-        });
-        if netkit_sent {
-            reached.push("netkit/");
+        let mut reach = Reach {
+            reached: vec!["uprobe.multi", "uretprobe.multi"],
+            missed: Vec::new(),
+        };
+        for g in &self.0 {
+            if let Guard::Pair(pair) = g {
+                let into = match pair.send_through_both() {
+                    Ok(()) => &mut reach.reached,
+                    Err(_) => &mut reach.missed,
+                };
+                into.extend_from_slice(pair.sections);
+            }
         }
-        reached
+        reach
     }
+}
+
+/// What [`Attached::stimulate`] did, by section prefix: the programs it
+/// ran, and those it was to run but could not (no verdict on them).
+pub struct Reach {
+    /// Sections whose programs were exercised.
+    pub reached: Vec<&'static str>,
+    /// Sections whose programs only the stimulus reaches, which failed.
+    pub missed: Vec<&'static str>,
 }
 
 /// Whether a tracefs is mounted where libbpf looks for it.
@@ -291,13 +391,13 @@ enum Guard {
     /// A tc filter, and its qdisc (dropped after the filter is detached).
     Tc(
         libbpf_rs::TcHook,
-        #[allow(dead_code, reason = "held for its Drop")] ClsactOnLo,
+        #[allow(dead_code, reason = "held for its Drop")] Clsact,
     ),
     /// A link libbpf-rs has no attach call for (tcx, netkit), straight
     /// from libbpf.
     Raw(std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>),
-    /// The netkit device netkit programs were attached to.
-    Netkit(crate::netkit::Netkit),
+    /// A device pair programs were attached to (netkit, veth).
+    Pair(DevicePair),
     /// Where cgroup programs were attached.
     Cgroup(CgroupTarget),
 }
@@ -314,25 +414,27 @@ impl Drop for Guard {
     }
 }
 
-/// Attaches a tc program as a filter on `lo`'s ingress. The kernel picks the
-/// filter's handle and priority, so a filter already there (a running tool's,
-/// under `check`) is never replaced.
-fn tc_on_lo(prog: &ProgramMut) -> libbpf_rs::Result<Guard> {
-    let clsact = ClsactOnLo::add()?;
+/// Attaches a tc program as a filter on device `ifindex`'s ingress. The
+/// kernel picks the filter's handle and priority, so a filter already there
+/// (a running tool's) is never replaced.
+fn tc_filter(prog: &ProgramMut, ifindex: i32) -> libbpf_rs::Result<Guard> {
+    let clsact = Clsact::add(ifindex)?;
     let mut hook = TcHookBuilder::new(prog.as_fd())
-        .ifindex(LO_IFINDEX)
+        .ifindex(ifindex)
         .hook(TC_INGRESS);
     Ok(Guard::Tc(hook.attach()?, clsact))
 }
 
-/// Attaches a `tcx/ingress` or `tcx/egress` program to `lo` through a tcx
-/// link (Linux 6.6); the direction is the program's expected attach type.
-fn tcx_on_lo(
+/// Attaches a `tcx/ingress` or `tcx/egress` program to device `ifindex`
+/// through a tcx link (Linux 6.6); the direction is the program's expected
+/// attach type.
+fn tcx_link(
     prog: &ProgramMut,
+    ifindex: i32,
 ) -> libbpf_rs::Result<std::ptr::NonNull<libbpf_rs::libbpf_sys::bpf_link>> {
     // SAFETY: a loaded program of a live object; no options.
     raw_link(prog, |p| unsafe {
-        libbpf_rs::libbpf_sys::bpf_program__attach_tcx(p, LO_IFINDEX, std::ptr::null())
+        libbpf_rs::libbpf_sys::bpf_program__attach_tcx(p, ifindex, std::ptr::null())
     })
 }
 
@@ -417,16 +519,6 @@ fn attach_one(
     }
     if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
         return Ok(None);
-    }
-    // libbpf reads `tc/ingress` and `tc/egress` as aliases of `tcx/`.
-    if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
-        return tcx_on_lo(prog).map(|l| Some(Guard::Raw(l)));
-    }
-    if section.starts_with("xdp") {
-        return prog.attach_xdp(LO_IFINDEX).map(|l| Some(Guard::Link(l)));
-    }
-    if section.starts_with("tc") || section.starts_with("classifier") {
-        return tc_on_lo(prog).map(Some);
     }
     prog.attach().map(|l| Some(Guard::Link(l)))
 }

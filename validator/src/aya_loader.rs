@@ -15,8 +15,9 @@ use aya::{Btf, BtfError, EbpfError};
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
+use crate::attach::NetDevice;
 use crate::cgroup::CgroupTarget;
-use crate::clsact::ClsactOnLo;
+use crate::clsact::Clsact;
 use crate::sys;
 use crate::validate::Options;
 
@@ -68,6 +69,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     // Declared before the programs, so dropped after their links.
     let mut targets = Targets {
         clsact: None,
+        device: None,
         cgroup: None,
         placement: opts.placement,
     };
@@ -299,8 +301,8 @@ fn btf_unreadable(target: &str, e: &BtfError) -> StepFailure {
 /// link or the older way (netlink, BPF_PROG_ATTACH) by the kernel's release,
 /// as the project's loader would: tracepoints, raw tracepoints and kprobes
 /// where the section names them, programs on a BTF target where they were
-/// loaded for it, XDP and tc programs on `lo`, cgroup programs (LSM cgroup
-/// ones too) on the cgroup v2 root.
+/// loaded for it, XDP and tc programs and cgroup programs (LSM cgroup ones
+/// too) where the libbpf path puts them.
 fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcome {
     let target = section.split_once('/').map(|(_, t)| t);
     let result = match (program, target) {
@@ -315,18 +317,34 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
         (Program::Lsm(p), _) => p.attach().map(drop),
         (Program::BtfTracePoint(p), _) => p.attach().map(drop),
         (Program::Iter(p), _) => p.attach().map(drop),
-        (Program::Xdp(p), _) => p.attach("lo", XdpMode::default()).map(drop),
-        (Program::SchedClassifier(p), _) => {
-            // Before 6.6 aya attaches through netlink, to the clsact qdisc
-            // its loader adds first; from 6.6 through a tcx link.
-            let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-            if !tcx && targets.clsact.is_none() {
-                match ClsactOnLo::add() {
-                    Ok(q) => targets.clsact = Some(q),
-                    Err(e) => return Outcome::Failed(io_failure("adding clsact to lo", &e)),
+        (program @ (Program::Xdp(_) | Program::SchedClassifier(_)), _) => {
+            let placement = targets.placement;
+            let device = match targets
+                .device
+                .get_or_insert_with(|| NetDevice::new(placement))
+            {
+                Ok(device) => device,
+                Err(e) => return skipped(&format!("no device of its own to attach to: {e}")),
+            };
+            match program {
+                Program::Xdp(p) => p.attach(device.name(), XdpMode::default()).map(drop),
+                Program::SchedClassifier(p) => {
+                    // Before 6.6 aya attaches through netlink, to the clsact
+                    // qdisc its loader adds first; from 6.6 through a tcx link.
+                    let tcx =
+                        KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+                    if !tcx && targets.clsact.is_none() {
+                        match Clsact::add(device.ifindex()) {
+                            Ok(q) => targets.clsact = Some(q),
+                            Err(e) => {
+                                return Outcome::Failed(io_failure("adding a clsact qdisc", &e));
+                            }
+                        }
+                    }
+                    p.attach(device.name(), TcAttachType::Ingress).map(drop)
                 }
+                _ => unreachable!("matched above"),
             }
-            p.attach("lo", TcAttachType::Ingress).map(drop)
         }
         (program, _) if is_cgroup(program) => {
             let placement = targets.placement;
@@ -361,10 +379,13 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
 }
 
 /// What the object's programs were attached to, kept until they are
-/// detached: the clsact qdisc tc filters need before tcx, the cgroup of
-/// [`CgroupTarget`] (created for the first cgroup program).
+/// detached: the device of [`NetDevice`] and the clsact qdisc tc filters
+/// need on it before tcx, the cgroup of [`CgroupTarget`] (each made for the
+/// first program that needs it).
 struct Targets {
-    clsact: Option<ClsactOnLo>,
+    // Dropped in this order: the qdisc before its device.
+    clsact: Option<Clsact>,
+    device: Option<std::io::Result<NetDevice>>,
     cgroup: Option<Option<std::io::Result<CgroupTarget>>>,
     placement: crate::Placement,
 }

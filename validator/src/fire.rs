@@ -62,7 +62,7 @@ pub fn measure(
             BUILTIN.to_string()
         }
     };
-    let reached = attached.stimulate();
+    let reach = attached.stimulate();
     let after = run_counts(obj);
     drop(inside);
     let mut out = BTreeMap::new();
@@ -77,11 +77,16 @@ pub fn measure(
             .copied()
             .unwrap_or(0)
             .saturating_sub(before.get(&name).copied().unwrap_or(0));
-        let unreached = section.starts_with("cgroup") && !cgroup_reached;
+        let unreached = (section.starts_with("cgroup") && !cgroup_reached)
+            || reach.missed.iter().any(|m| section.starts_with(m));
         let fire = if runs > 0 {
             Fire::Fired { runs }
         } else if !unreached
-            && (trigger.is_some() || KNOWN.iter().chain(&reached).any(|k| section.starts_with(k)))
+            && (trigger.is_some()
+                || KNOWN
+                    .iter()
+                    .chain(&reach.reached)
+                    .any(|k| section.starts_with(k)))
         {
             Fire::NotFired {
                 trigger: used.clone(),

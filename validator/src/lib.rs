@@ -17,7 +17,7 @@ mod complexity;
 mod fire;
 mod fixups;
 mod host;
-mod netkit;
+mod pair;
 mod pinning;
 mod sizing;
 mod sys;

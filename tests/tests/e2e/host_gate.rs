@@ -347,3 +347,37 @@ fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn xdp_and_tc_programs_checked_on_a_host_see_none_of_its_traffic() {
+    if !root_or_skip("xdp_and_tc_programs_checked_on_a_host…: needs root") {
+        return;
+    }
+    // Programs that drop every packet, checked in fire mode. The trigger
+    // connects over `lo`, as the host's own services do: it must get through.
+    // The programs run on packets the check sends through a veth pair of its
+    // own, which is gone afterwards.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = dir.path().join("lo");
+    let script = format!(
+        "timeout 5 bash -c '(exec 3<>/dev/tcp/127.0.0.1/{port})' 2>/dev/null && echo through > {v} || echo dropped > {v}",
+        v = verdict.display()
+    );
+    let mut c = cli(&["check", "--mode", "fire", "--trigger"]);
+    c.arg(format!("bash -c \"{script}\""))
+        .arg(fixture("drop_all"));
+    let (out, report) = with_report(c);
+    let cell = &report["cells"][0];
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for p in cell["programs"].as_array().unwrap() {
+        assert!(p["runs"].as_u64().unwrap() >= 1, "{cell:#}");
+    }
+    let lo = std::fs::read_to_string(&verdict).unwrap();
+    assert_eq!(lo.trim(), "through");
+    assert!(
+        !std::path::Path::new("/sys/class/net/bpfcompat-ve0").exists(),
+        "the check's veth pair stayed behind"
+    );
+}

@@ -1,7 +1,9 @@
-//! A netkit device for netkit programs to attach to, as their loader
-//! attaches them to its own: the kernel's device type (Linux 6.7), created
-//! over rtnetlink for the validation and deleted with it (its peer too).
-//! In fire mode a packet sent out of each side makes both programs run.
+//! Device pairs created over rtnetlink for programs to attach to, deleted
+//! with the validation (both sides): a netkit pair for netkit programs, as
+//! their loader attaches them to its own (the kernel's device type, Linux
+//! 6.7); a veth pair for XDP and tc programs checked on a host, where `lo`
+//! carries the host's own traffic. In fire mode a packet sent out of each
+//! side makes the programs of both sides run.
 
 use std::io;
 
@@ -11,49 +13,78 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoNetkit, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-/// The primary device's name.
-const NAME: &str = "bpfcompat-nk0";
-/// Its peer's (the side a container would hold).
-const PEER: &str = "bpfcompat-nk1";
-
-/// A netkit pair; dropping it deletes both devices.
-pub struct Netkit {
-    /// The primary device, where programs of both sides attach.
+/// A device pair; dropping it deletes both devices.
+pub struct DevicePair {
+    /// The primary device, where programs attach.
     pub ifindex: u32,
     peer: u32,
+    /// The primary device's name.
+    pub name: &'static str,
+    peer_name: &'static str,
+    /// The sections of the programs it is made for.
+    pub sections: &'static [&'static str],
 }
 
-impl Netkit {
-    /// Creates the pair; `None` where the kernel has no netkit device type
-    /// (it answers EOPNOTSUPP: "Unknown device type").
-    pub fn create() -> io::Result<Option<Netkit>> {
+impl DevicePair {
+    /// A netkit pair; `None` where the kernel has no netkit device type (it
+    /// answers EOPNOTSUPP: "Unknown device type").
+    pub fn netkit() -> io::Result<Option<DevicePair>> {
+        let names = ["bpfcompat-nk0", "bpfcompat-nk1"];
+        let info = |peer| LinkInfo::Data(InfoData::Netkit(vec![InfoNetkit::Peer(peer)]));
+        match DevicePair::create(InfoKind::Netkit, names, &["netkit/"], info) {
+            Ok(pair) => Ok(Some(pair)),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A veth pair.
+    pub fn veth() -> io::Result<DevicePair> {
+        let info = |peer| LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)));
+        let names = ["bpfcompat-ve0", "bpfcompat-ve1"];
+        DevicePair::create(InfoKind::Veth, names, &["xdp", "tc", "classifier"], info)
+    }
+
+    fn create(
+        kind: InfoKind,
+        [name, peer_name]: [&'static str; 2],
+        sections: &'static [&'static str],
+        info: impl FnOnce(LinkMessage) -> LinkInfo,
+    ) -> io::Result<DevicePair> {
         let mut peer = LinkMessage::default();
-        peer.attributes.push(LinkAttribute::IfName(PEER.into()));
+        peer.attributes
+            .push(LinkAttribute::IfName(peer_name.into()));
         let mut link = LinkMessage::default();
-        link.attributes.push(LinkAttribute::IfName(NAME.into()));
+        link.attributes.push(LinkAttribute::IfName(name.into()));
         link.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Netkit),
-            LinkInfo::Data(InfoData::Netkit(vec![InfoNetkit::Peer(peer)])),
+            LinkInfo::Kind(kind),
+            info(peer),
         ]));
-        let flags = NLM_F_CREATE | NLM_F_EXCL;
-        match request(RouteNetlinkMessage::NewLink(link), flags) {
+        match request(
+            RouteNetlinkMessage::NewLink(link),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => return Ok(None),
             // A pair left by a check that was killed: ours by name, reused.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let ifindex = nix::net::if_::if_nametoindex(NAME)?;
-        let peer = nix::net::if_::if_nametoindex(PEER)?;
-        Ok(Some(Netkit { ifindex, peer }))
+        Ok(DevicePair {
+            ifindex: nix::net::if_::if_nametoindex(name)?,
+            peer: nix::net::if_::if_nametoindex(peer_name)?,
+            name,
+            peer_name,
+            sections,
+        })
     }
 
-    /// Brings both sides up and sends one packet out of each, so that the
-    /// programs of both sides run (netkit runs them in its transmit path).
+    /// Brings both sides up and sends packets out of each, so that the
+    /// programs of both sides run (netkit runs them in its transmit path; a
+    /// veth side's packets arrive at the other side).
     pub fn send_through_both(&self) -> io::Result<()> {
         for index in [self.ifindex, self.peer] {
             let mut link = LinkMessage::default();
@@ -69,7 +100,7 @@ impl Netkit {
                 .is_ok_and(|s| s.trim() == "up")
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !(up(NAME) && up(PEER)) && std::time::Instant::now() < deadline {
+        while !(up(self.name) && up(self.peer_name)) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         for index in [self.ifindex, self.peer] {
@@ -124,7 +155,7 @@ fn send_packet(index: u32) -> io::Result<()> {
     Ok(())
 }
 
-impl Drop for Netkit {
+impl Drop for DevicePair {
     fn drop(&mut self) {
         let mut link = LinkMessage::default();
         link.header.index = self.ifindex;
