@@ -168,10 +168,10 @@ impl NetDevice {
         }
     }
 
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             NetDevice::Lo => "lo",
-            NetDevice::Veth(pair) => pair.name,
+            NetDevice::Veth(pair) => &pair.name,
         }
     }
 }

@@ -23,8 +23,8 @@ pub struct DevicePair {
     pub ifindex: u32,
     peer: u32,
     /// The primary device's name.
-    pub name: &'static str,
-    peer_name: &'static str,
+    pub name: String,
+    peer_name: String,
     /// The sections of the programs it is made for.
     pub sections: &'static [&'static str],
 }
@@ -33,7 +33,7 @@ impl DevicePair {
     /// A netkit pair; `None` where the kernel has no netkit device type (it
     /// answers EOPNOTSUPP: "Unknown device type").
     pub fn netkit() -> io::Result<Option<DevicePair>> {
-        let names = ["bpfcompat-nk0", "bpfcompat-nk1"];
+        let names = names("nk");
         let info = |peer| LinkInfo::Data(InfoData::Netkit(vec![InfoNetkit::Peer(peer)]));
         match DevicePair::create(InfoKind::Netkit, names, &["netkit/"], info) {
             Ok(pair) => Ok(Some(pair)),
@@ -45,21 +45,21 @@ impl DevicePair {
     /// A veth pair.
     pub fn veth() -> io::Result<DevicePair> {
         let info = |peer| LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)));
-        let names = ["bpfcompat-ve0", "bpfcompat-ve1"];
+        let names = names("ve");
         DevicePair::create(InfoKind::Veth, names, &["xdp", "tc", "classifier"], info)
     }
 
     fn create(
         kind: InfoKind,
-        [name, peer_name]: [&'static str; 2],
+        [name, peer_name]: [String; 2],
         sections: &'static [&'static str],
         info: impl FnOnce(LinkMessage) -> LinkInfo,
     ) -> io::Result<DevicePair> {
         let mut peer = LinkMessage::default();
         peer.attributes
-            .push(LinkAttribute::IfName(peer_name.into()));
+            .push(LinkAttribute::IfName(peer_name.clone()));
         let mut link = LinkMessage::default();
-        link.attributes.push(LinkAttribute::IfName(name.into()));
+        link.attributes.push(LinkAttribute::IfName(name.clone()));
         link.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(kind),
             info(peer),
@@ -74,8 +74,8 @@ impl DevicePair {
             Err(e) => return Err(e),
         }
         Ok(DevicePair {
-            ifindex: nix::net::if_::if_nametoindex(name)?,
-            peer: nix::net::if_::if_nametoindex(peer_name)?,
+            ifindex: nix::net::if_::if_nametoindex(name.as_str())?,
+            peer: nix::net::if_::if_nametoindex(peer_name.as_str())?,
             name,
             peer_name,
             sections,
@@ -100,7 +100,7 @@ impl DevicePair {
                 .is_ok_and(|s| s.trim() == "up")
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !(up(self.name) && up(self.peer_name)) && std::time::Instant::now() < deadline {
+        while !(up(&self.name) && up(&self.peer_name)) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         for index in [self.ifindex, self.peer] {
@@ -110,6 +110,14 @@ impl DevicePair {
         }
         Ok(())
     }
+}
+
+/// The names of a pair of `kind`: `bpf<kind><pid>a` and `…b`, so that two
+/// checks at once never share (and delete) each other's devices; at most
+/// 13 bytes, within the kernel's 15.
+fn names(kind: &str) -> [String; 2] {
+    let pid = std::process::id();
+    [format!("bpf{kind}{pid}a"), format!("bpf{kind}{pid}b")]
 }
 
 /// Sends a minimal IPv4/UDP packet (10.0.0.1 → 10.0.0.2) out of the device

@@ -376,8 +376,14 @@ fn xdp_and_tc_programs_checked_on_a_host_see_none_of_its_traffic() {
     }
     let lo = std::fs::read_to_string(&verdict).unwrap();
     assert_eq!(lo.trim(), "through");
+    let left: Vec<_> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bpfve"))
+        .collect();
     assert!(
-        !std::path::Path::new("/sys/class/net/bpfcompat-ve0").exists(),
-        "the check's veth pair stayed behind"
+        left.is_empty(),
+        "the check's veth pair stayed behind: {left:?}"
     );
 }
