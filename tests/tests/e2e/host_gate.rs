@@ -294,6 +294,26 @@ fn a_tc_attach_replaces_no_filter_of_the_host_and_leaves_no_qdisc() {
     assert_eq!(before, after, "the host's own filter is untouched");
 }
 
+/// `check --mode fire` of the fixture `object`, whose trigger is the bash
+/// script `script(port, found)` makes: `port` is a TCP listener's on
+/// 127.0.0.1, `found` the file the script writes what it saw to. The
+/// outcome, the report and what the script wrote.
+fn fire_check_with_probe(
+    object: &str,
+    script: impl Fn(u16, &str) -> String,
+) -> (std::process::Output, Value, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let found = dir.path().join("found");
+    let script = script(port, found.to_str().unwrap());
+    let mut c = cli(&["check", "--mode", "fire", "--trigger"]);
+    c.arg(format!("bash -c '{script}'")).arg(fixture(object));
+    let (out, report) = with_report(c);
+    let seen = std::fs::read_to_string(&found).unwrap_or_default();
+    (out, report, seen.trim().to_string())
+}
+
 #[test]
 fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
     if !root_or_skip("cgroup_programs_checked_on_a_host…: needs root") {
@@ -311,19 +331,12 @@ fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
     // opens a socket where the check runs it, then moves itself to the root
     // cgroup, where the host's processes are, and opens another: that one
     // must not be refused.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let verdict = dir.path().join("outside");
-    let connect = format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null");
-    let script = format!(
-        "{connect}; echo $$ > {root}/cgroup.procs && {connect} && echo allowed > {v} || echo refused > {v}",
-        v = verdict.display()
-    );
-    let mut c = cli(&["check", "--mode", "fire", "--trigger"]);
-    c.arg(format!("bash -c '{script}'"))
-        .arg(fixture("deny_sockets"));
-    let (out, report) = with_report(c);
+    let (out, report, outside) = fire_check_with_probe("deny_sockets", |port, found| {
+        let connect = format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null");
+        format!(
+            "{connect}; echo $$ > {root}/cgroup.procs && {connect} && echo allowed > {found} || echo refused > {found}"
+        )
+    });
     let cell = &report["cells"][0];
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     // The program ran (for the trigger's first socket) ...
@@ -333,8 +346,7 @@ fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
         "{cell:#}"
     );
     // ... and the host's processes were not under it.
-    let outside = std::fs::read_to_string(&verdict).unwrap();
-    assert_eq!(outside.trim(), "allowed");
+    assert_eq!(outside, "allowed");
     // The cgroup made for it is gone.
     let left: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
@@ -357,25 +369,17 @@ fn xdp_and_tc_programs_checked_on_a_host_see_none_of_its_traffic() {
     // connects over `lo`, as the host's own services do: it must get through.
     // The programs run on packets the check sends through a veth pair of its
     // own, which is gone afterwards.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let verdict = dir.path().join("lo");
-    let script = format!(
-        "timeout 5 bash -c '(exec 3<>/dev/tcp/127.0.0.1/{port})' 2>/dev/null && echo through > {v} || echo dropped > {v}",
-        v = verdict.display()
-    );
-    let mut c = cli(&["check", "--mode", "fire", "--trigger"]);
-    c.arg(format!("bash -c \"{script}\""))
-        .arg(fixture("drop_all"));
-    let (out, report) = with_report(c);
+    let (out, report, lo) = fire_check_with_probe("drop_all", |port, found| {
+        format!(
+            "timeout 5 bash -c \"(exec 3<>/dev/tcp/127.0.0.1/{port})\" 2>/dev/null && echo through > {found} || echo dropped > {found}"
+        )
+    });
     let cell = &report["cells"][0];
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for p in cell["programs"].as_array().unwrap() {
         assert!(p["runs"].as_u64().unwrap() >= 1, "{cell:#}");
     }
-    let lo = std::fs::read_to_string(&verdict).unwrap();
-    assert_eq!(lo.trim(), "through");
+    assert_eq!(lo, "through");
     let left: Vec<_> = std::fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
