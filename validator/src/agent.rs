@@ -239,7 +239,7 @@ fn run_worker() -> ExitCode {
             trigger: req.trigger,
             strict_maps: req.strict_maps,
             // A throw-away guest: the workload must pass every program.
-            placement: crate::Placement::SystemWide,
+            site: crate::Site::Guest,
         };
         let report = validate_object(&req.name, Path::new(&req.path), &opts);
         let out = serde_json::to_string(&report).expect("reports serialize") + "\n";

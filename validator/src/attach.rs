@@ -21,7 +21,7 @@ use bpfcompat::wire::Fixups;
 use bpfcompat::wire::Outcome;
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
-use crate::Placement;
+use crate::Site;
 use crate::capture;
 use crate::cgroup::CgroupTarget;
 use crate::clsact::{Clsact, LO_IFINDEX};
@@ -60,23 +60,23 @@ pub extern "C" fn bpfcompat_uprobe_target() {
 pub fn attach_all(
     obj: &mut Object,
     fixups: &Fixups,
-    placement: Placement,
+    site: Site,
 ) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
     let mut keep = Vec::new();
+    let mut notes = Vec::new();
+    let mut substituted = Vec::new();
     let registered = register_struct_ops(obj, &mut keep);
     let has = |prefix: &str| {
         obj.progs()
             .any(|p| p.autoload() && p.section().to_string_lossy().starts_with(prefix))
     };
     let netkit = has("netkit/").then(DevicePair::netkit);
-    let cgroup = has("cgroup")
-        .then(|| CgroupTarget::new(placement))
-        .flatten();
+    let cgroup = has("cgroup").then(|| CgroupTarget::new(site)).flatten();
     let device = obj
         .progs()
         .any(|p| p.autoload() && is_net(&p.section().to_string_lossy()))
-        .then(|| NetDevice::new(placement));
+        .then(|| NetDevice::new(site));
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
@@ -101,6 +101,21 @@ pub fn attach_all(
         }
         if is_net(&section) {
             let outcome = attach_net(&prog, &name, &section, device.as_ref(), &mut keep);
+            out.insert(name, outcome);
+            continue;
+        }
+        if let (Site::Guest, Some((binary, retprobe))) = (site, uprobe_on_a_binary(&section)) {
+            let outcome = match uprobe_here(&prog, retprobe) {
+                Ok(link) => {
+                    keep.push(Guard::Link(link));
+                    notes.push(format!(
+                        "uprobe `{name}`: attached to a function of the validator; `{binary}` is the loader's, not the guest's (the kernel's uprobes are what is judged)"
+                    ));
+                    substituted.push(section.clone());
+                    Outcome::Ok
+                }
+                Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
+            };
             out.insert(name, outcome);
             continue;
         }
@@ -135,7 +150,12 @@ pub fn attach_all(
     if let Some(Ok(target)) = cgroup {
         keep.push(Guard::Cgroup(target));
     }
-    (out, Attached(keep))
+    let attached = Attached {
+        guards: keep,
+        notes,
+        substituted,
+    };
+    (out, attached)
 }
 
 /// XDP and tc sections, which need a network device.
@@ -154,10 +174,10 @@ pub(crate) enum NetDevice {
 }
 
 impl NetDevice {
-    pub(crate) fn new(placement: Placement) -> std::io::Result<NetDevice> {
-        match placement {
-            Placement::SystemWide => Ok(NetDevice::Lo),
-            Placement::Isolated => DevicePair::veth().map(NetDevice::Veth),
+    pub(crate) fn new(site: Site) -> std::io::Result<NetDevice> {
+        match site {
+            Site::Guest => Ok(NetDevice::Lo),
+            Site::Host => DevicePair::veth().map(NetDevice::Veth),
         }
     }
 
@@ -324,19 +344,30 @@ fn register_struct_ops(obj: &mut Object, keep: &mut Vec<Guard>) -> Outcome {
 }
 
 /// The attachments of [`attach_all`]; dropping it detaches everything.
-pub struct Attached(#[allow(dead_code, reason = "held for its Drop")] Vec<Guard>);
+pub struct Attached {
+    guards: Vec<Guard>,
+    /// What the report should say about where programs were attached.
+    pub notes: Vec<String>,
+    /// Sections of uprobes attached to [`bpfcompat_uprobe_target`] in
+    /// place of the loader's binary.
+    substituted: Vec<String>,
+}
 
 impl Attached {
     /// Nothing attached.
     pub fn none() -> Attached {
-        Attached(Vec::new())
+        Attached {
+            guards: Vec::new(),
+            notes: Vec::new(),
+            substituted: Vec::new(),
+        }
     }
 
     /// Moves this process into the cgroup of the programs' own, where they
     /// have one, until the guard is dropped: the trigger's processes then
     /// pass them. `Some(Err)` where the move failed.
     pub fn enter_cgroup(&self) -> Option<std::io::Result<crate::cgroup::Inside>> {
-        self.0.iter().find_map(|g| match g {
+        self.guards.iter().find_map(|g| match g {
             Guard::Cgroup(CgroupTarget::Own(own)) => Some(own.enter()),
             _ => None,
         })
@@ -350,16 +381,20 @@ impl Attached {
             bpfcompat_uprobe_target();
         }
         let mut reach = Reach {
-            reached: vec!["uprobe.multi", "uretprobe.multi"],
+            reached: ["uprobe.multi", "uretprobe.multi"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(self.substituted.iter().cloned())
+                .collect(),
             missed: Vec::new(),
         };
-        for g in &self.0 {
+        for g in &self.guards {
             if let Guard::Pair(pair) = g {
                 let into = match pair.send_through_both() {
                     Ok(()) => &mut reach.reached,
                     Err(_) => &mut reach.missed,
                 };
-                into.extend_from_slice(pair.sections);
+                into.extend(pair.sections.iter().map(|s| s.to_string()));
             }
         }
         reach
@@ -369,10 +404,10 @@ impl Attached {
 /// What [`Attached::stimulate`] did, by section prefix: the programs it
 /// ran, and those it was to run but could not (no verdict on them).
 pub struct Reach {
-    /// Sections whose programs were exercised.
-    pub reached: Vec<&'static str>,
+    /// Sections (or their prefixes) whose programs were exercised.
+    pub reached: Vec<String>,
     /// Sections whose programs only the stimulus reaches, which failed.
-    pub missed: Vec<&'static str>,
+    pub missed: Vec<String>,
 }
 
 /// Whether a tracefs is mounted where libbpf looks for it.
@@ -466,6 +501,31 @@ fn raw_link(
     }
 }
 
+/// For a uprobe section on a binary (`uprobe/PATH:FUNC`, `uretprobe.s/…`):
+/// the binary and whether it is a return probe.
+fn uprobe_on_a_binary(section: &str) -> Option<(&str, bool)> {
+    let (kind, target) = section.split_once('/')?;
+    let retprobe = match kind {
+        "uprobe" | "uprobe.s" => false,
+        "uretprobe" | "uretprobe.s" => true,
+        _ => return None,
+    };
+    let (binary, _function) = target.rsplit_once(':')?;
+    Some((binary, retprobe))
+}
+
+/// Attaches a uprobe to [`bpfcompat_uprobe_target`] in this binary.
+fn uprobe_here(prog: &ProgramMut, retprobe: bool) -> libbpf_rs::Result<libbpf_rs::Link> {
+    // Referenced, so that the linker keeps it and its symbol.
+    std::hint::black_box(bpfcompat_uprobe_target as extern "C" fn());
+    let opts = libbpf_rs::UprobeOpts {
+        retprobe,
+        func_name: Some("bpfcompat_uprobe_target".into()),
+        ..Default::default()
+    };
+    prog.attach_uprobe_with_opts(-1, "/proc/self/exe", 0, opts)
+}
+
 /// For a uprobe.multi section (`uprobe.multi`, `uretprobe.multi`, sleepable
 /// `.s`, with or without `/binary:pattern`): whether it is a return probe.
 fn uprobe_multi(section: &str) -> Option<bool> {
@@ -525,7 +585,7 @@ fn attach_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{loader_names_target, uprobe_multi};
+    use super::{loader_names_target, uprobe_multi, uprobe_on_a_binary};
 
     #[test]
     fn uprobe_multi_sections_and_their_direction() {
@@ -537,6 +597,26 @@ mod tests {
         );
         for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
             assert_eq!(uprobe_multi(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn uprobes_on_a_binary_name_it_and_their_direction() {
+        assert_eq!(
+            uprobe_on_a_binary("uprobe//usr/local/bin/app:handle"),
+            Some(("/usr/local/bin/app", false))
+        );
+        assert_eq!(
+            uprobe_on_a_binary("uretprobe.s/libc.so.6:malloc"),
+            Some(("libc.so.6", true))
+        );
+        for s in [
+            "uprobe",
+            "uprobe/app",
+            "uprobe.multi//bin/sh:main",
+            "usdt/libc.so.6:libc:setjmp",
+        ] {
+            assert_eq!(uprobe_on_a_binary(s), None, "{s}");
         }
     }
 

@@ -71,7 +71,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         clsact: None,
         device: None,
         cgroup: None,
-        placement: opts.placement,
+        site: opts.site,
     };
     let kernel_btf = OnceCell::new();
     let mut loader = aya::EbpfLoader::new();
@@ -318,11 +318,8 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
         (Program::BtfTracePoint(p), _) => p.attach().map(drop),
         (Program::Iter(p), _) => p.attach().map(drop),
         (program @ (Program::Xdp(_) | Program::SchedClassifier(_)), _) => {
-            let placement = targets.placement;
-            let device = match targets
-                .device
-                .get_or_insert_with(|| NetDevice::new(placement))
-            {
+            let site = targets.site;
+            let device = match targets.device.get_or_insert_with(|| NetDevice::new(site)) {
                 Ok(device) => device,
                 Err(e) => return skipped(&format!("no device of its own to attach to: {e}")),
             };
@@ -347,10 +344,10 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
             }
         }
         (program, _) if is_cgroup(program) => {
-            let placement = targets.placement;
+            let site = targets.site;
             let cgroup = match targets
                 .cgroup
-                .get_or_insert_with(|| CgroupTarget::new(placement))
+                .get_or_insert_with(|| CgroupTarget::new(site))
             {
                 None => return skipped("no cgroup v2 hierarchy is mounted here to attach to"),
                 Some(Err(e)) => return skipped(&format!("no cgroup of its own to attach to: {e}")),
@@ -387,7 +384,7 @@ struct Targets {
     clsact: Option<Clsact>,
     device: Option<std::io::Result<NetDevice>>,
     cgroup: Option<Option<std::io::Result<CgroupTarget>>>,
-    placement: crate::Placement,
+    site: crate::Site,
 }
 
 fn is_cgroup(program: &Program) -> bool {

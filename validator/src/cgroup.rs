@@ -20,12 +20,12 @@ pub(crate) enum CgroupTarget {
 }
 
 impl CgroupTarget {
-    /// The target for `placement`; `None` where no cgroup2 is mounted.
-    pub(crate) fn new(placement: crate::Placement) -> Option<io::Result<CgroupTarget>> {
+    /// The target for `site`; `None` where no cgroup2 is mounted.
+    pub(crate) fn new(site: crate::Site) -> Option<io::Result<CgroupTarget>> {
         let root = cgroup2_root()?;
-        Some(match placement {
-            crate::Placement::SystemWide => File::open(&root).map(CgroupTarget::Root),
-            crate::Placement::Isolated => OwnCgroup::create(&root).map(CgroupTarget::Own),
+        Some(match site {
+            crate::Site::Guest => File::open(&root).map(CgroupTarget::Root),
+            crate::Site::Host => OwnCgroup::create(&root).map(CgroupTarget::Own),
         })
     }
 

@@ -46,7 +46,7 @@ pub fn measure(
     attached: &crate::attach::Attached,
     trigger: Option<&[String]>,
 ) -> Result<BTreeMap<String, Fire>, String> {
-    let _stats = StatsOn::enable();
+    let stats = StatsOn::enable();
     // Cgroup programs on a cgroup of their own run for its processes only:
     // the trigger runs in there. Where this process cannot move in, they
     // cannot be reached, which is not a verdict on them.
@@ -77,15 +77,22 @@ pub fn measure(
             .copied()
             .unwrap_or(0)
             .saturating_sub(before.get(&name).copied().unwrap_or(0));
+        if matches!(stats, StatsOn::Off) {
+            // No run count moves on such a kernel: zero says nothing.
+            let reason = "this kernel keeps no BPF run statistics (kernel.bpf_stats_enabled, \"bpf: enable program stats\", Linux 5.1)".to_string();
+            out.insert(name, Fire::Unmeasured { reason });
+            continue;
+        }
         let unreached = (section.starts_with("cgroup") && !cgroup_reached)
-            || reach.missed.iter().any(|m| section.starts_with(m));
+            || reach.missed.iter().any(|m| section.starts_with(m.as_str()));
         let fire = if runs > 0 {
             Fire::Fired { runs }
         } else if !unreached
             && (trigger.is_some()
                 || KNOWN
                     .iter()
-                    .chain(&reach.reached)
+                    .copied()
+                    .chain(reach.reached.iter().map(String::as_str))
                     .any(|k| section.starts_with(k)))
         {
             Fire::NotFired {

@@ -26,4 +26,4 @@ mod validate;
 pub use host::{
     HostError, HostVerdict, missing_privileges, validate_all_on_host, validate_on_host,
 };
-pub use validate::{Options, Placement, Source, validate_object, validate_source};
+pub use validate::{Options, Site, Source, validate_object, validate_source};

@@ -48,23 +48,26 @@ pub struct Options {
     /// Leave unsized maps unsized (they fail as `MAP_CONTRACT`) instead of
     /// giving them a neutral size ([`crate::sizing`]).
     pub strict_maps: bool,
-    /// Where programs whose hook the validator picks act (default:
-    /// isolated from the rest of the system).
-    pub placement: Placement,
+    /// Where the validation runs (default: on a host).
+    pub site: Site,
 }
 
-/// Where programs whose hook the validator picks are attached.
+/// Where the validation runs, which decides where programs whose hook the
+/// validator picks are attached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Placement {
-    /// Where no other process passes them: cgroup programs on an empty
-    /// cgroup of their own, removed afterwards (fire mode moves this
-    /// process into it while the trigger runs). For a host, where a
-    /// program being checked must not act on the system.
+pub enum Site {
+    /// A host (the pre-load gate): programs attach where the host's own
+    /// processes and traffic do not pass them (cgroup programs on an empty
+    /// cgroup of their own, XDP and tc on a veth pair of their own, removed
+    /// afterwards; fire mode moves this process into that cgroup while the
+    /// trigger runs), and uprobes to the host's own binaries.
     #[default]
-    Isolated,
-    /// On the whole system: cgroup programs on the root cgroup. For a
-    /// throw-away guest, whose workload must pass them.
-    SystemWide,
+    Host,
+    /// One of bpfcompat's throw-away guests: programs attach where the
+    /// guest's workload passes them (the root cgroup, `lo`). The loader's
+    /// binaries are not in the guest: a uprobe on one is attached to a
+    /// function of the validator, which is what the kernel judges.
+    Guest,
 }
 
 /// Where an object's bytes come from.
@@ -309,10 +312,13 @@ impl Isolation {
             };
         }
         let (links, attached) = if opts.mode.attaches() {
-            attach_all(obj, &opts.fixups, opts.placement)
+            attach_all(obj, &opts.fixups, opts.site)
         } else {
             (BTreeMap::new(), Attached::none())
         };
+        self.report
+            .assumptions
+            .extend(attached.notes.iter().cloned());
         let fired = if opts.mode == Mode::Fire {
             match fire::measure(obj, &links, &attached, opts.trigger.as_deref()) {
                 Ok(f) => f,

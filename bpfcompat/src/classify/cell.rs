@@ -520,6 +520,11 @@ fn fire_finding(p: &ProgramReport) -> Option<Finding> {
             ),
             "give a trigger that exercises the hook (--trigger 'CMD', or `trigger` in the configuration)",
         ),
+        Some(Fire::Unmeasured { reason }) => (
+            Code::Unknown,
+            format!("fire: its runs could not be counted: {reason}"),
+            "fire mode needs a kernel that counts BPF program runs; judge this kernel with --mode attach",
+        ),
         _ => return None,
     };
     Some(Finding::plain(
@@ -729,6 +734,14 @@ mod tests {
         let c = object_cell(&kernel(vec![], KernelOutcome::Completed), &report(vec![p]));
         assert_eq!(c.code, Some(Code::NotFired));
         assert_eq!(c.programs[0].runs, Some(0));
+        // Where runs cannot be counted, zero is no verdict.
+        let mut p = program("p", Outcome::Ok, Outcome::Ok);
+        p.fire = Some(Fire::Unmeasured {
+            reason: "no BPF run statistics".into(),
+        });
+        let c = object_cell(&kernel(vec![], KernelOutcome::Completed), &report(vec![p]));
+        assert_eq!(c.code, Some(Code::Unknown));
+        assert_eq!(c.programs[0].runs, None);
     }
 
     #[test]

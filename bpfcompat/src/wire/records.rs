@@ -285,6 +285,11 @@ pub enum Fire {
         /// Its section.
         section: String,
     },
+    /// Its runs could not be counted (a kernel without BPF run statistics).
+    Unmeasured {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The outcome of one step.

@@ -443,10 +443,10 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
 #[test]
 fn fire_mode_runs_programs_on_the_targets_the_validator_gives_them() {
     // XDP, tc and tcx on lo and a cgroup filter on the root cgroup see the
-    // workload's traffic; uprobe.multi programs sit on a function of the
-    // agent, which the agent calls; netkit programs on a pair the agent
-    // sends a packet through, each way.
-    let objects = ["net_hooks", "tcx", "uprobe_multi", "netkit"];
+    // workload's traffic; uprobe.multi programs, and uprobes on a binary the
+    // guest lacks, sit on a function of the agent, which the agent calls;
+    // netkit programs on a pair the agent sends a packet through, each way.
+    let objects = ["net_hooks", "tcx", "uprobe_multi", "netkit", "app_uprobe"];
     let mut c = test_on(&["debian-13-6.12"], &objects);
     c.args(["--mode", "fire"]);
     let (out, report) = with_report(c);
@@ -457,6 +457,29 @@ fn fire_mode_runs_programs_on_the_targets_the_validator_gives_them() {
             assert!(p["runs"].as_u64().unwrap() > 0, "{c:#}");
         }
     }
+    // Where the uprobes went is said, never a missing hook.
+    let c = cell(&report, "app_uprobe", "debian-13-6.12");
+    says(c, "assumptions", &["`/usr/local/bin/app` is the loader's"]);
+}
+
+#[test]
+fn fire_mode_on_a_kernel_without_run_statistics_is_no_verdict() {
+    // Linux 4.15 counts no BPF program runs (5.1): a count of zero there
+    // says nothing, so no program may be NOT_FIRED, not even one that
+    // really never runs.
+    let kernels = kernels_with_mirror(&["ubuntu-16.04-4.15"]);
+    if kernels.is_empty() {
+        bpfcompat_e2e::skip(
+            "fire_mode_on_a_kernel_without_run_statistics…: needs BPFCOMPAT_MIRROR_UBUNTU",
+        );
+        return;
+    }
+    let mut c = test_on(&["ubuntu-16.04-4.15"], &["never_fires"]);
+    c.args(["--mode", "fire"]);
+    let (_, report) = with_report(c);
+    let c = cell(&report, "never_fires", "ubuntu-16.04-4.15");
+    assert_eq!(c["code"], "UNKNOWN", "{c:#}");
+    says(c, "message", &["no BPF run statistics", "Linux 5.1"]);
 }
 
 #[test]
