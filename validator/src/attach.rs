@@ -124,6 +124,11 @@ pub fn attach_all(
                 keep.push(guard);
                 Outcome::Ok
             }
+            Ok(None) if section.starts_with("usdt/") => Outcome::Skipped {
+                reason: format!(
+                    "a USDT probe in the loader's binary (section `{section}`): the loader attaches it, with the processes it traces"
+                ),
+            },
             Ok(None) if loader_names_target(&section) => Outcome::Skipped {
                 reason: format!(
                     "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
