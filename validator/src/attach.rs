@@ -25,7 +25,7 @@ use crate::Site;
 use crate::capture;
 use crate::cgroup::CgroupTarget;
 use crate::clsact::{Clsact, LO_IFINDEX};
-use crate::pair::DevicePair;
+use crate::pair::{DevicePair, NetDevice};
 use crate::validate::failure;
 
 /// Sections with no hook the validator can pick without the user's help.
@@ -168,37 +168,6 @@ fn is_net(section: &str) -> bool {
     ["xdp", "tc", "classifier"]
         .iter()
         .any(|p| section.starts_with(p))
-}
-
-/// The device XDP and tc programs attach to.
-pub(crate) enum NetDevice {
-    /// `lo`, in a guest, where the workload's traffic passes.
-    Lo,
-    /// A veth pair made for them, where no traffic of the host passes.
-    Veth(DevicePair),
-}
-
-impl NetDevice {
-    pub(crate) fn new(site: Site) -> std::io::Result<NetDevice> {
-        match site {
-            Site::Guest => Ok(NetDevice::Lo),
-            Site::Host => DevicePair::veth().map(NetDevice::Veth),
-        }
-    }
-
-    pub(crate) fn ifindex(&self) -> i32 {
-        match self {
-            NetDevice::Lo => LO_IFINDEX,
-            NetDevice::Veth(pair) => pair.ifindex as i32,
-        }
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            NetDevice::Lo => "lo",
-            NetDevice::Veth(pair) => &pair.name,
-        }
-    }
 }
 
 /// Attaches an XDP or tc program to `device`: XDP through a link, tc as a

@@ -15,9 +15,9 @@ use aya::{Btf, BtfError, EbpfError};
 use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::attach::NetDevice;
 use crate::cgroup::CgroupTarget;
 use crate::clsact::Clsact;
+use crate::pair::NetDevice;
 use crate::sys;
 use crate::validate::Options;
 

@@ -2,8 +2,9 @@
 //! with the validation (both sides): a netkit pair for netkit programs, as
 //! their loader attaches them to its own (the kernel's device type, Linux
 //! 6.7); a veth pair for XDP and tc programs checked on a host, where `lo`
-//! carries the host's own traffic. In fire mode a packet sent out of each
-//! side makes the programs of both sides run.
+//! carries the host's own traffic ([`NetDevice`], which is `lo` in a guest).
+//! In fire mode a packet sent out of each side makes the programs of both
+//! sides run.
 
 use std::io;
 
@@ -16,6 +17,9 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoNetkit, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use crate::Site;
+use crate::clsact::LO_IFINDEX;
 
 /// A device pair; dropping it deletes both devices.
 pub struct DevicePair {
@@ -109,6 +113,37 @@ impl DevicePair {
             }
         }
         Ok(())
+    }
+}
+
+/// The device XDP and tc programs attach to.
+pub(crate) enum NetDevice {
+    /// `lo`, in a guest, where the workload's traffic passes.
+    Lo,
+    /// A veth pair made for them, where no traffic of the host passes.
+    Veth(DevicePair),
+}
+
+impl NetDevice {
+    pub(crate) fn new(site: Site) -> std::io::Result<NetDevice> {
+        match site {
+            Site::Guest => Ok(NetDevice::Lo),
+            Site::Host => DevicePair::veth().map(NetDevice::Veth),
+        }
+    }
+
+    pub(crate) fn ifindex(&self) -> i32 {
+        match self {
+            NetDevice::Lo => LO_IFINDEX,
+            NetDevice::Veth(pair) => pair.ifindex as i32,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            NetDevice::Lo => "lo",
+            NetDevice::Veth(pair) => &pair.name,
+        }
     }
 }
 
