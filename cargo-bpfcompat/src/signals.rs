@@ -1,6 +1,6 @@
 //! Ctrl-C and SIGTERM during a run: the first one asks the engine to stop
-//! (guests are killed, finished cells are kept and reported); a second one
-//! ends the process at once.
+//! (guests are killed, a host check removes what it attached, finished cells
+//! are kept and reported); a second one ends the process at once.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -27,7 +27,7 @@ pub fn install() -> std::io::Result<Cancel> {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         eprintln!(
-            "bpfcompat: {} received: stopping guests and writing what finished (send it again to stop at once)",
+            "bpfcompat: {} received: stopping, cleaning up and writing what finished (send it again to stop at once)",
             bpfcompat::classify::signal_name(watch.signal().unwrap_or_default())
         );
     });

@@ -45,6 +45,7 @@ pub fn measure(
     attach: &BTreeMap<String, Outcome>,
     attached: &crate::attach::Attached,
     trigger: Option<&[String]>,
+    cancel: &bpfcompat::cancel::Cancel,
 ) -> Result<BTreeMap<String, Fire>, String> {
     let stats = StatsOn::enable();
     // Cgroup programs on a cgroup of their own run for its processes only:
@@ -54,7 +55,7 @@ pub fn measure(
     let cgroup_reached = !matches!(inside, Some(Err(_)));
     let before = run_counts(obj);
     let used = match trigger {
-        Some(argv) => run_trigger(argv)?,
+        Some(argv) => run_trigger(argv, cancel)?,
         None => {
             for _ in 0..3 {
                 builtin_workload();
@@ -160,7 +161,7 @@ impl Drop for StatsOn {
 /// The user's trigger command, with a time limit that ends its whole
 /// process group. A trigger that cannot start is an error of the trigger:
 /// programs that did not run then say nothing about the kernel.
-fn run_trigger(argv: &[String]) -> Result<String, String> {
+fn run_trigger(argv: &[String], cancel: &bpfcompat::cancel::Cancel) -> Result<String, String> {
     use std::os::unix::process::CommandExt;
     let shown = format!("command `{}`", argv.join(" "));
     let Some((program, args)) = argv.split_first() else {
@@ -175,7 +176,7 @@ fn run_trigger(argv: &[String]) -> Result<String, String> {
         })?;
     let started = std::time::Instant::now();
     while matches!(child.try_wait(), Ok(None)) {
-        if started.elapsed() > Duration::from_secs(30) {
+        if started.elapsed() > Duration::from_secs(30) || cancel.is_cancelled() {
             bpfcompat::process_group::kill(&child);
             break;
         }

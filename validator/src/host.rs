@@ -105,10 +105,19 @@ pub fn validate_all_on_host(
             missing: missing.join(", "),
         });
     }
-    let reports = objects
-        .iter()
-        .map(|(name, source)| validate_source(name, *source, opts))
-        .collect();
+    let mut reports = Vec::new();
+    for (name, source) in objects {
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+        let report = validate_source(name, *source, opts);
+        // An object whose validation a stop cut short (its trigger ended
+        // early) has no verdict: it is left out with the rest.
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+        reports.push(report);
+    }
     let release = bpfcompat::guest::init::kernel_release();
     let kernel_config = bpfcompat::kernel::config::running(&release);
     let mut run = KernelRun::on_host(
@@ -116,6 +125,9 @@ pub fn validate_all_on_host(
         Path::new("/sys/kernel/btf/vmlinux").exists(),
         reports,
     );
+    if let Some(signal) = opts.cancel.signal() {
+        run.outcome = bpfcompat::outcome::KernelOutcome::Interrupted { signal };
+    }
     run.lsm = bpfcompat::guest::init::active_lsms();
     run.kernel_config = kernel_config;
     Ok(run)

@@ -50,6 +50,9 @@ pub struct Options {
     pub strict_maps: bool,
     /// Where the validation runs (default: on a host).
     pub site: Site,
+    /// Set to stop early: a fire-mode trigger is ended, and objects not yet
+    /// validated are left out (see [`crate::validate_all_on_host`]).
+    pub cancel: bpfcompat::cancel::Cancel,
 }
 
 /// Where the validation runs, which decides where programs whose hook the
@@ -320,7 +323,13 @@ impl Isolation {
             .assumptions
             .extend(attached.notes.iter().cloned());
         let fired = if opts.mode == Mode::Fire {
-            match fire::measure(obj, &links, &attached, opts.trigger.as_deref()) {
+            match fire::measure(
+                obj,
+                &links,
+                &attached,
+                opts.trigger.as_deref(),
+                &opts.cancel,
+            ) {
                 Ok(f) => f,
                 Err(message) => {
                     self.report.fault = Some(Fault::Configuration { message });

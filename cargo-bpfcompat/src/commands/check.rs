@@ -54,9 +54,13 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         .map(shell_words::split)
         .transpose()
         .map_err(|e| format!("--trigger: {e}"))?;
+    // A first Ctrl-C or SIGTERM ends the check cleanly: what it attached and
+    // created on this host is removed, objects not yet checked are left out.
+    let cancel = crate::signals::install()?;
     let opts = Options {
         mode,
         trigger,
+        cancel: cancel.clone(),
         ..Options::default()
     };
     let objects: Vec<(&str, Source)> = names
@@ -92,5 +96,5 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
     if a.stats {
         print!("\n{}", bpfcompat::report::stats_text(&report));
     }
-    Ok(report.exit_code)
+    Ok(crate::signals::exit_code(&cancel).unwrap_or(report.exit_code))
 }

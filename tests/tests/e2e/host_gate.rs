@@ -347,14 +347,19 @@ fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
     );
     // ... and the host's processes were not under it.
     assert_eq!(outside, "allowed");
-    // The cgroup made for it is gone.
-    let left: Vec<_> = std::fs::read_dir(&root)
+    // The cgroup made for it is gone: any left belongs to a check still
+    // running (another test's).
+    let left: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("bpfcompat-check")
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("bpfcompat-check-")?
+                .split('-')
+                .next()?
+                .to_string();
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(name)
         })
         .collect();
     assert!(left.is_empty(), "{left:?}");
@@ -380,14 +385,65 @@ fn xdp_and_tc_programs_checked_on_a_host_see_none_of_its_traffic() {
         assert!(p["runs"].as_u64().unwrap() >= 1, "{cell:#}");
     }
     assert_eq!(lo, "through");
+    // Any left belongs to a check still running (another test's).
     let left: Vec<_> = std::fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("bpfve"))
+        .filter(|n| {
+            let pid = n
+                .strip_prefix("bpfve")
+                .map(|p| p.trim_end_matches(['a', 'b']));
+            pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        })
         .collect();
     assert!(
         left.is_empty(),
         "the check's veth pair stayed behind: {left:?}"
     );
+}
+
+#[test]
+fn a_check_stopped_by_ctrl_c_removes_what_it_made_and_gives_no_verdict() {
+    if !root_or_skip("a_check_stopped_by_ctrl_c…: needs root") {
+        return;
+    }
+    // Stopped while its trigger runs, with programs attached on a veth pair
+    // and a cgroup of its own: both are gone afterwards, and the objects,
+    // whose trigger was cut short, get no verdict.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut c = cli(&["check", "--mode", "fire", "--trigger", "sleep 20", "--json"]);
+    c.arg(&json)
+        .arg(fixture("net_hooks"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let made = format!("/sys/class/net/bpfve{}a", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::path::Path::new(&made).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        std::path::Path::new(&made).exists(),
+        "the check made no veth pair"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !std::path::Path::new(&made).exists(),
+        "{made} stayed behind"
+    );
+    let cgroups = format!("bpfcompat-check-{}-", child.id());
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(&cgroups), "{root}/{name} stayed behind");
+        }
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["cells"][0]["code"], "INTERRUPTED", "{report:#}");
 }
