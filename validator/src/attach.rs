@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
 use bpfcompat::wire::Fixups;
-use bpfcompat::wire::Outcome;
+use bpfcompat::wire::{Outcome, StepFailure};
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
 use crate::Site;
@@ -182,9 +182,9 @@ fn attach_net(
     let ifindex = match device {
         Some(Ok(device)) => device.ifindex(),
         Some(Err(e)) => {
-            return Outcome::Skipped {
-                reason: format!("no device of its own to attach to: {e}"),
-            };
+            return Outcome::Failed(StepFailure::unprepared(format!(
+                "no device of its own to attach to: {e}"
+            )));
         }
         None => unreachable!("a device is made for every object with XDP or tc programs"),
     };
@@ -216,9 +216,9 @@ fn attach_netkit(
 ) -> Outcome {
     let ifindex = match device {
         Some(Err(e)) => {
-            return Outcome::Skipped {
-                reason: format!("no netkit device to attach to: {e}"),
-            };
+            return Outcome::Failed(StepFailure::unprepared(format!(
+                "no netkit device to attach to: {e}"
+            )));
         }
         Some(Ok(Some(d))) => d.ifindex as i32,
         _ => LO_IFINDEX,
@@ -247,9 +247,9 @@ fn attach_cgroup(
             };
         }
         Some(Err(e)) => {
-            return Outcome::Skipped {
-                reason: format!("no cgroup of its own to attach to: {e}"),
-            };
+            return Outcome::Failed(StepFailure::unprepared(format!(
+                "no cgroup of its own to attach to: {e}"
+            )));
         }
         Some(Ok(target)) => target.dir(),
     };

@@ -321,7 +321,10 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
             let site = targets.site;
             let device = match targets.device.get_or_insert_with(|| NetDevice::new(site)) {
                 Ok(device) => device,
-                Err(e) => return skipped(&format!("no device of its own to attach to: {e}")),
+                Err(e) => {
+                    let why = format!("no device of its own to attach to: {e}");
+                    return Outcome::Failed(StepFailure::unprepared(why));
+                }
             };
             match program {
                 Program::Xdp(p) => p.attach(device.name(), XdpMode::default()).map(drop),
@@ -350,7 +353,10 @@ fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcom
                 .get_or_insert_with(|| CgroupTarget::new(site))
             {
                 None => return skipped("no cgroup v2 hierarchy is mounted here to attach to"),
-                Some(Err(e)) => return skipped(&format!("no cgroup of its own to attach to: {e}")),
+                Some(Err(e)) => {
+                    let why = format!("no cgroup of its own to attach to: {e}");
+                    return Outcome::Failed(StepFailure::unprepared(why));
+                }
                 Some(Ok(target)) => target.dir(),
             };
             match attach_cgroup(program, cgroup) {

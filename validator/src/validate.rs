@@ -616,6 +616,7 @@ pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) 
         missing_kfuncs: missing_kfuncs(lines),
         unsupported_helpers: Vec::new(),
         tracefs: None,
+        unprepared: None,
     }
 }
 

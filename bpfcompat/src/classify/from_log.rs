@@ -88,6 +88,7 @@ pub fn classify_log(
         missing_kfuncs,
         unsupported_helpers: Vec::new(),
         tracefs: None,
+        unprepared: None,
     };
     let config = BTreeMap::new();
     let verdict = classify(&Evidence {

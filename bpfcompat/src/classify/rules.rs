@@ -86,6 +86,7 @@ type Rule = fn(&Evidence) -> Option<Verdict>;
 /// first, then the kernel's own feature probes, then the verifier's words,
 /// then errno alone. The first rule that matches decides.
 pub(crate) const RULES: &[(&str, Rule)] = &[
+    ("unprepared", unprepared),
     ("missing_kfunc", missing_kfunc),
     ("unresolved_weak_kfunc", unresolved_weak_kfunc),
     ("missing_btf", missing_btf),
@@ -148,6 +149,17 @@ fn find(f: &StepFailure, needles: &[impl AsRef<str>]) -> Option<String> {
             .find(|l| l.contains(needle.as_ref()))
             .cloned()
     })
+}
+
+/// The validator could not prepare the step (a device or cgroup to attach
+/// to): the kernel was not asked, so no code of the kernel's is given.
+fn unprepared(e: &Evidence) -> Option<Verdict> {
+    let why = e.failure.unprepared.as_ref()?;
+    Some(v(
+        Code::Unknown,
+        format!("not judged: bpfcompat could not prepare this step here: {why}"),
+        "the kernel was not asked; the cause is on this machine (e.g. a missing veth module, a read-only cgroup2): fix it, or judge with --mode load",
+    ))
 }
 
 /// Unresolved kfuncs, straight from libbpf's extern resolution.
@@ -1093,6 +1105,17 @@ mod tests {
         // EINVAL attaching anything else says nothing of arguments.
         let got = judge(Step::Attach, &f, Some(&program("kprobe")), None, Some(true));
         assert_eq!(remedy(&got), "attaching failed; see the libbpf log");
+    }
+
+    #[test]
+    fn a_step_the_validator_could_not_prepare_is_no_verdict_whatever_its_errno() {
+        let mut f = StepFailure::unprepared(
+            "no device of its own to attach to: Operation not supported (os error 95)".into(),
+        );
+        f.errno = Some(95);
+        let got = judge(Step::Attach, &f, Some(&program("xdp")), None, Some(true));
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
+        assert!(got.message.contains("could not prepare"), "{got:?}");
     }
 
     #[test]

@@ -336,6 +336,22 @@ pub struct StepFailure {
     /// For attach failures: whether tracefs (tracepoints, legacy kprobes and
     /// uprobes go through it) was mounted.
     pub tracefs: Option<bool>,
+    /// Why the validator itself could not prepare the step (make the device
+    /// or cgroup a program attaches to). The kernel was not asked: there is
+    /// no verdict on the program.
+    #[serde(default)]
+    pub unprepared: Option<String>,
+}
+
+impl StepFailure {
+    /// A step the validator could not prepare, for `why`.
+    pub fn unprepared(why: String) -> StepFailure {
+        StepFailure {
+            error: why.clone(),
+            unprepared: Some(why),
+            ..StepFailure::default()
+        }
+    }
 }
 
 /// Keeps at most `max` lines, dropping the oldest: the end of a verifier log
