@@ -188,6 +188,22 @@ pub fn skip(message: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP {message}");
 }
 
+/// `always`, then those of `mirrored` whose archive has a mirror here (CI
+/// has none), and whether any of the latter is among them.
+pub fn plus_mirrored(
+    always: &[&'static str],
+    mirrored: &[&'static str],
+) -> (Vec<&'static str>, bool) {
+    let here = kernels_with_mirror(mirrored);
+    let extra: Vec<&'static str> = mirrored
+        .iter()
+        .copied()
+        .filter(|k| here.iter().any(|h| h == k))
+        .collect();
+    let any = !extra.is_empty();
+    (always.iter().copied().chain(extra).collect(), any)
+}
+
 /// The profiles of the shipped matrix whose archive has a mirror here; the
 /// others are named on stderr so a skipped kernel is never silent.
 pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {

@@ -237,11 +237,10 @@ fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
     // Ubuntu's 5.4 netlink for XDP and BPF_PROG_ATTACH for the cgroup,
     // where libbpf's links are refused. On 4.15 aya cannot load the XDP and
     // cgroup programs at all: it gives them an expected attach type (4.17).
-    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"]);
-    let kernels: Vec<&str> = ["debian-11-5.10", "debian-13-6.12"]
-        .into_iter()
-        .chain(ubuntu.iter().map(String::as_str))
-        .collect();
+    let (kernels, ubuntu) = bpfcompat_e2e::plus_mirrored(
+        &["debian-11-5.10", "debian-13-6.12"],
+        &["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"],
+    );
     let mut c = test_on(&kernels, &["net_hooks"]);
     c.args(["--validator", "both"]);
     let (_, report) = with_report(c);
@@ -254,7 +253,7 @@ fn aya_attaches_network_programs_its_own_way_where_libbpf_needs_a_link() {
             assert_eq!(p["attach"], "ok", "{aya:#}");
         }
     }
-    if ubuntu.is_empty() {
+    if !ubuntu {
         bpfcompat_e2e::skip(
             "aya_attaches_network_programs…: 4.15 and 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
         );
@@ -278,11 +277,10 @@ fn aya_loads_programs_on_a_btf_target_by_the_name_their_section_gives() {
     // 5.10 and 6.1 (LSM attaches on 5.10, where `bpf` is no active LSM, which
     // is then named). Ubuntu's 5.4 has no tracing or LSM programs; on 4.15
     // aya stops earlier, at the global variable, which needs 5.2.
-    let ubuntu = bpfcompat_e2e::kernels_with_mirror(&["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"]);
-    let kernels: Vec<&str> = ["debian-11-5.10", "debian-12-6.1"]
-        .into_iter()
-        .chain(ubuntu.iter().map(String::as_str))
-        .collect();
+    let (kernels, ubuntu) = bpfcompat_e2e::plus_mirrored(
+        &["debian-11-5.10", "debian-12-6.1"],
+        &["ubuntu-20.04-5.4", "ubuntu-16.04-4.15"],
+    );
     let mut c = test_on(&kernels, &["fentry", "lsm"]);
     c.args(["--validator", "aya"]);
     let (_, report) = with_report(c);
@@ -299,7 +297,7 @@ fn aya_loads_programs_on_a_btf_target_by_the_name_their_section_gives() {
         cell(&report, "lsm.bpf.o", "debian-12-6.1")["status"],
         "pass"
     );
-    if ubuntu.is_empty() {
+    if !ubuntu {
         bpfcompat_e2e::skip(
             "aya_loads_programs_on_a_btf_target…: 4.15 and 5.4 part needs BPFCOMPAT_MIRROR_UBUNTU",
         );
