@@ -72,7 +72,9 @@ pub fn attach_all(
             .any(|p| p.autoload() && p.section().to_string_lossy().starts_with(prefix))
     };
     let netkit = has("netkit/").then(DevicePair::netkit);
-    let cgroup = has("cgroup").then(|| CgroupTarget::new(site)).flatten();
+    let cgroup = (has("cgroup") || has("lsm_cgroup"))
+        .then(|| CgroupTarget::new(site))
+        .flatten();
     let device = obj
         .progs()
         .any(|p| p.autoload() && is_net(&p.section().to_string_lossy()))
@@ -94,7 +96,7 @@ pub fn attach_all(
             out.insert(name, outcome);
             continue;
         }
-        if section.starts_with("cgroup") {
+        if section.starts_with("cgroup") || section.starts_with("lsm_cgroup") {
             let outcome = attach_cgroup(&prog, &name, cgroup.as_ref(), &mut keep);
             out.insert(name, outcome);
             continue;
@@ -232,8 +234,9 @@ fn attach_netkit(
     }
 }
 
-/// Attaches a cgroup program to `target` ([`CgroupTarget`]: the root in a
-/// guest, a cgroup of its own elsewhere).
+/// Attaches a cgroup program (an `lsm_cgroup` one too, which libbpf cannot
+/// auto-attach) to `target` ([`CgroupTarget`]: the root in a guest, a
+/// cgroup of its own elsewhere).
 fn attach_cgroup(
     prog: &ProgramMut,
     name: &str,

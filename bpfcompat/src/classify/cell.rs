@@ -488,7 +488,10 @@ fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
 /// `bpf`: it attaches, but its hook never runs, in any mode. Unknown when
 /// the kernel's list could not be read.
 fn inactive_bpf_lsm(p: &ProgramReport, lsm: Option<&str>) -> Option<Finding> {
-    let is_lsm = p.section.starts_with("lsm/") || p.section.starts_with("lsm.s/");
+    // cgroup LSM programs run through the same BPF LSM hooks.
+    let is_lsm = ["lsm/", "lsm.s/", "lsm_cgroup/"]
+        .iter()
+        .any(|s| p.section.starts_with(s));
     let list = lsm?;
     if !is_lsm || p.load != Outcome::Ok || list.split(',').any(|m| m.trim() == "bpf") {
         return None;
@@ -796,6 +799,14 @@ mod tests {
         );
         k.lsm = Some("lockdown,capability,bpf".into());
         assert_eq!(object_cell(&k, &r).code, Some(Code::NotFired));
+        // A cgroup LSM program runs through the same hooks.
+        let mut p = program("on_bind", Outcome::Ok, Outcome::Ok);
+        p.section = "lsm_cgroup/socket_bind".into();
+        k.lsm = Some("lockdown,capability".into());
+        assert_eq!(
+            object_cell(&k, &report(vec![p])).code,
+            Some(Code::KernelConfig)
+        );
         k.lsm = None;
         assert_eq!(
             object_cell(&k, &r).code,

@@ -526,13 +526,22 @@ fn aya_expected_attach_type(e: &Evidence) -> Option<Verdict> {
 
 /// An attach the kernel refused, of a type newer than the kernel: its
 /// release is known and older than the one that added the attach type.
+/// Whether the verifier said nothing of the program: no log, or only its
+/// closing count of an empty walk ("processed 0 insns", as where it refuses
+/// the attach target before the first instruction).
+fn no_verifier_words(f: &StepFailure) -> bool {
+    f.verifier_log
+        .iter()
+        .all(|l| l.trim().is_empty() || l.starts_with("processed 0 insns"))
+}
+
 fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
     // At load, a kernel older than the program's expected attach type
     // refuses the attribute itself, before the verifier says a word: EINVAL
     // for a field it does not know (from 4.x), E2BIG for an attribute longer
     // than its own (4.4).
     let refused_attr = e.step == Step::ProgLoad
-        && e.failure.verifier_log.is_empty()
+        && no_verifier_words(e.failure)
         && matches!(e.failure.errno, Some(22) | Some(7));
     let p = e
         .program
@@ -1116,6 +1125,35 @@ mod tests {
         let got = judge(Step::Attach, &f, Some(&program("xdp")), None, Some(true));
         assert_eq!(got.code, Code::Unknown, "{got:?}");
         assert!(got.message.contains("could not prepare"), "{got:?}");
+    }
+
+    #[test]
+    fn a_cgroup_lsm_program_refused_at_load_before_6_0_names_its_attach_type() {
+        // Debian 11's 5.10 walks no instruction of an lsm_cgroup program.
+        let f = failure(
+            &[
+                "processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0",
+            ],
+            &["libbpf: prog 'bind_allowed': BPF program load failed: -EINVAL"],
+            Some(22),
+        );
+        let p = program_in("lsm", "lsm_cgroup/socket_bind");
+        let config = BTreeMap::new();
+        let got = on_kernel(Step::ProgLoad, &f, &p, "5.10.0-46-cloud-amd64", &config);
+        assert_eq!(got.code, Code::UnsupportedAttachType, "{got:?}");
+        assert!(remedy(&got).starts_with("cgroup BPF LSM attachments need Linux 6.0"));
+        // A walk that refused an instruction is the verifier's verdict.
+        let f = failure(
+            &[
+                "0: (b7) r0 = 1",
+                "R1 invalid mem access",
+                "processed 1 insns",
+            ],
+            &[],
+            Some(22),
+        );
+        let got = on_kernel(Step::ProgLoad, &f, &p, "5.10.0-46-cloud-amd64", &config);
+        assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
     }
 
     #[test]

@@ -625,8 +625,9 @@ fn sigterm_during_a_boot_exits_143_with_a_report() {
 fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
     // Debian 11 builds BPF LSM but leaves `bpf` out of CONFIG_LSM; Debian 12
     // lists it. The program loads and attaches on both; it runs only on 12.
+    // A cgroup LSM program (6.0) attaches, to a cgroup, on 12.
     for mode in ["load", "attach"] {
-        let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["lsm"]);
+        let mut c = test_on(&["debian-11-5.10", "debian-12-6.1"], &["lsm", "lsm_cgroup"]);
         c.args(["--mode", mode]);
         let (_, report) = with_report(c);
         let c = assert_fail(&report, "lsm", "debian-11-5.10", "KERNEL_CONFIG");
@@ -638,6 +639,14 @@ fn a_bpf_lsm_program_is_kernel_config_where_bpf_is_no_active_lsm() {
         says(&c, "remediation", &[",bpf"]);
         let on12 = cell(&report, "lsm", "debian-12-6.1");
         assert_eq!(on12["status"], "pass", "{mode}: {on12:#}");
+        let c = cell(&report, "lsm_cgroup", "debian-12-6.1");
+        assert_eq!(c["status"], "pass", "{mode}: {c:#}");
+        let c = cell(&report, "lsm_cgroup", "debian-11-5.10");
+        says(
+            c,
+            "remediation",
+            &["cgroup BPF LSM attachments need Linux 6.0"],
+        );
         let kernels = report["kernels"].as_array().unwrap();
         assert!(
             kernels
