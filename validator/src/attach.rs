@@ -101,6 +101,15 @@ pub fn attach_all(
             out.insert(name, outcome);
             continue;
         }
+        if let Some(reason) = placed_by_the_loader(&section) {
+            out.insert(
+                name,
+                Outcome::Skipped {
+                    reason: reason.into(),
+                },
+            );
+            continue;
+        }
         if is_net(&section) {
             let outcome = attach_net(&prog, &name, &section, device.as_ref(), &mut keep);
             out.insert(name, outcome);
@@ -163,6 +172,21 @@ pub fn attach_all(
         substituted,
     };
     (out, attached)
+}
+
+/// Why a program is not attached on its own, for kinds a loader places
+/// itself: attaching them as plain XDP or tc would be refused and say
+/// nothing of the kernel.
+fn placed_by_the_loader(section: &str) -> Option<&'static str> {
+    let kind = section.split('/').next().unwrap_or(section);
+    let target = section.strip_prefix(kind).unwrap_or_default();
+    match (kind, target) {
+        ("xdp" | "xdp.frags", "/devmap" | "/cpumap") => {
+            Some("runs from the devmap or cpumap entries its loader fills, not from an interface")
+        }
+        ("action", _) => Some("a tc action: its loader adds it to a filter's actions"),
+        _ => None,
+    }
 }
 
 /// XDP and tc sections, which need a network device.
@@ -562,7 +586,7 @@ fn attach_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{loader_names_target, uprobe_multi, uprobe_on_a_binary};
+    use super::{loader_names_target, placed_by_the_loader, uprobe_multi, uprobe_on_a_binary};
 
     #[test]
     fn uprobe_multi_sections_and_their_direction() {
@@ -594,6 +618,16 @@ mod tests {
             "usdt/libc.so.6:libc:setjmp",
         ] {
             assert_eq!(uprobe_on_a_binary(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn programs_a_loader_places_itself_are_not_attached_as_plain_xdp_or_tc() {
+        for s in ["xdp/devmap", "xdp.frags/cpumap", "action"] {
+            assert!(placed_by_the_loader(s).is_some(), "{s}");
+        }
+        for s in ["xdp", "xdp.frags", "tc", "classifier", "tcx/ingress"] {
+            assert!(placed_by_the_loader(s).is_none(), "{s}");
         }
     }
 

@@ -1069,11 +1069,24 @@ fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
     // uprobe.multi, tcx and netkit programs load on 6.1; attaching them (to
     // a function of the agent, to lo, to a netkit device) is what the kernel
     // refuses there, and accepts on 6.12.
+    // Programs a loader places itself (XDP for devmap/cpumap entries, a tc
+    // action) are not attached as plain XDP or tc, which is refused.
     let (out, report) = with_report(test_on(
         &["debian-12-6.1", "debian-13-6.12"],
-        &["uprobe_multi", "tcx", "netkit"],
+        &["uprobe_multi", "tcx", "netkit", "unattached"],
     ));
     assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for k in ["debian-12-6.1", "debian-13-6.12"] {
+        let c = cell(&report, "unattached", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+        for p in c["programs"].as_array().unwrap() {
+            assert_eq!(p["load"], "ok", "{c:#}");
+            assert!(
+                p["attach"].as_str().unwrap().contains("its loader"),
+                "{c:#}"
+            );
+        }
+    }
     for (object, floor) in [
         ("uprobe_multi", "uprobe.multi links need Linux 6.6"),
         ("tcx", "tcx links need Linux 6.6"),
