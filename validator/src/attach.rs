@@ -382,7 +382,7 @@ impl Attached {
             bpfcompat_uprobe_target();
         }
         let mut reach = Reach {
-            reached: ["uprobe.multi", "uretprobe.multi"]
+            reached: ["uprobe.multi", "uretprobe.multi", "uprobe.session"]
                 .iter()
                 .map(|s| s.to_string())
                 .chain(self.substituted.iter().cloned())
@@ -529,13 +529,23 @@ fn uprobe_here(prog: &ProgramMut, retprobe: bool) -> libbpf_rs::Result<libbpf_rs
 
 /// For a uprobe.multi section (`uprobe.multi`, `uretprobe.multi`, sleepable
 /// `.s`, with or without `/binary:pattern`): whether it is a return probe.
-fn uprobe_multi(section: &str) -> Option<bool> {
+fn uprobe_multi(section: &str) -> Option<UprobeMulti> {
     let kind = section.split('/').next().unwrap_or(section);
-    match kind.trim_end_matches(".s") {
-        "uprobe.multi" => Some(false),
-        "uretprobe.multi" => Some(true),
-        _ => None,
-    }
+    let (retprobe, session) = match kind.trim_end_matches(".s") {
+        "uprobe.multi" => (false, false),
+        "uretprobe.multi" => (true, false),
+        "uprobe.session" => (false, true),
+        _ => return None,
+    };
+    Some(UprobeMulti { retprobe, session })
+}
+
+/// How a uprobe.multi link is made: on return, or as a session (entry and
+/// return, Linux's `uprobe.session`).
+#[derive(Debug, PartialEq)]
+struct UprobeMulti {
+    retprobe: bool,
+    session: bool,
 }
 
 fn attach_one(
@@ -565,7 +575,7 @@ fn attach_one(
             .attach_tracepoint(category, name)
             .map(|l| Some(Guard::Link(l)));
     }
-    if let Some(retprobe) = uprobe_multi(section) {
+    if let Some(how) = uprobe_multi(section) {
         // Referenced, so that the linker keeps it and its symbol.
         std::hint::black_box(bpfcompat_uprobe_target as extern "C" fn());
         return prog
@@ -573,8 +583,8 @@ fn attach_one(
                 std::process::id() as i32,
                 "/proc/self/exe",
                 "bpfcompat_uprobe_target",
-                retprobe,
-                false,
+                how.retprobe,
+                how.session,
             )
             .map(|l| Some(Guard::Link(l)));
     }
@@ -586,15 +596,25 @@ fn attach_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{loader_names_target, placed_by_the_loader, uprobe_multi, uprobe_on_a_binary};
+    use super::{
+        UprobeMulti, loader_names_target, placed_by_the_loader, uprobe_multi, uprobe_on_a_binary,
+    };
 
     #[test]
     fn uprobe_multi_sections_and_their_direction() {
-        assert_eq!(uprobe_multi("uprobe.multi"), Some(false));
-        assert_eq!(uprobe_multi("uretprobe.multi.s//bin/sh:main"), Some(true));
+        let how = |retprobe, session| Some(UprobeMulti { retprobe, session });
+        assert_eq!(uprobe_multi("uprobe.multi"), how(false, false));
+        assert_eq!(
+            uprobe_multi("uretprobe.multi.s//bin/sh:main"),
+            how(true, false)
+        );
         assert_eq!(
             uprobe_multi("uprobe.multi.s/libc.so.6:malloc*"),
-            Some(false)
+            how(false, false)
+        );
+        assert_eq!(
+            uprobe_multi("uprobe.session.s//bin/sh:main"),
+            how(false, true)
         );
         for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
             assert_eq!(uprobe_multi(s), None, "{s}");
