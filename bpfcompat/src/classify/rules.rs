@@ -113,6 +113,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("permission", permission),
     ("missing_config_option", missing_config_option),
     ("aya_expected_attach_type", aya_expected_attach_type),
+    ("freplace_without_target", freplace_without_target),
     ("attach_type_too_new", attach_type_too_new),
     ("attach_errno", attach_errno),
     ("verifier_rejected", verifier_rejected),
@@ -526,6 +527,25 @@ fn aya_expected_attach_type(e: &Evidence) -> Option<Verdict> {
 
 /// An attach the kernel refused, of a type newer than the kernel: its
 /// release is known and older than the one that added the attach type.
+/// An freplace program replaces a function of another loaded program, which
+/// its loader names (`bpf_program__set_attach_target` with that program's
+/// descriptor); without it libbpf cannot even prepare the load, on any
+/// kernel. No verdict, and what would give one.
+fn freplace_without_target(e: &Evidence) -> Option<Verdict> {
+    let p = e.program.filter(|p| p.section.starts_with("freplace"))?;
+    (e.step == Step::ProgLoad && no_verifier_words(e.failure) && e.failure.errno == Some(22))
+        .then(|| {
+            v(
+                Code::Unknown,
+                first_line(e.failure),
+                format!(
+                    "`{}` replaces a function of another program, which its loader loads first and names (bpf_program__set_attach_target); judge it with that loader, in command mode or a #[bpfcompat::kernel_test]",
+                    p.name
+                ),
+            )
+        })
+}
+
 /// Whether the verifier said nothing of the program: no log, or only its
 /// closing count of an empty walk ("processed 0 insns", as where it refuses
 /// the attach target before the first instruction).
@@ -1154,6 +1174,17 @@ mod tests {
         );
         let got = on_kernel(Step::ProgLoad, &f, &p, "5.10.0-46-cloud-amd64", &config);
         assert_ne!(got.code, Code::UnsupportedAttachType, "{got:?}");
+    }
+
+    #[test]
+    fn an_freplace_program_without_its_target_is_no_verdict_with_the_way_to_one() {
+        let f = libbpf_failure(
+            "libbpf: prog 'p': failed to prepare load attributes: -EINVAL",
+            22,
+        );
+        let got = load(&f, &program_in("ext", "freplace/handle"));
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
+        assert!(remedy(&got).contains("command mode"), "{got:?}");
     }
 
     #[test]
