@@ -539,7 +539,7 @@ fn freplace_without_target(e: &Evidence) -> Option<Verdict> {
                 Code::Unknown,
                 first_line(e.failure),
                 format!(
-                    "`{}` replaces a function of another program, which its loader loads first and names (bpf_program__set_attach_target); judge it with that loader, in command mode or a #[bpfcompat::kernel_test]",
+                    "`{}` replaces a function of another program, which its loader loads first and names (bpf_program__set_attach_target); judge it with that loader, in command mode or a #[bpfcompat::kernel_test] (and set `autoload = false` for it here)",
                     p.name
                 ),
             )
