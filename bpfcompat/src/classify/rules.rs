@@ -628,7 +628,7 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
         Some(2) | Some(3) => v(
             Code::MissingAttachTarget,
             first_line(f),
-            "the hook (function, tracepoint or symbol) does not exist on this kernel: choose the target per kernel or make the program optional",
+            "the hook (function, tracepoint or symbol) does not exist on this kernel, nor in a module loaded here (bpfcompat's guests load only the modules BPF itself needs, so a filesystem's or a driver's function is missing there too): choose the target per kernel or make the program optional",
         ),
         Some(95) | Some(524)
             if e.program
