@@ -160,6 +160,10 @@ pub fn attach_all(
     if let Some(Ok(Some(pair))) = netkit {
         keep.push(Guard::Pair(pair));
     }
+    notes.extend(placement_notes(
+        device.as_ref().and_then(|d| d.as_ref().ok()),
+        cgroup.as_ref().and_then(|c| c.as_ref().ok()),
+    ));
     if let Some(Ok(NetDevice::Veth(pair))) = device {
         keep.push(Guard::Pair(pair));
     }
@@ -172,6 +176,29 @@ pub fn attach_all(
         substituted,
     };
     (out, attached)
+}
+
+/// What a report says of where a host's check put programs: a veth pair
+/// and a cgroup made for it, which the host's traffic and processes did not
+/// pass. Nothing for a guest's `lo` and root cgroup.
+pub(crate) fn placement_notes(
+    device: Option<&NetDevice>,
+    cgroup: Option<&CgroupTarget>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(NetDevice::Veth(pair)) = device {
+        notes.push(format!(
+            "XDP and tc programs were attached to `{}`, a veth pair made for this check and deleted after it: this host's traffic did not pass them",
+            pair.name
+        ));
+    }
+    if let Some(CgroupTarget::Own(own)) = cgroup {
+        notes.push(format!(
+            "cgroup programs were attached to `{}`, a cgroup made for this check and removed after it: this host's processes did not pass them",
+            own.path().display()
+        ));
+    }
+    notes
 }
 
 /// Why a program is not attached on its own, for kinds a loader places

@@ -113,6 +113,14 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             _ => skipped("not loaded"),
         };
     }
+    report.assumptions.extend(crate::attach::placement_notes(
+        targets.device.as_ref().and_then(|d| d.as_ref().ok()),
+        targets
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.as_ref().ok()),
+    ));
     report
 }
 

@@ -59,6 +59,11 @@ impl OwnCgroup {
         }
     }
 
+    /// Where it is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Moves this process into the cgroup until the returned guard is
     /// dropped, when it goes back where it was.
     pub(crate) fn enter(&self) -> io::Result<Inside> {

@@ -345,8 +345,9 @@ fn cgroup_programs_checked_on_a_host_act_on_no_process_of_the_host() {
         cell["programs"][0]["runs"].as_u64().unwrap() >= 1,
         "{cell:#}"
     );
-    // ... and the host's processes were not under it.
+    // ... and the host's processes were not under it, as the cell says.
     assert_eq!(outside, "allowed");
+    says(cell, "assumptions", &["a cgroup made for this check"]);
     // The cgroup made for it is gone: any left belongs to a check still
     // running (another test's).
     let left: Vec<String> = std::fs::read_dir(&root)
@@ -385,6 +386,7 @@ fn xdp_and_tc_programs_checked_on_a_host_see_none_of_its_traffic() {
         assert!(p["runs"].as_u64().unwrap() >= 1, "{cell:#}");
     }
     assert_eq!(lo, "through");
+    says(cell, "assumptions", &["a veth pair made for this check"]);
     // Any left belongs to a check still running (another test's).
     let left: Vec<_> = std::fs::read_dir("/sys/class/net")
         .unwrap()
