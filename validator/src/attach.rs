@@ -63,119 +63,150 @@ pub fn attach_all(
     site: Site,
 ) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
-    let mut keep = Vec::new();
-    let mut notes = Vec::new();
-    let mut substituted = Vec::new();
-    let registered = register_struct_ops(obj, &mut keep);
-    let has = |prefix: &str| {
-        obj.progs()
-            .any(|p| p.autoload() && p.section().to_string_lossy().starts_with(prefix))
-    };
-    let netkit = has("netkit/").then(DevicePair::netkit);
-    let cgroup = (has("cgroup") || has("lsm_cgroup"))
-        .then(|| CgroupTarget::new(site))
-        .flatten();
-    let device = obj
-        .progs()
-        .any(|p| p.autoload() && is_net(&p.section().to_string_lossy()))
-        .then(|| NetDevice::new(site));
+    let mut targets = Targets::for_object(obj, site);
+    let registered = register_struct_ops(obj, &mut targets.keep);
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
-        if section.starts_with("struct_ops") {
-            out.insert(name, registered.clone());
-            continue;
+        let outcome = if section.starts_with("struct_ops") {
+            registered.clone()
+        } else {
+            capture::take();
+            let target = fixups
+                .programs
+                .get(&name)
+                .and_then(|f| f.attach_target.as_deref());
+            targets.attach(&prog, &name, &section, target)
+        };
+        out.insert(name, outcome);
+    }
+    (out, targets.finish())
+}
+
+/// What one object's programs attach to, made for it before the first
+/// attach and kept, with the links, until they are all detached.
+struct Targets {
+    site: Site,
+    netkit: Option<std::io::Result<Option<DevicePair>>>,
+    cgroup: Option<std::io::Result<CgroupTarget>>,
+    device: Option<std::io::Result<NetDevice>>,
+    keep: Vec<Guard>,
+    notes: Vec<String>,
+    substituted: Vec<String>,
+}
+
+impl Targets {
+    /// The targets the object's programs need, made now.
+    fn for_object(obj: &Object, site: Site) -> Targets {
+        let has = |wanted: &dyn Fn(&str) -> bool| {
+            obj.progs()
+                .any(|p| p.autoload() && wanted(&p.section().to_string_lossy()))
+        };
+        Targets {
+            site,
+            netkit: has(&|s| s.starts_with("netkit/")).then(DevicePair::netkit),
+            cgroup: has(&is_cgroup).then(|| CgroupTarget::new(site)).flatten(),
+            device: has(&is_net).then(|| NetDevice::new(site)),
+            keep: Vec::new(),
+            notes: Vec::new(),
+            substituted: Vec::new(),
         }
-        capture::take();
-        let target = fixups
-            .programs
-            .get(&name)
-            .and_then(|f| f.attach_target.as_deref());
+    }
+
+    /// Attaches one program where its section says, keeping the link.
+    fn attach(
+        &mut self,
+        prog: &ProgramMut,
+        name: &str,
+        section: &str,
+        target: Option<&str>,
+    ) -> Outcome {
+        let keep = &mut self.keep;
         if section.starts_with("netkit/") {
-            let outcome = attach_netkit(&prog, &name, netkit.as_ref(), &mut keep);
-            out.insert(name, outcome);
-            continue;
+            return attach_netkit(prog, name, self.netkit.as_ref(), keep);
         }
-        if section.starts_with("cgroup") || section.starts_with("lsm_cgroup") {
-            let outcome = attach_cgroup(&prog, &name, cgroup.as_ref(), &mut keep);
-            out.insert(name, outcome);
-            continue;
+        if is_cgroup(section) {
+            return attach_cgroup(prog, name, self.cgroup.as_ref(), keep);
         }
-        if let Some(reason) = placed_by_the_loader(&section) {
-            out.insert(
-                name,
-                Outcome::Skipped {
-                    reason: reason.into(),
-                },
-            );
-            continue;
+        if let Some(reason) = placed_by_the_loader(section) {
+            return Outcome::Skipped {
+                reason: reason.into(),
+            };
         }
-        if is_net(&section) {
-            let outcome = attach_net(&prog, &name, &section, device.as_ref(), &mut keep);
-            out.insert(name, outcome);
-            continue;
+        if is_net(section) {
+            return attach_net(prog, name, section, self.device.as_ref(), keep);
         }
-        if let (Site::Guest, Some((binary, retprobe))) = (site, uprobe_on_a_binary(&section)) {
-            let outcome = match uprobe_here(&prog, retprobe) {
+        if let (Site::Guest, Some((binary, retprobe))) = (self.site, uprobe_on_a_binary(section)) {
+            return match uprobe_here(prog, retprobe) {
                 Ok(link) => {
                     keep.push(Guard::Link(link));
-                    notes.push(format!(
+                    self.notes.push(format!(
                         "uprobe `{name}`: attached to a function of the validator; `{binary}` is the loader's, not the guest's (the kernel's uprobes are what is judged)"
                     ));
-                    substituted.push(section.clone());
+                    self.substituted.push(section.to_string());
                     Outcome::Ok
                 }
-                Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(&name))),
+                Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
             };
-            out.insert(name, outcome);
-            continue;
         }
-        let outcome = match attach_one(&prog, &section, target) {
+        match attach_one(prog, section, target) {
             Ok(Some(guard)) => {
                 keep.push(guard);
                 Outcome::Ok
             }
-            Ok(None) if section.starts_with("usdt/") => Outcome::Skipped {
-                reason: format!(
-                    "a USDT probe in the loader's binary (section `{section}`): the loader attaches it, with the processes it traces"
-                ),
-            },
-            Ok(None) if loader_names_target(&section) => Outcome::Skipped {
-                reason: format!(
-                    "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
-                ),
-            },
             Ok(None) => Outcome::Skipped {
-                reason: format!("no attach point for section `{section}` without configuration"),
+                reason: unattached_reason(section),
             },
             Err(e) => {
-                let mut f = failure(&e, &capture::take(), Some(&name));
+                let mut f = failure(&e, &capture::take(), Some(name));
                 f.tracefs = Some(tracefs_mounted());
                 Outcome::Failed(f)
             }
-        };
-        out.insert(name, outcome);
+        }
     }
-    // Deleted after the links, which are dropped first.
-    if let Some(Ok(Some(pair))) = netkit {
-        keep.push(Guard::Pair(pair));
+
+    /// The attachments; the devices and the cgroup made for them go after
+    /// the links, which are dropped first.
+    fn finish(mut self) -> Attached {
+        self.notes.extend(placement_notes(
+            self.device.as_ref().and_then(|d| d.as_ref().ok()),
+            self.cgroup.as_ref().and_then(|c| c.as_ref().ok()),
+        ));
+        if let Some(Ok(Some(pair))) = self.netkit {
+            self.keep.push(Guard::Pair(pair));
+        }
+        if let Some(Ok(NetDevice::Veth(pair))) = self.device {
+            self.keep.push(Guard::Pair(pair));
+        }
+        if let Some(Ok(target)) = self.cgroup {
+            self.keep.push(Guard::Cgroup(target));
+        }
+        Attached {
+            guards: self.keep,
+            notes: self.notes,
+            substituted: self.substituted,
+        }
     }
-    notes.extend(placement_notes(
-        device.as_ref().and_then(|d| d.as_ref().ok()),
-        cgroup.as_ref().and_then(|c| c.as_ref().ok()),
-    ));
-    if let Some(Ok(NetDevice::Veth(pair))) = device {
-        keep.push(Guard::Pair(pair));
+}
+
+/// Why a program the validator gave no hook to was not attached.
+fn unattached_reason(section: &str) -> String {
+    if section.starts_with("usdt/") {
+        format!(
+            "a USDT probe in the loader's binary (section `{section}`): the loader attaches it, with the processes it traces"
+        )
+    } else if loader_names_target(section) {
+        format!(
+            "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
+        )
+    } else {
+        format!("no attach point for section `{section}` without configuration")
     }
-    if let Some(Ok(target)) = cgroup {
-        keep.push(Guard::Cgroup(target));
-    }
-    let attached = Attached {
-        guards: keep,
-        notes,
-        substituted,
-    };
-    (out, attached)
+}
+
+/// Sections of programs that attach to a cgroup (cgroup LSM ones too).
+fn is_cgroup(section: &str) -> bool {
+    section.starts_with("cgroup") || section.starts_with("lsm_cgroup")
 }
 
 /// What a report says of where a host's check put programs: a veth pair
