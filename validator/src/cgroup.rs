@@ -67,7 +67,8 @@ impl OwnCgroup {
     /// Moves this process into the cgroup until the returned guard is
     /// dropped, when it goes back where it was.
     pub(crate) fn enter(&self) -> io::Result<Inside> {
-        let root = cgroup2_root().ok_or_else(|| io::Error::other("cgroup2 is gone"))?;
+        // Made directly under the root.
+        let root = self.path.parent().unwrap_or(&self.path);
         let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
         let back = own_cgroup_in(&proc_cgroup)
             .map(|rel| root.join(rel))

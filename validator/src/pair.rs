@@ -77,9 +77,20 @@ impl DevicePair {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
+        let index = |n: &str| nix::net::if_::if_nametoindex(n).map_err(io::Error::from);
+        let (ifindex, peer) = match (index(&name), index(&peer_name)) {
+            (Ok(i), Ok(p)) => (i, p),
+            (Err(e), _) | (_, Err(e)) => {
+                // Made but not found again: not left behind.
+                let mut link = LinkMessage::default();
+                link.attributes.push(LinkAttribute::IfName(name.clone()));
+                let _ = request(RouteNetlinkMessage::DelLink(link), 0);
+                return Err(e);
+            }
+        };
         Ok(DevicePair {
-            ifindex: nix::net::if_::if_nametoindex(name.as_str())?,
-            peer: nix::net::if_::if_nametoindex(peer_name.as_str())?,
+            ifindex,
+            peer,
             name,
             peer_name,
             sections,
