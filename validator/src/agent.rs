@@ -54,6 +54,12 @@ fn run_as_init() -> ! {
                 w.stop();
             }
             let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
+            if !job.commands.is_empty() {
+                let root = Path::new(bpfcompat::wire::JOB_ROOT);
+                for w in bpfcompat::guest::job_root::install(root, Path::new("/")) {
+                    eprintln!("bpfcompat agent: {w}");
+                }
+            }
             for cmd in &job.commands {
                 let _ = port.send(&Record::Command(crate::command::run_command(cmd, &kernel)));
             }

@@ -82,8 +82,25 @@ impl Initramfs {
     /// every shared library it needs, where the guest's loader will look; debug
     /// sections are dropped from all of them.
     pub fn executable(&mut self, guest: &str, host: &Path) -> Result<(), InitramfsError> {
+        self.executable_with_libraries_under(guest, host, "")
+    }
+
+    /// [`Initramfs::executable`] for a job's executable: its libraries go
+    /// below `root` (their own paths under it), since a job archive may only
+    /// hold `/job`; the guest installs them where the loader looks
+    /// ([`crate::guest::job_root`]).
+    pub fn executable_with_libraries_under(
+        &mut self,
+        guest: &str,
+        host: &Path,
+        root: &str,
+    ) -> Result<(), InitramfsError> {
         let mut files = vec![(guest.to_string(), host.to_path_buf())];
-        files.extend(library_closure(host)?);
+        files.extend(
+            library_closure(host)?
+                .into_iter()
+                .map(|(path, host)| (format!("{root}{path}"), host)),
+        );
         for (guest_path, host_path) in files {
             let data = std::fs::read(&host_path).map_err(|source| InitramfsError::Read {
                 path: host_path.clone(),

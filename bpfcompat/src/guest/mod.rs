@@ -6,6 +6,7 @@ mod closure;
 pub mod init;
 mod initramfs;
 pub mod job_disk;
+pub mod job_root;
 mod strip;
 
 pub use closure::library_closure;

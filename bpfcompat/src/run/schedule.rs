@@ -168,7 +168,7 @@ fn build_initramfs(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bin = format!("{JOB_DIR}/bin/{i}/{file}");
-        img.executable(&bin, &c.binary)?;
+        img.executable_with_libraries_under(&bin, &c.binary, crate::wire::JOB_ROOT)?;
         let mut env = std::collections::BTreeMap::from([("BPFCOMPAT_BIN".to_string(), bin)]);
         if let Some(a) = &c.artifact {
             let guest = format!("{JOB_DIR}/artifacts/{i}.bpf.o");

@@ -14,6 +14,11 @@ pub const JOB_FILE: &str = "/job/job.json";
 /// A test binary sent with the job of a restored `#[kernel_test]` guest:
 /// the saved machine's `/init` (an earlier build) runs it in its place.
 pub const JOB_PROGRAM: &str = "/job/bin/test";
+/// The files a job's executables need at their own paths (their shared
+/// libraries): `/job/root/lib/x86_64-linux-gnu/libelf.so.1` is installed
+/// as `/lib/x86_64-linux-gnu/libelf.so.1` where the guest has none. A job
+/// archive holds only `/job`, so a warm guest can take it.
+pub const JOB_ROOT: &str = "/job/root";
 
 /// How far validation goes.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -20,7 +20,9 @@ pub const WIRE_VERSION: u32 = 1;
 
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
-pub use job::{JOB_DIR, JOB_FILE, JOB_PROGRAM, Job, JobCommand, JobObject, Mode, WorkerRequest};
+pub use job::{
+    JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode, WorkerRequest,
+};
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,
     ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, Record, StepFailure, VariantChoice,

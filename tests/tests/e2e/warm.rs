@@ -133,3 +133,63 @@ fn warm_guests_give_the_cells_cold_guests_give_and_a_damaged_machine_is_saved_ag
     assert!(restored(&third).iter().all(|r| *r), "{err}");
     assert_eq!(verdicts(&third), cells);
 }
+
+/// The `.state` files of a cache's saved machines, with their mtimes.
+fn saved_states(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(cache.join("snapshots"))
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "state"))
+        .map(|p| {
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn command_mode_restores_warm_guests_and_keeps_their_machines() {
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let dir = tempfile::tempdir().unwrap();
+    let cache = private_cache(dir.path());
+    let loader = bpfcompat_e2e::workspace_bin("lo-echo");
+    let run = || {
+        let mut c = bpfcompat_e2e::cli(&["test", "--loader"]);
+        c.arg(&loader).env("BPFCOMPAT_CACHE", &cache);
+        bpfcompat_e2e::Args::kernels(&mut c, &kernels);
+        let (out, report) = with_report(c);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}\n{report:#}");
+        (err, report)
+    };
+    // The priming run saves each kernel's machine and restores it at once:
+    // a command's job (the loader and its libraries) is one a saved agent
+    // takes.
+    let (err, first) = run();
+    assert!(!err.contains("Cold"), "{err}");
+    assert_eq!(err.matches("Saving").count(), kernels.len(), "{err}");
+    let saved = saved_states(&cache);
+    assert_eq!(saved.len(), kernels.len(), "{err}");
+    for k in first["kernels"].as_array().unwrap() {
+        assert_eq!(k["restored"], true, "{k:#}");
+    }
+    // Later runs only restore, and leave the machines as they were.
+    let (err, second) = run();
+    assert!(!err.contains("Cold") && !err.contains("Saving"), "{err}");
+    for k in second["kernels"].as_array().unwrap() {
+        assert_eq!(k["restored"], true, "{k:#}");
+    }
+    assert_eq!(saved_states(&cache), saved);
+    // `kernels list` names the machines that exist.
+    let out =
+        bpfcompat_e2e::run(bpfcompat_e2e::cli(&["kernels", "list"]).env("BPFCOMPAT_CACHE", &cache));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listed.matches("saved machine").count(),
+        kernels.len(),
+        "{listed}"
+    );
+}

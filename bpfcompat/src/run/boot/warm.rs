@@ -192,14 +192,17 @@ pub(crate) fn run_warm(
     };
     let liveness = unproven.then_some(crate::vm::KVM_LIVENESS);
     match boot(w.qemu, &restore, w.timeout, liveness, w.cancel) {
-        // A restore that never reached the agent: the file is not trusted
-        // again (unless KVM itself is what does not run here).
-        Ok(b)
-            if !b.records.iter().any(|r| matches!(r, Record::Hello { .. }))
-                && !matches!(b.exit, Exit::Interrupted { .. }) =>
-        {
-            if !unproven {
-                let _ = std::fs::remove_file(&state);
+        // The agent ran but would not take this job (it says why): the
+        // machine is good, the job is what failed; it stays.
+        Ok(b) if !said_hello(&b) && refused(&b).is_some() => Warm::Cold(format!(
+            "the restored agent refused the job: {}",
+            refused(&b).unwrap_or_default()
+        )),
+        // A restore that never reached the agent: the machine is not
+        // trusted again (unless KVM itself is what does not run here).
+        Ok(b) if !said_hello(&b) && !matches!(b.exit, Exit::Interrupted { .. }) => {
+            if !unproven && let Ok(Some(lock)) = Lock::take(&dir, &key, false) {
+                let _ = remove_files(&dir, &key).and_then(|()| lock.remove());
             }
             Warm::Cold(format!("the restored machine did not run ({})", b.exit))
         }
@@ -211,6 +214,18 @@ pub(crate) fn run_warm(
         }
         Err(e) => Warm::Cold(e.to_string()),
     }
+}
+
+fn said_hello(b: &Boot) -> bool {
+    b.records.iter().any(|r| matches!(r, Record::Hello { .. }))
+}
+
+/// What the restored agent said when it could not take its job.
+fn refused(b: &Boot) -> Option<String> {
+    b.records.iter().find_map(|r| match r {
+        Record::AgentError { message } => Some(message.clone()),
+        _ => None,
+    })
 }
 
 /// Boots the machine until the agent awaits its job and saves it.
@@ -287,8 +302,9 @@ fn remove_files(dir: &Path, key: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The saved machines of a directory: key, owner and size in bytes.
-fn saved_in(dir: &Path) -> Vec<(String, String, u64)> {
+/// The saved machines of a directory: key, owner and size in bytes (an
+/// error where the machine's state is gone).
+fn saved_in(dir: &Path) -> Vec<(String, String, std::io::Result<u64>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -303,7 +319,9 @@ fn saved_in(dir: &Path) -> Vec<(String, String, u64)> {
             continue;
         };
         let owner = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let bytes = std::fs::metadata(dir.join(format!("{key}.state"))).map_or(0, |m| m.len());
+        // None: an owner left without its state (a save that failed
+        // half-way, a machine found bad) is no machine.
+        let bytes = std::fs::metadata(dir.join(format!("{key}.state"))).map(|m| m.len());
         out.push((key.to_string(), owner.trim().to_string(), bytes));
     }
     out
@@ -332,6 +350,8 @@ pub fn saved_machines(cache: &Cache) -> Vec<SavedMachine> {
     saved_in(&cache.root().join("snapshots"))
         .into_iter()
         .filter_map(|(key, owner, bytes)| {
+            // Only machines that exist are listed.
+            let bytes = bytes.ok()?;
             let mut words = owner.split(' ');
             Some(SavedMachine {
                 profile: words.next()?.to_string(),
