@@ -6,7 +6,8 @@ use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
 use crate::wire::{
-    CommandReport, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport, StepFailure,
+    CommandReport, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport, Ready,
+    StepFailure, Stop,
 };
 
 /// A cell's state.
@@ -540,65 +541,139 @@ fn fire_finding(p: &ProgramReport) -> Option<Finding> {
     ))
 }
 
-/// Command mode: the exit code is the verdict.
+/// Command mode: how the command ended is the verdict (its exit code, or
+/// for one that runs until stopped, readiness and a clean stop).
 fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
-    let tails = || {
-        let mut lines: Vec<String> = r
-            .stderr_tail
-            .iter()
-            .map(|l| format!("stderr: {l}"))
-            .collect();
-        lines.extend(r.stdout_tail.iter().map(|l| format!("stdout: {l}")));
-        lines
-    };
     let expected = run.command_expect.get(&r.name).copied().unwrap_or(0);
-    let (code, message) = if let Some(e) = &r.spawn_error {
-        (
-            Code::Infra,
-            format!("the command could not be started: {e}"),
-        )
-    } else if r.timed_out {
-        (
-            Code::Timeout,
-            format!(
-                "the command ran past its limit ({} ms) and was killed",
-                r.duration_ms
-            ),
-        )
-    } else if let Some(sig) = r.signal {
-        (
-            Code::CommandFailed,
-            format!("the command was killed by signal {sig}"),
-        )
-    } else if r.exit_code == Some(expected) {
-        let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
-        c.message = Some(format!("exited with {expected} in {} ms", r.duration_ms));
-        c.command = Some(r.clone());
-        return c;
-    } else {
-        (
-            Code::CommandFailed,
-            format!(
-                "exited with {} (expected {expected})",
-                r.exit_code.map_or("?".into(), |c| c.to_string())
-            ),
-        )
+    let verdict = command_verdict(r, expected);
+    let (code, message) = match verdict {
+        Ok(message) => {
+            let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
+            c.message = Some(message);
+            c.command = Some(r.clone());
+            return c;
+        }
+        Err(failure) => failure,
     };
     let status = if code == Code::Infra {
         Status::InfraError
     } else {
         Status::Fail
     };
-    let fix = "your loader's own output is attached; run it on this kernel to reproduce";
+    let fix = match (code, &r.ready) {
+        (Code::Timeout, None) if r.exit_code.is_none() => {
+            "a loader that runs until stopped needs a readiness criterion: --ready-line REGEX (a line of its output that means it works) or --ready-after DURATION; else raise --command-timeout"
+        }
+        _ => "your loader's own output is attached; run it on this kernel to reproduce",
+    };
     let mut c = Cell::one_guest_finding(
         &r.name,
         run,
         status,
         (code, message, Some(fix.into())),
-        tails(),
+        output_lines(r),
     );
     c.command = Some(r.clone());
     c
+}
+
+/// The last lines of a command's output, for a finding.
+fn output_lines(r: &CommandReport) -> Vec<String> {
+    crate::wire::tail(r.output.lines().map(str::to_string).collect(), 40)
+}
+
+/// A command's verdict: `Ok(message)` for a pass, else its code and message.
+fn command_verdict(r: &CommandReport, expected: i32) -> Result<String, (Code, String)> {
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    let ended = || match (r.exit_code, r.signal) {
+        (_, Some(sig)) => format!("was killed by {}", super::signal_name(sig as usize)),
+        (Some(code), None) => format!("exited with {code}"),
+        (None, None) => "ended".to_string(),
+    };
+    if let Some(e) = &r.spawn_error {
+        return Err((
+            Code::Infra,
+            format!("the command could not be started: {e}"),
+        ));
+    }
+    let criterion = match &r.readiness {
+        Some(Ready::Line(p)) => format!("no line of its output matched `{p}`"),
+        Some(Ready::AfterMs(ms)) => format!("it had to run {}", secs(*ms)),
+        None => String::new(),
+    };
+    if r.timed_out {
+        return Err((
+            Code::Timeout,
+            match &r.readiness {
+                Some(_) => format!(
+                    "the command was never ready within {} ({criterion}) and was killed",
+                    secs(r.duration_ms)
+                ),
+                None => format!(
+                    "the command ran past its limit ({}) and was killed",
+                    secs(r.duration_ms)
+                ),
+            },
+        ));
+    }
+    if r.readiness.is_some() && r.ready.is_none() {
+        return Err((
+            Code::CommandFailed,
+            format!("the command {} before it was ready ({criterion})", ended()),
+        ));
+    }
+    let Some(ready) = &r.ready else {
+        return match (r.exit_code, r.signal) {
+            (Some(code), None) if code == expected => {
+                Ok(format!("exited with {expected} in {}", secs(r.duration_ms)))
+            }
+            _ if r.signal.is_none() => Err((
+                Code::CommandFailed,
+                format!("{} (expected {expected})", ended()),
+            )),
+            _ => Err((Code::CommandFailed, format!("the command {}", ended()))),
+        };
+    };
+    let how = match &ready.line {
+        Some(line) => format!("ready after {} (`{}`)", secs(ready.after_ms), clip(line)),
+        None => format!("still running after {}", secs(ready.after_ms)),
+    };
+    let sigint = crate::classify::signal_name(2);
+    match r.stop {
+        Some(Stop::GraceExpired) => Err((
+            Code::CommandFailed,
+            format!(
+                "{how}, then still running after {sigint} until the grace period ended: killed"
+            ),
+        )),
+        Some(Stop::DefaultAction) => Ok(format!("{how}; ended by {sigint}")),
+        Some(Stop::Clean) => match (r.exit_code, r.signal) {
+            (Some(code), None) if code == 0 || code == expected => {
+                Ok(format!("{how}; exited with {code} on {sigint}"))
+            }
+            (None, Some(2)) => Ok(format!("{how}; ended by {sigint}")),
+            _ => Err((
+                Code::CommandFailed,
+                format!("{how}, then {} on {sigint}", ended()),
+            )),
+        },
+        // It ended by itself after it was ready (during the workload).
+        None => match (r.exit_code, r.signal) {
+            (Some(code), None) if code == expected => Ok(format!("{how}; exited with {code}")),
+            _ => Err((
+                Code::CommandFailed,
+                format!("{how}, then {} before it was stopped", ended()),
+            )),
+        },
+    }
+}
+
+fn clip(line: &str) -> String {
+    let mut s: String = line.chars().take(120).collect();
+    if s.len() < line.len() {
+        s.push('…');
+    }
+    s
 }
 
 fn outcome_word(o: &Outcome) -> String {

@@ -5,6 +5,7 @@
 mod closure;
 pub mod init;
 mod initramfs;
+pub mod isolate;
 pub mod job_disk;
 pub mod job_root;
 mod strip;

@@ -86,8 +86,12 @@ pub struct CommandInput {
     pub artifact: Option<PathBuf>,
     /// The exit code that means success.
     pub expect_exit: i32,
-    /// Limit for one run of the command.
+    /// Limit for one run of the command (with `ready`: until it is ready).
     pub timeout: Duration,
+    /// When a command that runs until stopped counts as working.
+    pub ready: Option<crate::wire::Ready>,
+    /// How long a ready command has to exit after SIGINT.
+    pub grace: Duration,
 }
 
 /// One kernel to run on.

@@ -181,6 +181,9 @@ fn build_initramfs(
             env,
             expect_exit: c.expect_exit,
             timeout_secs: c.timeout.as_secs().max(1),
+            ready: c.ready.clone(),
+            grace_ms: c.grace.as_millis() as u64,
+            trigger: plan.settings.trigger.clone(),
         });
     }
     let job = Job {

@@ -144,8 +144,36 @@ pub struct JobCommand {
     pub env: BTreeMap<String, String>,
     /// The exit code that means success.
     pub expect_exit: i32,
-    /// Killed and reported TIMEOUT after this long.
+    /// Killed and reported TIMEOUT after this long (without `ready`: its
+    /// whole run; with it: until it is ready).
     pub timeout_secs: u64,
+    /// When a loader that runs until stopped counts as working; `None`: it
+    /// must exit by itself, and its exit code is the verdict.
+    #[serde(default)]
+    pub ready: Option<Ready>,
+    /// Once ready: how long it has to exit after SIGINT, in milliseconds.
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u64,
+    /// Once ready: a workload to run before it is stopped (argv).
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
+}
+
+fn default_grace_ms() -> u64 {
+    DEFAULT_GRACE_MS
+}
+
+/// How long a ready loader has to exit after SIGINT by default.
+pub const DEFAULT_GRACE_MS: u64 = 10_000;
+
+/// When a long-running command is ready, that is, working.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    /// A line of its output matches this regular expression.
+    Line(String),
+    /// It is still running this many milliseconds after it started.
+    AfterMs(u64),
 }
 
 /// One object of a job.

@@ -21,10 +21,11 @@ pub const WIRE_VERSION: u32 = 1;
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
 pub use job::{
-    JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode, WorkerRequest,
+    DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode,
+    Ready, WorkerRequest,
 };
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,
-    ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, Record, StepFailure, VariantChoice,
-    parse_records, tail,
+    OUTPUT_KEEP, ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, ReadyAt, Record, StepFailure,
+    Stop, VariantChoice, parse_records, tail,
 };

@@ -149,12 +149,58 @@ pub struct CommandReport {
     pub timed_out: bool,
     /// It could not be started: why.
     pub spawn_error: Option<String>,
-    /// The end of its standard output.
-    pub stdout_tail: Vec<String>,
-    /// The end of its standard error.
-    pub stderr_tail: Vec<String>,
+    /// The end of what it wrote, standard output and error as one stream in
+    /// the order written (at most [`OUTPUT_KEEP`] bytes; not UTF-8 shown
+    /// lossily).
+    #[serde(default)]
+    pub output: String,
+    /// How many bytes it wrote in all (more than `output` holds when the
+    /// beginning was cut).
+    #[serde(default)]
+    pub output_bytes: u64,
+    /// What ready meant for it, when it runs until stopped.
+    #[serde(default)]
+    pub readiness: Option<super::Ready>,
+    /// When it became ready.
+    #[serde(default)]
+    pub ready: Option<ReadyAt>,
+    /// How it ended once ready and sent SIGINT.
+    #[serde(default)]
+    pub stop: Option<Stop>,
+    /// The workload run once it was ready, and how it ended.
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// Why it ran beside the agent instead of in namespaces of its own.
+    #[serde(default)]
+    pub not_isolated: Option<String>,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
+}
+
+/// The most of a command's output a report keeps: its last 64 KiB.
+pub const OUTPUT_KEEP: usize = 64 << 10;
+
+/// When a command became ready.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReadyAt {
+    /// Milliseconds after it started.
+    pub after_ms: u64,
+    /// The line that matched (for a ready line), cut to 4 KiB.
+    pub line: Option<String>,
+}
+
+/// How a ready command ended after SIGINT.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// It exited, or died of that SIGINT, within the grace period.
+    Clean,
+    /// It had no handler for SIGINT, whose default action ends a process:
+    /// it was ended so (in its PID namespace, where it is PID 1, the kernel
+    /// ignores a signal it does not handle).
+    DefaultAction,
+    /// It was still running when the grace period ended, and was killed.
+    GraceExpired,
 }
 
 /// Which program of a group of alternatives a kernel got.

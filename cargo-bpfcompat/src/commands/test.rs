@@ -166,9 +166,58 @@ pub struct CommandModeArgs {
     /// The exit code that means success in command mode.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub expect_exit: i32,
-    /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds).
+    /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds);
+    /// with --ready-line or --ready-after, the limit to get ready.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub command_timeout: Limit,
+    /// For a loader that runs until stopped (Ctrl-C): it works once a line of its
+    /// output (stdout or stderr) matches REGEX, e.g. '^ready$' or 'Attached'. Then
+    /// the --trigger runs, SIGINT asks it to stop, and it must exit within --grace
+    /// (exit 0, or death by that SIGINT). Dying first fails with its output; never
+    /// ready within --command-timeout is TIMEOUT.
+    #[arg(long, value_name = "REGEX", conflicts_with = "ready_after")]
+    pub ready_line: Option<ReadyLine>,
+    /// For a loader that runs until stopped: it works if it is still running after
+    /// DURATION (then as --ready-line).
+    #[arg(long, value_name = "DURATION", value_parser = positive_limit)]
+    pub ready_after: Option<Limit>,
+    /// How long a ready loader has to exit after SIGINT.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = positive_limit)]
+    pub grace: Limit,
+}
+
+/// A `--ready-line` pattern, checked when the arguments are parsed.
+#[derive(Clone, Debug)]
+pub struct ReadyLine(pub String);
+
+impl std::str::FromStr for ReadyLine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ReadyLine, String> {
+        regex::bytes::Regex::new(s)
+            .map(|_| ReadyLine(s.to_string()))
+            .map_err(|e| format!("not a regular expression: {e}"))
+    }
+}
+
+/// A duration above zero.
+fn positive_limit(s: &str) -> Result<Limit, String> {
+    match s.parse::<Limit>()? {
+        Limit(d) if d.is_zero() => Err("must be more than 0 (e.g. 2s)".into()),
+        l => Ok(l),
+    }
+}
+
+impl CommandModeArgs {
+    /// What ready means, as the flags say.
+    fn ready(&self) -> Option<bpfcompat::wire::Ready> {
+        use bpfcompat::wire::Ready;
+        match (&self.ready_line, &self.ready_after) {
+            (Some(l), _) => Some(Ready::Line(l.0.clone())),
+            (None, Some(d)) => Some(Ready::AfterMs(d.0.as_millis() as u64)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What to validate, where, and what is expected.
@@ -487,6 +536,8 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             artifact,
             expect_exit: a.cmd.expect_exit,
             timeout: a.cmd.command_timeout.0,
+            ready: a.cmd.ready(),
+            grace: a.cmd.grace.0,
         })
         .collect();
     let config = explicit_config(a)?;

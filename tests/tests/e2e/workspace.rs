@@ -227,7 +227,7 @@ fn command_mode_runs_the_users_loader_on_each_kernel() {
     // A passing cell keeps the command's output too.
     let passed = &on("debian-12-6.1")["command"];
     assert_eq!(passed["exit_code"], 0, "{passed:#}");
-    says(passed, "stdout_tail", &["ok   bounded_loop"]);
+    says(passed, "output", &["ok   bounded_loop"]);
     let failed = on("debian-11-5.10");
     assert_eq!(failed["code"], "COMMAND_FAILED", "{failed:#}");
     assert_eq!(failed["message"], "exited with 1 (expected 0)");

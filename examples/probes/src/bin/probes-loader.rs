@@ -2,6 +2,8 @@
 //! real program would, and says which worked. Exit 0 when all did.
 //!
 //! `probes-loader [--only NAME]...` limits it to some programs.
+//! `--daemon` runs as most eBPF tools do: once everything is attached it
+//! prints `ready` and keeps the programs attached until Ctrl-C (SIGINT).
 
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
@@ -10,20 +12,22 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use probes::{bounded_loop, fentry, ringbuf, task_state, task_state_guarded};
 
 macro_rules! try_skeleton {
-    ($module:ident, $builder:ident) => {{
-        let mut storage = MaybeUninit::uninit();
+    ($module:ident, $builder:ident, $keep:expr) => {{
+        let storage = Box::leak(Box::new(MaybeUninit::uninit()));
         let result = $module::$builder::default()
-            .open(&mut storage)
+            .open(storage)
             .and_then(|open| open.load())
             .and_then(|mut skel| skel.attach().map(|()| skel));
-        result.map(drop)
+        // A daemon keeps its programs attached until it exits.
+        result.map(|skel| if $keep { std::mem::forget(skel) })
     }};
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let only: Vec<&str> = args.chunks(2).filter(|c| c[0] == "--only" && c.len() == 2).map(|c| c[1].as_str()).collect();
+    let only: Vec<&str> = args.windows(2).filter(|w| w[0] == "--only").map(|w| w[1].as_str()).collect();
     let wanted = |name: &str| only.is_empty() || only.contains(&name);
+    let daemon = args.iter().any(|a| a == "--daemon");
     let mut failed = 0;
     let mut report = |name: &str, result: libbpf_rs::Result<()>| match result {
         Ok(()) => println!("ok   {name}"),
@@ -33,19 +37,32 @@ fn main() -> ExitCode {
         }
     };
     if wanted("ringbuf") {
-        report("ringbuf", try_skeleton!(ringbuf, RingbufSkelBuilder));
+        report("ringbuf", try_skeleton!(ringbuf, RingbufSkelBuilder, daemon));
     }
     if wanted("bounded_loop") {
-        report("bounded_loop", try_skeleton!(bounded_loop, BoundedLoopSkelBuilder));
+        report("bounded_loop", try_skeleton!(bounded_loop, BoundedLoopSkelBuilder, daemon));
     }
     if wanted("fentry") {
-        report("fentry", try_skeleton!(fentry, FentrySkelBuilder));
+        report("fentry", try_skeleton!(fentry, FentrySkelBuilder, daemon));
     }
     if wanted("task_state") {
-        report("task_state", try_skeleton!(task_state, TaskStateSkelBuilder));
+        report("task_state", try_skeleton!(task_state, TaskStateSkelBuilder, daemon));
     }
     if wanted("task_state_guarded") {
-        report("task_state_guarded", try_skeleton!(task_state_guarded, TaskStateGuardedSkelBuilder));
+        report("task_state_guarded", try_skeleton!(task_state_guarded, TaskStateGuardedSkelBuilder, daemon));
     }
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failed > 0 {
+        return ExitCode::from(1);
+    }
+    if daemon {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        ctrlc::set_handler(move || {
+            let _ = stop.send(());
+        })
+        .expect("a SIGINT handler");
+        println!("ready");
+        let _ = stopped.recv();
+        println!("detaching");
+    }
+    ExitCode::SUCCESS
 }
