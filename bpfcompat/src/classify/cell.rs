@@ -889,4 +889,72 @@ mod tests {
             "unknown list: no claim"
         );
     }
+
+    #[test]
+    fn a_command_that_runs_until_stopped_is_judged_by_readiness_and_its_stop() {
+        let line = Some(Ready::Line("^ready$".into()));
+        let ready = Some(crate::wire::ReadyAt {
+            after_ms: 200,
+            line: Some("ready".into()),
+        });
+        let cmd = |ready_at: Option<crate::wire::ReadyAt>, stop, exit: Option<i32>, signal| {
+            CommandReport {
+                readiness: line.clone(),
+                ready: ready_at,
+                stop,
+                exit_code: exit,
+                signal,
+                ..CommandReport::default()
+            }
+        };
+        let code = |r: &CommandReport| command_verdict(r, 0).err().map(|(c, _)| c);
+        // Ready, then a clean exit on SIGINT (or death by it, or its default action).
+        assert_eq!(
+            code(&cmd(ready.clone(), Some(Stop::Clean), Some(0), None)),
+            None
+        );
+        assert_eq!(
+            code(&cmd(ready.clone(), Some(Stop::Clean), None, Some(2))),
+            None
+        );
+        assert_eq!(
+            code(&cmd(
+                ready.clone(),
+                Some(Stop::DefaultAction),
+                None,
+                Some(2)
+            )),
+            None
+        );
+        // A crash on the way out, or no exit within the grace period, fails.
+        let crashed = cmd(ready.clone(), Some(Stop::Clean), None, Some(11));
+        assert_eq!(code(&crashed), Some(Code::CommandFailed));
+        assert_eq!(
+            code(&cmd(ready.clone(), Some(Stop::GraceExpired), None, Some(9))),
+            Some(Code::CommandFailed)
+        );
+        // Dying before ready fails with its exit; never ready is TIMEOUT.
+        let died = cmd(None, None, Some(1), None);
+        let (c, message) = command_verdict(&died, 0).unwrap_err();
+        assert_eq!(c, Code::CommandFailed);
+        assert!(
+            message.contains("before it was ready") && message.contains("^ready$"),
+            "{message}"
+        );
+        let never = CommandReport {
+            timed_out: true,
+            ..cmd(None, None, None, Some(9))
+        };
+        assert_eq!(code(&never), Some(Code::Timeout));
+        // Without readiness the exit code decides, as before.
+        let plain = CommandReport {
+            exit_code: Some(3),
+            ..CommandReport::default()
+        };
+        assert_eq!(command_verdict(&plain, 3).err(), None);
+        assert_eq!(
+            command_verdict(&plain, 0).err().map(|e| e.0),
+            Some(Code::CommandFailed)
+        );
+    }
 }

@@ -231,6 +231,13 @@ fn cell<'a>(c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
             entries.push(pre("verifier log (end)", f.verifier_tail.join("\n"), false));
         }
     }
+    if let Some(cmd) = c.command.as_ref().filter(|cmd| !cmd.output.is_empty()) {
+        let term = match cmd.output_bytes as usize == cmd.output.len() {
+            true => "loader output",
+            false => "loader output (its last 64 KiB)",
+        };
+        entries.push(pre(term, cmd.output.as_str(), false));
+    }
     for p in &c.programs {
         let runs = p
             .runs

@@ -23,6 +23,10 @@ pub fn junit(r: &Report) -> String {
                 continue;
             };
             let mut case = TestCase::new(c.kernel.as_str(), status(c));
+            // The loader's own output, whatever the verdict (the kept end).
+            if let Some(cmd) = c.command.as_ref().filter(|cmd| !cmd.output.is_empty()) {
+                case.set_system_out(cmd.output.as_str());
+            }
             case.set_classname(object.as_str());
             if let Some(release) = &c.kernel_release {
                 case.add_property(quick_junit::Property::new(
@@ -72,6 +76,10 @@ fn details(c: &Cell) -> String {
             lines.push(format!("fix: {fix}"));
         }
         lines.extend_from_slice(super::last(&f.verifier_tail, 10));
+    }
+    if let Some((title, output)) = super::loader_output(c, 20) {
+        lines.push(format!("{title}:"));
+        lines.push(output);
     }
     lines.join("\n")
 }

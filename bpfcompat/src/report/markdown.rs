@@ -257,6 +257,18 @@ fn failures_view(r: &Report, out: &mut String) {
                 body.push_str("  ```\n\n  </details>\n");
             }
         }
+        if let Some((title, lines)) = super::loader_output(c, 40) {
+            let _ = write!(
+                body,
+                "\n<details><summary>{}</summary>\n\n```text\n",
+                text(&title)
+            );
+            for l in lines.lines() {
+                // A line of the loader's cannot close the fence.
+                let _ = writeln!(body, "{}", l.replace('`', "'"));
+            }
+            body.push_str("```\n\n</details>\n");
+        }
         body.push('\n');
     }
     if !failing.is_empty() {
