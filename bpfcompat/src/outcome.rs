@@ -125,6 +125,18 @@ pub struct KernelRun {
     /// raw evidence when an object's report is missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed_records: Vec<MalformedRecord>,
+    /// Result-port lines that claimed to be records but were not signed by
+    /// the guest's init, so were ignored (something else in the guest, such
+    /// as a loader, wrote them): the first few.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_records: Vec<String>,
+    /// How many such lines there were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_record_count: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Everything a run produced.
@@ -178,6 +190,8 @@ impl KernelRun {
             qemu_argv: Vec::new(),
             evidence: None,
             malformed_records: Vec::new(),
+            foreign_records: Vec::new(),
+            foreign_record_count: 0,
         }
     }
 

@@ -56,8 +56,10 @@ proptest! {
 
     #[test]
     fn guest_records_survive_any_line(line in ".{0,200}", json in "[{}\\[\\]\":,a-z0-9 ]{0,200}") {
-        let _ = crate::wire::Record::from_line(&line);
-        let _ = crate::wire::Record::from_line(&format!("BPFCOMPAT1 {json}"));
+        let mut host = crate::wire::channel::Verifier::default();
+        let _ = host.accept(&line);
+        let _ = host.accept(&format!("BPFCOMPAT2 - {json}"));
+        let _ = host.accept(&format!("BPFCOMPAT2 K{json}"));
     }
 
     #[test]

@@ -211,6 +211,20 @@ impl Cell {
 
 /// The cells of one kernel, one per object (in `objects` order).
 pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
+    let mut cells = cells_of(run, objects);
+    if let Some(first) = run.foreign_records.first() {
+        let note = format!(
+            "the result port carried {} line(s) that claimed to be the agent's records but were not signed by it: something else in the guest (such as the loader) wrote them, and they were ignored; the first: {first}",
+            run.foreign_record_count
+        );
+        for c in &mut cells {
+            c.assumptions.push(note.clone());
+        }
+    }
+    cells
+}
+
+fn cells_of(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
     let mut missing_seen = false;
     objects
         .iter()

@@ -158,6 +158,7 @@ fn interface_up(name: &str) -> Result<(), String> {
 /// The result port, opened raw so the bytes arrive as written.
 pub struct ResultPort {
     file: File,
+    signer: crate::wire::channel::Signer,
 }
 
 impl ResultPort {
@@ -171,12 +172,15 @@ impl ResultPort {
             nix::sys::termios::cfmakeraw(&mut t);
             let _ = nix::sys::termios::tcsetattr(&file, nix::sys::termios::SetArg::TCSANOW, &t);
         }
-        Ok(ResultPort { file })
+        Ok(ResultPort {
+            file,
+            signer: Default::default(),
+        })
     }
 
     /// Sends one record and waits until it left the guest.
     pub fn send(&mut self, record: &Record) -> std::io::Result<()> {
-        let mut line = record.to_line();
+        let mut line = self.signer.line(record);
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.flush()?;
@@ -227,15 +231,22 @@ pub fn prologue(who: &str) -> ResultPort {
 /// before the machine was saved), the job from the job disk, then the
 /// hello. A job that cannot be received is reported and the guest powers off.
 pub fn begin(who: &str) -> ResultPort {
-    if !job_on_disk() {
-        return start(who);
-    }
+    let mut port = prepare(who);
+    hello(&mut port);
+    port
+}
+
+/// [`begin`] without the hello: the guest is set up and has its job. The
+/// hello draws the key the rest of the boot's records are signed with, so
+/// only the process that sends them may say it.
+pub fn prepare(who: &str) -> ResultPort {
     let mut port = prologue(who);
-    if let Err(message) = receive_job(&mut port) {
+    if job_on_disk()
+        && let Err(message) = receive_job(&mut port)
+    {
         let _ = port.send(&Record::AgentError { message });
         power_off();
     }
-    hello(&mut port);
     port
 }
 

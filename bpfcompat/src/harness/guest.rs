@@ -1,6 +1,10 @@
-//! Inside the guest: run the requested test bodies, each in its own process
-//! under its timeout, report, power off.
+//! Inside the guest: run the requested test bodies, each in a process of
+//! its own under its timeout (a fresh run of this binary in PID and mount
+//! namespaces of its own, so it holds nothing of the init's, the key its
+//! records are signed with included), report, power off.
 
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -9,15 +13,28 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use serde::{Deserialize, Serialize};
 
 use super::{CONSOLE_MARK, KernelTest, Outcome, registered};
-use crate::guest::init::{ResultPort, begin, power_off, uptime_ms};
+use crate::guest::init::{ResultPort, hello, power_off, prepare, uptime_ms};
+use crate::guest::isolate;
 use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Record};
 
 /// Set for a test binary that a restored guest's `/init` runs in its
-/// place: the guest is already set up and has said hello.
+/// place: the guest is already set up.
 const TAKEN_OVER: &str = "BPFCOMPAT_TAKEN_OVER";
+
+/// Set for the run of this binary that runs one test body: its name.
+pub(super) const RUN_TEST: &str = "BPFCOMPAT_RUN_TEST";
+/// The descriptor that run writes its [`BodyResult`] to.
+const RESULT_FD: &str = "BPFCOMPAT_RESULT_FD";
+
+/// What a test body's process tells the init.
+#[derive(Serialize, Deserialize)]
+struct BodyResult {
+    passed: bool,
+    message: Option<String>,
+}
 
 /// Runs the test bodies the job names, reports each, powers off.
 pub(crate) fn run() -> ! {
@@ -27,10 +44,11 @@ pub(crate) fn run() -> ! {
             power_off()
         })
     } else {
-        let mut port = begin("bpfcompat");
+        let mut port = prepare("bpfcompat");
         if Path::new(JOB_PROGRAM).exists() {
             // A restored machine's init is the build that saved it; the
-            // job brings this build, which runs as PID 1 in its place.
+            // job brings this build, which runs as PID 1 in its place and
+            // says the hello (the hello's key is the sender's alone).
             let e = Command::new(JOB_PROGRAM).env(TAKEN_OVER, "1").exec();
             let _ = port.send(&Record::AgentError {
                 message: format!("cannot run the test binary {JOB_PROGRAM}: {e}"),
@@ -39,6 +57,7 @@ pub(crate) fn run() -> ! {
         }
         port
     };
+    hello(&mut port);
     let job = std::fs::read(JOB_FILE)
         .map_err(|e| e.to_string())
         .and_then(|b| Job::parse(&b));
@@ -60,9 +79,9 @@ pub(crate) fn run() -> ! {
                 // The host cuts the console at these lines: each test's own
                 // part is its evidence.
                 eprintln!("{CONSOLE_MARK}{name}");
-                match in_child(t, &mut port) {
-                    None => continue,
-                    Some(failed) => (false, Some(failed)),
+                match in_child(t) {
+                    Ok(r) => (r.passed, r.message),
+                    Err(failed) => (false, Some(failed)),
                 }
             }
         };
@@ -79,60 +98,114 @@ pub(crate) fn run() -> ! {
     power_off();
 }
 
-/// Runs one test body in a child process, so that a hang can be killed at
-/// the test's `timeout` and a crash ends only that test. The child reports
-/// its own result; `None` when it did, else why it has none.
-fn in_child(t: &KernelTest, port: &mut ResultPort) -> Option<String> {
-    let started = Instant::now();
-    // SAFETY: PID 1 of the guest is single-threaded here; the child only
-    // runs the test body, reports and exits.
-    let child = match unsafe { fork() } {
-        Err(e) => return Some(format!("cannot fork for the test: {e}")),
-        Ok(ForkResult::Child) => {
-            let (passed, message) = match catch_unwind(AssertUnwindSafe(t.run)) {
-                Ok(Outcome::Pass) => (true, None),
-                Ok(Outcome::Fail(e)) => (false, Some(e)),
-                Err(panic) => (false, Some(format!("panicked: {}", panic_message(&*panic)))),
-            };
-            let sent = port.send(&Record::Test {
-                name: t.name.to_string(),
-                passed,
-                message,
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
-            std::process::exit(if sent.is_ok() { 0 } else { 1 });
-        }
-        Ok(ForkResult::Parent { child }) => child,
+/// The run of this binary that runs one test body (see [`RUN_TEST`]):
+/// writes its result and exits.
+pub(super) fn run_body(name: &str) -> ! {
+    let result = match registered().into_iter().find(|t| t.name == name) {
+        None => BodyResult {
+            passed: false,
+            message: Some(format!("no test `{name}` in this binary")),
+        },
+        Some(t) => match catch_unwind(AssertUnwindSafe(t.run)) {
+            Ok(Outcome::Pass) => BodyResult {
+                passed: true,
+                message: None,
+            },
+            Ok(Outcome::Fail(e)) => BodyResult {
+                passed: false,
+                message: Some(e),
+            },
+            Err(panic) => BodyResult {
+                passed: false,
+                message: Some(format!("panicked: {}", panic_message(&*panic))),
+            },
+        },
     };
+    let fd = std::env::var(RESULT_FD)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok());
+    if let Some(fd) = fd {
+        // SAFETY: the descriptor the init made for this process alone.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let line = serde_json::to_vec(&result).expect("results serialize");
+        let _ = std::io::Write::write_all(&mut f, &line);
+    }
+    std::process::exit(0)
+}
+
+/// Runs one test body in a process of its own (this binary again, in its
+/// own namespaces), so that a hang can be killed at the test's `timeout`
+/// and a crash ends only that test; its result, or why it has none.
+fn in_child(t: &KernelTest) -> Result<BodyResult, String> {
+    let started = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    // The result pipe's write end stays open across exec (no CLOEXEC).
+    let (read, write) = nix::unistd::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    nix::fcntl::fcntl(
+        &read,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.push((RUN_TEST.into(), t.name.into()));
+    env.push((RESULT_FD.into(), write.as_raw_fd().to_string()));
+    let console = nix::unistd::dup(std::io::stderr()).map_err(|e| e.to_string())?;
+    let argv = [exe.to_string_lossy().into_owned()];
+    let spawned = isolate::spawn(&isolate::Spawn {
+        argv: &argv,
+        env: &env,
+        output: &console,
+    })
+    .map_err(|e| format!("cannot start the test: {e}"))?;
+    drop(write);
+    let reader = read_result(read);
     let limit = Duration::from_secs(match t.timeout_secs {
         0 => super::DEFAULT_TIMEOUT_SECS,
         n => n,
     });
+    let child = spawned.pid;
     loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) if started.elapsed() > limit => {
                 let _ = kill(child, Signal::SIGKILL);
                 let _ = waitpid(child, None);
-                return Some(format!(
+                return Err(format!(
                     "timed out: still running after {} s (timeout = \"{}s\"); killed",
                     limit.as_secs(),
                     limit.as_secs()
                 ));
             }
             Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-            Ok(WaitStatus::Exited(_, 0)) => return None,
             Ok(WaitStatus::Exited(_, code)) => {
-                return Some(format!(
-                    "the test process exited with {code} before reporting"
-                ));
+                return reader
+                    .recv_timeout(Duration::from_secs(2))
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| {
+                        format!("the test process exited with {code} before reporting")
+                    });
             }
             Ok(WaitStatus::Signaled(_, signal, _)) => {
-                return Some(format!("the test process was killed by {signal}"));
+                return Err(format!("the test process was killed by {signal}"));
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Some(format!("lost the test process: {e}")),
+            Err(e) => return Err(format!("lost the test process: {e}")),
         }
     }
+}
+
+/// Reads the body's result on a thread, bounded (a body's process cannot
+/// hand the init an endless line).
+fn read_result(read: OwnedFd) -> std::sync::mpsc::Receiver<Option<BodyResult>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::fs::File::from(read)
+            .take(1 << 20)
+            .read_to_end(&mut bytes);
+        let _ = tx.send(serde_json::from_slice(&bytes).ok());
+    });
+    rx
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

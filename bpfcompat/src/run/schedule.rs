@@ -470,6 +470,8 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
         CONSOLE_TAIL,
     );
     run.malformed_records = b.malformed;
+    run.foreign_records = b.foreign;
+    run.foreign_record_count = b.foreign_count;
     run.qemu_argv = b.argv;
     let mut agent_error = None;
     for r in b.records {
@@ -534,6 +536,8 @@ mod tests {
             console: "line 1\nline 2\n".into(),
             records,
             malformed: Vec::new(),
+            foreign: Vec::new(),
+            foreign_count: 0,
             argv: Vec::new(),
             agent_started_ms: started.then_some(2000),
             done_ms: started.then_some(2500),

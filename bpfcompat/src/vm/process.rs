@@ -15,7 +15,7 @@ use super::supervisor::{Guest, Seen, block_on, cancelled};
 use super::{BootSpec, qemu_args};
 use crate::cancel::Cancel;
 use crate::errors::VmError;
-use crate::wire::{MalformedRecord, Record, parse_records};
+use crate::wire::{MalformedRecord, Record};
 
 /// How a boot ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,12 @@ pub struct Boot {
     pub records: Vec<Record>,
     /// Result-port lines that claimed to be records but did not parse.
     pub malformed: Vec<MalformedRecord>,
+    /// Result-port lines that claimed to be records but were not signed by
+    /// the guest's init (something else in the guest wrote them): the first
+    /// few.
+    pub foreign: Vec<String>,
+    /// How many such lines there were.
+    pub foreign_count: usize,
     /// The command line, for evidence.
     pub argv: Vec<String>,
     /// Host milliseconds from spawn until the agent said hello.
@@ -149,7 +155,8 @@ pub fn boot(
         },
         (other, _) => other,
     };
-    let (records, malformed) = parse_records(&ended.results);
+    let results = ended.results;
+    let (records, malformed) = (results.records, results.malformed);
     tracing::debug!(
         "guest ended after {total_ms} ms: {exit:?}; {} records, {} malformed",
         records.len(),
@@ -167,6 +174,8 @@ pub fn boot(
         console: ended.console,
         records,
         malformed,
+        foreign: results.foreign,
+        foreign_count: results.foreign_count,
         argv,
         agent_started_ms: marks.agent_started_ms,
         done_ms: marks.done_ms,

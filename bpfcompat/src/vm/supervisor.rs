@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::errors::VmError;
-use crate::wire::{Record, parse_records};
+use crate::wire::channel::{Line, Verifier};
+use crate::wire::{MalformedRecord, Record};
 
 /// The fd QEMU finds the result port's pipe on (`file:/proc/self/fd/3`).
 pub(super) const RESULT_FD: RawFd = 3;
@@ -49,7 +50,7 @@ pub(super) struct Guest {
     events: mpsc::UnboundedReceiver<Seen>,
     console: JoinHandle<(Vec<u8>, Option<String>)>,
     stderr: JoinHandle<Vec<u8>>,
-    results: JoinHandle<Vec<u8>>,
+    results: JoinHandle<Results>,
     /// When QEMU was started.
     pub started: Instant,
 }
@@ -62,8 +63,21 @@ pub(super) struct Ended {
     pub panic: Option<String>,
     /// What QEMU printed on stderr.
     pub stderr: String,
-    /// The result port's text.
-    pub results: String,
+    /// What came on the result port.
+    pub results: Results,
+}
+
+/// The result port of one boot.
+#[derive(Default, Debug)]
+pub(super) struct Results {
+    /// The guest init's records, in order.
+    pub records: Vec<Record>,
+    /// Lines with the record prefix that did not parse.
+    pub malformed: Vec<MalformedRecord>,
+    /// Lines that claimed to be records but were not signed by the guest's
+    /// init (see [`crate::wire::channel`]): the first few, and how many.
+    pub foreign: Vec<String>,
+    pub foreign_count: usize,
 }
 
 impl Guest {
@@ -149,7 +163,7 @@ impl Guest {
             console: String::from_utf8_lossy(&console).into_owned(),
             panic,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            results: String::from_utf8_lossy(&results).into_owned(),
+            results,
         }
     }
 
@@ -230,17 +244,31 @@ async fn drain_console(
     (all, panic)
 }
 
-/// Reads the result port, reporting each record as it arrives.
+/// Reads the result port, reporting each of the guest init's records as it
+/// arrives (one verifier sees every line, so the key of the boot's hello is
+/// known however much else the port carried).
 async fn drain_results(
     from: tokio::net::unix::pipe::Receiver,
     tx: mpsc::UnboundedSender<Seen>,
-) -> Vec<u8> {
+) -> Results {
+    let mut verifier = Verifier::default();
+    let mut out = Results::default();
     each_line(from, |line| {
-        for r in parse_records(&String::from_utf8_lossy(line)).0 {
-            let _ = tx.send(Seen::Record(r));
+        match verifier.accept(&String::from_utf8_lossy(line)) {
+            Line::Record(r) => {
+                let _ = tx.send(Seen::Record(r.clone()));
+                out.records.push(r);
+            }
+            // Bounded: a guest cannot grow the host's memory with them.
+            Line::Malformed(m) if out.malformed.len() < 20 => out.malformed.push(m),
+            Line::Malformed(_) => {}
+            Line::Other => {}
         }
     })
-    .await
+    .await;
+    out.foreign = verifier.foreign;
+    out.foreign_count = verifier.foreign_count;
+    out
 }
 
 /// Most bytes of one stream kept as evidence: a guest that floods its

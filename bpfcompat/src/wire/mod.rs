@@ -4,19 +4,21 @@
 //! - [`job`]: host to guest, the job file and the agent's worker requests;
 //! - [`fixups`]: what a real loader changes before load, part of a job;
 //! - [`records`]: guest to host, one line per record on the result port;
-//! - [`complexity`]: the verifier's statistics for a program, part of a record.
+//! - [`complexity`]: the verifier's statistics for a program, part of a record;
+//! - [`channel`]: which result-port lines are the guest init's (signed per boot).
 //!
 //! The whole protocol has one version, [`WIRE_VERSION`]: in every record
 //! prefix and in every job. Host and agent come from one build; a mismatch is
 //! refused, never misread.
 
+pub mod channel;
 mod complexity;
 mod fixups;
 mod job;
 mod records;
 
 /// The protocol's version (the digit of [`RECORD_PREFIX`]).
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
@@ -27,5 +29,5 @@ pub use job::{
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,
     OUTPUT_KEEP, ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, ReadyAt, Record, StepFailure,
-    Stop, VariantChoice, parse_records, tail,
+    Stop, VariantChoice, tail,
 };

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Prefix of every record line; the digit is [`super::WIRE_VERSION`].
-pub const RECORD_PREFIX: &str = "BPFCOMPAT1 ";
+pub const RECORD_PREFIX: &str = "BPFCOMPAT2 ";
 
 /// One line on the result port.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,22 +69,6 @@ impl Record {
             serde_json::to_string(self).expect("records always serialize")
         )
     }
-
-    /// Decodes a line: `Ok(None)` when it is no record (console noise),
-    /// `Err` with the line when it claims to be one but does not parse (a
-    /// torn line, another version's record).
-    pub fn from_line(line: &str) -> Result<Option<Record>, MalformedRecord> {
-        let line = line.trim_end_matches(['\r', '\n']);
-        let Some(start) = line.find(RECORD_PREFIX) else {
-            return Ok(None);
-        };
-        serde_json::from_str(&line[start + RECORD_PREFIX.len()..])
-            .map(Some)
-            .map_err(|e| MalformedRecord {
-                line: line.to_string(),
-                error: e.to_string(),
-            })
-    }
 }
 
 /// A result-port line with the record prefix that did not parse.
@@ -94,21 +78,6 @@ pub struct MalformedRecord {
     pub line: String,
     /// Why it did not parse.
     pub error: String,
-}
-
-/// Every record of a result port's text, and the lines that claimed to be
-/// records but did not parse.
-pub fn parse_records(text: &str) -> (Vec<Record>, Vec<MalformedRecord>) {
-    let mut records = Vec::new();
-    let mut malformed = Vec::new();
-    for line in text.lines() {
-        match Record::from_line(line) {
-            Ok(Some(r)) => records.push(r),
-            Ok(None) => {}
-            Err(m) => malformed.push(m),
-        }
-    }
-    (records, malformed)
 }
 
 /// What the validator found for one object on one kernel.
@@ -412,29 +381,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_round_trips_through_a_noisy_line() {
+    fn a_record_is_read_through_a_noisy_line_and_a_torn_one_is_kept() {
+        use super::super::channel::{Line, Signer, Verifier};
         let record = Record::Hello {
             kernel_release: "6.1.0-9-cloud-amd64".into(),
             kernel_btf: true,
             lsm: None,
             uptime_ms: 1234,
         };
-        let line = format!("garbage{}\r\n", record.to_line());
-        assert_eq!(Record::from_line(&line), Ok(Some(record)));
-    }
-
-    #[test]
-    fn console_noise_is_no_record_and_a_torn_record_is_kept() {
-        assert_eq!(
-            Record::from_line("[    0.000000] Linux version 6.1"),
-            Ok(None)
-        );
-        let torn = "BPFCOMPAT1 {\"record\":\"hel";
-        let err = Record::from_line(torn).unwrap_err();
-        assert_eq!(err.line, torn);
-        let (records, malformed) = parse_records(&format!("noise\n{torn}\n"));
-        assert!(records.is_empty());
-        assert_eq!(malformed.len(), 1);
+        let mut host = Verifier::default();
+        let line = format!("garbage{}\r\n", Signer::default().line(&record));
+        assert_eq!(host.accept(&line), Line::Record(record));
+        assert_eq!(host.accept("[    0.000000] Linux version 6.1"), Line::Other);
+        let torn = "BPFCOMPAT2 - {\"record\":\"hel";
+        assert!(matches!(host.accept(torn), Line::Malformed(m) if m.line == torn));
     }
 
     #[test]
