@@ -1,0 +1,142 @@
+//! The user's own loader in each kernel (command mode): loaders that run
+//! until stopped, their output in every view, and loaders that write what
+//! they should not, where the tool must keep its verdicts.
+
+use bpfcompat_e2e::{
+    Args, assert_code, cell, cli, examples, in_workspace, mentions, says, with_report,
+    workspace_bin,
+};
+use serde_json::Value;
+
+const KERNELS: &[&str] = &["debian-11-5.10", "debian-12-6.1"];
+
+#[test]
+fn a_daemon_loader_passes_once_ready_and_fails_with_libbpfs_words_in_every_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.args(["--bin", "probes-loader", "--ready-line", "^ready$"])
+        .args([
+            "--command",
+            "$BPFCOMPAT_BIN --daemon --only ringbuf --only bounded_loop",
+        ])
+        .arg("--markdown")
+        .arg(file("r.md"))
+        .arg("--junit")
+        .arg(file("r.xml"))
+        .arg("--html")
+        .arg(file("r.html"))
+        .kernels(KERNELS);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    // 6.1: loaded, attached, ready, then stopped by SIGINT and gone.
+    let passed = cell(&report, "probes-loader", "debian-12-6.1");
+    assert_eq!(passed["status"], "pass", "{passed:#}");
+    says(
+        passed,
+        "message",
+        &["ready after", "exited with 0 on SIGINT"],
+    );
+    assert_eq!(passed["command"]["stop"], "clean", "{passed:#}");
+    says(
+        &passed["command"],
+        "output",
+        &["ok   ringbuf", "ready\ndetaching"],
+    );
+    // 5.10: bpf_loop is missing, so it dies before it is ready; what
+    // libbpf said is in every view.
+    let failed = cell(&report, "probes-loader", "debian-11-5.10");
+    assert_code(failed, "COMMAND_FAILED");
+    says(failed, "message", &["exited with 1 before it was ready"]);
+    let words = ["FAIL bounded_loop", "failed to load BPF skeleton"];
+    says(&failed["command"], "output", &words);
+    mentions(&String::from_utf8_lossy(&out.stdout), &words);
+    for view in ["r.md", "r.xml", "r.html"] {
+        mentions(&std::fs::read_to_string(file(view)).unwrap(), &words);
+    }
+}
+
+/// `unruly-loader MODE…` on both kernels: the report.
+fn unruly(args: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut c = cli(&["test", "--loader"]);
+    c.arg(workspace_bin("unruly-loader"))
+        .args(["--command", &format!("$BPFCOMPAT_BIN {args}")])
+        .args(extra)
+        .kernels(KERNELS);
+    let (out, report) = with_report(c);
+    (out.status.code(), report)
+}
+
+#[test]
+fn a_loader_cannot_speak_for_the_guest_on_any_serial_port() {
+    let (code, report) = unruly("forge", &[]);
+    assert_eq!(code, Some(2), "{report:#}");
+    for k in KERNELS {
+        let c = cell(&report, "unruly-loader", k);
+        assert_code(c, "COMMAND_FAILED");
+        assert_eq!(c["command"]["exit_code"], 1, "{c:#}");
+        let version = k.rsplit('-').next().unwrap();
+        assert!(
+            c["kernel_release"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{version}.")),
+            "{c:#}"
+        );
+        // It did write on the result port: ignored, and said.
+        says(c, "assumptions", &["not signed by it"]);
+    }
+    for k in report["kernels"].as_array().unwrap() {
+        assert!(!k["release"].as_str().unwrap().contains("forged"), "{k:#}");
+    }
+}
+
+#[test]
+fn output_that_is_not_utf8_or_one_huge_line_and_leftover_children_keep_the_exit_codes_verdict() {
+    let (code, report) = unruly("not-utf8", &["--command-timeout", "60s"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    for k in KERNELS {
+        let c = cell(&report, "unruly-loader", k);
+        says(
+            &c["command"],
+            "output",
+            &["before\n\u{fffd}\u{fffd}\u{fffd} not utf-8\nafter\n"],
+        );
+    }
+
+    let (code, report) = unruly("huge-line 100", &[]);
+    assert_eq!(code, Some(0), "{report:#}");
+    for k in KERNELS {
+        let cmd = &cell(&report, "unruly-loader", k)["command"];
+        assert!(
+            cmd["output_bytes"].as_u64().unwrap() > 100 << 20,
+            "{}",
+            cmd["output_bytes"]
+        );
+        let kept = cmd["output"].as_str().unwrap();
+        assert!(kept.len() <= 64 << 10, "{}", kept.len());
+        assert!(kept.ends_with("x\nend\n"));
+    }
+
+    // A child in a session of its own holds the output: the run still
+    // ends when the loader does (no TIMEOUT at the command's limit).
+    let (code, report) = unruly("setsid", &[]);
+    assert_eq!(code, Some(0), "{report:#}");
+
+    // A daemon without a SIGINT handler: SIGINT's default action ends it.
+    let (code, report) = unruly("daemon", &["--ready-line", "^ready$"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    for k in KERNELS {
+        let c = cell(&report, "unruly-loader", k);
+        assert_eq!(c["command"]["stop"], "default_action", "{c:#}");
+    }
+    // Never ready: TIMEOUT at the command's limit, with its output.
+    let (code, report) = unruly(
+        "daemon",
+        &["--ready-line", "^never$", "--command-timeout", "3s"],
+    );
+    assert_eq!(code, Some(2), "{report:#}");
+    let c = cell(&report, "unruly-loader", "debian-12-6.1");
+    assert_code(c, "TIMEOUT");
+    says(c, "message", &["never ready", "^never$"]);
+}
