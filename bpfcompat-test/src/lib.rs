@@ -5,6 +5,10 @@
 //! ```ignore
 //! #[bpfcompat::kernel_test(kernels = ["debian-12-6.1"], expect_fail = ["debian-11-5.10"], timeout = "60s")]
 //! fn ringbuf_loads() -> anyhow::Result<()> { /* load and attach with your own code */ Ok(()) }
+//!
+//! // The cause each kernel must fail with:
+//! #[bpfcompat::kernel_test(expect_fail = { "debian-11-5.10" = "UNSUPPORTED_HELPER" })]
+//! fn loop_loads() { /* ... */ }
 //! ```
 
 use proc_macro::TokenStream;
@@ -18,7 +22,9 @@ use syn::{Expr, ExprArray, ExprLit, ItemFn, Lit, Meta, Token};
 struct Options {
     kernels: Option<Vec<String>>,
     matrix: Option<String>,
-    expect_fail: Vec<String>,
+    /// Kernels where the test must fail, each with the code it must fail
+    /// with (`None`: any cause the kernel's words name).
+    expect_fail: Vec<(String, Option<String>)>,
     ignore: bool,
     timeout_secs: Option<u64>,
 }
@@ -61,17 +67,74 @@ fn seconds(e: &Expr) -> syn::Result<u64> {
     Ok(d.as_secs())
 }
 
+/// `expect_fail = { "kernel" = "CODE", ... }`: the braces' content.
+fn expected_causes(content: ParseStream) -> syn::Result<Vec<(String, Option<String>)>> {
+    let pairs = Punctuated::<ExpectPair, Token![,]>::parse_terminated(content)?;
+    Ok(pairs
+        .into_iter()
+        .map(|p| (p.kernel.value(), Some(p.code.value())))
+        .collect())
+}
+
+/// `"kernel" = "CODE"`.
+struct ExpectPair {
+    kernel: syn::LitStr,
+    code: syn::LitStr,
+}
+
+impl Parse for ExpectPair {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let kernel = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let code: syn::LitStr = input.parse()?;
+        let v = code.value();
+        if v.is_empty() || !v.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            return Err(syn::Error::new_spanned(
+                &code,
+                "expected a failure code, e.g. \"UNSUPPORTED_HELPER\" (docs/verdicts.md lists them)",
+            ));
+        }
+        Ok(ExpectPair { kernel, code })
+    }
+}
+
 impl Parse for Options {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut o = Options::default();
-        for meta in Punctuated::<Meta, Token![,]>::parse_terminated(input)? {
+        // `expect_fail = { .. }` is no Rust expression: it is taken apart
+        // here, the rest as `name = value` items.
+        let mut rest = proc_macro2::TokenStream::new();
+        while !input.is_empty() {
+            if input.peek(syn::Ident) && input.peek2(Token![=]) && input.peek3(syn::token::Brace) {
+                let name: syn::Ident = input.parse()?;
+                if name != "expect_fail" {
+                    return Err(syn::Error::new_spanned(
+                        name,
+                        "only expect_fail takes { .. }",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let content;
+                syn::braced!(content in input);
+                o.expect_fail = expected_causes(&content)?;
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                continue;
+            }
+            let tt: proc_macro2::TokenTree = input.parse()?;
+            rest.extend([tt]);
+        }
+        let metas =
+            syn::parse::Parser::parse2(Punctuated::<Meta, Token![,]>::parse_terminated, rest)?;
+        for meta in metas {
             match &meta {
                 Meta::Path(p) if p.is_ident("ignore") => o.ignore = true,
                 Meta::NameValue(nv) if nv.path.is_ident("kernels") => {
                     o.kernels = Some(strings(&nv.value)?)
                 }
                 Meta::NameValue(nv) if nv.path.is_ident("expect_fail") => {
-                    o.expect_fail = strings(&nv.value)?
+                    o.expect_fail = strings(&nv.value)?.into_iter().map(|k| (k, None)).collect()
                 }
                 Meta::NameValue(nv) if nv.path.is_ident("matrix") => {
                     o.matrix = Some(string(&nv.value)?)
@@ -82,7 +145,7 @@ impl Parse for Options {
                 other => {
                     return Err(syn::Error::new_spanned(
                         other,
-                        "unknown option; kernel_test takes kernels = [..], matrix = \"..\", expect_fail = [..], ignore, timeout = \"60s\"",
+                        "unknown option; kernel_test takes kernels = [..], matrix = \"..\", expect_fail = [..] or { \"kernel\" = \"CODE\", .. }, ignore, timeout = \"60s\"",
                     ));
                 }
             }
@@ -120,7 +183,10 @@ pub fn kernel_test(attr: TokenStream, item: TokenStream) -> TokenStream {
         Some(m) => quote! { ::core::option::Option::Some(#m) },
         None => quote! { ::core::option::Option::None },
     };
-    let expect_fail = &opts.expect_fail;
+    let expect_fail = opts.expect_fail.iter().map(|(k, code)| match code {
+        Some(c) => quote! { (#k, ::core::option::Option::Some(#c)) },
+        None => quote! { (#k, ::core::option::Option::None) },
+    });
     let ignore = opts.ignore;
     let timeout = opts.timeout_secs.unwrap_or(0);
     quote! {

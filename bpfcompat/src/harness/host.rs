@@ -234,27 +234,73 @@ fn verdict(
     let r = result
         .as_ref()
         .map_err(|e| Failed::from(format!("on {kernel}: {e}")))?;
-    let expect_fail = test.expect_fail.contains(&kernel);
+    let expected = test.expect_fail.iter().find(|(k, _)| *k == kernel);
+    if let Some((_, Some(want))) = expected
+        && serde_json::from_value::<crate::classify::Code>(want.to_string().into()).is_err()
+    {
+        return Err(format!(
+            "expect_fail names `{want}` for {kernel}, which is no failure code (docs/verdicts.md lists them, e.g. UNSUPPORTED_HELPER)"
+        )
+        .into());
+    }
     let on = format!("on {kernel} ({})", r.release);
-    match (r.tests.get(test.name), expect_fail) {
-        (Some((true, _)), false) => Ok(()),
-        (Some((false, msg)), true) => {
+    match (r.tests.get(test.name), expected) {
+        (Some((true, _)), None) => Ok(()),
+        (Some((false, msg)), Some((_, want))) => {
+            let why = cause(r, test.name, msg.as_deref()).replace('\n', " ");
+            let got = classified(r, test.name, msg.as_deref());
+            match (got, want) {
+                (Some(Some(got)), Some(want)) if got.as_str() == *want => {}
+                (Some(_), None) => {}
+                (got, want) => {
+                    let wanted = match want {
+                        Some(w) => format!("with {w}"),
+                        None => "with a cause the kernel's words name".to_string(),
+                    };
+                    let got = match got {
+                        Some(Some(code)) => code.as_str().to_string(),
+                        Some(None) => "the kernel's words but no code they decide".to_string(),
+                        None => "no cause the kernel's words name (a panic, an assertion, the test's own error)".to_string(),
+                    };
+                    return Err(format!(
+                        "{on}: expected to fail {wanted} (expect_fail), but it failed with {got}: {why}"
+                    )
+                    .into());
+                }
+            }
             eprintln!(
-                "bpfcompat: {}::{kernel} failed as expected {on}: {}",
-                test.name,
-                cause(r, test.name, msg.as_deref()).replace('\n', " ")
+                "bpfcompat: {}::{kernel} failed as expected {on}: {why}",
+                test.name
             );
             Ok(())
         }
-        (Some((true, _)), true) => Err(format!(
+        (Some((true, _)), Some(_)) => Err(format!(
             "{on}: expected to fail (expect_fail lists {kernel}), but it passed: remove {kernel} from expect_fail"
         )
         .into()),
-        (Some((false, msg)), false) => {
+        (Some((false, msg)), None) => {
             Err(format!("{on}: {}", cause(r, test.name, msg.as_deref())).into())
         }
         (None, _) => Err(format!("{on}: no result: {}", r.ended).into()),
     }
+}
+
+/// What the kernel's words on the test's console say: `None` when there
+/// are none (libbpf never spoke: a panic, an assertion), else the code they
+/// decide, if any.
+fn classified(
+    r: &KernelResults,
+    test: &str,
+    error: Option<&str>,
+) -> Option<Option<crate::classify::Code>> {
+    let console = r.consoles.get(test).map(Vec::as_slice).unwrap_or(&[]);
+    crate::classify::classify_log(
+        console,
+        error.unwrap_or("failed"),
+        r.kernel_btf,
+        Some(&r.release),
+    )
+    .map(|v| v.code)
 }
 
 /// Why a test failed: the classified cause when libbpf's words on the
@@ -350,4 +396,70 @@ fn results(b: &Boot, release: &str) -> KernelResults {
         _ => format!("the guest ended early\n  console (end):\n  {console}"),
     };
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(passed: bool, error: &str, console: &[&str]) -> Result<KernelResults, String> {
+        Ok(KernelResults {
+            release: "5.10.0-46-cloud-amd64".into(),
+            kernel_btf: Some(true),
+            tests: BTreeMap::from([("t".to_string(), (passed, Some(error.to_string())))]),
+            consoles: BTreeMap::from([(
+                "t".to_string(),
+                console.iter().map(|l| l.to_string()).collect(),
+            )]),
+            ended: String::new(),
+        })
+    }
+
+    fn test(expect_fail: &'static [(&'static str, Option<&'static str>)]) -> &'static KernelTest {
+        Box::leak(Box::new(KernelTest {
+            name: "t",
+            run: || crate::harness::Outcome::Pass,
+            kernels: None,
+            matrix: None,
+            expect_fail,
+            ignore: false,
+            timeout_secs: 0,
+        }))
+    }
+
+    /// libbpf's words for a helper the kernel lacks.
+    const NO_HELPER: &[&str] = &[
+        "libbpf: prog 'p': BPF program load failed: Invalid argument",
+        "libbpf: prog 'p': -- BEGIN PROG LOAD LOG --",
+        "unknown func bpf_loop#181",
+        "-- END PROG LOAD LOG --",
+        "libbpf: prog 'p': failed to load: -22",
+    ];
+
+    #[test]
+    fn an_expected_failure_must_be_the_kernels_and_of_the_named_cause() {
+        const K: &str = "debian-11-5.10";
+        let helper = results(false, "Invalid argument (os error 22)", NO_HELPER);
+        let panic = results(false, "panicked: assertion failed: x == 1", &[]);
+        let named = test(&[(K, Some("UNSUPPORTED_HELPER"))]);
+        assert!(verdict(named, K, &helper).is_ok());
+        let err = verdict(named, K, &panic).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("expected to fail with UNSUPPORTED_HELPER"),
+            "{err:?}"
+        );
+        let other = test(&[(K, Some("CORE_RELOCATION"))]);
+        let err = verdict(other, K, &helper).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("failed with UNSUPPORTED_HELPER"),
+            "{err:?}"
+        );
+        // A plain list: any cause the kernel's words name, never a panic.
+        let plain = test(&[(K, None)]);
+        assert!(verdict(plain, K, &helper).is_ok());
+        assert!(verdict(plain, K, &panic).is_err());
+        let typo = test(&[(K, Some("UNSUPORTED_HELPER"))]);
+        let err = verdict(typo, K, &helper).unwrap_err();
+        assert!(format!("{err:?}").contains("no failure code"), "{err:?}");
+    }
 }

@@ -27,8 +27,10 @@ pub struct KernelTest {
     pub kernels: Option<&'static [&'static str]>,
     /// The matrix (default: the project's configured matrix, else the shipped one).
     pub matrix: Option<&'static str>,
-    /// Kernels where the test must fail (passing there is a failure).
-    pub expect_fail: &'static [&'static str],
+    /// Kernels where the test must fail (passing there is a failure), each
+    /// with the code the kernel's words must name (`None`: any code; an
+    /// unclassified failure, a panic or an assertion, is never expected).
+    pub expect_fail: &'static [(&'static str, Option<&'static str>)],
     /// Not run unless asked for (`--ignored`).
     pub ignore: bool,
     /// Limit for the body in seconds (0: the default, 60).

@@ -147,8 +147,13 @@ pub fn boot(
     })??;
     // With panic=-1, QEMU can exit before the console was read to the
     // panic line: decide again now that the whole console has been drained.
+    // A guest whose init finished its job (a signed `done`) and powered off
+    // did not panic, whatever its console says.
+    let finished = marks.done_ms.is_some() && exit == Exit::PoweredOff;
     let exit = match (exit, ended.panic) {
-        (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) => Exit::Panic { line },
+        (Exit::PoweredOff | Exit::QemuFailed { .. }, Some(line)) if !finished => {
+            Exit::Panic { line }
+        }
         (Exit::QemuFailed { status, .. }, None) => Exit::QemuFailed {
             status,
             stderr: ended.stderr,
@@ -182,6 +187,10 @@ pub fn boot(
         total_ms,
     })
 }
+
+/// How long QEMU has to exit after the console shows a panic (with
+/// `panic=-1` a real panic ends it at once).
+const PANIC_EXIT: Duration = Duration::from_secs(5);
 
 /// When a boot is given up.
 struct Limits<'a> {
@@ -225,9 +234,13 @@ async fn watch(guest: &mut Guest, limits: &Limits<'_>, marks: &mut Marks) -> Exi
                     }
                     Seen::Record(_) => {}
                     Seen::Panic(line) => {
-                        // panic=-1 makes QEMU exit by itself; give it a moment to flush.
-                        let _ = tokio::time::timeout(Duration::from_millis(300), exited.wait()).await;
-                        return Exit::Panic { line };
+                        // panic=-1 makes QEMU exit by itself at once. One that
+                        // goes on running did not panic: the line was written
+                        // by something in the guest (a loader on the console).
+                        if tokio::time::timeout(PANIC_EXIT, exited.wait()).await.is_ok() {
+                            return Exit::Panic { line };
+                        }
+                        tracing::debug!("a panic line, yet the guest runs on: {line}");
                     }
                 }
             }

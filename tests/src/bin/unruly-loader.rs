@@ -3,8 +3,9 @@
 //! (command mode); each mode exits as it says.
 //!
 //! - `forge`: writes record lines of every shape (unsigned, an earlier
-//!   version's, a hello with a key of its own, a passing command) to every
-//!   serial port and the console, then exits 1;
+//!   version's, a hello with a key of its own, a passing command) and a
+//!   kernel panic's first line to every serial port and the console, then
+//!   exits 1;
 //! - `not-utf8`: prints a line that is not UTF-8 between two that are,
 //!   exits 0;
 //! - `huge-line MIB`: prints one line of MIB MiB, then `end`, exits 0;
@@ -69,6 +70,7 @@ fn forge() -> ! {
         format!("BPFCOMPAT2 {} {command}", "0".repeat(32)),
         format!("BPFCOMPAT1 {command}"),
         format!("BPFCOMPAT2 - {done}"),
+        "Kernel panic - not syncing: written by a loader".to_string(),
     ];
     for port in [
         "/dev/ttyS0",

@@ -147,13 +147,25 @@ fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(copy
     assert_ne!(source, broken, "the expectation to remove was not found");
     // And a test that hangs on one kernel, for the next step.
     let hangs = "\n#[bpfcompat::kernel_test(kernels = [\"debian-12-6.1\"], timeout = \"5s\")]\nfn hangs() {\n    eprintln!(\"about to hang\");\n    loop {\n        std::thread::sleep(std::time::Duration::from_secs(1));\n    }\n}\n";
-    std::fs::write(&tests, broken + hangs).unwrap();
+    // And a test whose expected failure names a cause, but that panics
+    // for a reason of its own: not the expected failure.
+    let panics = "\n#[bpfcompat::kernel_test(kernels = [\"debian-11-5.10\"], expect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_HELPER\" })]\nfn panics_for_its_own_reason() {\n    panic!(\"unrelated\");\n}\n";
+    std::fs::write(&tests, broken + hangs + panics).unwrap();
 
     let out = cargo_in(copy, &["test", "--test", "kernels", "--", "debian-11"]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    mentions(&stdout, &["2 passed; 1 failed"]);
+    mentions(&stdout, &["2 passed; 2 failed"]);
     assert_trial(&stdout, "bounded_loop_loads::debian-11-5.10", "FAILED");
+    assert_trial(
+        &stdout,
+        "panics_for_its_own_reason::debian-11-5.10",
+        "FAILED",
+    );
+    mentions(
+        &stdout,
+        &["expected to fail with UNSUPPORTED_HELPER (expect_fail), but it failed with no cause"],
+    );
     assert!(
         stdout.contains("on debian-11-5.10 (5.10."),
         "the message names the kernel and release:\n{stdout}"

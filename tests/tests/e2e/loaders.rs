@@ -68,7 +68,7 @@ fn unruly(args: &str, extra: &[&str]) -> (Option<i32>, Value) {
 }
 
 #[test]
-fn a_loader_cannot_speak_for_the_guest_on_any_serial_port() {
+fn a_loader_cannot_speak_for_the_guest_on_any_serial_port_nor_fake_a_panic() {
     let (code, report) = unruly("forge", &[]);
     assert_eq!(code, Some(2), "{report:#}");
     for k in KERNELS {
