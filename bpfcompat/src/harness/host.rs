@@ -249,15 +249,23 @@ fn verdict(
         (Some((false, msg)), Some((_, want))) => {
             let why = cause(r, test.name, msg.as_deref()).replace('\n', " ");
             let got = classified(r, test.name, msg.as_deref());
+            // A panic (an assertion), a hang or a crash is the test's own
+            // failure, never an expected one.
+            let own = msg.as_deref().is_some_and(|m| {
+                ["panicked:", "timed out", "the test process"]
+                    .iter()
+                    .any(|p| m.starts_with(p))
+            });
             match (got, want) {
-                (Some(Some(got)), Some(want)) if got.as_str() == *want => {}
-                (Some(_), None) => {}
+                (Some(Some(got)), Some(want)) if got.as_str() == *want && !own => {}
+                (_, None) if !own => {}
                 (got, want) => {
                     let wanted = match want {
                         Some(w) => format!("with {w}"),
-                        None => "with a cause the kernel's words name".to_string(),
+                        None => "with an error of the loader's, not a panic".to_string(),
                     };
                     let got = match got {
+                        _ if own => format!("its own {}", msg.as_deref().unwrap_or("failure")),
                         Some(Some(code)) => code.as_str().to_string(),
                         Some(None) => "the kernel's words but no code they decide".to_string(),
                         None => "no cause the kernel's words name (a panic, an assertion, the test's own error)".to_string(),
@@ -454,10 +462,16 @@ mod tests {
             format!("{err:?}").contains("failed with UNSUPPORTED_HELPER"),
             "{err:?}"
         );
-        // A plain list: any cause the kernel's words name, never a panic.
+        // A plain list: any error of the loader's (aya's have no libbpf
+        // words), never a panic, even one after libbpf spoke.
         let plain = test(&[(K, None)]);
         assert!(verdict(plain, K, &helper).is_ok());
+        let aya = results(false, "the BPF_PROG_LOAD syscall failed", &[]);
+        assert!(verdict(plain, K, &aya).is_ok());
         assert!(verdict(plain, K, &panic).is_err());
+        let panic_after_libbpf = results(false, "panicked: unwrap on an Err", NO_HELPER);
+        assert!(verdict(plain, K, &panic_after_libbpf).is_err());
+        assert!(verdict(named, K, &panic_after_libbpf).is_err());
         let typo = test(&[(K, Some("UNSUPORTED_HELPER"))]);
         let err = verdict(typo, K, &helper).unwrap_err();
         assert!(format!("{err:?}").contains("no failure code"), "{err:?}");
