@@ -19,11 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bpfcompat::guest::Initramfs;
-use bpfcompat::kernel::{Cache, Mirrors, fetch};
-use bpfcompat::matrix::Matrix;
-use bpfcompat::run::{KernelTarget, ObjectInput, Plan, Settings};
-use bpfcompat::vm::{Accel, AccelChoice, BootSpec, boot, find_qemu, probe_kvm};
+use bpfcompat_engine::guest::Initramfs;
+use bpfcompat_engine::kernel::{Cache, Mirrors, fetch};
+use bpfcompat_engine::matrix::Matrix;
+use bpfcompat_engine::run::{KernelTarget, ObjectInput, Plan, Settings};
+use bpfcompat_engine::vm::{Accel, AccelChoice, BootSpec, boot, find_qemu, probe_kvm};
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
@@ -51,7 +51,7 @@ fn main() {
         pin.as_ref().unwrap(),
         &Mirrors::discover(),
         &Cache::discover().unwrap(),
-        &bpfcompat::cancel::Cancel::new(),
+        &bpfcompat_engine::cancel::Cancel::new(),
         &mut |m| eprintln!("{m}"),
     )
     .unwrap();
@@ -106,7 +106,7 @@ fn main() {
         .map(|n| {
             format!(
                 "/bin/busybox insmod {}/{} 2>/dev/null\n",
-                bpfcompat::guest::MODULES_DIR,
+                bpfcompat_engine::guest::MODULES_DIR,
                 n.to_string_lossy()
             )
         })
@@ -142,7 +142,7 @@ fn main() {
                         cpus: 1,
                         timeout: Duration::from_secs(300),
                         object_timeout: Duration::from_secs(120),
-                        mode: bpfcompat::wire::Mode::Attach,
+                        mode: bpfcompat_engine::wire::Mode::Attach,
                         trigger: None,
                         strict_maps: false,
                         retries: 2,
@@ -151,11 +151,11 @@ fn main() {
                         warm,
                     },
                 };
-                let out = bpfcompat::run::run(
+                let out = bpfcompat_engine::run::run(
                     &plan,
                     &Mirrors::discover(),
                     &Cache::discover().unwrap(),
-                    &bpfcompat::cancel::Cancel::new(),
+                    &bpfcompat_engine::cancel::Cancel::new(),
                     &mut |_| {},
                 )
                 .unwrap();
@@ -228,7 +228,7 @@ fn busybox_boot_once(
     kernel: &Path,
     initrd: &Path,
     accel: Accel,
-) -> bpfcompat::vm::Boot {
+) -> bpfcompat_engine::vm::Boot {
     let spec = BootSpec {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
@@ -240,7 +240,7 @@ fn busybox_boot_once(
         monitor: None,
         incoming: None,
     };
-    let cancel = bpfcompat::cancel::Cancel::new();
+    let cancel = bpfcompat_engine::cancel::Cancel::new();
     boot(qemu, &spec, Duration::from_secs(120), None, &cancel).unwrap()
 }
 

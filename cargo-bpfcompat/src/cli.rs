@@ -90,6 +90,10 @@ enum Command {
     /// Show, fetch and re-pin the kernels of a matrix.
     #[command(subcommand)]
     Kernels(KernelsCommand),
+    /// What a `#[bpfcompat::kernel_test]` binary asks of this CLI (JSON on
+    /// stdin and stdout); not for people.
+    #[command(subcommand, hide = true)]
+    KernelTest(commands::kernel_test::KernelTestCommand),
 }
 
 #[derive(Subcommand)]
@@ -136,11 +140,11 @@ pub struct TrustArgs {
 
 impl TrustArgs {
     /// The engine's policy.
-    pub fn trust(&self) -> bpfcompat::kernel::Trust {
+    pub fn trust(&self) -> bpfcompat_engine::kernel::Trust {
         if self.insecure_unsigned {
-            bpfcompat::kernel::Trust::InsecureUnsigned
+            bpfcompat_engine::kernel::Trust::InsecureUnsigned
         } else {
-            bpfcompat::kernel::Trust::Signed
+            bpfcompat_engine::kernel::Trust::Signed
         }
     }
 }
@@ -181,7 +185,7 @@ pub struct UpdateArgs {
 
 /// A value parser for an engine enum chosen by name (`--mode`, `--accel`):
 /// clap lists the names in help and errors.
-pub fn named<T: bpfcompat::named::Named + Send + Sync + Clone>()
+pub fn named<T: bpfcompat_engine::named::Named + Send + Sync + Clone>()
 -> impl clap::builder::TypedValueParser<Value = T> {
     clap::builder::PossibleValuesParser::new(T::names())
         .map(|s| T::by_name(&s).expect("a listed name"))
@@ -220,6 +224,7 @@ pub fn run() -> Result<Code, crate::error::Error> {
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),
         Command::Report(r) => commands::report::run(r),
+        Command::KernelTest(k) => commands::kernel_test::run(k),
     }
 }
 
@@ -311,8 +316,8 @@ pub struct ComplexityArgs {
 
 impl ComplexityArgs {
     /// The gate these flags set.
-    pub fn gate(&self) -> bpfcompat::report::Gate {
-        bpfcompat::report::Gate {
+    pub fn gate(&self) -> bpfcompat_engine::report::Gate {
+        bpfcompat_engine::report::Gate {
             max_growth_pct: self.max_complexity_growth.map(|p| p.0),
             min_headroom_pct: self.min_headroom.map(|p| p.0),
         }

@@ -1,7 +1,7 @@
 //! The one error type of the CLI: every way a command can fail before it
 //! has a verdict, each mapped to its exit code in one exhaustive match.
 
-use bpfcompat::errors::{CacheError, MatrixError, ObjectError, RunError};
+use bpfcompat_engine::errors::{CacheError, MatrixError, ObjectError, RunError};
 use validator::HostError;
 
 use crate::exit::Code;

@@ -3,9 +3,9 @@
 //! its kernel is done), `kernel-finished`, and last `run-finished` with the
 //! summary and the process's exit code.
 
-use bpfcompat::classify::Cell;
-use bpfcompat::outcome::KernelRun;
-use bpfcompat::report::Report;
+use bpfcompat_engine::classify::Cell;
+use bpfcompat_engine::outcome::KernelRun;
+use bpfcompat_engine::report::Report;
 use serde_json::{Value, json};
 
 use crate::exit::Code;

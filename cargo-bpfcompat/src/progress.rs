@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use bpfcompat::classify::signal_name;
-use bpfcompat::kernel::FetchEvent;
-use bpfcompat::outcome::{KernelOutcome, KernelRun, Note};
-use bpfcompat::report::note_text;
-use bpfcompat::run::{Event, Plan};
+use bpfcompat_engine::classify::signal_name;
+use bpfcompat_engine::kernel::FetchEvent;
+use bpfcompat_engine::outcome::{KernelOutcome, KernelRun, Note};
+use bpfcompat_engine::report::note_text;
+use bpfcompat_engine::run::{Event, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use crate::cli::ColorChoice;
 
-use bpfcompat::report::{
+use bpfcompat_engine::report::{
     Look, Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
 };
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat::report::{Report, html, junit, markdown};
+use bpfcompat_engine::report::{Report, html, junit, markdown};
 use clap::Args;
 
 /// Where to write reports.

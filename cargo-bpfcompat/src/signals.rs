@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bpfcompat::cancel::Cancel;
+use bpfcompat_engine::cancel::Cancel;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::exit::Code;
@@ -28,7 +28,7 @@ pub fn install() -> std::io::Result<Cancel> {
         }
         eprintln!(
             "bpfcompat: {} received: stopping, cleaning up and writing what finished (send it again to stop at once)",
-            bpfcompat::classify::signal_name(watch.signal().unwrap_or_default())
+            bpfcompat_engine::classify::signal_name(watch.signal().unwrap_or_default())
         );
     });
     Ok(cancel)

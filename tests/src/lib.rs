@@ -207,8 +207,8 @@ pub fn plus_mirrored(
 /// The profiles of the shipped matrix whose archive has a mirror here; the
 /// others are named on stderr so a skipped kernel is never silent.
 pub fn kernels_with_mirror(names: &[&str]) -> Vec<String> {
-    let matrix = bpfcompat::matrix::Matrix::load("default").expect("shipped matrix");
-    let mirrors = bpfcompat::kernel::Mirrors::discover();
+    let matrix = bpfcompat_engine::matrix::Matrix::load("default").expect("shipped matrix");
+    let mirrors = bpfcompat_engine::kernel::Mirrors::discover();
     let mut out = Vec::new();
     for n in names {
         let pin = matrix.lock.get(n).expect("pinned");

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         &path,
         Source::Bytes(&bytes),
         &Options {
-            mode: bpfcompat::wire::Mode::Attach,
+            mode: bpfcompat_engine::wire::Mode::Attach,
             ..Options::default()
         },
     ) {

@@ -16,8 +16,10 @@ use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use bpfcompat::guest::init::{begin, power_off, uptime_ms};
-use bpfcompat::wire::{Fault, JOB_FILE, Job, JobObject, ObjectReport, Record, WorkerRequest};
+use bpfcompat_engine::guest::init::{begin, power_off, uptime_ms};
+use bpfcompat_engine::wire::{
+    Fault, JOB_FILE, Job, JobObject, ObjectReport, Record, WorkerRequest,
+};
 
 use crate::{Options, validate_object};
 
@@ -55,8 +57,8 @@ fn run_as_init() -> ! {
             }
             let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
             if !job.commands.is_empty() {
-                let root = Path::new(bpfcompat::wire::JOB_ROOT);
-                for w in bpfcompat::guest::job_root::install(root, Path::new("/")) {
+                let root = Path::new(bpfcompat_engine::wire::JOB_ROOT);
+                for w in bpfcompat_engine::guest::job_root::install(root, Path::new("/")) {
                     eprintln!("bpfcompat agent: {w}");
                 }
             }
@@ -116,7 +118,7 @@ impl Worker {
     }
 
     fn kill(mut self) -> String {
-        bpfcompat::process_group::kill(&self.child);
+        bpfcompat_engine::process_group::kill(&self.child);
         self.child.wait().map(|s| s.to_string()).unwrap_or_default()
     }
 
@@ -265,7 +267,7 @@ fn run_worker() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bpfcompat::wire::{Fixups, Mode};
+    use bpfcompat_engine::wire::{Fixups, Mode};
 
     /// A worker played by a shell script: it answers each request line by
     /// `script`'s rules. `$n` counts requests across workers of one test.

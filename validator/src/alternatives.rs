@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use bpfcompat::wire::{ObjectReport, Outcome, ProgramReport, VariantChoice};
+use bpfcompat_engine::wire::{ObjectReport, Outcome, ProgramReport, VariantChoice};
 
 /// The groups the programs form by hook, each in order of preference, for
 /// the programs no declared group names.

@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
-use bpfcompat::wire::Fixups;
-use bpfcompat::wire::{Outcome, StepFailure};
+use bpfcompat_engine::wire::Fixups;
+use bpfcompat_engine::wire::{Outcome, StepFailure};
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
 use crate::Site;

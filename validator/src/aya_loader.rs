@@ -12,7 +12,9 @@ use aya::maps::MapError;
 use aya::programs::{CgroupAttachMode, Program, ProgramError, TcAttachType, XdpMode};
 use aya::util::KernelVersion;
 use aya::{Btf, BtfError, EbpfError};
-use bpfcompat::wire::{MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail};
+use bpfcompat_engine::wire::{
+    MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail,
+};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::cgroup::CgroupTarget;

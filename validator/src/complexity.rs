@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::OnceLock;
 
-use bpfcompat::wire::{Complexity, LOG_LEVEL_STATS};
+use bpfcompat_engine::wire::{Complexity, LOG_LEVEL_STATS};
 use libbpf_rs::AsRawLibbpf;
 
 /// Whether this kernel's verifier writes its statistics alone at

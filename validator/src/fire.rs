@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
-use bpfcompat::wire::{Fire, Outcome};
+use bpfcompat_engine::wire::{Fire, Outcome};
 use libbpf_rs::Object;
 
 /// What the built-in trigger does, as reports name it.
@@ -45,7 +45,7 @@ pub fn measure(
     attach: &BTreeMap<String, Outcome>,
     attached: &crate::attach::Attached,
     trigger: Option<&[String]>,
-    cancel: &bpfcompat::cancel::Cancel,
+    cancel: &bpfcompat_engine::cancel::Cancel,
 ) -> Result<BTreeMap<String, Fire>, String> {
     let stats = StatsOn::enable();
     // Cgroup programs on a cgroup of their own run for its processes only:
@@ -161,7 +161,10 @@ impl Drop for StatsOn {
 /// The user's trigger command, with a time limit that ends its whole
 /// process group. A trigger that cannot start is an error of the trigger:
 /// programs that did not run then say nothing about the kernel.
-fn run_trigger(argv: &[String], cancel: &bpfcompat::cancel::Cancel) -> Result<String, String> {
+fn run_trigger(
+    argv: &[String],
+    cancel: &bpfcompat_engine::cancel::Cancel,
+) -> Result<String, String> {
     use std::os::unix::process::CommandExt;
     let shown = format!("command `{}`", argv.join(" "));
     let Some((program, args)) = argv.split_first() else {
@@ -177,7 +180,7 @@ fn run_trigger(argv: &[String], cancel: &bpfcompat::cancel::Cancel) -> Result<St
     let started = std::time::Instant::now();
     while matches!(child.try_wait(), Ok(None)) {
         if started.elapsed() > Duration::from_secs(30) || cancel.is_cancelled() {
-            bpfcompat::process_group::kill(&child);
+            bpfcompat_engine::process_group::kill(&child);
             break;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use bpfcompat::wire::{Count, Fixups};
+use bpfcompat_engine::wire::{Count, Fixups};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::btf::types::DataSec;
 use libbpf_rs::{AsRawLibbpf, OpenObject};

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use bpfcompat::classify::{Cell, cells_for_kernel};
-use bpfcompat::outcome::KernelRun;
-use bpfcompat::wire::ObjectReport;
+use bpfcompat_engine::classify::{Cell, cells_for_kernel};
+use bpfcompat_engine::outcome::KernelRun;
+use bpfcompat_engine::wire::ObjectReport;
 
 use crate::{Options, Source, validate_source};
 
@@ -22,7 +22,7 @@ pub struct HostVerdict {
 impl HostVerdict {
     /// Whether every program loaded (and attached, when asked).
     pub fn passed(&self) -> bool {
-        self.cell.status == bpfcompat::classify::Status::Pass
+        self.cell.status == bpfcompat_engine::classify::Status::Pass
     }
 }
 
@@ -72,7 +72,7 @@ pub fn missing_privileges() -> Vec<&'static str> {
 /// ```no_run
 /// use validator::{Options, Source, validate_on_host};
 ///
-/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { mode: bpfcompat::wire::Mode::Attach, ..Options::default() })?;
+/// let verdict = validate_on_host("probe.bpf.o", Source::Path("probe.bpf.o".as_ref()), &Options { mode: bpfcompat_engine::wire::Mode::Attach, ..Options::default() })?;
 /// if !verdict.passed() {
 ///     eprintln!("refusing to load: {:?} {}", verdict.cell.code, verdict.cell.message.unwrap_or_default());
 /// }
@@ -118,17 +118,17 @@ pub fn validate_all_on_host(
         }
         reports.push(report);
     }
-    let release = bpfcompat::guest::init::kernel_release();
-    let kernel_config = bpfcompat::kernel::config::running(&release);
+    let release = bpfcompat_engine::guest::init::kernel_release();
+    let kernel_config = bpfcompat_engine::kernel::config::running(&release);
     let mut run = KernelRun::on_host(
         release,
         Path::new("/sys/kernel/btf/vmlinux").exists(),
         reports,
     );
     if let Some(signal) = opts.cancel.signal() {
-        run.outcome = bpfcompat::outcome::KernelOutcome::Interrupted { signal };
+        run.outcome = bpfcompat_engine::outcome::KernelOutcome::Interrupted { signal };
     }
-    run.lsm = bpfcompat::guest::init::active_lsms();
+    run.lsm = bpfcompat_engine::guest::init::active_lsms();
     run.kernel_config = kernel_config;
     Ok(run)
 }

@@ -3,7 +3,7 @@
 //!
 //! It runs in two places: as the guest agent (the `/init` of every guest, see
 //! [`agent`]) and on the host as a pre-load gate. Both produce the same
-//! [`bpfcompat::wire::ObjectReport`], judged by the same classifier.
+//! [`bpfcompat_engine::wire::ObjectReport`], judged by the same classifier.
 
 pub mod agent;
 mod alternatives;

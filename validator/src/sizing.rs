@@ -7,7 +7,7 @@
 //! reports each assumption. A fix-up the user declared always wins; with
 //! `--strict-maps` nothing is assumed (the zero is then `MAP_CONTRACT`).
 
-use bpfcompat::wire::Fixups;
+use bpfcompat_engine::wire::Fixups;
 use libbpf_rs::OpenObject;
 
 use crate::sys;

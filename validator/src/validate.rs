@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::Instant;
 
-use bpfcompat::wire::{
+use bpfcompat_engine::wire::{
     BPF_F_MMAPABLE, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport,
     StepFailure, tail,
 };
@@ -52,7 +52,7 @@ pub struct Options {
     pub site: Site,
     /// Set to stop early: a fire-mode trigger is ended, and objects not yet
     /// validated are left out (see [`crate::validate_all_on_host`]).
-    pub cancel: bpfcompat::cancel::Cancel,
+    pub cancel: bpfcompat_engine::cancel::Cancel,
 }
 
 /// Where the validation runs, which decides where programs whose hook the
@@ -93,10 +93,10 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
     // Unless told, an object is judged the way the loader it was built for
     // loads it (aya for aya's legacy `maps` section).
     let validator = opts.fixups.validator.unwrap_or_else(|| match source {
-        Source::Bytes(b) => bpfcompat::objects::built_for_bytes(b),
-        Source::Path(p) => bpfcompat::objects::built_for(p),
+        Source::Bytes(b) => bpfcompat_engine::objects::built_for_bytes(b),
+        Source::Path(p) => bpfcompat_engine::objects::built_for(p),
     });
-    if validator == bpfcompat::wire::Validator::Aya {
+    if validator == bpfcompat_engine::wire::Validator::Aya {
         let started = Instant::now();
         let mut report = match source {
             Source::Bytes(b) => crate::aya_loader::validate(name, b, opts),

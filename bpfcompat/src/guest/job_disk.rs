@@ -153,14 +153,36 @@ pub fn unpack(archive: &[u8], root: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A cpio `newc` archive of directories and files (path, contents).
+    fn archive(dirs: &[&str], files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut all: Vec<(cpio::newc::Builder, std::io::Cursor<Vec<u8>>)> = dirs
+            .iter()
+            .map(|d| {
+                (
+                    cpio::newc::Builder::new(d).mode(0o040755),
+                    Default::default(),
+                )
+            })
+            .collect();
+        for (path, data) in files {
+            let b = cpio::newc::Builder::new(path).mode(0o100644);
+            all.push((b, std::io::Cursor::new(data.clone())));
+        }
+        let mut out = std::io::Cursor::new(Vec::new());
+        cpio::write_cpio(all.into_iter(), &mut out).unwrap();
+        out.into_inner()
+    }
+
     #[test]
     fn a_job_written_to_a_disk_image_is_read_back_and_unpacked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut img = super::super::Initramfs::new();
-        img.file("/job/job.json", 0o644, b"{}".to_vec());
-        img.file("/job/objects/0.bpf.o", 0o644, vec![7u8; 10_000]);
-        let mut archive = Vec::new();
-        img.write_to(&mut archive).unwrap();
+        let archive = archive(
+            &["job", "job/objects"],
+            &[
+                ("job/job.json", b"{}".to_vec()),
+                ("job/objects/0.bpf.o", vec![7u8; 10_000]),
+            ],
+        );
         let disk = dir.path().join("job.img");
         write(&disk, &archive).unwrap();
         assert_eq!(std::fs::metadata(&disk).unwrap().len(), DISK_BYTES);
@@ -185,10 +207,7 @@ mod tests {
     #[test]
     fn an_archive_leaving_job_is_refused_and_an_empty_disk_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let mut img = super::super::Initramfs::new();
-        img.file("/etc/passwd", 0o644, b"x".to_vec());
-        let mut archive = Vec::new();
-        img.write_to(&mut archive).unwrap();
+        let archive = archive(&["etc"], &[("etc/passwd", b"x".to_vec())]);
         let err = unpack(&archive, dir.path()).unwrap_err();
         assert!(err.to_string().contains("outside job/"), "{err}");
         let empty = dir.path().join("empty.img");

@@ -1,15 +1,14 @@
-//! What runs inside a guest and how it gets there: the initramfs (agent, its
-//! shared libraries, the job's files) and the small runtime an agent uses as
-//! the guest's `/init`. The job itself is part of [`crate::wire`].
+//! The guest's side that every guest `/init` shares (the agent and a
+//! `#[kernel_test]` binary): set-up and the result port ([`init`]), the job
+//! disk a restored guest reads ([`job_disk`]), the user's processes apart
+//! from the init ([`isolate`]) and a job's libraries put in place
+//! ([`job_root`]).
 
-mod closure;
 pub mod init;
-mod initramfs;
 pub mod isolate;
 pub mod job_disk;
 pub mod job_root;
-mod strip;
 
-pub use closure::library_closure;
-pub use initramfs::{Initramfs, MODULES_DIR};
-pub use strip::strip_debug;
+/// Where a guest finds the kernel modules shipped for its kernel, with an
+/// `order` file naming them in load order.
+pub const MODULES_DIR: &str = "/lib/modules/bpfcompat";

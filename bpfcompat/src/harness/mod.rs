@@ -8,7 +8,6 @@
 //! [`crate::wire::Job`] in its initramfs), reports each on the result port
 //! and powers off.
 
-mod boot;
 mod guest;
 mod host;
 
@@ -44,7 +43,28 @@ pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 /// The console line the guest prints before each test body, followed by
 /// the test's name.
-pub(crate) const CONSOLE_MARK: &str = "bpfcompat: test ";
+pub const CONSOLE_MARK: &str = "bpfcompat: test ";
+
+/// The failure codes an `expect_fail` may name (the CLI's classifier has
+/// one for each; docs/verdicts.md says what each means).
+pub const CODES: &[&str] = &[
+    "MISSING_BTF",
+    "CORE_RELOCATION",
+    "MISSING_KFUNC",
+    "MISSING_ATTACH_TARGET",
+    "UNSUPPORTED_MAP_TYPE",
+    "UNSUPPORTED_PROG_TYPE",
+    "UNSUPPORTED_ATTACH_TYPE",
+    "UNSUPPORTED_HELPER",
+    "UNSUPPORTED_FEATURE",
+    "KERNEL_CONFIG",
+    "VERIFIER_REJECTED",
+    "VERIFIER_LIMIT",
+    "GPL_ONLY",
+    "PERMISSION",
+    "MAP_CONTRACT",
+    "ATTACH_FAILED",
+];
 
 /// How a test body ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,8 @@
 //! - [`fixups`]: what a real loader changes before load, part of a job;
 //! - [`records`]: guest to host, one line per record on the result port;
 //! - [`complexity`]: the verifier's statistics for a program, part of a record;
-//! - [`channel`]: which result-port lines are the guest init's (signed per boot).
+//! - [`channel`]: which result-port lines are the guest init's (signed per boot);
+//! - [`kernel_tests`]: a `#[kernel_test]` binary on the host and the CLI.
 //!
 //! The whole protocol has one version, [`WIRE_VERSION`]: in every record
 //! prefix and in every job. Host and agent come from one build; a mismatch is
@@ -15,6 +16,7 @@ pub mod channel;
 mod complexity;
 mod fixups;
 mod job;
+pub mod kernel_tests;
 mod records;
 
 /// The protocol's version (the digit of [`RECORD_PREFIX`]).

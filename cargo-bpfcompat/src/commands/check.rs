@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use bpfcompat::objects::{check_bpf_object, display_names};
-use bpfcompat::outcome::RunOutput;
-use bpfcompat::report::{Report, failures_text, matrix};
+use bpfcompat_engine::objects::{check_bpf_object, display_names};
+use bpfcompat_engine::outcome::RunOutput;
+use bpfcompat_engine::report::{Report, failures_text, matrix};
 use clap::Args;
 use validator::{Options, Source, validate_all_on_host};
 
-use bpfcompat::wire::Mode;
+use bpfcompat_engine::wire::Mode;
 
 use crate::cli::named;
 use crate::exit::Code;
@@ -79,11 +79,11 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         false,
         &Default::default(),
     );
-    let gate = bpfcompat::report::Gate {
+    let gate = bpfcompat_engine::report::Gate {
         max_growth_pct: None,
         min_headroom_pct: a.min_headroom.map(|p| p.0),
     };
-    bpfcompat::report::apply_gate(&mut report, &[], &gate);
+    bpfcompat_engine::report::apply_gate(&mut report, &[], &gate);
     if let Some(p) = &a.json {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -94,7 +94,7 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         print!("\n{failures}");
     }
     if a.stats {
-        print!("\n{}", bpfcompat::report::stats_text(&report));
+        print!("\n{}", bpfcompat_engine::report::stats_text(&report));
     }
     Ok(crate::signals::exit_code(&cancel).unwrap_or(report.exit_code))
 }

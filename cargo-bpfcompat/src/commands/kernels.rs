@@ -1,8 +1,8 @@
 //! `cargo bpfcompat kernels list | fetch | update | outdated | prune`.
 
-use bpfcompat::cancel::Cancel;
-use bpfcompat::kernel::{Cache, Mirrors, Trust, fetch, resolve};
-use bpfcompat::matrix::{Matrix, OwnSource};
+use bpfcompat_engine::cancel::Cancel;
+use bpfcompat_engine::kernel::{Cache, Mirrors, Trust, fetch, resolve};
+use bpfcompat_engine::matrix::{Matrix, OwnSource};
 
 use crate::cli::{KernelsCommand, MatrixArgs, PruneArgs};
 use crate::exit::Code;
@@ -30,7 +30,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
     let m = load(a)?;
     let mirrors = Mirrors::discover();
     let cache = Cache::discover()?;
-    let saved = bpfcompat::run::saved_machines(&cache);
+    let saved = bpfcompat_engine::run::saved_machines(&cache);
     let mut table = crate::render::table(["KERNEL", "REQUIRED", "PACKAGE", "VERSION", "STATE"]);
     for k in &m.kernels {
         let req = if k.required { "yes" } else { "no" };
@@ -105,8 +105,12 @@ fn outdated(a: &MatrixArgs, trust: Trust) -> Result<Code> {
             Ok(pin) => {
                 let state = match pinned {
                     Some(v)
-                        if bpfcompat::kernel::compare_versions(k.format, &pin.version, v)
-                            .is_gt() =>
+                        if bpfcompat_engine::kernel::compare_versions(
+                            k.format,
+                            &pin.version,
+                            v,
+                        )
+                        .is_gt() =>
                     {
                         newer += 1;
                         "outdated"
@@ -238,11 +242,15 @@ fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Res
 fn kept_matrices(a: &PruneArgs) -> Result<Vec<Matrix>> {
     let mut names = a.keep.clone();
     if names.is_empty() {
-        names.extend(bpfcompat::matrix::SHIPPED.iter().map(|s| s.to_string()));
+        names.extend(
+            bpfcompat_engine::matrix::SHIPPED
+                .iter()
+                .map(|s| s.to_string()),
+        );
         let here = std::env::current_dir().map_err(|e| e.to_string())?;
-        if let Some(c) = bpfcompat::config::find_config(&here)?
+        if let Some(c) = bpfcompat_engine::config::find_config(&here)?
             && let Some(m) = &c.matrix
-            && !bpfcompat::matrix::SHIPPED.contains(&m.as_str())
+            && !bpfcompat_engine::matrix::SHIPPED.contains(&m.as_str())
         {
             names.push(c.resolve(std::path::Path::new(m)).display().to_string());
         }
@@ -265,12 +273,12 @@ fn prune(a: &PruneArgs) -> Result<Code> {
         .collect();
     let verb = if a.dry_run { "Would remove" } else { "Removed" };
     let mut freed = 0u64;
-    for m in bpfcompat::run::saved_machines(&cache) {
+    for m in bpfcompat_engine::run::saved_machines(&cache) {
         if m.entry.as_ref().is_some_and(|e| kept.contains(e)) {
             continue;
         }
         if !a.dry_run {
-            bpfcompat::run::remove_machine(&cache, &m).map_err(|e| e.to_string())?;
+            bpfcompat_engine::run::remove_machine(&cache, &m).map_err(|e| e.to_string())?;
         }
         freed += m.bytes;
         println!(
@@ -286,7 +294,7 @@ fn prune(a: &PruneArgs) -> Result<Code> {
             continue;
         }
         if !a.dry_run {
-            let key = bpfcompat::safe::Sha256Hex::try_from(e.key.clone())?;
+            let key = bpfcompat_engine::safe::Sha256Hex::try_from(e.key.clone())?;
             cache.remove_entry(&key).map_err(|e| e.to_string())?;
         }
         freed += e.bytes;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod kernel_test;
 pub mod kernels;
 pub mod list;
 pub mod report;

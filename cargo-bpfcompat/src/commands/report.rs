@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat::report::{
+use bpfcompat_engine::report::{
     Report, apply_gate, changes_text, compare, exit_with_baseline, growth, growth_text,
 };
 use clap::{Args, Subcommand};
@@ -75,7 +75,7 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
                 .iter()
                 .map(|p| Ok((p.display().to_string(), load(p)?)))
                 .collect::<Result<Vec<_>, String>>()?;
-            let merged = bpfcompat::report::merge(&reports, a.allow_partial)?;
+            let merged = bpfcompat_engine::report::merge(&reports, a.allow_partial)?;
             a.files.check()?;
             let errors = a.files.write(&merged, false);
             if let Some(e) = errors.first() {

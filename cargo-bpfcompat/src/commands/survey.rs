@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use bpfcompat::kernel::{Cache, Mirrors};
-use bpfcompat::matrix::Matrix;
-use bpfcompat::outcome::{KernelOutcome, KernelRun, now_rfc3339};
-use bpfcompat::run::{Event, KernelTarget, Plan, Settings};
-use bpfcompat::vm::AccelChoice;
-use bpfcompat::wire::Mode;
+use bpfcompat_engine::kernel::{Cache, Mirrors};
+use bpfcompat_engine::matrix::Matrix;
+use bpfcompat_engine::outcome::{KernelOutcome, KernelRun, now_rfc3339};
+use bpfcompat_engine::run::{Event, KernelTarget, Plan, Settings};
+use bpfcompat_engine::vm::AccelChoice;
+use bpfcompat_engine::wire::Mode;
 use clap::Args;
 
 use crate::cli::MatrixArgs;
@@ -70,7 +70,7 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
     let started = now_rfc3339();
     let cancel = crate::signals::install()?;
     let mut progress = Progress::new(&plan, false);
-    let output = bpfcompat::run::run(
+    let output = bpfcompat_engine::run::run(
         &plan,
         &Mirrors::discover(),
         &Cache::discover()?,

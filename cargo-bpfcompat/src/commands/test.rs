@@ -7,27 +7,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bpfcompat::cancel::Cancel;
-use bpfcompat::kernel::{Cache, Mirrors};
-use bpfcompat::matrix::Matrix;
-use bpfcompat::objects::{built_for, check_bpf_object, display_names};
-use bpfcompat::partition::Partition;
-use bpfcompat::report::{
+use bpfcompat_engine::cancel::Cancel;
+use bpfcompat_engine::kernel::{Cache, Mirrors};
+use bpfcompat_engine::matrix::Matrix;
+use bpfcompat_engine::objects::{built_for, check_bpf_object, display_names};
+use bpfcompat_engine::partition::Partition;
+use bpfcompat_engine::report::{
     Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, gate_cells,
     growth, growth_text, kernel_cells, stats_text,
 };
-use bpfcompat::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
-use bpfcompat::vm::AccelChoice;
-use bpfcompat::wire::Validator;
+use bpfcompat_engine::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
+use bpfcompat_engine::vm::AccelChoice;
+use bpfcompat_engine::wire::Validator;
 use clap::Args;
 use sha2::{Digest, Sha256};
 
-use bpfcompat::wire::Mode;
+use bpfcompat_engine::wire::Mode;
 
 use crate::cli::{Limit, named};
 use crate::exit::Code;
 use crate::progress::Progress;
-use bpfcompat::config::{Config, find_config, load_config, load_config_file};
+use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file};
 
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
 
@@ -210,8 +210,8 @@ fn positive_limit(s: &str) -> Result<Limit, String> {
 
 impl CommandModeArgs {
     /// What ready means, as the flags say.
-    fn ready(&self) -> Option<bpfcompat::wire::Ready> {
-        use bpfcompat::wire::Ready;
+    fn ready(&self) -> Option<bpfcompat_engine::wire::Ready> {
+        use bpfcompat_engine::wire::Ready;
         match (&self.ready_line, &self.ready_after) {
             (Some(l), _) => Some(Ready::Line(l.0.clone())),
             (None, Some(d)) => Some(Ready::AfterMs(d.0.as_millis() as u64)),
@@ -399,24 +399,25 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
     let gate = a.complexity.gate();
     let cache = Cache::discover()?;
-    let output = bpfcompat::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
-        // For tools: each cell as soon as its kernel is done.
-        if json_lines && let Event::KernelFinished { run } = &e {
-            // Judged as the report will judge them, complexity gate included.
-            let mut cells = kernel_cells(run, &r.names, &r.expectations);
-            let grown = r
-                .baseline
-                .as_ref()
-                .map(|b| growth(b, &cells))
-                .unwrap_or_default();
-            gate_cells(&mut cells, &grown, &gate);
-            for c in &cells {
-                crate::messages::cell(c);
+    let output =
+        bpfcompat_engine::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
+            // For tools: each cell as soon as its kernel is done.
+            if json_lines && let Event::KernelFinished { run } = &e {
+                // Judged as the report will judge them, complexity gate included.
+                let mut cells = kernel_cells(run, &r.names, &r.expectations);
+                let grown = r
+                    .baseline
+                    .as_ref()
+                    .map(|b| growth(b, &cells))
+                    .unwrap_or_default();
+                gate_cells(&mut cells, &grown, &gate);
+                for c in &cells {
+                    crate::messages::cell(c);
+                }
+                crate::messages::kernel_finished(run);
             }
-            crate::messages::kernel_finished(run);
-        }
-        progress.event(&e)
-    })?;
+            progress.event(&e)
+        })?;
     progress.finish();
     let mut report = Report::new(
         &r.matrix_origin,
@@ -632,7 +633,7 @@ fn run_matrix(
 ) -> Result<Matrix, crate::error::Error> {
     let matrix_name = match (&a.guests.matrix, &config.matrix) {
         (Some(m), _) => m.clone(),
-        (None, Some(m)) if !bpfcompat::matrix::SHIPPED.contains(&m.as_str()) => {
+        (None, Some(m)) if !bpfcompat_engine::matrix::SHIPPED.contains(&m.as_str()) => {
             config.resolve(m.as_ref()).display().to_string()
         }
         (None, Some(m)) => m.clone(),

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat::objects::{embedded_objects, is_bpf_elf};
+use bpfcompat_engine::objects::{embedded_objects, is_bpf_elf};
 use sha2::{Digest, Sha256};
 
 use super::build::BuildOutput;

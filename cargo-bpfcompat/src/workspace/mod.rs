@@ -1,5 +1,5 @@
 //! The user's Cargo workspace: building it and finding the BPF objects the
-//! build produced. Its configuration is read by [`bpfcompat::config`].
+//! build produced. Its configuration is read by [`bpfcompat_engine::config`].
 
 mod build;
 mod discover;

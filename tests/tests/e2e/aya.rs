@@ -215,6 +215,10 @@ fn kernel_tests_load_aya_objects_with_aya_inside_each_kernel() {
         .args(["test", "--test", "kernels"])
         .current_dir(examples().join("aya/loader"))
         .env("CARGO_TARGET_DIR", examples().join("target"))
+        .env(
+            "BPFCOMPAT_CLI",
+            bpfcompat_e2e::workspace_bin("cargo-bpfcompat"),
+        )
         .output()
         .expect("cargo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -17,7 +17,12 @@ fn cargo_with(dir: &Path, args: &[&str], env: impl FnOnce(&mut Command)) -> Outp
     c.args(args)
         .current_dir(dir)
         // The examples share one target dir, whichever copy runs.
-        .env("CARGO_TARGET_DIR", examples().join("target"));
+        .env("CARGO_TARGET_DIR", examples().join("target"))
+        // The thin `bpfcompat` boots kernels with the installed CLI: this build's.
+        .env(
+            "BPFCOMPAT_CLI",
+            bpfcompat_e2e::workspace_bin("cargo-bpfcompat"),
+        );
     env(&mut c);
     let out = c.output().expect("cargo runs");
     eprintln!(
@@ -32,6 +37,7 @@ fn cargo_with(dir: &Path, args: &[&str], env: impl FnOnce(&mut Command)) -> Outp
 /// rebuild must not replace a test binary another step is running.
 #[test]
 fn kernel_tests_under_cargo_test_and_nextest_and_what_fails_a_trial() {
+    without_the_cli_every_trial_fails_saying_how_to_install_it();
     cargo_test_runs_each_test_on_each_kernel();
     nextest_runs_one_process_per_trial_with_junit();
     let tmp = tempfile::tempdir().unwrap();
@@ -39,6 +45,18 @@ fn kernel_tests_under_cargo_test_and_nextest_and_what_fails_a_trial() {
     a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(tmp.path());
     a_hang_fails_only_its_trial_at_its_timeout_with_its_console(tmp.path());
     an_unavailable_required_kernel_fails_its_trials_unless_the_project_allows_it(tmp.path());
+}
+
+fn without_the_cli_every_trial_fails_saying_how_to_install_it() {
+    let out = cargo_with(&examples(), &["test", "--test", "kernels"], |c| {
+        c.env("BPFCOMPAT_CLI", "/nonexistent/cargo-bpfcompat");
+    });
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    mentions(
+        &stdout,
+        &["cargo install --locked cargo-bpfcompat", "BPFCOMPAT_CLI"],
+    );
 }
 
 fn cargo_test_runs_each_test_on_each_kernel() {

@@ -62,7 +62,7 @@ fn verdicts(report: &Value) -> Vec<String> {
 /// A cache of its own for saved machines, sharing the kernels already
 /// fetched (its `kernels` is a link to theirs).
 fn private_cache(dir: &Path) -> PathBuf {
-    let shared = bpfcompat::kernel::Cache::discover()
+    let shared = bpfcompat_engine::kernel::Cache::discover()
         .unwrap()
         .root()
         .join("kernels");

@@ -1,5 +1,5 @@
 //! Command mode in the guest: run the user's own loader as root, in
-//! namespaces of its own ([`bpfcompat::guest::isolate`]).
+//! namespaces of its own ([`bpfcompat_engine::guest::isolate`]).
 //!
 //! A loader that exits by itself is judged by its exit code. One that runs
 //! until stopped (most eBPF tools) is judged by readiness: once a line of
@@ -16,8 +16,8 @@ use std::os::fd::OwnedFd;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use bpfcompat::guest::isolate;
-use bpfcompat::wire::{CommandReport, JobCommand, Ready, ReadyAt, Stop};
+use bpfcompat_engine::guest::isolate;
+use bpfcompat_engine::wire::{CommandReport, JobCommand, Ready, ReadyAt, Stop};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;

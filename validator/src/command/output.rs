@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use bpfcompat::wire::OUTPUT_KEEP;
+use bpfcompat_engine::wire::OUTPUT_KEEP;
 
 /// The most of one line kept for matching.
 pub const LINE_KEEP: usize = 4096;

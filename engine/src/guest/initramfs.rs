@@ -24,9 +24,7 @@ struct Entry {
     data: Vec<u8>,
 }
 
-/// Where a guest finds the kernel modules shipped for its kernel, with an
-/// `order` file naming them in load order.
-pub const MODULES_DIR: &str = "/lib/modules/bpfcompat";
+use crate::guest::MODULES_DIR;
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::KernelTest;
 use crate::cancel::Cancel;
 use crate::guest::{Initramfs, job_disk};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
@@ -30,12 +29,14 @@ pub(super) struct Booted {
     pub release: String,
 }
 
-/// Boots `kernel` for `tests`: warm unless `BPFCOMPAT_COLD` is set or the
-/// saved machine cannot be had (said on stderr), else cold.
+/// Boots `kernel` with the test binary `binary` as `/init` for `tests`
+/// (each with its limit in seconds): warm unless `BPFCOMPAT_COLD` is set or
+/// the saved machine cannot be had (said on stderr), else cold.
 pub(super) fn boot_kernel(
     kernel: &str,
     pin: Option<&Pin>,
-    tests: &[&KernelTest],
+    binary: &Path,
+    tests: &[(String, u64)],
 ) -> Result<Booted, String> {
     let pin = pin.ok_or("not pinned")?;
     let cache = Cache::discover().map_err(|e| e.to_string())?;
@@ -65,7 +66,7 @@ pub(super) fn boot_kernel(
         env: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
         job: job(tests),
     };
-    let init = Initramfs::with_init(Path::new("/proc/self/exe")).map_err(|e| e.to_string())?;
+    let init = Initramfs::with_init(binary).map_err(|e| e.to_string())?;
     if !cold_asked() {
         match warm(&g, &cache, &init) {
             Ok(boot) => {
@@ -101,21 +102,14 @@ fn cold_asked() -> bool {
 }
 
 /// The guest's limit: boot, then each test's own.
-fn timeout(tests: &[&KernelTest]) -> Duration {
-    let tests: u64 = tests
-        .iter()
-        .map(|t| match t.timeout_secs {
-            0 => super::DEFAULT_TIMEOUT_SECS,
-            n => n,
-        })
-        .sum();
-    Duration::from_secs(90 + tests)
+fn timeout(tests: &[(String, u64)]) -> Duration {
+    Duration::from_secs(90 + tests.iter().map(|(_, secs)| secs).sum::<u64>())
 }
 
 /// The job naming the tests to run.
-fn job(tests: &[&KernelTest]) -> Vec<u8> {
+fn job(tests: &[(String, u64)]) -> Vec<u8> {
     let job = Job {
-        tests: tests.iter().map(|t| t.name.to_string()).collect(),
+        tests: tests.iter().map(|(name, _)| name.clone()).collect(),
         ..Job::new(Mode::Load, 0)
     };
     serde_json::to_vec(&job).expect("jobs serialize")

@@ -120,3 +120,18 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod expectable_tests {
+    use super::Code;
+
+    /// The codes a `#[kernel_test]`'s expect_fail may name are codes.
+    #[test]
+    fn every_code_a_kernel_test_may_expect_is_one_the_classifier_gives() {
+        for name in bpfcompat::harness::CODES {
+            let code: Code =
+                serde_json::from_value((*name).into()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(code.as_str(), *name);
+        }
+    }
+}

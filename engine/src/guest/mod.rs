@@ -1,0 +1,13 @@
+//! How a guest gets what it runs: the initramfs (agent, its shared
+//! libraries, the job's files). The runtime inside the guest (set-up, the
+//! result port, the job disk, the user's processes apart) is the thin
+//! `bpfcompat` crate's, re-exported here; the job itself is [`crate::wire`].
+
+mod closure;
+mod initramfs;
+mod strip;
+
+pub use bpfcompat::guest::{MODULES_DIR, init, isolate, job_disk, job_root};
+pub use closure::library_closure;
+pub use initramfs::Initramfs;
+pub use strip::strip_debug;
