@@ -384,6 +384,28 @@ fn usage_errors_read_well() {
 }
 
 #[test]
+fn readiness_flags_are_checked_before_any_guest() {
+    for (args, says) in [
+        (
+            &["--ready-line", "(unclosed"][..],
+            "invalid value '(unclosed' for '--ready-line <REGEX>': not a regular expression",
+        ),
+        (&["--ready-after", "0"][..], "must be more than 0"),
+        (&["--grace", "0s"][..], "must be more than 0"),
+        (
+            &["--ready-line", "x", "--ready-after", "2s"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let mut c = bpfcompat(&["test", "--loader", "/bin/true"]);
+        c.args(args).env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        mentions(&err, &[says]);
+    }
+}
+
+#[test]
 fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("slice.json");

@@ -39,6 +39,7 @@ fn every_crate_packages_and_builds_from_its_package() {
     for krate in [
         "bpfcompat-test",
         "bpfcompat",
+        "bpfcompat-engine",
         "bpfcompat-validator",
         "cargo-bpfcompat",
     ] {
