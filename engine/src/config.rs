@@ -65,6 +65,15 @@ pub struct ObjectConfig {
     pub validator: Option<crate::wire::Validator>,
     /// The fire-mode trigger for this object (a command run in the guest).
     pub trigger: Option<String>,
+    /// Command mode, for a loader that runs until stopped: ready once a
+    /// line of its output matches this pattern (as `--ready-line`).
+    pub ready_line: Option<String>,
+    /// Command mode: ready if still running after this long (`5s`; as
+    /// `--ready-after`).
+    pub ready_after: Option<String>,
+    /// Command mode: how long a ready loader has to exit after SIGINT (as
+    /// `--grace`).
+    pub grace: Option<String>,
 }
 
 impl ObjectConfig {

@@ -181,9 +181,9 @@ pub struct CommandModeArgs {
     /// DURATION (then as --ready-line).
     #[arg(long, value_name = "DURATION", value_parser = positive_limit)]
     pub ready_after: Option<Limit>,
-    /// How long a ready loader has to exit after SIGINT.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = positive_limit)]
-    pub grace: Limit,
+    /// How long a ready loader has to exit after SIGINT [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = positive_limit)]
+    pub grace: Option<Limit>,
 }
 
 /// A `--ready-line` pattern, checked when the arguments are parsed.
@@ -528,24 +528,73 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             .map(|(p, n)| (format!("{base} {n}"), Some(p.clone())))
             .collect()
     };
+    let config = explicit_config(a)?;
     let commands = runs
         .into_iter()
-        .map(|(name, artifact)| CommandInput {
-            name,
-            binary: binary.clone(),
-            argv: argv.clone(),
-            artifact,
-            expect_exit: a.cmd.expect_exit,
-            timeout: a.cmd.command_timeout.0,
-            ready: a.cmd.ready(),
-            grace: a.cmd.grace.0,
+        .map(|(name, artifact)| {
+            let (ready, grace) = readiness(a, &config, &name)?;
+            Ok(CommandInput {
+                name,
+                binary: binary.clone(),
+                argv: argv.clone(),
+                artifact,
+                expect_exit: a.cmd.expect_exit,
+                timeout: a.cmd.command_timeout.0,
+                ready,
+                grace,
+            })
         })
-        .collect();
-    let config = explicit_config(a)?;
+        .collect::<Result<Vec<_>, String>>()?;
     let matrix = run_matrix(a, &config, None)?;
     // A command's expected failures are declared under its name as reports
     // show it (`[objects."loader obj.bpf.o".expect_fail]`).
     Ok(Work::new(Vec::new(), commands, matrix, &config))
+}
+
+/// What ready means for the command `name` and its grace period: the
+/// flags, else its table in the configuration (`[objects."NAME"]`'s
+/// `ready_line`, `ready_after`, `grace`), checked as the flags are.
+fn readiness(
+    a: &TestArgs,
+    config: &Config,
+    name: &str,
+) -> Result<(Option<bpfcompat_engine::wire::Ready>, std::time::Duration), String> {
+    use bpfcompat_engine::wire::Ready;
+    let table = config.objects.get(name);
+    let bad = |key: &str, e: String| {
+        format!(
+            "{}: [objects.\"{name}\"] {key}: {e}",
+            config.origin.display()
+        )
+    };
+    let ready = match (a.cmd.ready(), table) {
+        (Some(r), _) => Some(r),
+        (None, Some(t)) => match (&t.ready_line, &t.ready_after) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "ready_line",
+                    "give ready_line or ready_after, not both".into(),
+                ));
+            }
+            (Some(l), None) => Some(Ready::Line(
+                l.parse::<ReadyLine>().map_err(|e| bad("ready_line", e))?.0,
+            )),
+            (None, Some(d)) => Some(Ready::AfterMs(
+                positive_limit(d)
+                    .map_err(|e| bad("ready_after", e))?
+                    .0
+                    .as_millis() as u64,
+            )),
+            (None, None) => None,
+        },
+        (None, None) => None,
+    };
+    let grace = match (&a.cmd.grace, table.and_then(|t| t.grace.as_deref())) {
+        (Some(flag), _) => flag.0,
+        (None, Some(g)) => positive_limit(g).map_err(|e| bad("grace", e))?.0,
+        (None, None) => std::time::Duration::from_millis(bpfcompat_engine::wire::DEFAULT_GRACE_MS),
+    };
+    Ok((ready, grace))
 }
 
 /// The executable called `name` among those the build produced.

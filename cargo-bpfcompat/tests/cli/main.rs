@@ -406,6 +406,21 @@ fn readiness_flags_are_checked_before_any_guest() {
 }
 
 #[test]
+fn readiness_from_the_configuration_is_checked_before_any_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(&config, "[objects.true]\nready_line = \"(unclosed\"\n").unwrap();
+    let mut c = bpfcompat(&["test", "--loader", "/bin/true", "--config"]);
+    c.arg(&config).env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    mentions(
+        &err,
+        &["[objects.\"true\"] ready_line: not a regular expression"],
+    );
+}
+
+#[test]
 fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("slice.json");
