@@ -123,9 +123,48 @@ fn run_counts(obj: &Object) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Every BPF program loaded in the kernel: its id, name, type and
+/// `run_cnt` (the loader's, found by what was not loaded before it ran).
+pub(crate) fn loaded_programs() -> Vec<(u32, String, u32, u64)> {
+    let mut out = Vec::new();
+    let mut id = 0u32;
+    // SAFETY: libbpf's wrappers of BPF_PROG_GET_NEXT_ID, BPF_PROG_GET_FD_BY_ID
+    // and BPF_OBJ_GET_INFO_BY_FD on buffers of the sizes given; each fd is
+    // owned and closed here.
+    unsafe {
+        while libbpf_sys::bpf_prog_get_next_id(id, &mut id) == 0 {
+            let fd = libbpf_sys::bpf_prog_get_fd_by_id(id);
+            if fd < 0 {
+                continue;
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            let mut info = libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+            if libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) == 0 {
+                let name: Vec<u8> = info
+                    .name
+                    .iter()
+                    .take_while(|&&c| c != 0)
+                    .map(|&c| c as u8)
+                    .collect();
+                let name = String::from_utf8_lossy(&name).into_owned();
+                out.push((id, name, info.type_, info.run_cnt));
+            }
+        }
+    }
+    out
+}
+
+/// Whether statistics are on: BPF run counts mean something.
+impl StatsOn {
+    pub(crate) fn counting(&self) -> bool {
+        !matches!(self, StatsOn::Off)
+    }
+}
+
 /// BPF run statistics on while this lives: the BPF_ENABLE_STATS descriptor
 /// (5.8+), else the `kernel.bpf_stats_enabled` sysctl, restored on drop.
-enum StatsOn {
+pub(crate) enum StatsOn {
     Fd(#[allow(dead_code, reason = "held for its lifetime")] OwnedFd),
     Sysctl(String),
     Off,
@@ -134,7 +173,7 @@ enum StatsOn {
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl StatsOn {
-    fn enable() -> StatsOn {
+    pub(crate) fn enable() -> StatsOn {
         // SAFETY: no pointers.
         let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
         if fd >= 0 {
@@ -190,7 +229,7 @@ fn run_trigger(
 }
 
 /// Ordinary activity that reaches the common hooks.
-fn builtin_workload() {
+pub(crate) fn builtin_workload() {
     let _ = nix::unistd::getpid();
     let dir = std::env::temp_dir().join(format!("bpfcompat-trigger-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);

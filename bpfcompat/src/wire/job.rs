@@ -157,6 +157,10 @@ pub struct JobCommand {
     /// Once ready: a workload to run before it is stopped (argv).
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// Fire mode: once ready and the workload ran, count the runs of the
+    /// programs the command loaded (the built-in workload when no trigger).
+    #[serde(default)]
+    pub count_runs: bool,
 }
 
 fn default_grace_ms() -> u64 {

@@ -29,7 +29,7 @@ pub use job::{
     Ready, WorkerRequest,
 };
 pub use records::{
-    BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, Fault, Fire, MalformedRecord, MapReport,
-    OUTPUT_KEEP, ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, ReadyAt, Record, StepFailure,
-    Stop, VariantChoice, tail,
+    BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, CommandRuns, Fault, Fire, MalformedRecord,
+    MapReport, OUTPUT_KEEP, ObjectReport, Outcome, ProgramReport, RECORD_PREFIX, ReadyAt, Record,
+    StepFailure, Stop, VariantChoice, tail,
 };

@@ -139,11 +139,31 @@ pub struct CommandReport {
     /// The workload run once it was ready, and how it ended.
     #[serde(default)]
     pub trigger: Option<String>,
+    /// Fire mode: how often each program it loaded ran once it was ready.
+    #[serde(default)]
+    pub runs: Option<CommandRuns>,
     /// Why it ran beside the agent instead of in namespaces of its own.
     #[serde(default)]
     pub not_isolated: Option<String>,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
+}
+
+/// Fire mode in command mode: the runs of the programs a loader loaded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandRuns {
+    /// Counted after the workload, before SIGINT.
+    Counted {
+        /// Each program the loader had loaded: name, BPF program type
+        /// number, runs.
+        programs: Vec<(String, u32, u64)>,
+    },
+    /// Not countable on this kernel.
+    Unmeasured {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The most of a command's output a report keeps: its last 64 KiB.

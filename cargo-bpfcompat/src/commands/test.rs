@@ -533,6 +533,11 @@ fn command_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .into_iter()
         .map(|(name, artifact)| {
             let (ready, grace) = readiness(a, &config, &name)?;
+            if a.mode == Mode::Fire && !a.no_attach && ready.is_none() {
+                return Err(format!(
+                    "--mode fire in command mode counts the runs of the programs a running loader loaded, so `{name}` needs a readiness criterion\n  (hint: --ready-line REGEX or --ready-after DURATION; the --trigger, else the built-in workload, runs once it is ready)"
+                ));
+            }
             Ok(CommandInput {
                 name,
                 binary: binary.clone(),

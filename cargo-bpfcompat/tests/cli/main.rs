@@ -396,6 +396,7 @@ fn readiness_flags_are_checked_before_any_guest() {
             &["--ready-line", "x", "--ready-after", "2s"][..],
             "cannot be used with",
         ),
+        (&["--mode", "fire"][..], "needs a readiness criterion"),
     ] {
         let mut c = bpfcompat(&["test", "--loader", "/bin/true"]);
         c.args(args).env("BPFCOMPAT_QEMU", "/nonexistent/qemu");

@@ -6,8 +6,8 @@ use super::Code;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
 use crate::wire::{
-    CommandReport, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport, Ready,
-    StepFailure, Stop,
+    CommandReport, CommandRuns, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport,
+    Ready, StepFailure, Stop,
 };
 
 /// A cell's state.
@@ -559,7 +559,7 @@ fn fire_finding(p: &ProgramReport) -> Option<Finding> {
 /// for one that runs until stopped, readiness and a clean stop).
 fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
     let expected = run.command_expect.get(&r.name).copied().unwrap_or(0);
-    let verdict = command_verdict(r, expected);
+    let verdict = command_verdict(r, expected).and_then(|pass| runs_verdict(r, pass));
     let (code, message) = match verdict {
         Ok(message) => {
             let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
@@ -569,12 +569,14 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         }
         Err(failure) => failure,
     };
-    let status = if code == Code::Infra {
-        Status::InfraError
-    } else {
-        Status::Fail
+    let status = match code {
+        Code::Infra | Code::Unknown => Status::InfraError,
+        _ => Status::Fail,
     };
     let fix = match (code, &r.ready) {
+        (Code::NotFired, _) => {
+            "the loader's program never ran while the workload ran: give a --trigger that reaches its hook (it runs once the loader is ready)"
+        }
         (Code::Timeout, None) if r.exit_code.is_none() => {
             "a loader that runs until stopped needs a readiness criterion: --ready-line REGEX (a line of its output that means it works) or --ready-after DURATION; else raise --command-timeout"
         }
@@ -679,6 +681,44 @@ fn command_verdict(r: &CommandReport, expected: i32) -> Result<String, (Code, St
                 format!("{how}, then {} before it was stopped", ended()),
             )),
         },
+    }
+}
+
+/// Fire mode: a passing command whose programs did not all run fails
+/// NOT_FIRED; where runs cannot be counted there is no verdict.
+fn runs_verdict(r: &CommandReport, pass: String) -> Result<String, (Code, String)> {
+    match &r.runs {
+        None => Ok(pass),
+        Some(CommandRuns::Unmeasured { reason }) => Err((
+            Code::Unknown,
+            format!("{pass}; its programs' runs could not be counted: {reason}"),
+        )),
+        Some(CommandRuns::Counted { programs }) if programs.is_empty() => Err((
+            Code::NotFired,
+            format!("{pass}, but it had no BPF program loaded once it was ready"),
+        )),
+        Some(CommandRuns::Counted { programs }) => {
+            let idle: Vec<&str> = programs
+                .iter()
+                .filter(|p| p.2 == 0)
+                .map(|p| p.0.as_str())
+                .collect();
+            let ran: Vec<String> = programs
+                .iter()
+                .filter(|p| p.2 > 0)
+                .map(|p| format!("{} {}", p.0, p.2))
+                .collect();
+            match idle.is_empty() {
+                true => Ok(format!("{pass}; its programs ran ({})", ran.join(", "))),
+                false => Err((
+                    Code::NotFired,
+                    format!(
+                        "{pass}, but its program(s) {} never ran while the workload ran",
+                        idle.join(", ")
+                    ),
+                )),
+            }
+        }
     }
 }
 
@@ -970,5 +1010,37 @@ mod tests {
             command_verdict(&plain, 0).err().map(|e| e.0),
             Some(Code::CommandFailed)
         );
+    }
+
+    #[test]
+    fn fire_mode_in_command_mode_needs_every_loaded_program_to_run() {
+        let ready = CommandReport {
+            readiness: Some(Ready::AfterMs(100)),
+            ready: Some(crate::wire::ReadyAt {
+                after_ms: 100,
+                line: None,
+            }),
+            stop: Some(Stop::Clean),
+            exit_code: Some(0),
+            ..CommandReport::default()
+        };
+        let with = |runs| CommandReport {
+            runs: Some(runs),
+            ..ready.clone()
+        };
+        let counted = |p: &[(&str, u64)]| CommandRuns::Counted {
+            programs: p.iter().map(|(n, r)| (n.to_string(), 5, *r)).collect(),
+        };
+        let verdict = |r: &CommandReport| command_verdict(r, 0).and_then(|p| runs_verdict(r, p));
+        let ok = verdict(&with(counted(&[("a", 3), ("b", 1)]))).unwrap();
+        assert!(ok.contains("its programs ran (a 3, b 1)"), "{ok}");
+        let (code, message) = verdict(&with(counted(&[("a", 3), ("b", 0)]))).unwrap_err();
+        assert_eq!(code, Code::NotFired);
+        assert!(message.contains("b never ran"), "{message}");
+        assert_eq!(verdict(&with(counted(&[]))).unwrap_err().0, Code::NotFired);
+        let unmeasured = CommandRuns::Unmeasured {
+            reason: "no statistics".into(),
+        };
+        assert_eq!(verdict(&with(unmeasured)).unwrap_err().0, Code::Unknown);
     }
 }

@@ -184,6 +184,7 @@ fn build_initramfs(
             ready: c.ready.clone(),
             grace_ms: c.grace.as_millis() as u64,
             trigger: plan.settings.trigger.clone(),
+            count_runs: plan.settings.mode == crate::wire::Mode::Fire,
         });
     }
     let job = Job {

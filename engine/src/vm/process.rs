@@ -226,13 +226,15 @@ async fn watch(guest: &mut Guest, limits: &Limits<'_>, marks: &mut Marks) -> Exi
             Some(seen) = events.recv() => {
                 let ms = started.elapsed().as_millis() as u64;
                 match seen {
-                    Seen::Record(Record::Hello { .. }) => {
-                        marks.agent_started_ms.get_or_insert(ms);
-                    }
-                    Seen::Record(Record::Done { .. }) => {
-                        marks.done_ms.get_or_insert(ms);
-                    }
-                    Seen::Record(_) => {}
+                    Seen::Record(r) => match *r {
+                        Record::Hello { .. } => {
+                            marks.agent_started_ms.get_or_insert(ms);
+                        }
+                        Record::Done { .. } => {
+                            marks.done_ms.get_or_insert(ms);
+                        }
+                        _ => {}
+                    },
                     Seen::Panic(line) => {
                         // panic=-1 makes QEMU exit by itself at once. One that
                         // goes on running did not panic: the line was written

@@ -73,11 +73,13 @@ async fn save_when_ready(
             }
             seen = events.recv() => match seen {
                 Some(Seen::Panic(line)) => return Err(NotSaved(format!("kernel panic: {line}"))),
-                Some(Seen::Record(Record::AgentError { message })) => {
-                    return Err(NotSaved(format!("the agent failed: {message}")));
-                }
-                Some(Seen::Record(Record::AwaitingJob { .. })) => break,
-                Some(_) => {}
+                Some(Seen::Record(r)) => match *r {
+                    Record::AgentError { message } => {
+                        return Err(NotSaved(format!("the agent failed: {message}")));
+                    }
+                    Record::AwaitingJob { .. } => break,
+                    _ => {}
+                },
                 None => return Err(NotSaved("the guest's streams closed before its agent was ready".into())),
             },
             _ = &mut stop => return Err(NotSaved("the run was stopped".into())),

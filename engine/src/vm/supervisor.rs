@@ -35,7 +35,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// What the guest's streams report while it runs.
 pub(super) enum Seen {
     /// A record on the result port.
-    Record(Record),
+    Record(Box<Record>),
     /// A console line that says the kernel panicked.
     Panic(String),
 }
@@ -256,7 +256,7 @@ async fn drain_results(
     each_line(from, |line| {
         match verifier.accept(&String::from_utf8_lossy(line)) {
             Line::Record(r) => {
-                let _ = tx.send(Seen::Record(r.clone()));
+                let _ = tx.send(Seen::Record(Box::new(r.clone())));
                 out.records.push(r);
             }
             // Bounded: a guest cannot grow the host's memory with them.

@@ -54,6 +54,31 @@ fn a_daemon_loader_passes_once_ready_and_fails_with_libbpfs_words_in_every_view(
     for view in ["r.md", "r.xml", "r.html"] {
         mentions(&std::fs::read_to_string(file(view)).unwrap(), &words);
     }
+
+    // Fire mode: once it is ready the built-in workload runs, and each
+    // program it loaded must have run.
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.args([
+        "--bin",
+        "probes-loader",
+        "--ready-line",
+        "^ready$",
+        "--mode",
+        "fire",
+    ])
+    .args([
+        "--command",
+        "$BPFCOMPAT_BIN --daemon --only ringbuf --only fentry",
+    ])
+    .kernels(&["debian-12-6.1"]);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let fired = cell(&report, "probes-loader", "debian-12-6.1");
+    says(
+        fired,
+        "message",
+        &["its programs ran (on_getpid", "on_unlink"],
+    );
 }
 
 /// `unruly-loader MODE…` on both kernels: the report.
@@ -130,6 +155,11 @@ fn output_that_is_not_utf8_or_one_huge_line_and_leftover_children_keep_the_exit_
         let c = cell(&report, "unruly-loader", k);
         assert_eq!(c["command"]["stop"], "default_action", "{c:#}");
     }
+    // Fire mode, but the loader loaded no program at all: NOT_FIRED.
+    let (code, report) = unruly("daemon", &["--ready-line", "^ready$", "--mode", "fire"]);
+    assert_eq!(code, Some(2), "{report:#}");
+    let c = cell(&report, "unruly-loader", "debian-12-6.1");
+    assert_code(c, "NOT_FIRED");
     // Never ready: TIMEOUT at the command's limit, with its output.
     let (code, report) = unruly(
         "daemon",

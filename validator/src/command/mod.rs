@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use bpfcompat_engine::guest::isolate;
-use bpfcompat_engine::wire::{CommandReport, JobCommand, Ready, ReadyAt, Stop};
+use bpfcompat_engine::wire::{CommandReport, CommandRuns, JobCommand, Ready, ReadyAt, Stop};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -59,6 +59,16 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
             return report;
         }
     };
+    // Fire mode: statistics on before it loads anything, and what was
+    // loaded before it, so its own programs are told apart.
+    let stats = cmd.count_runs.then(crate::fire::StatsOn::enable);
+    let before: std::collections::BTreeSet<u32> = match cmd.count_runs {
+        true => crate::fire::loaded_programs()
+            .into_iter()
+            .map(|p| p.0)
+            .collect(),
+        false => Default::default(),
+    };
     let started = Instant::now();
     let spawned = isolate::spawn(&isolate::Spawn {
         argv: &argv,
@@ -83,9 +93,13 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
     let status = run.until_ready_or_exit(cmd, &lines);
     let status = match status {
         Some(s) => Some(s),
-        None if run.report.ready.is_some() => run.stop(cmd, &env),
+        None if run.report.ready.is_some() => {
+            let counting = stats.as_ref().map(|s| (s, &before));
+            run.stop(cmd, &env, counting)
+        }
         None => None,
     };
+    drop(stats);
     let mut report = run.report;
     if spawned.not_isolated.is_some() {
         // Without a namespace of its own, what it left runs on: its group
@@ -204,11 +218,39 @@ impl Running {
         }
     }
 
-    /// Once ready: the workload, then SIGINT and the grace period.
-    fn stop(&mut self, cmd: &JobCommand, env: &[(String, String)]) -> Option<WaitStatus> {
-        if let Some(trigger) = &cmd.trigger {
-            let limit = Duration::from_secs(cmd.timeout_secs);
-            self.report.trigger = Some(run_trigger(trigger, env, limit));
+    /// Once ready: the workload (and in fire mode, the runs of the
+    /// programs it loaded, those not in `counting`'s set), then SIGINT and
+    /// the grace period.
+    fn stop(
+        &mut self,
+        cmd: &JobCommand,
+        env: &[(String, String)],
+        counting: Option<(&crate::fire::StatsOn, &std::collections::BTreeSet<u32>)>,
+    ) -> Option<WaitStatus> {
+        match &cmd.trigger {
+            Some(trigger) => {
+                let limit = Duration::from_secs(cmd.timeout_secs);
+                self.report.trigger = Some(run_trigger(trigger, env, limit));
+            }
+            None if counting.is_some() => {
+                crate::fire::builtin_workload();
+                self.report.trigger = Some("the built-in workload".into());
+            }
+            None => {}
+        }
+        if let Some((stats, before)) = counting {
+            self.report.runs = Some(match stats.counting() {
+                false => CommandRuns::Unmeasured {
+                    reason: "this kernel keeps no BPF run statistics (kernel.bpf_stats_enabled, Linux 5.1)".into(),
+                },
+                true => CommandRuns::Counted {
+                    programs: crate::fire::loaded_programs()
+                        .into_iter()
+                        .filter(|p| !before.contains(&p.0))
+                        .map(|(_, name, kind, runs)| (name, kind, runs))
+                        .collect(),
+                },
+            });
         }
         // It may have ended meanwhile: then its status is the verdict.
         if let Some(s) = self.exited() {
@@ -344,6 +386,7 @@ mod tests {
             ready: None,
             grace_ms: 2000,
             trigger: None,
+            count_runs: false,
         }
     }
 
