@@ -6,6 +6,10 @@
 //! #[bpfcompat::kernel_test(kernels = ["debian-12-6.1"], expect_fail = ["debian-11-5.10"], timeout = "60s")]
 //! fn ringbuf_loads() -> anyhow::Result<()> { /* load and attach with your own code */ Ok(()) }
 //!
+//! // A binary of the package, shipped into the guest (`bpfcompat::shipped`):
+//! #[bpfcompat::kernel_test(bins = ["my-loader"])]
+//! fn my_loader_runs() { /* ... */ }
+//!
 //! // The cause each kernel must fail with:
 //! #[bpfcompat::kernel_test(expect_fail = { "debian-11-5.10" = "UNSUPPORTED_HELPER" })]
 //! fn loop_loads() { /* ... */ }
@@ -27,6 +31,8 @@ struct Options {
     expect_fail: Vec<(String, Option<String>)>,
     ignore: bool,
     timeout_secs: Option<u64>,
+    /// Binaries of the package shipped into the guest for the test.
+    bins: Vec<String>,
 }
 
 fn strings(e: &Expr) -> syn::Result<Vec<String>> {
@@ -136,6 +142,19 @@ impl Parse for Options {
                 Meta::NameValue(nv) if nv.path.is_ident("expect_fail") => {
                     o.expect_fail = strings(&nv.value)?.into_iter().map(|k| (k, None)).collect()
                 }
+                Meta::NameValue(nv) if nv.path.is_ident("bins") => {
+                    o.bins = strings(&nv.value)?;
+                    if let Some(bad) = o
+                        .bins
+                        .iter()
+                        .find(|b| b.is_empty() || b.contains('/') || b.starts_with('.'))
+                    {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            format!("`{bad}` is no binary name of this package"),
+                        ));
+                    }
+                }
                 Meta::NameValue(nv) if nv.path.is_ident("matrix") => {
                     o.matrix = Some(string(&nv.value)?)
                 }
@@ -145,7 +164,7 @@ impl Parse for Options {
                 other => {
                     return Err(syn::Error::new_spanned(
                         other,
-                        "unknown option; kernel_test takes kernels = [..], matrix = \"..\", expect_fail = [..] or { \"kernel\" = \"CODE\", .. }, ignore, timeout = \"60s\"",
+                        "unknown option; kernel_test takes kernels = [..], matrix = \"..\", expect_fail = [..] or { \"kernel\" = \"CODE\", .. }, bins = [..], ignore, timeout = \"60s\"",
                     ));
                 }
             }
@@ -188,6 +207,11 @@ pub fn kernel_test(attr: TokenStream, item: TokenStream) -> TokenStream {
         None => quote! { (#k, ::core::option::Option::None) },
     });
     let ignore = opts.ignore;
+    // Their paths on the host, as Cargo gives them to integration tests.
+    let bins = opts.bins.iter().map(|b| {
+        let var = format!("CARGO_BIN_EXE_{b}");
+        quote! { (#b, ::core::env!(#var)) }
+    });
     let timeout = opts.timeout_secs.unwrap_or(0);
     quote! {
         #func
@@ -200,6 +224,7 @@ pub fn kernel_test(attr: TokenStream, item: TokenStream) -> TokenStream {
                 expect_fail: &[#(#expect_fail),*],
                 ignore: #ignore,
                 timeout_secs: #timeout,
+                bins: &[#(#bins),*],
             }
         }
     }

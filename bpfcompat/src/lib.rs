@@ -14,12 +14,20 @@
 //! and booting them is the installed `cargo-bpfcompat`'s work, which the
 //! harness runs (`BPFCOMPAT_CLI`, else `cargo-bpfcompat` on `PATH`).
 
+mod daemon;
 pub mod guest;
 pub mod harness;
 pub mod named;
 pub mod wire;
 
 pub use bpfcompat_test::kernel_test;
+pub use daemon::{Daemon, DaemonError};
+
+/// In a `#[kernel_test(bins = ["NAME"])]`'s body: where the package's
+/// binary NAME is in the guest (shipped with its shared libraries).
+pub fn shipped(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(wire::SHIP_DIR).join(name)
+}
 
 /// Defines `main` for a `harness = false` test target of `#[kernel_test]`s.
 #[macro_export]

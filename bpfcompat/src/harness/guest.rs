@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{CONSOLE_MARK, KernelTest, Outcome, registered};
 use crate::guest::init::{ResultPort, hello, power_off, prepare, uptime_ms};
 use crate::guest::isolate;
-use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Record};
+use crate::wire::{JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, Record};
 
 /// Set for a test binary that a restored guest's `/init` runs in its
 /// place: the guest is already set up.
@@ -70,6 +70,10 @@ pub(crate) fn run() -> ! {
             power_off();
         }
     };
+    // Shipped binaries find their libraries where the loader looks.
+    for w in crate::guest::job_root::install(Path::new(JOB_ROOT), Path::new("/")) {
+        eprintln!("bpfcompat: {w}");
+    }
     let tests = registered();
     for name in &wanted {
         let started = Instant::now();

@@ -196,6 +196,13 @@ fn trial(
                         (t.name.to_string(), secs)
                     })
                     .collect(),
+                binaries: tests
+                    .iter()
+                    .flat_map(|t| t.bins.iter())
+                    .map(|(name, path)| (name.to_string(), PathBuf::from(path)))
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect(),
             };
             ask_cli("run", &request)
         });
@@ -304,6 +311,7 @@ mod tests {
             expect_fail,
             ignore: false,
             timeout_secs: 0,
+            bins: &[],
         }))
     }
 

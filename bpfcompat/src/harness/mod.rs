@@ -34,6 +34,9 @@ pub struct KernelTest {
     pub ignore: bool,
     /// Limit for the body in seconds (0: the default, 60).
     pub timeout_secs: u64,
+    /// Binaries shipped into the guest for the test: name and host path
+    /// (see [`crate::shipped`]).
+    pub bins: &'static [(&'static str, &'static str)],
 }
 
 inventory::collect!(KernelTest);

@@ -19,6 +19,8 @@ pub const JOB_PROGRAM: &str = "/job/bin/test";
 /// as `/lib/x86_64-linux-gnu/libelf.so.1` where the guest has none. A job
 /// archive holds only `/job`, so a warm guest can take it.
 pub const JOB_ROOT: &str = "/job/root";
+/// Where a kernel test's shipped binaries are in the guest, by name.
+pub const SHIP_DIR: &str = "/job/ship";
 
 /// How far validation goes.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

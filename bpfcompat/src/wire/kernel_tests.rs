@@ -73,6 +73,10 @@ pub struct RunRequest {
     pub binary: PathBuf,
     /// The tests to run, in order, each with its limit in seconds.
     pub tests: Vec<(String, u64)>,
+    /// Binaries to ship into the guest (with their shared libraries), by
+    /// name: `/job/ship/<name>` there ([`super::SHIP_DIR`]).
+    #[serde(default)]
+    pub binaries: Vec<(String, PathBuf)>,
 }
 
 /// What one boot said about each of its tests.

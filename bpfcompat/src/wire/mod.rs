@@ -26,7 +26,7 @@ pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
 pub use job::{
     DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode,
-    Ready, WorkerRequest,
+    Ready, SHIP_DIR, WorkerRequest,
 };
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, CommandRuns, Fault, Fire, MalformedRecord,

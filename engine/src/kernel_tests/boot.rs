@@ -15,7 +15,7 @@ use crate::matrix::Pin;
 use crate::run::boot::warm::{Warm, WarmGuest, WarmRun, qemu_version, run_warm};
 use crate::run::{Event, Guest, boot_guest};
 use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, find_qemu};
-use crate::wire::{JOB_FILE, JOB_PROGRAM, Job, Mode, WIRE_VERSION};
+use crate::wire::{JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, Mode, SHIP_DIR, WIRE_VERSION};
 
 /// Guest memory and vCPUs of a test guest.
 const MEMORY_MIB: u32 = 512;
@@ -37,6 +37,7 @@ pub(super) fn boot_kernel(
     pin: Option<&Pin>,
     binary: &Path,
     tests: &[(String, u64)],
+    shipped: &[(String, std::path::PathBuf)],
 ) -> Result<Booted, String> {
     let pin = pin.ok_or("not pinned")?;
     let cache = Cache::discover().map_err(|e| e.to_string())?;
@@ -65,6 +66,7 @@ pub(super) fn boot_kernel(
         timeout: timeout(tests),
         env: vec![format!("BPFCOMPAT_KERNEL={kernel}")],
         job: job(tests),
+        shipped,
     };
     let init = Initramfs::with_init(binary).map_err(|e| e.to_string())?;
     if !cold_asked() {
@@ -94,6 +96,21 @@ struct TestGuest<'a> {
     env: Vec<String>,
     /// `/job/job.json`.
     job: Vec<u8>,
+    /// Binaries shipped for the tests, by name.
+    shipped: &'a [(String, std::path::PathBuf)],
+}
+
+/// Adds the shipped binaries to a job's archive: `/job/ship/<name>`, their
+/// libraries below the job's root. A name is a file name, nothing more.
+fn ship(img: &mut Initramfs, shipped: &[(String, std::path::PathBuf)]) -> Result<(), String> {
+    for (name, path) in shipped {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("`{name}` is no binary name"));
+        }
+        img.executable_with_libraries_under(&format!("{SHIP_DIR}/{name}"), path, JOB_ROOT)
+            .map_err(|e| format!("cannot ship {name}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `BPFCOMPAT_COLD=1`: every guest boots from scratch (as `--cold`).
@@ -159,6 +176,7 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
     let mut job = Initramfs::new();
     job.file(JOB_FILE, 0o644, g.job.clone());
     job.file(JOB_PROGRAM, 0o755, binary);
+    ship(&mut job, g.shipped)?;
     let mut archive = Vec::new();
     job.write_to(&mut archive).map_err(|e| e.to_string())?;
     let disk = g.work.join("job.img");
@@ -198,6 +216,7 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
 fn cold(g: &TestGuest, init: &Initramfs) -> Result<Boot, String> {
     let mut img = init.clone();
     img.file(JOB_FILE, 0o644, g.job.clone());
+    ship(&mut img, g.shipped)?;
     let base = g.work.join("initrd.cpio");
     img.write_private(&base).map_err(|e| e.to_string())?;
     let mut initrd = base.clone();

@@ -29,6 +29,7 @@ pub fn run(req: &RunRequest) -> Result<RunResults, String> {
         matrix.lock.get(&req.kernel),
         &req.binary,
         &req.tests,
+        &req.binaries,
     )?;
     Ok(results(&b.boot, &b.release))
 }

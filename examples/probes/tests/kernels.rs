@@ -38,4 +38,22 @@ fn guarded_core_read_loads() {
     skel.attach().expect("attach");
 }
 
+/// The example's loader as it runs in production: attached until Ctrl-C.
+/// It is shipped into each guest (`bins`); it must get ready, then exit
+/// cleanly on SIGINT. bpf_loop (5.17) keeps it from getting ready on 5.10.
+#[bpfcompat::kernel_test(
+    bins = ["probes-loader"],
+    kernels = ["debian-11-5.10", "debian-12-6.1"],
+    expect_fail = ["debian-11-5.10"]
+)]
+fn loader_runs_until_stopped() -> anyhow::Result<()> {
+    let mut loader = bpfcompat::Daemon::start(
+        std::process::Command::new(bpfcompat::shipped("probes-loader"))
+            .args(["--daemon", "--only", "ringbuf", "--only", "bounded_loop"]),
+    )?;
+    loader.wait_for(|line| line == "ready", std::time::Duration::from_secs(30))?;
+    loader.stop(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
 bpfcompat::main!();

@@ -77,7 +77,14 @@ fn cargo_test_runs_each_test_on_each_kernel() {
             assert_trial(&stdout, &line, "ok");
         }
     }
-    mentions(&stdout, &["9 passed; 0 failed"]);
+    for kernel in ["debian-11-5.10", "debian-12-6.1"] {
+        assert_trial(
+            &stdout,
+            &format!("loader_runs_until_stopped::{kernel}"),
+            "ok",
+        );
+    }
+    mentions(&stdout, &["11 passed; 0 failed"]);
     // An expected failure passes, and says with what it failed.
     let stderr = String::from_utf8_lossy(&out.stderr);
     mentions(
@@ -143,6 +150,7 @@ fn nextest_runs_one_process_per_trial_with_junit() {
         "ringbuf_loads",
         "bounded_loop_loads",
         "guarded_core_read_loads",
+        "loader_runs_until_stopped",
     ] {
         for kernel in ["debian-11-5.10", "debian-12-6.1"] {
             assert!(
@@ -151,7 +159,7 @@ fn nextest_runs_one_process_per_trial_with_junit() {
             );
         }
     }
-    assert_eq!(junit.matches("<testcase ").count(), 6, "{junit}");
+    assert_eq!(junit.matches("<testcase ").count(), 8, "{junit}");
     assert!(!junit.contains("<failure"), "{junit}");
 }
 
@@ -173,7 +181,7 @@ fn a_broken_expectation_fails_exactly_its_trial_saying_which_kernel_and_why(copy
     let out = cargo_in(copy, &["test", "--test", "kernels", "--", "debian-11"]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    mentions(&stdout, &["2 passed; 2 failed"]);
+    mentions(&stdout, &["3 passed; 2 failed"]);
     assert_trial(&stdout, "bounded_loop_loads::debian-11-5.10", "FAILED");
     assert_trial(
         &stdout,
@@ -205,7 +213,7 @@ fn a_hang_fails_only_its_trial_at_its_timeout_with_its_console(copy: &Path) {
     let out = cargo_in(copy, &["test", "--test", "kernels", "--", "debian-12-6.1"]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    mentions(&stdout, &["3 passed; 1 failed"]);
+    mentions(&stdout, &["4 passed; 1 failed"]);
     assert_trial(&stdout, "hangs::debian-12-6.1", "FAILED");
     mentions(
         &stdout,
