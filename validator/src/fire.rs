@@ -197,34 +197,52 @@ impl Drop for StatsOn {
     }
 }
 
-/// The user's trigger command, with a time limit that ends its whole
-/// process group. A trigger that cannot start is an error of the trigger:
-/// programs that did not run then say nothing about the kernel.
+/// The user's trigger command, with a time limit, in namespaces of its own
+/// (it cannot read the agent, and what it leaves ends with it); its output
+/// goes to the console. A trigger that cannot start is an error of the
+/// trigger: programs that did not run then say nothing about the kernel.
 fn run_trigger(
     argv: &[String],
     cancel: &bpfcompat_engine::cancel::Cancel,
 ) -> Result<String, String> {
-    use std::os::unix::process::CommandExt;
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let shown = format!("command `{}`", argv.join(" "));
-    let Some((program, args)) = argv.split_first() else {
+    if argv.is_empty() {
         return Err("the fire-mode trigger is empty".into());
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            format!("the fire-mode trigger {shown} cannot run: {e} (hint: a guest has only the agent and what --loader or --bin ship; trigger with a shipped binary, or use the built-in workload)")
-        })?;
-    let started = std::time::Instant::now();
-    while matches!(child.try_wait(), Ok(None)) {
-        if started.elapsed() > Duration::from_secs(30) || cancel.is_cancelled() {
-            bpfcompat_engine::process_group::kill(&child);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = child.wait();
+    let cannot = |e: &dyn std::fmt::Display| {
+        format!(
+            "the fire-mode trigger {shown} cannot run: {e} (hint: a guest has only the agent and what --loader or --bin ship; trigger with a shipped binary, or use the built-in workload)"
+        )
+    };
+    let console = nix::unistd::dup(std::io::stderr()).map_err(|e| cannot(&e))?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.push((
+        "PATH".into(),
+        "/job/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ));
+    let spawned =
+        bpfcompat_engine::guest::isolate::spawn(&bpfcompat_engine::guest::isolate::Spawn {
+            argv,
+            env: &env,
+            output: &console,
+        })
+        .map_err(|e| cannot(&e))?;
+    let started = std::time::Instant::now();
+    loop {
+        match waitpid(spawned.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive)
+                if started.elapsed() > Duration::from_secs(30) || cancel.is_cancelled() =>
+            {
+                // PID 1 of its namespace: what it started ends with it.
+                let _ = nix::sys::signal::kill(spawned.pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(spawned.pid, None);
+                break;
+            }
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
     Ok(shown)
 }
 
