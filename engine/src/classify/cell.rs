@@ -582,15 +582,48 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         }
         _ => "your loader's own output is attached; run it on this kernel to reproduce",
     };
+    let (code, message, fix) = match code {
+        Code::CommandFailed => loader_words(run, r, message, fix),
+        _ => (code, message, fix.to_string()),
+    };
     let mut c = Cell::one_guest_finding(
         &r.name,
         run,
         status,
-        (code, message, Some(fix.into())),
+        (code, message, Some(fix)),
         output_lines(r),
     );
     c.command = Some(r.clone());
     c
+}
+
+/// A failed command whose output carries libbpf's or the verifier's words:
+/// the code those words decide (as a `#[kernel_test]`'s console is read),
+/// else the words themselves before how it ended.
+fn loader_words(
+    run: &KernelRun,
+    r: &CommandReport,
+    ended: String,
+    fix: &str,
+) -> (Code, String, String) {
+    let lines: Vec<String> = r.output.lines().map(str::to_string).collect();
+    let last = lines.last().cloned().unwrap_or_default();
+    let verdict = super::classify_log(&lines, &last, run.kernel_btf, run.release.as_deref());
+    match verdict {
+        Some(v) => match v.code {
+            Some(code) => (
+                code,
+                format!("{}; {ended}", v.message),
+                v.remediation.unwrap_or_else(|| fix.into()),
+            ),
+            None => (
+                Code::CommandFailed,
+                format!("{ended}; the verifier said: {}", v.message),
+                fix.into(),
+            ),
+        },
+        None => (Code::CommandFailed, ended, fix.into()),
+    }
 }
 
 /// The last lines of a command's output, for a finding.
@@ -1042,5 +1075,37 @@ mod tests {
             reason: "no statistics".into(),
         };
         assert_eq!(verdict(&with(unmeasured)).unwrap_err().0, Code::Unknown);
+    }
+
+    #[test]
+    fn a_failed_loaders_libbpf_words_decide_its_code_where_they_can() {
+        let mut run = KernelRun::new("debian-11-5.10", true);
+        run.release = Some("5.10.0-46-cloud-amd64".into());
+        run.kernel_btf = Some(true);
+        let failed = |output: &str| CommandReport {
+            name: "loader".into(),
+            exit_code: Some(1),
+            output: output.into(),
+            ..CommandReport::default()
+        };
+        let helper = failed(
+            "libbpf: prog 'p': BPF program load failed: Invalid argument\nlibbpf: prog 'p': -- BEGIN PROG LOAD LOG --\nunknown func bpf_loop#181\n-- END PROG LOAD LOG --\nlibbpf: prog 'p': failed to load: -22\nError: Invalid argument (os error 22)\n",
+        );
+        let c = command_cell(&run, &helper);
+        assert_eq!(c.code, Some(Code::UnsupportedHelper), "{c:?}");
+        let message = c.message.unwrap();
+        assert!(message.contains("exited with 1"), "{message}");
+        assert!(c.remediation.unwrap().contains("5.17"));
+        // Words that decide nothing: still the exit, with the words.
+        let vague = failed(
+            "libbpf: prog 'p': -- BEGIN PROG LOAD LOG --\nnumber of funcs in func_info doesn't match number of subprogs\n-- END PROG LOAD LOG --\nlibbpf: prog 'p': failed to load: -22\n",
+        );
+        let c = command_cell(&run, &vague);
+        assert_eq!(c.code, Some(Code::CommandFailed));
+        assert!(c.message.unwrap().contains("number of funcs"));
+        // No libbpf words at all: the exit alone.
+        let c = command_cell(&run, &failed("something else went wrong\n"));
+        assert_eq!(c.code, Some(Code::CommandFailed));
+        assert_eq!(c.message.as_deref(), Some("exited with 1 (expected 0)"));
     }
 }

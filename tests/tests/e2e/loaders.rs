@@ -47,7 +47,14 @@ fn a_daemon_loader_passes_once_ready_and_fails_with_libbpfs_words_in_every_view(
     // libbpf said is in every view.
     let failed = cell(&report, "probes-loader", "debian-11-5.10");
     assert_code(failed, "COMMAND_FAILED");
-    says(failed, "message", &["exited with 1 before it was ready"]);
+    says(
+        failed,
+        "message",
+        &[
+            "exited with 1 before it was ready",
+            "the verifier said: number of funcs in func_info",
+        ],
+    );
     let words = ["FAIL bounded_loop", "failed to load BPF skeleton"];
     says(&failed["command"], "output", &words);
     mentions(&String::from_utf8_lossy(&out.stdout), &words);
