@@ -183,6 +183,7 @@ fn command_mode_restores_warm_guests_and_keeps_their_machines() {
         assert_eq!(k["restored"], true, "{k:#}");
     }
     assert_eq!(saved_states(&cache), saved);
+
     // `kernels list` names the machines that exist.
     let out =
         bpfcompat_e2e::run(bpfcompat_e2e::cli(&["kernels", "list"]).env("BPFCOMPAT_CACHE", &cache));
@@ -192,4 +193,50 @@ fn command_mode_restores_warm_guests_and_keeps_their_machines() {
         kernels.len(),
         "{listed}"
     );
+
+    // One kernel's machine copied under the other's key (and the reverse):
+    // each restore says a release that is not its profile's, so the machine
+    // goes and the kernel boots cold; the verdicts are each kernel's own.
+    let key_of = |profile: &str| -> String {
+        let dir = cache.join("snapshots");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == "owner")
+                    && std::fs::read_to_string(p).unwrap().starts_with(profile)
+            })
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .unwrap()
+    };
+    let (a, b) = (key_of(kernels[0]), key_of(kernels[1]));
+    let snapshots = cache.join("snapshots");
+    for ext in ["state", "blake3"] {
+        let (pa, pb) = (
+            snapshots.join(format!("{a}.{ext}")),
+            snapshots.join(format!("{b}.{ext}")),
+        );
+        let tmp = snapshots.join("swap");
+        std::fs::rename(&pa, &tmp).unwrap();
+        std::fs::rename(&pb, &pa).unwrap();
+        std::fs::rename(&tmp, &pb).unwrap();
+    }
+    let (err, swapped) = run();
+    assert_eq!(
+        err.matches("the saved machine runs kernel").count(),
+        2,
+        "{err}"
+    );
+    for k in kernels {
+        let version = k.rsplit('-').next().unwrap();
+        let c = bpfcompat_e2e::cell(&swapped, "lo-echo", k);
+        assert!(
+            c["kernel_release"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{version}.")),
+            "{c:#}"
+        );
+    }
 }

@@ -206,6 +206,23 @@ pub(crate) fn run_warm(
             }
             Warm::Cold(format!("the restored machine did not run ({})", b.exit))
         }
+        // A machine of another kernel (a file copied under this key): its
+        // records are that kernel's, never this one's. It goes, and the
+        // kernel boots cold.
+        Ok(b)
+            if !kernel.release.is_empty()
+                && hello_release(&b).is_some_and(|r| r != kernel.release) =>
+        {
+            if let Ok(Some(lock)) = Lock::take(&dir, &key, false) {
+                let _ = remove_files(&dir, &key).and_then(|()| lock.remove());
+            }
+            Warm::Cold(format!(
+                "the saved machine runs kernel {}, not {}'s {}: it was deleted",
+                hello_release(&b).unwrap_or_default(),
+                name,
+                kernel.release
+            ))
+        }
         Ok(b) => {
             if unproven {
                 w.accel.mark_verified();
@@ -214,6 +231,14 @@ pub(crate) fn run_warm(
         }
         Err(e) => Warm::Cold(e.to_string()),
     }
+}
+
+/// The release the restored guest's init said hello from.
+fn hello_release(b: &Boot) -> Option<String> {
+    b.records.iter().find_map(|r| match r {
+        Record::Hello { kernel_release, .. } => Some(kernel_release.clone()),
+        _ => None,
+    })
 }
 
 fn said_hello(b: &Boot) -> bool {
