@@ -120,7 +120,7 @@ pub struct GuestArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub retries: u32,
     /// Guests at once (default: the number of CPUs).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: Option<usize>,
     /// Accelerator: `auto` uses KVM only where a KVM guest really runs,
     /// `kvm` fails where KVM cannot be used, `tcg` is software emulation
@@ -128,16 +128,16 @@ pub struct GuestArgs {
     #[arg(long, value_parser = named::<AccelChoice>(), default_value = "auto")]
     pub accel: AccelChoice,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u32).range(64..))]
     pub memory: u32,
     /// Guest vCPUs (1 is the stable choice under TCG).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: u32,
     /// Limit for one guest, boot to power-off (`90s`, `5m`, `1h 30m`; a bare number is seconds).
-    #[arg(long, default_value = "300s", value_name = "DURATION")]
+    #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = positive_limit)]
     pub timeout: Limit,
     /// Limit for one object inside a guest (`90s`, `5m`, `1h 30m`; a bare number is seconds).
-    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = positive_limit)]
     pub object_timeout: Limit,
     /// Boot every guest from scratch. By default the first guest of a kernel
     /// is saved once it is ready for its job, and later guests restore it
@@ -168,7 +168,7 @@ pub struct CommandModeArgs {
     pub expect_exit: i32,
     /// Limit for one run of the command (`90s`, `5m`, `1h 30m`; a bare number is seconds);
     /// with --ready-line or --ready-after, the limit to get ready.
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = positive_limit)]
     pub command_timeout: Limit,
     /// For a loader that runs until stopped (Ctrl-C): it works once a line of its
     /// output (stdout or stderr) matches REGEX, e.g. '^ready$' or 'Attached'. Then

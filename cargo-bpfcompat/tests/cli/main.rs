@@ -384,6 +384,24 @@ fn usage_errors_read_well() {
 }
 
 #[test]
+fn zero_limits_and_sizes_are_usage_errors() {
+    for (flag, value) in [
+        ("--timeout", "0"),
+        ("--object-timeout", "0s"),
+        ("--command-timeout", "0"),
+        ("--memory", "0"),
+        ("--cpus", "0"),
+        ("--jobs", "0"),
+    ] {
+        let mut c = bpfcompat(&["test", "--object", "x.bpf.o", flag, value]);
+        c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{flag} {value}: {err}");
+        mentions(&err, &[&format!("invalid value '{value}' for '{flag}")]);
+    }
+}
+
+#[test]
 fn readiness_flags_are_checked_before_any_guest() {
     for (args, says) in [
         (

@@ -198,10 +198,19 @@ pub(crate) fn run_warm(
             "the restored agent refused the job: {}",
             refused(&b).unwrap_or_default()
         )),
-        // A restore that never reached the agent: the machine is not
-        // trusted again (unless KVM itself is what does not run here).
-        Ok(b) if !said_hello(&b) && !matches!(b.exit, Exit::Interrupted { .. }) => {
-            if !unproven && let Ok(Some(lock)) = Lock::take(&dir, &key, false) {
+        // A restore that ended before the agent spoke (QEMU refused the
+        // machine, the guest powered off or panicked): the machine is not
+        // trusted again (unless KVM itself is what does not run here). Run
+        // out of time or stopped, it is not shown bad: it stays.
+        Ok(b) if !said_hello(&b) => {
+            let shown_bad = !matches!(
+                b.exit,
+                Exit::Interrupted { .. } | Exit::Timeout { .. } | Exit::NoProgress { .. }
+            );
+            if shown_bad
+                && !unproven
+                && let Ok(Some(lock)) = Lock::take(&dir, &key, false)
+            {
                 let _ = remove_files(&dir, &key).and_then(|()| lock.remove());
             }
             Warm::Cold(format!("the restored machine did not run ({})", b.exit))
