@@ -202,11 +202,8 @@ pub(crate) fn run_warm(
         // machine, the guest powered off or panicked): the machine is not
         // trusted again (unless KVM itself is what does not run here). Run
         // out of time or stopped, it is not shown bad: it stays.
-        Ok(b) if !said_hello(&b) => {
-            let shown_bad = !matches!(
-                b.exit,
-                Exit::Interrupted { .. } | Exit::Timeout { .. } | Exit::NoProgress { .. }
-            );
+        Ok(b) if !said_hello(&b) && !matches!(b.exit, Exit::Interrupted { .. }) => {
+            let shown_bad = !matches!(b.exit, Exit::Timeout { .. } | Exit::NoProgress { .. });
             if shown_bad
                 && !unproven
                 && let Ok(Some(lock)) = Lock::take(&dir, &key, false)
