@@ -295,7 +295,14 @@ fn prune(a: &PruneArgs) -> Result<Code> {
         }
         if !a.dry_run {
             let key = bpfcompat_engine::safe::Sha256Hex::try_from(e.key.clone())?;
-            cache.remove_entry(&key).map_err(|e| e.to_string())?;
+            if !cache.remove_entry(&key).map_err(|e| e.to_string())? {
+                println!(
+                    "Kept kernel {} ({}): a running bpfcompat uses it",
+                    e.what.as_deref().unwrap_or("of an unreadable entry"),
+                    &e.key[..12]
+                );
+                continue;
+            }
         }
         freed += e.bytes;
         println!(

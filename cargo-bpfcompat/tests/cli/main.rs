@@ -545,9 +545,25 @@ fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
         ],
     );
     assert!(kernels.join(&stale).exists());
+    // A kernel a live run uses (a shared lock on `<key>.use`) stays.
+    let in_use = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(kernels.join(format!("{stale}.use")))
+        .unwrap();
+    in_use.lock_shared().unwrap();
     let (code, out, err) = prune(&[]);
     assert_eq!(code, 0, "{err}");
-    mentions(&out, &["Removed kernel linux-gone", "freed 8 MB"]);
+    mentions(
+        &out,
+        &["Kept kernel linux-gone 1 (222222222222): a running bpfcompat uses it"],
+    );
+    assert!(kernels.join(&stale).exists());
+    drop(in_use);
+    let (code, out, err) = prune(&[]);
+    assert_eq!(code, 0, "{err}");
+    mentions(&out, &["Removed kernel linux-gone", "freed 2 MB"]);
     assert!(!kernels.join(&stale).exists());
     assert!(kernels.join(&pinned).exists());
     assert!(snapshots.join(format!("{}.state", "a".repeat(64))).exists());

@@ -335,8 +335,52 @@ impl Cache {
             .sum()
     }
 
-    /// Removes an entry, under its lock (a run fetching it finishes first).
-    pub fn remove_entry(&self, key: &Sha256Hex) -> Result<(), FetchError> {
+    /// Marks an entry as in use by a run until the guard drops: a shared
+    /// lock on `<key>.use` that [`Cache::remove_entry`] will not break. Taken
+    /// before the entry is looked up, so a removal either finishes first (and
+    /// the run fetches again) or waits for the run.
+    pub fn hold(&self, key: &Sha256Hex) -> Result<InUse, FetchError> {
+        let file = self.use_file(key)?;
+        file.lock_shared().map_err(|source| FetchError::Io {
+            context: format!("cannot mark kernel {} in use", key.as_str()),
+            source,
+        })?;
+        Ok(InUse(file))
+    }
+
+    fn use_file(&self, key: &Sha256Hex) -> Result<File, FetchError> {
+        let path = self.kernels_dir()?.join(format!("{}.use", key.as_str()));
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| FetchError::Io {
+                context: format!(
+                    "cannot open {} (a symbolic link there is refused)",
+                    path.display()
+                ),
+                source,
+            })
+    }
+
+    /// Removes an entry, under its lock (a run fetching it finishes first);
+    /// `false`, leaving it, while a run uses it ([`Cache::hold`]).
+    pub fn remove_entry(&self, key: &Sha256Hex) -> Result<bool, FetchError> {
+        let in_use = self.use_file(key)?;
+        match in_use.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(FetchError::Io {
+                    context: format!("cannot lock kernel {}", key.as_str()),
+                    source,
+                });
+            }
+        }
         let lock = self.lock(key)?;
         let dir = self.entry_dir(key);
         let io = |source| FetchError::Io {
@@ -344,9 +388,14 @@ impl Cache {
             source,
         };
         std::fs::remove_dir_all(&dir).map_err(io)?;
-        lock.remove().map_err(io)
+        lock.remove().map_err(io)?;
+        Ok(true)
     }
 }
+
+/// A kernel entry in use by a run (see [`Cache::hold`]).
+#[derive(Debug)]
+pub struct InUse(#[allow(dead_code, reason = "held for its lock")] File);
 
 /// Removes the unheld `<name>.lock` files of `dir` beside which nothing else
 /// is named `<name>` or `<name>.*`.

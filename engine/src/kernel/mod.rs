@@ -14,7 +14,7 @@ pub(crate) mod rpm;
 pub(crate) mod trust;
 mod versions;
 
-pub use cache::{Cache, CachedKernel, Entry};
+pub use cache::{Cache, CachedKernel, Entry, InUse};
 pub(crate) use cache::{Lock, blake3_file};
 pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, fetch};

@@ -41,6 +41,8 @@ pub(super) fn boot_kernel(
 ) -> Result<Booted, String> {
     let pin = pin.ok_or("not pinned")?;
     let cache = Cache::discover().map_err(|e| e.to_string())?;
+    // In use until the guest is done: `kernels prune` leaves it.
+    let _in_use = cache.hold(&pin.entry_key()).map_err(|e| e.to_string())?;
     let image = fetch(
         pin,
         &Mirrors::discover(),

@@ -275,6 +275,16 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
         };
         return run;
     };
+    // In use until this kernel's guest is done: `kernels prune` leaves it.
+    let _in_use = match ctx.cache.hold(&pin.entry_key()) {
+        Ok(h) => h,
+        Err(e) => {
+            run.outcome = KernelOutcome::Infra {
+                reason: e.to_string(),
+            };
+            return run;
+        }
+    };
     let fetch_started = Instant::now();
     let kernel = match fetch_kernel(ctx, &run.kernel, pin) {
         Ok(k) => k,
