@@ -149,12 +149,13 @@ fn a_digest_mismatch_is_a_tool_failure_even_when_unavailable_kernels_are_allowed
         cell["message"].as_str().unwrap().contains("sha256"),
         "{cell:#}"
     );
-    // Nothing of the bad download stays in the cache.
+    // Nothing of the bad download stays in the cache (lock files and the
+    // in-use marker are no content).
     let left: Vec<_> = std::fs::read_dir(dir.path().join("cache/kernels"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".lock"))
+        .filter(|n| !n.ends_with(".lock") && !n.ends_with(".use"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -340,17 +340,23 @@ impl Cache {
     /// before the entry is looked up, so a removal either finishes first (and
     /// the run fetches again) or waits for the run.
     pub fn hold(&self, key: &Sha256Hex) -> Result<InUse, FetchError> {
-        let file = self.use_file(key)?;
-        file.lock_shared().map_err(|source| FetchError::Io {
-            context: format!("cannot mark kernel {} in use", key.as_str()),
-            source,
-        })?;
-        Ok(InUse(file))
+        loop {
+            let (file, path) = self.use_file(key)?;
+            file.lock_shared().map_err(|source| FetchError::Io {
+                context: format!("cannot mark kernel {} in use", key.as_str()),
+                source,
+            })?;
+            // A removal deletes the marker with the entry: a lock on the
+            // deleted file would guard nothing, so take the new one.
+            if names(&path, &file) {
+                return Ok(InUse(file));
+            }
+        }
     }
 
-    fn use_file(&self, key: &Sha256Hex) -> Result<File, FetchError> {
+    fn use_file(&self, key: &Sha256Hex) -> Result<(File, PathBuf), FetchError> {
         let path = self.kernels_dir()?.join(format!("{}.use", key.as_str()));
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -364,13 +370,14 @@ impl Cache {
                     path.display()
                 ),
                 source,
-            })
+            })?;
+        Ok((file, path))
     }
 
     /// Removes an entry, under its lock (a run fetching it finishes first);
     /// `false`, leaving it, while a run uses it ([`Cache::hold`]).
     pub fn remove_entry(&self, key: &Sha256Hex) -> Result<bool, FetchError> {
-        let in_use = self.use_file(key)?;
+        let (in_use, use_path) = self.use_file(key)?;
         match in_use.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
@@ -389,6 +396,10 @@ impl Cache {
         };
         std::fs::remove_dir_all(&dir).map_err(io)?;
         lock.remove().map_err(io)?;
+        // Still held exclusively: a run waiting on it sees it gone and
+        // takes a new one ([`Cache::hold`]).
+        std::fs::remove_file(&use_path).map_err(io)?;
+        drop(in_use);
         Ok(true)
     }
 }

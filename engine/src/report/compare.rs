@@ -22,6 +22,11 @@ pub enum Change {
     Unchanged,
     /// No verdict now or before (unavailable, infrastructure).
     NoVerdict,
+    /// Passing now, absent from the baseline (a new object or kernel).
+    New,
+    /// In the baseline, absent now (a removed object or kernel): its
+    /// verdict then is in `before`.
+    Dropped,
 }
 
 /// One cell's change.
@@ -61,31 +66,44 @@ fn describe(c: Option<&Cell>) -> String {
     }
 }
 
-/// Every cell of `now`, compared with `before`.
+/// Every cell of `now`, compared with `before`, then the cells of `before`
+/// that `now` no longer has.
 pub fn compare(before: &Report, now: &Report) -> Vec<CellChange> {
-    now.cells
+    let dropped = before
+        .cells
         .iter()
-        .map(|c| {
-            let old = before.cell(&c.object, &c.kernel);
-            let change = match old {
-                _ if verdictless(c) => Change::NoVerdict,
-                Some(o) if verdictless(o) && failing(c) => Change::NewFail,
-                Some(o) if verdictless(o) => Change::Unchanged,
-                Some(o) if failing(o) && failing(c) => Change::StillFailing,
-                Some(o) if failing(o) => Change::Fixed,
-                _ if failing(c) => Change::NewFail,
-                _ => Change::Unchanged,
-            };
-            CellChange {
-                object: c.object.clone(),
-                kernel: c.kernel.clone(),
-                required: c.required,
-                change,
-                before: describe(old),
-                after: describe(Some(c)),
-            }
-        })
-        .collect()
+        .filter(|o| now.cell(&o.object, &o.kernel).is_none())
+        .map(|o| CellChange {
+            object: o.object.clone(),
+            kernel: o.kernel.clone(),
+            required: o.required,
+            change: Change::Dropped,
+            before: describe(Some(o)),
+            after: describe(None),
+        });
+    let present = now.cells.iter().map(|c| {
+        let old = before.cell(&c.object, &c.kernel);
+        let change = match old {
+            _ if verdictless(c) => Change::NoVerdict,
+            None if failing(c) => Change::NewFail,
+            None => Change::New,
+            Some(o) if verdictless(o) && failing(c) => Change::NewFail,
+            Some(o) if verdictless(o) => Change::Unchanged,
+            Some(o) if failing(o) && failing(c) => Change::StillFailing,
+            Some(o) if failing(o) => Change::Fixed,
+            _ if failing(c) => Change::NewFail,
+            _ => Change::Unchanged,
+        };
+        CellChange {
+            object: c.object.clone(),
+            kernel: c.kernel.clone(),
+            required: c.required,
+            change,
+            before: describe(old),
+            after: describe(Some(c)),
+        }
+    });
+    present.chain(dropped).collect()
 }
 
 /// The exit code with a baseline: 2 only when a required cell newly fails;
@@ -109,17 +127,20 @@ pub fn changes_text(changes: &[CellChange]) -> String {
     let count = |k: Change| changes.iter().filter(|c| c.change == k).count();
     let _ = writeln!(
         out,
-        "compared with the baseline: {} new failures, {} fixed, {} still failing, {} unchanged, {} without verdict",
+        "compared with the baseline: {} new failures, {} fixed, {} still failing, {} unchanged, {} without verdict, {} new, {} dropped",
         count(Change::NewFail),
         count(Change::Fixed),
         count(Change::StillFailing),
         count(Change::Unchanged),
-        count(Change::NoVerdict)
+        count(Change::NoVerdict),
+        count(Change::New),
+        count(Change::Dropped)
     );
     for (kind, label) in [
         (Change::NewFail, "NEW FAIL"),
         (Change::Fixed, "FIXED"),
         (Change::StillFailing, "still failing"),
+        (Change::Dropped, "dropped"),
     ] {
         for c in changes.iter().filter(|c| c.change == kind) {
             let req = if c.required { "" } else { " (not required)" };
@@ -131,4 +152,38 @@ pub fn changes_text(changes: &[CellChange]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of one kernel whose cells are `(object, status)`.
+    fn report(cells: &[(&str, Status)]) -> Report {
+        let objects: Vec<&str> = cells.iter().map(|c| c.0).collect();
+        let mut r = crate::report::test_report(&["k"], &objects, |_| {});
+        for (cell, (_, status)) in r.cells.iter_mut().zip(cells) {
+            cell.status = *status;
+        }
+        r
+    }
+
+    #[test]
+    fn new_and_dropped_cells_are_counted_apart_and_a_dropped_failure_is_shown() {
+        let before = report(&[("a", Status::Fail), ("b", Status::Pass)]);
+        let now = report(&[
+            ("b", Status::Pass),
+            ("c", Status::Pass),
+            ("d", Status::Fail),
+        ]);
+        let changes = compare(&before, &now);
+        let of = |o: &str| changes.iter().find(|c| c.object == o).unwrap().change;
+        assert_eq!(of("a"), Change::Dropped);
+        assert_eq!(of("b"), Change::Unchanged);
+        assert_eq!(of("c"), Change::New);
+        assert_eq!(of("d"), Change::NewFail);
+        let text = changes_text(&changes);
+        assert!(text.contains("1 new failures, 0 fixed, 0 still failing, 1 unchanged, 0 without verdict, 1 new, 1 dropped"), "{text}");
+        assert!(text.contains("dropped       a on k: fail"), "{text}");
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::Report;
-use crate::classify::Cell;
+use crate::classify::{Cell, Status};
 use crate::partition::Partition;
 
 /// Which run a report belongs to and which slice of it it holds.
@@ -85,6 +85,13 @@ pub fn merge(reports: &[(String, Report)], allow_partial: bool) -> Result<Report
     let mut cells: BTreeMap<(String, String), &str> = BTreeMap::new();
     for entry in reports {
         let (label, r) = entry;
+        if r.tool != first.tool {
+            return Err(format!(
+                "{first_label} was written by {} and {label} by {}: shards of one run come from one build\n  (hint: run every slice with the same cargo-bpfcompat)",
+                first.tool, r.tool
+            ));
+        }
+        consistent(label, r)?;
         let scope = scope_of(entry)?;
         if let Some(why) = base.differs_from(&scope) {
             return Err(format!(
@@ -153,6 +160,42 @@ pub fn merge(reports: &[(String, Report)], allow_partial: bool) -> Result<Report
     Ok(join(reports, first, base, partial))
 }
 
+/// A shard whose cells disagree with themselves or with its own summary
+/// was changed after it was written: it is refused, never merged into a
+/// verdict (the merged summary is counted from the cells again anyway).
+fn consistent(label: &str, r: &Report) -> Result<(), String> {
+    let edited = |why: String| {
+        Err(format!(
+            "{label} does not agree with itself: {why}\n  (hint: merge the reports as `test` wrote them)"
+        ))
+    };
+    for c in &r.cells {
+        if c.status == Status::Pass && (c.code.is_some() || !c.findings.is_empty()) {
+            return edited(format!(
+                "{} on {} passes but has findings ({})",
+                c.object,
+                c.kernel,
+                c.code.map_or("?", |c| c.as_str())
+            ));
+        }
+        if matches!(c.status, Status::Fail | Status::InfraError) && c.findings.is_empty() {
+            return edited(format!(
+                "{} on {} is {:?} without a finding",
+                c.object, c.kernel, c.status
+            ));
+        }
+    }
+    let mut recounted = r.clone();
+    recounted.recount();
+    if recounted.summary != r.summary || recounted.exit_code != r.exit_code {
+        return edited(format!(
+            "its summary says exit {:?}, its cells give {:?}",
+            r.exit_code, recounted.exit_code
+        ));
+    }
+    Ok(())
+}
+
 fn list(kernels: &[&str]) -> String {
     if kernels.is_empty() {
         "no kernels".into()
@@ -202,6 +245,7 @@ fn join(
 mod tests {
     use super::*;
     use crate::outcome::{KernelOutcome, KernelRun, RunOutput};
+    use crate::report::ExitCode;
 
     const RUN: [&str; 3] = ["k1", "k2", "k3"];
 
@@ -256,6 +300,33 @@ mod tests {
         let partial = merged.partial.unwrap();
         let missing = "hash:2/2".parse::<Partition>().unwrap().select(RUN);
         assert!(partial.contains(&missing.join(", ")), "{partial}");
+    }
+
+    #[test]
+    fn a_shard_edited_to_pass_or_from_another_build_is_refused() {
+        // A failing cell turned into a pass by hand.
+        let mut edited = slice("count:1/2");
+        edited.1.cells[0].status = Status::Fail;
+        edited.1.recount();
+        let mut to_pass = edited.clone();
+        to_pass.1.cells[0].status = Status::Pass;
+        let err = merge(&[to_pass, slice("count:2/2")], false).unwrap_err();
+        assert!(
+            err.contains("does not agree with itself") && err.contains("passes but has findings"),
+            "{err}"
+        );
+        // Its summary says pass where its cells say regression.
+        let mut summary = edited.clone();
+        summary.1.exit_code = ExitCode::Pass;
+        let err = merge(&[summary, slice("count:2/2")], false).unwrap_err();
+        assert!(err.contains("its summary says"), "{err}");
+        // As written, it merges, and the merged summary is its cells'.
+        let merged = merge(&[edited, slice("count:2/2")], false).unwrap();
+        assert_eq!(merged.exit_code, ExitCode::Regression);
+        let mut other = slice("count:2/2");
+        other.1.tool = "bpfcompat 0.0.9".into();
+        let err = merge(&[slice("count:1/2"), other], false).unwrap_err();
+        assert!(err.contains("bpfcompat 0.0.9"), "{err}");
     }
 
     #[test]
