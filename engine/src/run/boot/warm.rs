@@ -152,7 +152,7 @@ pub(crate) fn run_warm(
     // A machine that cannot be saved (the kernel cannot read the job disk)
     // is remembered, so later runs do not pay a boot to find out again.
     let unsavable = dir.join(format!("{key}.cold"));
-    if let Ok(why) = std::fs::read_to_string(&unsavable) {
+    if let Some(why) = read_side(&unsavable) {
         return Warm::Cold(why);
     }
     if !intact(&state, &digest_file) {
@@ -171,7 +171,7 @@ pub(crate) fn run_warm(
         {
             let why = format!("the machine could not be saved: {why}");
             if why.contains("no job disk") {
-                let _ = std::fs::write(&unsavable, &why);
+                let _ = write_side(&unsavable, why.as_bytes());
             }
             return Warm::Cold(why);
         }
@@ -288,7 +288,7 @@ fn save(
     let limit = w.timeout.min(limit);
     snapshot::save(w.qemu, &saving, &out, limit, w.cancel).map_err(|e| e.0)?;
     let digest = crate::kernel::blake3_file(&out).map_err(|e| e.to_string())?;
-    std::fs::write(digest_file, &digest).map_err(|e| e.to_string())?;
+    write_side(digest_file, digest.as_bytes()).map_err(|e| e.to_string())?;
     std::fs::rename(&out, state).map_err(|e| e.to_string())
 }
 
@@ -307,7 +307,7 @@ fn owner(profile: &str, accel: Accel, kind: &str, kernel: &CachedKernel) -> Stri
 /// the other machines saved for it (an earlier build of the agent, another
 /// QEMU): one machine per kernel profile and accelerator is kept.
 fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
-    std::fs::write(dir.join(format!("{key}.owner")), owner).map_err(|e| e.to_string())?;
+    write_side(&dir.join(format!("{key}.owner")), owner.as_bytes()).map_err(|e| e.to_string())?;
     // The same profile, accelerator and kind: the kernel entry may differ.
     let same = |who: &str| who.split(' ').take(3).eq(owner.split(' ').take(3));
     for (other, who, _) in saved_in(dir) {
@@ -320,6 +320,34 @@ fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Writes a saved machine's side file (digest, owner, why it cannot be
+/// saved): a private temporary renamed over it, so a link planted at its
+/// name is replaced, never followed.
+fn write_side(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".side-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// Reads a side file: a regular file, not through a link, at most 4 KiB.
+fn read_side(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(4096).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Removes a saved machine's files, its lock held.
@@ -349,7 +377,7 @@ fn saved_in(dir: &Path) -> Vec<(String, String, std::io::Result<u64>)> {
         else {
             continue;
         };
-        let owner = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let owner = read_side(&e.path()).unwrap_or_default();
         // None: an owner left without its state (a save that failed
         // half-way, a machine found bad) is no machine.
         let bytes = std::fs::metadata(dir.join(format!("{key}.state"))).map(|m| m.len());
@@ -408,7 +436,7 @@ pub fn remove_machine(cache: &Cache, m: &SavedMachine) -> std::io::Result<()> {
 
 /// Whether the saved machine is there with the digest recorded beside it.
 fn intact(state: &Path, digest_file: &Path) -> bool {
-    let Ok(recorded) = std::fs::read_to_string(digest_file) else {
+    let Some(recorded) = read_side(digest_file) else {
         return false;
     };
     crate::kernel::blake3_file(state).is_ok_and(|d| d == recorded.trim())
@@ -443,4 +471,26 @@ fn key(
     part("cmdline", crate::vm::kernel_cmdline(spec).as_bytes());
     part("disk", &job_disk::DISK_BYTES.to_le_bytes());
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_files_replace_a_planted_link_and_are_never_read_through_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let owner = dir.path().join("k.owner");
+        std::os::unix::fs::symlink(&victim, &owner).unwrap();
+        assert_eq!(read_side(&owner), None, "not read through the link");
+        write_side(&owner, b"debian-12-6.1 Tcg agent e").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&owner).unwrap().is_file());
+        assert_eq!(
+            read_side(&owner).as_deref(),
+            Some("debian-12-6.1 Tcg agent e")
+        );
+    }
 }
