@@ -149,6 +149,18 @@ pub fn stats_text(r: &Report) -> String {
     out
 }
 
+/// Text from objects, kernels and loaders as a terminal may show it: every
+/// control character escaped (`\u{1b}`), so none recolours the terminal,
+/// sets its title or starts a line of its own.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Every failing or verdict-less cell, with evidence. A kernel whose guest
 /// gave no verdict at all is said once, not once per object.
 pub fn failures_text(r: &Report) -> String {
@@ -167,21 +179,23 @@ pub fn failures_text(r: &Report) -> String {
             } else {
                 "NO VERDICT"
             };
-            let _ = writeln!(out, "{head} {}: {}", k.kernel, message.unwrap_or_default());
+            let message = message.unwrap_or_default();
+            let _ = writeln!(out, "{head} {}: {}", shown(&k.kernel), shown(&message));
             whole_kernel.push(k.kernel.clone());
         }
     }
-    let shown = |c: &&Cell| {
+    let listed = |c: &&Cell| {
         !matches!(c.status, Status::Pass | Status::ExpectedFail)
             && !whole_kernel.contains(&c.kernel)
     };
-    for c in r.cells.iter().filter(shown) {
+    for c in r.cells.iter().filter(listed) {
         if c.status == Status::UnexpectedPass {
             let expected = c.expected.map(|e| e.as_str()).unwrap_or("?");
             let _ = writeln!(
                 out,
                 "UNEXPECTED PASS {} on {}: declared to fail with {expected}, but it passes\n  fix: remove the expectation (the floor moved, or the program changed)",
-                c.object, c.kernel
+                shown(&c.object),
+                shown(&c.kernel)
             );
             continue;
         }
@@ -192,7 +206,13 @@ pub fn failures_text(r: &Report) -> String {
             Status::Unavailable => "UNAVAILABLE",
             _ => "NO VERDICT",
         };
-        let _ = writeln!(out, "{head} {} on {} ({release})", c.object, c.kernel);
+        let _ = writeln!(
+            out,
+            "{head} {} on {} ({})",
+            shown(&c.object),
+            shown(&c.kernel),
+            shown(release)
+        );
         if let (Some(expected), Status::Fail) = (c.expected, c.status) {
             let got = c.code.map(|c| c.as_str()).unwrap_or("?");
             let _ = writeln!(out, "  expected {expected}, got {got}");
@@ -201,30 +221,30 @@ pub fn failures_text(r: &Report) -> String {
             let mut what = format!("{} at {:?}", f.code, f.stage).to_lowercase();
             what = what.replacen(&f.code.as_str().to_lowercase(), f.code.as_str(), 1);
             if let Some(p) = &f.program {
-                let _ = write!(what, ", program `{p}`");
+                let _ = write!(what, ", program `{}`", shown(p));
             }
             if let Some(m) = &f.map {
-                let _ = write!(what, ", map `{m}`");
+                let _ = write!(what, ", map `{}`", shown(m));
             }
             if let Some(e) = f.errno {
                 let _ = write!(what, ", errno {e}");
             }
             let _ = writeln!(out, "  {what}");
-            let _ = writeln!(out, "    kernel: {}", f.message);
+            let _ = writeln!(out, "    kernel: {}", shown(&f.message));
             if let Some(fix) = &f.remediation {
-                let _ = writeln!(out, "    fix:    {fix}");
+                let _ = writeln!(out, "    fix:    {}", shown(fix));
             }
             if f.stage == crate::classify::Stage::Guest && !f.libbpf_log.is_empty() {
                 let _ = writeln!(out, "    output (end):");
                 for l in super::last(&f.libbpf_log, 8) {
-                    let _ = writeln!(out, "      {l}");
+                    let _ = writeln!(out, "      {}", shown(l));
                 }
             }
             let tail = super::last(&f.verifier_tail, 4);
             if !tail.is_empty() {
                 let _ = writeln!(out, "    verifier log (end):");
                 for l in tail {
-                    let _ = writeln!(out, "      {l}");
+                    let _ = writeln!(out, "      {}", shown(l));
                 }
             }
         }
@@ -362,7 +382,13 @@ pub fn matrix(r: &Report, look: Look) -> String {
 /// One table: a header of kernel labels (`*` where not required), then a
 /// row per object, columns two spaces apart.
 fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color: bool) -> String {
-    let obj_w = r.objects.iter().map(String::len).max().unwrap_or(6).max(6);
+    let obj_w = r
+        .objects
+        .iter()
+        .map(|o| shown(o).len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let widths: Vec<usize> = kernels
         .iter()
         .map(|k| {
@@ -383,7 +409,7 @@ fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color
     out.truncate(out.trim_end_matches(' ').len());
     out.push('\n');
     for o in &r.objects {
-        let _ = write!(out, "{o:<obj_w$}");
+        let _ = write!(out, "{:<obj_w$}", shown(o));
         for (k, w) in kernels.iter().zip(&widths) {
             let cell = match r.cell(o, &k.kernel) {
                 Some(c) => paint(&word(c), c, *w, color),
@@ -526,5 +552,33 @@ mod tests {
 
         let empty = crate::report::test_report(&["k"], &["o.bpf.o"], |_| {});
         assert!(stats_text(&empty).contains("no program was measured"));
+    }
+
+    #[test]
+    fn control_characters_from_objects_and_loaders_are_shown_escaped() {
+        let name = "evil\u{1b}]0;title\u{7}\nFAIL forged";
+        let report = crate::report::test_report(&["k"], &[name], |k| {
+            k.outcome = KernelOutcome::Completed;
+            k.commands.push(crate::wire::CommandReport {
+                name: name.into(),
+                exit_code: Some(1),
+                output: "\u{1b}[31mred\n".into(),
+                ..Default::default()
+            });
+        });
+        let text = failures_text(&report);
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(
+            text.contains("evil\\u{1b}]0;title\\u{7}\\nFAIL forged"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("FAIL forged")),
+            "{text}"
+        );
     }
 }
