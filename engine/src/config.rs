@@ -167,7 +167,8 @@ pub fn find_config(start: &Path) -> Result<Option<Config>, String> {
 }
 
 fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    crate::safe::read_text_input(path, crate::safe::TEXT_INPUT_LIMIT)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 impl Config {

@@ -339,10 +339,12 @@ impl Matrix {
             return Ok(m);
         }
         let path = Path::new(name_or_path);
-        let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::safe::read_text_input(path, crate::safe::TEXT_INPUT_LIMIT).map_err(
+            |source| MatrixError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         let mut m = Matrix::parse(&text, &path.display().to_string())?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let own = path
@@ -351,10 +353,11 @@ impl Matrix {
             .filter(|p| p.exists());
         let lock_path = own.unwrap_or_else(|| dir.join("kernels.lock"));
         if lock_path.exists() {
-            let text = std::fs::read_to_string(&lock_path).map_err(|source| MatrixError::Read {
-                path: lock_path.clone(),
-                source,
-            })?;
+            let text = crate::safe::read_text_input(&lock_path, crate::safe::TEXT_INPUT_LIMIT)
+                .map_err(|source| MatrixError::Read {
+                    path: lock_path.clone(),
+                    source,
+                })?;
             m.lock = parse_lock(&text, &lock_path.display().to_string())?;
         }
         m.lock_path = Some(lock_path);
@@ -369,10 +372,11 @@ impl Matrix {
             let (from, sha256, size) = match (&k.file, &k.url) {
                 (Some(file), _) => {
                     let path = dir.join(file);
-                    let bytes = std::fs::read(&path).map_err(|source| MatrixError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    let bytes = crate::safe::read_input(&path, crate::safe::KERNEL_FILE_LIMIT)
+                        .map_err(|source| MatrixError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
                     use sha2::Digest;
                     let digest = hex::encode(sha2::Sha256::digest(&bytes));
                     let sha = Sha256Hex::try_from(digest).expect("a digest is 64 hex digits");

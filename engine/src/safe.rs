@@ -201,3 +201,74 @@ mod tests {
         assert!(check_version("").is_err());
     }
 }
+
+/// Most bytes a configuration, matrix or lock file may hold.
+pub const TEXT_INPUT_LIMIT: u64 = 16 << 20;
+/// Most bytes a JSON report (`--baseline`, `report diff`, `report merge`) may hold.
+pub const REPORT_LIMIT: u64 = 1 << 30;
+/// Most bytes an own kernel file (a package or an image) may hold.
+pub const KERNEL_FILE_LIMIT: u64 = 2 << 30;
+
+/// Reads a file a person or a project named: a regular file (a FIFO or a
+/// device is refused, and opening never blocks on one), at most `limit`
+/// bytes; the error says which rule it broke.
+pub fn read_input(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, a device or a directory is not read)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {} MiB such a file may hold",
+            meta.len(),
+            limit >> 20
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "more than the {} MiB such a file may hold",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_input`] as text.
+pub fn read_text_input(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_input(path, limit)?).map_err(|_| std::io::Error::other("not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_regular_files_within_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.json");
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_input(&file, 10).unwrap(), b"{}");
+        assert!(
+            read_input(&file, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("may hold")
+        );
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_input(&fifo, 10).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = read_input(std::path::Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}

@@ -46,7 +46,7 @@ pub struct MergeArgs {
 }
 
 fn load(path: &Path) -> Result<Report, String> {
-    let text = std::fs::read_to_string(path)
+    let text = bpfcompat_engine::safe::read_text_input(path, bpfcompat_engine::safe::REPORT_LIMIT)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Report::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

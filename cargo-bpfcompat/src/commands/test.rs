@@ -476,7 +476,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
 
 /// Reads and parses `--baseline` before anything runs.
 fn read_baseline(p: &Path) -> Result<Report, String> {
-    let text = std::fs::read_to_string(p)
+    let text = bpfcompat_engine::safe::read_text_input(p, bpfcompat_engine::safe::REPORT_LIMIT)
         .map_err(|e| format!("cannot read the baseline {}: {e}", p.display()))?;
     Report::from_json(&text).map_err(|e| format!("baseline {}: {e}", p.display()))
 }

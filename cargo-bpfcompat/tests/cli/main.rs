@@ -384,6 +384,25 @@ fn usage_errors_read_well() {
 }
 
 #[test]
+fn a_device_or_fifo_given_as_a_report_or_baseline_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = fifo.to_str().unwrap().to_string();
+    for args in [
+        vec!["report", "merge", "/dev/zero"],
+        vec!["report", "diff", fifo.as_str(), "/dev/zero"],
+        vec!["test", "--object", "x.bpf.o", "--baseline", fifo.as_str()],
+    ] {
+        let mut c = bpfcompat(&args);
+        c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        mentions(&err, &["not a regular file"]);
+    }
+}
+
+#[test]
 fn zero_limits_and_sizes_are_usage_errors() {
     for (flag, value) in [
         ("--timeout", "0"),

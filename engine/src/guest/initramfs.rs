@@ -68,7 +68,10 @@ impl Initramfs {
 
     /// Adds a host file.
     pub fn host_file(&mut self, guest: &str, host: &Path, perm: u32) -> Result<(), InitramfsError> {
-        let data = std::fs::read(host).map_err(|source| InitramfsError::Read {
+        // Objects, BTF files, artifacts and modules: regular files no larger
+        // than a job disk holds.
+        let limit = crate::guest::job_disk::CAPACITY;
+        let data = crate::safe::read_input(host, limit).map_err(|source| InitramfsError::Read {
             path: host.to_path_buf(),
             source,
         })?;
