@@ -51,20 +51,49 @@ pub(crate) enum Warm {
     Cold(String),
 }
 
-/// `qemu --version`'s first line.
+/// `qemu --version`'s first line; empty when it cannot say within
+/// [`VERSION_LIMIT`] (its whole process group is then killed: a wrapper
+/// that never answers must not hang the run).
 pub(crate) fn qemu_version(qemu: &Path) -> String {
-    std::process::Command::new(qemu)
-        .arg("--version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_default()
+    version_within(qemu, VERSION_LIMIT)
 }
+
+fn version_within(qemu: &Path, limit: Duration) -> String {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let Ok(mut child) = std::process::Command::new(qemu)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+    else {
+        return String::new();
+    };
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < limit => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => {
+                crate::process_group::kill(&child);
+                let _ = child.wait();
+                return String::new();
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        let _ = stdout.take(4096).read_to_string(&mut out);
+    }
+    out.lines().next().unwrap_or("").to_string()
+}
+
+/// The longest `qemu --version` may take.
+const VERSION_LIMIT: Duration = Duration::from_secs(10);
 
 /// Whether the kernel may read a job disk: virtio PCI and block built in
 /// or shipped as guest modules; without its config, the guest will tell.
@@ -476,6 +505,21 @@ fn key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_qemu_that_never_says_its_version_does_not_hang_the_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let answers = dir.path().join("answers");
+        std::fs::write(&answers, "#!/bin/sh\necho 'QEMU emulator version 7.2.22'\n").unwrap();
+        let hangs = dir.path().join("hangs");
+        std::fs::write(&hangs, "#!/bin/sh\nsleep 600\n").unwrap();
+        for p in [&answers, &hangs] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert_eq!(qemu_version(&answers), "QEMU emulator version 7.2.22");
+        assert_eq!(version_within(&hangs, Duration::from_millis(200)), "");
+    }
 
     #[test]
     fn side_files_replace_a_planted_link_and_are_never_read_through_one() {
