@@ -310,3 +310,12 @@ pub fn assert_trial(stdout: &str, name: &str, outcome: &str) {
 pub fn assert_code(cell: &serde_json::Value, code: &str) {
     assert_eq!(cell["code"], code, "{cell:#}");
 }
+
+/// Asserts that a cell's guest ran the kernel its profile names: the
+/// release starts with the profile's version (`debian-12-6.1` → `6.1.`).
+#[track_caller]
+pub fn assert_release_of(cell: &serde_json::Value, profile: &str) {
+    let version = profile.rsplit('-').next().unwrap_or(profile);
+    let release = cell["kernel_release"].as_str().unwrap_or_default();
+    assert!(release.starts_with(&format!("{version}.")), "{cell:#}");
+}

@@ -237,18 +237,10 @@ impl Lock {
         let io = |context: String| move |source| FetchError::Io { context, source };
         let path = dir.join(format!("{name}.lock"));
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-                .open(&path)
-                .map_err(io(format!(
-                    "cannot open the lock file {} (a symbolic link there is refused)",
-                    path.display()
-                )))?;
+            let file = open_marker(&path).map_err(io(format!(
+                "cannot open the lock file {} (a symbolic link there is refused)",
+                path.display()
+            )))?;
             if wait {
                 file.lock()
                     .map_err(io(format!("cannot lock {}", path.display())))?;
@@ -279,6 +271,19 @@ impl Lock {
 }
 
 /// Whether `path` (not followed) is still the file `file` has open.
+/// Opens (creating it private) a lock or in-use marker file: never
+/// through a link, never truncated.
+fn open_marker(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
 fn names(path: &Path, file: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::symlink_metadata(path), file.metadata()) {
@@ -356,21 +361,13 @@ impl Cache {
 
     fn use_file(&self, key: &Sha256Hex) -> Result<(File, PathBuf), FetchError> {
         let path = self.kernels_dir()?.join(format!("{}.use", key.as_str()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|source| FetchError::Io {
-                context: format!(
-                    "cannot open {} (a symbolic link there is refused)",
-                    path.display()
-                ),
-                source,
-            })?;
+        let file = open_marker(&path).map_err(|source| FetchError::Io {
+            context: format!(
+                "cannot open {} (a symbolic link there is refused)",
+                path.display()
+            ),
+            source,
+        })?;
         Ok((file, path))
     }
 
