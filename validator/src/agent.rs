@@ -63,7 +63,9 @@ fn run_as_init() -> ! {
                 }
             }
             for cmd in &job.commands {
-                let _ = port.send(&Record::Command(crate::command::run_command(cmd, &kernel)));
+                let _ = port.send(&Record::Command(Box::new(crate::command::run_command(
+                    cmd, &kernel,
+                ))));
             }
             let _ = port.send(&Record::Done {
                 uptime_ms: uptime_ms(),

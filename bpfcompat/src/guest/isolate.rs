@@ -41,6 +41,23 @@ pub struct Spawn<'a> {
 /// where the kernel refuses the namespaces. An error when it cannot be
 /// started at all (no such program, exec refused).
 pub fn spawn(s: &Spawn) -> std::io::Result<Spawned> {
+    start(s, None)
+}
+
+/// A process to be traced: before it execs, the child waits for `gate`
+/// (called with its PID, once the tracer may attach); when that says so,
+/// it installs `filter` and execs under it.
+pub(crate) struct Gate<'a> {
+    pub filter: &'a super::trace::Filter,
+    pub open: &'a mut dyn FnMut(Pid) -> bool,
+}
+
+/// [`spawn`], with the child held at the gate until it is traced.
+pub(crate) fn spawn_gated(s: &Spawn, gate: Gate) -> std::io::Result<Spawned> {
+    start(s, Some(gate))
+}
+
+fn start(s: &Spawn, gate: Option<Gate>) -> std::io::Result<Spawned> {
     let program = resolve(s)?;
     // Everything the child needs is made before the clone: after it, the
     // child may only make system calls (the agent has threads).
@@ -52,6 +69,11 @@ pub fn spawn(s: &Spawn) -> std::io::Result<Spawned> {
     let null = std::fs::File::open("/dev/null")?;
     // The child writes its exec error here; the write end closes on exec.
     let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // The gate: one byte, `T` to be traced, anything else not.
+    let gate_pipe = match &gate {
+        Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?),
+        None => None,
+    };
     let child = Child {
         path: &path,
         argv: &argv_ptrs,
@@ -59,6 +81,8 @@ pub fn spawn(s: &Spawn) -> std::io::Result<Spawned> {
         stdin: null.as_raw_fd(),
         output: s.output.as_raw_fd(),
         errors: err_write.as_raw_fd(),
+        gate: gate_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
+        filter: gate.as_ref().map(|g| g.filter),
     };
     let flags = nix::libc::CLONE_NEWPID | nix::libc::CLONE_NEWNS;
     let (pid, not_isolated) = match clone(flags, &child) {
@@ -69,6 +93,10 @@ pub fn spawn(s: &Spawn) -> std::io::Result<Spawned> {
         ),
     };
     drop(err_write);
+    if let (Some(gate), Some((_, open))) = (gate, gate_pipe) {
+        let word: &[u8] = if (gate.open)(pid) { b"T" } else { b"N" };
+        let _ = nix::unistd::write(&open, word);
+    }
     let mut errno = [0u8; 4];
     let got = nix::unistd::read(&err_read, &mut errno).unwrap_or(0);
     if got == 4 {
@@ -130,6 +158,9 @@ struct Child<'a> {
     stdin: i32,
     output: i32,
     errors: i32,
+    /// Where the child waits to learn whether it is traced.
+    gate: Option<i32>,
+    filter: Option<&'a super::trace::Filter>,
 }
 
 /// A fork (`clone` without a new stack) into `flags`' namespaces; the child
@@ -192,6 +223,17 @@ fn in_child(flags: i32, c: &Child) -> ! {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        if let (Some(gate), Some(filter)) = (c.gate, c.filter) {
+            let mut word = 0u8;
+            while libc::read(gate, (&mut word as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            // Without the filter its calls would fail (a seccomp trace
+            // with no tracer is ENOSYS): not traced then, but run.
+            if word == b'T' && !filter.install() {
+                fail(c.errors);
+            }
+        }
         libc::execve(c.path.as_ptr(), c.argv.as_ptr(), c.env.as_ptr());
         fail(c.errors)
     }

@@ -163,6 +163,14 @@ pub struct JobCommand {
     /// programs the command loaded (the built-in workload when no trigger).
     #[serde(default)]
     pub count_runs: bool,
+    /// Trace its `bpf()` calls, so a failure is explained by the call the
+    /// kernel refused (`--no-trace` turns it off).
+    #[serde(default = "yes")]
+    pub trace: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_grace_ms() -> u64 {

@@ -6,7 +6,8 @@
 //! - [`records`]: guest to host, one line per record on the result port;
 //! - [`complexity`]: the verifier's statistics for a program, part of a record;
 //! - [`channel`]: which result-port lines are the guest init's (signed per boot);
-//! - [`kernel_tests`]: a `#[kernel_test]` binary on the host and the CLI.
+//! - [`kernel_tests`]: a `#[kernel_test]` binary on the host and the CLI;
+//! - [`trace`]: what a traced loader asked the kernel, part of a record.
 //!
 //! The whole protocol has one version, [`WIRE_VERSION`]: in every record
 //! prefix and in every job. Host and agent come from one build; a mismatch is
@@ -18,6 +19,7 @@ mod fixups;
 mod job;
 pub mod kernel_tests;
 mod records;
+pub mod trace;
 
 /// The protocol's version (the digit of [`RECORD_PREFIX`]).
 pub const WIRE_VERSION: u32 = 2;

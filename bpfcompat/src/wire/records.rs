@@ -37,7 +37,7 @@ pub enum Record {
     /// The verdict on one object of the job.
     Object(Box<ObjectReport>),
     /// What one of the user's commands did.
-    Command(CommandReport),
+    Command(Box<CommandReport>),
     /// The outcome of one `#[kernel_test]` body.
     Test {
         /// The test's name.
@@ -145,6 +145,9 @@ pub struct CommandReport {
     /// Why it ran beside the agent instead of in namespaces of its own.
     #[serde(default)]
     pub not_isolated: Option<String>,
+    /// Its `bpf()` and probe calls, as the agent traced them.
+    #[serde(default)]
+    pub trace: Option<Box<super::trace::Trace>>,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
 }

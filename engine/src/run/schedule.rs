@@ -498,7 +498,7 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
                 run.lsm = lsm;
             }
             Record::Object(o) => run.objects.push(*o),
-            Record::Command(c) => run.commands.push(c),
+            Record::Command(c) => run.commands.push(*c),
             // Test-framework records come from test binaries, not the agent.
             Record::Test { .. } => {}
             Record::Done { .. } | Record::AwaitingJob { .. } => {}
