@@ -124,6 +124,10 @@ pub struct ProgCall {
     /// `attach_btf_id`, when it names a kernel function or type.
     #[serde(default)]
     pub attach_btf_id: u32,
+    /// Whether that ID is another BTF's (a module's, or a program's for
+    /// freplace) rather than the kernel's own.
+    #[serde(default)]
+    pub attach_elsewhere: bool,
     /// That id's name in the kernel's BTF, where it was resolved.
     #[serde(default)]
     pub attach_to: Option<String>,

@@ -60,6 +60,7 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
             mode: Mode::Load,
             trigger: None,
             strict_maps: false,
+            trace_loaders: true,
             retries: 2,
             agent: super::test::agent_binary()?,
             evidence: None,

@@ -184,6 +184,13 @@ pub struct CommandModeArgs {
     /// How long a ready loader has to exit after SIGINT [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = positive_limit)]
     pub grace: Option<Limit>,
+    /// Do not trace the loader's bpf() calls. By default each guest records
+    /// what the loader asked the kernel (maps, programs, attaches, probes) and
+    /// the answers, so a failure names the map, program or helper the kernel
+    /// refused, as object mode does. Turn it off for a loader that must not
+    /// run under ptrace.
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 /// A `--ready-line` pattern, checked when the arguments are parsed.
@@ -322,6 +329,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
             .transpose()
             .map_err(|e| format!("--trigger: {e}"))?,
         strict_maps: a.strict_maps,
+        trace_loaders: !a.cmd.no_trace,
         retries: a.guests.retries,
         agent: agent_binary()?,
         evidence: a.evidence.clone(),

@@ -560,15 +560,34 @@ fn fire_finding(p: &ProgramReport) -> Option<Finding> {
 fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
     let expected = run.command_expect.get(&r.name).copied().unwrap_or(0);
     let verdict = command_verdict(r, expected).and_then(|pass| runs_verdict(r, pass));
+    let traced = r.trace.as_deref();
+    let programs = traced.map(super::from_trace::programs).unwrap_or_default();
     let (code, message) = match verdict {
         Ok(message) => {
             let mut c = Cell::new(&r.name, run, Status::Pass, Vec::new());
             c.message = Some(message);
             c.command = Some(r.clone());
+            c.programs = programs;
             return c;
         }
         Err(failure) => failure,
     };
+    // A failed run that a call the kernel refused explains: that call,
+    // judged as object mode judges the same step.
+    if code == Code::CommandFailed
+        && let Some(trace) = traced
+        && let Some(mut finding) = super::from_trace::explain(
+            trace,
+            &r.output.lines().map(str::to_string).collect::<Vec<_>>(),
+            run,
+        )
+    {
+        finding.message = format!("{}; the loader {message}", finding.message);
+        let mut c = Cell::new(&r.name, run, Status::Fail, vec![finding]);
+        c.command = Some(r.clone());
+        c.programs = programs;
+        return c;
+    }
     let status = match code {
         Code::Infra | Code::Unknown => Status::InfraError,
         _ => Status::Fail,
@@ -594,6 +613,7 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         output_lines(r),
     );
     c.command = Some(r.clone());
+    c.programs = programs;
     c
 }
 

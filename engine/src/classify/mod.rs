@@ -10,6 +10,7 @@
 mod cell;
 mod codes;
 mod from_log;
+mod from_trace;
 mod releases;
 mod rules;
 

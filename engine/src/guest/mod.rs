@@ -7,7 +7,7 @@ mod closure;
 mod initramfs;
 mod strip;
 
-pub use bpfcompat::guest::{MODULES_DIR, init, isolate, job_disk, job_root};
+pub use bpfcompat::guest::{MODULES_DIR, init, isolate, job_disk, job_root, trace};
 pub use closure::library_closure;
 pub use initramfs::Initramfs;
 pub use strip::strip_debug;

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::classify::{Cell, Status};
+use crate::classify::{Cell, Stage, Status};
 use crate::outcome::KernelRun;
 
 /// What a cell shows in the matrix.
@@ -245,6 +245,17 @@ pub fn failures_text(r: &Report) -> String {
                 let _ = writeln!(out, "    verifier log (end):");
                 for l in tail {
                     let _ = writeln!(out, "      {}", shown(l));
+                }
+            }
+        }
+        // A loader's failure its own call explains: its output still shows.
+        let guest_said = c.findings.iter().any(|f| f.stage == Stage::Guest);
+        if let Some(cmd) = c.command.as_ref().filter(|_| !guest_said) {
+            let lines: Vec<String> = cmd.output.lines().map(str::to_string).collect();
+            if !lines.is_empty() {
+                let _ = writeln!(out, "  loader output (end):");
+                for l in super::last(&lines, 8) {
+                    let _ = writeln!(out, "    {}", shown(l));
                 }
             }
         }

@@ -32,6 +32,8 @@ pub struct Settings {
     pub trigger: Option<Vec<String>>,
     /// Leave maps the objects leave unsized unsized (`--strict-maps`).
     pub strict_maps: bool,
+    /// Trace command mode's loaders (`--no-trace` turns it off).
+    pub trace_loaders: bool,
     /// Boots retried when a guest dies before the agent starts (default 2).
     pub retries: u32,
     /// The agent binary shipped as the guest's `/init`.

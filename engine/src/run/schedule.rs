@@ -185,6 +185,7 @@ fn build_initramfs(
             grace_ms: c.grace.as_millis() as u64,
             trigger: plan.settings.trigger.clone(),
             count_runs: plan.settings.mode == crate::wire::Mode::Fire,
+            trace: plan.settings.trace_loaders,
         });
     }
     let job = Job {

@@ -9,6 +9,7 @@
 //! bounded ([`output`]).
 
 mod output;
+mod traced;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,6 +18,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use bpfcompat_engine::guest::isolate;
+use bpfcompat_engine::guest::trace::{self, Traced};
 use bpfcompat_engine::wire::{CommandReport, CommandRuns, JobCommand, Ready, ReadyAt, Stop};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -70,11 +72,17 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
         false => Default::default(),
     };
     let started = Instant::now();
-    let spawned = isolate::spawn(&isolate::Spawn {
-        argv: &argv,
-        env: &env,
-        output: &write,
-    });
+    let spawned = Traced::start(
+        &isolate::Spawn {
+            argv: &argv,
+            env: &env,
+            output: &write,
+        },
+        trace::Options {
+            trace: cmd.trace,
+            loaded: Some(Box::new(traced::loaded_facts)),
+        },
+    );
     drop(write);
     let spawned = match spawned {
         Ok(s) => s,
@@ -87,6 +95,7 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
     let (lines, reader) = read_output(read, ready_line);
     let mut run = Running {
         pid: spawned.pid,
+        process: spawned,
         started,
         report,
     };
@@ -101,11 +110,14 @@ pub fn run_command(cmd: &JobCommand, kernel: &str) -> CommandReport {
     };
     drop(stats);
     let mut report = run.report;
-    if spawned.not_isolated.is_some() {
+    if report.not_isolated.is_some() {
         // Without a namespace of its own, what it left runs on: its group
         // is ended with it (a `setsid` child may escape: said in the report).
-        let _ = kill(Pid::from_raw(-spawned.pid.as_raw()), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(-run.pid.as_raw()), Signal::SIGKILL);
     }
+    let mut trace = run.process.finish();
+    traced::enrich(&mut trace);
+    report.trace = Some(Box::new(trace));
     match status {
         Some(WaitStatus::Exited(_, code)) => report.exit_code = Some(code),
         Some(WaitStatus::Signaled(_, sig, _)) => report.signal = Some(sig as i32),
@@ -172,6 +184,7 @@ fn read_output(
 /// A command being run.
 struct Running {
     pid: Pid,
+    process: Traced,
     started: Instant,
     report: CommandReport,
 }
@@ -278,19 +291,13 @@ impl Running {
         }
     }
 
-    fn exited(&self) -> Option<WaitStatus> {
-        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => None,
-            Ok(s) => Some(s),
-            // Not ours any more (reaped elsewhere): nothing to wait for.
-            Err(_) => Some(WaitStatus::StillAlive),
-        }
+    fn exited(&mut self) -> Option<WaitStatus> {
+        self.process.ended()
     }
 
     /// Kills it (and, as PID 1 of its namespace, everything it left).
-    fn kill(&self) -> Option<WaitStatus> {
-        let _ = kill(self.pid, Signal::SIGKILL);
-        let _ = waitpid(self.pid, None);
+    fn kill(&mut self) -> Option<WaitStatus> {
+        self.process.kill();
         None
     }
 }
@@ -387,6 +394,7 @@ mod tests {
             grace_ms: 2000,
             trigger: None,
             count_runs: false,
+            trace: true,
         }
     }
 

@@ -116,6 +116,7 @@ pub(super) fn bpf(
                     name: a.name(48, 16),
                     expected_attach_type: a.u32(68),
                     attach_btf_id: a.u32(108),
+                    attach_elsewhere: a.u32(112) != 0,
                     helpers,
                     log_asked,
                     ..ProgCall::default()
