@@ -36,6 +36,11 @@ pub struct Complexity {
     pub insns: Option<u64>,
     /// Size of the JIT image in bytes, where the kernel reports it.
     pub jited_bytes: Option<u64>,
+    /// Read from a loaded program's info (a traced loader's), not from a
+    /// verifier log: only processed instructions and JIT size are known;
+    /// the state counts are not (shown as unknown, never as 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_program_info: bool,
 }
 
 impl Complexity {

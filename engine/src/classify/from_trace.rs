@@ -58,6 +58,9 @@ fn is_probe(call: &Call, names_taken: bool) -> bool {
         Call::ProgLoad(p) => {
             named_probe(&p.name) || (p.name.is_empty() && names_taken && p.insn_cnt <= 8)
         }
+        // An attach of a program no traced load named: a probe's (aya
+        // probes for BPF links with a program of its own).
+        Call::Attach(a) => a.program.as_deref().is_none_or(named_probe),
         _ => false,
     }
 }
@@ -220,6 +223,7 @@ fn complexity(p: &ProgCall, l: &crate::wire::trace::LoadedFacts) -> Option<Compl
         insns_limit: 1_000_000,
         insns: Some(u64::from(p.insn_cnt)),
         jited_bytes: (l.jited_len > 0).then_some(u64::from(l.jited_len)),
+        from_program_info: true,
         ..Complexity::default()
     })
 }

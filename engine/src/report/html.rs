@@ -129,8 +129,8 @@ fn complexity_rows(r: &Report) -> Vec<ComplexityRow<'_>> {
                         title: format!(
                             "{} instructions, {} states created (peak {}), limit {}{}",
                             c.insns.map_or("?".into(), |n| n.to_string()),
-                            c.total_states,
-                            c.peak_states,
+                            known(c, c.total_states),
+                            known(c, c.peak_states),
                             c.insns_limit,
                             c.verification_time_us
                                 .map_or(String::new(), |t| format!(", verified in {t} us"))
@@ -319,6 +319,14 @@ fn guest(k: &KernelRun) -> Guest<'_> {
     Guest {
         kernel: &k.kernel,
         entries,
+    }
+}
+
+/// A state count, or `?` where the figures came from a program's info.
+fn known(c: &crate::wire::Complexity, n: u64) -> String {
+    match c.from_program_info {
+        true => "?".into(),
+        false => n.to_string(),
     }
 }
 

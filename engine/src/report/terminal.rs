@@ -112,8 +112,8 @@ pub fn stats_text(r: &Report) -> String {
                 opt(c.insns),
                 c.insns_processed.to_string(),
                 format!("{:.1}%{mark}", 100.0 - c.headroom_pct()),
-                c.total_states.to_string(),
-                c.peak_states.to_string(),
+                states(c, c.total_states),
+                states(c, c.peak_states),
                 c.verification_time_us
                     .map_or("-".into(), |t| format!("{t} us")),
             ]);
@@ -261,6 +261,14 @@ pub fn failures_text(r: &Report) -> String {
         }
     }
     out
+}
+
+/// A state count, or `-` where it is not known.
+fn states(c: &crate::wire::Complexity, n: u64) -> String {
+    match c.from_program_info {
+        true => "-".into(),
+        false => n.to_string(),
+    }
 }
 
 /// Short codes for the compact matrix.
