@@ -145,6 +145,7 @@ fn main() {
                         mode: bpfcompat_engine::wire::Mode::Attach,
                         trigger: None,
                         strict_maps: false,
+                        trace_loaders: true,
                         retries: 2,
                         agent: PathBuf::from(env!("CARGO_BIN_EXE_bpfcompat-agent")),
                         evidence: None,
