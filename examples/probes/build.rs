@@ -5,7 +5,13 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const PROGRAMS: &[&str] = &["ringbuf", "bounded_loop", "fentry", "task_state", "task_state_guarded"];
+const PROGRAMS: &[&str] = &[
+    "ringbuf",
+    "bounded_loop",
+    "fentry",
+    "task_state",
+    "task_state_guarded",
+];
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));

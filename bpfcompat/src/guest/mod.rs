@@ -8,6 +8,7 @@ pub mod init;
 pub mod isolate;
 pub mod job_disk;
 pub mod job_root;
+pub mod probe;
 pub mod trace;
 
 /// Where a guest finds the kernel modules shipped for its kernel, with an

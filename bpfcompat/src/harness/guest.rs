@@ -11,13 +11,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::WaitStatus;
 use serde::{Deserialize, Serialize};
 
 use super::{CONSOLE_MARK, KernelTest, Outcome, registered};
 use crate::guest::init::{ResultPort, hello, power_off, prepare, uptime_ms};
 use crate::guest::isolate;
+use crate::guest::probe;
+use crate::guest::trace::{self, Traced};
+use crate::wire::trace::{Call, Trace};
 use crate::wire::{JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, Record};
 
 /// Set for a test binary that a restored guest's `/init` runs in its
@@ -77,23 +79,32 @@ pub(crate) fn run() -> ! {
     let tests = registered();
     for name in &wanted {
         let started = Instant::now();
-        let (passed, message) = match tests.iter().find(|t| t.name == name) {
-            None => (false, Some(format!("no test `{name}` in this binary"))),
+        let (passed, message, trace) = match tests.iter().find(|t| t.name == name) {
+            None => (
+                false,
+                Some(format!("no test `{name}` in this binary")),
+                None,
+            ),
             Some(t) => {
                 // The host cuts the console at these lines: each test's own
                 // part is its evidence.
                 eprintln!("{CONSOLE_MARK}{name}");
-                match in_child(t) {
-                    Ok(r) => (r.passed, r.message),
-                    Err(failed) => (false, Some(failed)),
+                let (result, mut trace) = in_child(t);
+                probe_refusals(&mut trace);
+                let trace = Some(Box::new(trace));
+                match result {
+                    Ok(r) => (r.passed, r.message, trace),
+                    Err(failed) => (false, Some(failed), trace),
                 }
             }
         };
+        let duration_ms = started.elapsed().as_millis() as u64;
         let _ = port.send(&Record::Test {
             name: name.clone(),
             passed,
             message,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms,
+            trace,
         });
     }
     let _ = port.send(&Record::Done {
@@ -138,62 +149,94 @@ pub(super) fn run_body(name: &str) -> ! {
 }
 
 /// Runs one test body in a process of its own (this binary again, in its
-/// own namespaces), so that a hang can be killed at the test's `timeout`
-/// and a crash ends only that test; its result, or why it has none.
-fn in_child(t: &KernelTest) -> Result<BodyResult, String> {
+/// own namespaces, its `bpf()` calls traced), so that a hang can be killed
+/// at the test's `timeout` and a crash ends only that test; its result, or
+/// why it has none, and what it asked the kernel.
+fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
     let started = Instant::now();
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                Err(format!("cannot find this binary: {e}")),
+                Trace::default(),
+            );
+        }
+    };
     // The result pipe's write end stays open across exec (no CLOEXEC).
-    let (read, write) = nix::unistd::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
-    nix::fcntl::fcntl(
-        &read,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|e| format!("cannot make a pipe: {e}"))?;
+    let pipes = nix::unistd::pipe().and_then(|(read, write)| {
+        nix::fcntl::fcntl(
+            &read,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
+        Ok((read, write, nix::unistd::dup(std::io::stderr())?))
+    });
+    let (read, write, console) = match pipes {
+        Ok(p) => p,
+        Err(e) => return (Err(format!("cannot make a pipe: {e}")), Trace::default()),
+    };
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.push((RUN_TEST.into(), t.name.into()));
     env.push((RESULT_FD.into(), write.as_raw_fd().to_string()));
-    let console = nix::unistd::dup(std::io::stderr()).map_err(|e| e.to_string())?;
     let argv = [exe.to_string_lossy().into_owned()];
-    let spawned = isolate::spawn(&isolate::Spawn {
-        argv: &argv,
-        env: &env,
-        output: &console,
-    })
-    .map_err(|e| format!("cannot start the test: {e}"))?;
+    let spawned = Traced::start(
+        &isolate::Spawn {
+            argv: &argv,
+            env: &env,
+            output: &console,
+        },
+        trace::Options {
+            trace: true,
+            loaded: None,
+        },
+    );
     drop(write);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return (Err(format!("cannot start the test: {e}")), Trace::default()),
+    };
     let reader = read_result(read);
     let limit = Duration::from_secs(match t.timeout_secs {
         0 => super::DEFAULT_TIMEOUT_SECS,
         n => n,
     });
-    let child = spawned.pid;
-    loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if started.elapsed() > limit => {
-                let _ = kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                return Err(format!(
-                    "timed out: still running after {} s (timeout = \"{}s\"); killed",
-                    limit.as_secs(),
-                    limit.as_secs()
-                ));
+    let ended = child.wait(limit.saturating_sub(started.elapsed()));
+    let result = match ended {
+        None => {
+            child.kill();
+            Err(format!(
+                "timed out: still running after {} s (timeout = \"{}s\"); killed",
+                limit.as_secs(),
+                limit.as_secs()
+            ))
+        }
+        Some(WaitStatus::Exited(_, code)) => reader
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("the test process exited with {code} before reporting")),
+        Some(WaitStatus::Signaled(_, signal, _)) => {
+            Err(format!("the test process was killed by {signal}"))
+        }
+        Some(other) => Err(format!("lost the test process: {other:?}")),
+    };
+    (result, child.finish())
+}
+
+/// For each map or program the kernel refused the test, the kernel's own
+/// probes of that type and of the helpers the program calls.
+fn probe_refusals(trace: &mut Trace) {
+    for c in &mut trace.calls {
+        if c.result.errno().is_none() {
+            continue;
+        }
+        match &mut c.call {
+            Call::MapCreate(m) => m.type_supported = probe::map_type(m.map_type),
+            Call::ProgLoad(p) => {
+                p.type_supported = probe::prog_type(p.prog_type);
+                p.unsupported_helpers = probe::unsupported_helpers(p.prog_type, &p.helpers);
             }
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-            Ok(WaitStatus::Exited(_, code)) => {
-                return reader
-                    .recv_timeout(Duration::from_secs(2))
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        format!("the test process exited with {code} before reporting")
-                    });
-            }
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                return Err(format!("the test process was killed by {signal}"));
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("lost the test process: {e}")),
+            _ => {}
         }
     }
 }

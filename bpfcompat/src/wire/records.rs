@@ -48,6 +48,9 @@ pub enum Record {
         message: Option<String>,
         /// How long it ran, in milliseconds.
         duration_ms: u64,
+        /// Its `bpf()` and probe calls, as the init traced them.
+        #[serde(default)]
+        trace: Option<Box<super::trace::Trace>>,
     },
     /// The agent finished the whole job and powers off next.
     Done {

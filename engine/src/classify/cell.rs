@@ -579,7 +579,7 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
         && let Some(mut finding) = super::from_trace::explain(
             trace,
             &r.output.lines().map(str::to_string).collect::<Vec<_>>(),
-            run,
+            super::from_trace::Kernel::of(run),
         )
     {
         finding.message = format!("{}; the loader {message}", finding.message);

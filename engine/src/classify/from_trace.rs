@@ -10,6 +10,9 @@
 //! refused calls in another form (a map without BTF): a later success of
 //! the same kind and name means the loader got past it.
 
+use std::collections::BTreeMap;
+
+use super::LogVerdict;
 use super::rules::{Evidence, Step, Verdict, classify};
 use super::{Code, Finding, ProgramState, Stage};
 use crate::outcome::KernelRun;
@@ -18,6 +21,44 @@ use crate::wire::trace::{
     prog_type_name, section_of,
 };
 use crate::wire::{Complexity, MapReport, Outcome, ProgramReport, StepFailure};
+
+/// What is known of the kernel a trace was taken on.
+#[derive(Clone, Copy)]
+pub struct Kernel<'a> {
+    /// Whether it has BTF.
+    pub btf: Option<bool>,
+    /// Its `uname -r`.
+    pub release: Option<&'a str>,
+    /// Its BPF-relevant build options (empty when unknown).
+    pub config: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Kernel<'a> {
+    /// As a kernel's run knows it.
+    pub(crate) fn of(run: &'a KernelRun) -> Kernel<'a> {
+        Kernel {
+            btf: run.kernel_btf,
+            release: run.release.as_deref(),
+            config: &run.kernel_config,
+        }
+    }
+}
+
+/// A failed test's or loader's cause from its trace: the code, the kernel's
+/// words and the fix (see [`explain`]).
+pub fn explain_trace(trace: &Trace, output: &[String], kernel: Kernel) -> Option<LogVerdict> {
+    let f = explain(trace, output, kernel)?;
+    let subject = match (&f.program, &f.map) {
+        (Some(p), _) => format!("program `{p}`: "),
+        (None, Some(_)) => String::new(),
+        (None, None) => String::new(),
+    };
+    Some(LogVerdict {
+        code: Some(f.code),
+        message: format!("{subject}{}", f.message),
+        remediation: f.remediation,
+    })
+}
 
 /// The refusal that explains a failed run, where one does.
 pub(crate) fn decisive(trace: &Trace) -> Option<&TracedCall> {
@@ -47,9 +88,14 @@ fn name(call: &Call) -> &str {
     }
 }
 
+/// Programs libbpf's feature probes load under names of their own
+/// (features.c); the others are named `libbpf_…`, or not at all.
+const LIBBPF_PROBES: &[&str] = &["det_arg_ctx", "global_reloc"];
+
 /// A loader library's feature probe, refused by design on older kernels.
 fn is_probe(call: &Call, names_taken: bool) -> bool {
-    let named_probe = |n: &str| n.starts_with("libbpf_") || n.starts_with("aya_");
+    let named_probe =
+        |n: &str| n.starts_with("libbpf_") || n.starts_with("aya_") || LIBBPF_PROBES.contains(&n);
     match call {
         // BTF the kernel refuses is sanitized and loaded again, or done
         // without: a later step says whether that mattered.
@@ -79,7 +125,7 @@ fn same_request(a: &Call, b: &Call) -> bool {
 /// The finding for a failed, traced run: the refused call classified as
 /// object mode classifies that step. `None` where no call explains it, or
 /// the rules find no cause (the output decides then).
-pub(crate) fn explain(trace: &Trace, output: &[String], run: &KernelRun) -> Option<Finding> {
+pub(crate) fn explain(trace: &Trace, output: &[String], kernel: Kernel) -> Option<Finding> {
     let call = decisive(trace)?;
     let errno = call.result.errno()?;
     let libbpf_log: Vec<String> = output
@@ -152,9 +198,9 @@ pub(crate) fn explain(trace: &Trace, output: &[String], run: &KernelRun) -> Opti
         program: program.as_ref(),
         map: map.as_ref(),
         object_maps: &maps,
-        kernel_btf: run.kernel_btf,
-        release: run.release.as_deref(),
-        kernel_config: &run.kernel_config,
+        kernel_btf: kernel.btf,
+        release: kernel.release,
+        kernel_config: kernel.config,
     });
     if code == Code::Unknown {
         return None;

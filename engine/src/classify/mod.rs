@@ -17,4 +17,5 @@ mod rules;
 pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel, signal_name};
 pub use codes::Code;
 pub use from_log::{LogVerdict, classify_log};
+pub use from_trace::{Kernel, explain_trace};
 pub use releases::{helper_name, helper_since};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::boot::boot_kernel;
-use crate::classify::classify_log;
+use crate::classify::{Kernel, classify_log, explain_trace};
 use crate::matrix::Matrix;
 use crate::vm::{Boot, Exit};
 use crate::wire::kernel_tests::{RunRequest, RunResults, TestResult};
@@ -54,17 +54,30 @@ fn results(b: &Boot, release: &str) -> RunResults {
                 name,
                 passed,
                 message,
+                trace,
                 ..
-            } => raw.push((name.clone(), *passed, message.clone())),
+            } => raw.push((name.clone(), *passed, message.clone(), trace.clone())),
             _ => {}
         }
     }
+    let config = BTreeMap::new();
     let tests = raw
         .into_iter()
-        .map(|(name, passed, message)| {
+        .map(|(name, passed, message, trace)| {
             let console = consoles.get(&name).map(Vec::as_slice).unwrap_or(&[]);
             let error = message.as_deref().unwrap_or("failed");
-            let verdict = classify_log(console, error, kernel_btf, Some(&release));
+            let kernel = Kernel {
+                btf: kernel_btf,
+                release: Some(&release),
+                config: &config,
+            };
+            // The call the kernel refused the test decides first; else the
+            // words libbpf printed.
+            let verdict = trace
+                .as_deref()
+                .filter(|_| !passed)
+                .and_then(|t| explain_trace(t, console, kernel))
+                .or_else(|| classify_log(console, error, kernel_btf, Some(&release)));
             let result = TestResult {
                 passed,
                 cause: cause(console, error, verdict.as_ref()),

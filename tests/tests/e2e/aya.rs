@@ -145,10 +145,21 @@ fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
         cell(&report, "aya-loader bloom.bpf.o", "debian-12-6.1")["status"],
         "pass"
     );
+    // aya's own refused map create, traced, names the map and its floor.
     let c = cell(&report, "aya-loader bloom.bpf.o", "debian-11-5.10");
-    assert_eq!(c["code"], "COMMAND_FAILED", "{c:#}");
-    let output = c["findings"][0]["libbpf_log"].to_string();
-    assert!(output.contains("failed to create map `SEEN`"), "{c:#}");
+    assert_eq!(c["code"], "UNSUPPORTED_MAP_TYPE", "{c:#}");
+    assert_eq!(c["findings"][0]["map"], "SEEN", "{c:#}");
+    assert!(c["remediation"].to_string().contains("5.16"), "{c:#}");
+    assert!(
+        c["command"]["output"]
+            .to_string()
+            .contains("failed to create map `SEEN`"),
+        "{c:#}"
+    );
+    // Where it loads, its programs are listed from its own calls.
+    let c = cell(&report, "aya-loader template.bpf.o", "debian-12-6.1");
+    assert_eq!(c["programs"][0]["name"], "template", "{c:#}");
+    assert_eq!(c["programs"][0]["attach"], "ok", "{c:#}");
 
     // The known floor, declared under the command's name: expected, exit 0.
     let mut c = cli(&["test", "--loader"]);
@@ -159,7 +170,7 @@ fn aya_s_own_loader_in_command_mode_is_the_truth_for_aya_objects() {
         .arg(aya_object("bloom"));
     let (out, report) = report_with_config(
         c,
-        "[objects.\"aya-loader bloom.bpf.o\".expect_fail]\n\"debian-11-5.10\" = \"COMMAND_FAILED\"\n",
+        "[objects.\"aya-loader bloom.bpf.o\".expect_fail]\n\"debian-11-5.10\" = \"UNSUPPORTED_MAP_TYPE\"\n",
     );
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let c = cell(&report, "aya-loader bloom.bpf.o", "debian-11-5.10");

@@ -43,17 +43,15 @@ fn a_daemon_loader_passes_once_ready_and_fails_with_libbpfs_words_in_every_view(
         "output",
         &["ok   ringbuf", "ready\ndetaching"],
     );
-    // 5.10: bpf_loop is missing, so it dies before it is ready; what
-    // libbpf said is in every view.
+    // 5.10: bpf_loop is missing, so it dies before it is ready; its own
+    // refused load names the cause, and what libbpf said is in every view.
     let failed = cell(&report, "probes-loader", "debian-11-5.10");
-    assert_code(failed, "COMMAND_FAILED");
+    assert_code(failed, "UNSUPPORTED_HELPER");
+    assert_eq!(failed["program"], "count_with_loop", "{failed:#}");
     says(
         failed,
         "message",
-        &[
-            "exited with 1 before it was ready",
-            "the verifier said: number of funcs in func_info",
-        ],
+        &["bpf_loop", "exited with 1 before it was ready"],
     );
     let words = ["FAIL bounded_loop", "failed to load BPF skeleton"];
     says(&failed["command"], "output", &words);
@@ -86,6 +84,77 @@ fn a_daemon_loader_passes_once_ready_and_fails_with_libbpfs_words_in_every_view(
         "message",
         &["its programs ran (on_getpid", "on_unlink"],
     );
+}
+
+/// probes-loader with libbpf silenced, run as a command on `kernels`.
+fn quiet_loader(only: &str, kernels: &[&str], extra: &[&str]) -> (Option<i32>, Value) {
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.args(["--bin", "probes-loader"])
+        .args([
+            "--command",
+            &format!("$BPFCOMPAT_BIN --quiet --only {only}"),
+        ])
+        .args(extra)
+        .kernels(kernels);
+    let (out, report) = with_report(c);
+    (out.status.code(), report)
+}
+
+#[test]
+fn a_loaders_own_refused_call_explains_its_failure_as_object_mode_does() {
+    // The loader prints nothing of libbpf's: only its traced calls tell.
+    let (code, report) = quiet_loader("bounded_loop", KERNELS, &[]);
+    assert_eq!(code, Some(2), "{report:#}");
+    let failed = cell(&report, "probes-loader", "debian-11-5.10");
+    assert!(
+        !failed["command"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("libbpf"),
+        "{failed:#}"
+    );
+    assert_code(failed, "UNSUPPORTED_HELPER");
+    assert_eq!(failed["program"], "count_with_loop", "{failed:#}");
+    assert_eq!(failed["stage"], "load", "{failed:#}");
+    says(failed, "message", &["bpf_loop", "exited with 1"]);
+    says(failed, "remediation", &["5.17"]);
+    says(failed, "verifier_tail", &["number of funcs in func_info"]);
+    // Where it loads: the program, attached, with the kernel's figures.
+    let passed = cell(&report, "probes-loader", "debian-12-6.1");
+    assert_eq!(passed["status"], "pass", "{passed:#}");
+    let program = &passed["programs"][0];
+    assert_eq!(program["name"], "count_with_loop", "{passed:#}");
+    assert_eq!(
+        (&program["load"], &program["attach"]),
+        (&"ok".into(), &"ok".into())
+    );
+    assert!(
+        program["complexity"]["insns_processed"].as_u64().unwrap() > 0,
+        "{passed:#}"
+    );
+
+    // Untraced, the same run has only its exit code to go by.
+    let (_, report) = quiet_loader("bounded_loop", &["debian-11-5.10"], &["--no-trace"]);
+    let failed = cell(&report, "probes-loader", "debian-11-5.10");
+    assert_code(failed, "COMMAND_FAILED");
+    says(&failed["command"]["trace"], "not_traced", &["--no-trace"]);
+
+    // A program the verifier refuses: its name and the verifier's words.
+    let (_, report) = quiet_loader("task_state", &["debian-11-5.10"], &[]);
+    let failed = cell(&report, "probes-loader", "debian-11-5.10");
+    assert_code(failed, "CORE_RELOCATION");
+    assert_eq!(failed["program"], "read_state", "{failed:#}");
+    says(failed, "verifier_tail", &["195896080"]);
+
+    // A ring buffer before 5.8: the map it asked for, by name.
+    let (kernels, _) = bpfcompat_e2e::plus_mirrored(&[], &["ubuntu-20.04-5.4"]);
+    if !kernels.is_empty() {
+        let (_, report) = quiet_loader("ringbuf", &kernels, &[]);
+        let failed = cell(&report, "probes-loader", "ubuntu-20.04-5.4");
+        assert_code(failed, "UNSUPPORTED_MAP_TYPE");
+        assert_eq!(failed["findings"][0]["map"], "events", "{failed:#}");
+        says(failed, "remediation", &["5.8"]);
+    }
 }
 
 /// `unruly-loader MODE…` on both kernels: the report.
