@@ -160,10 +160,7 @@ pub fn unsupported_helpers(t: u32, ids: &[u32]) -> Vec<u32> {
         .copied()
         .filter(|&id| {
             let mut log = vec![0u8; 4096];
-            let refused = match load(t, &program(Some(id)), &mut log) {
-                Some(Err(_)) => true,
-                _ => false,
-            };
+            let refused = matches!(load(t, &program(Some(id)), &mut log), Some(Err(_)));
             let text = String::from_utf8_lossy(&log);
             refused && (text.contains("invalid func ") || text.contains("unknown func "))
         })
