@@ -226,8 +226,9 @@ fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
 /// For each map or program the kernel refused the test, the kernel's own
 /// probes of that type and of the helpers the program calls.
 fn probe_refusals(trace: &mut Trace) {
+    let names_taken = trace.names_taken();
     for c in &mut trace.calls {
-        if c.result.errno().is_none() {
+        if c.result.errno().is_none() || c.call.is_library_probe(names_taken) {
             continue;
         }
         match &mut c.call {

@@ -28,6 +28,54 @@ pub struct Trace {
     pub not_traced: Option<String>,
 }
 
+impl Trace {
+    /// Whether the kernel took a name with a call (from Linux 4.15): an
+    /// unnamed call is then a library's probe; before, every call is
+    /// unnamed.
+    pub fn names_taken(&self) -> bool {
+        self.calls
+            .iter()
+            .any(|c| c.result.errno().is_none() && !c.call.name().is_empty())
+    }
+}
+
+/// Programs libbpf's feature probes load under names of their own
+/// (features.c); its other probes are named `libbpf_…`, or not at all.
+const LIBBPF_PROBES: &[&str] = &["det_arg_ctx", "global_reloc"];
+
+impl Call {
+    /// Its map's or program's name, empty where it has none.
+    pub fn name(&self) -> &str {
+        match self {
+            Call::MapCreate(m) => &m.name,
+            Call::ProgLoad(p) => &p.name,
+            _ => "",
+        }
+    }
+
+    /// Whether this is a loader library's feature probe (libbpf's, aya's),
+    /// which kernels refuse by design: never the loader's own failure.
+    /// `names_taken`: see [`Trace::names_taken`].
+    pub fn is_library_probe(&self, names_taken: bool) -> bool {
+        let named = |n: &str| {
+            n.starts_with("libbpf_") || n.starts_with("aya_") || LIBBPF_PROBES.contains(&n)
+        };
+        match self {
+            // BTF the kernel refuses is sanitized and loaded again, or done
+            // without: a later step says whether that mattered.
+            Call::BtfLoad { .. } => true,
+            Call::MapCreate(m) => named(&m.name) || (m.name.is_empty() && names_taken),
+            Call::ProgLoad(p) => {
+                named(&p.name) || (p.name.is_empty() && names_taken && p.insn_cnt <= 8)
+            }
+            // An attach of a program no traced load named: a probe's (aya
+            // probes for BPF links with a program of its own).
+            Call::Attach(a) => a.program.as_deref().is_none_or(named),
+            _ => false,
+        }
+    }
+}
+
 /// One call and the kernel's answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TracedCall {

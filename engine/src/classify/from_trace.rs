@@ -62,14 +62,14 @@ pub fn explain_trace(trace: &Trace, output: &[String], kernel: Kernel) -> Option
 
 /// The refusal that explains a failed run, where one does.
 pub(crate) fn decisive(trace: &Trace) -> Option<&TracedCall> {
-    let names_taken = names_taken(trace);
+    let names_taken = trace.names_taken();
     let failed = |c: &&TracedCall| c.result.errno().is_some();
     trace
         .calls
         .iter()
         .enumerate()
         .filter(|(_, c)| failed(c))
-        .filter(|(_, c)| !is_probe(&c.call, names_taken))
+        .filter(|(_, c)| !c.call.is_library_probe(names_taken))
         .filter(|(i, c)| {
             !trace.calls[i + 1..]
                 .iter()
@@ -77,47 +77,6 @@ pub(crate) fn decisive(trace: &Trace) -> Option<&TracedCall> {
         })
         .map(|(_, c)| c)
         .next_back()
-}
-
-/// Whether the kernel took a name with a call (from Linux 4.15): an
-/// unnamed call is then a probe's; before, every call is unnamed.
-fn names_taken(trace: &Trace) -> bool {
-    trace
-        .calls
-        .iter()
-        .any(|c| c.result.errno().is_none() && !name(&c.call).is_empty())
-}
-
-/// A call's object name (map or program), empty where it has none.
-fn name(call: &Call) -> &str {
-    match call {
-        Call::MapCreate(m) => &m.name,
-        Call::ProgLoad(p) => &p.name,
-        _ => "",
-    }
-}
-
-/// Programs libbpf's feature probes load under names of their own
-/// (features.c); the others are named `libbpf_…`, or not at all.
-const LIBBPF_PROBES: &[&str] = &["det_arg_ctx", "global_reloc"];
-
-/// A loader library's feature probe, refused by design on older kernels.
-fn is_probe(call: &Call, names_taken: bool) -> bool {
-    let named_probe =
-        |n: &str| n.starts_with("libbpf_") || n.starts_with("aya_") || LIBBPF_PROBES.contains(&n);
-    match call {
-        // BTF the kernel refuses is sanitized and loaded again, or done
-        // without: a later step says whether that mattered.
-        Call::BtfLoad { .. } => true,
-        Call::MapCreate(m) => named_probe(&m.name) || (m.name.is_empty() && names_taken),
-        Call::ProgLoad(p) => {
-            named_probe(&p.name) || (p.name.is_empty() && names_taken && p.insn_cnt <= 8)
-        }
-        // An attach of a program no traced load named: a probe's (aya
-        // probes for BPF links with a program of its own).
-        Call::Attach(a) => a.program.as_deref().is_none_or(named_probe),
-        _ => false,
-    }
 }
 
 /// Whether two calls ask for the same thing (a retry).
@@ -234,11 +193,11 @@ pub(crate) fn explain(trace: &Trace, output: &[String], kernel: Kernel) -> Optio
 /// whether each attached, with the kernel's figures; libbpf's and aya's
 /// probes left out.
 pub(crate) fn programs(trace: &Trace) -> Vec<ProgramState> {
-    let names_taken = names_taken(trace);
+    let names_taken = trace.names_taken();
     let mut out: Vec<ProgramState> = Vec::new();
     for c in &trace.calls {
         match &c.call {
-            Call::ProgLoad(p) if !is_probe(&c.call, names_taken) => {
+            Call::ProgLoad(p) if !c.call.is_library_probe(names_taken) => {
                 let state = ProgramState {
                     name: p.name.clone(),
                     section: section_of(p.prog_type, p.expected_attach_type).to_string()
@@ -456,7 +415,7 @@ mod tests {
         t.calls.push(call(prog("count_with_loop", 21), EINVAL));
         t.calls.push(call(prog("libbpf_probe", 2), EINVAL));
         let d = decisive(&t).unwrap();
-        assert_eq!(name(&d.call), "count_with_loop");
+        assert_eq!(d.call.name(), "count_with_loop");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! exit cleanly within a grace period. Its output is one stream, kept
 //! bounded ([`output`]).
 
+mod btf_names;
 mod output;
 mod traced;
 

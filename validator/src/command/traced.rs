@@ -61,16 +61,28 @@ fn newest_with_tag(tag: &str) -> Option<u32> {
 /// type, the helpers a refused program calls, and the names of the kernel
 /// functions programs were loaded for.
 pub(super) fn enrich(trace: &mut Trace) {
-    let vmlinux = Vmlinux::load();
+    let ids: Vec<u32> = trace
+        .calls
+        .iter()
+        .filter_map(|c| match &c.call {
+            Call::ProgLoad(p) if p.attach_btf_id != 0 && !p.attach_elsewhere => {
+                Some(p.attach_btf_id)
+            }
+            _ => None,
+        })
+        .collect();
+    let names = super::btf_names::names(&ids);
+    let names_taken = trace.names_taken();
     for c in &mut trace.calls {
-        let failed = c.result.errno().is_some();
+        // A library's own probes are refused by design: not probed again.
+        let failed = c.result.errno().is_some() && !c.call.is_library_probe(names_taken);
         match &mut c.call {
             Call::MapCreate(m) if failed => {
                 m.type_supported = crate::sys::probe_map_type(m.map_type);
             }
             Call::ProgLoad(p) => {
-                if p.attach_btf_id != 0 && !p.attach_elsewhere {
-                    p.attach_to = vmlinux.as_ref().and_then(|v| v.name(p.attach_btf_id));
+                if !p.attach_elsewhere {
+                    p.attach_to = names.get(&p.attach_btf_id).cloned();
                 }
                 if failed {
                     p.type_supported = crate::sys::probe_prog_type(p.prog_type);
@@ -80,46 +92,5 @@ pub(super) fn enrich(trace: &mut Trace) {
             }
             _ => {}
         }
-    }
-}
-
-/// The running kernel's BTF, for names of BTF IDs.
-struct Vmlinux(*mut libbpf_sys::btf);
-
-impl Vmlinux {
-    fn load() -> Option<Vmlinux> {
-        // SAFETY: libbpf returns an owned BTF or an error pointer.
-        let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
-        // SAFETY: libbpf's check of its own error pointers.
-        (!btf.is_null() && unsafe { libbpf_sys::libbpf_get_error(btf.cast()) } == 0)
-            .then_some(Vmlinux(btf))
-    }
-
-    /// Kernel BTF IDs name functions and types; only a program loaded for a
-    /// kernel function (or type) of the kernel itself is named (a module's
-    /// IDs are another BTF's).
-    fn name(&self, id: u32) -> Option<String> {
-        // SAFETY: lookups in a BTF this value owns; the name is copied.
-        unsafe {
-            let t = libbpf_sys::btf__type_by_id(self.0, id);
-            if t.is_null() {
-                return None;
-            }
-            let name = libbpf_sys::btf__name_by_offset(self.0, (*t).name_off);
-            (!name.is_null()).then(|| {
-                std::ffi::CStr::from_ptr(name)
-                    .to_string_lossy()
-                    .chars()
-                    .take(bpfcompat_engine::wire::trace::MAX_NAME)
-                    .collect()
-            })
-        }
-    }
-}
-
-impl Drop for Vmlinux {
-    fn drop(&mut self) {
-        // SAFETY: freed once, here.
-        unsafe { libbpf_sys::btf__free(self.0) }
     }
 }
