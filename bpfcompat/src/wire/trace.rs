@@ -97,6 +97,8 @@ pub enum CallResult {
     Ok(i64),
     /// It failed with this (positive) errno.
     Err(i32),
+    /// A netlink request whose answer the loader never read.
+    NoAnswer,
 }
 
 impl CallResult {
@@ -104,7 +106,7 @@ impl CallResult {
     pub fn errno(self) -> Option<i32> {
         match self {
             CallResult::Err(e) => Some(e),
-            CallResult::Ok(_) => None,
+            CallResult::Ok(_) | CallResult::NoAnswer => None,
         }
     }
 }
@@ -125,8 +127,9 @@ pub enum Call {
         #[serde(default)]
         log: Vec<String>,
     },
-    /// `BPF_LINK_CREATE`, `BPF_PROG_ATTACH` or `BPF_RAW_TRACEPOINT_OPEN`,
-    /// or `PERF_EVENT_IOC_SET_BPF`: a program attached.
+    /// `BPF_LINK_CREATE`, `BPF_PROG_ATTACH`, `BPF_RAW_TRACEPOINT_OPEN`,
+    /// `PERF_EVENT_IOC_SET_BPF`, or a netlink request for XDP or tc: a
+    /// program attached.
     Attach(AttachCall),
     /// `perf_event_open` of a kprobe, uprobe or tracepoint.
     PerfEvent(PerfCall),
@@ -223,8 +226,8 @@ pub struct LoadedFacts {
 /// A program attached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AttachCall {
-    /// How: `link_create`, `prog_attach`, `raw_tracepoint_open` or
-    /// `perf_event_set_bpf`.
+    /// How: `link_create`, `prog_attach`, `raw_tracepoint_open`,
+    /// `perf_event_set_bpf`, `netlink_xdp` or `netlink_tc`.
     pub how: String,
     /// The program's name, when its descriptor came from a traced load.
     #[serde(default)]
@@ -232,7 +235,8 @@ pub struct AttachCall {
     /// `enum bpf_attach_type` (link create, prog attach).
     #[serde(default)]
     pub attach_type: Option<u32>,
-    /// A raw tracepoint's name.
+    /// A raw tracepoint's name, or the interface (and direction) of an
+    /// XDP or tc attach.
     #[serde(default)]
     pub target: Option<String>,
 }

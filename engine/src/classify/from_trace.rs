@@ -246,6 +246,8 @@ fn ok_or_failed(r: CallResult) -> String {
     match r {
         CallResult::Ok(_) => "ok".into(),
         CallResult::Err(_) => "failed".into(),
+        // A netlink request whose answer was never read.
+        CallResult::NoAnswer => "unknown".into(),
     }
 }
 
@@ -270,8 +272,8 @@ fn map_report(m: &MapCall, result: CallResult, failure: StepFailure) -> MapRepor
         loads_without_link: None,
         mmapable: None,
         create: match result {
-            CallResult::Ok(_) => Outcome::Ok,
             CallResult::Err(_) => Outcome::Failed(failure),
+            _ => Outcome::Ok,
         },
     }
 }

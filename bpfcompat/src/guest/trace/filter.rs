@@ -1,7 +1,9 @@
 //! The seccomp filter that stops a traced loader at the calls worth
 //! recording, and only those: every other system call runs untouched, so
 //! tracing costs nothing while the loader reads its ring buffer or writes
-//! its output.
+//! its output. Socket sends and receives stop it too (netlink requests
+//! attach XDP and tc programs): one stop each, two where a netlink answer
+//! is awaited.
 //!
 //! It is classic BPF, run by seccomp: it loads no eBPF program, so it
 //! neither shows among the programs a loader loaded nor needs `bpf()`, and
@@ -68,6 +70,18 @@ impl Filter {
         f.push(jeq(libc::SYS_perf_event_open as u32, 0, 0));
         let ioctl_at = f.len();
         f.push(jeq(libc::SYS_ioctl as u32, 0, 0));
+        // Netlink requests (XDP and tc attach) and their answers: every
+        // send and receive on a socket is looked at, netlink or not.
+        let mut socket_at = Vec::new();
+        for nr in [
+            libc::SYS_sendto,
+            libc::SYS_sendmsg,
+            libc::SYS_recvfrom,
+            libc::SYS_recvmsg,
+        ] {
+            socket_at.push(f.len());
+            f.push(jeq(nr as u32, 0, 0));
+        }
         f.push(ret(RET_ALLOW));
         // bpf(): only the commands that create or attach something.
         let bpf_check = f.len();
@@ -89,6 +103,9 @@ impl Filter {
         f[bpf_at].jt = to(bpf_at, bpf_check);
         f[perf_at].jt = to(perf_at, trace);
         f[ioctl_at].jt = to(ioctl_at, ioctl_check);
+        for at in socket_at {
+            f[at].jt = to(at, trace);
+        }
         Filter { insns: f }
     }
 

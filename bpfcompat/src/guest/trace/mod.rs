@@ -17,6 +17,7 @@
 mod decode;
 mod filter;
 mod memory;
+mod netlink;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver};
@@ -29,6 +30,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use decode::Memory;
 pub(crate) use filter::Filter;
 
 use super::isolate::{self, Gate, Spawn, Spawned};
@@ -203,9 +205,28 @@ fn start_traced(s: &Spawn) -> (std::io::Result<Spawned>, Option<String>) {
 
 /// A call stopped at, waiting for its exit.
 struct InFlight {
-    entry: decode::Entry,
+    what: Waiting,
     /// Before Linux 4.8 an entry stop follows the seccomp stop: skipped.
     entry_stop_due: bool,
+}
+
+/// What a call in flight is.
+enum Waiting {
+    /// A recorded call.
+    Call(decode::Entry),
+    /// A netlink request that attaches a program: its answer comes later,
+    /// on a receive.
+    Request(crate::wire::trace::AttachCall, u32),
+    /// A receive while requests await their answer: its buffer.
+    Receive(Receive),
+}
+
+/// Where a receive puts what it got.
+enum Receive {
+    /// `recvfrom`'s buffer and length.
+    Buffer(u64, u64),
+    /// `recvmsg`'s message header (its first iovec is read at the exit).
+    Message(u64),
 }
 
 struct Tracer {
@@ -224,6 +245,9 @@ struct Tracer {
     dropped: u64,
     /// Calls whose end was not seen (the thread died in them).
     lost: u64,
+    /// Netlink requests awaiting their answer: (process, seq) → the index
+    /// of their call.
+    requests: HashMap<(Pid, u32), usize>,
 }
 
 impl Tracer {
@@ -240,6 +264,7 @@ impl Tracer {
             calls: Vec::new(),
             dropped: 0,
             lost: 0,
+            requests: HashMap::new(),
         }
     }
 
@@ -264,8 +289,10 @@ impl Tracer {
                     }
                 }
                 WaitStatus::PtraceEvent(pid, _, e) if e == Event::PTRACE_EVENT_SECCOMP as i32 => {
-                    self.entry(pid);
-                    let _ = ptrace::syscall(pid, None);
+                    let _ = match self.entry(pid) {
+                        Resume::ToExit => ptrace::syscall(pid, None),
+                        Resume::Run => ptrace::cont(pid, None),
+                    };
                 }
                 WaitStatus::PtraceEvent(pid, sig, e) if e == Event::PTRACE_EVENT_STOP as i32 => {
                     match sig {
@@ -301,32 +328,50 @@ impl Tracer {
         }
     }
 
-    /// At a seccomp stop: what is being called.
-    fn entry(&mut self, tid: Pid) {
+    /// At a seccomp stop: what is being called, and whether its end is
+    /// worth a stop.
+    fn entry(&mut self, tid: Pid) -> Resume {
         let Ok(regs) = ptrace::getregs(tid) else {
-            return;
+            return Resume::Run;
         };
         let mem = memory::Process(tid);
         let process = self.process_of(tid);
         let programs = &self.programs;
         let program = |fd: u32| programs.get(&(process, fd)).cloned();
         let (nr, a0, a1, a2) = (regs.orig_rax, regs.rdi, regs.rsi, regs.rdx);
-        let entry = match nr as i64 {
-            nix::libc::SYS_bpf => decode::bpf(a0, a1, a2, &mem, &program),
-            nix::libc::SYS_perf_event_open => decode::perf_event(a0, &mem, self.pmus),
-            nix::libc::SYS_ioctl if a1 as u32 == filter::PERF_EVENT_IOC_SET_BPF => {
-                Some(decode::set_bpf(a2, &program))
+        let awaited = self.requests.keys().any(|(p, _)| *p == process);
+        let what = match nr as i64 {
+            nix::libc::SYS_bpf => decode::bpf(a0, a1, a2, &mem, &program).map(Waiting::Call),
+            nix::libc::SYS_perf_event_open => {
+                decode::perf_event(a0, &mem, self.pmus).map(Waiting::Call)
             }
+            nix::libc::SYS_ioctl if a1 as u32 == filter::PERF_EVENT_IOC_SET_BPF => {
+                Some(Waiting::Call(decode::set_bpf(a2, &program)))
+            }
+            nix::libc::SYS_sendto => mem
+                .read(a1, (a2 as usize).min(NETLINK_MAX))
+                .and_then(|b| netlink::request(&b, &program))
+                .map(|(a, seq)| Waiting::Request(a, seq)),
+            nix::libc::SYS_sendmsg => first_iovec(&mem, a1)
+                .and_then(|(base, len)| mem.read(base, (len as usize).min(NETLINK_MAX)))
+                .and_then(|b| netlink::request(&b, &program))
+                .map(|(a, seq)| Waiting::Request(a, seq)),
+            nix::libc::SYS_recvfrom if awaited => Some(Waiting::Receive(Receive::Buffer(a1, a2))),
+            nix::libc::SYS_recvmsg if awaited => Some(Waiting::Receive(Receive::Message(a1))),
             _ => None,
         };
-        if let Some(entry) = entry {
-            self.in_flight.insert(
-                tid,
-                InFlight {
-                    entry,
-                    entry_stop_due: self.old_order,
-                },
-            );
+        match what {
+            Some(what) => {
+                self.in_flight.insert(
+                    tid,
+                    InFlight {
+                        what,
+                        entry_stop_due: self.old_order,
+                    },
+                );
+                Resume::ToExit
+            }
+            None => Resume::Run,
         }
     }
 
@@ -350,29 +395,46 @@ impl Tracer {
             n => CallResult::Ok(n),
         };
         let mem = memory::Process(tid);
-        let mut call = flight.entry.call;
-        let log = |(buf, size): (u64, u32)| decode::log_tail(&mem, buf, size, LOG_TAIL_LINES);
-        match &mut call {
-            Call::ProgLoad(p) => {
-                if result.errno().is_some() {
-                    p.log = flight.entry.log.map(log).unwrap_or_default();
-                } else if let CallResult::Ok(fd) = result {
-                    let process = self.process_of(tid);
-                    self.programs.insert((process, fd as u32), p.name.clone());
-                    if let Some(facts) = &self.loaded {
-                        let (id, tag) = fdinfo(process, fd);
-                        if let Some((id, f)) = facts(id, tag.as_deref()) {
-                            p.prog_id = Some(id);
-                            p.loaded = Some(f);
-                        }
+        let process = self.process_of(tid);
+        let call = match flight.what {
+            Waiting::Call(entry) => self.answered(entry, result, &mem, process),
+            Waiting::Request(attach, seq) => {
+                // Sent: the answer comes on a receive. Not sent: refused.
+                let result = match result {
+                    CallResult::Err(e) => CallResult::Err(e),
+                    _ => CallResult::NoAnswer,
+                };
+                if result == CallResult::NoAnswer && self.calls.len() < MAX_CALLS {
+                    self.requests.insert((process, seq), self.calls.len());
+                }
+                (Call::Attach(attach), result)
+            }
+            Waiting::Receive(at) => {
+                let got = match result {
+                    CallResult::Ok(n) if n > 0 => n as u64,
+                    _ => return Resume::Run,
+                };
+                let buffer = match at {
+                    Receive::Buffer(base, len) => Some((base, len)),
+                    Receive::Message(msg) => first_iovec(&mem, msg),
+                };
+                let Some(bytes) = buffer.and_then(|(base, len)| {
+                    mem.read(base, (got.min(len) as usize).min(NETLINK_MAX))
+                }) else {
+                    return Resume::Run;
+                };
+                for (seq, errno) in netlink::answers(&bytes) {
+                    if let Some(i) = self.requests.remove(&(process, seq)) {
+                        self.calls[i].result = match errno {
+                            0 => CallResult::Ok(0),
+                            e => CallResult::Err(e),
+                        };
                     }
                 }
+                return Resume::Run;
             }
-            Call::BtfLoad { log: l, .. } if result.errno().is_some() => {
-                *l = flight.entry.log.map(log).unwrap_or_default();
-            }
-            _ => {}
-        }
+        };
+        let (call, result) = call;
         if self.calls.len() < MAX_CALLS {
             self.calls.push(TracedCall {
                 tid: tid.as_raw(),
@@ -384,6 +446,39 @@ impl Tracer {
             self.dropped += 1;
         }
         Resume::Run
+    }
+
+    /// A recorded call, completed with what its answer lets be read.
+    fn answered(
+        &mut self,
+        entry: decode::Entry,
+        result: CallResult,
+        mem: &memory::Process,
+        process: Pid,
+    ) -> (Call, CallResult) {
+        let mut call = entry.call;
+        let log = |(buf, size): (u64, u32)| decode::log_tail(mem, buf, size, LOG_TAIL_LINES);
+        match &mut call {
+            Call::ProgLoad(p) => {
+                if result.errno().is_some() {
+                    p.log = entry.log.map(log).unwrap_or_default();
+                } else if let CallResult::Ok(fd) = result {
+                    self.programs.insert((process, fd as u32), p.name.clone());
+                    if let Some(facts) = &self.loaded {
+                        let (id, tag) = fdinfo(process, fd);
+                        if let Some((id, f)) = facts(id, tag.as_deref()) {
+                            p.prog_id = Some(id);
+                            p.loaded = Some(f);
+                        }
+                    }
+                }
+            }
+            Call::BtfLoad { log: l, .. } if result.errno().is_some() => {
+                *l = entry.log.map(log).unwrap_or_default();
+            }
+            _ => {}
+        }
+        (call, result)
     }
 
     /// The process a thread belongs to (its thread group).
@@ -399,6 +494,25 @@ impl Tracer {
                 .map_or(tid, Pid::from_raw)
         })
     }
+}
+
+/// The most of a netlink message read (a request that attaches a
+/// program is a few hundred bytes).
+const NETLINK_MAX: usize = 64 << 10;
+
+/// The first iovec of a `struct msghdr` at `msg`: (base, length).
+fn first_iovec(mem: &memory::Process, msg: u64) -> Option<(u64, u64)> {
+    use decode::Memory;
+    let header = mem.read(msg, 32)?;
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
+    let (iov, count) = (word(16), word(24));
+    if count == 0 || header.len() < 32 {
+        return None;
+    }
+    let v = mem.read(iov, 16)?;
+    let base = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+    let len = u64::from_le_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((base, len))
 }
 
 /// How a stopped thread goes on.
@@ -471,6 +585,57 @@ mod tests {
         bpf(0, &a)
     }
 
+    /// `r0 = 2; exit` loaded as `prog_type` under `name`: its descriptor.
+    fn prog(prog_type: u32, name: &str) -> i64 {
+        let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        let mut a = Attr([0; 128]);
+        put(&mut a, 0, &prog_type.to_le_bytes());
+        put(&mut a, 4, &2u32.to_le_bytes());
+        put(&mut a, 8, &(insns.as_ptr() as u64).to_le_bytes());
+        put(&mut a, 16, &(c"GPL".as_ptr() as u64).to_le_bytes());
+        put(&mut a, 48, name.as_bytes());
+        let fd = bpf(5, &a);
+        assert!(fd >= 0, "{name}");
+        fd
+    }
+
+    /// Attaches `fd` as generic XDP on the loopback (ifindex 1) through
+    /// netlink, as libbpf's bpf_xdp_attach does: the kernel's answer.
+    fn netlink_xdp(fd: i64, seq: u32) -> i32 {
+        use nix::libc;
+        let attr = |kind: u16, value: &[u8]| {
+            let mut a = ((4 + value.len()) as u16).to_le_bytes().to_vec();
+            a.extend(kind.to_le_bytes());
+            a.extend(value);
+            a
+        };
+        let nested = [
+            attr(1, &(fd as i32).to_le_bytes()),
+            attr(3, &2u32.to_le_bytes()),
+        ]
+        .concat();
+        let mut ifinfo = vec![0u8; 16];
+        ifinfo[4..8].copy_from_slice(&1i32.to_le_bytes());
+        let payload = [ifinfo, attr(43 | 0x8000, &nested)].concat();
+        let mut msg = ((16 + payload.len()) as u32).to_le_bytes().to_vec();
+        msg.extend(16u16.to_le_bytes());
+        msg.extend((1u16 | 4).to_le_bytes()); // NLM_F_REQUEST | NLM_F_ACK
+        msg.extend(seq.to_le_bytes());
+        msg.extend(0u32.to_le_bytes());
+        msg.extend(payload);
+        // SAFETY: a socket of this process, buffers of the sizes given.
+        unsafe {
+            let s = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE);
+            assert!(s >= 0);
+            assert!(libc::send(s, msg.as_ptr().cast(), msg.len(), 0) > 0);
+            let mut answer = [0u8; 4096];
+            let n = libc::recv(s, answer.as_mut_ptr().cast(), answer.len(), 0);
+            libc::close(s);
+            assert!(n >= 20);
+            i32::from_le_bytes(answer[16..20].try_into().unwrap())
+        }
+    }
+
     /// The loader's side: what a loader asks, a refusal of each kind, from
     /// a second thread and from a child too.
     #[test]
@@ -498,6 +663,14 @@ mod tests {
         assert!(bpf(5, &a) < 0);
         // Not recorded: a lookup of IDs.
         let _ = bpf(12, &Attr([0; 128]));
+        // In a network namespace of its own: an XDP program attached to its
+        // loopback through netlink, then a socket filter there (refused).
+        // SAFETY: unshare of this process's network namespace only.
+        assert_eq!(unsafe { nix::libc::unshare(nix::libc::CLONE_NEWNET) }, 0);
+        let xdp = prog(6, "xdp_pass");
+        let socket_filter = prog(1, "sock_prog");
+        assert_eq!(netlink_xdp(xdp, 1), 0);
+        assert_ne!(netlink_xdp(socket_filter, 2), 0);
         std::thread::spawn(|| assert!(map(1, 4, 4, 8, "thread_map") >= 0))
             .join()
             .unwrap();
@@ -585,13 +758,27 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(progs.len(), 1, "{trace:#?}");
-        assert_eq!(progs[0].name, "bad_prog");
+        let names: Vec<&str> = progs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["bad_prog", "xdp_pass", "sock_prog"], "{trace:#?}");
         assert_eq!(progs[0].helpers, vec![5]);
         assert!(
             progs[0].log.iter().any(|l| l.contains("R2 !read_ok")),
             "{:?}",
             progs[0].log
         );
+        // The netlink attaches, with the kernel's answers read from the
+        // loader's receives.
+        let attaches: Vec<(Option<&str>, CallResult)> = trace
+            .calls
+            .iter()
+            .filter_map(|c| match &c.call {
+                Call::Attach(a) if a.how == "netlink_xdp" => Some((a.program.as_deref(), c.result)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attaches.len(), 2, "{trace:#?}");
+        assert_eq!(attaches[0], (Some("xdp_pass"), CallResult::Ok(0)));
+        assert_eq!(attaches[1].0, Some("sock_prog"));
+        assert!(attaches[1].1.errno().is_some(), "{attaches:?}");
     }
 }
