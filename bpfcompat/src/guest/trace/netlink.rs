@@ -147,7 +147,7 @@ mod tests {
         let mut a = ((4 + value.len()) as u16).to_le_bytes().to_vec();
         a.extend(kind.to_le_bytes());
         a.extend(value);
-        while a.len() % 4 != 0 {
+        while !a.len().is_multiple_of(4) {
             a.push(0);
         }
         a
