@@ -41,6 +41,16 @@ const ATTR_MAX: usize = 256;
 /// limit): 8 MiB.
 const INSNS_MAX: u32 = 1 << 20;
 
+/// What the calling process's descriptors are, as traced calls made them:
+/// a program's name, a perf event's probe.
+pub(super) struct Descriptors<'a> {
+    pub program: &'a dyn Fn(u32) -> Option<String>,
+    pub probe: &'a dyn Fn(u32) -> Option<String>,
+}
+
+/// `BPF_PERF_EVENT`: a link to a perf event (a probe).
+const BPF_PERF_EVENT: u32 = 41;
+
 /// A call seen at its entry, waiting for the kernel's answer.
 #[derive(Debug)]
 pub(super) struct Entry {
@@ -83,8 +93,9 @@ pub(super) fn bpf(
     attr: u64,
     size: u64,
     mem: &dyn Memory,
-    program: &dyn Fn(u32) -> Option<String>,
+    fds: &Descriptors,
 ) -> Option<Entry> {
+    let program = fds.program;
     let bytes = mem.read(attr, (size as usize).min(ATTR_MAX))?;
     let a = Fields(&bytes);
     let (call, log) = match cmd {
@@ -164,7 +175,9 @@ pub(super) fn bpf(
                 how: "link_create".into(),
                 program: program(a.u32(0)),
                 attach_type: Some(a.u32(8)),
-                target: None,
+                target: (a.u32(8) == BPF_PERF_EVENT)
+                    .then(|| (fds.probe)(a.u32(4)))
+                    .flatten(),
             }),
             None,
         ),
@@ -231,14 +244,14 @@ pub(super) fn perf_event(attr: u64, mem: &dyn Memory, pmus: Pmus) -> Option<Entr
     })
 }
 
-/// `ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd)` at its entry.
-pub(super) fn set_bpf(prog_fd: u64, program: &dyn Fn(u32) -> Option<String>) -> Entry {
+/// `ioctl(perf_fd, PERF_EVENT_IOC_SET_BPF, prog_fd)` at its entry.
+pub(super) fn set_bpf(perf_fd: u64, prog_fd: u64, fds: &Descriptors) -> Entry {
     Entry {
         call: Call::Attach(AttachCall {
             how: "perf_event_set_bpf".into(),
-            program: program(prog_fd as u32),
+            program: (fds.program)(prog_fd as u32),
             attach_type: None,
-            target: None,
+            target: (fds.probe)(perf_fd as u32),
         }),
         log: None,
     }
@@ -282,6 +295,11 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    const NONE: Descriptors = Descriptors {
+        program: &|_| None,
+        probe: &|_| None,
+    };
+
     /// Memory made of a few buffers at fixed addresses.
     struct Fake(BTreeMap<u64, Vec<u8>>);
 
@@ -309,7 +327,7 @@ mod tests {
             (28, b"events\0"),
         ]);
         let mem = Fake(BTreeMap::from([(0x1000, a)]));
-        let e = bpf(0, 0x1000, 72, &mem, &|_| None).unwrap();
+        let e = bpf(0, 0x1000, 72, &mem, &NONE).unwrap();
         let Call::MapCreate(m) = e.call else {
             panic!("{e:?}")
         };
@@ -318,7 +336,7 @@ mod tests {
             (27, 4096, "events")
         );
         // A short attribute (an old kernel's size) reads zeros past it.
-        let e = bpf(0, 0x1000, 20, &mem, &|_| None).unwrap();
+        let e = bpf(0, 0x1000, 20, &mem, &NONE).unwrap();
         let Call::MapCreate(m) = e.call else { panic!() };
         assert_eq!(m.name, "");
     }
@@ -354,7 +372,7 @@ mod tests {
                 b"0: R1=ctx\nunknown func bpf_loop#181\n\0garbage".to_vec(),
             ),
         ]));
-        let e = bpf(5, 0x1000, 128, &mem, &|_| None).unwrap();
+        let e = bpf(5, 0x1000, 128, &mem, &NONE).unwrap();
         let Call::ProgLoad(p) = &e.call else {
             panic!("{e:?}")
         };
@@ -374,10 +392,14 @@ mod tests {
         let a = attr(&[(0, &7u32.to_le_bytes()), (8, &24u32.to_le_bytes())]);
         let mem = Fake(BTreeMap::from([(0x1000, a)]));
         let names = |fd: u32| (fd == 7).then(|| "handle_exec".to_string());
-        let e = bpf(28, 0x1000, 64, &mem, &names).unwrap();
+        let fds = Descriptors {
+            program: &names,
+            probe: &|_| None,
+        };
+        let e = bpf(28, 0x1000, 64, &mem, &fds).unwrap();
         let Call::Attach(a) = e.call else { panic!() };
         assert_eq!(a.program.as_deref(), Some("handle_exec"));
         assert_eq!(a.attach_type, Some(24));
-        assert!(bpf(1, 0x1000, 64, &mem, &names).is_none());
+        assert!(bpf(1, 0x1000, 64, &mem, &fds).is_none());
     }
 }

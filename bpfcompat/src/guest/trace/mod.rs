@@ -241,6 +241,8 @@ struct Tracer {
     tgid: HashMap<Pid, Pid>,
     /// (process, descriptor) → program name, from traced loads.
     programs: HashMap<(Pid, u32), String>,
+    /// (process, descriptor) → `kind target` of a probe's perf event.
+    probes: HashMap<(Pid, u32), String>,
     calls: Vec<TracedCall>,
     dropped: u64,
     /// Calls whose end was not seen (the thread died in them).
@@ -261,6 +263,7 @@ impl Tracer {
             in_flight: HashMap::new(),
             tgid: HashMap::new(),
             programs: HashMap::new(),
+            probes: HashMap::new(),
             calls: Vec::new(),
             dropped: 0,
             lost: 0,
@@ -336,17 +339,22 @@ impl Tracer {
         };
         let mem = memory::Process(tid);
         let process = self.process_of(tid);
-        let programs = &self.programs;
+        let (programs, probes) = (&self.programs, &self.probes);
         let program = |fd: u32| programs.get(&(process, fd)).cloned();
+        let probe = |fd: u32| probes.get(&(process, fd)).cloned();
+        let fds = decode::Descriptors {
+            program: &program,
+            probe: &probe,
+        };
         let (nr, a0, a1, a2) = (regs.orig_rax, regs.rdi, regs.rsi, regs.rdx);
         let awaited = self.requests.keys().any(|(p, _)| *p == process);
         let what = match nr as i64 {
-            nix::libc::SYS_bpf => decode::bpf(a0, a1, a2, &mem, &program).map(Waiting::Call),
+            nix::libc::SYS_bpf => decode::bpf(a0, a1, a2, &mem, &fds).map(Waiting::Call),
             nix::libc::SYS_perf_event_open => {
                 decode::perf_event(a0, &mem, self.pmus).map(Waiting::Call)
             }
             nix::libc::SYS_ioctl if a1 as u32 == filter::PERF_EVENT_IOC_SET_BPF => {
-                Some(Waiting::Call(decode::set_bpf(a2, &program)))
+                Some(Waiting::Call(decode::set_bpf(a0, a2, &fds)))
             }
             nix::libc::SYS_sendto => mem
                 .read(a1, (a2 as usize).min(NETLINK_MAX))
@@ -475,6 +483,12 @@ impl Tracer {
             }
             Call::BtfLoad { log: l, .. } if result.errno().is_some() => {
                 *l = entry.log.map(log).unwrap_or_default();
+            }
+            Call::PerfEvent(p) => {
+                if let CallResult::Ok(fd) = result {
+                    let probe = format!("{} {}", p.probe, p.target);
+                    self.probes.insert((process, fd as u32), probe);
+                }
             }
             _ => {}
         }
