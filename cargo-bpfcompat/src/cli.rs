@@ -79,6 +79,10 @@ enum Command {
     /// Validate BPF objects on every kernel of a matrix: the workspace's (built
     /// and discovered), or the files given with --object.
     Test(Box<commands::test::TestArgs>),
+    /// Run your loader (command mode, traced) on every kernel of a matrix and
+    /// write what it did where it worked as bpfcompat.toml fix-ups (default
+    /// file: bpfcompat.contract.toml): the same as `test --bin NAME --contract FILE`.
+    Contract(Box<commands::test::TestArgs>),
     /// Build the workspace and list the BPF objects it produces, and where from.
     List(commands::list::ListArgs),
     /// Validate objects on the running kernel, no VM: a pre-load gate (needs
@@ -220,6 +224,15 @@ pub fn run() -> Result<Code, crate::error::Error> {
     diagnostics(cli.display.verbose);
     match cli.command {
         Command::Test(a) => commands::test::run(*a),
+        Command::Contract(mut a) => {
+            if a.cmd.bin.is_none() && a.cmd.loader.is_none() {
+                return Err("contract reads a loader's own run: give --bin NAME (a binary of the workspace) or --loader PATH".to_string().into());
+            }
+            a.cmd
+                .contract
+                .get_or_insert_with(|| "bpfcompat.contract.toml".into());
+            commands::test::run(*a)
+        }
         Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Kernels(k) => commands::kernels::run(k),

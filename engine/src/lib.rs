@@ -12,6 +12,7 @@
 pub mod cancel;
 pub mod classify;
 pub mod config;
+pub mod contract;
 pub mod errors;
 pub mod guest;
 pub mod kernel;

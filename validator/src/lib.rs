@@ -14,6 +14,7 @@ mod cgroup;
 mod clsact;
 mod command;
 mod complexity;
+mod declared;
 mod fire;
 mod fixups;
 mod host;
@@ -23,6 +24,7 @@ mod sizing;
 mod sys;
 mod validate;
 
+pub use declared::declared;
 pub use host::{
     HostError, HostVerdict, missing_privileges, validate_all_on_host, validate_on_host,
 };

@@ -68,9 +68,12 @@ impl Call {
             Call::ProgLoad(p) => {
                 named(&p.name) || (p.name.is_empty() && names_taken && p.insn_cnt <= 8)
             }
-            // An attach of a program no traced load named: a probe's (aya
-            // probes for BPF links with a program of its own).
-            Call::Attach(a) => a.program.as_deref().is_none_or(named),
+            // An attach of a program no traced load named, or of a probe's
+            // program (libbpf and aya probe for BPF links that way).
+            Call::Attach(a) => a
+                .program
+                .as_deref()
+                .is_none_or(|n| named(n) || (n.is_empty() && names_taken)),
             _ => false,
         }
     }

@@ -30,6 +30,7 @@ use crate::progress::Progress;
 use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file};
 
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
+use bpfcompat_engine::contract::Declared;
 
 /// `test` arguments.
 #[derive(Args)]
@@ -191,6 +192,13 @@ pub struct CommandModeArgs {
     /// run under ptrace.
     #[arg(long)]
     pub no_trace: bool,
+    /// After the run, write the loader's contract to FILE: what it did on each
+    /// kernel where it worked (programs it left out, maps it sized or retyped,
+    /// attach targets it chose), read from its traced calls, as bpfcompat.toml
+    /// fix-ups for the workspace's objects (or the --object files). Merged into
+    /// bpfcompat.toml, object mode judges what this loader will load.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
 }
 
 /// A `--ready-line` pattern, checked when the arguments are parsed.
@@ -267,6 +275,8 @@ struct Resolved {
     baseline: Option<Report>,
     /// Which run and slice the report is, for `report merge`.
     scope: Scope,
+    /// `--contract`: where to write it, and what each object declares.
+    contract: Option<(PathBuf, Vec<(String, Declared)>)>,
 }
 
 pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
@@ -288,6 +298,10 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         return Err("--max-complexity-growth compares with a baseline: add --baseline FILE (a JSON report of an earlier run)".to_string().into());
     }
     let baseline = a.baseline.as_deref().map(read_baseline).transpose()?;
+    let contract = match &a.cmd.contract {
+        Some(file) => Some((file.clone(), contract_objects(a)?)),
+        None => None,
+    };
     let Work {
         objects,
         commands,
@@ -364,7 +378,33 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         allow_unavailable: allow_unavailable || a.guests.allow_unavailable,
         baseline,
         scope,
+        contract,
     })
+}
+
+/// The objects a loader's contract is written for, with what each
+/// declares: the --object files, else the workspace's.
+fn contract_objects(a: &TestArgs) -> Result<Vec<(String, Declared)>, crate::error::Error> {
+    if a.cmd.bin.is_none() && a.cmd.loader.is_none() {
+        return Err("--contract is read from a loader's own run: give --bin NAME or --loader PATH (command mode)".to_string().into());
+    }
+    let objects: Vec<(String, PathBuf)> = match a.objects.is_empty() {
+        false => display_names(&a.objects)
+            .into_iter()
+            .zip(a.objects.iter().cloned())
+            .collect(),
+        true => discover(&build_workspace(&a.cargo)?)?
+            .into_iter()
+            .map(|d| (d.name, d.path))
+            .collect(),
+    };
+    if objects.is_empty() {
+        return Err("--contract: no BPF objects to write fix-ups for (the workspace builds none)\n  (hint: give the loader's objects with --object FILE)".to_string().into());
+    }
+    objects
+        .into_iter()
+        .map(|(name, path)| Ok((name, validator::declared(&path)?)))
+        .collect()
 }
 
 /// sha256 of every object and command binary (with its artifact), by report
@@ -465,6 +505,24 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     }
     for e in &write_errors {
         eprintln!("error: {e}");
+    }
+    let mut write_errors = write_errors;
+    if let Some((file, objects)) = &r.contract {
+        let loader = report.objects.first().cloned().unwrap_or_default();
+        let contract = bpfcompat_engine::contract::derive(objects, &report.cells, a.guests.cpus);
+        match std::fs::write(file, contract.to_toml(&loader)) {
+            Ok(()) => eprintln!(
+                "note: wrote the contract of `{loader}` ({} objects it used, read on {} kernels) to {}",
+                contract.objects.len(),
+                contract.kernels.len(),
+                file.display()
+            ),
+            Err(e) => {
+                let e = format!("cannot write the contract to {}: {e}", file.display());
+                eprintln!("error: {e}");
+                write_errors.push(e);
+            }
+        }
     }
     let code = if let Some(code) = stopped {
         code

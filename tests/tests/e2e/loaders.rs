@@ -157,6 +157,67 @@ fn a_loaders_own_refused_call_explains_its_failure_as_object_mode_does() {
     }
 }
 
+#[test]
+fn the_loaders_contract_makes_object_mode_judge_what_it_loads() {
+    // The example loader in its adaptive mode chooses per kernel (parts left
+    // out where the kernel's probes say no, the ring buffer sized at run
+    // time): its contract, read from its traced calls.
+    let (kernels, _) = bpfcompat_e2e::plus_mirrored(KERNELS, &["ubuntu-20.04-5.4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("contract.toml");
+    let mut c = in_workspace("contract", &examples().join("Cargo.toml"));
+    c.args(["--bin", "probes-loader"])
+        .args(["--command", "$BPFCOMPAT_BIN --adaptive"])
+        .arg("--contract")
+        .arg(&contract)
+        .kernels(&kernels);
+    let (out, command) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{command:#}");
+    let text = std::fs::read_to_string(&contract).unwrap();
+    mentions(
+        &text,
+        &[
+            "[objects.ringbuf.maps.events]\nmax_entries = 262144",
+            "created with max_entries 262144 (declared 4096)",
+        ],
+    );
+    let left_out = text
+        .lines()
+        .find(|l| l.contains("`bounded_loop` is not loaded at all on"))
+        .unwrap_or_else(|| panic!("bpf_loop's part is left out on 5.10:\n{text}"));
+    assert!(left_out.contains("debian-11-5.10"), "{left_out}");
+    // Object mode with the example's configuration and the contract: every
+    // object the loader loaded on a kernel passes there, as the loader did.
+    let config = std::fs::read_to_string(examples().join("bpfcompat.toml")).unwrap();
+    let mut c = in_workspace("test", &examples().join("Cargo.toml"));
+    c.kernels(&kernels);
+    let (_, objects) = bpfcompat_e2e::report_with_config(c, &format!("{config}\n{text}"));
+    let mut compared = 0;
+    for k in &kernels {
+        let trace = &cell(&command, "probes-loader", k)["command"]["trace"]["calls"];
+        let loaded: Vec<&str> = trace
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["call"]["kind"] == "prog_load" && c["result"].get("ok").is_some())
+            .filter_map(|c| c["call"]["name"].as_str())
+            .collect();
+        for (object, program) in [
+            ("ringbuf", "on_getpid"),
+            ("bounded_loop", "count_with_loop"),
+            ("fentry", "on_unlink"),
+            ("task_state_guarded", "read_state_gua"),
+        ] {
+            if loaded.iter().any(|p| p.starts_with(program)) {
+                let o = cell(&objects, object, k);
+                assert_eq!(o["status"], "pass", "{object} on {k}: {o:#}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 5, "{compared} cells compared");
+}
+
 /// `unruly-loader MODE…` on both kernels: the report.
 fn unruly(args: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let mut c = cli(&["test", "--loader"]);
