@@ -62,6 +62,9 @@ Examples:
   # Given objects, on two kernels, with a JSON report:
   cargo bpfcompat test --object a.bpf.o \\
       --kernel debian-11-5.10 --kernel debian-12-6.1 --json report.json
+  # Your own loader in each guest (its bpf() calls traced), and its contract:
+  cargo bpfcompat test --bin my-loader --ready-line '^ready$'
+  cargo bpfcompat contract --bin my-loader
   # The running kernel, no VM (root):
   cargo bpfcompat check --attach target/bpf/ringbuf.bpf.o
   # The kernels of the matrix; fetch them all now:

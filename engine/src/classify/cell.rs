@@ -582,7 +582,8 @@ fn command_cell(run: &KernelRun, r: &CommandReport) -> Cell {
             super::from_trace::Kernel::of(run),
         )
     {
-        finding.message = format!("{}; the loader {message}", finding.message);
+        let how = message.strip_prefix("the command ").unwrap_or(&message);
+        finding.message = format!("{}; the loader {how}", finding.message);
         let mut c = Cell::new(&r.name, run, Status::Fail, vec![finding]);
         c.command = Some(r.clone());
         c.programs = programs;
