@@ -130,10 +130,14 @@ pub(crate) fn explain(trace: &Trace, output: &[String], kernel: Kernel) -> Optio
             (Step::MapCreate, f, None, Some(report))
         }
         Call::ProgLoad(p) => {
-            // The log it received, else (it asked for none) what it printed.
-            let log = match p.log.is_empty() {
-                true => printed_verifier_log(output),
-                false => p.log.clone(),
+            // The log as libbpf printed it for this program where it did
+            // (libbpf rewrites the kernel's: a poisoned CO-RE instruction
+            // becomes the relocation that failed), else the log the loader
+            // received.
+            let printed = printed_verifier_log(output, &p.name);
+            let log = match printed.is_empty() {
+                true => p.log.clone(),
+                false => printed,
             };
             let f = failure(
                 format!("the loader's program `{}`", shown_name(&p.name)),
@@ -344,12 +348,17 @@ fn attach_words(a: &AttachCall) -> String {
     }
 }
 
-/// The verifier log libbpf printed between its markers (the last one).
-fn printed_verifier_log(output: &[String]) -> Vec<String> {
+/// The verifier log libbpf printed between its markers for the program
+/// the kernel knows as `name` (the last such block).
+fn printed_verifier_log(output: &[String], name: &str) -> Vec<String> {
     let mut log = Vec::new();
     let mut inside = false;
     for l in output {
-        if l.contains("-- BEGIN PROG LOAD LOG --") {
+        let ours = l
+            .split("prog '")
+            .nth(1)
+            .is_some_and(|rest| !name.is_empty() && rest.starts_with(name));
+        if l.contains("-- BEGIN PROG LOAD LOG --") && ours {
             inside = true;
             log.clear();
         } else if l.contains("-- END PROG LOAD LOG --") {
