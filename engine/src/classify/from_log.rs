@@ -51,18 +51,7 @@ pub fn classify_log(
     if libbpf_log.is_empty() {
         return None;
     }
-    let mut verifier_log = Vec::new();
-    let mut inside = false;
-    for l in console {
-        if l.contains("-- BEGIN PROG LOAD LOG --") {
-            inside = true;
-            verifier_log.clear();
-        } else if l.contains("-- END PROG LOAD LOG --") {
-            inside = false;
-        } else if inside {
-            verifier_log.push(l.clone());
-        }
-    }
+    let verifier_log = printed_verifier_log(console, None);
     let missing_kfuncs = libbpf_log
         .iter()
         .filter(|l| l.contains("(func ksym)") && l.contains("not found"))
@@ -113,6 +102,32 @@ pub fn classify_log(
         message: words,
         remediation: None,
     })
+}
+
+/// The verifier log libbpf printed between its markers (the last block),
+/// for the program the kernel knows as `program` where one is named (the
+/// kernel's name is at most 15 bytes of libbpf's).
+pub(crate) fn printed_verifier_log(console: &[String], program: Option<&str>) -> Vec<String> {
+    let mut log = Vec::new();
+    let mut inside = false;
+    for l in console {
+        let ours = || match program {
+            None => true,
+            Some(name) => l
+                .split("prog '")
+                .nth(1)
+                .is_some_and(|rest| !name.is_empty() && rest.starts_with(name)),
+        };
+        if l.contains("-- BEGIN PROG LOAD LOG --") && ours() {
+            inside = true;
+            log.clear();
+        } else if l.contains("-- END PROG LOAD LOG --") {
+            inside = false;
+        } else if inside {
+            log.push(l.clone());
+        }
+    }
+    log
 }
 
 /// The errno of Rust's `… (os error N)`.
@@ -168,6 +183,29 @@ mod tests {
         assert_eq!(v.code, Some(Code::UnsupportedHelper), "{v:?}");
         assert!(v.message.contains("bpf_loop"), "{v:?}");
         assert!(v.remediation.unwrap().contains("5.17"));
+    }
+
+    #[test]
+    fn a_programs_printed_log_is_found_by_the_kernels_name_for_it() {
+        let console = lines(
+            "libbpf: prog 'count_with_loop': -- BEGIN PROG LOAD LOG --\n\
+             first\n\
+             libbpf: prog 'count_with_loop': -- END PROG LOAD LOG --\n\
+             libbpf: prog 'read_state_guarded': -- BEGIN PROG LOAD LOG --\n\
+             second\n\
+             libbpf: prog 'read_state_guarded': -- END PROG LOAD LOG --",
+        );
+        assert_eq!(printed_verifier_log(&console, None), ["second"]);
+        assert_eq!(
+            printed_verifier_log(&console, Some("count_with_loop")),
+            ["first"]
+        );
+        // The kernel keeps 15 bytes of a name.
+        assert_eq!(
+            printed_verifier_log(&console, Some("read_state_guar")),
+            ["second"]
+        );
+        assert!(printed_verifier_log(&console, Some("other")).is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::LogVerdict;
+use super::from_log::printed_verifier_log;
 use super::rules::{Evidence, Step, Verdict, classify};
 use super::{Code, Finding, ProgramState, Stage};
 use crate::outcome::KernelRun;
@@ -134,7 +135,7 @@ pub(crate) fn explain(trace: &Trace, output: &[String], kernel: Kernel) -> Optio
             // (libbpf rewrites the kernel's: a poisoned CO-RE instruction
             // becomes the relocation that failed), else the log the loader
             // received.
-            let printed = printed_verifier_log(output, &p.name);
+            let printed = printed_verifier_log(output, Some(&p.name));
             let log = match printed.is_empty() {
                 true => p.log.clone(),
                 false => printed,
@@ -346,28 +347,6 @@ fn attach_words(a: &AttachCall) -> String {
         Some(t) => format!("{what} to `{t}` ({})", a.how),
         None => format!("{what} ({})", a.how),
     }
-}
-
-/// The verifier log libbpf printed between its markers for the program
-/// the kernel knows as `name` (the last such block).
-fn printed_verifier_log(output: &[String], name: &str) -> Vec<String> {
-    let mut log = Vec::new();
-    let mut inside = false;
-    for l in output {
-        let ours = l
-            .split("prog '")
-            .nth(1)
-            .is_some_and(|rest| !name.is_empty() && rest.starts_with(name));
-        if l.contains("-- BEGIN PROG LOAD LOG --") && ours {
-            inside = true;
-            log.clear();
-        } else if l.contains("-- END PROG LOAD LOG --") {
-            inside = false;
-        } else if inside {
-            log.push(l.clone());
-        }
-    }
-    log
 }
 
 #[cfg(test)]
