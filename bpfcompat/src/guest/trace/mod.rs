@@ -239,6 +239,8 @@ struct Tracer {
     in_flight: HashMap<Pid, InFlight>,
     /// Thread → process (threads share descriptors).
     tgid: HashMap<Pid, Pid>,
+    /// Every traced thread not yet ended.
+    alive: std::collections::HashSet<Pid>,
     /// (process, descriptor) → program name, from traced loads.
     programs: HashMap<(Pid, u32), String>,
     /// (process, descriptor) → `kind target` of a probe's perf event.
@@ -262,6 +264,7 @@ impl Tracer {
             old_order: release_before(4, 8),
             in_flight: HashMap::new(),
             tgid: HashMap::new(),
+            alive: std::collections::HashSet::new(),
             programs: HashMap::new(),
             probes: HashMap::new(),
             calls: Vec::new(),
@@ -281,14 +284,24 @@ impl Tracer {
                 Err(Errno::EINTR) => continue,
                 Err(_) => return,
             };
+            if let Some(pid) = s.pid() {
+                self.alive.insert(pid);
+            }
             match s {
                 WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => {
                     if self.in_flight.remove(&pid).is_some() {
                         self.lost += 1;
                     }
                     self.tgid.remove(&pid);
+                    self.alive.remove(&pid);
                     if pid == self.root {
                         let _ = status.send(s);
+                        // In a PID namespace of its own the kernel ends what
+                        // it left; without one (or a `setsid` child), the
+                        // tracer would wait on it for ever: ended here.
+                        for left in &self.alive {
+                            let _ = nix::sys::signal::kill(*left, Signal::SIGKILL);
+                        }
                     }
                 }
                 WaitStatus::PtraceEvent(pid, _, e) if e == Event::PTRACE_EVENT_SECCOMP as i32 => {
