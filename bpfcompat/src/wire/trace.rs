@@ -195,9 +195,14 @@ pub struct ProgCall {
     /// Whether the loader asked for a verifier log with this call.
     #[serde(default)]
     pub log_asked: bool,
-    /// The end of the verifier log the loader received.
+    /// The end of the verifier log the loader received (or, where it asked
+    /// for none, the log of the same load made again: see `replay`).
     #[serde(default)]
     pub log: Vec<String>,
+    /// For a refused load that asked for no log: `replayed` when `log` is
+    /// the tracer's replay of it, else why there is none.
+    #[serde(default)]
+    pub replay: Option<String>,
     /// The loaded program's ID, where it loaded and the ID could be read.
     #[serde(default)]
     pub prog_id: Option<u32>,

@@ -140,11 +140,14 @@ pub(crate) fn explain(trace: &Trace, output: &[String], kernel: Kernel) -> Optio
                 true => p.log.clone(),
                 false => printed,
             };
-            let f = failure(
-                format!("the loader's program `{}`", shown_name(&p.name)),
-                log,
-                p.unsupported_helpers.clone(),
-            );
+            let what = match (&p.replay, log.is_empty()) {
+                (Some(why), true) => format!(
+                    "the loader's program `{}` (no verifier log: it asked for none, and {why})",
+                    shown_name(&p.name)
+                ),
+                _ => format!("the loader's program `{}`", shown_name(&p.name)),
+            };
+            let f = failure(what, log, p.unsupported_helpers.clone());
             (Step::ProgLoad, f.clone(), Some(prog_report(p, f)), None)
         }
         Call::Attach(a) => {

@@ -12,7 +12,11 @@
 //! - `setsid`: leaves a child in a session of its own holding its output,
 //!   exits 0;
 //! - `daemon`: prints `ready` and waits for SIGINT (no handler: SIGINT's
-//!   default action ends it).
+//!   default action ends it);
+//! - `raw-load`: loads, with raw `bpf()` calls and without asking for a
+//!   verifier log, a tracepoint program that uses a map and calls bpf_loop
+//!   with no callback (refused everywhere: unknown before 5.17, a wrong
+//!   argument after); prints the errno and exits 1, or exits 0.
 
 use std::io::Write;
 
@@ -52,9 +56,48 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
+        Some("raw-load") => raw_load(),
         _ => {
-            eprintln!("usage: unruly-loader forge|not-utf8|huge-line MIB|setsid|daemon");
+            eprintln!("usage: unruly-loader forge|not-utf8|huge-line MIB|setsid|daemon|raw-load");
             std::process::exit(2);
+        }
+    }
+}
+
+/// `bpf(cmd, attr)` with a 128-byte attribute.
+fn bpf(cmd: u32, attr: &[u8; 128]) -> i64 {
+    // SAFETY: a valid attribute buffer of the size given.
+    unsafe { nix::libc::syscall(nix::libc::SYS_bpf, cmd, attr.as_ptr(), 128usize) }
+}
+
+fn raw_load() -> ! {
+    let mut map = [0u8; 128];
+    for (at, v) in [(0, 2u32), (4, 4), (8, 8), (12, 1)] {
+        map[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    map[28..36].copy_from_slice(b"raw_map\0");
+    let fd = bpf(0, &map);
+    assert!(fd >= 0, "an array map");
+    let mut insns: Vec<u8> = vec![0x18, 0x16, 0, 0];
+    insns.extend((fd as u32).to_le_bytes());
+    insns.extend([0u8; 8]);
+    for (reg, imm) in [(1u8, 1u32), (2, 0), (3, 0), (4, 0)] {
+        insns.extend([0xb7, reg, 0, 0]);
+        insns.extend(imm.to_le_bytes());
+    }
+    insns.extend([0x85, 0, 0, 0, 181, 0, 0, 0]);
+    insns.extend([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    let mut a = [0u8; 128];
+    a[0..4].copy_from_slice(&5u32.to_le_bytes());
+    a[4..8].copy_from_slice(&((insns.len() / 8) as u32).to_le_bytes());
+    a[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_le_bytes());
+    a[16..24].copy_from_slice(&(c"GPL".as_ptr() as u64).to_le_bytes());
+    a[48..56].copy_from_slice(b"raw_loop");
+    match bpf(5, &a) {
+        fd if fd >= 0 => std::process::exit(0),
+        _ => {
+            println!("refused: {}", std::io::Error::last_os_error());
+            std::process::exit(1)
         }
     }
 }

@@ -230,6 +230,47 @@ fn unruly(args: &str, extra: &[&str]) -> (Option<i32>, Value) {
 }
 
 #[test]
+fn a_refused_load_that_asked_for_no_log_is_replayed_with_one() {
+    // A raw loader (no libbpf): its program uses a map and calls bpf_loop
+    // without a callback; it asks for no verifier log and prints only the
+    // errno. The tracer loads it again with a log, the map lent from it.
+    let (kernels, _) = bpfcompat_e2e::plus_mirrored(KERNELS, &["ubuntu-20.04-5.4"]);
+    let mut c = cli(&["test", "--loader"]);
+    c.arg(workspace_bin("unruly-loader"))
+        .args(["--command", "$BPFCOMPAT_BIN raw-load"])
+        .kernels(&kernels);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let load = |c: &Value| {
+        c["command"]["trace"]["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["call"]["name"] == "raw_loop")
+            .map(|x| x["call"].clone())
+            .unwrap_or_else(|| panic!("its load is traced: {c:#}"))
+    };
+    // 5.10 has no bpf_loop: the replay's words and the kernel's probe say so.
+    let old = cell(&report, "unruly-loader", "debian-11-5.10");
+    assert_code(old, "UNSUPPORTED_HELPER");
+    assert_eq!(old["program"], "raw_loop", "{old:#}");
+    says(old, "verifier_tail", &["unknown#181"]);
+    assert_eq!(load(old)["replay"], "replayed", "{old:#}");
+    // 6.1 has it, and refuses the missing callback in its own words.
+    let new = cell(&report, "unruly-loader", "debian-12-6.1");
+    assert_code(new, "VERIFIER_REJECTED");
+    says(new, "message", &["R2 type=scalar expected=func"]);
+    assert_eq!(load(new)["replay"], "replayed", "{new:#}");
+    // Before 5.6 the loader's descriptors cannot be lent: said, and the
+    // kernel's probe still names the helper.
+    if kernels.contains(&"ubuntu-20.04-5.4") {
+        let c = cell(&report, "unruly-loader", "ubuntu-20.04-5.4");
+        assert_code(c, "UNSUPPORTED_HELPER");
+        says(&load(c), "replay", &["Linux 5.6"]);
+    }
+}
+
+#[test]
 fn a_loader_cannot_speak_for_the_guest_on_any_serial_port_nor_fake_a_panic() {
     // Old kernels too, where a mirror is set: namespaces and the signature
     // hold on 4.15 and 5.4.

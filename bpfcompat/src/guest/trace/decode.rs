@@ -57,6 +57,8 @@ pub(super) struct Entry {
     pub call: Call,
     /// Where the loader's verifier (or BTF) log buffer is, and its size.
     pub log: Option<(u64, u32)>,
+    /// A `bpf()` call's attribute: its address and size (for a replay).
+    pub attr: Option<(u64, u64)>,
 }
 
 /// Little-endian fields of a byte buffer; zero past its end.
@@ -183,7 +185,11 @@ pub(super) fn bpf(
         ),
         _ => return None,
     };
-    Some(Entry { call, log })
+    Some(Entry {
+        call,
+        log,
+        attr: Some((attr, size)),
+    })
 }
 
 /// The PMU type numbers of the dynamic kprobe and uprobe PMUs.
@@ -241,6 +247,7 @@ pub(super) fn perf_event(attr: u64, mem: &dyn Memory, pmus: Pmus) -> Option<Entr
             pmu,
         }),
         log: None,
+        attr: None,
     })
 }
 
@@ -254,6 +261,7 @@ pub(super) fn set_bpf(perf_fd: u64, prog_fd: u64, fds: &Descriptors) -> Entry {
             target: (fds.probe)(perf_fd as u32),
         }),
         log: None,
+        attr: None,
     }
 }
 

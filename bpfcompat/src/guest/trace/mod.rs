@@ -18,6 +18,7 @@ mod decode;
 mod filter;
 mod memory;
 mod netlink;
+mod replay;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver};
@@ -241,6 +242,8 @@ struct Tracer {
     tgid: HashMap<Pid, Pid>,
     /// Every traced thread not yet ended.
     alive: std::collections::HashSet<Pid>,
+    /// Whether the kernel took a name yet ([`Trace::names_taken`]).
+    names_taken: bool,
     /// (process, descriptor) → program name, from traced loads.
     programs: HashMap<(Pid, u32), String>,
     /// (process, descriptor) → `kind target` of a probe's perf event.
@@ -265,6 +268,7 @@ impl Tracer {
             in_flight: HashMap::new(),
             tgid: HashMap::new(),
             alive: std::collections::HashSet::new(),
+            names_taken: false,
             programs: HashMap::new(),
             probes: HashMap::new(),
             calls: Vec::new(),
@@ -478,11 +482,29 @@ impl Tracer {
         process: Pid,
     ) -> (Call, CallResult) {
         let mut call = entry.call;
+        // A library's probe refused by design is not replayed.
+        let probe = call.is_library_probe(self.names_taken);
+        if result.errno().is_none() && !call.name().is_empty() {
+            self.names_taken = true;
+        }
         let log = |(buf, size): (u64, u32)| decode::log_tail(mem, buf, size, LOG_TAIL_LINES);
         match &mut call {
             Call::ProgLoad(p) => {
                 if result.errno().is_some() {
-                    p.log = entry.log.map(log).unwrap_or_default();
+                    match (entry.log, entry.attr) {
+                        (Some(at), _) => p.log = log(at),
+                        // It asked for none: the same load again, with one.
+                        (None, Some((attr, size))) if !probe => {
+                            match replay::replay(process, mem, attr, size, LOG_TAIL_LINES) {
+                                replay::Replayed::Log(l) => {
+                                    p.log = l;
+                                    p.replay = Some("replayed".into());
+                                }
+                                replay::Replayed::Not(why) => p.replay = Some(why),
+                            }
+                        }
+                        _ => {}
+                    }
                 } else if let CallResult::Ok(fd) = result {
                     self.programs.insert((process, fd as u32), p.name.clone());
                     if let Some(facts) = &self.loaded {
@@ -688,6 +710,20 @@ mod tests {
         put(&mut a, 32, &(log.as_mut_ptr() as u64).to_le_bytes());
         put(&mut a, 48, b"bad_prog");
         assert!(bpf(5, &a) < 0);
+        // The same refusal with a map reference, asking for no log: the
+        // tracer replays it with one (the map lent from this process).
+        let array = map(2, 4, 8, 1, "replay_array") as u32;
+        let mut insns = vec![0x18, 0x11, 0, 0];
+        insns.extend(array.to_le_bytes());
+        insns.extend([0u8; 8]);
+        insns.extend([0xbf, 0x20, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+        let mut a = Attr([0; 128]);
+        put(&mut a, 0, &1u32.to_le_bytes());
+        put(&mut a, 4, &4u32.to_le_bytes());
+        put(&mut a, 8, &(insns.as_ptr() as u64).to_le_bytes());
+        put(&mut a, 16, &(c"GPL".as_ptr() as u64).to_le_bytes());
+        put(&mut a, 48, b"quiet_prog");
+        assert!(bpf(5, &a) < 0);
         // Not recorded: a lookup of IDs.
         let _ = bpf(12, &Attr([0; 128]));
         // In a network namespace of its own: an XDP program attached to its
@@ -771,7 +807,13 @@ mod tests {
         let names: Vec<&str> = maps.iter().map(|(m, _)| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["traced_array", "bad_ringbuf", "thread_map", "child_map"],
+            [
+                "traced_array",
+                "bad_ringbuf",
+                "replay_array",
+                "thread_map",
+                "child_map"
+            ],
             "{trace:#?}"
         );
         assert!(matches!(maps[0].1, CallResult::Ok(fd) if fd > 2));
@@ -786,7 +828,25 @@ mod tests {
             })
             .collect();
         let names: Vec<&str> = progs.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["bad_prog", "xdp_pass", "sock_prog"], "{trace:#?}");
+        assert_eq!(
+            names,
+            ["bad_prog", "quiet_prog", "xdp_pass", "sock_prog"],
+            "{trace:#?}"
+        );
+        // It asked for no log: the replay's, with its map lent.
+        assert!(!progs[1].log_asked);
+        assert_eq!(
+            progs[1].replay.as_deref(),
+            Some("replayed"),
+            "{:?}",
+            progs[1]
+        );
+        assert!(
+            progs[1].log.iter().any(|l| l.contains("R2 !read_ok")),
+            "{:?}",
+            progs[1].log
+        );
+        assert_eq!(progs[0].replay, None);
         assert_eq!(progs[0].helpers, vec![5]);
         assert!(
             progs[0].log.iter().any(|l| l.contains("R2 !read_ok")),

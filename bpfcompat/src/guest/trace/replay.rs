@@ -1,0 +1,196 @@
+//! The verifier's words for a refused program whose loader asked for none:
+//! the same load made again by the tracer, with a log. The program's
+//! descriptors (its maps, its BTF, what it attaches to) are the loader's:
+//! they are lent with `pidfd_getfd` (Linux 5.6), which the tracer may use on
+//! its tracee, and the instructions are rewritten to name the lent copies.
+//! Loads that hand the kernel descriptors some other way (an `fd_array`,
+//! CO-RE relocations done by the kernel) are not replayed: said, not guessed.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::libc;
+use nix::unistd::Pid;
+
+use super::decode::Memory;
+
+/// The size of the log the replay asks for.
+const LOG_BYTES: usize = 4 << 20;
+
+/// Why a refused load could not be replayed, or the log its replay got.
+pub(super) enum Replayed {
+    /// The kernel's log for the same load.
+    Log(Vec<String>),
+    /// Not replayed, and why.
+    Not(String),
+}
+
+/// Replays the `bpf(BPF_PROG_LOAD)` at `attr` (`size` bytes) of `pid`
+/// with a log; `keep`: how many of its last lines to keep.
+pub(super) fn replay(pid: Pid, mem: &dyn Memory, attr: u64, size: u64, keep: usize) -> Replayed {
+    match try_replay(pid, mem, attr, size, keep) {
+        Ok(log) => Replayed::Log(log),
+        Err(why) => Replayed::Not(why),
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |v| u32::from_le_bytes(v.try_into().unwrap_or([0; 4])))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap_or([0; 8])))
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The loader's descriptors, lent to the tracer.
+struct Lender {
+    pidfd: OwnedFd,
+    lent: Vec<(u32, OwnedFd)>,
+}
+
+impl Lender {
+    fn new(pid: Pid) -> Result<Lender, String> {
+        // SAFETY: pidfd_open on a process this thread traces.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(format!(
+                "this kernel cannot lend the loader's descriptors (pidfd_open: {}; Linux 5.6 can)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a new descriptor the kernel gave this process.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Lender {
+            pidfd,
+            lent: Vec::new(),
+        })
+    }
+
+    /// This process's copy of the loader's descriptor `theirs`.
+    fn lend(&mut self, theirs: u32) -> Result<u32, String> {
+        if let Some((_, ours)) = self.lent.iter().find(|(t, _)| *t == theirs) {
+            return Ok(ours.as_raw_fd() as u32);
+        }
+        // SAFETY: pidfd_getfd with a pidfd this value owns.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_getfd,
+                self.pidfd.as_raw_fd(),
+                theirs as i32,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "this kernel cannot lend the loader's descriptor {theirs} (pidfd_getfd: {}; Linux 5.6 can)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a new descriptor the kernel gave this process.
+        let ours = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let raw = ours.as_raw_fd() as u32;
+        self.lent.push((theirs, ours));
+        Ok(raw)
+    }
+}
+
+fn try_replay(
+    pid: Pid,
+    mem: &dyn Memory,
+    attr: u64,
+    size: u64,
+    keep: usize,
+) -> Result<Vec<String>, String> {
+    let size = (size as usize).min(256);
+    let mut a = mem
+        .read(attr, size)
+        .ok_or("its attributes could not be read")?;
+    a.resize(256, 0);
+    if u64_at(&a, 120) != 0 || u64_at(&a, 128) != 0 {
+        return Err("the load passes descriptors in an fd_array or CO-RE relocations to the kernel, which a replay does not rewrite".into());
+    }
+    let insn_cnt = u32_at(&a, 4) as usize;
+    if insn_cnt == 0 || insn_cnt > 1 << 20 {
+        return Err(format!("{insn_cnt} instructions"));
+    }
+    let mut insns = mem
+        .read(u64_at(&a, 8), insn_cnt * 8)
+        .filter(|i| i.len() == insn_cnt * 8)
+        .ok_or("its instructions could not be read")?;
+    let license = mem.read_str(u64_at(&a, 16), 128).unwrap_or_default() + "\0";
+    let mut lender = Lender::new(pid)?;
+    // Map references: 64-bit loads of a map's descriptor or value.
+    let mut i = 0;
+    while i < insn_cnt {
+        let (code, src) = (insns[i * 8], insns[i * 8 + 1] >> 4);
+        if code == 0x18 && (src == 1 || src == 2) {
+            let theirs =
+                u32::from_le_bytes(insns[i * 8 + 4..i * 8 + 8].try_into().unwrap_or([0; 4]));
+            let ours = lender.lend(theirs)?;
+            insns[i * 8 + 4..i * 8 + 8].copy_from_slice(&ours.to_le_bytes());
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    // Its BTF, and the program or BTF object it attaches to.
+    for at in [72, 112] {
+        let theirs = u32_at(&a, at);
+        if theirs != 0 {
+            let ours = lender.lend(theirs)?;
+            put_u32(&mut a, at, ours);
+        }
+    }
+    // Its BTF's function and line records.
+    let mut records = Vec::new();
+    for (ptr, rec, cnt) in [(80, 76, 88), (96, 92, 104)] {
+        let (addr, n) = (
+            u64_at(&a, ptr),
+            u32_at(&a, rec) as usize * u32_at(&a, cnt) as usize,
+        );
+        if addr != 0 && n > 0 {
+            let bytes = mem
+                .read(addr, n.min(64 << 20))
+                .filter(|b| b.len() == n)
+                .ok_or("its BTF records could not be read")?;
+            records.push((ptr, bytes));
+        }
+    }
+    for (ptr, bytes) in &records {
+        put_u64(&mut a, *ptr, bytes.as_ptr() as u64);
+    }
+    let mut log = vec![0u8; LOG_BYTES];
+    put_u64(&mut a, 8, insns.as_ptr() as u64);
+    put_u64(&mut a, 16, license.as_ptr() as u64);
+    put_u32(&mut a, 24, 1);
+    put_u32(&mut a, 28, log.len() as u32);
+    put_u64(&mut a, 32, log.as_mut_ptr() as u64);
+    // SAFETY: every pointer in `a` points at a buffer of this function
+    // that outlives the call; the size given is the buffer's.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, a.as_ptr(), size) };
+    if fd >= 0 {
+        // SAFETY: the program the replay loaded: closed at once.
+        drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        return Err("the same load with a log was accepted (the refusal depended on something of the loader's at that moment)".into());
+    }
+    let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]);
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.chars().take(1024).collect())
+        .collect();
+    match lines.is_empty() {
+        true => Err("the kernel wrote no log for it".into()),
+        false => Ok(crate::wire::tail(lines, keep)),
+    }
+}
