@@ -190,6 +190,19 @@ pub enum CacheError {
         "no cache directory: BPFCOMPAT_CACHE, XDG_CACHE_HOME and HOME are all unset\n  (hint: set BPFCOMPAT_CACHE to a directory only you can write, e.g. BPFCOMPAT_CACHE=$PWD/.bpfcompat-cache)"
     )]
     NoLocation,
+    /// The cache directory is another user's, or others may write in it:
+    /// what they plant there would be booted, restored and trusted.
+    #[error(
+        "the cache directory {path} is {why}: another user could plant kernels and saved machines there\n  (hint: {fix}, or set BPFCOMPAT_CACHE to a directory only you can write)"
+    )]
+    Unsafe {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// The command that fixes it.
+        fix: String,
+    },
 }
 
 /// A hint for the I/O errors people can act on: a full disk and a file

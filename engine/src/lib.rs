@@ -21,6 +21,7 @@ pub mod matrix;
 pub mod objects;
 pub mod outcome;
 pub mod partition;
+pub mod private;
 pub mod process_group;
 #[cfg(test)]
 mod proptests;

@@ -97,14 +97,15 @@ impl Cache {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        env("BPFCOMPAT_CACHE")
+        let root = env("BPFCOMPAT_CACHE")
             .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("bpfcompat")))
             .or_else(|| env("HOME").map(|p| p.join(".cache/bpfcompat")))
-            .map(|root| Cache { root })
-            .ok_or(CacheError::NoLocation)
+            .ok_or(CacheError::NoLocation)?;
+        check_private(&root)?;
+        Ok(Cache { root })
     }
 
-    /// A cache at an explicit root.
+    /// A cache at an explicit root (tests: no ownership check).
     pub fn at(root: impl Into<PathBuf>) -> Cache {
         Cache { root: root.into() }
     }
@@ -465,9 +466,65 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// A cache root that exists must be this user's and writable by no one
+/// else (a missing one is created 0700 when first used).
+fn check_private(root: &Path) -> Result<(), CacheError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root) else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let unsafe_because = |why: String, fix: String| CacheError::Unsafe {
+        path: root.to_path_buf(),
+        why,
+        fix,
+    };
+    if meta.uid() != me {
+        return Err(unsafe_because(
+            format!("owned by uid {}, not by this user (uid {me})", meta.uid()),
+            format!("chown -R {me} {}", root.display()),
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_because(
+            format!("writable by others (mode {:o})", meta.mode() & 0o7777),
+            format!("chmod go-w {}", root.display()),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_another_user_owns_or_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cache");
+        // Missing: created private when first used.
+        assert!(check_private(&root).is_ok());
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(check_private(&root).is_ok());
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_private(&root).unwrap_err().to_string();
+        assert!(
+            e.contains("writable by others (mode 777)") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            // nobody's directory, as a root run would find it planted.
+            nix::unistd::chown(&root, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            let e = check_private(&root).unwrap_err().to_string();
+            assert!(
+                e.contains("owned by uid 65534") && e.contains("chown -R 0"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn damaged_entry_is_reported_not_used() {

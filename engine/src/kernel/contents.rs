@@ -116,7 +116,7 @@ impl Picker {
             }
             Some(Kind::Module(name, compression)) if !found.modules.contains(&name) => {
                 let dir = self.out.join("modules");
-                std::fs::create_dir_all(&dir)?;
+                crate::private::create_dir_all(&dir)?;
                 let mut reader: Box<dyn Read> = match compression {
                     "xz" => Box::new(liblzma::read::XzDecoder::new(content)),
                     "zst" => Box::new(zstd::Decoder::new(content)?),
@@ -139,7 +139,7 @@ impl Picker {
 }
 
 fn copy(content: &mut dyn Read, to: &Path) -> std::io::Result<()> {
-    std::io::copy(content, &mut File::create(to)?).map(drop)
+    std::io::copy(content, &mut crate::private::create_file(to)?).map(drop)
 }
 
 enum Kind {

@@ -251,13 +251,10 @@ pub fn fetch(
         pin.version
     );
     let kernels = cache.kernels_dir()?;
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(&kernels)
-        .map_err(io(format!(
-            "cannot create a directory in {}",
-            kernels.display()
-        )))?;
+    let staging = crate::private::tempdir(".staging-", Some(&kernels)).map_err(io(format!(
+        "cannot create a directory in {}",
+        kernels.display()
+    )))?;
     let mut filling = Filling {
         kernels: &kernels,
         staging: staging.path(),
@@ -265,9 +262,9 @@ pub fn fetch(
         progress,
     };
     let meta = fill_entry(pin, base, &mut filling)?;
-    std::fs::write(
-        staging.path().join("meta.json"),
-        serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+    crate::private::write_file(
+        &staging.path().join("meta.json"),
+        &serde_json::to_vec_pretty(&meta).expect("meta serializes"),
     )
     .map_err(io("cannot write meta.json".into()))?;
     let staged = staging.keep();

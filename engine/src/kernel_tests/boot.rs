@@ -56,10 +56,7 @@ pub(super) fn boot_kernel(
     )
     .map_err(|e| e.to_string())?;
     let qemu = find_qemu().map_err(|e| e.to_string())?;
-    let work = tempfile::Builder::new()
-        .prefix("bpfcompat-test-")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
+    let work = crate::private::tempdir("bpfcompat-test-", None).map_err(|e| e.to_string())?;
     let g = TestGuest {
         kernel,
         image: &image,

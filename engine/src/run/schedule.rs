@@ -42,13 +42,10 @@ pub fn run(
     }
     let accel = Arc::new(accel);
 
-    let work = tempfile::Builder::new()
-        .prefix("bpfcompat-run-")
-        .tempdir()
-        .map_err(|source| VmError::Io {
-            context: "cannot create a temporary directory".into(),
-            source,
-        })?;
+    let work = crate::private::tempdir("bpfcompat-run-", None).map_err(|source| VmError::Io {
+        context: "cannot create a temporary directory".into(),
+        source,
+    })?;
     let started = Instant::now();
     let initrd = work.path().join("initrd.cpio");
     let base = work.path().join("base.cpio");

@@ -86,7 +86,8 @@ async fn save_when_ready(
         }
     }
     let mut qmp = Qmp::connect(monitor).await?;
-    let mut uri = String::from("exec:cat > '");
+    // The saved machine is private whatever the umask.
+    let mut uri = String::from("exec:umask 077; cat > '");
     uri.push_str(&out.to_string_lossy());
     uri.push('\'');
     qmp.execute("migrate", serde_json::json!({ "uri": uri }))

@@ -297,13 +297,10 @@ fn save(
     digest_file: &Path,
     limit: Duration,
 ) -> Result<(), String> {
-    let tmp = tempfile::Builder::new()
-        .prefix(".saving-")
-        .tempdir_in(dir)
-        .map_err(|e| e.to_string())?;
+    let tmp = crate::private::tempdir(".saving-", Some(dir)).map_err(|e| e.to_string())?;
     // An empty job disk: the saved agent must still be waiting.
     let empty = tmp.path().join("empty.img");
-    std::fs::File::create(&empty)
+    crate::private::create_file(&empty)
         .and_then(|f| f.set_len(job_disk::DISK_BYTES))
         .map_err(|e| e.to_string())?;
     let saving = BootSpec {
