@@ -231,9 +231,15 @@ impl Config {
             .collect()
     }
 
-    /// A path from the configuration, relative to its file.
-    pub fn resolve(&self, p: &Path) -> PathBuf {
-        self.origin.parent().unwrap_or(Path::new(".")).join(p)
+    /// A path the configuration names under `key`, relative to its file and
+    /// confined below its directory ([`crate::safe::confined`]).
+    pub fn resolve(&self, p: &Path, key: &str) -> Result<PathBuf, String> {
+        let dir = self.origin.parent().unwrap_or(Path::new("."));
+        let dir = match dir.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => dir,
+        };
+        crate::safe::confined(dir, p, key).map_err(|e| format!("{}: {e}", self.origin.display()))
     }
 }
 
@@ -348,10 +354,15 @@ mod tests {
         );
         let c = find_config(&pkg).unwrap().unwrap();
         assert_eq!(c.kernels, Some(vec!["debian-12-6.1".to_string()]));
+        write(d.path(), "mine.toml", "");
         assert_eq!(
-            c.resolve(Path::new("mine.toml")),
-            d.path().join("mine.toml")
+            c.resolve(Path::new("mine.toml"), "matrix"),
+            Ok(d.path().join("mine.toml"))
         );
+        // Out of its directory: refused, naming the key.
+        let e = c.resolve(Path::new("/etc/shadow"), "btf").unwrap_err();
+        assert!(e.contains("`btf = \"/etc/shadow\"`"), "{e}");
+        assert!(c.resolve(Path::new("../x"), "matrix").is_err());
         write(
             &pkg,
             "Cargo.toml",

@@ -322,6 +322,27 @@ impl Lock {
     }
 }
 
+/// The most a guest module named by an own kernel's `modules_dir` may be.
+const MODULE_FILE_LIMIT: u64 = 64 << 20;
+
+/// A path a matrix names (`file`, `config`, `modules_dir`), confined to the
+/// matrix's directory ([`crate::safe::confined`]): a matrix may come from a
+/// pull request, and `config = "/etc/shadow"` must not be copied into the
+/// cache and the evidence.
+fn confined(
+    dir: &Path,
+    rel: &Path,
+    key: &str,
+    origin: &str,
+    profile: &str,
+) -> Result<PathBuf, MatrixError> {
+    crate::safe::confined(dir, rel, key).map_err(|message| MatrixError::Invalid {
+        origin: origin.to_string(),
+        profile: profile.to_string(),
+        message,
+    })
+}
+
 impl Matrix {
     /// Loads `default`, `all` or `rpm` (the shipped matrices) or a matrix file; the
     /// lock of `NAME.toml` is `NAME.lock` beside it when that exists, else
@@ -368,10 +389,12 @@ impl Matrix {
     /// Pins each own kernel by its digest (a local file's is computed here,
     /// a URL's is the profile's), in place of any lock entry.
     fn pin_own_kernels(&mut self, dir: &Path) -> Result<(), MatrixError> {
+        let origin = self.origin.clone();
         for k in &self.kernels {
+            let inside = |key: &str, rel: &Path| confined(dir, rel, key, &origin, &k.name);
             let (from, sha256, size) = match (&k.file, &k.url) {
                 (Some(file), _) => {
-                    let path = dir.join(file);
+                    let path = inside("file", file)?;
                     let bytes = crate::safe::read_input(&path, crate::safe::KERNEL_FILE_LIMIT)
                         .map_err(|source| MatrixError::Read {
                             path: path.clone(),
@@ -388,21 +411,22 @@ impl Matrix {
                 }
                 (None, None) => continue,
             };
-            let found =
-                match &k.modules_dir {
-                    Some(d) => crate::kernel::contents::guest_module_files(&dir.join(d)).map_err(
-                        |source| MatrixError::Read {
-                            path: dir.join(d),
-                            source,
-                        },
-                    )?,
-                    None => Vec::new(),
-                };
+            let found = match &k.modules_dir {
+                Some(d) => {
+                    let d = inside("modules_dir", d)?;
+                    crate::kernel::contents::guest_module_files(&d)
+                        .map_err(|source| MatrixError::Read { path: d, source })?
+                }
+                None => Vec::new(),
+            };
+            let config = k.config.as_ref().map(|c| inside("config", c)).transpose()?;
             let mut modules = Vec::new();
             for (name, path) in &found {
-                let bytes = std::fs::read(path).map_err(|source| MatrixError::Read {
-                    path: path.clone(),
-                    source,
+                let bytes = crate::safe::read_input(path, MODULE_FILE_LIMIT).map_err(|source| {
+                    MatrixError::Read {
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
                 use sha2::Digest;
                 let digest = hex::encode(sha2::Sha256::digest(&bytes));
@@ -427,7 +451,7 @@ impl Matrix {
                 modules,
                 own: Some(OwnKernel {
                     from,
-                    config: k.config.as_ref().map(|c| dir.join(c)),
+                    config,
                     modules: found,
                 }),
             };
@@ -654,6 +678,36 @@ mod tests {
         let bad = "[[kernel]]\nname = \"k\"\nsources = [\"debian:x\"]\npackage = \"p\"\nmodules_dir = \"mods\"\n";
         let err = Matrix::parse(bad, "m.toml").unwrap_err().to_string();
         assert!(err.contains("`modules_dir`"), "{err}");
+    }
+
+    #[test]
+    fn an_own_kernels_paths_stay_inside_the_matrixs_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("m");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("vmlinuz"), b"IMAGE").unwrap();
+        std::fs::write(dir.path().join("secret"), b"SECRET").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), d.join("config")).unwrap();
+        let load = |extra: &str| {
+            let toml = format!("[[kernel]]\nname = \"mine\"\nfile = \"vmlinuz\"\n{extra}");
+            std::fs::write(d.join("m.toml"), toml).unwrap();
+            Matrix::load(d.join("m.toml").to_str().unwrap())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(load(""), Ok(()));
+        for (extra, says) in [
+            ("config = \"/etc/shadow\"", "without `..`"),
+            ("config = \"../secret\"", "without `..`"),
+            ("modules_dir = \"/lib/modules\"", "`modules_dir"),
+            ("config = \"config\"", "through a link"),
+        ] {
+            let e = load(extra).unwrap_err();
+            assert!(
+                e.contains(says) && e.contains("kernel `mine`"),
+                "{extra}: {e}"
+            );
+        }
     }
 
     fn every_profile_is_pinned(m: &Matrix) {

@@ -6,6 +6,8 @@
 //! becomes part of a path goes through a constructor here first, so the
 //! cache and the evidence directory never join an unchecked string.
 
+use std::path::{Path, PathBuf};
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -129,6 +131,37 @@ pub fn check_version(s: &str) -> Result<(), String> {
     } else {
         Err(format!("`{}` is not a package version", s.escape_debug()))
     }
+}
+
+/// A path a file names (a matrix's own kernel, a configuration's BTF file or
+/// matrix), relative to that file's directory `dir` and inside it, links
+/// resolved: `key = "/etc/shadow"`, `../x` or a link out are refused, saying
+/// which key. (A path given on the command line is the user's own.)
+pub fn confined(dir: &Path, rel: &Path, key: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let shown = rel.display().to_string();
+    if !plain {
+        return Err(format!(
+            "`{key} = {shown:?}` must be a path relative to the file's directory, without `..`\n  (hint: put it beside the file, or in a directory below it; or give it on the command line)"
+        ));
+    }
+    let path = dir.join(rel);
+    let base = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("`{key} = {shown:?}`: cannot read {}: {e}", path.display()))?;
+    if !real.starts_with(&base) {
+        return Err(format!(
+            "`{key} = {shown:?}` leads out of the file's directory (to {}) through a link",
+            real.display()
+        ));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

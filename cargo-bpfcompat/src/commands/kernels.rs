@@ -252,7 +252,11 @@ fn kept_matrices(a: &PruneArgs) -> Result<Vec<Matrix>> {
             && let Some(m) = &c.matrix
             && !bpfcompat_engine::matrix::SHIPPED.contains(&m.as_str())
         {
-            names.push(c.resolve(std::path::Path::new(m)).display().to_string());
+            names.push(
+                c.resolve(std::path::Path::new(m), "matrix")?
+                    .display()
+                    .to_string(),
+            );
         }
     }
     names.iter().map(|n| Ok(Matrix::load(n)?)).collect()

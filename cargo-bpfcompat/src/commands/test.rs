@@ -754,7 +754,7 @@ fn run_matrix(
     let matrix_name = match (&a.guests.matrix, &config.matrix) {
         (Some(m), _) => m.clone(),
         (None, Some(m)) if !bpfcompat_engine::matrix::SHIPPED.contains(&m.as_str()) => {
-            config.resolve(m.as_ref()).display().to_string()
+            config.resolve(m.as_ref(), "matrix")?.display().to_string()
         }
         (None, Some(m)) => m.clone(),
         _ => "default".into(),
@@ -823,8 +823,8 @@ fn object_inputs(
                 btf: oc
                     .btf
                     .iter()
-                    .map(|(k, p)| (k.clone(), config.resolve(p)))
-                    .collect(),
+                    .map(|(k, p)| Ok((k.clone(), config.resolve(p, "btf")?)))
+                    .collect::<Result<_, String>>()?,
             })
         })
         .collect()

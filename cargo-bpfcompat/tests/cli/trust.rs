@@ -237,6 +237,12 @@ fn an_unreadable_cache_entry_says_so_not_check_the_network() {
     ] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
+    // The cache is that user's (a cache of another's is refused outright);
+    // the one entry in it is root's.
+    for d in ["cache", "cache/kernels"] {
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&dir.path().join(d), nobody, None).unwrap();
+    }
     let mut c = std::process::Command::new("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_cargo-bpfcompat"))
@@ -252,6 +258,39 @@ fn an_unreadable_cache_entry_says_so_not_check_the_network() {
 }
 
 #[test]
+fn a_cache_another_user_could_plant_in_is_refused_before_anything_runs() {
+    if !root_or_skip("needs root to give the cache to another user") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    // nobody's, and anyone may write in it: what they plant would be
+    // booted, restored and trusted by this root run.
+    nix::unistd::chown(&cache, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut c = bpfcompat(&["kernels", "list"]);
+    c.env("BPFCOMPAT_CACHE", &cache);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("owned by uid 65534") && err.contains("chown -R 0"),
+        "{err}"
+    );
+    // Its own, but writable by others: refused too.
+    nix::unistd::chown(&cache, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    let mut c = bpfcompat(&["kernels", "list"]);
+    c.env("BPFCOMPAT_CACHE", &cache);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("writable by others") && err.contains("chmod go-w"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_full_disk_says_so_not_check_the_network() {
     if !root_or_skip("needs root to mount a small tmpfs") {
         return;
@@ -260,7 +299,7 @@ fn a_full_disk_says_so_not_check_the_network() {
     let cache = dir.path().join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
         .arg(&cache)
         .status()
         .is_ok_and(|s| s.success());
