@@ -15,6 +15,11 @@ const PACKAGE: &str = "linux-image-1.0-1-cloud-amd64";
 
 /// A matrix of one kernel from the `local` archive, pinned by `lock`.
 fn local_matrix(dir: &Path, sha256: &str, filename: &str) -> String {
+    sized_local_matrix(dir, sha256, filename, 0)
+}
+
+/// [`local_matrix`] with the package's pinned size (0: not pinned).
+fn sized_local_matrix(dir: &Path, sha256: &str, filename: &str, size: u64) -> String {
     let m = matrix(
         dir,
         "[[kernel]]\nname = \"local-k\"\nsources = [\"local:stable\"]\npackage = \"linux-image-*-1-cloud-amd64\"\n",
@@ -23,7 +28,7 @@ fn local_matrix(dir: &Path, sha256: &str, filename: &str) -> String {
         dir,
         "kernels.lock",
         &format!(
-            "[[kernel]]\nname = \"local-k\"\narchive = \"local\"\nsuite = \"stable\"\npackage = \"{PACKAGE}\"\nversion = \"1\"\nfilename = \"{filename}\"\nsize = 1\nsha256 = \"{sha256}\"\n"
+            "[[kernel]]\nname = \"local-k\"\narchive = \"local\"\nsuite = \"stable\"\npackage = \"{PACKAGE}\"\nversion = \"1\"\nfilename = \"{filename}\"\nsize = {size}\nsha256 = \"{sha256}\"\n"
         ),
     );
     m
@@ -158,6 +163,22 @@ fn a_digest_mismatch_is_a_tool_failure_even_when_unavailable_kernels_are_allowed
         .filter(|n| !n.ends_with(".lock") && !n.ends_with(".use"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_download_past_its_pinned_size_is_stopped_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(BTreeMap::from([(
+        "/pool/k.deb".to_string(),
+        Body::Bytes(vec![7; 4 << 20]),
+    )]));
+    let m = sized_local_matrix(dir.path(), &"f".repeat(64), "pool/k.deb", 1000);
+    let mut c = bpfcompat(&["kernels", "fetch", "--matrix", &m]);
+    c.env("BPFCOMPAT_CACHE", dir.path().join("cache"))
+        .env("BPFCOMPAT_MIRROR_LOCAL", &base);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("more than the 1000 bytes"), "{err}");
 }
 
 #[test]

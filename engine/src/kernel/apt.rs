@@ -2,10 +2,9 @@
 //! that match a profile's pattern.
 
 use deb822_fast::borrowed::BorrowedParser;
-use std::io::Read;
 
 use crate::errors::ResolveError;
-use crate::kernel::fetch::http_bytes;
+use crate::kernel::fetch::{INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, http_bytes, inflate};
 use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
 use crate::matrix::Source;
@@ -40,9 +39,11 @@ pub(crate) fn download(
             continue;
         };
         let url = format!("{dists}/{name}");
-        let body = http_bytes(&url).map_err(|message| ResolveError::Index {
-            url: url.clone(),
-            message,
+        let body = http_bytes(&url, INDEX_LIMIT, "a package index").map_err(|message| {
+            ResolveError::Index {
+                url: url.clone(),
+                message,
+            }
         })?;
         let actual = hex::encode(Sha256::digest(&body));
         if &actual != expected {
@@ -74,14 +75,13 @@ fn release(archive: &str, dists: &str, trust: Trust) -> Result<Option<String>, R
         hint: trust::hint(archive),
     };
     let inrelease = format!("{dists}/InRelease");
-    if let Ok(body) = http_bytes(&inrelease) {
+    if let Ok(body) = http_bytes(&inrelease, RELEASE_LIMIT, "a release file") {
         let text = String::from_utf8_lossy(&body);
-        return trust::cleartext(archive, trust, &text)
-            .map(Some)
-            .map_err(|m| unsigned(&inrelease, m));
+        let text = trust::cleartext(archive, trust, &text).map_err(|m| unsigned(&inrelease, m))?;
+        return current(&inrelease, text).map(Some);
     }
     let url = format!("{dists}/Release");
-    let body = match http_bytes(&url) {
+    let body = match http_bytes(&url, RELEASE_LIMIT, "a release file") {
         Ok(body) => body,
         Err(_) if trust == Trust::InsecureUnsigned => return Ok(None),
         Err(message) => {
@@ -91,10 +91,23 @@ fn release(archive: &str, dists: &str, trust: Trust) -> Result<Option<String>, R
             });
         }
     };
-    let signature = http_bytes(&format!("{url}.gpg")).ok();
+    let signature = http_bytes(&format!("{url}.gpg"), SIGNATURE_LIMIT, "a signature").ok();
     trust::detached(archive, trust, &body, signature.as_deref())
         .map_err(|m| unsigned(&format!("{url}.gpg"), m))?;
-    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+    current(&url, String::from_utf8_lossy(&body).into_owned()).map(Some)
+}
+
+/// A release file whose `Valid-Until` has not passed (apt's rule).
+fn current(url: &str, release: String) -> Result<String, ResolveError> {
+    match trust::expired(&release, chrono::Utc::now()) {
+        None => Ok(release),
+        Some(until) => Err(ResolveError::BadIndex {
+            url: url.to_string(),
+            message: format!(
+                "it expired (Valid-Until: {until}): the mirror serves an outdated release, which apt refuses too; use a mirror that is up to date"
+            ),
+        }),
+    }
 }
 
 /// The `SHA256` field of a release file: (digest, path) pairs.
@@ -121,7 +134,7 @@ fn unlisted_index(dists: &str) -> Result<(String, String), ResolveError> {
     let mut last = String::new();
     for ext in ["xz", "gz"] {
         let url = format!("{dists}/main/binary-amd64/Packages.{ext}");
-        match http_bytes(&url) {
+        match http_bytes(&url, INDEX_LIMIT, "a package index") {
             Ok(body) => {
                 return decompress(ext, &body[..])
                     .map(|text| (url.clone(), text))
@@ -140,12 +153,10 @@ fn unlisted_index(dists: &str) -> Result<(String, String), ResolveError> {
 }
 
 fn decompress(ext: &str, body: &[u8]) -> std::io::Result<String> {
-    let mut text = String::new();
     match ext {
-        "xz" => liblzma::read::XzDecoder::new(body).read_to_string(&mut text),
-        _ => flate2::read::GzDecoder::new(body).read_to_string(&mut text),
-    }?;
-    Ok(text)
+        "xz" => inflate(liblzma::read::XzDecoder::new(body), body.len()),
+        _ => inflate(flate2::read::GzDecoder::new(body), body.len()),
+    }
 }
 
 /// Stanzas of a `Packages` index whose name matches `pattern`. A matching

@@ -107,11 +107,11 @@ impl Picker {
         let found = &mut self.found;
         match classify(path) {
             Some(Kind::Image(rel)) if found.release.is_none() => {
-                copy(content, &self.out.join("vmlinuz"))?;
+                copy(content, &self.out.join("vmlinuz"), IMAGE_LIMIT)?;
                 found.release = Some(rel);
             }
             Some(Kind::Config) if !found.has_config => {
-                copy(content, &self.out.join("config"))?;
+                copy(content, &self.out.join("config"), CONFIG_LIMIT)?;
                 found.has_config = true;
             }
             Some(Kind::Module(name, compression)) if !found.modules.contains(&name) => {
@@ -122,7 +122,7 @@ impl Picker {
                     "zst" => Box::new(zstd::Decoder::new(content)?),
                     _ => Box::new(content),
                 };
-                copy(&mut reader, &dir.join(format!("{name}.ko")))?;
+                copy(&mut reader, &dir.join(format!("{name}.ko")), MODULE_LIMIT)?;
                 found.modules.push(name);
             }
             _ => {}
@@ -138,8 +138,30 @@ impl Picker {
     }
 }
 
-fn copy(content: &mut dyn Read, to: &Path) -> std::io::Result<()> {
-    std::io::copy(content, &mut crate::private::create_file(to)?).map(drop)
+/// The most a package's kernel image may be once out of it (distro images
+/// are 5–15 MiB).
+const IMAGE_LIMIT: u64 = 256 << 20;
+/// The most its build configuration may be.
+const CONFIG_LIMIT: u64 = 16 << 20;
+/// The most one guest module may be, decompressed.
+const MODULE_LIMIT: u64 = 64 << 20;
+
+/// Writes what a package holds into the cache, within `limit` bytes: a
+/// small package cannot fill the disk.
+fn copy(content: &mut dyn Read, to: &Path, limit: u64) -> std::io::Result<()> {
+    let mut file = crate::private::create_file(to)?;
+    let n = std::io::copy(&mut content.take(limit + 1), &mut file)?;
+    if n > limit {
+        drop(file);
+        let _ = std::fs::remove_file(to);
+        return Err(std::io::Error::other(format!(
+            "{} is larger than the {} MiB it may be: refused",
+            to.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            limit >> 20
+        )));
+    }
+    Ok(())
 }
 
 enum Kind {
@@ -230,6 +252,25 @@ mod tests {
             std::fs::read(out.path().join("config")).unwrap(),
             b"CONFIG_BPF=y"
         );
+    }
+
+    #[test]
+    fn a_module_that_inflates_past_its_limit_is_refused_and_not_kept() {
+        use std::io::Write;
+        // A small xz module holding 65 MiB of zeros (a module is at most 64).
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..65 {
+            xz.write_all(&zeros).unwrap();
+        }
+        let small = xz.finish().unwrap();
+        assert!(small.len() < 1 << 20);
+        let out = tempfile::tempdir().unwrap();
+        let mut p = Picker::new(out.path());
+        let path = "./lib/modules/6.1.0-9-cloud-amd64/kernel/net/sched/cls_bpf.ko.xz";
+        let e = p.offer(path, &mut &small[..]).unwrap_err();
+        assert!(e.to_string().contains("larger than the 64 MiB"), "{e}");
+        assert!(!out.path().join("modules/cls_bpf.ko").exists());
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl std::fmt::Display for FetchEvent {
 /// (`BPFCOMPAT_HTTP_IDLE_SECS` overrides it).
 const IDLE: Duration = Duration::from_secs(30);
 
+/// A transfer slower than this on average, once [`RATE_GRACE`] has passed,
+/// is abandoned: a mirror trickling a byte a second is never idle.
+const MIN_RATE: u64 = 8 << 10;
+/// How long a transfer may take before its rate is judged.
+const RATE_GRACE: Duration = Duration::from_secs(60);
+
 fn idle_limit() -> Duration {
     std::env::var("BPFCOMPAT_HTTP_IDLE_SECS")
         .ok()
@@ -109,13 +115,53 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// The whole body of `url`.
-pub(crate) fn http_bytes(url: &str) -> Result<Vec<u8>, String> {
+/// The most a release file (InRelease, Release, repomd.xml) may be, read
+/// before its signature is checked.
+pub(crate) const RELEASE_LIMIT: u64 = 16 << 20;
+/// The most a signature file may be.
+pub(crate) const SIGNATURE_LIMIT: u64 = 1 << 20;
+/// The most a compressed package index may be.
+pub(crate) const INDEX_LIMIT: u64 = 256 << 20;
+
+/// The whole body of `url`, at most `limit` bytes (`what` names the limit
+/// in the error).
+pub(crate) fn http_bytes(url: &str, limit: u64, what: &str) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     http_get(url)?
+        .take(limit + 1)
         .read_to_end(&mut body)
         .map_err(|e| e.to_string())?;
+    if body.len() as u64 > limit {
+        return Err(format!(
+            "the mirror sent more than {} MiB for {what}, the most one may be: refused",
+            limit >> 20
+        ));
+    }
     Ok(body)
+}
+
+/// Decompressed text of an index, within a size fitted to what came in:
+/// 64 times the compressed size plus 64 MiB, at most 1 GiB (a real
+/// `Packages` or `primary.xml` grows 5 to 20 times), so a small archive
+/// cannot inflate into memory without end.
+pub(crate) fn inflate(reader: impl Read, compressed: usize) -> std::io::Result<String> {
+    inflate_within(reader, compressed, inflated_limit(compressed))
+}
+
+fn inflated_limit(compressed: usize) -> u64 {
+    (compressed as u64 * 64 + (64 << 20)).min(1 << 30)
+}
+
+fn inflate_within(reader: impl Read, compressed: usize, limit: u64) -> std::io::Result<String> {
+    let mut text = String::new();
+    reader.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "it inflates past {} MiB from {compressed} bytes: refused as a decompression bomb",
+            limit >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// GET `url` as a reader; the error is a one-line description. A body that
@@ -127,7 +173,7 @@ pub(crate) fn http_get(url: &str) -> Result<impl Read + use<>, String> {
         .call()
         .map(|r| r.into_body().into_reader())
         .map_err(|e| e.to_string())?;
-    Ok(IdleReader::spawn(body, idle_limit()))
+    Ok(IdleReader::spawn(body, idle_limit()).at_least(MIN_RATE, RATE_GRACE))
 }
 
 /// Reads on a helper thread and hands chunks over a bounded channel, so the
@@ -138,6 +184,10 @@ struct IdleReader {
     chunk: Vec<u8>,
     at: usize,
     idle: Duration,
+    /// The slowest average rate (bytes/s) accepted after a grace period.
+    min_rate: Option<(u64, Duration)>,
+    started: std::time::Instant,
+    received: u64,
 }
 
 impl IdleReader {
@@ -163,15 +213,41 @@ impl IdleReader {
             chunk: Vec::new(),
             at: 0,
             idle,
+            min_rate: None,
+            started: std::time::Instant::now(),
+            received: 0,
         }
+    }
+
+    /// Abandons the transfer once, after `grace`, it averages under `rate`.
+    fn at_least(mut self, rate: u64, grace: Duration) -> IdleReader {
+        self.min_rate = Some((rate, grace));
+        self
     }
 }
 
 impl Read for IdleReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if self.at == self.chunk.len() {
+            if let Some((rate, grace)) = self.min_rate {
+                let took = self.started.elapsed();
+                if took > grace && self.received < rate * took.as_secs() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the mirror is too slow: {} bytes in {}s, under {} KiB/s",
+                            self.received,
+                            took.as_secs(),
+                            rate >> 10
+                        ),
+                    ));
+                }
+            }
             match self.rx.recv_timeout(self.idle) {
-                Ok(Ok(chunk)) => (self.chunk, self.at) = (chunk, 0),
+                Ok(Ok(chunk)) => {
+                    self.received += chunk.len() as u64;
+                    (self.chunk, self.at) = (chunk, 0)
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     return Err(std::io::Error::new(
@@ -359,11 +435,13 @@ fn own_entry(pin: &Pin, own: &OwnKernel, f: &mut Filling) -> Result<Meta, FetchE
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
     let (what, actual) = match &own.from {
         OwnSource::File(path) => {
-            let mut src =
+            let src =
                 std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
             let mut hasher = Sha256::new();
             let mut tee = HashingWriter(file.as_file_mut(), &mut hasher);
-            std::io::copy(&mut src, &mut tee)
+            // Read within the limit it was pinned under (the file may have
+            // grown since).
+            std::io::copy(&mut src.take(crate::safe::KERNEL_FILE_LIMIT), &mut tee)
                 .map_err(io(format!("cannot copy {} into the cache", path.display())))?;
             (path.display().to_string(), hex::encode(hasher.finalize()))
         }
@@ -375,7 +453,13 @@ fn own_entry(pin: &Pin, own: &OwnKernel, f: &mut Filling) -> Result<Meta, FetchE
             });
             (
                 url.clone(),
-                download(url, file.as_file_mut(), cancel, &mut |_| {})?,
+                download(
+                    url,
+                    file.as_file_mut(),
+                    cancel,
+                    crate::safe::KERNEL_FILE_LIMIT,
+                    &mut |_| {},
+                )?,
             )
         }
     };
@@ -479,7 +563,13 @@ fn download_pinned(
     let mut deb = tempfile::NamedTempFile::new_in(kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
     let mut reported = 0;
-    let actual = download(&url, deb.as_file_mut(), cancel, &mut |received| {
+    // A pinned size is the package's; a pin without one (0) gets the most a
+    // kernel file may be.
+    let limit = match p.size {
+        0 => crate::safe::KERNEL_FILE_LIMIT,
+        n => n,
+    };
+    let actual = download(&url, deb.as_file_mut(), cancel, limit, &mut |received| {
         if received >= reported + (1 << 20) || received == p.size {
             reported = received;
             progress(FetchEvent::Received {
@@ -513,6 +603,7 @@ fn download(
     url: &str,
     out: &mut std::fs::File,
     cancel: &Cancel,
+    limit: u64,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<String, FetchError> {
     let fail = |message: String| FetchError::Download {
@@ -535,9 +626,14 @@ fn download(
         if n == 0 {
             break;
         }
+        received += n as u64;
+        if received > limit {
+            return Err(fail(format!(
+                "it sent more than the {limit} bytes it may be (the pinned size, or the most a kernel file may be): refused"
+            )));
+        }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(write_fail)?;
-        received += n as u64;
         on_bytes(received);
     }
     out.flush().map_err(write_fail)?;
@@ -559,6 +655,48 @@ mod tests {
             out[..3].copy_from_slice(b"abc");
             Ok(3)
         }
+    }
+
+    /// A body that never stalls and never hurries: a byte every 5 ms.
+    struct Trickle;
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(5));
+            out[0] = b'x';
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_trickling_body_fails_once_its_rate_is_judged() {
+        let mut r = IdleReader::spawn(Trickle, Duration::from_secs(5))
+            .at_least(64 << 10, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("too slow"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(!got.is_empty());
+    }
+
+    #[test]
+    fn an_index_that_inflates_without_end_is_refused() {
+        use std::io::Write;
+        // 3 MB inflating to 3 GiB (a 4 MiB bomb here, against a 1 MiB limit).
+        assert_eq!(inflated_limit(3 << 20) >> 20, 256);
+        assert_eq!(inflated_limit(100 << 20), 1 << 30);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let e = inflate_within(flate2::read::GzDecoder::new(&bomb[..]), bomb.len(), 1 << 20)
+            .unwrap_err();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        // A real index grows far less.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"Package: linux-image\nVersion: 1\n").unwrap();
+        let small = gz.finish().unwrap();
+        assert!(inflate(flate2::read::GzDecoder::new(&small[..]), small.len()).is_ok());
     }
 
     #[test]

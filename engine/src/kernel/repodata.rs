@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 
 use crate::errors::ResolveError;
-use crate::kernel::fetch::http_bytes;
+use crate::kernel::fetch::{INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, http_bytes};
 use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
 use crate::matrix::Source;
@@ -98,8 +98,8 @@ pub(crate) fn download(
 ) -> Result<(String, Primary), ResolveError> {
     let (archive, suite) = (source.archive.as_str(), source.suite.as_str());
     let url = format!("{base}/{suite}/repodata/repomd.xml");
-    let repomd = read_all(&url)?;
-    let signature = http_bytes(&format!("{url}.asc")).ok();
+    let repomd = read_all(&url, RELEASE_LIMIT, "a repomd.xml")?;
+    let signature = http_bytes(&format!("{url}.asc"), SIGNATURE_LIMIT, "a signature").ok();
     trust::detached(archive, trust, &repomd, signature.as_deref()).map_err(|message| {
         ResolveError::Signature {
             url: format!("{url}.asc"),
@@ -113,7 +113,7 @@ pub(crate) fn download(
     };
     let href = primary_location(&repomd).map_err(bad)?;
     let primary_url = format!("{base}/{suite}/{}", href.0);
-    let body = read_all(&primary_url)?;
+    let body = read_all(&primary_url, INDEX_LIMIT, "a primary.xml")?;
     let actual = hex::encode(Sha256::digest(&body));
     if actual != href.1.as_str() {
         return Err(ResolveError::BadIndex {
@@ -141,8 +141,8 @@ pub(crate) fn download(
     ))
 }
 
-fn read_all(url: &str) -> Result<Vec<u8>, ResolveError> {
-    http_bytes(url).map_err(|message| ResolveError::Index {
+fn read_all(url: &str, limit: u64, what: &str) -> Result<Vec<u8>, ResolveError> {
+    http_bytes(url, limit, what).map_err(|message| ResolveError::Index {
         url: url.to_string(),
         message,
     })
@@ -173,16 +173,14 @@ fn primary_location(repomd: &[u8]) -> Result<(String, Sha256Hex), String> {
 
 /// Decompresses an index by its file name's extension.
 fn decompress(name: &str, body: &[u8]) -> std::io::Result<String> {
-    let mut reader: Box<dyn Read + '_> = match name.rsplit('.').next() {
+    let reader: Box<dyn Read + '_> = match name.rsplit('.').next() {
         Some("gz") => Box::new(flate2::read::GzDecoder::new(body)),
         Some("xz") => Box::new(liblzma::read::XzDecoder::new(body)),
         Some("zst") => Box::new(zstd::Decoder::new(body)?),
         Some("bz2") => Box::new(bzip2::read::BzDecoder::new(body)),
         _ => Box::new(body),
     };
-    let mut text = String::new();
-    reader.read_to_string(&mut text)?;
-    Ok(text)
+    super::fetch::inflate(reader, body.len())
 }
 
 fn parse_primary(text: &str) -> Result<Vec<Package>, String> {

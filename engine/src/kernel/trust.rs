@@ -8,6 +8,8 @@
 //! `debian-archive-keyring` package for Debian's archives.
 
 use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 /// Whether resolution insists on signed indexes.
@@ -191,19 +193,48 @@ impl Keyring {
         format!("{} ({})", self.source, prints.join(", "))
     }
 
+    /// Whether one of the keys (or their subkeys) made `sig` over `data`.
+    fn made(&self, sig: &Signature, data: &[u8]) -> bool {
+        self.keys.iter().any(|k| {
+            sig.verify(k, data).is_ok()
+                || k.public_subkeys.iter().any(|s| sig.verify(s, data).is_ok())
+        })
+    }
+
+    /// Of `sigs`, whether one by a trusted key with a strong digest exists;
+    /// else why not (only weak ones, or none by these keys).
+    fn judge<'a>(
+        &self,
+        sigs: impl Iterator<Item = &'a Signature>,
+        data: &[u8],
+    ) -> Result<(), String> {
+        let mut weak = None;
+        for sig in sigs {
+            if self.made(sig, data) {
+                match weak_digest(sig) {
+                    None => return Ok(()),
+                    Some(alg) => weak = Some(alg),
+                }
+            }
+        }
+        Err(match weak {
+            Some(alg) => format!(
+                "it is signed by {} only with the weak digest {alg}, which apt refuses (SHA-1 and weaker)",
+                self.names()
+            ),
+            None => format!("no signature by {}", self.names()),
+        })
+    }
+
     /// The text of a cleartext-signed file (`InRelease`) when one of the
-    /// keys (or their subkeys) made one of its signatures.
+    /// keys (or their subkeys) made one of its signatures, with a strong
+    /// digest.
     pub(crate) fn verify_cleartext(&self, text: &str) -> Result<String, String> {
         let (msg, _) = CleartextSignedMessage::from_string(text)
             .map_err(|e| format!("not a signed file: {e}"))?;
-        let signed = self.keys.iter().any(|k| {
-            msg.verify(k).is_ok() || k.public_subkeys.iter().any(|s| msg.verify(s).is_ok())
-        });
-        if signed {
-            Ok(msg.signed_text())
-        } else {
-            Err(format!("no signature by {}", self.names()))
-        }
+        let signed = msg.signed_text();
+        self.judge(msg.signatures().iter(), signed.as_bytes())?;
+        Ok(signed)
     }
 
     /// Checks a detached signature (`Release.gpg`, `repomd.xml.asc`,
@@ -222,17 +253,36 @@ impl Keyring {
                     .flatten()
                     .collect()
             };
-        let signed = sigs.iter().any(|sig| {
-            self.keys.iter().any(|k| {
-                sig.verify(k, data).is_ok()
-                    || k.public_subkeys.iter().any(|s| sig.verify(s, data).is_ok())
-            })
-        });
-        if signed {
-            Ok(())
-        } else {
-            Err(format!("no signature by {}", self.names()))
-        }
+        self.judge(sigs.iter().map(|d| &d.signature), data)
+    }
+}
+
+/// The digest of a signature apt would refuse as weak (MD5, SHA-1,
+/// RIPEMD-160, or none stated).
+fn weak_digest(sig: &Signature) -> Option<HashAlgorithm> {
+    match sig.hash_alg() {
+        Some(HashAlgorithm::Md5 | HashAlgorithm::Sha1 | HashAlgorithm::Ripemd160) => sig.hash_alg(),
+        Some(HashAlgorithm::None) | None => Some(HashAlgorithm::None),
+        Some(_) => None,
+    }
+}
+
+/// A release file's `Valid-Until` date, when it has one and it has passed
+/// (`now`): apt refuses such a file (a mirror could replay an old, signed
+/// release whose kernels have known holes).
+pub(crate) fn expired(release: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let line = release
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.strip_prefix("Valid-Until:"))?
+        .trim();
+    // Debian writes `Sat, 13 Dec 2025 20:30:35 UTC`; RFC 2822 says +0000.
+    let normal = line.replace(" UTC", " +0000").replace(" GMT", " +0000");
+    match chrono::DateTime::parse_from_rfc2822(&normal) {
+        Ok(until) if until < now => Some(line.to_string()),
+        Ok(_) => None,
+        // A date that does not parse is no date to trust.
+        Err(_) => Some(format!("{line} (not a date)")),
     }
 }
 
