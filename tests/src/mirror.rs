@@ -103,9 +103,19 @@ pub struct TestKey(pgp::composed::SignedSecretKey);
 impl TestKey {
     /// A new Ed25519 signing key.
     pub fn new(name: &str) -> TestKey {
-        use pgp::composed::{KeyType, SecretKeyParamsBuilder};
+        TestKey::of(name, pgp::composed::KeyType::Ed25519Legacy)
+    }
+
+    /// A new RSA signing key (for tests of digests Ed25519 cannot
+    /// sign with).
+    pub fn rsa(name: &str) -> TestKey {
+        TestKey::of(name, pgp::composed::KeyType::Rsa(2048))
+    }
+
+    fn of(name: &str, kind: pgp::composed::KeyType) -> TestKey {
+        use pgp::composed::SecretKeyParamsBuilder;
         let params = SecretKeyParamsBuilder::default()
-            .key_type(KeyType::Ed25519Legacy)
+            .key_type(kind)
             .can_certify(true)
             .can_sign(true)
             .primary_user_id(format!("{name} <archive@test>"))
@@ -130,6 +140,36 @@ impl TestKey {
             &self.0.primary_key,
             &pgp::types::Password::empty(),
         )
+        .unwrap()
+        .to_armored_string(Default::default())
+        .unwrap()
+    }
+
+    /// `text` clearsigned with a SHA-1 digest (weak: for tests of what is
+    /// refused).
+    pub fn clearsign_sha1(&self, text: &str) -> String {
+        let hash = pgp::crypto::hash::HashAlgorithm::Sha1;
+        use pgp::packet::{SignatureConfig, SignatureType};
+        use pgp::types::KeyDetails;
+        let key = &self.0.primary_key;
+        pgp::composed::CleartextSignedMessage::new_many(text, |normalized| {
+            let mut config =
+                SignatureConfig::from_key(rand::thread_rng(), key, SignatureType::Text)?;
+            config.hash_alg = hash;
+            config.hashed_subpackets = vec![
+                pgp::packet::Subpacket::regular(
+                    pgp::packet::SubpacketData::SignatureCreationTime(pgp::types::Timestamp::now()),
+                )?,
+                pgp::packet::Subpacket::regular(pgp::packet::SubpacketData::IssuerFingerprint(
+                    key.fingerprint(),
+                ))?,
+            ];
+            Ok(vec![config.sign(
+                key,
+                &pgp::types::Password::empty(),
+                normalized.as_bytes(),
+            )?])
+        })
         .unwrap()
         .to_armored_string(Default::default())
         .unwrap()

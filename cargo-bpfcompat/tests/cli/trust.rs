@@ -638,6 +638,59 @@ fn an_index_is_used_only_when_the_archives_key_signed_it() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(pinned().contains("version = \"2\""), "{}", pinned());
 
+    // Signed by a trusted (RSA) key, but only with SHA-1: refused, as apt
+    // does.
+    let rsa = TestKey::rsa("archive-rsa");
+    let rsa_keyring = dir.path().join("rsa-keyring.asc");
+    std::fs::write(&rsa_keyring, rsa.public_armored()).unwrap();
+    let mut routes = signed_suite("stable", &index, &rsa);
+    let gz = packages_gz(&index);
+    let release = bpfcompat_e2e::mirror::release_for(&[("main/binary-amd64/Packages.gz", &gz)]);
+    routes.insert(
+        "/dists/stable/InRelease".into(),
+        Body::Bytes(rsa.clearsign_sha1(&release).into_bytes()),
+    );
+    let base = serve(routes);
+    let mut c = bpfcompat(&["kernels", "update", "--matrix", &m]);
+    c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+        .env("BPFCOMPAT_KEYRING_LOCAL", &rsa_keyring);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["weak digest SHA1", "apt refuses"]);
+    // The same key with SHA-256 is fine (the digest decided).
+    let base = serve(signed_suite("stable", &index, &rsa));
+    let elsewhere = dir.path().join("rsa.lock");
+    let mut c = bpfcompat(&["kernels", "update", "--matrix", &m, "--lock"]);
+    c.arg(&elsewhere);
+    c.env("BPFCOMPAT_MIRROR_LOCAL", &base)
+        .env("BPFCOMPAT_KEYRING_LOCAL", &rsa_keyring);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A properly signed release past its Valid-Until: a replayed old one.
+    let mut routes = signed_suite("stable", &index, &archive_key);
+    let stale = release.replace(
+        "Suite: test\n",
+        "Suite: test\nValid-Until: Sat, 13 Dec 2025 20:30:35 UTC\n",
+    );
+    routes.insert(
+        "/dists/stable/InRelease".into(),
+        Body::Bytes(archive_key.clearsign(&stale).into_bytes()),
+    );
+    let (code, _, err) = update(routes, &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["expired (Valid-Until: Sat, 13 Dec 2025"]);
+
+    // An endless release file is not read into memory before its check.
+    let mut routes = signed_suite("stable", &index, &archive_key);
+    routes.insert(
+        "/dists/stable/InRelease".into(),
+        Body::Bytes(vec![b'x'; 17 << 20]),
+    );
+    let (code, _, err) = update(routes, &[]);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["more than 16 MiB for a release file"]);
+
     // Signed by the archive's key: pinned.
     let (code, out, err) = update(signed_suite("stable", &index, &archive_key), &[]);
     assert_eq!(code, 0, "{out}{err}");

@@ -4,7 +4,9 @@
 use deb822_fast::borrowed::BorrowedParser;
 
 use crate::errors::ResolveError;
-use crate::kernel::fetch::{INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, http_bytes, inflate};
+use crate::kernel::fetch::{
+    INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, TOO_LARGE, http_bytes, inflate,
+};
 use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
 use crate::matrix::Source;
@@ -75,10 +77,21 @@ fn release(archive: &str, dists: &str, trust: Trust) -> Result<Option<String>, R
         hint: trust::hint(archive),
     };
     let inrelease = format!("{dists}/InRelease");
-    if let Ok(body) = http_bytes(&inrelease, RELEASE_LIMIT, "a release file") {
-        let text = String::from_utf8_lossy(&body);
-        let text = trust::cleartext(archive, trust, &text).map_err(|m| unsigned(&inrelease, m))?;
-        return current(&inrelease, text).map(Some);
+    match http_bytes(&inrelease, RELEASE_LIMIT, "a release file") {
+        Ok(body) => {
+            let text = String::from_utf8_lossy(&body);
+            let text =
+                trust::cleartext(archive, trust, &text).map_err(|m| unsigned(&inrelease, m))?;
+            return current(&inrelease, text).map(Some);
+        }
+        // Too large is the mirror's answer, not its absence.
+        Err(message) if message.starts_with(TOO_LARGE) => {
+            return Err(ResolveError::BadIndex {
+                url: inrelease,
+                message,
+            });
+        }
+        Err(_) => {}
     }
     let url = format!("{dists}/Release");
     let body = match http_bytes(&url, RELEASE_LIMIT, "a release file") {

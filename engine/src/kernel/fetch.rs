@@ -118,6 +118,9 @@ fn agent() -> &'static ureq::Agent {
 /// The most a release file (InRelease, Release, repomd.xml) may be, read
 /// before its signature is checked.
 pub(crate) const RELEASE_LIMIT: u64 = 16 << 20;
+/// How [`http_bytes`]'s error for a body past its limit begins (the one
+/// error a caller must not take for a missing file).
+pub(crate) const TOO_LARGE: &str = "the mirror sent more than";
 /// The most a signature file may be.
 pub(crate) const SIGNATURE_LIMIT: u64 = 1 << 20;
 /// The most a compressed package index may be.
@@ -133,7 +136,7 @@ pub(crate) fn http_bytes(url: &str, limit: u64, what: &str) -> Result<Vec<u8>, S
         .map_err(|e| e.to_string())?;
     if body.len() as u64 > limit {
         return Err(format!(
-            "the mirror sent more than {} MiB for {what}, the most one may be: refused",
+            "{TOO_LARGE} {} MiB for {what}, the most one may be: refused",
             limit >> 20
         ));
     }
