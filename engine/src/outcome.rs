@@ -86,6 +86,10 @@ pub struct KernelRun {
     /// `lockdown,capability,landlock,yama,apparmor,bpf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsm: Option<String>,
+    /// Modules shipped for this kernel that its guest could not load: what
+    /// needs them has no verdict there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules_not_loaded: Vec<String>,
     /// The BPF-relevant options of the kernel's build configuration, when
     /// its package ships one (see [`crate::kernel::config::OPTIONS`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -176,6 +180,7 @@ impl KernelRun {
             release: None,
             kernel_btf: None,
             lsm: None,
+            modules_not_loaded: Vec::new(),
             kernel_config: BTreeMap::new(),
             outcome: KernelOutcome::Completed,
             objects: Vec::new(),

@@ -257,7 +257,24 @@ pub fn hello(port: &mut ResultPort) {
         kernel_btf: std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
         lsm: active_lsms(),
         uptime_ms: uptime_ms(),
+        modules_not_loaded: modules_not_loaded(),
     });
+}
+
+/// The modules shipped for this kernel that the kernel does not have
+/// loaded (`/sys/module/NAME`): read at the hello, so a restored guest or
+/// a build that took over says it as well as the one that loaded them.
+fn modules_not_loaded() -> Vec<String> {
+    let dir = std::path::Path::new(super::MODULES_DIR);
+    let Ok(order) = std::fs::read_to_string(dir.join("order")) else {
+        return Vec::new();
+    };
+    order
+        .lines()
+        .filter_map(|file| file.strip_suffix(".ko"))
+        .map(|name| name.replace('-', "_"))
+        .filter(|name| !std::path::Path::new("/sys/module").join(name).exists())
+        .collect()
 }
 
 /// Whether this guest takes its job from the job disk (a snapshot guest)

@@ -169,6 +169,7 @@ mod tests {
             kernel_btf: true,
             lsm: None,
             uptime_ms: 1,
+            modules_not_loaded: Vec::new(),
         }
     }
 

@@ -27,6 +27,10 @@ pub enum Record {
         lsm: Option<String>,
         /// Milliseconds since the guest kernel booted, when the agent started.
         uptime_ms: u64,
+        /// The modules shipped for this kernel that are not loaded (their
+        /// load failed: garbage, or built for another kernel).
+        #[serde(default)]
+        modules_not_loaded: Vec<String>,
     },
     /// A snapshot guest is booted and waits for its job on the job disk:
     /// the host saves the machine now.
@@ -414,6 +418,7 @@ mod tests {
             kernel_btf: true,
             lsm: None,
             uptime_ms: 1234,
+            modules_not_loaded: Vec::new(),
         };
         let mut host = Verifier::default();
         let line = format!("garbage{}\r\n", Signer::default().line(&record));

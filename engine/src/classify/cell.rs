@@ -221,7 +221,39 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
             c.assumptions.push(note.clone());
         }
     }
+    if !run.modules_not_loaded.is_empty() {
+        let modules = run.modules_not_loaded.join(", ");
+        for c in &mut cells {
+            without_modules(c, &modules);
+        }
+    }
     cells
+}
+
+/// A kernel whose guest could not load some of the modules shipped for it
+/// (garbage, or built for another kernel): that is the guest's problem. A
+/// failure to attach or to fire may be theirs (tc needs `sch_ingress` and
+/// `cls_bpf`, the test devices `veth`): no verdict, never the program's
+/// failure. Every cell says so.
+fn without_modules(c: &mut Cell, modules: &str) {
+    c.assumptions.push(format!(
+        "the guest could not load the module(s) {modules} shipped for this kernel (damaged, or built for another kernel): what needs them has no verdict here"
+    ));
+    let affected = c.status == Status::Fail
+        && c.findings
+            .iter()
+            .any(|f| matches!(f.stage, Stage::Attach | Stage::Fire));
+    if affected {
+        c.status = Status::InfraError;
+        c.code = Some(Code::Unknown);
+        c.message = Some(format!(
+            "not judged: the guest could not load {modules}, which this may need; the kernel said: {}",
+            c.message.as_deref().unwrap_or("")
+        ));
+        c.remediation = Some(
+            "the modules shipped for this kernel did not load in its guest: check the package (or an own kernel's modules_dir) holds this kernel's modules".into(),
+        );
+    }
 }
 
 fn cells_of(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
@@ -826,6 +858,50 @@ mod tests {
             release: Some("6.1.0-9-cloud-amd64".into()),
             ..KernelRun::new("debian-12-6.1", true)
         }
+    }
+
+    #[test]
+    fn a_module_the_guest_could_not_load_is_never_the_programs_failure() {
+        let refused = || {
+            Outcome::Failed(StepFailure {
+                errno: Some(2),
+                error: "No such file or directory".into(),
+                ..StepFailure::default()
+            })
+        };
+        let mut tc = program("tc_ingress", Outcome::Ok, refused());
+        tc.section = "tc".into();
+        tc.prog_type = "sched_cls".into();
+        let attach = report(vec![tc]);
+        let mut load = report(vec![program(
+            "p",
+            refused(),
+            Outcome::Skipped { reason: "x".into() },
+        )]);
+        load.object = "load.bpf.o".into();
+        let mut run = kernel(vec![attach, load], KernelOutcome::Completed);
+        let names = ["o.bpf.o".to_string(), "load.bpf.o".to_string()];
+        // Without module trouble: the attach failure is the program's.
+        assert_eq!(cells_for_kernel(&run, &names)[0].status, Status::Fail);
+        run.modules_not_loaded = vec!["cls_bpf".into(), "sch_ingress".into()];
+        let cells = cells_for_kernel(&run, &names);
+        assert_eq!(cells[0].status, Status::InfraError, "{:?}", cells[0]);
+        assert!(
+            cells[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("cls_bpf, sch_ingress")
+        );
+        // A verifier's refusal does not depend on a module: still a verdict,
+        // with the note.
+        assert_eq!(cells[1].status, Status::Fail);
+        assert!(
+            cells[1]
+                .assumptions
+                .iter()
+                .any(|a| a.contains("could not load"))
+        );
     }
 
     #[test]

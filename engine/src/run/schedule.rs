@@ -489,11 +489,13 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
                 kernel_release,
                 kernel_btf,
                 lsm,
+                modules_not_loaded,
                 ..
             } => {
                 run.release = Some(kernel_release);
                 run.kernel_btf = Some(kernel_btf);
                 run.lsm = lsm;
+                run.modules_not_loaded = modules_not_loaded;
             }
             Record::Object(o) => run.objects.push(*o),
             Record::Command(c) => run.commands.push(*c),
@@ -560,6 +562,7 @@ mod tests {
             kernel_btf: true,
             lsm: Some("capability,bpf".into()),
             uptime_ms: 1900,
+            modules_not_loaded: Vec::new(),
         }
     }
 

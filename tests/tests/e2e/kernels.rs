@@ -1065,6 +1065,57 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
 }
 
 #[test]
+fn modules_the_guest_cannot_load_are_never_blamed_on_a_program() {
+    // The same kernel, with its tc modules replaced by garbage (as a
+    // package built for another kernel would give): they do not load, and
+    // the tc program's attach failure is the guest's, not the program's.
+    let (vmlinuz, config, _) = debian_12_image();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&vmlinuz, dir.path().join("vmlinuz")).unwrap();
+    std::fs::copy(&config, dir.path().join("config")).unwrap();
+    let mods = dir.path().join("garbage/net");
+    std::fs::create_dir_all(&mods).unwrap();
+    for e in std::fs::read_dir(vmlinuz.with_file_name("modules"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(mods.join(e.file_name()), b"not a module at all").unwrap();
+    }
+    let matrix = dir.path().join("mine.toml");
+    std::fs::write(
+        &matrix,
+        "[[kernel]]\nname = \"garbage-modules\"\nfile = \"vmlinuz\"\nconfig = \"config\"\nmodules_dir = \"garbage\"\n",
+    )
+    .unwrap();
+    let mut c = bpfcompat_e2e::cli(&["test", "--matrix", matrix.to_str().unwrap()]);
+    c.args(["--object"])
+        .arg(bpfcompat_e2e::fixture("ringbuf"))
+        .arg("--object")
+        .arg(bpfcompat_e2e::fixture("tc"))
+        .env("BPFCOMPAT_CACHE", dir.path().join("cache"));
+    let (_, report) = with_report(c);
+    let run = entry(&report, "kernels", &[("kernel", "garbage-modules")]);
+    let missing = run["modules_not_loaded"].to_string();
+    assert!(missing.contains("cls_bpf"), "{run:#}");
+    let tc = cell(&report, "tc", "garbage-modules");
+    assert_eq!(tc["status"], "infra_error", "{tc:#}");
+    assert_ne!(tc["code"], "MISSING_ATTACH_TARGET", "{tc:#}");
+    assert!(
+        tc["message"].to_string().contains("could not load"),
+        "{tc:#}"
+    );
+    // What needs no module keeps its verdict, and says what happened.
+    let ringbuf = cell(&report, "ringbuf", "garbage-modules");
+    assert_eq!(ringbuf["status"], "pass", "{ringbuf:#}");
+    assert!(
+        ringbuf["assumptions"]
+            .to_string()
+            .contains("could not load the module"),
+        "{ringbuf:#}"
+    );
+}
+
+#[test]
 fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
     // uprobe.multi, tcx and netkit programs load on 6.1; attaching them (to
     // a function of the agent, to lo, to a netkit device) is what the kernel
