@@ -7,10 +7,24 @@ use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// The name a temporary file or directory in the cache starts with:
+/// `prefix`, then this process's PID, so that what a killed run left can be
+/// told from what a live one is filling ([`crate::kernel::Cache::sweep`]).
+pub fn leftover_prefix(prefix: &str) -> String {
+    format!("{prefix}{}-", std::process::id())
+}
+
+/// The prefixes of what the cache's writers leave while at work.
+pub const LEFTOVER_PREFIXES: &[&str] = &[".staging-", ".saving-", ".download-", ".side-"];
+
 /// A temporary directory (0700) named `prefix…`, in `dir` or `$TMPDIR`.
 pub fn tempdir(prefix: &str, dir: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
     let mut b = tempfile::Builder::new();
-    b.prefix(prefix).permissions(Permissions::from_mode(0o700));
+    let prefix = match dir {
+        Some(_) => leftover_prefix(prefix),
+        None => prefix.to_string(),
+    };
+    b.prefix(&prefix).permissions(Permissions::from_mode(0o700));
     match dir {
         Some(d) => b.tempdir_in(d),
         None => b.tempdir(),

@@ -319,6 +319,12 @@ fn prune(a: &PruneArgs) -> Result<Code> {
     if !a.dry_run {
         // Locks of entries and machines removed before locks were removed with them.
         cache.remove_stale_locks();
+        for left in cache.sweep() {
+            println!(
+                "Removed {}, left by a bpfcompat that was killed",
+                left.display()
+            );
+        }
     }
     let verb = if a.dry_run { "would free" } else { "freed" };
     println!("{verb} {} MB", freed / 1_000_000);

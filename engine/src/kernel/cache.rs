@@ -208,6 +208,42 @@ impl Cache {
         self.lock_in(&self.kernels_dir()?, deb_sha256.as_str())
     }
 
+    /// Removes what runs that were killed left in the cache (a staging
+    /// directory, a partial download, a machine half saved): each is named
+    /// with its creator's PID, and is removed only when that process is
+    /// gone. Returns what was removed.
+    pub fn sweep(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for dir in ["kernels", "snapshots"].map(|d| self.root.join(d)) {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = crate::private::LEFTOVER_PREFIXES
+                    .iter()
+                    .find_map(|p| name.strip_prefix(p))
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                if process_alive(pid) {
+                    continue;
+                }
+                let path = e.path();
+                let gone = match e.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+                if gone.is_ok() {
+                    removed.push(path);
+                }
+            }
+        }
+        removed
+    }
+
     /// The directory of saved machines (warm guests), created 0700.
     pub(crate) fn snapshots_dir(&self) -> Result<PathBuf, FetchError> {
         self.private_dir("snapshots")
@@ -466,6 +502,16 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Whether a process with this PID exists (`kill(pid, 0)`; one of
+/// another user's counts as alive).
+fn process_alive(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
 /// A cache root that exists must be this user's and writable by no one
 /// else (a missing one is created 0700 when first used).
 fn check_private(root: &Path) -> Result<(), CacheError> {
@@ -497,6 +543,33 @@ fn check_private(root: &Path) -> Result<(), CacheError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_killed_run_left_is_swept_and_what_a_live_one_fills_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::at(tmp.path());
+        let kernels = cache.kernels_dir().unwrap();
+        let snapshots = cache.snapshots_dir().unwrap();
+        // A PID no process has (above the kernel's maximum).
+        let dead = 4_194_305;
+        let left = [
+            kernels.join(format!(".staging-{dead}-abc")),
+            snapshots.join(format!(".saving-{dead}-abc")),
+        ];
+        for d in &left {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("vmlinuz"), b"half").unwrap();
+        }
+        std::fs::write(kernels.join(format!(".download-{dead}-x")), b"part").unwrap();
+        // This process's own work in progress, and what is no leftover.
+        let live = crate::private::tempdir(".staging-", Some(&kernels)).unwrap();
+        std::fs::write(kernels.join("notes"), b"x").unwrap();
+        let removed = cache.sweep();
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert!(left.iter().all(|d| !d.exists()));
+        assert!(live.path().exists());
+        assert!(kernels.join("notes").exists());
+    }
 
     #[test]
     fn a_cache_another_user_owns_or_others_may_write_is_refused() {

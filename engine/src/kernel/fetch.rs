@@ -434,7 +434,9 @@ fn meta(
 /// as it is, with the configuration the profile names.
 fn own_entry(pin: &Pin, own: &OwnKernel, f: &mut Filling) -> Result<Meta, FetchError> {
     let (kernels, staging, cancel) = (f.kernels, f.staging, f.cancel);
-    let mut file = tempfile::NamedTempFile::new_in(kernels)
+    let mut file = tempfile::Builder::new()
+        .prefix(&crate::private::leftover_prefix(".download-"))
+        .tempfile_in(kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
     let (what, actual) = match &own.from {
         OwnSource::File(path) => {
@@ -563,7 +565,9 @@ fn download_pinned(
         version: p.version.clone(),
         bytes: p.size,
     });
-    let mut deb = tempfile::NamedTempFile::new_in(kernels)
+    let mut deb = tempfile::Builder::new()
+        .prefix(&crate::private::leftover_prefix(".download-"))
+        .tempfile_in(kernels)
         .map_err(io(format!("cannot create a file in {}", kernels.display())))?;
     let mut reported = 0;
     // A pinned size is the package's; a pin without one (0) gets the most a

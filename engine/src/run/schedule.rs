@@ -33,6 +33,11 @@ pub fn run(
 ) -> Result<RunOutput, RunError> {
     let qemu = find_qemu()?;
     let mut notes = Vec::new();
+    // What killed runs left in the cache goes first (theirs alone: a live
+    // run's work in progress is named by its PID).
+    for left in cache.sweep() {
+        tracing::info!("removed {}, left by a run that was killed", left.display());
+    }
     let (accel, why_tcg) = AccelPolicy::new(plan.settings.accel)?;
     if let Some(reason) = why_tcg {
         notes.push(Note::UsingTcg {

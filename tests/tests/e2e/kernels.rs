@@ -1065,6 +1065,68 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
 }
 
 #[test]
+fn a_cache_disk_without_room_for_a_saved_machine_boots_cold_and_says_why() {
+    if !bpfcompat_e2e::root_or_skip("needs root to mount a small tmpfs") {
+        return;
+    }
+    // Room for the kernel (an own vmlinuz), not for a 512 MiB machine.
+    let (vmlinuz, _, _) = debian_12_image();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&vmlinuz, dir.path().join("vmlinuz")).unwrap();
+    let matrix = dir.path().join("mine.toml");
+    std::fs::write(
+        &matrix,
+        "[[kernel]]\nname = \"small-disk\"\nfile = \"vmlinuz\"\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs"])
+        .arg(&cache)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        bpfcompat_e2e::skip("cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&cache);
+    let mut c = bpfcompat_e2e::cli(&["test", "--matrix", matrix.to_str().unwrap()]);
+    c.arg("--object")
+        .arg(bpfcompat_e2e::fixture("ringbuf"))
+        .env("BPFCOMPAT_CACHE", &cache);
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let run = entry(&report, "kernels", &[("kernel", "small-disk")]);
+    assert!(
+        run["cold_reason"]
+            .to_string()
+            .contains("the cache's disk is full"),
+        "{run:#}"
+    );
+    assert!(
+        !run["cold_reason"].to_string().contains("Broken pipe"),
+        "{run:#}"
+    );
+    assert_eq!(cell(&report, "ringbuf", "small-disk")["status"], "pass");
+    // Nothing half-saved stays behind.
+    let left: Vec<_> = std::fs::read_dir(cache.join("snapshots"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().ends_with(".state")),
+        "{left:?}"
+    );
+}
+
+#[test]
 fn modules_the_guest_cannot_load_are_never_blamed_on_a_program() {
     // The same kernel, with its tc modules replaced by garbage (as a
     // package built for another kernel would give): they do not load, and

@@ -181,8 +181,11 @@ pub(crate) fn run_warm(
     // A machine that cannot be saved (the kernel cannot read the job disk)
     // is remembered, so later runs do not pay a boot to find out again.
     let unsavable = dir.join(format!("{key}.cold"));
-    if let Some(why) = read_side(&unsavable) {
-        return Warm::Cold(why);
+    match still_unsavable(&unsavable) {
+        Some(why) => return Warm::Cold(why),
+        None => {
+            let _ = std::fs::remove_file(&unsavable);
+        }
     }
     if !intact(&state, &digest_file) {
         let _ = std::fs::remove_file(&state);
@@ -200,7 +203,8 @@ pub(crate) fn run_warm(
         {
             let why = format!("the machine could not be saved: {why}");
             if why.contains("no job disk") {
-                let _ = write_side(&unsavable, why.as_bytes());
+                let marked = format!("{COLD_MARK} {why}");
+                let _ = write_side(&unsavable, marked.as_bytes());
             }
             return Warm::Cold(why);
         }
@@ -297,6 +301,18 @@ fn save(
     digest_file: &Path,
     limit: Duration,
 ) -> Result<(), String> {
+    // A saved machine is about the guest's memory: on a disk without room
+    // for it the save would fail half-way ("Broken pipe") on every run.
+    let needed = u64::from(spec.memory_mib) << 20;
+    if let Some(free) = free_bytes(dir)
+        && free < needed + (64 << 20)
+    {
+        return Err(format!(
+            "the cache's disk is full: {} MiB free, a saved machine needs about {} MiB (free space, or set BPFCOMPAT_CACHE to a larger disk)",
+            free >> 20,
+            needed >> 20
+        ));
+    }
     let tmp = crate::private::tempdir(".saving-", Some(dir)).map_err(|e| e.to_string())?;
     // An empty job disk: the saved agent must still be waiting.
     let empty = tmp.path().join("empty.img");
@@ -354,9 +370,39 @@ fn keep_only(dir: &Path, key: &str, owner: &str) -> Result<(), String> {
 fn write_side(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".side-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&crate::private::leftover_prefix(".side-"))
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// The bytes free for this user on `dir`'s filesystem.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// What a `.cold` file begins with: the build that found the machine
+/// unsavable (another build may save it).
+const COLD_MARK: &str = concat!("bpfcompat ", env!("CARGO_PKG_VERSION"), ":");
+
+/// How long a machine found unsavable is left cold before it is tried again.
+const COLD_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Why a kernel's machine is known unsavable: a `.cold` file this build
+/// wrote within [`COLD_FOR`]; anything else (planted, stale, another
+/// build's) is not believed, so it cannot force cold boots for ever.
+fn still_unsavable(path: &Path) -> Option<String> {
+    let text = read_side(path)?;
+    let why = text.strip_prefix(COLD_MARK)?.trim().to_string();
+    let age = std::fs::symlink_metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    (age < COLD_FOR).then_some(why)
 }
 
 /// Reads a side file: a regular file, not through a link, at most 4 KiB.
@@ -516,6 +562,27 @@ mod tests {
         }
         assert_eq!(qemu_version(&answers), "QEMU emulator version 7.2.22");
         assert_eq!(version_within(&hangs, Duration::from_millis(200)), "");
+    }
+
+    #[test]
+    fn only_this_builds_recent_cold_mark_keeps_a_machine_cold() {
+        let dir = tempfile::tempdir().unwrap();
+        let cold = dir.path().join("k.cold");
+        write_side(&cold, format!("{COLD_MARK} no job disk").as_bytes()).unwrap();
+        assert_eq!(still_unsavable(&cold).as_deref(), Some("no job disk"));
+        // Planted (or another build's): not believed.
+        write_side(&cold, b"forced cold for ever").unwrap();
+        assert_eq!(still_unsavable(&cold), None);
+        // This build's, but old: tried again.
+        write_side(&cold, format!("{COLD_MARK} no job disk").as_bytes()).unwrap();
+        let old = std::time::SystemTime::now() - COLD_FOR - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&cold)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(still_unsavable(&cold), None);
     }
 
     #[test]
