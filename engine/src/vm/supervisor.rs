@@ -156,9 +156,16 @@ impl Guest {
     pub async fn finish(mut self) -> Ended {
         self.kill_group();
         let _ = self.child.wait().await;
-        let (console, panic) = joined(&mut self.console).await.unwrap_or_default();
-        let stderr = joined(&mut self.stderr).await.unwrap_or_default();
-        let results = joined(&mut self.results).await.unwrap_or_default();
+        // One deadline for the three streams: a process outside QEMU's group
+        // holding all of them costs DRAIN_LIMIT once, not three times.
+        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        let (console, panic) = joined(&mut self.console, deadline)
+            .await
+            .unwrap_or_default();
+        let stderr = joined(&mut self.stderr, deadline).await.unwrap_or_default();
+        let results = joined(&mut self.results, deadline)
+            .await
+            .unwrap_or_default();
         Ended {
             console: String::from_utf8_lossy(&console).into_owned(),
             panic,
@@ -198,10 +205,10 @@ impl Exited<'_> {
     }
 }
 
-/// A task's result, unless it outlives [`DRAIN_LIMIT`] (a stream held open
-/// by a process outside QEMU's group).
-async fn joined<T>(task: &mut JoinHandle<T>) -> Option<T> {
-    match tokio::time::timeout(DRAIN_LIMIT, task).await {
+/// A task's result, unless it outlives `deadline` (a stream held open by a
+/// process outside QEMU's group).
+async fn joined<T>(task: &mut JoinHandle<T>, deadline: tokio::time::Instant) -> Option<T> {
+    match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(v)) => Some(v),
         _ => None,
     }
