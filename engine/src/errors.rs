@@ -250,6 +250,18 @@ pub enum InitramfsError {
         /// Why.
         message: String,
     },
+    /// The job does not fit in the guests' memory.
+    #[error(
+        "the job (the objects, binaries and files sent into each guest) is {job_mib} MiB: a guest of {memory_mib} MiB cannot hold it and still load it (at most a quarter of its memory)\n  (hint: raise --memory to at least {needed_mib}, or send fewer or smaller files)"
+    )]
+    TooLarge {
+        /// The job's size.
+        job_mib: u64,
+        /// The guests' memory.
+        memory_mib: u32,
+        /// The memory that would do.
+        needed_mib: u64,
+    },
     /// Writing the archive failed.
     #[error("cannot write the initramfs: {0}")]
     Write(#[source] std::io::Error),

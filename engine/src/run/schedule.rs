@@ -207,6 +207,7 @@ fn build_initramfs(
     );
     let mut job_bytes = Vec::new();
     img.write_to(&mut job_bytes)?;
+    fits_in_memory(job_bytes.len() as u64, plan.settings.memory_mib)?;
     let on_disk = match job_disk {
         Some(disk) if job_bytes.len() as u64 <= crate::guest::job_disk::CAPACITY => {
             crate::guest::job_disk::write(disk, &job_bytes).map_err(InitramfsError::Write)?;
@@ -218,6 +219,21 @@ fn build_initramfs(
     write_private(base, &agent_bytes)?;
     write_private(out, &[agent_bytes, job_bytes].concat())?;
     Ok(on_disk)
+}
+
+/// A guest unpacks its job into memory and then loads from it: a job past
+/// a quarter of the guest's memory is refused before any boot (a 250 MiB
+/// object in a 512 MiB guest panicked it, and took a good saved machine).
+fn fits_in_memory(job_bytes: u64, memory_mib: u32) -> Result<(), InitramfsError> {
+    let job_mib = job_bytes.div_ceil(1 << 20);
+    match job_mib * 4 <= u64::from(memory_mib) {
+        true => Ok(()),
+        false => Err(InitramfsError::TooLarge {
+            job_mib,
+            memory_mib,
+            needed_mib: job_mib * 4,
+        }),
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), InitramfsError> {
@@ -544,6 +560,17 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_past_a_quarter_of_the_guests_memory_is_refused_before_any_boot() {
+        assert!(fits_in_memory(20 << 20, 512).is_ok());
+        assert!(fits_in_memory(128 << 20, 512).is_ok());
+        let e = fits_in_memory(250 << 20, 512).unwrap_err().to_string();
+        assert!(
+            e.contains("250 MiB") && e.contains("--memory to at least 1000"),
+            "{e}"
+        );
+    }
     use crate::wire::ObjectReport;
 
     fn boot(exit: Exit, records: Vec<Record>, started: bool) -> Boot {
