@@ -231,7 +231,51 @@ fn check_sub_sections(b: &[u8], endian: Endianness, pairs: usize) -> Result<(), 
 }
 
 fn check_btf(b: &[u8], endian: Endianness) -> Result<(), String> {
-    check_sub_sections(b, endian, 2) // types, strings
+    check_sub_sections(b, endian, 2)?; // types, strings
+    check_btf_types(b, endian)
+}
+
+/// Every type record of a `.BTF` section: a kind the format has, its
+/// trailing data inside the type section, its name inside the strings, and
+/// the records ending exactly where the section says. A damaged section is
+/// refused here instead of booting a guest whose libbpf then gives up.
+fn check_btf_types(b: &[u8], endian: Endianness) -> Result<(), String> {
+    let at = |o: usize| {
+        u32_at(b, o, endian)
+            .map(|v| v as usize)
+            .ok_or("truncated header")
+    };
+    let hdr = at(4)?;
+    let (types, types_len, strings_len) = (hdr + at(8)?, at(12)?, at(20)?);
+    let end = types + types_len;
+    let mut pos = types;
+    let mut id = 1usize;
+    while pos < end {
+        let (Some(name_off), Some(info)) = (u32_at(b, pos, endian), u32_at(b, pos + 4, endian))
+        else {
+            return Err(format!("type #{id} is cut off"));
+        };
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        let extra = match kind {
+            2 | 7..=12 | 16 | 18 => 0,
+            1 | 14 | 17 => 4,
+            3 => 12,
+            4 | 5 | 15 | 19 => vlen * 12,
+            6 | 13 => vlen * 8,
+            k => return Err(format!("type #{id} has kind {k}, which BTF does not have")),
+        };
+        if name_off as usize >= strings_len.max(1) {
+            return Err(format!(
+                "type #{id} names string offset {name_off}, past the {strings_len} bytes of strings"
+            ));
+        }
+        pos += 12 + extra;
+        id += 1;
+    }
+    match pos == end {
+        true => Ok(()),
+        false => Err(format!("type #{} runs past the type section's end", id - 1)),
+    }
 }
 
 fn check_btf_ext(b: &[u8], endian: Endianness) -> Result<(), String> {

@@ -360,7 +360,18 @@ fn damaged_objects_are_refused_on_the_host_at_once() {
     overwritten[shoff..].iter_mut().for_each(|b| *b = 0x5a);
     let mut past_end = good.clone();
     past_end[40..48].copy_from_slice(&(good.len() as u64 * 4).to_le_bytes());
+    // A .BTF whose first type record has a kind BTF does not have.
+    let with_btf = std::fs::read(bpfcompat_e2e::fixture("ringbuf")).unwrap();
+    let btf = with_btf
+        .windows(3)
+        .position(|w| w == [0x9f, 0xeb, 0x01])
+        .expect("the object has BTF");
+    let word = |at: usize| u32::from_le_bytes(with_btf[at..at + 4].try_into().unwrap()) as usize;
+    let first_type = btf + word(btf + 4) + word(btf + 8);
+    let mut bad_kind = with_btf.clone();
+    bad_kind[first_type + 7] = 0x1f;
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a BTF type of no kind", bad_kind),
         ("200 bytes", good[..200].to_vec()),
         ("700 bytes", good[..700].to_vec()),
         ("overwritten section headers", overwritten),
