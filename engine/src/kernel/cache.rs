@@ -148,6 +148,18 @@ impl Cache {
             std::io::ErrorKind::PermissionDenied => EntryProblem::Unreadable(e),
             _ => EntryProblem::Damaged(format!("{what} unreadable: {e}")),
         };
+        // An entry is what this cache wrote: a link planted in it (to
+        // another entry's kernel, or outside the cache) is damage, never
+        // followed.
+        for part in [Path::new(""), Path::new("meta.json"), Path::new("vmlinuz")] {
+            let p = dir.join(part);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(EntryProblem::Damaged(format!(
+                    "{} is a symbolic link",
+                    p.display()
+                )));
+            }
+        }
         let meta: Meta = serde_json::from_slice(
             &std::fs::read(dir.join("meta.json")).map_err(|e| unreadable(e, "meta.json"))?,
         )
@@ -182,6 +194,16 @@ impl Cache {
             .iter()
             .map(|m| dir.join("modules").join(format!("{m}.ko")))
             .collect();
+        if let Some(missing) = modules
+            .iter()
+            .chain(config.iter())
+            .find(|m| std::fs::symlink_metadata(m).is_ok_and(|md| md.file_type().is_symlink()))
+        {
+            return Err(EntryProblem::Damaged(format!(
+                "{} is a symbolic link",
+                missing.display()
+            )));
+        }
         if let Some(missing) = modules.iter().find(|m| !m.is_file()) {
             return Err(EntryProblem::Damaged(format!(
                 "{} is missing",
@@ -711,5 +733,168 @@ mod tests {
         assert!(Lock::take(tmp.path(), "k", false).unwrap().is_none());
         got.remove().unwrap();
         assert!(!tmp.path().join("k.lock").exists());
+    }
+}
+
+/// Random plants between runs: links (into another entry, out of the
+/// cache), truncations, swapped files and leftovers with dead or live
+/// owners. Whatever was planted, the cache never answers with a kernel
+/// whose image is not the one its entry recorded, never writes outside
+/// itself, and never deletes a machine that is intact.
+#[cfg(test)]
+mod plants {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Where a plant lands, relative to the cache root.
+    const SPOTS: &[&str] = &[
+        "kernels/A/meta.json",
+        "kernels/A/vmlinuz",
+        "kernels/B/meta.json",
+        "kernels/B/vmlinuz",
+        "kernels/A",
+        "snapshots/m.blake3",
+        "snapshots/m.owner",
+        "snapshots/m.lock",
+        "kernels/A.lock",
+        "kernels/.staging-4194305-x",
+        "snapshots/.saving-4194305-x",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Plant {
+        /// A link at a spot to the victim outside, or to another spot.
+        Link(usize, Option<usize>),
+        /// A spot's file cut to its first bytes.
+        Truncate(usize, usize),
+        /// Two spots' files exchanged.
+        Swap(usize, usize),
+        /// A file at a spot with these bytes.
+        Write(usize, Vec<u8>),
+    }
+
+    fn plant() -> impl Strategy<Value = Plant> {
+        let spot = 0..SPOTS.len();
+        prop_oneof![
+            (spot.clone(), proptest::option::of(0..SPOTS.len()))
+                .prop_map(|(a, b)| Plant::Link(a, b)),
+            (spot.clone(), 0..64usize).prop_map(|(a, n)| Plant::Truncate(a, n)),
+            (spot.clone(), 0..SPOTS.len()).prop_map(|(a, b)| Plant::Swap(a, b)),
+            (spot, proptest::collection::vec(any::<u8>(), 0..64))
+                .prop_map(|(a, b)| Plant::Write(a, b)),
+        ]
+    }
+
+    fn key(c: char) -> Sha256Hex {
+        Sha256Hex::try_from(c.to_string().repeat(64)).unwrap()
+    }
+
+    /// A real spot's path: entries A and B under their digests.
+    fn at(root: &Path, spot: &str) -> PathBuf {
+        let spot = spot
+            .replace("kernels/A", &format!("kernels/{}", key('a').as_str()))
+            .replace("kernels/B", &format!("kernels/{}", key('b').as_str()));
+        root.join(spot)
+    }
+
+    fn entry(cache: &Cache, k: &Sha256Hex, image: &[u8], release: &str) {
+        let dir = cache.entry_dir(k);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vmlinuz"), image).unwrap();
+        let meta = Meta {
+            package: "p".into(),
+            version: "1".into(),
+            release: release.into(),
+            vmlinuz_sha256: sha256_file(&dir.join("vmlinuz")).unwrap(),
+            vmlinuz_blake3: None,
+            has_config: false,
+            layout: LAYOUT,
+            modules: Vec::new(),
+        };
+        std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn no_plant_gives_a_wrong_kernel_a_write_outside_or_a_lost_machine(
+            plants in proptest::collection::vec(plant(), 1..6),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("cache");
+            let outside = tmp.path().join("victim");
+            std::fs::write(&outside, b"precious").unwrap();
+            let cache = Cache::at(&root);
+            cache.kernels_dir().unwrap();
+            let snapshots = cache.snapshots_dir().unwrap();
+            entry(&cache, &key('a'), b"IMAGE-A", "6.1.0-9-cloud-amd64");
+            entry(&cache, &key('b'), b"IMAGE-B", "5.10.0-46-cloud-amd64");
+            // An intact saved machine.
+            std::fs::write(snapshots.join("m.state"), b"MACHINE").unwrap();
+            let digest = blake3_file(&snapshots.join("m.state")).unwrap();
+            std::fs::write(snapshots.join("m.blake3"), &digest).unwrap();
+            for p in &plants {
+                let spot = |i: usize| at(&root, SPOTS[i]);
+                match p {
+                    Plant::Link(a, to) => {
+                        let target = to.map_or(outside.clone(), spot);
+                        let _ = std::fs::remove_dir_all(spot(*a));
+                        let _ = std::fs::remove_file(spot(*a));
+                        if let Some(parent) = spot(*a).parent() {
+                            let _ = std::fs::create_dir_all(parent);
+                        }
+                        let _ = std::os::unix::fs::symlink(target, spot(*a));
+                    }
+                    Plant::Truncate(a, n) => {
+                        // The planter cuts files, not what a link points at.
+                        let linked = std::fs::symlink_metadata(spot(*a)).is_ok_and(|m| m.file_type().is_symlink());
+                        if let (false, Ok(bytes)) = (linked, std::fs::read(spot(*a))) {
+                            let _ = std::fs::write(spot(*a), &bytes[..(*n).min(bytes.len())]);
+                        }
+                    }
+                    Plant::Swap(a, b) => {
+                        let tmpname = root.join("swap");
+                        let _ = std::fs::rename(spot(*a), &tmpname);
+                        let _ = std::fs::rename(spot(*b), spot(*a));
+                        let _ = std::fs::rename(&tmpname, spot(*b));
+                    }
+                    Plant::Write(a, bytes) => {
+                        if let Some(parent) = spot(*a).parent() {
+                            let _ = std::fs::create_dir_all(parent);
+                        }
+                        if !std::fs::symlink_metadata(spot(*a)).is_ok_and(|m| m.file_type().is_symlink()) {
+                            let _ = std::fs::write(spot(*a), bytes);
+                        }
+                    }
+                }
+            }
+            let machine_intact = blake3_file(&snapshots.join("m.state")).is_ok_and(|d| d == digest);
+            // What a run does with the cache.
+            for (k, image) in [(key('a'), &b"IMAGE-A"[..]), (key('b'), &b"IMAGE-B"[..])] {
+                if let Ok(Some(found)) = cache.lookup(&k) {
+                    // Only an image its entry recorded, never through a link.
+                    prop_assert!(!std::fs::symlink_metadata(&found.vmlinuz).unwrap().file_type().is_symlink());
+                    let bytes = std::fs::read(&found.vmlinuz).unwrap();
+                    let recorded = sha256_file(&found.vmlinuz).unwrap();
+                    prop_assert_eq!(&found.vmlinuz_digest, &recorded);
+                    // A kernel whose image was swapped in is reported with
+                    // the release its own meta names, consistently.
+                    if bytes == image {
+                        let own = match image == b"IMAGE-A" {
+                            true => "6.1",
+                            false => "5.10",
+                        };
+                        prop_assert!(found.release.starts_with(own), "{}", found.release);
+                    }
+                }
+            }
+            cache.sweep();
+            cache.remove_stale_locks();
+            let _ = cache.hold(&key('a'));
+            prop_assert_eq!(std::fs::read(&outside).unwrap(), b"precious".to_vec());
+            if machine_intact {
+                prop_assert!(snapshots.join("m.state").exists());
+            }
+        }
     }
 }
