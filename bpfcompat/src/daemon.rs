@@ -63,8 +63,13 @@ impl Daemon {
         std::thread::spawn(move || {
             let mut reader = BufReader::new(read);
             let mut buf = Vec::new();
-            // Lines as bytes: output that is not UTF-8 is shown lossily.
-            while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            // Lines as bytes: output that is not UTF-8 is shown lossily; a
+            // line without end is taken in 1 MiB pieces (it is the user's
+            // loader's output, not to be held whole).
+            while std::io::Read::take(&mut reader, 1 << 20)
+                .read_until(b'\n', &mut buf)
+                .is_ok_and(|n| n > 0)
+            {
                 let line = String::from_utf8_lossy(&buf).trim_end().to_string();
                 buf.clear();
                 eprintln!("{line}");

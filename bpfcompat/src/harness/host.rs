@@ -138,16 +138,34 @@ fn ask_cli<Q: Serialize, A: DeserializeOwned>(what: &str, request: &Q) -> Result
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(&body);
     }
-    let out = child.wait_with_output().map_err(not_installed)?;
-    if !out.status.success() {
+    // The answer is a plan or a kernel's results: bounded (a program that
+    // is not the CLI could answer without end).
+    const ANSWER_LIMIT: u64 = 64 << 20;
+    let mut stdout = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::Read::read_to_end(
+            &mut std::io::Read::take(out, ANSWER_LIMIT + 1),
+            &mut stdout,
+        );
+    }
+    if stdout.len() as u64 > ANSWER_LIMIT {
+        let _ = child.kill();
+        let _ = child.wait();
         return Err(format!(
-            "{} bpfcompat kernel-test {what} failed ({}): {}",
+            "{} answered more than {} MiB: not the bpfcompat CLI's answer",
             cli.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim()
+            ANSWER_LIMIT >> 20
         ));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| {
+    let status = child.wait().map_err(not_installed)?;
+    if !status.success() {
+        return Err(format!(
+            "{} bpfcompat kernel-test {what} failed ({status}): {}",
+            cli.display(),
+            String::from_utf8_lossy(&stdout).trim()
+        ));
+    }
+    serde_json::from_slice(&stdout).map_err(|e| {
         format!(
             "{} answered what this bpfcompat cannot read ({e}) (hint: use the cargo-bpfcompat of the same release as the `bpfcompat` your tests depend on)",
             cli.display()

@@ -282,15 +282,25 @@ async fn drain_results(
 /// console cannot exhaust the host; the end, which says how it ended, stays.
 const KEPT_BYTES: usize = 32 << 20;
 
-/// Hands each line of a stream to `seen` as it arrives; returns the
-/// stream's text (its last [`KEPT_BYTES`] when longer).
+/// The longest line handed on whole: a stream that never writes a newline
+/// is cut into pieces of this size (no record is longer: they are a few
+/// KiB; the wire's own limit is far below).
+const MAX_LINE: u64 = 8 << 20;
+
+/// Hands each line of a stream to `seen` as it arrives (a line past
+/// [`MAX_LINE`] in pieces); returns the stream's text (its last
+/// [`KEPT_BYTES`] when longer).
 async fn each_line(from: impl AsyncRead + Unpin, mut seen: impl FnMut(&[u8])) -> Vec<u8> {
     let mut reader = BufReader::new(from);
     let mut all = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -325,5 +335,19 @@ pub(super) async fn cancelled(cancel: &crate::cancel::Cancel) -> usize {
         if let Some(s) = cancel.signal() {
             return s;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_without_newlines_is_read_in_bounded_pieces() {
+        let flood = vec![b'x'; 20 << 20];
+        let mut longest = 0;
+        let all = block_on(each_line(&flood[..], |l| longest = longest.max(l.len()))).unwrap();
+        assert_eq!(longest as u64, MAX_LINE);
+        assert_eq!(all.len(), 20 << 20);
     }
 }
