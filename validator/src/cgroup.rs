@@ -38,6 +38,48 @@ impl CgroupTarget {
     }
 }
 
+/// Removes the cgroups checks that are gone left behind
+/// (`bpfcompat-check-<pid>-<n>` whose PID no longer runs): what still runs
+/// in one (a killed check's trigger) is killed first (`cgroup.kill`, Linux
+/// 5.14). Returns their paths.
+pub(crate) fn sweep_dead() -> Vec<String> {
+    let Some(root) = cgroup2_root() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("bpfcompat-check-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if alive {
+            continue;
+        }
+        let path = e.path();
+        let _ = std::fs::write(path.join("cgroup.kill"), b"1");
+        // The kernel empties it asynchronously: a few tries.
+        for _ in 0..20 {
+            if std::fs::remove_dir(&path).is_ok() {
+                removed.push(path.display().to_string());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    removed
+}
+
 /// A cgroup of the programs' own under the cgroup2 root.
 pub(crate) struct OwnCgroup {
     path: PathBuf,

@@ -93,6 +93,15 @@ pub fn validate_on_host(
     Ok(HostVerdict { cell, report })
 }
 
+/// Removes what checks that were killed left on this machine (their test
+/// devices and cgroups, named with their PIDs); never a live check's.
+/// Returns what was removed.
+pub fn cleanup() -> Vec<String> {
+    let mut removed = crate::pair::sweep_dead();
+    removed.extend(crate::cgroup::sweep_dead());
+    removed
+}
+
 /// Validates several objects on the running kernel: the running kernel as
 /// a one-kernel run (`host`), judged by the same classifier as a guest.
 pub fn validate_all_on_host(
@@ -104,6 +113,10 @@ pub fn validate_all_on_host(
         return Err(HostError::Privileges {
             missing: missing.join(", "),
         });
+    }
+    // A killed check's devices and cgroups would be in this one's way.
+    for left in cleanup() {
+        eprintln!("note: removed {left}, left by a check that was killed");
     }
     let mut reports = Vec::new();
     for (name, source) in objects {

@@ -26,6 +26,6 @@ mod validate;
 
 pub use declared::declared;
 pub use host::{
-    HostError, HostVerdict, missing_privileges, validate_all_on_host, validate_on_host,
+    HostError, HostVerdict, cleanup, missing_privileges, validate_all_on_host, validate_on_host,
 };
 pub use validate::{Options, Site, Source, validate_object, validate_source};

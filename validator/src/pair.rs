@@ -166,6 +166,43 @@ fn names(kind: &str) -> [String; 2] {
     [format!("bpf{kind}{pid}a"), format!("bpf{kind}{pid}b")]
 }
 
+/// Removes the device pairs checks that are gone left behind (a check
+/// killed before it could): ours by name, `bpf<kind><pid>a`, whose PID no
+/// longer runs. Returns their names.
+pub(crate) fn sweep_dead() -> Vec<String> {
+    let Ok(devices) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for d in devices.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let Some(pid) = ["bpfve", "bpfnk"]
+            .iter()
+            .find_map(|k| name.strip_prefix(k))
+            .and_then(|rest| rest.strip_suffix('a'))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if alive {
+            continue;
+        }
+        let Ok(index) = nix::net::if_::if_nametoindex(name.as_str()) else {
+            continue;
+        };
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        if request(RouteNetlinkMessage::DelLink(link), 0).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// Sends a minimal IPv4/UDP packet (10.0.0.1 → 10.0.0.2) out of the device
 /// `index` through a packet socket: the device's transmit path runs.
 fn send_packet(index: u32) -> io::Result<()> {

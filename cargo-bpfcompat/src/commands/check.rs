@@ -17,8 +17,14 @@ use crate::exit::Code;
 #[derive(Args)]
 pub struct CheckArgs {
     /// Compiled BPF objects to validate on this machine's kernel.
-    #[arg(value_name = "OBJECT", required = true)]
+    #[arg(value_name = "OBJECT", required_unless_present = "cleanup")]
     pub objects: Vec<PathBuf>,
+    /// Only remove what checks that were killed left on this machine (their
+    /// test devices `bpfve<pid>a/b`, `bpfnk<pid>a/b`, their cgroups
+    /// `bpfcompat-check-<pid>-*` and what still runs in them). Every check
+    /// does this first; a live check's are never touched.
+    #[arg(long, conflicts_with_all = ["objects", "json", "stats"])]
+    pub cleanup: bool,
     /// How far validation goes: `load` (default), `attach`, or `fire` (attach,
     /// run a trigger, and require every program to run at least once).
     #[arg(long, value_parser = named::<Mode>(), default_value = "load")]
@@ -43,6 +49,24 @@ pub struct CheckArgs {
 }
 
 pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
+    if a.cleanup {
+        let missing = validator::missing_privileges();
+        if !missing.is_empty() {
+            return Err(format!(
+                "--cleanup removes devices and cgroups: it needs {}\n  (hint: run it with sudo)",
+                missing.join(", ")
+            )
+            .into());
+        }
+        let removed = validator::cleanup();
+        for r in &removed {
+            println!("Removed {r}");
+        }
+        if removed.is_empty() {
+            println!("Nothing left by a killed check");
+        }
+        return Ok(Code::Pass);
+    }
     for o in &a.objects {
         check_bpf_object(o)?;
     }

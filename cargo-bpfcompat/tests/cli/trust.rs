@@ -707,3 +707,49 @@ fn an_index_is_used_only_when_the_archives_key_signed_it() {
     assert_eq!(code, 0, "{out}{err}");
     mentions(&out, &["local-k"]);
 }
+
+#[test]
+fn check_cleanup_removes_what_a_killed_check_left_and_nothing_of_a_live_one() {
+    if !root_or_skip("needs root to make devices and cgroups") {
+        return;
+    }
+    // A PID no process has, and this test's own (a live check's).
+    let (dead, live) = (4_194_303, std::process::id());
+    let made = |name: &str| {
+        std::process::Command::new("ip")
+            .args(["link", "add", name, "type", "veth", "peer", "name"])
+            .arg(name.replace('a', "b"))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !made(&format!("bpfve{dead}a")) {
+        eprintln!("SKIP cannot make a veth pair here");
+        return;
+    }
+    assert!(made(&format!("bpfve{live}a")));
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let cgroup2 = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(std::path::PathBuf::from);
+    let left_cgroup = cgroup2
+        .as_ref()
+        .map(|r| r.join(format!("bpfcompat-check-{dead}-0")));
+    if let Some(c) = &left_cgroup {
+        std::fs::create_dir(c).unwrap();
+    }
+    let (code, out, err) = run(bpfcompat(&["check", "--cleanup"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("Removed bpfve{dead}a")), "{out}");
+    let exists = |n: String| Path::new("/sys/class/net").join(n).exists();
+    assert!(!exists(format!("bpfve{dead}a")) && !exists(format!("bpfve{dead}b")));
+    // A live check's pair stays (removed here by the test itself).
+    assert!(exists(format!("bpfve{live}a")), "{out}");
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &format!("bpfve{live}a")])
+        .status();
+    if let Some(c) = &left_cgroup {
+        assert!(!c.exists(), "{out}");
+    }
+}
