@@ -49,12 +49,24 @@ impl Signer {
     }
 }
 
-/// 32 bytes of the kernel's randomness (`/dev/urandom` never blocks, even
-/// early in a guest's boot), mixed with the clock in case it cannot be read.
+/// 32 bytes of the kernel's randomness, mixed with the clock in case it
+/// cannot be read. Drawn with `GRND_INSECURE` (Linux 5.6): a guest restored
+/// from a machine saved early in its boot has an unseeded generator, and
+/// from 5.18 a read of `/dev/urandom` then spends up to a second making
+/// jitter entropy. The key need only be unknown to a loader that starts
+/// after it is drawn (the generator's past output cannot be read back).
+/// Older kernels read `/dev/urandom`, which never waits there.
 fn fresh_key() -> [u8; KEY_BYTES] {
     use std::io::Read;
     let mut key = [0u8; KEY_BYTES];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key));
+    // SAFETY: getrandom into a buffer of the length given.
+    let got = unsafe {
+        nix::libc::getrandom(key.as_mut_ptr().cast(), KEY_BYTES, nix::libc::GRND_INSECURE)
+    };
+    let read = match got == KEY_BYTES as isize {
+        true => Ok(()),
+        false => std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)),
+    };
     let mut h = blake3::Hasher::new();
     h.update(&key);
     if read.is_err() {
