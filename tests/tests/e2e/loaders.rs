@@ -119,6 +119,19 @@ fn a_loaders_own_refused_call_explains_its_failure_as_object_mode_does() {
     says(failed, "message", &["bpf_loop", "exited with 1"]);
     says(failed, "remediation", &["5.17"]);
     says(failed, "verifier_tail", &["number of funcs in func_info"]);
+    // libbpf asked again with a log itself: its first, log-less attempt is
+    // not made a third time by the tracer.
+    let loads: Vec<&Value> = failed["command"]["trace"]["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["call"]["name"] == "count_with_loop")
+        .collect();
+    assert_eq!(loads.len(), 2, "{loads:#?}");
+    assert!(
+        loads.iter().all(|c| c["call"]["replay"].is_null()),
+        "{loads:#?}"
+    );
     // Where it loads: the program, attached, with the kernel's figures.
     let passed = cell(&report, "probes-loader", "debian-12-6.1");
     assert_eq!(passed["status"], "pass", "{passed:#}");

@@ -244,6 +244,12 @@ struct Tracer {
     alive: std::collections::HashSet<Pid>,
     /// Whether the kernel took a name yet ([`Trace::names_taken`]).
     names_taken: bool,
+    /// A refused load just prepared for a replay (moved to `pending`).
+    prepared: Option<replay::Prepared>,
+    /// Per process, its last refused load that asked for no log: the call's
+    /// index, its name, and its replay, made unless the loader asks again
+    /// with a log.
+    pending: HashMap<Pid, (usize, String, replay::Prepared)>,
     /// (process, descriptor) → program name, from traced loads.
     programs: HashMap<(Pid, u32), String>,
     /// (process, descriptor) → `kind target` of a probe's perf event.
@@ -269,6 +275,8 @@ impl Tracer {
             tgid: HashMap::new(),
             alive: std::collections::HashSet::new(),
             names_taken: false,
+            prepared: None,
+            pending: HashMap::new(),
             programs: HashMap::new(),
             probes: HashMap::new(),
             calls: Vec::new(),
@@ -286,7 +294,14 @@ impl Tracer {
             let s = match waitpid(None, Some(flags)) {
                 Ok(s) => s,
                 Err(Errno::EINTR) => continue,
-                Err(_) => return,
+                Err(_) => {
+                    // Every traced process has ended: what it never asked
+                    // again is replayed now (its descriptors are lent).
+                    for (_, (index, _, prepared)) in std::mem::take(&mut self.pending) {
+                        self.replay(index, prepared);
+                    }
+                    return;
+                }
             };
             if let Some(pid) = s.pid() {
                 self.alive.insert(pid);
@@ -385,6 +400,16 @@ impl Tracer {
             nix::libc::SYS_recvmsg if awaited => Some(Waiting::Receive(Receive::Message(a1))),
             _ => None,
         };
+        if let Some((_, name, _)) = self.pending.get(&process) {
+            let retried = matches!(&what, Some(Waiting::Call(e))
+                if matches!(&e.call, Call::ProgLoad(p) if &p.name == name && p.log_asked));
+            let (index, _, prepared) = self.pending.remove(&process).expect("pending");
+            match retried {
+                // The loader's own log answers: no replay needed.
+                true => drop(prepared),
+                false => self.replay(index, prepared),
+            }
+        }
         match what {
             Some(what) => {
                 self.in_flight.insert(
@@ -460,6 +485,13 @@ impl Tracer {
             }
         };
         let (call, result) = call;
+        if let Some(prepared) = self.prepared.take()
+            && self.calls.len() < MAX_CALLS
+        {
+            let name = call.name().to_string();
+            self.pending
+                .insert(process, (self.calls.len(), name, prepared));
+        }
         if self.calls.len() < MAX_CALLS {
             self.calls.push(TracedCall {
                 tid: tid.as_raw(),
@@ -493,14 +525,13 @@ impl Tracer {
                 if result.errno().is_some() {
                     match (entry.log, entry.attr) {
                         (Some(at), _) => p.log = log(at),
-                        // It asked for none: the same load again, with one.
+                        // It asked for none: the same load again, with one,
+                        // unless the loader asks again with a log itself
+                        // (prepared now, made when that is known).
                         (None, Some((attr, size))) if !probe => {
-                            match replay::replay(process, mem, attr, size, LOG_TAIL_LINES) {
-                                replay::Replayed::Log(l) => {
-                                    p.log = l;
-                                    p.replay = Some("replayed".into());
-                                }
-                                replay::Replayed::Not(why) => p.replay = Some(why),
+                            match replay::prepare(process, mem, attr, size) {
+                                Ok(prepared) => self.prepared = Some(prepared),
+                                Err(why) => p.replay = Some(why),
                             }
                         }
                         _ => {}
@@ -528,6 +559,24 @@ impl Tracer {
             _ => {}
         }
         (call, result)
+    }
+
+    /// Makes a pending replay and puts its log on the call at `index`.
+    fn replay(&mut self, index: usize, prepared: replay::Prepared) {
+        let outcome = prepared.load(LOG_TAIL_LINES);
+        if let Some(TracedCall {
+            call: Call::ProgLoad(p),
+            ..
+        }) = self.calls.get_mut(index)
+        {
+            match outcome {
+                replay::Replayed::Log(l) => {
+                    p.log = l;
+                    p.replay = Some("replayed".into());
+                }
+                replay::Replayed::Not(why) => p.replay = Some(why),
+            }
+        }
     }
 
     /// The process a thread belongs to (its thread group).

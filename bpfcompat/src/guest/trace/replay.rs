@@ -24,12 +24,65 @@ pub(super) enum Replayed {
     Not(String),
 }
 
-/// Replays the `bpf(BPF_PROG_LOAD)` at `attr` (`size` bytes) of `pid`
-/// with a log; `keep`: how many of its last lines to keep.
-pub(super) fn replay(pid: Pid, mem: &dyn Memory, attr: u64, size: u64, keep: usize) -> Replayed {
-    match try_replay(pid, mem, attr, size, keep) {
-        Ok(log) => Replayed::Log(log),
-        Err(why) => Replayed::Not(why),
+/// A refused load ready to be made again: its attributes, instructions,
+/// license and BTF records copied, the descriptors it names lent. Made
+/// only once it is known the loader will not ask again with a log itself
+/// (libbpf and aya retry a refused load with one): preparing is cheap, a
+/// verifier pass under emulation is not.
+pub(super) struct Prepared {
+    attr: Vec<u8>,
+    size: usize,
+    insns: Vec<u8>,
+    license: String,
+    records: Vec<(usize, Vec<u8>)>,
+    /// Held until the load: the loader may close its own.
+    _lender: Lender,
+}
+
+/// Prepares the `bpf(BPF_PROG_LOAD)` at `attr` (`size` bytes) of `pid`
+/// (its thread group's leader) for a replay; why not, when it cannot be.
+pub(super) fn prepare(
+    pid: Pid,
+    mem: &dyn Memory,
+    attr: u64,
+    size: u64,
+) -> Result<Prepared, String> {
+    try_prepare(pid, mem, attr, size)
+}
+
+impl Prepared {
+    /// Loads it with a log; `keep`: how many of the log's last lines.
+    pub(super) fn load(mut self, keep: usize) -> Replayed {
+        let mut log = vec![0u8; LOG_BYTES];
+        let a = &mut self.attr;
+        for (ptr, bytes) in &self.records {
+            put_u64(a, *ptr, bytes.as_ptr() as u64);
+        }
+        put_u64(a, 8, self.insns.as_ptr() as u64);
+        put_u64(a, 16, self.license.as_ptr() as u64);
+        put_u32(a, 24, 1);
+        put_u32(a, 28, log.len() as u32);
+        put_u64(a, 32, log.as_mut_ptr() as u64);
+        // SAFETY: every pointer in the attribute points at a buffer of this
+        // value or this function that outlives the call; the size given is
+        // the loader's, within the buffer.
+        let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, a.as_ptr(), self.size) };
+        if fd >= 0 {
+            // SAFETY: the program the replay loaded: closed at once.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            return Replayed::Not("the same load with a log was accepted (the refusal depended on something of the loader's at that moment)".into());
+        }
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]);
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.chars().take(1024).collect())
+            .collect();
+        match lines.is_empty() {
+            true => Replayed::Not("the kernel wrote no log for it".into()),
+            false => Replayed::Log(crate::wire::tail(lines, keep)),
+        }
     }
 }
 
@@ -103,13 +156,7 @@ impl Lender {
     }
 }
 
-fn try_replay(
-    pid: Pid,
-    mem: &dyn Memory,
-    attr: u64,
-    size: u64,
-    keep: usize,
-) -> Result<Vec<String>, String> {
+fn try_prepare(pid: Pid, mem: &dyn Memory, attr: u64, size: u64) -> Result<Prepared, String> {
     let size = (size as usize).min(256);
     let mut a = mem
         .read(attr, size)
@@ -165,32 +212,12 @@ fn try_replay(
             records.push((ptr, bytes));
         }
     }
-    for (ptr, bytes) in &records {
-        put_u64(&mut a, *ptr, bytes.as_ptr() as u64);
-    }
-    let mut log = vec![0u8; LOG_BYTES];
-    put_u64(&mut a, 8, insns.as_ptr() as u64);
-    put_u64(&mut a, 16, license.as_ptr() as u64);
-    put_u32(&mut a, 24, 1);
-    put_u32(&mut a, 28, log.len() as u32);
-    put_u64(&mut a, 32, log.as_mut_ptr() as u64);
-    // SAFETY: every pointer in `a` points at a buffer of this function
-    // that outlives the call; the size given is the buffer's.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, a.as_ptr(), size) };
-    if fd >= 0 {
-        // SAFETY: the program the replay loaded: closed at once.
-        drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-        return Err("the same load with a log was accepted (the refusal depended on something of the loader's at that moment)".into());
-    }
-    let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]);
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.chars().take(1024).collect())
-        .collect();
-    match lines.is_empty() {
-        true => Err("the kernel wrote no log for it".into()),
-        false => Ok(crate::wire::tail(lines, keep)),
-    }
+    Ok(Prepared {
+        attr: a,
+        size,
+        insns,
+        license,
+        records,
+        _lender: lender,
+    })
 }
