@@ -18,3 +18,13 @@ pub fn kill(child: &Child) {
         );
     }
 }
+/// Whether a process with this PID exists (`kill(pid, 0)`; one of another
+/// user's counts as alive): what the tool left behind names its PID, and
+/// only a dead process's leftovers are removed.
+pub fn alive(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}

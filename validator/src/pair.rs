@@ -184,11 +184,7 @@ pub(crate) fn sweep_dead() -> Vec<String> {
         else {
             continue;
         };
-        let alive = !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        if alive {
+        if bpfcompat_engine::process_group::alive(pid) {
             continue;
         }
         let Ok(index) = nix::net::if_::if_nametoindex(name.as_str()) else {

@@ -250,7 +250,7 @@ impl Cache {
                 else {
                     continue;
                 };
-                if process_alive(pid) {
+                if crate::process_group::alive(pid) {
                     continue;
                 }
                 let path = e.path();
@@ -522,16 +522,6 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut File::open(path)?, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Whether a process with this PID exists (`kill(pid, 0)`; one of
-/// another user's counts as alive).
-fn process_alive(pid: i32) -> bool {
-    pid > 0
-        && !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
 }
 
 /// A cache root that exists must be this user's and writable by no one
