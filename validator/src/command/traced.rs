@@ -73,21 +73,40 @@ pub(super) fn enrich(trace: &mut Trace) {
         .collect();
     let names = super::btf_names::names(&ids);
     let names_taken = trace.names_taken();
+    // Each probe is a program load the verifier runs (slow in an emulated
+    // guest): a type or a helper is asked once, however many refused calls
+    // (a loader's retries) need the answer.
+    let mut map_types = std::collections::HashMap::new();
+    let mut prog_types = std::collections::HashMap::new();
+    let mut helpers = std::collections::HashMap::new();
     for c in &mut trace.calls {
         // A library's own probes are refused by design: not probed again.
         let failed = c.result.errno().is_some() && !c.call.is_library_probe(names_taken);
         match &mut c.call {
             Call::MapCreate(m) if failed => {
-                m.type_supported = crate::sys::probe_map_type(m.map_type);
+                m.type_supported = *map_types
+                    .entry(m.map_type)
+                    .or_insert_with(|| crate::sys::probe_map_type(m.map_type));
             }
             Call::ProgLoad(p) => {
                 if !p.attach_elsewhere {
                     p.attach_to = names.get(&p.attach_btf_id).cloned();
                 }
                 if failed {
-                    p.type_supported = crate::sys::probe_prog_type(p.prog_type);
-                    p.unsupported_helpers =
-                        crate::validate::unsupported_helpers(p.prog_type, &p.helpers);
+                    p.type_supported = *prog_types
+                        .entry(p.prog_type)
+                        .or_insert_with(|| crate::sys::probe_prog_type(p.prog_type));
+                    let t = p.prog_type;
+                    p.unsupported_helpers = p
+                        .helpers
+                        .iter()
+                        .copied()
+                        .filter(|&id| {
+                            *helpers.entry((t, id)).or_insert_with(|| {
+                                !crate::validate::unsupported_helpers(t, &[id]).is_empty()
+                            })
+                        })
+                        .collect();
                 }
             }
             _ => {}
