@@ -285,12 +285,17 @@ pub(super) fn log_tail(mem: &dyn Memory, buf: u64, size: u32, keep: usize) -> Ve
     // The kernel caps a log at 16 MiB-ish on old kernels, 4 GiB on new
     // ones; 16 MiB is read at most.
     let len = (size as usize).min(16 << 20);
-    let Some(bytes) = mem.read(buf, len) else {
-        return Vec::new();
-    };
+    match mem.read(buf, len) {
+        Some(bytes) => log_lines(&bytes, keep),
+        None => Vec::new(),
+    }
+}
+
+/// A verifier log buffer's text: up to the first NUL, its last `keep`
+/// non-empty lines, each clipped to 1024 characters.
+pub(super) fn log_lines(bytes: &[u8], keep: usize) -> Vec<String> {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[..end]);
-    let lines: Vec<String> = text
+    let lines: Vec<String> = String::from_utf8_lossy(&bytes[..end])
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.chars().take(1024).collect())

@@ -72,16 +72,10 @@ impl Prepared {
             drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
             return Replayed::Not("the same load with a log was accepted (the refusal depended on something of the loader's at that moment)".into());
         }
-        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-        let text = String::from_utf8_lossy(&log[..end]);
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.chars().take(1024).collect())
-            .collect();
+        let lines = super::decode::log_lines(&log, keep);
         match lines.is_empty() {
             true => Replayed::Not("the kernel wrote no log for it".into()),
-            false => Replayed::Log(crate::wire::tail(lines, keep)),
+            false => Replayed::Log(lines),
         }
     }
 }
