@@ -321,6 +321,38 @@ mod tests {
         assert!(!alive, "the wrapper's child {pid} outlived the timeout");
     }
 
+    /// A wrapper's child that left QEMU's process group (`setsid`) and holds
+    /// its streams: ended with the group, not left running.
+    #[test]
+    fn a_wrappers_setsid_child_is_ended_with_the_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let script = format!(
+            "setsid sleep 600 &\necho $! > {}\nexec sleep 600",
+            marker.display()
+        );
+        let (wrapper, spec) = fake_qemu(dir.path(), &script);
+        let b = boot(
+            &wrapper,
+            &spec,
+            Duration::from_secs(1),
+            None,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(matches!(b.exit, Exit::Timeout { .. }), "{:?}", b.exit);
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        assert!(!alive, "the setsid child {pid} outlived the guest");
+    }
+
     #[test]
     fn cancel_stops_a_guest() {
         let dir = tempfile::tempdir().unwrap();

@@ -46,6 +46,9 @@ pub(super) struct Guest {
     child: tokio::process::Child,
     /// QEMU's pid, which leads its process group.
     group: Option<i32>,
+    /// In QEMU's environment: finds what left its group (a wrapper's
+    /// `setsid` child holding the streams) to end it with the group.
+    mark: crate::process_group::Mark,
     /// Records and panics, as they happen.
     events: mpsc::UnboundedReceiver<Seen>,
     console: JoinHandle<(Vec<u8>, Option<String>)>,
@@ -100,8 +103,10 @@ impl Guest {
             .transpose()
             .map_err(io("cannot place the saved machine".into()))?;
         let fds = (write.as_raw_fd(), incoming.as_ref().map(AsRawFd::as_raw_fd));
+        let mark = crate::process_group::Mark::new();
         let mut cmd = tokio::process::Command::new(qemu);
         cmd.args(args)
+            .env(crate::process_group::Mark::VAR, mark.value())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -138,6 +143,7 @@ impl Guest {
         Ok(Guest {
             child,
             group,
+            mark,
             events,
             console: tokio::spawn(drain_console(stdout, tx.clone())),
             stderr: tokio::spawn(drain(stderr)),
@@ -174,14 +180,20 @@ impl Guest {
         }
     }
 
-    /// SIGKILL to QEMU's process group: a wrapper's children too. Harmless
-    /// when it is already gone.
-    fn kill_group(&self) {
-        if let Some(pid) = self.group {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+    /// SIGKILL to QEMU's process group (a wrapper's children too) and to
+    /// whatever left it carrying its mark. Harmless when all is gone; once
+    /// done, not done again (the drop after [`Guest::finish`]).
+    fn kill_group(&mut self) {
+        let Some(pid) = self.group.take() else {
+            return;
+        };
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let strays = self.mark.kill_strays();
+        if strays > 0 {
+            tracing::debug!("ended {strays} processes that left QEMU's process group");
         }
     }
 }

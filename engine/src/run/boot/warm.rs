@@ -61,8 +61,11 @@ pub(crate) fn qemu_version(qemu: &Path) -> String {
 fn version_within(qemu: &Path, limit: Duration) -> String {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
+    // What the wrapper left behind holding stdout would block the read below.
+    let mark = crate::process_group::Mark::new();
     let Ok(mut child) = std::process::Command::new(qemu)
         .arg("--version")
+        .env(crate::process_group::Mark::VAR, mark.value())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -80,11 +83,14 @@ fn version_within(qemu: &Path, limit: Duration) -> String {
             }
             _ => {
                 crate::process_group::kill(&child);
+                mark.kill_strays();
                 let _ = child.wait();
                 return String::new();
             }
         }
     }
+    crate::process_group::kill(&child);
+    mark.kill_strays();
     let mut out = String::new();
     if let Some(stdout) = child.stdout.take() {
         let _ = stdout.take(4096).read_to_string(&mut out);
