@@ -443,6 +443,34 @@ mod tests {
         assert!(err.to_string().contains("e_machine 62"), "{err}");
     }
 
+    /// aya's objects, with legacy or BTF maps, are rustc's; clang's are not.
+    #[test]
+    fn objects_rustc_built_are_judged_as_aya_loads_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for name in ["btfmap", "taskbtf", "bare", "bloom", "template"] {
+            let p = root.join(format!("examples/aya/objects/{name}.bpf.o"));
+            assert_eq!(built_for(&p), crate::wire::Validator::Aya, "{name}");
+        }
+        let clang = root.join("cargo-bpfcompat/tests/fixtures/minimal.bpf.o");
+        assert_eq!(built_for(&clang), crate::wire::Validator::Libbpf);
+        // A BTF blob that names a Rust source file, and one that does not.
+        let btf = |strings: &[u8]| {
+            let mut b = vec![0x9f, 0xeb, 1, 0];
+            for v in [24u32, 0, 0, 0, strings.len() as u32] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(strings);
+            b
+        };
+        assert!(btf_strings(&btf(b"\0src/main.rs\0")).any(|s| s.ends_with(b".rs")));
+        assert!(!btf_strings(&btf(b"\0probe.bpf.c\0")).any(|s| s.ends_with(b".rs")));
+        assert_eq!(
+            btf_strings(&btf(b"")[..20]).count(),
+            1,
+            "a cut header has no strings"
+        );
+    }
+
     #[test]
     fn names_are_file_names_unless_ambiguous() {
         let names = display_names(&["a/x.bpf.o".into(), "b/x.bpf.o".into(), "c/y.bpf.o".into()]);
@@ -460,8 +488,10 @@ pub struct Embedded {
 }
 
 /// The loader an object was built for: aya's, when it declares maps in the
-/// legacy `maps` section (aya's `#[map]`, which libbpf 1.x refuses), else
-/// libbpf. Only a hint: the configuration and `--validator` override it.
+/// legacy `maps` section (aya's `#[map]`, which libbpf 1.x refuses) or was
+/// compiled by rustc (bpf-linker's output: aya-ebpf programs, loaded by aya
+/// even when their maps are BTF maps libbpf could open), else libbpf. Only a
+/// hint: the configuration and `--validator` override it.
 pub fn built_for(path: &Path) -> crate::wire::Validator {
     read_regular(path).map_or(crate::wire::Validator::Libbpf, |b| built_for_bytes(&b))
 }
@@ -469,13 +499,48 @@ pub fn built_for(path: &Path) -> crate::wire::Validator {
 /// [`built_for`] of an object's bytes.
 pub fn built_for_bytes(bytes: &[u8]) -> crate::wire::Validator {
     use object::{Object, ObjectSection};
-    let legacy = object::File::parse(bytes)
-        .is_ok_and(|file| file.sections().any(|s| s.name() == Ok("maps")));
-    if legacy {
+    let Ok(file) = object::File::parse(bytes) else {
+        return crate::wire::Validator::Libbpf;
+    };
+    let legacy = file.sections().any(|s| s.name() == Ok("maps"));
+    if legacy || built_by_rustc(&file) {
         crate::wire::Validator::Aya
     } else {
         crate::wire::Validator::Libbpf
     }
+}
+
+/// Whether rustc compiled the object: its DWARF producer says so
+/// (`clang LLVM (rustc version …)` in `.debug_str`), or, with the DWARF
+/// gone, its BTF line information names Rust source files.
+fn built_by_rustc(file: &object::File) -> bool {
+    use object::{Object, ObjectSection};
+    let section = |name: &str| {
+        file.section_by_name(name)
+            .and_then(|s| s.uncompressed_data().ok())
+    };
+    let producer = b"(rustc version ";
+    if section(".debug_str").is_some_and(|d| d.windows(producer.len()).any(|w| w == producer)) {
+        return true;
+    }
+    section(".BTF").is_some_and(|btf| btf_strings(&btf).any(|s| s.ends_with(b".rs")))
+}
+
+/// The strings of a BTF blob's string section (none when its header is
+/// not one).
+fn btf_strings(btf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let u32_at = |at: usize| {
+        btf.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let strings = (btf.get(..2) == Some(&[0x9f, 0xeb]))
+        .then(|| {
+            let (hdr, off, len) = (u32_at(4)?, u32_at(16)?, u32_at(20)?);
+            btf.get(hdr.checked_add(off)?..hdr.checked_add(off)?.checked_add(len)?)
+        })
+        .flatten()
+        .unwrap_or(&[]);
+    strings.split(|b| *b == 0)
 }
 
 /// Whether `bytes` start with an ELF header for the BPF machine.

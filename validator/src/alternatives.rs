@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use bpfcompat_engine::wire::{ObjectReport, Outcome, ProgramReport, VariantChoice};
+use bpfcompat_engine::wire::{Fixups, ObjectReport, Outcome, ProgramReport, VariantChoice};
 
 /// The groups the programs form by hook, each in order of preference, for
 /// the programs no declared group names.
@@ -37,6 +37,56 @@ pub fn inferred(programs: &[ProgramReport], declared: &[Vec<String>]) -> Vec<Vec
             one_per_mechanism.then(|| g.into_iter().map(|(_, n)| n.to_string()).collect())
         })
         .collect()
+}
+
+/// `optional` where `variants` was meant: programs a loader needs at least
+/// one of, each declared optional, pass a kernel where none works. Warned
+/// when every program the object loads is optional, and when every program
+/// on one hook is (whatever the mechanisms).
+pub fn optional_traps(programs: &[ProgramReport], fixups: &Fixups) -> Vec<String> {
+    let loaded: Vec<&ProgramReport> = programs
+        .iter()
+        .filter(|p| fixups.programs.get(&p.name).and_then(|f| f.autoload) != Some(false))
+        .collect();
+    let names = |g: &[&ProgramReport]| {
+        g.iter()
+            .map(|p| format!("\"{}\"", p.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut warnings = Vec::new();
+    if let [only] = loaded.as_slice()
+        && only.optional
+    {
+        warnings.push(format!(
+            "the only program, \"{}\", is declared optional: the object passes on every kernel, whatever the kernel says",
+            only.name
+        ));
+        return warnings;
+    }
+    if loaded.len() > 1 && loaded.iter().all(|p| p.optional) {
+        warnings.push(format!(
+            "every program is declared optional: a kernel where none of them works passes with nothing running; if the loader needs at least one, declare them `variants = [[{}]]` instead",
+            names(&loaded)
+        ));
+        return warnings;
+    }
+    let mut by_hook: BTreeMap<String, Vec<&ProgramReport>> = BTreeMap::new();
+    for p in &loaded {
+        if let Some((hook, _)) = hook_of(&p.section) {
+            by_hook.entry(hook).or_default().push(p);
+        }
+    }
+    for group in by_hook.values().filter(|g| g.len() > 1) {
+        if group.iter().all(|p| p.optional) {
+            warnings.push(format!(
+                "programs {} attach to one hook and are all declared optional: a kernel where none works passes; if the loader needs one of them, declare `variants = [[{}]]` instead",
+                names(group),
+                names(group)
+            ));
+        }
+    }
+    warnings
 }
 
 /// The hook a section attaches to, and how preferred its mechanism is
@@ -131,6 +181,51 @@ mod tests {
         // A declared group wins: its programs are not grouped again.
         let declared = [vec!["kp".to_string(), "other".to_string()]];
         assert_eq!(inferred(&programs, &declared), [vec!["btf", "raw", "tp"]]);
+    }
+
+    #[test]
+    fn optional_where_variants_was_meant_is_warned() {
+        let optional = |name: &str, section: &str| ProgramReport {
+            optional: true,
+            ..program(name, section)
+        };
+        let none = Fixups::default();
+        // Every program optional: a kernel where none works would pass.
+        let all = [
+            optional("fe", "fentry/do_unlinkat"),
+            optional("kp", "kprobe/do_unlinkat"),
+        ];
+        let w = optional_traps(&all, &none);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("variants = [[\"fe\", \"kp\"]]"), "{w:?}");
+        // One hook, all optional, beside a required program.
+        let hook = [
+            optional("fe", "fentry/do_unlinkat"),
+            optional("kp", "kprobe/do_unlinkat"),
+            program("main", "tracepoint/sched/sched_switch"),
+        ];
+        let w = optional_traps(&hook, &none);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("attach to one hook"), "{w:?}");
+        // One optional program beside a required one: what optional is for.
+        let fine = [
+            optional("fe", "fentry/do_unlinkat"),
+            program("main", "tracepoint/sched/sched_switch"),
+        ];
+        assert!(optional_traps(&fine, &none).is_empty());
+        // A program the loader never loads does not count: the one left is
+        // the only one, and optional.
+        let mut off = Fixups::default();
+        off.programs.insert(
+            "kp".into(),
+            bpfcompat_engine::wire::ProgramFixup {
+                autoload: Some(false),
+                ..Default::default()
+            },
+        );
+        let w = optional_traps(&all, &off);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("the only program, \"fe\""), "{w:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aya::programs::{CgroupAttachMode, Program, ProgramError, TcAttachType, XdpMo
 use aya::util::KernelVersion;
 use aya::{Btf, BtfError, EbpfError};
 use bpfcompat_engine::wire::{
-    MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail,
+    Count, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail,
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -80,6 +80,46 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     if let Some(dir) = &pin_dir {
         loader.default_map_pin_directory(dir.path());
     }
+    // The project's options, as its aya loader would apply them.
+    let custom_btf = match &opts.btf_custom_path {
+        None => None,
+        Some(path) => match Btf::parse_file(path, aya::Endianness::default()) {
+            Ok(btf) => Some(btf),
+            Err(e) => {
+                report.object_error = Some(plain_failure(&format!(
+                    "aya cannot read the BTF file {}: {e}",
+                    path.display()
+                )));
+                return report;
+            }
+        },
+    };
+    if let Some(btf) = &custom_btf {
+        loader.btf(Some(btf));
+    }
+    let globals = match globals(bytes, &opts.fixups) {
+        Ok(g) => g,
+        Err(message) => {
+            report.fault = Some(Fault::Configuration { message });
+            return report;
+        }
+    };
+    for (name, value) in &globals {
+        loader.override_global(name, value.as_slice(), true);
+    }
+    let cpus = sys::possible_cpus();
+    for (name, m) in &opts.fixups.maps {
+        if let Some(n) = m.max_entries {
+            loader.map_max_entries(
+                name,
+                match n {
+                    Count::Fixed(n) => n,
+                    Count::Cpus => cpus,
+                },
+            );
+        }
+    }
+    report.assumptions.extend(not_replayed(opts));
     let mut ebpf = match loader.load(bytes) {
         Ok(e) => e,
         Err(EbpfError::MapError(MapError::CreateError { name, io_error })) => {
@@ -97,12 +137,26 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             "fire mode: run counts are not measured for objects validated with aya; its programs were loaded and attached".into(),
         );
     }
+    if let Some(btf) = custom_btf {
+        let _ = kernel_btf.set(Ok(btf));
+    }
     for p in &mut report.programs {
         let Some(program) = ebpf.program_mut(&p.name) else {
             continue;
         };
         p.prog_type = libbpf_type_name(program).to_string();
-        p.load = load(program, &p.section, &kernel_btf);
+        let fixup = opts.fixups.programs.get(&p.name);
+        if fixup.and_then(|f| f.autoload) == Some(false) {
+            p.load = skipped("autoload is off in the configuration");
+            p.attach = skipped("not loaded");
+            continue;
+        }
+        // A configured target stands where the section would name one.
+        let section = match fixup.and_then(|f| f.attach_target.as_deref()) {
+            Some(target) => format!("{}/{target}", p.section.split('/').next().unwrap_or("")),
+            None => p.section.clone(),
+        };
+        p.load = load(program, &section, &kernel_btf);
         // As on the libbpf path: what the kernel's probes say about a refused
         // program's type and helpers decides the specific code.
         if let (Outcome::Failed(f), Some(t)) = (&mut p.load, sys::prog_type_by_name(&p.prog_type)) {
@@ -111,7 +165,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
-            (Outcome::Ok, _) => attach(program, &p.section, &mut targets),
+            (Outcome::Ok, _) => attach(program, &section, &mut targets),
             _ => skipped("not loaded"),
         };
     }
@@ -438,6 +492,83 @@ fn attach_cgroup(
         Program::LsmCgroup(p) => p.attach(cgroup).map(drop),
         _ => return None,
     })
+}
+
+/// The configured initial values of global variables, encoded to their
+/// symbols' sizes (aya overrides a variable by its symbol, whose size must
+/// match).
+fn globals(bytes: &[u8], fixups: &Fixups) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if fixups.variables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = object::File::parse(bytes).map_err(|e| format!("cannot read the object: {e}"))?;
+    fixups
+        .variables
+        .iter()
+        .map(|(name, value)| {
+            let symbol = file
+                .symbols()
+                .find(|s| s.kind() == object::SymbolKind::Data && s.name() == Ok(name.as_str()))
+                .ok_or_else(|| {
+                    format!("variable `{name}`: no such global variable in the object")
+                })?;
+            let size = usize::try_from(symbol.size()).unwrap_or(0);
+            let bytes = crate::fixups::encode(value, size).ok_or_else(|| {
+                format!("variable `{name}`: {value} does not fit its {size} bytes")
+            })?;
+            Ok((name.clone(), bytes))
+        })
+        .collect()
+}
+
+/// The configured changes aya's loading cannot make (they are libbpf's
+/// operations on an opened object), said once per object so that no one
+/// takes them for applied.
+fn not_replayed(opts: &Options) -> Vec<String> {
+    let fx = &opts.fixups;
+    let mut keys: Vec<String> = Vec::new();
+    for (name, m) in &fx.maps {
+        let set = [
+            ("key_size", m.key_size.is_some()),
+            ("value_size", m.value_size.is_some()),
+            ("type", m.map_type.is_some()),
+            ("fallback_type", m.fallback_type.is_some()),
+            ("autocreate", m.autocreate.is_some()),
+            ("inner", m.inner.is_some()),
+        ];
+        keys.extend(
+            set.iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| format!("maps.{name}.{k}")),
+        );
+    }
+    for (name, p) in &fx.programs {
+        let set = [
+            ("type", p.prog_type.is_some()),
+            ("attach_module", p.attach_module.is_some()),
+        ];
+        keys.extend(
+            set.iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| format!("programs.{name}.{k}")),
+        );
+    }
+    if fx.skeleton.is_some() {
+        keys.push("skeleton".into());
+    }
+    if opts.strict_maps {
+        keys.push("--strict-maps".into());
+    }
+    if opts.trigger.is_some() && opts.mode == Mode::Fire {
+        keys.push("trigger".into());
+    }
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "validated as aya loads it, which cannot apply {} (libbpf's operations on an opened object): judge them with the project's own loader in command mode",
+        keys.join(", ")
+    )]
 }
 
 /// The function symbols of program sections: program name → section name.

@@ -16,14 +16,25 @@ use crate::sys;
 /// does not fit: the configuration is wrong, not the kernel.
 pub type FixupError = String;
 
-/// Applies `fx`; returns the inner-map descriptors, which must stay open
-/// until the object is loaded.
-pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupError> {
+/// What applying the fix-ups left to the load.
+pub struct Applied {
+    /// The inner-map descriptors, which must stay open until the object is
+    /// loaded.
+    pub keep: Vec<OwnedFd>,
+    /// Programs whose attach target the kernel could not resolve (no BTF,
+    /// or no such function in it): the kernel's answer about that program,
+    /// never a configuration error, as the target may exist elsewhere.
+    /// (program, target, libbpf's error).
+    pub unresolved: Vec<(String, String, libbpf_rs::Error)>,
+}
+
+/// Applies `fx`.
+pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Applied, FixupError> {
     check_names(open, fx)?;
     let keep = apply_maps(open, fx)?;
     apply_variables(open, fx)?;
-    apply_programs(open, fx)?;
-    Ok(keep)
+    let unresolved = apply_programs(open, fx)?;
+    Ok(Applied { keep, unresolved })
 }
 
 /// Every map and program a fix-up names exists in the object.
@@ -165,7 +176,11 @@ fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError>
     Ok(())
 }
 
-fn apply_programs(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> {
+fn apply_programs(
+    open: &mut OpenObject,
+    fx: &Fixups,
+) -> Result<Vec<(String, String, libbpf_rs::Error)>, FixupError> {
+    let mut unresolved = Vec::new();
     for mut p in open.progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         let Some(f) = fx.programs.get(&name) else {
@@ -195,11 +210,15 @@ fn apply_programs(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError> 
                 Some(m) => format!("{m}:{target}"),
                 None => target.clone(),
             };
-            p.set_attach_target(0, Some(full))
-                .map_err(|x| format!("program `{name}`: cannot set attach target: {x}"))?;
+            // libbpf looks the target up in the kernel's BTF here: its
+            // failure is this kernel's answer (no BTF, no such function).
+            if let Err(e) = p.set_attach_target(0, Some(full)) {
+                p.set_autoload(false);
+                unresolved.push((name, target.clone(), e));
+            }
         }
     }
-    Ok(())
+    Ok(unresolved)
 }
 
 /// Global variables by name: (datasec name, offset, size).
@@ -226,7 +245,7 @@ fn datasec_vars(open: &OpenObject) -> BTreeMap<String, (String, usize, usize)> {
 }
 
 /// Little-endian bytes of an integer or boolean, if it fits in `size` bytes.
-fn encode(value: &serde_json::Value, size: usize) -> Option<Vec<u8>> {
+pub(crate) fn encode(value: &serde_json::Value, size: usize) -> Option<Vec<u8>> {
     let n: i128 = match value {
         serde_json::Value::Bool(b) => i128::from(*b),
         serde_json::Value::Number(n) => n

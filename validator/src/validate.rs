@@ -91,14 +91,14 @@ pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport 
 /// Everything it loads and attaches is released before it returns.
 pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectReport {
     // Unless told, an object is judged the way the loader it was built for
-    // loads it (aya for aya's legacy `maps` section).
+    // loads it (aya for aya's legacy `maps` section or rustc's objects).
     let validator = opts.fixups.validator.unwrap_or_else(|| match source {
         Source::Bytes(b) => bpfcompat_engine::objects::built_for_bytes(b),
         Source::Path(p) => bpfcompat_engine::objects::built_for(p),
     });
-    if validator == bpfcompat_engine::wire::Validator::Aya {
-        let started = Instant::now();
-        let mut report = match source {
+    let started = Instant::now();
+    let mut report = if validator == bpfcompat_engine::wire::Validator::Aya {
+        match source {
             Source::Bytes(b) => crate::aya_loader::validate(name, b, opts),
             Source::Path(p) => match std::fs::read(p) {
                 Ok(b) => crate::aya_loader::validate(name, &b, opts),
@@ -111,12 +111,35 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
                     ..ObjectReport::default()
                 },
             },
-        };
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        return report;
+        }
+    } else {
+        with_libbpf(name, source, opts)
+    };
+    // What the loader chooses between and may go without: the same for
+    // both loaders.
+    alternatives::choose(&mut report, &opts.fixups.variants, false);
+    let inferred = alternatives::inferred(&report.programs, &opts.fixups.variants);
+    alternatives::choose(&mut report, &inferred, true);
+    for p in &mut report.programs {
+        p.optional = opts.fixups.programs.get(&p.name).and_then(|f| f.optional) == Some(true);
     }
+    report
+        .assumptions
+        .extend(alternatives::optional_traps(&report.programs, &opts.fixups));
+    if opts.fixups.validator.is_none() && validator == bpfcompat_engine::wire::Validator::Aya {
+        report.assumptions.insert(
+            0,
+            "validated as aya loads it (an aya object: legacy `maps` section or compiled by rustc); `validator = \"libbpf\"` in its table or --validator libbpf for libbpf's verdict".into(),
+        );
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// libbpf's loading of the object, program by program: a program the
+/// kernel refuses is switched off and the rest loaded again.
+fn with_libbpf(name: &str, source: Source, opts: &Options) -> ObjectReport {
     capture::install();
-    let started = Instant::now();
     let mut v = Isolation {
         report: ObjectReport {
             object: name.to_string(),
@@ -158,15 +181,7 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         }
     }
     v.try_without_link(source, opts);
-    let mut report = v.report;
-    alternatives::choose(&mut report, &opts.fixups.variants, false);
-    let inferred = alternatives::inferred(&report.programs, &opts.fixups.variants);
-    alternatives::choose(&mut report, &inferred, true);
-    for p in &mut report.programs {
-        p.optional = opts.fixups.programs.get(&p.name).and_then(|f| f.optional) == Some(true);
-    }
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+    v.report
 }
 
 /// The state of one object's validation across load rounds.
@@ -208,11 +223,17 @@ impl Isolation {
                 return None;
             }
         };
-        let applied = fixups::apply(&mut open, &opts.fixups).and_then(|fds| {
-            fixups::apply_fallbacks(&mut open, &opts.fixups).map(|taken| (fds, taken))
+        let applied = fixups::apply(&mut open, &opts.fixups).and_then(|applied| {
+            fixups::apply_fallbacks(&mut open, &opts.fixups).map(|taken| (applied, taken))
         });
         match applied {
-            Ok((fds, mut notes)) => {
+            Ok((applied, mut notes)) => {
+                let lines = capture::take();
+                for (name, target, e) in applied.unresolved {
+                    let f = unresolved_target(&name, &target, &e, &lines);
+                    self.rejected.entry(name).or_insert(f);
+                }
+                let fds = applied.keep;
                 if !opts.strict_maps {
                     notes.extend(sizing::size_unsized(&mut open, &opts.fixups));
                 }
@@ -618,6 +639,29 @@ pub(crate) fn failure(e: &libbpf_rs::Error, lines: &[Line], prog: Option<&str>) 
         tracefs: None,
         unprepared: None,
     }
+}
+
+/// A program whose configured attach target libbpf could not resolve in
+/// the kernel's BTF (`bpf_program__set_attach_target`): libbpf's own lines
+/// (no BTF: "Error loading vmlinux BTF") and a line of the validator's
+/// saying which call answered what, in libbpf's words for a target the
+/// kernel's BTF lacks (it prints none itself then).
+fn unresolved_target(
+    name: &str,
+    target: &str,
+    e: &libbpf_rs::Error,
+    lines: &[Line],
+) -> StepFailure {
+    let mut f = failure(e, lines, Some(name));
+    let said = match f.errno {
+        Some(2 | 3) => format!(
+            "prog '{name}': set_attach_target: failed to find kernel BTF type ID of '{target}': {}",
+            f.error
+        ),
+        _ => format!("prog '{name}': set_attach_target('{target}'): {}", f.error),
+    };
+    f.libbpf_log.push(said);
+    f
 }
 
 /// The errno in libbpf-rs's rendering of an OS error: `… (os error 22)`.

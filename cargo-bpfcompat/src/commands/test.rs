@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bpfcompat_engine::cancel::Cancel;
 use bpfcompat_engine::kernel::{Cache, Mirrors};
 use bpfcompat_engine::matrix::Matrix;
-use bpfcompat_engine::objects::{built_for, check_bpf_object, display_names};
+use bpfcompat_engine::objects::{check_bpf_object, display_names};
 use bpfcompat_engine::partition::Partition;
 use bpfcompat_engine::report::{
     Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, gate_cells,
@@ -53,7 +53,7 @@ pub struct TestArgs {
     #[arg(long, conflicts_with = "mode")]
     pub no_attach: bool,
     /// Whose loading judges the objects: `auto` (aya for objects with aya's
-    /// legacy `maps` section, libbpf otherwise; the configuration's
+    /// legacy `maps` section or compiled by rustc, libbpf otherwise; the configuration's
     /// `validator` per object wins), `libbpf` or `aya` for every object, or
     /// `both`: each object twice, `<name> (libbpf)` and `<name> (aya)`.
     #[arg(long, value_enum, default_value_t = ValidatorChoice::Auto)]
@@ -811,9 +811,9 @@ fn object_inputs(
             fixups.validator = match validator {
                 ValidatorChoice::Libbpf => Some(Validator::Libbpf),
                 ValidatorChoice::Aya => Some(Validator::Aya),
-                ValidatorChoice::Auto | ValidatorChoice::Both => {
-                    fixups.validator.or(Some(built_for(path)))
-                }
+                // Left to the validator, which decides by the object's
+                // bytes as built_for does, and says so in the report.
+                ValidatorChoice::Auto | ValidatorChoice::Both => fixups.validator,
             };
             Ok(ObjectInput {
                 name: name.clone(),
@@ -873,7 +873,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
 /// `--validator`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ValidatorChoice {
-    /// By the object: aya's legacy maps section means aya.
+    /// By the object: aya's legacy maps section, or rustc as its compiler, means aya.
     Auto,
     /// libbpf for every object.
     Libbpf,

@@ -522,13 +522,44 @@ fn step_findings(r: &ObjectReport, run: &KernelRun) -> Vec<Finding> {
                 program: program.map(|p| p.name.clone()),
                 map: map.map(|m| m.name.clone()),
                 message,
-                remediation,
+                remediation: remediation
+                    .map(|fix| with_configuration_key(fix, code, &r.object, program, map)),
                 errno: failure.errno,
                 verifier_tail: failure.verifier_log.clone(),
                 libbpf_log: failure.libbpf_log.clone(),
             }
         })
         .collect()
+}
+
+/// In object mode the project states its loader's choices in bpfcompat.toml:
+/// after a fix the loader could make at run time, the key that says it
+/// does (a ring buffer's fallback; another target, an optional program, or
+/// alternatives for a missing hook).
+fn with_configuration_key(
+    fix: String,
+    code: Code,
+    object: &str,
+    program: Option<&ProgramReport>,
+    map: Option<&MapReport>,
+) -> String {
+    // The object's table is named by its file's stem (`probe` for
+    // `dir/probe.bpf.o`, whatever `(aya)` suffix a side-by-side run adds).
+    let file = object.split(" (").next().unwrap_or(object);
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let table = file.strip_suffix(".o").unwrap_or(file);
+    let table = table.strip_suffix(".bpf").unwrap_or(table);
+    match (code, program, map) {
+        (Code::UnsupportedMapType, _, Some(m)) if m.map_type == "ringbuf" => format!(
+            "{fix}; a loader that falls back to a perf buffer there says so in bpfcompat.toml: `fallback_type = \"perf_event_array\"` under [objects.\"{table}\".maps.\"{}\"]",
+            m.name
+        ),
+        (Code::MissingAttachTarget, Some(p), _) => format!(
+            "{fix}. In bpfcompat.toml, under [objects.\"{table}\".programs.\"{}\"]: `attach_target = \"...\"` for the loader's target on this kernel, or `optional = true`; programs the loader chooses between: `variants = [[...]]` under [objects.\"{table}\"]",
+            p.name
+        ),
+        _ => fix,
+    }
 }
 
 /// A BPF LSM program that loaded on a kernel whose active LSM list lacks
@@ -858,6 +889,34 @@ mod tests {
             release: Some("6.1.0-9-cloud-amd64".into()),
             ..KernelRun::new("debian-12-6.1", true)
         }
+    }
+
+    #[test]
+    fn a_missing_hook_names_the_configuration_keys_of_the_objects_table() {
+        let missing = Outcome::Failed(StepFailure {
+            errno: Some(2),
+            error: "No such file or directory".into(),
+            libbpf_log: vec![
+                "libbpf: prog 'p': failed to find kernel BTF type ID of 'f': -ESRCH".into(),
+            ],
+            ..StepFailure::default()
+        });
+        let mut r = report(vec![program("p", missing, Outcome::Ok)]);
+        r.object = "sub/dir/probe.bpf.o (aya)".into();
+        let names = [r.object.clone()];
+        let cells = cells_for_kernel(&kernel(vec![r], KernelOutcome::Completed), &names);
+        let f = &cells[0].findings[0];
+        assert_eq!(f.code, Code::MissingAttachTarget, "{f:?}");
+        let fix = f.remediation.as_deref().unwrap();
+        assert!(
+            fix.contains(r#"under [objects."probe".programs."p"]: `attach_target = "..."`"#)
+                && fix.contains("`variants = [[...]]`"),
+            "{fix}"
+        );
+        // Words a command's loader or a kernel test gets stay without them.
+        let plain =
+            with_configuration_key("fix".into(), Code::VerifierRejected, "o.bpf.o", None, None);
+        assert_eq!(plain, "fix");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod complexity;
 mod harness;
 mod host_gate;
 mod kernels;
+mod loader_choices;
 mod loaders;
 mod packaging;
 mod reports;

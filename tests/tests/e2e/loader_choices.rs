@@ -1,0 +1,37 @@
+//! The loader's choices: which loader judges an object, and what the
+//! configuration says it does (targets, optional programs), judged per
+//! kernel as the kernel answers.
+
+use bpfcompat_e2e::{cell, examples, plus_mirrored, report_with_config, says, test_on};
+
+#[test]
+fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
+    // fentry with a target no kernel has: the kernel's answer (not a
+    // configuration error, as another kernel may have it); without BTF,
+    // the kernel's lack of BTF. An aya object with BTF maps only is judged
+    // as aya loads it, and says so.
+    let (kernels, old) = plus_mirrored(&["debian-12-6.1"], &["ubuntu-16.04-4.15"]);
+    let mut c = test_on(&kernels, &["fentry"]);
+    c.arg("--object")
+        .arg(examples().join("aya/objects/btfmap.bpf.o"));
+    let (out, report) = report_with_config(
+        c,
+        "[objects.fentry.programs.on_unlink]\nattach_target = \"no_such_function_here\"\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let c = cell(&report, "fentry.bpf.o", "debian-12-6.1");
+    assert_eq!(c["code"], "MISSING_ATTACH_TARGET", "{c:#}");
+    says(c, "message", &["no_such_function_here"]);
+    says(c, "remediation", &["attach_target", "variants"]);
+    let c = cell(&report, "btfmap.bpf.o", "debian-12-6.1");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    says(c, "assumptions", &["validated as aya loads it"]);
+    if old {
+        let c = cell(&report, "fentry.bpf.o", "ubuntu-16.04-4.15");
+        assert_eq!(c["code"], "MISSING_BTF", "{c:#}");
+        // aya gives a BTF map's type IDs to a kernel that predates them:
+        // refused, where libbpf (which leaves them out) would pass.
+        let c = cell(&report, "btfmap.bpf.o", "ubuntu-16.04-4.15");
+        assert_ne!(c["status"], "pass", "{c:#}");
+    }
+}
