@@ -61,6 +61,7 @@ pub fn attach_all(
     obj: &mut Object,
     fixups: &Fixups,
     site: Site,
+    owners: &crate::struct_ops::Owners,
 ) -> (BTreeMap<String, Outcome>, Attached) {
     let mut out = BTreeMap::new();
     let mut targets = Targets::for_object(obj, site);
@@ -69,7 +70,7 @@ pub fn attach_all(
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
         let outcome = if section.starts_with("struct_ops") {
-            registered.clone()
+            registration_of(&name, owners, &registered)
         } else {
             capture::take();
             let target = fixups
@@ -134,7 +135,14 @@ impl Targets {
             };
         }
         if is_net(section) {
-            return attach_net(prog, name, section, self.device.as_ref(), keep);
+            return attach_net(
+                prog,
+                name,
+                section,
+                self.device.as_ref(),
+                keep,
+                &mut self.notes,
+            );
         }
         if let (Site::Guest, Some((binary, retprobe))) = (self.site, uprobe_on_a_binary(section)) {
             return match uprobe_here(prog, retprobe) {
@@ -254,7 +262,8 @@ fn is_net(section: &str) -> bool {
         .any(|p| section.starts_with(p))
 }
 
-/// Attaches an XDP or tc program to `device`: XDP through a link, tc as a
+/// Attaches an XDP or tc program to `device`: XDP through a link (through
+/// netlink where the kernel refuses the link, as loaders do), tc as a
 /// filter (or through a tcx link for `tcx/` and its aliases).
 fn attach_net(
     prog: &ProgramMut,
@@ -262,6 +271,7 @@ fn attach_net(
     section: &str,
     device: Option<&std::io::Result<NetDevice>>,
     keep: &mut Vec<Guard>,
+    notes: &mut Vec<String>,
 ) -> Outcome {
     let ifindex = match device {
         Some(Ok(device)) => device.ifindex(),
@@ -276,7 +286,7 @@ fn attach_net(
     let attached = if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
         tcx_link(prog, ifindex).map(Guard::Raw)
     } else if section.starts_with("xdp") {
-        prog.attach_xdp(ifindex).map(Guard::Link)
+        xdp(prog, name, ifindex, notes)
     } else {
         tc_filter(prog, ifindex)
     };
@@ -384,22 +394,76 @@ fn loader_names_target(section: &str) -> bool {
 
 /// Registers every struct_ops map of the object. The outcome is that of its
 /// programs: the first map the kernel refused, else ok.
-fn register_struct_ops(obj: &mut Object, keep: &mut Vec<Guard>) -> Outcome {
-    let mut outcome = Outcome::Ok;
-    for mut map in obj
-        .maps_mut()
+fn register_struct_ops(obj: &mut Object, keep: &mut Vec<Guard>) -> BTreeMap<String, Outcome> {
+    // A map the loader does not create (autocreate off) is not there to
+    // register.
+    let created: Vec<String> = obj
+        .maps()
         .filter(|m| m.map_type() == MapType::StructOps)
-    {
-        capture::take();
-        match map.attach_struct_ops() {
-            Ok(link) => keep.push(Guard::Link(link)),
-            Err(e) if matches!(outcome, Outcome::Ok) => {
-                outcome = Outcome::Failed(failure(&e, &capture::take(), None));
-            }
-            Err(_) => {}
+        // SAFETY: a map of a live, loaded object.
+        .filter(|m| unsafe {
+            libbpf_rs::libbpf_sys::bpf_map__fd(libbpf_rs::AsRawLibbpf::as_libbpf_object(m).as_ptr())
+        } >= 0)
+        .map(|m| m.name().to_string_lossy().into_owned())
+        .collect();
+    let mut outcomes = BTreeMap::new();
+    for mut map in obj.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        if !created.contains(&name) {
+            continue;
         }
+        capture::take();
+        let outcome = match map.attach_struct_ops() {
+            Ok(link) => {
+                keep.push(Guard::Link(link));
+                Outcome::Ok
+            }
+            Err(e) => {
+                let mut f = failure(&e, &capture::take(), None);
+                f.error = format!("registering struct_ops map `{name}`: {}", f.error);
+                Outcome::Failed(f)
+            }
+        };
+        outcomes.insert(name, outcome);
     }
-    outcome
+    outcomes
+}
+
+/// A struct_ops program's attach: the registration of the maps that point
+/// to it (the first refused one, by name); where the object's ELF named no
+/// owner, the first refusal of any.
+fn registration_of(
+    program: &str,
+    owners: &crate::struct_ops::Owners,
+    registered: &BTreeMap<String, Outcome>,
+) -> Outcome {
+    let refused = |o: &&Outcome| matches!(o, Outcome::Failed(_));
+    match owners.get(program) {
+        Some(maps) => {
+            let mine: Vec<&Outcome> = maps.iter().filter_map(|m| registered.get(m)).collect();
+            if let Some(failed) = mine.iter().copied().find(refused) {
+                return failed.clone();
+            }
+            if mine.is_empty() {
+                return Outcome::Skipped {
+                    reason: format!(
+                        "its struct_ops map{} not created (autocreate off)",
+                        if maps.len() == 1 {
+                            format!(" `{}` is", maps[0])
+                        } else {
+                            "s are".into()
+                        }
+                    ),
+                };
+            }
+            Outcome::Ok
+        }
+        None => registered
+            .values()
+            .find(refused)
+            .cloned()
+            .unwrap_or(Outcome::Ok),
+    }
 }
 
 /// The attachments of [`attach_all`]; dropping it detaches everything.
@@ -494,6 +558,8 @@ enum Guard {
     Pair(DevicePair),
     /// Where cgroup programs were attached.
     Cgroup(CgroupTarget),
+    /// An XDP program attached through netlink to this device.
+    XdpNetlink(i32),
 }
 
 impl Drop for Guard {
@@ -505,7 +571,50 @@ impl Drop for Guard {
         if let Guard::Tc(hook, _) = self {
             let _ = hook.detach();
         }
+        if let Guard::XdpNetlink(ifindex) = self {
+            // SAFETY: detaches what xdp() attached to a device of ours.
+            unsafe { libbpf_rs::libbpf_sys::bpf_xdp_detach(*ifindex, 0, std::ptr::null()) };
+        }
     }
+}
+
+/// Attaches an XDP program to device `ifindex` through a BPF link; where
+/// the kernel refuses XDP links (before 5.9: EINVAL), through netlink as
+/// libbpf's `bpf_xdp_attach` and aya do there, noting the link's refusal.
+fn xdp(
+    prog: &ProgramMut,
+    name: &str,
+    ifindex: i32,
+    notes: &mut Vec<String>,
+) -> libbpf_rs::Result<Guard> {
+    let refused = match prog.attach_xdp(ifindex) {
+        Ok(link) => return Ok(Guard::Link(link)),
+        Err(e) => e,
+    };
+    let errno = crate::validate::errno_of(&format!("{refused:#}"));
+    if !matches!(errno, Some(22 | 95 | 524)) {
+        return Err(refused);
+    }
+    capture::take();
+    // SAFETY: a loaded program's fd, a device of ours, no options.
+    let rc = unsafe {
+        libbpf_rs::libbpf_sys::bpf_xdp_attach(
+            ifindex,
+            prog.as_fd().as_raw_fd(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(libbpf_rs::Error::from(std::io::Error::from_raw_os_error(
+            -rc,
+        )));
+    }
+    notes.push(format!(
+        "XDP program `{name}`: this kernel refused an XDP BPF link ({}; links are Linux 5.9), so it was attached through netlink, as libbpf's bpf_xdp_attach and aya do on such kernels (libbpf's bpf_program__attach_xdp, libbpf-rs's attach_xdp, use the link only)",
+        refused.to_string().lines().next().unwrap_or_default()
+    ));
+    Ok(Guard::XdpNetlink(ifindex))
 }
 
 /// Attaches a tc program as a filter on device `ifindex`'s ingress. The

@@ -21,6 +21,7 @@ mod host;
 mod pair;
 mod pinning;
 mod sizing;
+mod struct_ops;
 mod sys;
 mod validate;
 

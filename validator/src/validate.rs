@@ -151,6 +151,12 @@ fn with_libbpf(name: &str, source: Source, opts: &Options) -> ObjectReport {
         types: BTreeMap::new(),
         map_types: BTreeMap::new(),
         full_log: BTreeSet::new(),
+        struct_ops: match source {
+            Source::Bytes(b) => crate::struct_ops::owners(b),
+            Source::Path(p) => std::fs::read(p)
+                .map(|b| crate::struct_ops::owners(&b))
+                .unwrap_or_default(),
+        },
     };
     // Each round loads the object with every program rejected so far
     // switched off, until it loads or something else than one program fails.
@@ -199,6 +205,8 @@ struct Isolation {
     /// Programs refused at the statistics level, loaded again at libbpf's
     /// default so that the failure carries the verifier's full log.
     full_log: BTreeSet<String>,
+    /// Which struct_ops map registers which program.
+    struct_ops: crate::struct_ops::Owners,
 }
 
 impl Isolation {
@@ -336,7 +344,7 @@ impl Isolation {
             };
         }
         let (links, attached) = if opts.mode.attaches() {
-            attach_all(obj, &opts.fixups, opts.site)
+            attach_all(obj, &opts.fixups, opts.site, &self.struct_ops)
         } else {
             (BTreeMap::new(), Attached::none())
         };
@@ -379,9 +387,20 @@ impl Isolation {
                     p.attach = skipped("not loaded");
                 }
                 // libbpf itself left it out (a struct_ops program whose map
-                // was not created).
+                // was not created: turned off, or refused).
                 None if !loaded_progs.contains(&p.name) => {
-                    p.load = skipped("not loaded: it belongs to a map that failed");
+                    let maps = self.struct_ops.get(&p.name).cloned().unwrap_or_default();
+                    let off = |m: &String| {
+                        opts.fixups.maps.get(m).and_then(|f| f.autocreate) == Some(false)
+                    };
+                    p.load = if !maps.is_empty() && maps.iter().all(off) {
+                        skipped(&format!(
+                            "not loaded: its struct_ops map `{}` is not created (autocreate = false)",
+                            maps.join("`, `")
+                        ))
+                    } else {
+                        skipped("not loaded: it belongs to a map that failed")
+                    };
                     p.attach = skipped("not loaded");
                 }
                 None => {

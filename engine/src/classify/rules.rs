@@ -640,6 +640,18 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
                 "the kernel has this struct_ops type but will not register it (some, such as bpf_dummy_ops, exist only for BPF_PROG_TEST_RUN): a loader that only test-runs these programs is judged by --mode load",
             )
         }
+        // The kernel's own checks of the ops a struct_ops map registers (a
+        // required callback missing, a name already taken).
+        Some(22)
+            if e.program
+                .is_some_and(|p| p.section.starts_with("struct_ops")) =>
+        {
+            v(
+                Code::AttachFailed,
+                first_line(f),
+                "the kernel refused to register the struct_ops map (its checks of the ops: a callback it requires is missing, or the name is taken): complete the map, or, where the loader never registers it, say so with `autocreate = false` in the map's table ([objects.<name>.maps.<map>])",
+            )
+        }
         // The kernel checks, when a raw tracepoint is opened, that the
         // program reads no argument past the tracepoint's last: with a valid
         // program that is the only EINVAL left.

@@ -1212,3 +1212,30 @@ fn a_link_type_the_kernel_lacks_fails_at_attach_even_when_the_program_loads() {
         assert_pass(&report, object, "debian-13-6.12");
     }
 }
+
+#[test]
+fn a_struct_ops_map_the_loader_never_registers_is_blamed_alone_and_autocreate_off_leaves_it_out() {
+    // Registering the incomplete map is refused: the map is named and only
+    // its program is blamed; its complete neighbour's programs attach.
+    let (_, report) = with_report(test_on(&["debian-12-6.1"], &["struct_ops_unused"]));
+    let c = assert_fail(
+        &report,
+        "struct_ops_unused",
+        "debian-12-6.1",
+        "ATTACH_FAILED",
+    );
+    assert_eq!(c["program"], "half_ssthresh", "{c:#}");
+    says(&c, "message", &["struct_ops map `cc_incomplete`"]);
+    says(&c, "remediation", &["autocreate = false"]);
+    let used = entry(&c, "programs", &[("name", "cc_ssthresh")]);
+    assert_eq!(used["attach"], "ok", "{c:#}");
+    // The loader leaves it out: so does the validator.
+    let (out, report) = report_with_config(
+        test_on(&["debian-12-6.1"], &["struct_ops_unused"]),
+        "[objects.struct_ops_unused.maps.cc_incomplete]\nautocreate = false\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let c = cell(&report, "struct_ops_unused", "debian-12-6.1");
+    let off = entry(c, "programs", &[("name", "half_ssthresh")]);
+    says(off, "load", &["autocreate = false"]);
+}
