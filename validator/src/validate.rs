@@ -479,6 +479,18 @@ impl Isolation {
                 self.refused_maps.insert(map);
                 true
             }
+            // No kernel BTF, which the object's BTF-typed programs (fentry,
+            // tp_btf, lsm, ...) need before anything loads: a loader turns
+            // those off there and loads the rest (their alternatives).
+            Culprit::Unknown if no_kernel_btf(&lines) && self.btf_typed_left() => {
+                let f = failure(e, &lines, None);
+                for p in &self.report.programs {
+                    if needs_kernel_btf(&p.section) && !self.rejected.contains_key(&p.name) {
+                        self.rejected.insert(p.name.clone(), f.clone());
+                    }
+                }
+                true
+            }
             _ => {
                 self.report.object_error = Some(failure(e, &lines, None));
                 for m in self
@@ -499,6 +511,45 @@ impl Isolation {
             }
         }
     }
+}
+
+impl Isolation {
+    /// Whether a program on a BTF target is still to be loaded.
+    fn btf_typed_left(&self) -> bool {
+        self.report
+            .programs
+            .iter()
+            .any(|p| needs_kernel_btf(&p.section) && !self.rejected.contains_key(&p.name))
+    }
+}
+
+/// libbpf could not load the kernel's BTF.
+fn no_kernel_btf(lines: &[Line]) -> bool {
+    lines.iter().any(|l| {
+        l.text.contains("Error loading vmlinux BTF")
+            || l.text.contains("failed to find valid kernel BTF")
+    })
+}
+
+/// Programs whose section names a BTF target: libbpf resolves it in the
+/// kernel's BTF before loading anything.
+fn needs_kernel_btf(section: &str) -> bool {
+    let kind = section.split('/').next().unwrap_or(section);
+    matches!(
+        kind,
+        "fentry"
+            | "fentry.s"
+            | "fexit"
+            | "fexit.s"
+            | "fmod_ret"
+            | "fmod_ret.s"
+            | "tp_btf"
+            | "lsm"
+            | "lsm.s"
+            | "lsm_cgroup"
+            | "iter"
+            | "iter.s"
+    ) || section.starts_with("struct_ops")
 }
 
 /// Per group of alternatives, the first program that loaded (and attached,

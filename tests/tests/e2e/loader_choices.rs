@@ -8,10 +8,11 @@ use bpfcompat_e2e::{cell, examples, plus_mirrored, report_with_config, says, tes
 fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
     // fentry with a target no kernel has: the kernel's answer (not a
     // configuration error, as another kernel may have it); without BTF,
-    // the kernel's lack of BTF. An aya object with BTF maps only is judged
-    // as aya loads it, and says so.
+    // the kernel's lack of BTF, and an fentry/kprobe pair judged by its
+    // kprobe side. An aya object with BTF maps only is judged as aya loads
+    // it, and says so.
     let (kernels, old) = plus_mirrored(&["debian-12-6.1"], &["ubuntu-16.04-4.15"]);
-    let mut c = test_on(&kernels, &["fentry"]);
+    let mut c = test_on(&kernels, &["fentry", "alternatives"]);
     c.arg("--object")
         .arg(examples().join("aya/objects/btfmap.bpf.o"));
     let (out, report) = report_with_config(
@@ -29,6 +30,11 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
     if old {
         let c = cell(&report, "fentry.bpf.o", "ubuntu-16.04-4.15");
         assert_eq!(c["code"], "MISSING_BTF", "{c:#}");
+        // Without BTF the fentry side of an fentry/kprobe pair is off, as a
+        // loader turns it off there, and the kprobe side is judged.
+        let c = cell(&report, "alternatives.bpf.o", "ubuntu-16.04-4.15");
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert_eq!(c["variants"][0]["chosen"], "unlink_kprobe", "{c:#}");
         // aya gives a BTF map's type IDs to a kernel that predates them:
         // refused, where libbpf (which leaves them out) would pass.
         let c = cell(&report, "btfmap.bpf.o", "ubuntu-16.04-4.15");
