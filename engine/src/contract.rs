@@ -175,7 +175,7 @@ pub fn derive(objects: &[(String, Declared)], cells: &[Cell], cpus: u32) -> Cont
                 && targets.len() == 1
                 && let Some(t) = targets.first().and_then(|t| attach_target(t))
             {
-                fixup.attach_target = Some(t);
+                fixup.attach_target = crate::wire::AttachTargets::new(vec![t]);
             }
             if fixup != ProgramFixup::default() {
                 oc.programs.insert(name.clone(), fixup);
@@ -443,8 +443,11 @@ mod tests {
         assert_eq!(o.programs["count_with_loop"].optional, Some(true));
         assert_eq!(o.programs["never"].autoload, Some(false));
         assert_eq!(
-            o.programs["probe_it"].attach_target.as_deref(),
-            Some("do_unlinkat")
+            o.programs["probe_it"]
+                .attach_target
+                .as_ref()
+                .map(|t| t.all().to_vec()),
+            Some(vec!["do_unlinkat".to_string()])
         );
         assert!(!o.programs.contains_key("on_exec"));
         assert_eq!(

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
-use bpfcompat_engine::wire::Fixups;
+use bpfcompat_engine::wire::{AttachTargets, Fixups};
 use bpfcompat_engine::wire::{Outcome, StepFailure};
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
@@ -76,7 +76,7 @@ pub fn attach_all(
             let target = fixups
                 .programs
                 .get(&name)
-                .and_then(|f| f.attach_target.as_deref());
+                .and_then(|f| f.attach_target.as_ref());
             targets.attach(&prog, &name, &section, target)
         };
         out.insert(name, outcome);
@@ -120,7 +120,7 @@ impl Targets {
         prog: &ProgramMut,
         name: &str,
         section: &str,
-        target: Option<&str>,
+        targets: Option<&AttachTargets>,
     ) -> Outcome {
         let keep = &mut self.keep;
         if section.starts_with("netkit/") {
@@ -157,9 +157,27 @@ impl Targets {
                 Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
             };
         }
-        match attach_one(prog, section, target) {
+        // Configured targets in the loader's order: the first that attaches.
+        let tried: Vec<Option<&str>> = match targets {
+            Some(t) => t.all().iter().map(|t| Some(t.as_str())).collect(),
+            None => vec![None],
+        };
+        let mut attached = Ok(None);
+        for (i, target) in tried.iter().enumerate() {
+            attached = attach_one(prog, section, *target);
+            if let (Ok(_), Some(t)) = (&attached, targets)
+                && i > 0
+            {
+                self.notes
+                    .push(crate::fixups::next_choice(name, t.all(), i));
+            }
+            if attached.is_ok() {
+                break;
+            }
+        }
+        match attached {
             Ok(Some(guard)) => {
-                keep.push(guard);
+                self.keep.push(guard);
                 Outcome::Ok
             }
             Ok(None) => Outcome::Skipped {

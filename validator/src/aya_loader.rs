@@ -140,6 +140,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     if let Some(btf) = custom_btf {
         let _ = kernel_btf.set(Ok(btf));
     }
+    let mut report_notes = Vec::new();
     for p in &mut report.programs {
         let Some(program) = ebpf.program_mut(&p.name) else {
             continue;
@@ -151,12 +152,22 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             p.attach = skipped("not loaded");
             continue;
         }
-        // A configured target stands where the section would name one.
-        let section = match fixup.and_then(|f| f.attach_target.as_deref()) {
-            Some(target) => format!("{}/{target}", p.section.split('/').next().unwrap_or("")),
-            None => p.section.clone(),
+        // Configured targets stand where the section would name one, in the
+        // loader's order: a BTF target is resolved at load, others at attach.
+        let configured = fixup.and_then(|f| f.attach_target.as_ref());
+        let kind = p.section.split('/').next().unwrap_or("").to_string();
+        let sections: Vec<String> = match configured {
+            Some(t) => t.all().iter().map(|t| format!("{kind}/{t}")).collect(),
+            None => vec![p.section.clone()],
         };
-        p.load = load(program, &section, &kernel_btf);
+        let mut chosen = 0;
+        for (i, section) in sections.iter().enumerate() {
+            chosen = i;
+            p.load = load(program, section, &kernel_btf);
+            if p.load == Outcome::Ok || !needs_btf_target(program) {
+                break;
+            }
+        }
         // As on the libbpf path: what the kernel's probes say about a refused
         // program's type and helpers decides the specific code.
         if let (Outcome::Failed(f), Some(t)) = (&mut p.load, sys::prog_type_by_name(&p.prog_type)) {
@@ -165,10 +176,28 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
-            (Outcome::Ok, _) => attach(program, &section, &mut targets),
+            (Outcome::Ok, _) if needs_btf_target(program) => {
+                attach(program, &sections[chosen], &mut targets)
+            }
+            (Outcome::Ok, _) => {
+                let mut outcome = skipped("not attached");
+                for (i, section) in sections.iter().enumerate() {
+                    chosen = i;
+                    outcome = attach(program, section, &mut targets);
+                    if outcome == Outcome::Ok {
+                        break;
+                    }
+                }
+                outcome
+            }
             _ => skipped("not loaded"),
         };
+        let got = p.attach == Outcome::Ok || (p.load == Outcome::Ok && needs_btf_target(program));
+        if let (Some(t), true) = (configured, chosen > 0 && got) {
+            report_notes.push(crate::fixups::next_choice(&p.name, t.all(), chosen));
+        }
     }
+    report.assumptions.extend(report_notes);
     report.assumptions.extend(crate::attach::placement_notes(
         targets.device.as_ref().and_then(|d| d.as_ref().ok()),
         targets

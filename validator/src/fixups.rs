@@ -26,6 +26,9 @@ pub struct Applied {
     /// never a configuration error, as the target may exist elsewhere.
     /// (program, target, libbpf's error).
     pub unresolved: Vec<(String, String, libbpf_rs::Error)>,
+    /// Which target of a configured list each program got, where not the
+    /// first.
+    pub notes: Vec<String>,
 }
 
 /// Applies `fx`.
@@ -33,8 +36,13 @@ pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Applied, FixupError> 
     check_names(open, fx)?;
     let keep = apply_maps(open, fx)?;
     apply_variables(open, fx)?;
-    let unresolved = apply_programs(open, fx)?;
-    Ok(Applied { keep, unresolved })
+    let mut notes = Vec::new();
+    let unresolved = apply_programs(open, fx, &mut notes)?;
+    Ok(Applied {
+        keep,
+        unresolved,
+        notes,
+    })
 }
 
 /// Every map and program a fix-up names exists in the object.
@@ -179,6 +187,7 @@ fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError>
 fn apply_programs(
     open: &mut OpenObject,
     fx: &Fixups,
+    notes: &mut Vec<String>,
 ) -> Result<Vec<(String, String, libbpf_rs::Error)>, FixupError> {
     let mut unresolved = Vec::new();
     for mut p in open.progs_mut() {
@@ -203,22 +212,48 @@ fn apply_programs(
             || ["tracepoint", "tp"]
                 .iter()
                 .any(|k| section == *k || section.starts_with(&format!("{k}/")));
-        if let Some(target) = &f.attach_target
+        if let Some(targets) = &f.attach_target
             && !at_attach
         {
-            let full = match &f.attach_module {
-                Some(m) => format!("{m}:{target}"),
-                None => target.clone(),
-            };
             // libbpf looks the target up in the kernel's BTF here: its
-            // failure is this kernel's answer (no BTF, no such function).
-            if let Err(e) = p.set_attach_target(0, Some(full)) {
+            // failure is this kernel's answer (no BTF, no such function). In
+            // the loader's order, the first this kernel has.
+            let mut last = None;
+            for (i, target) in targets.all().iter().enumerate() {
+                let full = match &f.attach_module {
+                    Some(m) => format!("{m}:{target}"),
+                    None => target.clone(),
+                };
+                match p.set_attach_target(0, Some(full)) {
+                    Ok(()) => {
+                        if i > 0 {
+                            notes.push(next_choice(&name, targets.all(), i));
+                        }
+                        last = None;
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            if let Some(e) = last {
                 p.set_autoload(false);
-                unresolved.push((name, target.clone(), e));
+                unresolved.push((name, targets.all().join("', '"), e));
             }
         }
     }
     Ok(unresolved)
+}
+
+/// Says which of a program's configured targets this kernel got, when it
+/// was not the first.
+pub(crate) fn next_choice(program: &str, targets: &[String], chosen: usize) -> String {
+    format!(
+        "program `{program}`: attach target `{}`, the loader's choice {} of {} (this kernel lacks `{}`)",
+        targets[chosen],
+        chosen + 1,
+        targets.len(),
+        targets[..chosen].join("`, `")
+    )
 }
 
 /// Global variables by name: (datasec name, offset, size).

@@ -241,6 +241,7 @@ impl Isolation {
                     let f = unresolved_target(&name, &target, &e, &lines);
                     self.rejected.entry(name).or_insert(f);
                 }
+                notes.extend(applied.notes);
                 let fds = applied.keep;
                 if !opts.strict_maps {
                     notes.extend(sizing::size_unsized(&mut open, &opts.fixups));

@@ -94,10 +94,66 @@ pub struct ProgramFixup {
     /// Another program type, by libbpf's name (e.g. `kprobe`).
     #[serde(rename = "type")]
     pub prog_type: Option<String>,
-    /// Another attach target: the kernel function for fentry/fexit/kprobe.
-    pub attach_target: Option<String>,
+    /// Another attach target: the kernel function for fentry/fexit/kprobe,
+    /// `category/name` for a tracepoint. A list is the loader's order of
+    /// preference ("try A, else B"): per kernel the first that the kernel
+    /// has is taken.
+    pub attach_target: Option<AttachTargets>,
     /// The kernel module of `attach_target`, when it lives in one.
     pub attach_module: Option<String>,
+}
+
+/// Attach targets in the loader's order of preference; a single string is
+/// a list of one. Never empty, no empty name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachTargets(Vec<String>);
+
+impl AttachTargets {
+    /// Targets in order; `None` when empty or when a name is empty.
+    pub fn new(targets: Vec<String>) -> Option<AttachTargets> {
+        (!targets.is_empty() && targets.iter().all(|t| !t.is_empty()))
+            .then_some(AttachTargets(targets))
+    }
+
+    /// The targets, first preferred.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The preferred target.
+    pub fn first(&self) -> &str {
+        &self.0[0]
+    }
+}
+
+impl Serialize for AttachTargets {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AttachTargets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AttachTargets, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let targets = match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "must be a target name or a list of them, in the loader's order",
+            )
+        })? {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(ts) => ts,
+        };
+        AttachTargets::new(targets)
+            .ok_or_else(|| serde::de::Error::custom("must name at least one target, none empty"))
+    }
 }
 
 /// A count that may be "one per possible CPU".
@@ -144,5 +200,39 @@ impl<'de> Deserialize<'de> for Count {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attach_target_is_one_name_or_the_loaders_ordered_list() {
+        let parse = |json: &str| serde_json::from_str::<ProgramFixup>(json);
+        let one = parse(r#"{"attach_target": "do_unlinkat"}"#).unwrap();
+        assert_eq!(one.attach_target.as_ref().unwrap().all(), ["do_unlinkat"]);
+        let many = parse(r#"{"attach_target": ["vfs_unlink", "do_unlinkat"]}"#).unwrap();
+        let targets = many.attach_target.unwrap();
+        assert_eq!(targets.first(), "vfs_unlink");
+        assert_eq!(targets.all(), ["vfs_unlink", "do_unlinkat"]);
+        // The job carries it back unchanged, a single name as a string.
+        let back = serde_json::to_string(&one).unwrap();
+        assert!(back.contains(r#""attach_target":"do_unlinkat""#), "{back}");
+        assert_eq!(
+            parse(
+                &serde_json::to_string(&targets)
+                    .map(|t| format!(r#"{{"attach_target":{t}}}"#))
+                    .unwrap()
+            )
+            .unwrap()
+            .attach_target
+            .unwrap(),
+            targets
+        );
+        for bad in [r#"[]"#, r#"[""]"#, r#""""#, "3"] {
+            let e = parse(&format!(r#"{{"attach_target": {bad}}}"#)).unwrap_err();
+            assert!(e.to_string().contains("target"), "{bad}: {e}");
+        }
     }
 }

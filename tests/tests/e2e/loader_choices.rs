@@ -12,12 +12,22 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
     // kprobe side. An aya object with BTF maps only is judged as aya loads
     // it, and says so.
     let (kernels, old) = plus_mirrored(&["debian-12-6.1"], &["ubuntu-16.04-4.15"]);
-    let mut c = test_on(&kernels, &["fentry", "alternatives"]);
+    let mut c = test_on(&kernels, &["fentry", "alternatives", "kprobe"]);
     c.arg("--object")
         .arg(examples().join("aya/objects/btfmap.bpf.o"));
     let (out, report) = report_with_config(
         c,
-        "[objects.fentry.programs.on_unlink]\nattach_target = \"no_such_function_here\"\n",
+        "[objects.fentry.programs.on_unlink]\nattach_target = \"no_such_function_here\"\n\
+         [objects.kprobe.programs.count_open]\n\
+         attach_target = [\"no_such_function_here\", \"do_unlinkat\"]\n",
+    );
+    // The loader's \"try A, else B\": B where the kernel lacks A, said so.
+    let c = cell(&report, "kprobe.bpf.o", "debian-12-6.1");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    says(
+        c,
+        "assumptions",
+        &["attach target `do_unlinkat`, the loader's choice 2 of 2"],
     );
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     let c = cell(&report, "fentry.bpf.o", "debian-12-6.1");
