@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use crate::cli::ColorChoice;
 
 use bpfcompat_engine::report::{
-    Look, Report, assumptions_text, disagreements_text, failures_text, matrix, variants_text,
+    Look, Report, assumptions_text, disagreements_text, failures_text, floors_text, matrix,
+    variants_text,
 };
 
 static COLOR: OnceLock<ColorChoice> = OnceLock::new();
@@ -57,6 +58,7 @@ pub fn human(report: &Report, quiet: bool) -> String {
         for text in [
             variants_text(report),
             assumptions_text(report),
+            floors_text(report),
             disagreements_text(report),
         ] {
             if !text.is_empty() {

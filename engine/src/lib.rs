@@ -14,6 +14,7 @@ pub mod classify;
 pub mod config;
 pub mod contract;
 pub mod errors;
+pub mod floor;
 pub mod guest;
 pub mod kernel;
 pub mod kernel_tests;

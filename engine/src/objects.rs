@@ -53,7 +53,7 @@ pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
 /// Reads a regular file of at most [`MAX_OBJECT_BYTES`]. The file is opened
 /// without blocking and checked through its descriptor, so a FIFO or a
 /// device is refused at once rather than read.
-fn read_regular(path: &Path) -> Result<Vec<u8>, ObjectError> {
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, ObjectError> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let read_err = |source| ObjectError::Read {
         path: path.to_path_buf(),

@@ -103,6 +103,15 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         false,
         &Default::default(),
     );
+    report.set_floors(bpfcompat_engine::floor::of_objects(
+        report
+            .objects
+            .clone()
+            .iter()
+            .zip(&a.objects)
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+            .collect::<Vec<_>>(),
+    ));
     let gate = bpfcompat_engine::report::Gate {
         max_growth_pct: None,
         min_headroom_pct: a.min_headroom.map(|p| p.0),

@@ -475,6 +475,12 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         &r.expectations,
     );
     report.scope = Some(r.scope);
+    report.set_floors(bpfcompat_engine::floor::of_objects(
+        r.plan
+            .objects
+            .iter()
+            .map(|o| (o.name.as_str(), o.path.as_path())),
+    ));
     if let Some(b) = &r.baseline {
         report.complexity_growth = growth(b, &report.cells);
     }

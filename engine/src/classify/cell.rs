@@ -158,6 +158,10 @@ pub struct Cell {
     /// the end of its stdout and stderr, whatever the verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<crate::wire::CommandReport>,
+    /// On a failed cell: where its kernel stands against the object's floor
+    /// (older: expected; at or above: not the release's doing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<crate::floor::FloorPlace>,
 }
 
 impl Cell {
@@ -182,6 +186,7 @@ impl Cell {
             variants: Vec::new(),
             assumptions: Vec::new(),
             command: None,
+            floor: None,
         }
     }
 

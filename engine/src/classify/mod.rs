@@ -11,7 +11,7 @@ mod cell;
 mod codes;
 mod from_log;
 mod from_trace;
-mod releases;
+pub(crate) mod releases;
 mod rules;
 
 pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel, signal_name};

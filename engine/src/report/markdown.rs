@@ -257,6 +257,9 @@ fn failures_view(r: &Report, out: &mut String) {
                 body.push_str("  ```\n\n  </details>\n");
             }
         }
+        if let Some(floor) = super::floor_sentence(r, c) {
+            let _ = writeln!(body, "- floor: {}", prose(&floor));
+        }
         if let Some((title, lines)) = super::loader_output(c, 40) {
             let _ = write!(
                 body,

@@ -113,6 +113,9 @@ pub struct Report {
     /// kernel measured in both runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub complexity_growth: Vec<super::Growth>,
+    /// What each object needs of a kernel and its floor, read from its ELF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floors: Vec<crate::floor::ObjectFloor>,
 }
 
 impl Report {
@@ -172,7 +175,26 @@ impl Report {
             scope: None,
             partial: None,
             complexity_growth: Vec::new(),
+            floors: Vec::new(),
         }
+    }
+
+    /// Sets the objects' floors, and on each failed cell where its kernel
+    /// stands against its object's floor.
+    pub fn set_floors(&mut self, floors: Vec<crate::floor::ObjectFloor>) {
+        for c in self.cells.iter_mut().filter(|c| c.status == Status::Fail) {
+            c.floor = floors
+                .iter()
+                .find(|f| f.object == c.object)
+                .zip(c.kernel_release.as_deref())
+                .and_then(|(f, release)| f.place(release));
+        }
+        self.floors = floors;
+    }
+
+    /// The floor of an object, where known.
+    pub fn floor_of(&self, object: &str) -> Option<&crate::floor::ObjectFloor> {
+        self.floors.iter().find(|f| f.object == object)
     }
 
     /// Computes the summary and exit code again after cells changed.

@@ -53,6 +53,49 @@ pub fn assumptions_text(r: &Report) -> String {
         .collect()
 }
 
+/// Each failing object's floor, with everything it needs: `FLOOR <object>:
+/// Linux 5.8 (ringbuf map `events`); needs ...`.
+pub fn floors_text(r: &Report) -> String {
+    let mut out = String::new();
+    for f in &r.floors {
+        let failing = r
+            .cells
+            .iter()
+            .any(|c| c.object == f.object && c.status == Status::Fail);
+        let Some(floor) = f.floor.as_deref().filter(|_| failing) else {
+            continue;
+        };
+        let needs: Vec<String> = f
+            .needs
+            .iter()
+            .map(|n| format!("{} {}", n.feature, n.since))
+            .collect();
+        let _ = writeln!(
+            out,
+            "FLOOR {}: Linux {floor} ({}); needs {}",
+            shown(&f.object),
+            shown(&f.at_floor().join(", ")),
+            shown(&needs.join(", "))
+        );
+    }
+    out
+}
+
+/// The sentence of a failed cell's place against its object's floor.
+pub fn floor_sentence(r: &Report, c: &Cell) -> Option<String> {
+    let floor = r.floor_of(&c.object)?;
+    let at = floor.floor.as_deref()?;
+    Some(match c.floor? {
+        crate::floor::FloorPlace::Below => format!(
+            "this kernel is older than the object's floor, Linux {at} ({}): a failure here is expected",
+            floor.at_floor().join(", ")
+        ),
+        crate::floor::FloorPlace::AtOrAbove => format!(
+            "this kernel is at or above the object's floor, Linux {at}: not its release; look for a backport, a build option or a module it lacks"
+        ),
+    })
+}
+
 /// Which alternative each kernel got, for objects with variants.
 pub fn variants_text(r: &Report) -> String {
     let mut out = String::new();
@@ -247,6 +290,9 @@ pub fn failures_text(r: &Report) -> String {
                     let _ = writeln!(out, "      {}", shown(l));
                 }
             }
+        }
+        if let Some(floor) = floor_sentence(r, c) {
+            let _ = writeln!(out, "  floor:  {}", shown(&floor));
         }
         // A loader's failure its own call explains: its output still shows.
         let guest_said = c.findings.iter().any(|f| f.stage == Stage::Guest);

@@ -1239,3 +1239,39 @@ fn a_struct_ops_map_the_loader_never_registers_is_blamed_alone_and_autocreate_of
     let off = entry(c, "programs", &[("name", "half_ssthresh")]);
     says(off, "load", &["autocreate = false"]);
 }
+
+#[test]
+fn every_blocker_and_the_floor_are_named_and_each_failure_placed_against_it() {
+    // floor.bpf.o: a bloom filter (5.16) and bpf_loop (5.17). On 5.10 the
+    // map is refused first; the object's floor is bpf_loop's 5.17, and the
+    // failure is below it: expected. rejected.bpf.o fails the verifier on
+    // 6.1, above its floor: not the release's doing.
+    let kernels = ["debian-11-5.10", "debian-12-6.1"];
+    let (out, report) = with_report(test_on(&kernels, &["floor", "rejected"]));
+    let c = assert_fail(&report, "floor", "debian-11-5.10", "UNSUPPORTED_MAP_TYPE");
+    assert_eq!(c["floor"], "below", "{c:#}");
+    assert_pass(&report, "floor", "debian-12-6.1");
+    let f = entry(&report, "floors", &[("object", "floor.bpf.o")]);
+    assert_eq!(f["floor"], "5.17", "{f:#}");
+    for feature in ["bpf_loop", "bloom_filter map `seen`", "callbacks"] {
+        assert!(
+            f["needs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["feature"].as_str().unwrap().starts_with(feature)),
+            "{feature}: {f:#}"
+        );
+    }
+    let c = assert_fail(&report, "rejected", "debian-12-6.1", "VERIFIER_REJECTED");
+    assert_eq!(c["floor"], "at_or_above", "{c:#}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    mentions(
+        &stdout,
+        &[
+            "FLOOR floor.bpf.o: Linux 5.17 (bpf_loop)",
+            "older than the object's floor, Linux 5.17",
+            "at or above the object's floor",
+        ],
+    );
+}

@@ -1,0 +1,455 @@
+//! What an object needs of a kernel, read from its ELF on the host, and its
+//! floor: the oldest release where all of it exists.
+//!
+//! A cell names its first blocker; the floor puts every blocker in view. A
+//! kernel older than the floor failing is expected; one at or above it that
+//! fails is the interesting case (a backport missing, a build option, a
+//! module), and the report says which it is. The releases come from the
+//! tables in [`crate::classify::releases`] (upstream commits).
+
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+use serde::{Deserialize, Serialize};
+
+use crate::classify::releases::{
+    attach_since, features, helper_name, helper_since, kfunc_since, map_type_since,
+    prog_type_since, release_older_than,
+};
+
+/// One thing an object needs and the release that brought it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    /// What (`ringbuf map \`events\``, `bpf_loop`, `bounded loops`).
+    pub feature: String,
+    /// The first Linux release with it (`5.8`).
+    pub since: String,
+}
+
+/// An object's needs and its floor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectFloor {
+    /// The object's name in the report.
+    pub object: String,
+    /// The oldest release with every need; `None` when none is known.
+    pub floor: Option<String>,
+    /// Every need, newest first.
+    pub needs: Vec<Need>,
+}
+
+/// Where a kernel stands against an object's floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorPlace {
+    /// Older than the floor: a failure there is expected.
+    Below,
+    /// At or above it: a failure there is not the release's.
+    AtOrAbove,
+}
+
+impl ObjectFloor {
+    /// The needs and floor of the object `name` whose bytes are `bytes`.
+    pub fn of(name: &str, bytes: &[u8]) -> ObjectFloor {
+        let mut needs = needs(bytes);
+        needs.sort_by(|a, b| newer_first(&a.since, &b.since).then(a.feature.cmp(&b.feature)));
+        needs.dedup();
+        ObjectFloor {
+            object: name.to_string(),
+            floor: needs.first().map(|n| n.since.clone()),
+            needs,
+        }
+    }
+
+    /// Where a kernel of `release` (`uname -r`) stands; `None` when either
+    /// is unknown.
+    pub fn place(&self, release: &str) -> Option<FloorPlace> {
+        let floor = self.floor.as_deref()?;
+        Some(match release_older_than(release, floor)? {
+            true => FloorPlace::Below,
+            false => FloorPlace::AtOrAbove,
+        })
+    }
+
+    /// The needs that came with the floor's release, for the sentence that
+    /// names what sets it.
+    pub fn at_floor(&self) -> Vec<&str> {
+        self.needs
+            .iter()
+            .filter(|n| Some(&n.since) == self.floor.as_ref())
+            .map(|n| n.feature.as_str())
+            .collect()
+    }
+}
+
+/// The floors of a run's objects (read again within the object limits;
+/// one that cannot be read gets none).
+pub fn of_objects<'a>(
+    objects: impl IntoIterator<Item = (&'a str, &'a std::path::Path)>,
+) -> Vec<ObjectFloor> {
+    objects
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let bytes = crate::objects::read_regular(path).ok()?;
+            Some(ObjectFloor::of(name, &bytes))
+        })
+        .collect()
+}
+
+fn newer_first(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |v: &str| {
+        let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (p.next().unwrap_or(0), p.next().unwrap_or(0))
+    };
+    key(b).cmp(&key(a))
+}
+
+/// Everything the object at `bytes` needs that a release brought.
+pub fn needs(bytes: &[u8]) -> Vec<Need> {
+    let Ok(file) = object::File::parse(bytes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut need = |feature: String, since: &str| {
+        out.push(Need {
+            feature,
+            since: since.to_string(),
+        });
+    };
+    for section in file.sections() {
+        let Ok(name) = section.name() else { continue };
+        if section.kind() == SectionKind::Text {
+            if name != ".text" {
+                program_needs(name, &mut need);
+            }
+            if let Ok(code) = section.data() {
+                instruction_needs(&file, &section, code, &mut need);
+            }
+        } else if is_global_data(name) && section.size() > 0 {
+            need("global variables".into(), features::GLOBAL_DATA);
+        } else if name == ".struct_ops.link" || name.starts_with(".struct_ops.link.") {
+            need("struct_ops links".into(), features::STRUCT_OPS_LINK);
+        } else if name == ".struct_ops" || name.starts_with(".struct_ops.") {
+            need("struct_ops maps".into(), "5.6");
+        }
+    }
+    for (map, map_type) in btf_map_types(&file) {
+        let type_name = crate::wire::trace::map_type_name(map_type);
+        if let Some(since) = map_type_since(&type_name) {
+            need(format!("{type_name} map `{map}`"), since);
+        }
+    }
+    out
+}
+
+fn is_global_data(name: &str) -> bool {
+    [".data", ".bss", ".rodata"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}.")))
+        && !name.starts_with(".rodata.str")
+        && !name.starts_with(".rodata.cst")
+}
+
+/// A program section's type, and the link its attach needs where loaders
+/// have no older way (XDP, cgroup and tc programs attach through netlink or
+/// BPF_PROG_ATTACH before their links).
+fn program_needs(section: &str, need: &mut impl FnMut(String, &str)) {
+    if let Some(t) = prog_type_of(section)
+        && let Some(since) = prog_type_since(t)
+    {
+        need(format!("{t} programs"), since);
+    }
+    let older_way = ["xdp", "cgroup", "tc", "classifier", "sk_lookup"]
+        .iter()
+        .any(|p| section.starts_with(p) && !section.starts_with("tcx"));
+    if !older_way && let Some((what, since)) = attach_since(section) {
+        need(what.to_string(), since);
+    }
+}
+
+/// libbpf's program type of a section, by its kind (the part before `/`,
+/// a sleepable `.s` dropped; for `cgroup/...` the hook).
+fn prog_type_of(section: &str) -> Option<&'static str> {
+    let mut parts = section.split('/');
+    let kind = parts.next()?.trim_end_matches(".s");
+    Some(match kind {
+        "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" | "ksyscall"
+        | "kretsyscall" | "uprobe" | "uretprobe" | "uprobe.multi" | "uretprobe.multi"
+        | "uprobe.session" | "usdt" => "kprobe",
+        "tracepoint" | "tp" => "tracepoint",
+        "raw_tracepoint" | "raw_tp" => "raw_tracepoint",
+        "raw_tracepoint.w" | "raw_tp.w" => "raw_tracepoint_writable",
+        "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "iter" => "tracing",
+        "freplace" => "ext",
+        "lsm" | "lsm_cgroup" => "lsm",
+        "struct_ops" => "struct_ops",
+        "xdp" | "xdp.frags" => "xdp",
+        "tc" | "tcx" | "classifier" | "netkit" => "sched_cls",
+        "action" => "sched_act",
+        "socket" => "socket_filter",
+        "sk_reuseport" => "sk_reuseport",
+        "sk_skb" => "sk_skb",
+        "sk_msg" => "sk_msg",
+        "sk_lookup" => "sk_lookup",
+        "sockops" => "sock_ops",
+        "cgroup_skb" => "cgroup_skb",
+        "perf_event" => "perf_event",
+        "flow_dissector" => "flow_dissector",
+        "netfilter" => "netfilter",
+        "syscall" => "syscall",
+        "lirc_mode2" => "lirc_mode2",
+        "cgroup" => match parts.next()? {
+            "skb" => "cgroup_skb",
+            "dev" => "cgroup_device",
+            "sysctl" => "cgroup_sysctl",
+            "getsockopt" | "setsockopt" => "cgroup_sockopt",
+            "sock" | "sock_create" | "sock_release" | "post_bind4" | "post_bind6" => "cgroup_sock",
+            _ => "cgroup_sock_addr",
+        },
+        _ => return None,
+    })
+}
+
+/// What the instructions of one code section need: helpers by number,
+/// calls to other functions (4.16) and to kfuncs (by their relocation's
+/// name), back-edges (bounded loops, 5.3), 32-bit jumps (5.1) and atomic
+/// operations beyond add (5.12).
+fn instruction_needs(
+    file: &object::File,
+    section: &object::Section,
+    code: &[u8],
+    need: &mut impl FnMut(String, &str),
+) {
+    // Relocations by offset: the symbol's name, and whether it is code.
+    let relocated: std::collections::BTreeMap<u64, (String, bool)> = section
+        .relocations()
+        .filter_map(|(offset, r)| match r.target() {
+            object::RelocationTarget::Symbol(i) => {
+                let symbol = file.symbol_by_index(i).ok()?;
+                // A static function is reached through its section's symbol.
+                let in_code = || {
+                    symbol
+                        .section_index()
+                        .and_then(|s| file.section_by_index(s).ok())
+                        .is_some_and(|s| s.kind() == SectionKind::Text)
+                };
+                let code = symbol.kind() == object::SymbolKind::Text
+                    || (symbol.kind() == object::SymbolKind::Section && in_code());
+                Some((offset, (symbol.name().ok()?.to_string(), code)))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut i = 0;
+    while i + 8 <= code.len() {
+        let insn = &code[i..i + 8];
+        let (op, src) = (insn[0], insn[1] >> 4);
+        let off = i16::from_le_bytes([insn[2], insn[3]]);
+        let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+        let class = op & 0x07;
+        match (op, class) {
+            // ld_imm64 takes two slots; one that loads a function's address
+            // passes a callback (bpf_loop, bpf_for_each_map_elem, timers).
+            (0x18, _) => {
+                if relocated.get(&(i as u64)).is_some_and(|(_, code)| *code) {
+                    need(
+                        "callbacks (a function passed to a helper)".into(),
+                        features::CALLBACK,
+                    );
+                }
+                i += 8;
+            }
+            (0x85, _) => match src {
+                0 => {
+                    if let Some(since) = u32::try_from(imm).ok().and_then(helper_since) {
+                        let name = helper_name(imm as u32).unwrap_or_default();
+                        need(name, since);
+                    }
+                }
+                1 => need("calls between BPF functions".into(), "4.16"),
+                2 => {
+                    let name = relocated
+                        .get(&(i as u64))
+                        .map(|r| r.0.clone())
+                        .unwrap_or_default();
+                    match kfunc_since(&name) {
+                        Some(since) => need(format!("kfunc {name}"), since),
+                        None => need("kfunc calls".into(), "5.13"),
+                    }
+                }
+                _ => {}
+            },
+            // An exit, and calls, are no jumps.
+            (0x95 | 0x96, _) => {}
+            (_, 0x05 | 0x06) if off < 0 => need("bounded loops (back-edges)".into(), "5.3"),
+            _ => {}
+        }
+        if class == 0x06 {
+            need("32-bit jumps (JMP32)".into(), "5.1");
+        }
+        // BPF_STX | BPF_ATOMIC: plain add (the old XADD) is old; fetch,
+        // and/or/xor, xchg, cmpxchg came in 5.12.
+        if class == 0x03 && op & 0xe0 == 0xc0 && imm != 0 {
+            need(
+                "atomic operations (fetch, and/or/xor, xchg, cmpxchg)".into(),
+                "5.12",
+            );
+        }
+        i += 8;
+    }
+}
+
+/// The map type of every map in the `.maps` section, by its BTF: the
+/// `type` member of each map's struct is a pointer to an array whose length
+/// is the type (libbpf's `__uint(type, ...)`).
+fn btf_map_types(file: &object::File) -> Vec<(String, u32)> {
+    let Some(btf) = file
+        .section_by_name(".BTF")
+        .and_then(|s| s.uncompressed_data().ok())
+    else {
+        return Vec::new();
+    };
+    Btf::parse(&btf).map(|b| b.map_types()).unwrap_or_default()
+}
+
+/// The few BTF facts the map types need.
+struct Btf<'a> {
+    strings: &'a [u8],
+    /// Per type ID (index 0 is void): kind, name offset, size-or-type, and
+    /// its trailing data.
+    types: Vec<(u32, u32, u32, &'a [u8])>,
+}
+
+impl<'a> Btf<'a> {
+    fn parse(b: &'a [u8]) -> Option<Btf<'a>> {
+        let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        if b.get(..2)? != [0x9f, 0xeb] {
+            return None;
+        }
+        let hdr = u32_at(4)? as usize;
+        let (t_off, t_len) = (hdr + u32_at(8)? as usize, u32_at(12)? as usize);
+        let (s_off, s_len) = (hdr + u32_at(16)? as usize, u32_at(20)? as usize);
+        let strings = b.get(s_off..s_off.checked_add(s_len)?)?;
+        let mut types = vec![(0, 0, 0, &b[..0])];
+        let (mut pos, end) = (t_off, t_off.checked_add(t_len)?);
+        while pos < end {
+            let (name, info, size) = (u32_at(pos)?, u32_at(pos + 4)?, u32_at(pos + 8)?);
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            let extra = match kind {
+                1 | 14 | 17 => 4,
+                3 => 12,
+                4 | 5 | 15 | 19 => vlen * 12,
+                6 | 13 => vlen * 8,
+                _ => 0,
+            };
+            types.push((kind, name, size, b.get(pos + 12..pos + 12 + extra)?));
+            pos += 12 + extra;
+        }
+        Some(Btf { strings, types })
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        let end = rest.iter().position(|c| *c == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or_default()
+    }
+
+    /// Through typedefs and qualifiers.
+    fn resolve(&self, mut id: u32) -> Option<&(u32, u32, u32, &'a [u8])> {
+        for _ in 0..32 {
+            let t = self.types.get(id as usize)?;
+            match t.0 {
+                8..=11 | 18 => id = t.2,
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    fn map_types(&self) -> Vec<(String, u32)> {
+        let word = |d: &[u8], o: usize| {
+            d.get(o..o + 4)
+                .map(|w| u32::from_le_bytes(w.try_into().unwrap_or_default()))
+        };
+        let mut out = Vec::new();
+        let Some(maps) = self
+            .types
+            .iter()
+            .find(|t| t.0 == 15 && self.name(t.1) == ".maps")
+        else {
+            return out;
+        };
+        for var in maps.3.chunks(12) {
+            let Some(var) = word(var, 0).and_then(|id| self.types.get(id as usize)) else {
+                continue;
+            };
+            let Some(def) = self.resolve(var.2).filter(|t| t.0 == 4) else {
+                continue;
+            };
+            let map_type = def.3.chunks(12).find_map(|m| {
+                (self.name(word(m, 0)?) == "type").then_some(())?;
+                let ptr = self.resolve(word(m, 4)?).filter(|t| t.0 == 2)?;
+                let array = self.resolve(ptr.2).filter(|t| t.0 == 3)?;
+                word(array.3, 8)
+            });
+            if let Some(t) = map_type {
+                out.push((self.name(var.1).to_string(), t));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_kinds_give_libbpfs_program_types() {
+        for (section, t) in [
+            ("kprobe/do_unlinkat", "kprobe"),
+            ("tp/syscalls/sys_enter_getpid", "tracepoint"),
+            ("tp_btf/sched_switch", "tracing"),
+            ("fentry.s/do_unlinkat", "tracing"),
+            ("cgroup/connect4", "cgroup_sock_addr"),
+            ("cgroup/sock_create", "cgroup_sock"),
+            ("cgroup_skb/egress", "cgroup_skb"),
+            ("xdp.frags", "xdp"),
+            ("struct_ops/cc_ssthresh", "struct_ops"),
+        ] {
+            assert_eq!(prog_type_of(section), Some(t), "{section}");
+        }
+        assert_eq!(prog_type_of("license"), None);
+    }
+
+    #[test]
+    fn the_floor_is_the_newest_need_and_places_kernels() {
+        let f = ObjectFloor {
+            object: "o".into(),
+            floor: Some("5.8".into()),
+            needs: vec![
+                Need {
+                    feature: "ringbuf map `events`".into(),
+                    since: "5.8".into(),
+                },
+                Need {
+                    feature: "global variables".into(),
+                    since: "5.2".into(),
+                },
+            ],
+        };
+        assert_eq!(f.place("5.4.0-216-generic"), Some(FloorPlace::Below));
+        assert_eq!(
+            f.place("5.10.0-46-cloud-amd64"),
+            Some(FloorPlace::AtOrAbove)
+        );
+        assert_eq!(f.place("5.8.0"), Some(FloorPlace::AtOrAbove));
+        assert_eq!(f.at_floor(), ["ringbuf map `events`"]);
+        assert_eq!(newer_first("5.10", "5.8"), std::cmp::Ordering::Less);
+    }
+
+    #[test]
+    fn a_tiny_object_needs_its_program_type() {
+        let f = ObjectFloor::of("tiny", &crate::objects::tiny_object());
+        assert_eq!(f.floor.as_deref(), Some("4.7"), "{f:?}");
+        assert_eq!(f.needs[0].feature, "tracepoint programs");
+        assert!(needs(b"not an object").is_empty());
+    }
+}
