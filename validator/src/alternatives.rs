@@ -158,6 +158,7 @@ mod tests {
             fire: None,
             optional: false,
             complexity: None,
+            insn_count: None,
         }
     }
 

@@ -63,6 +63,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             fire: None,
             optional: false,
             complexity: None,
+            insn_count: None,
         });
     }
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));

@@ -643,6 +643,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             fire: None,
             optional: false,
             complexity: None,
+            insn_count: Some(u32::try_from(p.insns().len()).unwrap_or(u32::MAX)),
         });
     }
 }

@@ -309,6 +309,11 @@ pub struct ProgramReport {
     /// kernel has a statistics log level.
     #[serde(default)]
     pub complexity: Option<super::Complexity>,
+    /// Instructions of the program's own function as compiled (before
+    /// libbpf adds the functions it calls): old kernels refuse more than
+    /// 4096 without a log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insn_count: Option<u32>,
 }
 
 /// Fire mode's verdict on one attached program.

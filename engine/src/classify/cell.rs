@@ -876,6 +876,7 @@ mod tests {
             fire: None,
             optional: false,
             complexity: None,
+            insn_count: None,
         }
     }
 

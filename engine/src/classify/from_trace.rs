@@ -301,6 +301,7 @@ fn prog_report(p: &ProgCall, failure: StepFailure) -> ProgramReport {
         fire: None,
         optional: false,
         complexity: None,
+        insn_count: None,
     }
 }
 
@@ -338,6 +339,7 @@ fn probe_program(p: &PerfCall, failure: StepFailure) -> ProgramReport {
         fire: None,
         optional: false,
         complexity: None,
+        insn_count: None,
     }
 }
 

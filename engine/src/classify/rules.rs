@@ -103,6 +103,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("unknown_ld_imm64", unknown_ld_imm64),
     ("helper_not_allowed", |e| text(e, "helper_not_allowed")),
     ("gpl_only", |e| text(e, "gpl_only")),
+    ("old_kernel_words", old_kernel_words),
     ("missing_attach_target", |e| {
         text(e, "missing_attach_target")
     }),
@@ -599,6 +600,100 @@ fn older_way(section: &str) -> &'static str {
     }
 }
 
+/// What an older kernel says, or does not say, for a feature it lacks,
+/// attributed by what the load asked for and the release. Each entry was
+/// seen on the oldest catalogue kernel that lacks the feature (see the e2e
+/// test `old_kernels_words_name_the_feature_they_lack`).
+fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
+    if e.step != Step::ProgLoad {
+        return None;
+    }
+    let (release, p, f) = (e.release?, e.program?, e.failure);
+    let older = |since: &str| release_older_than(release, since) == Some(true);
+    let said = |needles: &[&str]| find(f, needles);
+    // A refusal before the verifier ran: no log but its statistics line.
+    let no_log = f
+        .verifier_log
+        .iter()
+        .all(|l| l.trim().is_empty() || l.starts_with("processed "));
+    let kind = p.section.split('/').next().unwrap_or_default();
+    let feature = |message: String, fix: String| Some(v(Code::UnsupportedFeature, message, fix));
+    // 4.4-5.11: the verifier knows BPF_XADD alone and refuses any other
+    // atomic operation (the same opcode, a non-zero imm).
+    if let Some(line) = said(&[
+        "BPF_STX uses reserved fields",
+        "BPF_XADD uses reserved fields",
+    ]) && older("5.12")
+    {
+        return feature(
+            line,
+            "atomic operations other than a plain add (fetch-and-add whose result is read, and/or/xor, xchg, cmpxchg) need Linux 5.12: on older kernels add without reading the result (__sync_fetch_and_add as a statement) or keep per-CPU values".into(),
+        );
+    }
+    // Before 4.16 a call to another BPF function reads as a helper call,
+    // and the function's body as code nothing reaches.
+    if let Some(line) = said(&["unreachable insn"])
+        && older("4.16")
+    {
+        return feature(
+            line,
+            "calls between BPF functions need Linux 4.16: mark the functions `static __always_inline` for older kernels".into(),
+        );
+    }
+    // Before 5.2 no program may have more than 4096 instructions (EINVAL
+    // on 4.4, E2BIG later), refused before any log.
+    if let Some(n) = p.insn_count.filter(|n| *n > 4096)
+        && matches!(f.errno, Some(7 | 22))
+        && no_log
+        && older("5.2")
+    {
+        return Some(v(
+            Code::VerifierLimit,
+            format!(
+                "{} ({n} instructions; this kernel takes at most 4096)",
+                first_line(f)
+            ),
+            "programs of more than 4096 instructions need Linux 5.2: split the program (tail calls) or unroll less for older kernels",
+        ));
+    }
+    // Program flags an older kernel does not know: EINVAL, no log.
+    if f.errno == Some(22) && no_log {
+        if kind == "xdp.frags" && older("5.18") {
+            return feature(
+                first_line(f),
+                "XDP programs for fragmented packets (SEC(\"xdp.frags\"), BPF_F_XDP_HAS_FRAGS) need Linux 5.18: load it as plain XDP on older kernels".into(),
+            );
+        }
+        if kind.ends_with(".s") && older("5.10") {
+            return feature(
+                first_line(f),
+                "sleepable programs (BPF_F_SLEEPABLE) need Linux 5.10 (sleepable uprobes 6.1): use the non-sleepable section on older kernels".into(),
+            );
+        }
+    }
+    // 5.10 onwards names the kinds it lets sleep.
+    if let Some(line) = said(&["programs can be sleepable"])
+        && kind.ends_with(".s")
+    {
+        let release = match kind.trim_end_matches(".s") {
+            "uprobe" | "uretprobe" => Some("6.1"),
+            "fentry" | "fexit" | "fmod_ret" | "lsm" => Some("5.10"),
+            _ => None,
+        };
+        return feature(
+            line,
+            format!(
+                "{}: use the non-sleepable section on this kernel",
+                since(
+                    &format!("a sleepable {} program", kind.trim_end_matches(".s")),
+                    release
+                )
+            ),
+        );
+    }
+    None
+}
+
 /// An attach failure, by errno.
 fn is_raw_tracepoint(section: &str) -> bool {
     [
@@ -790,6 +885,7 @@ mod tests {
             fire: None,
             optional: false,
             complexity: None,
+            insn_count: None,
         }
     }
 
@@ -861,6 +957,78 @@ mod tests {
 
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
         judge(Step::ProgLoad, f, Some(p), None, Some(true))
+    }
+
+    /// The words seen on Ubuntu's 4.4 and 4.15, 5.4 and Debian's 5.10 (the
+    /// e2e test `old_kernels_words_name_the_feature_they_lack` runs them).
+    #[test]
+    fn old_kernels_words_name_the_feature_only_where_the_release_lacks_it() {
+        let none = BTreeMap::new();
+        let kprobe = program_in("kprobe", "kprobe/do_unlinkat");
+        let on = |f: &StepFailure, p: &ProgramReport, release: &str| {
+            on_kernel(Step::ProgLoad, f, p, release, &none)
+        };
+        let atomics = failure(&["BPF_STX uses reserved fields"], &[], Some(22));
+        let got = on(&atomics, &kprobe, "4.15.0-142-generic");
+        assert_eq!(got.code, Code::UnsupportedFeature);
+        assert!(remedy(&got).contains("need Linux 5.12"), "{got:?}");
+        let calls = failure(&["unreachable insn 10"], &[], Some(22));
+        assert_eq!(
+            on(&calls, &kprobe, "4.4.0-210-generic").code,
+            Code::UnsupportedFeature
+        );
+        // Where the release has the feature, the same words are the verifier's.
+        assert_eq!(
+            on(&calls, &kprobe, "5.10.0-46-cloud-amd64").code,
+            Code::VerifierRejected
+        );
+        assert_eq!(
+            on(&atomics, &kprobe, "6.1.0-9-cloud-amd64").code,
+            Code::VerifierRejected
+        );
+        // No log: a long program before 5.2, by its length only.
+        let silent = libbpf_failure("libbpf: prog 'p': failed to load: -E2BIG", 7);
+        let long = ProgramReport {
+            insn_count: Some(6305),
+            ..kprobe.clone()
+        };
+        assert_eq!(
+            on(&silent, &long, "4.15.0-142-generic").code,
+            Code::VerifierLimit
+        );
+        assert_ne!(
+            on(&silent, &kprobe, "4.15.0-142-generic").code,
+            Code::VerifierLimit
+        );
+        assert_ne!(
+            on(&silent, &long, "5.4.0-216-generic").code,
+            Code::VerifierLimit
+        );
+        // Unknown program flags: EINVAL, no log.
+        let einval = libbpf_failure("libbpf: prog 'p': failed to load: -EINVAL", 22);
+        let frags = program_in("xdp", "xdp.frags");
+        let got = on(&einval, &frags, "5.10.0-46-cloud-amd64");
+        assert!(remedy(&got).contains("need Linux 5.18"), "{got:?}");
+        let sleepy = program_in("kprobe", "uprobe.s//proc/self/exe:main");
+        let got = on(&einval, &sleepy, "5.4.0-216-generic");
+        assert!(remedy(&got).contains("need Linux 5.10"), "{got:?}");
+        let named = failure(
+            &["Only fentry/fexit/fmod_ret and lsm programs can be sleepable"],
+            &[],
+            Some(22),
+        );
+        let got = on(&named, &sleepy, "5.10.0-46-cloud-amd64");
+        assert_eq!(
+            remedy(&got),
+            "a sleepable uprobe program needs Linux 6.1: use the non-sleepable section on this kernel"
+        );
+        // The old GPL wording.
+        let gpl = failure(
+            &["cannot call GPL only function from proprietary program"],
+            &[],
+            Some(22),
+        );
+        assert_eq!(on(&gpl, &kprobe, "4.15.0-142-generic").code, Code::GplOnly);
     }
 
     #[test]

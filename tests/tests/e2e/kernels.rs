@@ -1275,3 +1275,89 @@ fn every_blocker_and_the_floor_are_named_and_each_failure_placed_against_it() {
         ],
     );
 }
+
+#[test]
+fn old_kernels_words_name_the_feature_they_lack() {
+    // Each feature on the oldest catalogue kernel without it, in that
+    // kernel's own words (or its silence): Ubuntu's 4.4 and 4.15 and 5.4
+    // where a mirror is set; Debian's 5.10 always.
+    let mirrored = !kernels_with_mirror(&["ubuntu-16.04-4.15"]).is_empty();
+    let mut kernels = vec!["debian-11-5.10"];
+    if mirrored {
+        kernels.extend(["ubuntu-16.04-4.4", "ubuntu-16.04-4.15", "ubuntu-20.04-5.4"]);
+    } else {
+        bpfcompat_e2e::skip("old_kernels_words…: 4.4, 4.15 and 5.4 need BPFCOMPAT_MIRROR_UBUNTU");
+    }
+    let fixtures = [
+        "old_atomics",
+        "old_calls",
+        "old_gpl",
+        "old_big",
+        "xdp_frags",
+        "sleepable_uprobe",
+    ];
+    let mut c = test_on(&kernels, &fixtures);
+    c.args(["--matrix", "all"]);
+    let (_, report) = with_report(c);
+    let expect = |object: &str, kernel: &str, code: &str, fix: &str| {
+        let c = assert_fail(&report, object, kernel, code);
+        says(&c, "remediation", &[fix]);
+    };
+    expect(
+        "old_atomics",
+        "debian-11-5.10",
+        "UNSUPPORTED_FEATURE",
+        "need Linux 5.12",
+    );
+    expect(
+        "xdp_frags",
+        "debian-11-5.10",
+        "UNSUPPORTED_FEATURE",
+        "need Linux 5.18",
+    );
+    expect(
+        "sleepable_uprobe",
+        "debian-11-5.10",
+        "UNSUPPORTED_FEATURE",
+        "needs Linux 6.1",
+    );
+    assert_pass(&report, "old_calls", "debian-11-5.10");
+    assert_pass(&report, "old_big", "debian-11-5.10");
+    expect(
+        "old_gpl",
+        "debian-11-5.10",
+        "GPL_ONLY",
+        "GPL-compatible license",
+    );
+    if !mirrored {
+        return;
+    }
+    for k in ["ubuntu-16.04-4.4", "ubuntu-16.04-4.15"] {
+        // "BPF_STX uses reserved fields", "unreachable insn", the old GPL
+        // wording, and a long program refused without a log.
+        expect("old_atomics", k, "UNSUPPORTED_FEATURE", "need Linux 5.12");
+        expect("old_calls", k, "UNSUPPORTED_FEATURE", "need Linux 4.16");
+        expect("old_gpl", k, "GPL_ONLY", "GPL-compatible license");
+        expect("old_big", k, "VERIFIER_LIMIT", "need Linux 5.2");
+        expect(
+            "sleepable_uprobe",
+            k,
+            "UNSUPPORTED_FEATURE",
+            "need Linux 5.10",
+        );
+    }
+    expect(
+        "xdp_frags",
+        "ubuntu-16.04-4.15",
+        "UNSUPPORTED_FEATURE",
+        "need Linux 5.18",
+    );
+    // No XDP at all on 4.4: the program type's probe says so first.
+    expect(
+        "xdp_frags",
+        "ubuntu-16.04-4.4",
+        "UNSUPPORTED_PROG_TYPE",
+        "needs Linux 4.8",
+    );
+    assert_pass(&report, "old_calls", "ubuntu-20.04-5.4");
+}
