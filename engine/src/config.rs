@@ -58,6 +58,10 @@ pub struct ObjectConfig {
     /// Groups of alternative programs.
     #[serde(default)]
     pub variants: Vec<Vec<String>>,
+    /// Fix-ups on some kernels only (`[[objects.NAME.on]]` with `kernels`
+    /// or `release`), laid over the others there, in order.
+    #[serde(default)]
+    pub on: Vec<crate::wire::KernelFixups>,
     /// `false`: the loader does not read globals through a skeleton's mmap.
     pub skeleton: Option<bool>,
     /// `"aya"` or `"libbpf"`: whose loading judges the object (default: aya
@@ -86,6 +90,7 @@ impl ObjectConfig {
             variants: self.variants.clone(),
             skeleton: self.skeleton,
             validator: self.validator,
+            on: self.on.clone(),
         }
     }
 }
@@ -218,6 +223,17 @@ impl Config {
             for k in o.expect_fail.keys().chain(o.btf.keys()) {
                 kernel_ok(k, format!("objects.{name}"))?;
             }
+            for (i, on) in o.on.iter().enumerate() {
+                for k in &on.kernels {
+                    kernel_ok(k, format!("objects.{name}.on[{i}].kernels"))?;
+                }
+                if on.kernels.is_empty() && on.release.is_none() {
+                    return Err(format!(
+                        "{origin}: [[objects.{name}.on]] number {} selects no kernel\n  (hint: give `kernels = [\"debian-11-5.10\"]` or `release = \"<5.8\"`)",
+                        i + 1
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -318,6 +334,41 @@ mod tests {
         )
         .unwrap_err();
         mentions(&err, &["\"cpus\"", "line 2"]);
+    }
+
+    #[test]
+    fn per_kernel_fixups_name_known_kernels_and_valid_ranges() {
+        let kernels = ["debian-11-5.10".to_string(), "debian-12-6.1".to_string()];
+        let c = load(
+            "bpfcompat.toml",
+            "[[objects.p.on]]\nrelease = \">=5.4, <5.10\"\n[objects.p.on.programs.x]\nautoload = false\n",
+        )
+        .unwrap()
+        .unwrap();
+        c.validate(&kernels, None).unwrap();
+        assert_eq!(c.objects["p"].fixups().on.len(), 1);
+        let err = load("bpfcompat.toml", "[[objects.p.on]]\nrelease = \"5.8\"\n").unwrap_err();
+        mentions(&err, &["no comparison", "line 2"]);
+        let c = load(
+            "bpfcompat.toml",
+            "[[objects.p.on]]\nkernels = [\"debain-11\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        mentions(
+            &c.validate(&kernels, None).unwrap_err(),
+            &["debain-11", "known kernels"],
+        );
+        let c = load(
+            "bpfcompat.toml",
+            "[[objects.p.on]]\n[objects.p.on.maps.m]\nmax_entries = 1\n",
+        )
+        .unwrap()
+        .unwrap();
+        mentions(
+            &c.validate(&kernels, None).unwrap_err(),
+            &["selects no kernel"],
+        );
     }
 
     #[test]

@@ -157,11 +157,12 @@ fn validate_in_worker(
         },
     };
     let kernel = std::env::var("BPFCOMPAT_KERNEL").unwrap_or_default();
+    let release = bpfcompat_engine::guest::init::kernel_release();
     let request = WorkerRequest {
         name: obj.name.clone(),
         path: obj.path.clone(),
         mode: job.mode,
-        fixups: obj.fixups.clone(),
+        fixups: obj.fixups.for_kernel(&kernel, &release),
         btf: obj.btf.get(&kernel).cloned(),
         trigger: obj.trigger.clone().or_else(|| job.trigger.clone()),
         strict_maps: job.strict_maps,

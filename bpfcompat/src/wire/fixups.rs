@@ -33,6 +33,173 @@ pub struct Fixups {
     /// Whose loading judges the object: libbpf's (the default) or aya's.
     #[serde(default)]
     pub validator: Option<Validator>,
+    /// Fix-ups that hold on some kernels only (by profile or release), laid
+    /// over the rest in order: what a loader does differently per kernel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<KernelFixups>,
+}
+
+/// Fix-ups for the kernels a profile list or a release range selects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelFixups {
+    /// Profile names (`debian-11-5.10`).
+    #[serde(default)]
+    pub kernels: Vec<String>,
+    /// Releases: comparisons on major.minor, all of which must hold
+    /// (`"<5.8"`, `">=5.4, <5.10"`).
+    pub release: Option<ReleaseRange>,
+    /// Per map, by name; set fields replace the object's.
+    #[serde(default)]
+    pub maps: BTreeMap<String, MapFixup>,
+    /// Per program, by name; set fields replace the object's.
+    #[serde(default)]
+    pub programs: BTreeMap<String, ProgramFixup>,
+    /// Initial values of global variables, replacing the object's.
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+}
+
+impl KernelFixups {
+    /// Whether this holds on the kernel `profile` whose release is
+    /// `release` (`uname -r`): a listed profile, or a release in range
+    /// (both, where both are given).
+    pub fn holds(&self, profile: &str, release: &str) -> bool {
+        let listed = self.kernels.is_empty() || self.kernels.iter().any(|k| k == profile);
+        let in_range = self.release.as_ref().is_none_or(|r| r.contains(release));
+        listed && in_range && (!self.kernels.is_empty() || self.release.is_some())
+    }
+}
+
+impl Fixups {
+    /// The fix-ups on the kernel `profile` of `release`: the object's, with
+    /// each `on` entry that holds there laid over them, in order.
+    pub fn for_kernel(&self, profile: &str, release: &str) -> Fixups {
+        let mut out = Fixups {
+            on: Vec::new(),
+            ..self.clone()
+        };
+        for k in self.on.iter().filter(|k| k.holds(profile, release)) {
+            for (name, m) in &k.maps {
+                let base = out.maps.remove(name).unwrap_or_default();
+                out.maps.insert(name.clone(), m.over(base));
+            }
+            for (name, p) in &k.programs {
+                let base = out.programs.remove(name).unwrap_or_default();
+                out.programs.insert(name.clone(), p.over(base));
+            }
+            out.variables
+                .extend(k.variables.iter().map(|(n, v)| (n.clone(), v.clone())));
+        }
+        out
+    }
+}
+
+impl MapFixup {
+    /// This map fix-up's set fields over `base`'s.
+    fn over(&self, base: MapFixup) -> MapFixup {
+        MapFixup {
+            max_entries: self.max_entries.or(base.max_entries),
+            key_size: self.key_size.or(base.key_size),
+            value_size: self.value_size.or(base.value_size),
+            map_type: self.map_type.clone().or(base.map_type),
+            fallback_type: self.fallback_type.clone().or(base.fallback_type),
+            autocreate: self.autocreate.or(base.autocreate),
+            inner: self.inner.clone().or(base.inner),
+        }
+    }
+}
+
+impl ProgramFixup {
+    /// This program fix-up's set fields over `base`'s.
+    fn over(&self, base: ProgramFixup) -> ProgramFixup {
+        ProgramFixup {
+            autoload: self.autoload.or(base.autoload),
+            optional: self.optional.or(base.optional),
+            prog_type: self.prog_type.clone().or(base.prog_type),
+            attach_target: self.attach_target.clone().or(base.attach_target),
+            attach_module: self.attach_module.clone().or(base.attach_module),
+        }
+    }
+}
+
+/// Comparisons on a kernel's major.minor, all of which must hold:
+/// `"<5.8"`, `">=5.4, <5.10"`, `"=6.1"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRange {
+    text: String,
+    bounds: Vec<(Cmp, (u32, u32))>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+impl ReleaseRange {
+    /// Parses a range; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<ReleaseRange, String> {
+        let mut bounds = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let (cmp, version) = [
+                ("<=", Cmp::Le),
+                (">=", Cmp::Ge),
+                ("<", Cmp::Lt),
+                (">", Cmp::Gt),
+                ("=", Cmp::Eq),
+            ]
+            .iter()
+            .find_map(|(p, c)| part.strip_prefix(p).map(|v| (*c, v.trim())))
+            .ok_or_else(|| {
+                format!("`{part}` is no comparison: write `<5.8`, `>=5.4, <5.10` or `=6.1`")
+            })?;
+            let v = major_minor(version)
+                .ok_or_else(|| format!("`{version}` is no release: write major.minor, e.g. 5.8"))?;
+            bounds.push((cmp, v));
+        }
+        Ok(ReleaseRange {
+            text: text.to_string(),
+            bounds,
+        })
+    }
+
+    /// Whether `release` (`uname -r`, e.g. `5.10.0-46-cloud-amd64`) is in
+    /// range; never for a release that does not parse.
+    pub fn contains(&self, release: &str) -> bool {
+        let Some(v) = major_minor(release) else {
+            return false;
+        };
+        self.bounds.iter().all(|(c, b)| match c {
+            Cmp::Lt => v < *b,
+            Cmp::Le => v <= *b,
+            Cmp::Gt => v > *b,
+            Cmp::Ge => v >= *b,
+            Cmp::Eq => v == *b,
+        })
+    }
+}
+
+/// The major and minor numbers at the start of a release.
+fn major_minor(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+impl Serialize for ReleaseRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReleaseRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ReleaseRange, D::Error> {
+        let text = String::deserialize(d)?;
+        ReleaseRange::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The loader whose behaviour the validator reproduces.
@@ -206,6 +373,50 @@ impl<'de> Deserialize<'de> for Count {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_fixups_lay_over_the_objects_where_they_hold() {
+        let fx: Fixups = serde_json::from_str(
+            r#"{
+                "programs": {"p": {"attach_target": "new_name", "optional": true}},
+                "maps": {"m": {"max_entries": 8}},
+                "on": [
+                    {"release": "<5.8", "programs": {"p": {"attach_target": "old_name"}},
+                     "maps": {"m": {"fallback_type": "perf_event_array"}}},
+                    {"kernels": ["debian-11-5.10"], "variables": {"v": 1}}
+                ]
+            }"#,
+        )
+        .unwrap();
+        let old = fx.for_kernel("ubuntu-20.04-5.4", "5.4.0-216-generic");
+        let p = &old.programs["p"];
+        assert_eq!(p.attach_target.as_ref().unwrap().all(), ["old_name"]);
+        assert_eq!(p.optional, Some(true), "fields not set stay the object's");
+        assert_eq!(old.maps["m"].max_entries, Some(Count::Fixed(8)));
+        assert_eq!(
+            old.maps["m"].fallback_type.as_deref(),
+            Some("perf_event_array")
+        );
+        assert!(old.variables.is_empty() && old.on.is_empty());
+        let d11 = fx.for_kernel("debian-11-5.10", "5.10.0-46-cloud-amd64");
+        assert_eq!(
+            d11.programs["p"].attach_target.as_ref().unwrap().all(),
+            ["new_name"]
+        );
+        assert_eq!(d11.variables["v"], 1);
+        let new = fx.for_kernel("debian-12-6.1", "6.1.0-9-cloud-amd64");
+        assert_eq!(new.maps["m"].fallback_type, None);
+        // Ranges.
+        let r = ReleaseRange::parse(">=5.4, <5.10").unwrap();
+        assert!(r.contains("5.4.0-216-generic") && r.contains("5.8.0"));
+        assert!(!r.contains("5.10.0-46-cloud-amd64") && !r.contains("4.15.0-142-generic"));
+        assert!(!r.contains("garbage"));
+        for bad in ["5.8", "<five", "<5", "~5.8"] {
+            assert!(ReleaseRange::parse(bad).is_err(), "{bad}");
+        }
+        // An entry that selects nothing is never taken.
+        assert!(!KernelFixups::default().holds("k", "6.1.0"));
+    }
 
     #[test]
     fn an_attach_target_is_one_name_or_the_loaders_ordered_list() {

@@ -25,7 +25,10 @@ pub mod trace;
 pub const WIRE_VERSION: u32 = 2;
 
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
-pub use fixups::{AttachTargets, Count, Fixups, InnerMap, MapFixup, ProgramFixup, Validator};
+pub use fixups::{
+    AttachTargets, Count, Fixups, InnerMap, KernelFixups, MapFixup, ProgramFixup, ReleaseRange,
+    Validator,
+};
 pub use job::{
     DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode,
     Ready, SHIP_DIR, WorkerRequest,

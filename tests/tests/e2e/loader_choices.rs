@@ -11,16 +11,33 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
     // the kernel's lack of BTF, and an fentry/kprobe pair judged by its
     // kprobe side. An aya object with BTF maps only is judged as aya loads
     // it, and says so.
-    let (kernels, old) = plus_mirrored(&["debian-12-6.1"], &["ubuntu-16.04-4.15"]);
-    let mut c = test_on(&kernels, &["fentry", "alternatives", "kprobe"]);
+    let (kernels, old) =
+        plus_mirrored(&["debian-11-5.10", "debian-12-6.1"], &["ubuntu-16.04-4.15"]);
+    let mut c = test_on(&kernels, &["fentry", "alternatives", "kprobe", "same_hook"]);
     c.arg("--object")
         .arg(examples().join("aya/objects/btfmap.bpf.o"));
     let (out, report) = report_with_config(
         c,
         "[objects.fentry.programs.on_unlink]\nattach_target = \"no_such_function_here\"\n\
          [objects.kprobe.programs.count_open]\n\
-         attach_target = [\"no_such_function_here\", \"do_unlinkat\"]\n",
+         attach_target = [\"no_such_function_here\", \"do_unlinkat\"]\n\
+         [[objects.same_hook.on]]\n\
+         release = \"<5.15\"\n\
+         [objects.same_hook.on.programs.tag_getpid]\n\
+         autoload = false\n",
     );
+    // A loader that turns a program off on older kernels, stated per
+    // release: off (and not counted) on 5.10, loaded and passing on 6.1.
+    for k in ["debian-11-5.10", "debian-12-6.1"] {
+        let c = cell(&report, "same_hook.bpf.o", k);
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+    let off = bpfcompat_e2e::entry(
+        cell(&report, "same_hook.bpf.o", "debian-11-5.10"),
+        "programs",
+        &[("name", "tag_getpid")],
+    );
+    says(off, "load", &["autoload"]);
     // The loader's \"try A, else B\": B where the kernel lacks A, said so.
     let c = cell(&report, "kprobe.bpf.o", "debian-12-6.1");
     assert_eq!(c["status"], "pass", "{c:#}");
