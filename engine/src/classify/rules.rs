@@ -257,13 +257,32 @@ fn struct_ops_type(e: &Evidence) -> Option<Verdict> {
 
 /// The kernel's map-type probe said no.
 fn map_type_probe(e: &Evidence) -> Option<Verdict> {
-    let m = failed_map(e).filter(|m| m.type_supported == Some(false))?;
+    let m = failed_map(e)?;
+    let since = map_type_since(&m.map_type);
+    // The probe could not tell (storage maps' probes need kernel BTF, which
+    // a kernel that old may lack): EINVAL on a release before the type's.
+    let by_release = m.type_supported.is_none()
+        && e.failure.errno == Some(22)
+        && e.release
+            .zip(since)
+            .and_then(|(r, s)| release_older_than(r, s))
+            == Some(true);
+    if m.type_supported != Some(false) && !by_release {
+        return None;
+    }
+    let subject = match by_release {
+        true => format!(
+            "map `{}` of type {} (this kernel predates the type; its probe could not tell)",
+            m.name, m.map_type
+        ),
+        false => format!("map `{}` of type {}", m.name, m.map_type),
+    };
     type_refused(
         e,
         Code::UnsupportedMapType,
-        format!("map `{}` of type {}", m.name, m.map_type),
+        subject,
         &format!("a {} map", m.map_type),
-        map_type_since(&m.map_type),
+        since,
     )
 }
 
@@ -1150,6 +1169,28 @@ mod tests {
         let got = judge(Step::MapCreate, &f, None, Some(&m), Some(true));
         assert_eq!(got.code, Code::UnsupportedMapType);
         assert_eq!(remedy(&got), "a ringbuf map needs Linux 5.8");
+        // A probe that could not tell: the release decides, where it
+        // predates the type; never where it has it.
+        let unsure = MapReport {
+            type_supported: None,
+            ..map("per_cgroup", "cgrp_storage", [0, 4, 8])
+        };
+        let on = |release| {
+            classify(&Evidence {
+                step: Step::MapCreate,
+                failure: &f,
+                program: None,
+                map: Some(&unsure),
+                object_maps: std::slice::from_ref(&unsure),
+                kernel_btf: Some(false),
+                release: Some(release),
+                kernel_config: &BTreeMap::new(),
+            })
+        };
+        let got = on("4.15.0-142-generic");
+        assert_eq!(got.code, Code::UnsupportedMapType, "{got:?}");
+        assert_eq!(remedy(&got), "a cgrp_storage map needs Linux 6.2");
+        assert_ne!(on("6.8.0-1-generic").code, Code::UnsupportedMapType);
         let mut p = program("tracing");
         p.type_supported = Some(false);
         assert_eq!(load(&f, &p).code, Code::UnsupportedProgType);
