@@ -119,9 +119,6 @@ pub fn needs(bytes: &[u8]) -> Vec<Need> {
             if name != ".text" {
                 program_needs(name, &mut need);
             }
-            if let Ok(code) = section.data() {
-                instruction_needs(&file, &section, code, &mut need);
-            }
         } else if is_global_data(name) && section.size() > 0 {
             need("global variables".into(), features::GLOBAL_DATA);
         } else if name == ".struct_ops.link" || name.starts_with(".struct_ops.link.") {
@@ -130,11 +127,32 @@ pub fn needs(bytes: &[u8]) -> Vec<Need> {
             need("struct_ops maps".into(), "5.6");
         }
     }
-    for (map, map_type) in btf_map_types(&file) {
-        let type_name = crate::wire::trace::map_type_name(map_type);
+    for (section, range) in reachable_code(&file) {
+        if let Some(code) = file
+            .section_by_index(section)
+            .ok()
+            .and_then(|s| s.data().ok())
+            .and_then(|d| d.get(range.clone()))
+        {
+            let sec = file.section_by_index(section).expect("found above");
+            instruction_needs(&file, &sec, code, range.start, &mut need);
+        }
+    }
+    let btf_maps = btf_map_types(&file);
+    for (map, map_type) in &btf_maps {
+        let type_name = crate::wire::trace::map_type_name(*map_type);
         if let Some(since) = map_type_since(&type_name) {
             need(format!("{type_name} map `{map}`"), since);
         }
+    }
+    // aya, which loads rustc's objects, creates a BTF-defined map with its
+    // BTF type IDs: fields of map creation from 4.18.
+    if !btf_maps.is_empty() && crate::objects::built_for_bytes(bytes) == crate::wire::Validator::Aya
+    {
+        need(
+            "BTF-defined maps as aya creates them (BTF type IDs)".into(),
+            "4.18",
+        );
     }
     out
 }
@@ -215,28 +233,10 @@ fn instruction_needs(
     file: &object::File,
     section: &object::Section,
     code: &[u8],
+    base: usize,
     need: &mut impl FnMut(String, &str),
 ) {
-    // Relocations by offset: the symbol's name, and whether it is code.
-    let relocated: std::collections::BTreeMap<u64, (String, bool)> = section
-        .relocations()
-        .filter_map(|(offset, r)| match r.target() {
-            object::RelocationTarget::Symbol(i) => {
-                let symbol = file.symbol_by_index(i).ok()?;
-                // A static function is reached through its section's symbol.
-                let in_code = || {
-                    symbol
-                        .section_index()
-                        .and_then(|s| file.section_by_index(s).ok())
-                        .is_some_and(|s| s.kind() == SectionKind::Text)
-                };
-                let code = symbol.kind() == object::SymbolKind::Text
-                    || (symbol.kind() == object::SymbolKind::Section && in_code());
-                Some((offset, (symbol.name().ok()?.to_string(), code)))
-            }
-            _ => None,
-        })
-        .collect();
+    let relocated = relocations(file, section);
     let mut i = 0;
     while i + 8 <= code.len() {
         let insn = &code[i..i + 8];
@@ -248,7 +248,10 @@ fn instruction_needs(
             // ld_imm64 takes two slots; one that loads a function's address
             // passes a callback (bpf_loop, bpf_for_each_map_elem, timers).
             (0x18, _) => {
-                if relocated.get(&(i as u64)).is_some_and(|(_, code)| *code) {
+                if relocated
+                    .get(&((base + i) as u64))
+                    .is_some_and(|r| r.code.is_some())
+                {
                     need(
                         "callbacks (a function passed to a helper)".into(),
                         features::CALLBACK,
@@ -266,8 +269,8 @@ fn instruction_needs(
                 1 => need("calls between BPF functions".into(), "4.16"),
                 2 => {
                     let name = relocated
-                        .get(&(i as u64))
-                        .map(|r| r.0.clone())
+                        .get(&((base + i) as u64))
+                        .map(|r| r.name.clone())
                         .unwrap_or_default();
                     match kfunc_since(&name) {
                         Some(since) => need(format!("kfunc {name}"), since),
@@ -294,6 +297,113 @@ fn instruction_needs(
         }
         i += 8;
     }
+}
+
+/// A relocation's symbol: its name, and where it points in code (section
+/// and byte offset) when it is a function or a code section's symbol.
+struct Reloc {
+    name: String,
+    code: Option<(object::SectionIndex, u64)>,
+}
+
+/// A code section's relocations, by the offset of the instruction.
+fn relocations(
+    file: &object::File,
+    section: &object::Section,
+) -> std::collections::BTreeMap<u64, Reloc> {
+    section
+        .relocations()
+        .filter_map(|(offset, r)| {
+            let object::RelocationTarget::Symbol(i) = r.target() else {
+                return None;
+            };
+            let symbol = file.symbol_by_index(i).ok()?;
+            // A static function is reached through its section's symbol.
+            let code = symbol
+                .section_index()
+                .filter(|s| {
+                    file.section_by_index(*s)
+                        .is_ok_and(|s| s.kind() == SectionKind::Text)
+                })
+                .filter(|_| {
+                    matches!(
+                        symbol.kind(),
+                        object::SymbolKind::Text | object::SymbolKind::Section
+                    )
+                })
+                .map(|s| (s, symbol.address()));
+            Some((
+                offset,
+                Reloc {
+                    name: symbol.name().ok()?.to_string(),
+                    code,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The code the kernel is given: every program section whole, and of the
+/// functions in `.text` only those a program calls or passes as a callback
+/// (transitively), as libbpf and aya load them. A function no program
+/// reaches (a compiler's memcpy, say) needs nothing of the kernel.
+fn reachable_code(file: &object::File) -> Vec<(object::SectionIndex, std::ops::Range<usize>)> {
+    // Functions by section: start and end offsets.
+    let functions: Vec<(object::SectionIndex, u64, u64)> = file
+        .symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+        .filter_map(|s| Some((s.section_index()?, s.address(), s.address() + s.size())))
+        .collect();
+    let mut out: Vec<(object::SectionIndex, std::ops::Range<usize>)> = Vec::new();
+    let mut todo: Vec<(object::SectionIndex, std::ops::Range<usize>)> = file
+        .sections()
+        .filter(|s| s.kind() == SectionKind::Text && s.name() != Ok(".text"))
+        .map(|s| (s.index(), 0..s.size() as usize))
+        .collect();
+    while let Some((index, range)) = todo.pop() {
+        if out
+            .iter()
+            .any(|(i, r)| *i == index && r.start == range.start)
+        {
+            continue;
+        }
+        let Ok(section) = file.section_by_index(index) else {
+            continue;
+        };
+        let Some(code) = section.data().ok().and_then(|d| d.get(range.clone())) else {
+            continue;
+        };
+        let relocated = relocations(file, &section);
+        let mut i = 0;
+        while i + 8 <= code.len() {
+            let at = (range.start + i) as u64;
+            let (op, src) = (code[i], code[i + 1] >> 4);
+            let imm = i64::from(i32::from_le_bytes([
+                code[i + 4],
+                code[i + 5],
+                code[i + 6],
+                code[i + 7],
+            ]));
+            // Where a call (to another function) or a function's address
+            // points: through its relocation, or relative in this section.
+            let target = match (op, src, relocated.get(&at).and_then(|r| r.code)) {
+                (0x85, 1, Some((s, addr))) => Some((s, addr as i64 + (imm + 1) * 8)),
+                (0x85, 1, None) => Some((index, at as i64 + (imm + 1) * 8)),
+                (0x18, _, Some((s, addr))) => Some((s, addr as i64 + imm)),
+                _ => None,
+            };
+            if let Some((s, offset)) = target
+                && let Some((_, start, end)) = functions.iter().find(|(fs, start, end)| {
+                    *fs == s && (*start as i64..*end as i64).contains(&offset)
+                })
+            {
+                todo.push((s, *start as usize..*end as usize));
+            }
+            i += if op == 0x18 { 16 } else { 8 };
+        }
+        out.push((index, range));
+    }
+    out
 }
 
 /// The map type of every map in the `.maps` section, by its BTF: the

@@ -125,7 +125,8 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         Ok(e) => e,
         Err(EbpfError::MapError(MapError::CreateError { name, io_error })) => {
             let supported = map_types.get(&name).and_then(|t| sys::probe_map_type(*t));
-            map_refused(&mut report, &name, &io_error, supported);
+            let btf_defined = matches!(parsed.maps.get(&name), Some(aya_obj::Map::Btf(_)));
+            map_refused(&mut report, &name, &io_error, supported, btf_defined);
             return report;
         }
         Err(e) => {
@@ -237,14 +238,20 @@ fn map_refused(
     name: &str,
     io_error: &std::io::Error,
     supported: Option<bool>,
+    btf_defined: bool,
 ) {
     for m in &mut report.maps {
         m.create = if m.name == name {
             m.type_supported = supported;
-            Outcome::Failed(io_failure(
-                &format!("map `{name}`: failed to create"),
-                io_error,
-            ))
+            let mut f = io_failure(&format!("map `{name}`: failed to create"), io_error);
+            // What aya asked for: a BTF-defined map goes with its BTF type
+            // IDs (aya's bpf_create_map), fields older kernels do not know.
+            if btf_defined {
+                f.libbpf_log.push(format!(
+                    "aya: map `{name}` is BTF-defined (.maps): created with its BTF key and value type IDs"
+                ));
+            }
+            Outcome::Failed(f)
         } else {
             skipped("aya creates maps in order and stopped at another")
         };

@@ -94,6 +94,7 @@ pub(crate) const RULES: &[(&str, Rule)] = &[
     ("struct_ops_link", struct_ops_link),
     ("struct_ops_type", struct_ops_type),
     ("map_type_probe", map_type_probe),
+    ("aya_btf_map", aya_btf_map),
     ("map_contract", map_contract),
     ("global_data", global_data),
     ("aya_global_data", aya_global_data),
@@ -284,6 +285,22 @@ fn map_type_probe(e: &Evidence) -> Option<Verdict> {
         &format!("a {} map", m.map_type),
         since,
     )
+}
+
+/// aya creates a BTF-defined map with its BTF key and value type IDs, which
+/// kernels before 4.18 (BTF in map creation) refuse with EINVAL: the map's
+/// type is not the question there (seen on Ubuntu's 4.15).
+fn aya_btf_map(e: &Evidence) -> Option<Verdict> {
+    failed_map(e)?;
+    let line = find(e.failure, &["is BTF-defined (.maps): created with its BTF"])?;
+    let older = release_older_than(e.release?, "4.18")?;
+    (older && e.failure.errno == Some(22)).then(|| {
+        v(
+            Code::UnsupportedFeature,
+            format!("{}: {line}", first_line(e.failure)),
+            "aya creates BTF-defined maps with their BTF type IDs, which need Linux 4.18: declare the map with aya's legacy #[map] (the `maps` section) for older kernels",
+        )
+    })
 }
 
 /// A verdict on a map or program type the kernel's probe refused: what was
