@@ -211,6 +211,7 @@ impl Targets {
             guards: self.keep,
             notes: self.notes,
             substituted: self.substituted,
+            site: self.site,
         }
     }
 }
@@ -492,6 +493,8 @@ pub struct Attached {
     /// Sections of uprobes attached to [`bpfcompat_uprobe_target`] in
     /// place of the loader's binary.
     substituted: Vec<String>,
+    /// Where the programs were attached.
+    pub site: Site,
 }
 
 impl Attached {
@@ -501,6 +504,7 @@ impl Attached {
             guards: Vec::new(),
             notes: Vec::new(),
             substituted: Vec::new(),
+            site: Site::Host,
         }
     }
 

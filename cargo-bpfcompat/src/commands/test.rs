@@ -243,6 +243,8 @@ struct Work {
     expectations: Expectations,
     /// The configuration's `allow_unavailable`.
     allow_unavailable: bool,
+    /// What was assumed before any guest, for the report's notes.
+    notes: Vec<String>,
 }
 
 impl Work {
@@ -259,6 +261,7 @@ impl Work {
             matrix,
             expectations: config.expectations(),
             allow_unavailable: config.allow_unavailable,
+            notes: Vec::new(),
         }
     }
 }
@@ -277,6 +280,8 @@ struct Resolved {
     scope: Scope,
     /// `--contract`: where to write it, and what each object declares.
     contract: Option<(PathBuf, Vec<(String, Declared)>)>,
+    /// What was assumed before any guest (the report's notes).
+    notes: Vec<String>,
 }
 
 pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
@@ -308,6 +313,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         mut matrix,
         expectations,
         allow_unavailable,
+        notes,
     } = if a.cmd.bin.is_some() || a.cmd.loader.is_some() {
         command_work(a)?
     } else if a.objects.is_empty() {
@@ -379,6 +385,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         baseline,
         scope,
         contract,
+        notes,
     })
 }
 
@@ -475,6 +482,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         &r.expectations,
     );
     report.scope = Some(r.scope);
+    report.notes.extend(r.notes);
     report.set_floors(bpfcompat_engine::floor::of_objects(
         r.plan
             .objects
@@ -862,7 +870,8 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .iter()
         .map(|d| (d.name.clone(), d.path.clone()))
         .collect();
-    let objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
+    let mut objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
+    let notes = skeleton_from_loaders(&mut objects, &found, &build);
     eprintln!(
         "found {} BPF objects: {}{}",
         names.len(),
@@ -873,7 +882,44 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             format!(" (configuration: {})", config.origin.display())
         }
     );
-    Ok(Work::new(objects, Vec::new(), matrix, &config))
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    let mut work = Work::new(objects, Vec::new(), matrix, &config);
+    work.notes = notes;
+    Ok(work)
+}
+
+/// The skeleton contract where the loader is the workspace's own: an
+/// object whose package's sources never read a skeleton's `.bss`/`.data`
+/// after load is loaded with `skeleton = false` (a kernel that cannot mmap
+/// arrays does not break that loader), unless its table says otherwise.
+/// Returns what was assumed, for the report's notes.
+fn skeleton_from_loaders(
+    objects: &mut [ObjectInput],
+    found: &[crate::workspace::Discovered],
+    build: &BuildOutput,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for o in objects.iter_mut().filter(|o| o.fixups.skeleton.is_none()) {
+        let name = o.name.split(" (").next().unwrap_or(&o.name);
+        let Some(package) = found.iter().find(|d| d.name == name).map(|d| &d.package) else {
+            continue;
+        };
+        let Some((_, dir)) = build.package_dirs.iter().find(|(p, _)| p == package) else {
+            continue;
+        };
+        if crate::workspace::reads_globals_after_load(dir) == Some(false) {
+            o.fixups.skeleton = Some(false);
+            let note = format!(
+                "{name}: its loader (package `{package}`) reads no global variable through the skeleton after load (no bss_data/data_data or bss()/data() in its sources): the skeleton's mmap contract does not apply (`skeleton = true` in the object's table checks it anyway)"
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    notes
 }
 
 /// `--validator`.

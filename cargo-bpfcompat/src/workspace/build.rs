@@ -81,6 +81,9 @@ pub struct BuildOutput {
     pub executables: Vec<(String, PathBuf)>,
     /// `debug` or `release`.
     pub profile_dir: String,
+    /// `(package name, directory of its Cargo.toml)` of every workspace
+    /// package.
+    pub package_dirs: Vec<(String, PathBuf)>,
 }
 
 /// Builds the workspace with the cargo that invoked us (`$CARGO`).
@@ -122,6 +125,14 @@ pub fn build_workspace(args: &CargoArgs) -> Result<BuildOutput, String> {
         } else {
             "debug".into()
         },
+        package_dirs: metadata
+            .packages
+            .iter()
+            .filter_map(|p| {
+                let dir = p.manifest_path.parent()?.as_std_path().to_path_buf();
+                Some((p.name.to_string(), dir))
+            })
+            .collect(),
         ..BuildOutput::default()
     };
     let stdout = BufReader::new(child.stdout.take().expect("piped"));

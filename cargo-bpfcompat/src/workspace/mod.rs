@@ -3,6 +3,8 @@
 
 mod build;
 mod discover;
+mod loader_source;
 
 pub use build::{BuildOutput, CargoArgs, build_workspace};
-pub use discover::discover;
+pub use discover::{Discovered, discover};
+pub use loader_source::reads_globals_after_load;

@@ -1005,41 +1005,55 @@ mod tests {
             on_kernel(Step::ProgLoad, f, p, release, &none)
         };
         let atomics = failure(&["BPF_STX uses reserved fields"], &[], Some(22));
-        let got = on(&atomics, &kprobe, "4.15.0-142-generic");
-        assert_eq!(got.code, Code::UnsupportedFeature);
-        assert!(remedy(&got).contains("need Linux 5.12"), "{got:?}");
         let calls = failure(&["unreachable insn 10"], &[], Some(22));
-        assert_eq!(
-            on(&calls, &kprobe, "4.4.0-210-generic").code,
-            Code::UnsupportedFeature
-        );
-        // Where the release has the feature, the same words are the verifier's.
-        assert_eq!(
-            on(&calls, &kprobe, "5.10.0-46-cloud-amd64").code,
-            Code::VerifierRejected
-        );
-        assert_eq!(
-            on(&atomics, &kprobe, "6.1.0-9-cloud-amd64").code,
-            Code::VerifierRejected
-        );
         // No log: a long program before 5.2, by its length only.
         let silent = libbpf_failure("libbpf: prog 'p': failed to load: -E2BIG", 7);
         let long = ProgramReport {
             insn_count: Some(6305),
             ..kprobe.clone()
         };
-        assert_eq!(
-            on(&silent, &long, "4.15.0-142-generic").code,
-            Code::VerifierLimit
-        );
-        assert_ne!(
-            on(&silent, &kprobe, "4.15.0-142-generic").code,
-            Code::VerifierLimit
-        );
-        assert_ne!(
-            on(&silent, &long, "5.4.0-216-generic").code,
-            Code::VerifierLimit
-        );
+        // Where the release has the feature, the same words are the
+        // verifier's; without the length, no limit is claimed.
+        for (f, p, release, code) in [
+            (
+                &atomics,
+                &kprobe,
+                "4.15.0-142-generic",
+                Code::UnsupportedFeature,
+            ),
+            (
+                &atomics,
+                &kprobe,
+                "6.1.0-9-cloud-amd64",
+                Code::VerifierRejected,
+            ),
+            (
+                &calls,
+                &kprobe,
+                "4.4.0-210-generic",
+                Code::UnsupportedFeature,
+            ),
+            (
+                &calls,
+                &kprobe,
+                "5.10.0-46-cloud-amd64",
+                Code::VerifierRejected,
+            ),
+            (&silent, &long, "4.15.0-142-generic", Code::VerifierLimit),
+        ] {
+            assert_eq!(on(f, p, release).code, code, "{f:?} on {release}");
+        }
+        assert!(remedy(&on(&atomics, &kprobe, "4.15.0-142-generic")).contains("need Linux 5.12"));
+        for (p, release) in [
+            (&kprobe, "4.15.0-142-generic"),
+            (&long, "5.4.0-216-generic"),
+        ] {
+            assert_ne!(
+                on(&silent, p, release).code,
+                Code::VerifierLimit,
+                "{release}"
+            );
+        }
         // Unknown program flags: EINVAL, no log.
         let einval = libbpf_failure("libbpf: prog 'p': failed to load: -EINVAL", 22);
         let frags = program_in("xdp", "xdp.frags");

@@ -308,17 +308,22 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        let pid: i32 = std::fs::read_to_string(&marker)
+        assert_gone(&marker);
+    }
+
+    /// The process whose PID the wrapper wrote to `marker` no longer runs
+    /// (reaped by init, or a zombie: either way not running `sleep`).
+    fn assert_gone(marker: &Path) {
+        let pid: i32 = std::fs::read_to_string(marker)
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        // Reaped by init or gone: either way no longer running `sleep`.
         std::thread::sleep(Duration::from_millis(200));
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false);
-        assert!(!alive, "the wrapper's child {pid} outlived the timeout");
+        assert!(!alive, "the wrapper's child {pid} outlived the guest");
     }
 
     /// A wrapper's child that left QEMU's process group (`setsid`) and holds
@@ -341,16 +346,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(b.exit, Exit::Timeout { .. }), "{:?}", b.exit);
-        let pid: i32 = std::fs::read_to_string(&marker)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false);
-        assert!(!alive, "the setsid child {pid} outlived the guest");
+        assert_gone(&marker);
     }
 
     #[test]

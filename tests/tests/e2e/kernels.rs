@@ -409,7 +409,7 @@ fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
 fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("fire.md");
-    let objects = ["ringbuf", "kprobe", "fentry", "never_fires"];
+    let objects = ["ringbuf", "kprobe", "fentry", "never_fires", "block_io"];
     let mut c = test_on(&["debian-12-6.1"], &objects);
     c.args(["--mode", "fire", "--markdown"]).arg(&md);
     let (out, report) = with_report(c);
@@ -418,11 +418,14 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
         Some(2),
         "the never-firing program fails the run"
     );
-    // Tracepoint, kprobe and fentry programs all ran while the workload ran.
+    // Tracepoint, kprobe and fentry programs all ran while the workload ran,
+    // and a block-layer tracepoint: the workload reads the warm guest's disk
+    // past the page cache.
     for (object, program) in [
         ("ringbuf", "on_getpid"),
         ("kprobe", "count_open"),
         ("fentry", "on_unlink"),
+        ("block_io", "on_issue"),
     ] {
         let c = cell(&report, object, "debian-12-6.1");
         assert_eq!(c["status"], "pass", "{c:#}");

@@ -292,3 +292,54 @@ fn a_loader_finds_loopback_working_and_the_test_interface_up_in_every_guest() {
         assert_eq!(c["status"], "pass", "{c:#}");
     }
 }
+
+/// A workspace package whose build script leaves `object` in its OUT_DIR
+/// (as libbpf-cargo's does) and whose loader is `main_rs`.
+fn package_with_object(object: &str, main_rs: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        format!(
+            "fn main() {{ let out = std::env::var(\"OUT_DIR\").unwrap(); std::fs::copy({:?}, format!(\"{{out}}/{object}.bpf.o\")).unwrap(); }}\n",
+            bpfcompat_e2e::fixture(object)
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
+    let manifest = dir.join("Cargo.toml");
+    (tmp, manifest)
+}
+
+#[test]
+fn a_workspace_loader_that_never_reads_its_globals_is_not_held_to_the_skeleton_contract() {
+    // The loader's own source decides: one that never reads `.bss` after
+    // load passes on 5.4 (no mmap-able arrays); one that does fails there.
+    let (kernels, ubuntu) =
+        bpfcompat_e2e::plus_mirrored(&["debian-11-5.10"], &["ubuntu-20.04-5.4"]);
+    let (_tmp, manifest) = package_with_object("globals", "fn main() {}\n");
+    let (_, report) = with_report(in_workspace("test", &manifest).kernels(&kernels));
+    mentions(
+        &report["notes"].to_string(),
+        &["reads no global variable through the skeleton after load"],
+    );
+    let reads = "// let hits = skel.maps.bss_data.as_deref().unwrap().hits;\nfn main() {}\n";
+    let (_tmp2, manifest2) = package_with_object("globals", reads);
+    let (_, report2) = with_report(in_workspace("test", &manifest2).kernels(&kernels));
+    assert!(
+        !report2["notes"].to_string().contains("skeleton after load"),
+        "{report2:#}"
+    );
+    if !ubuntu {
+        return;
+    }
+    let cell = |r: &Value| bpfcompat_e2e::cell(r, "globals", "ubuntu-20.04-5.4").clone();
+    assert_eq!(cell(&report)["status"], "pass", "{report:#}");
+    assert_code(&cell(&report2), "UNSUPPORTED_FEATURE");
+}

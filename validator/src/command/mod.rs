@@ -247,7 +247,7 @@ impl Running {
                 self.report.trigger = Some(run_trigger(trigger, env, limit));
             }
             None if counting.is_some() => {
-                crate::fire::builtin_workload();
+                crate::fire::builtin_workload(crate::Site::Guest);
                 self.report.trigger = Some("the built-in workload".into());
             }
             None => {}
