@@ -158,7 +158,7 @@ pub fn html(r: &Report) -> String {
             object: o,
             cells: kernels
                 .iter()
-                .map(|k| r.cell(o, &k.kernel).map(|c| cell(c, k)))
+                .map(|k| r.cell(o, &k.kernel).map(|c| cell(r, c, k)))
                 .collect(),
         })
         .collect();
@@ -205,7 +205,7 @@ pub fn html(r: &Report) -> String {
 
 /// A cell's evidence: verdict, findings with the kernel's words, programs,
 /// timings, and where its guest's evidence is.
-fn cell<'a>(c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
+fn cell<'a>(r: &Report, c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
     let mut entries = vec![text(
         "kernel release",
         c.kernel_release.as_deref().unwrap_or("?"),
@@ -230,6 +230,9 @@ fn cell<'a>(c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
         if !f.verifier_tail.is_empty() {
             entries.push(pre("verifier log (end)", f.verifier_tail.join("\n"), false));
         }
+    }
+    if let Some(floor) = super::floor_sentence(r, c) {
+        entries.push(text("floor", floor));
     }
     if let Some(cmd) = c.command.as_ref().filter(|cmd| !cmd.output.is_empty()) {
         let term = match cmd.output_bytes as usize == cmd.output.len() {

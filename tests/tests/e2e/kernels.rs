@@ -1250,7 +1250,11 @@ fn every_blocker_and_the_floor_are_named_and_each_failure_placed_against_it() {
     // failure is below it: expected. rejected.bpf.o fails the verifier on
     // 6.1, above its floor: not the release's doing.
     let kernels = ["debian-11-5.10", "debian-12-6.1"];
-    let (out, report) = with_report(test_on(&kernels, &["floor", "rejected"]));
+    let dir = tempfile::tempdir().unwrap();
+    let (html, md) = (dir.path().join("r.html"), dir.path().join("r.md"));
+    let mut c = test_on(&kernels, &["floor", "rejected"]);
+    c.arg("--html").arg(&html).arg("--markdown").arg(&md);
+    let (out, report) = with_report(c);
     let c = assert_fail(&report, "floor", "debian-11-5.10", "UNSUPPORTED_MAP_TYPE");
     assert_eq!(c["floor"], "below", "{c:#}");
     assert_pass(&report, "floor", "debian-12-6.1");
@@ -1277,6 +1281,14 @@ fn every_blocker_and_the_floor_are_named_and_each_failure_placed_against_it() {
             "at or above the object's floor",
         ],
     );
+    // Every view says it.
+    let md = std::fs::read_to_string(md).unwrap();
+    mentions(
+        &md,
+        &["- floor: this kernel is older than the object's floor, Linux 5.17"],
+    );
+    let html = std::fs::read_to_string(html).unwrap();
+    mentions(&html, &["older than the object", "Linux 5.17"]);
 }
 
 #[test]
