@@ -134,11 +134,6 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             return report;
         }
     };
-    if opts.mode == Mode::Fire {
-        report.assumptions.push(
-            "fire mode: run counts are not measured for objects validated with aya; its programs were loaded and attached".into(),
-        );
-    }
     if let Some(btf) = custom_btf {
         let _ = kernel_btf.set(Ok(btf));
     }
@@ -200,6 +195,9 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         }
     }
     report.assumptions.extend(report_notes);
+    if opts.mode == Mode::Fire {
+        fire(&ebpf, &mut report, opts);
+    }
     report.assumptions.extend(crate::attach::placement_notes(
         targets.device.as_ref().and_then(|d| d.as_ref().ok()),
         targets
@@ -209,6 +207,54 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             .and_then(|c| c.as_ref().ok()),
     ));
     report
+}
+
+/// Fire mode: the trigger runs with the attached programs, which are
+/// judged by their run counts as on the libbpf path. On a host, cgroup
+/// programs sit on a cgroup of their own the trigger does not run in: no
+/// verdict on them there.
+fn fire(ebpf: &aya::Ebpf, report: &mut ObjectReport, opts: &Options) {
+    use std::os::fd::{AsFd, AsRawFd};
+    let attach: BTreeMap<String, Outcome> = report
+        .programs
+        .iter()
+        .map(|p| (p.name.clone(), p.attach.clone()))
+        .collect();
+    let counted: Vec<crate::fire::Counted> = report
+        .programs
+        .iter()
+        .filter_map(|p| {
+            let fd = ebpf.program(&p.name)?.fd().ok()?;
+            Some(crate::fire::Counted {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                fd: fd.as_fd().as_raw_fd(),
+            })
+        })
+        .collect();
+    let nothing = || crate::attach::Reach {
+        reached: Vec::new(),
+        missed: Vec::new(),
+    };
+    let stimulus = crate::fire::Stimulus {
+        site: opts.site,
+        cgroup_reached: opts.site == crate::Site::Guest,
+        extra: &nothing,
+    };
+    match crate::fire::measure_programs(
+        &counted,
+        &attach,
+        stimulus,
+        opts.trigger.as_deref(),
+        &opts.cancel,
+    ) {
+        Ok(mut fired) => {
+            for p in &mut report.programs {
+                p.fire = fired.remove(&p.name);
+            }
+        }
+        Err(message) => report.fault = Some(Fault::Configuration { message }),
+    }
 }
 
 /// The private directory aya pins by-name maps in (removed afterwards),
@@ -595,9 +641,6 @@ fn not_replayed(opts: &Options) -> Vec<String> {
     }
     if opts.strict_maps {
         keys.push("--strict-maps".into());
-    }
-    if opts.trigger.is_some() && opts.mode == Mode::Fire {
-        keys.push("trigger".into());
     }
     if keys.is_empty() {
         return Vec::new();

@@ -47,32 +47,80 @@ pub fn measure(
     trigger: Option<&[String]>,
     cancel: &bpfcompat_engine::cancel::Cancel,
 ) -> Result<BTreeMap<String, Fire>, String> {
-    let stats = StatsOn::enable();
+    let programs: Vec<Counted> = obj
+        .progs()
+        .filter(|p| p.autoload())
+        .map(|p| Counted {
+            name: p.name().to_string_lossy().into_owned(),
+            section: p.section().to_string_lossy().into_owned(),
+            fd: p.as_fd().as_raw_fd(),
+        })
+        .collect();
     // Cgroup programs on a cgroup of their own run for its processes only:
     // the trigger runs in there. Where this process cannot move in, they
     // cannot be reached, which is not a verdict on them.
     let inside = attached.enter_cgroup();
     let cgroup_reached = !matches!(inside, Some(Err(_)));
-    let before = run_counts(obj);
+    let fired = measure_programs(
+        &programs,
+        attach,
+        Stimulus {
+            site: attached.site,
+            cgroup_reached,
+            extra: &|| attached.stimulate(),
+        },
+        trigger,
+        cancel,
+    );
+    drop(inside);
+    fired
+}
+
+/// A loaded program whose runs are counted, by its descriptor (libbpf's or
+/// aya's).
+pub struct Counted {
+    pub name: String,
+    pub section: String,
+    pub fd: std::os::fd::RawFd,
+}
+
+/// What reaches the programs besides the trigger.
+pub struct Stimulus<'a> {
+    /// Where the validation runs (the built-in workload reads a guest's disk).
+    pub site: crate::Site,
+    /// Whether the trigger runs where cgroup programs see it.
+    pub cgroup_reached: bool,
+    /// The validator's own targets, exercised after the trigger.
+    pub extra: &'a dyn Fn() -> crate::attach::Reach,
+}
+
+/// [`measure`] on any loader's programs.
+pub fn measure_programs(
+    programs: &[Counted],
+    attach: &BTreeMap<String, Outcome>,
+    stimulus: Stimulus,
+    trigger: Option<&[String]>,
+    cancel: &bpfcompat_engine::cancel::Cancel,
+) -> Result<BTreeMap<String, Fire>, String> {
+    let stats = StatsOn::enable();
+    let before = run_counts(programs);
     let used = match trigger {
         Some(argv) => run_trigger(argv, cancel)?,
         None => {
             for _ in 0..3 {
-                builtin_workload(attached.site);
+                builtin_workload(stimulus.site);
             }
             BUILTIN.to_string()
         }
     };
-    let reach = attached.stimulate();
-    let after = run_counts(obj);
-    drop(inside);
+    let reach = (stimulus.extra)();
+    let after = run_counts(programs);
     let mut out = BTreeMap::new();
-    for p in obj.progs() {
-        let name = p.name().to_string_lossy().into_owned();
-        if attach.get(&name) != Some(&Outcome::Ok) {
+    for p in programs {
+        if attach.get(&p.name) != Some(&Outcome::Ok) {
             continue;
         }
-        let section = p.section().to_string_lossy().into_owned();
+        let (name, section) = (p.name.clone(), p.section.clone());
         let runs = after
             .get(&name)
             .copied()
@@ -84,7 +132,7 @@ pub fn measure(
             out.insert(name, Fire::Unmeasured { reason });
             continue;
         }
-        let unreached = (section.starts_with("cgroup") && !cgroup_reached)
+        let unreached = (section.starts_with("cgroup") && !stimulus.cgroup_reached)
             || reach.missed.iter().any(|m| section.starts_with(m.as_str()));
         let fire = if runs > 0 {
             Fire::Fired { runs }
@@ -107,18 +155,16 @@ pub fn measure(
     Ok(out)
 }
 
-/// `run_cnt` of every loaded program.
-fn run_counts(obj: &Object) -> BTreeMap<String, u64> {
-    obj.progs()
-        .filter(|p| p.autoload())
+/// `run_cnt` of each program, by its descriptor.
+fn run_counts(programs: &[Counted]) -> BTreeMap<String, u64> {
+    programs
+        .iter()
         .filter_map(|p| {
             let mut info = libbpf_sys::bpf_prog_info::default();
             let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
             // SAFETY: info and len describe a valid, writable buffer.
-            let ret = unsafe {
-                libbpf_sys::bpf_prog_get_info_by_fd(p.as_fd().as_raw_fd(), &mut info, &mut len)
-            };
-            (ret == 0).then(|| (p.name().to_string_lossy().into_owned(), info.run_cnt))
+            let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(p.fd, &mut info, &mut len) };
+            (ret == 0).then(|| (p.name.clone(), info.run_cnt))
         })
         .collect()
 }

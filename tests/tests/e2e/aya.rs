@@ -333,3 +333,20 @@ fn aya_loads_programs_on_a_btf_target_by_the_name_their_section_gives() {
         says(c, "remediation", &["global variables", "need Linux 5.2"]);
     }
 }
+
+#[test]
+fn fire_mode_counts_the_runs_of_aya_objects_too() {
+    // The built-in workload's getpid runs the template's tracepoint program,
+    // attached by aya: its runs are counted as libbpf's are.
+    let mut c = test_on(&["debian-12-6.1"], &[]);
+    c.args(["--mode", "fire"])
+        .arg("--object")
+        .arg(aya_object("template"));
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let c = cell(&report, "template.bpf.o", "debian-12-6.1");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    let runs = c["programs"][0]["runs"].as_u64();
+    assert!(runs.is_some_and(|n| n > 0), "{c:#}");
+    assert!(!c.to_string().contains("not measured"), "{c:#}");
+}
