@@ -129,6 +129,19 @@ impl Targets {
         if is_cgroup(section) {
             return attach_cgroup(prog, name, self.cgroup.as_ref(), keep);
         }
+        if self.site == Site::Guest && section.starts_with("usdt") {
+            return match usdt_here(prog) {
+                Ok(link) => {
+                    keep.push(Guard::Link(link));
+                    self.notes.push(format!(
+                        "USDT `{name}`: attached to the validator's own probe (bpfcompat:probe); `{section}` names the loader's application, not the guest's (the kernel's uprobes and libbpf's USDT specs are what is judged)"
+                    ));
+                    self.substituted.push(section.to_string());
+                    Outcome::Ok
+                }
+                Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
+            };
+        }
         if let Some(reason) = placed_by_the_loader(section) {
             return Outcome::Skipped {
                 reason: reason.into(),
@@ -524,9 +537,10 @@ impl Attached {
     pub fn stimulate(&self) -> Reach {
         for _ in 0..3 {
             bpfcompat_uprobe_target();
+            bpfcompat_usdt_site();
         }
         let mut reach = Reach {
-            reached: ["uprobe.multi", "uretprobe.multi", "uprobe.session"]
+            reached: ["uprobe.multi", "uretprobe.multi", "uprobe.session", "usdt"]
                 .iter()
                 .map(|s| s.to_string())
                 .chain(self.substituted.iter().cloned())
@@ -702,6 +716,24 @@ fn uprobe_on_a_binary(section: &str) -> Option<(&str, bool)> {
     };
     let (binary, _function) = target.rsplit_once(':')?;
     Some((binary, retprobe))
+}
+
+/// The USDT probe `bpfcompat:probe` of this binary (an SDT note, with no
+/// arguments): what `usdt` programs are attached to in a guest.
+#[inline(never)]
+pub fn bpfcompat_usdt_site() {
+    probe::probe!(bpfcompat, probe);
+}
+
+/// Attaches a `usdt` program to [`bpfcompat_usdt_site`] in this process.
+fn usdt_here(prog: &ProgramMut) -> libbpf_rs::Result<libbpf_rs::Link> {
+    std::hint::black_box(bpfcompat_usdt_site as fn());
+    prog.attach_usdt(
+        std::process::id() as i32,
+        "/proc/self/exe",
+        "bpfcompat",
+        "probe",
+    )
 }
 
 /// Attaches a uprobe to [`bpfcompat_uprobe_target`] in this binary.

@@ -409,7 +409,14 @@ fn kernel_panic_is_a_verdict_at_once_not_a_timeout() {
 fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("fire.md");
-    let objects = ["ringbuf", "kprobe", "fentry", "never_fires", "block_io"];
+    let objects = [
+        "ringbuf",
+        "kprobe",
+        "fentry",
+        "never_fires",
+        "block_io",
+        "usdt",
+    ];
     let mut c = test_on(&["debian-12-6.1"], &objects);
     c.args(["--mode", "fire", "--markdown"]).arg(&md);
     let (out, report) = with_report(c);
@@ -419,13 +426,14 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
         "the never-firing program fails the run"
     );
     // Tracepoint, kprobe and fentry programs all ran while the workload ran,
-    // and a block-layer tracepoint: the workload reads the warm guest's disk
-    // past the page cache.
+    // a block-layer tracepoint (the workload reads the warm guest's disk past
+    // the page cache) and a USDT program (on the validator's own probe).
     for (object, program) in [
         ("ringbuf", "on_getpid"),
         ("kprobe", "count_open"),
         ("fentry", "on_unlink"),
         ("block_io", "on_issue"),
+        ("usdt", "on_request"),
     ] {
         let c = cell(&report, object, "debian-12-6.1");
         assert_eq!(c["status"], "pass", "{c:#}");
@@ -435,6 +443,12 @@ fn fire_mode_counts_runs_and_flags_a_hook_that_never_runs() {
             "{program} did not run: {c:#}"
         );
     }
+    // The USDT program sits on the validator's own probe, and says so.
+    says(
+        cell(&report, "usdt", "debian-12-6.1"),
+        "assumptions",
+        &["attached to the validator's own probe (bpfcompat:probe)"],
+    );
     let c = assert_fail(&report, "never_fires", "debian-12-6.1", "NOT_FIRED");
     assert_eq!(c["program"], "on_swapoff");
     says(&c, "message", &["built-in workload"]);
