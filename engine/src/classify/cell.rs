@@ -560,7 +560,7 @@ fn with_configuration_key(
             m.name
         ),
         (Code::MissingAttachTarget, Some(p), _) => format!(
-            "{fix}. In bpfcompat.toml, under [objects.\"{table}\".programs.\"{}\"]: `attach_target = \"...\"` for the loader's target on this kernel, or `optional = true`; programs the loader chooses between: `variants = [[...]]` under [objects.\"{table}\"]",
+            "{fix}. In bpfcompat.toml, under [objects.\"{table}\".programs.\"{}\"]: `attach_target = \"...\"` for the loader's target on this kernel (a list, `[\"new\", \"old\"]`, where it tries one then another; per kernel under [[objects.\"{table}\".on]]), or `optional = true`; programs the loader chooses between: `variants = [[...]]` under [objects.\"{table}\"]",
             p.name
         ),
         _ => fix,
