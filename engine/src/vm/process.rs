@@ -289,14 +289,7 @@ mod tests {
         let script = format!("sleep 600 &\necho $! > {}\nwait", marker.display());
         let (wrapper, spec) = fake_qemu(dir.path(), &script);
         let started = Instant::now();
-        let b = boot(
-            &wrapper,
-            &spec,
-            Duration::from_secs(1),
-            None,
-            &Cancel::new(),
-        )
-        .unwrap();
+        let b = boot_for_a_second(&wrapper, &spec);
         assert_eq!(
             b.exit,
             Exit::Timeout {
@@ -309,6 +302,11 @@ mod tests {
             started.elapsed()
         );
         assert_gone(&marker);
+    }
+
+    /// A boot of the stand-in with a one-second time limit.
+    fn boot_for_a_second(wrapper: &Path, spec: &BootSpec) -> Boot {
+        boot(wrapper, spec, Duration::from_secs(1), None, &Cancel::new()).unwrap()
     }
 
     /// The process whose PID the wrapper wrote to `marker` no longer runs
@@ -337,14 +335,7 @@ mod tests {
             marker.display()
         );
         let (wrapper, spec) = fake_qemu(dir.path(), &script);
-        let b = boot(
-            &wrapper,
-            &spec,
-            Duration::from_secs(1),
-            None,
-            &Cancel::new(),
-        )
-        .unwrap();
+        let b = boot_for_a_second(&wrapper, &spec);
         assert!(matches!(b.exit, Exit::Timeout { .. }), "{:?}", b.exit);
         assert_gone(&marker);
     }

@@ -130,15 +130,8 @@ fn workspace_without_bpf_objects_is_a_clear_error() {
 /// `<target>/bpf/` (as `cargo libbpf build` leaves them), with the given
 /// configuration: the directory and the manifest.
 fn workspace_with_objects(objects: &[&str], config: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = one_package("fn main() {}\n");
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
     std::fs::create_dir_all(dir.join("target/bpf")).unwrap();
     for o in objects {
         std::fs::copy(
@@ -296,13 +289,8 @@ fn a_loader_finds_loopback_working_and_the_test_interface_up_in_every_guest() {
 /// A workspace package whose build script leaves `object` in its OUT_DIR
 /// (as libbpf-cargo's does) and whose loader is `main_rs`.
 fn package_with_object(object: &str, main_rs: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = one_package(main_rs);
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
-    )
-    .unwrap();
     std::fs::write(
         dir.join("build.rs"),
         format!(
@@ -311,10 +299,23 @@ fn package_with_object(object: &str, main_rs: &str) -> (tempfile::TempDir, PathB
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
     let manifest = dir.join("Cargo.toml");
     (tmp, manifest)
+}
+
+/// A one-package workspace `fx` in a temporary directory, its loader
+/// `src/main.rs` being `main_rs`.
+fn one_package(main_rs: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"fx\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
+    tmp
 }
 
 #[test]
