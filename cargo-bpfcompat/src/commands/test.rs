@@ -483,6 +483,11 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     );
     report.scope = Some(r.scope);
     report.notes.extend(r.notes);
+    let placeholders = report.placeholder_notes();
+    for n in &placeholders {
+        eprintln!("note: {}", bpfcompat_engine::report::shown(n));
+    }
+    report.notes.extend(placeholders);
     report.set_floors(bpfcompat_engine::floor::of_objects(
         r.plan
             .objects

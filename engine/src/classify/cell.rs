@@ -70,7 +70,7 @@ pub struct Finding {
 impl Finding {
     /// A finding that is not about one load or attach step (guest, command,
     /// fire): no errno and no verifier log; `evidence` goes in `libbpf_log`.
-    fn plain(
+    pub(crate) fn plain(
         stage: Stage,
         code: Code,
         program: Option<String>,

@@ -44,7 +44,7 @@ pub use merge::{Scope, merge};
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
 pub use terminal::{
     Look, assumptions_text, disagreements_text, failures_text, floor_sentence, floors_text, matrix,
-    stats_text, variants_text,
+    shown, stats_text, variants_text,
 };
 
 /// Reports for the views' tests: one unavailable kernel per name, with what

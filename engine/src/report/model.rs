@@ -192,6 +192,63 @@ impl Report {
         self.floors = floors;
     }
 
+    /// Programs whose hook no kernel of the run has: each failed
+    /// `MISSING_ATTACH_TARGET` on every kernel with a verdict (two at
+    /// least). Such a target is often a placeholder the loader replaces at
+    /// run time (`fentry/dummy_file_open`); the note says how to state the
+    /// real one. The verdicts stay: a loader that really uses that name
+    /// fails everywhere.
+    pub fn placeholder_notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for object in &self.objects {
+            let judged: Vec<&Cell> = self
+                .cells
+                .iter()
+                .filter(|c| &c.object == object && matches!(c.status, Status::Fail | Status::Pass))
+                .collect();
+            if judged.len() < 2 {
+                continue;
+            }
+            let missing = |c: &Cell, program: &str| {
+                c.findings.iter().any(|f| {
+                    f.code == Code::MissingAttachTarget && f.program.as_deref() == Some(program)
+                })
+            };
+            let Some(first) = judged.first() else {
+                continue;
+            };
+            for f in first
+                .findings
+                .iter()
+                .filter(|f| f.code == Code::MissingAttachTarget)
+            {
+                let Some(program) = f.program.as_deref() else {
+                    continue;
+                };
+                if !judged.iter().all(|c| missing(c, program)) {
+                    continue;
+                }
+                let section = first
+                    .programs
+                    .iter()
+                    .find(|p| p.name == program)
+                    .map(|p| p.section.as_str())
+                    .unwrap_or_default();
+                let target = section.split_once('/').map_or(section, |(_, t)| t);
+                let table = object.rsplit('/').next().unwrap_or(object);
+                let table = table.trim_end_matches(".o").trim_end_matches(".bpf");
+                let note = format!(
+                    "{object}: program `{program}` attaches to `{target}`, which none of the {} kernels of this run has: if the loader replaces it at run time (a placeholder), state the real target as `attach_target = [\"...\"]` under [objects.\"{table}\".programs.\"{program}\"]; if it is the loader's only name for it, the program attaches nowhere",
+                    judged.len()
+                );
+                if !out.contains(&note) {
+                    out.push(note);
+                }
+            }
+        }
+        out
+    }
+
     /// The floor of an object, where known.
     pub fn floor_of(&self, object: &str) -> Option<&crate::floor::ObjectFloor> {
         self.floors.iter().find(|f| f.object == object)
@@ -346,6 +403,52 @@ mod tests {
             "errno": null, "verifier_tail": [], "kernel_release": null, "expected": null, "findings": [], "programs": [], "variants": []
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_hook_no_kernel_of_the_run_has_is_named_as_a_possible_placeholder() {
+        let failing = |kernel: &str, program: &str| {
+            let mut c = cell(true, Status::Fail);
+            c.object = "probe.bpf.o".into();
+            c.kernel = kernel.into();
+            c.findings = vec![crate::classify::Finding {
+                program: Some(program.into()),
+                ..crate::classify::Finding::plain(
+                    crate::classify::Stage::Load,
+                    Code::MissingAttachTarget,
+                    None,
+                    "failed to find kernel BTF type ID of 'dummy_file_open'".into(),
+                    None,
+                    Vec::new(),
+                )
+            }];
+            c.programs = vec![crate::classify::ProgramState {
+                name: program.into(),
+                section: "fentry/dummy_file_open".into(),
+                load: "failed".into(),
+                attach: "skipped".into(),
+                runs: None,
+                optional: false,
+                complexity: None,
+            }];
+            c
+        };
+        let mut r = Report::from_parts(
+            "m",
+            vec!["probe.bpf.o".into()],
+            Vec::new(),
+            vec![failing("a", "open_entry"), failing("b", "open_entry")],
+            Vec::new(),
+            false,
+        );
+        let notes = r.placeholder_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("attaches to `dummy_file_open`, which none of the 2 kernels"));
+        assert!(notes[0].contains(r#"[objects."probe".programs."open_entry"]"#));
+        // One kernel that has it: not a placeholder.
+        r.cells[1].findings.clear();
+        r.cells[1].status = Status::Pass;
+        assert!(r.placeholder_notes().is_empty());
     }
 
     #[test]

@@ -863,6 +863,14 @@ fn a_program_declared_optional_is_shown_failing_but_not_counted() {
         let c = assert_fail(&report, "optional", k, "MISSING_ATTACH_TARGET");
         assert_eq!(c["program"], "on_riscv_flush_icache", "{c:#}");
     }
+    // A hook no kernel of the run has: the note says how a loader's real
+    // target is stated, the verdicts stay.
+    mentions(
+        &report["notes"].to_string(),
+        &[
+            "attaches to `syscalls/sys_enter_riscv_flush_icache`, which none of the 2 kernels of this run has",
+        ],
+    );
     // Declared optional, as its loader treats it: the object passes, and the
     // program still shows its failure.
     let c = test_on(&kernels, &["optional"]);
