@@ -917,7 +917,7 @@ fn skeleton_from_loaders(
         if crate::workspace::reads_globals_after_load(dir) == Some(false) {
             o.fixups.skeleton = Some(false);
             let note = format!(
-                "{name}: its loader (package `{package}`) reads no global variable through the skeleton after load (no bss_data/data_data or bss()/data() in its sources): the skeleton's mmap contract does not apply (`skeleton = true` in the object's table checks it anyway)"
+                "{name}: its loader (package `{package}`) reads no global variable through the skeleton after load (no skeleton .bss/.data accessor in its sources): the skeleton's mmap contract does not apply (`skeleton = true` in the object's table checks it anyway)"
             );
             if !notes.contains(&note) {
                 notes.push(note);

@@ -7,18 +7,16 @@
 use std::io::Read;
 use std::path::Path;
 
-/// libbpf-cargo's accessors of a skeleton's mmap-ed globals: `maps.bss_data`
-/// and `maps.data_data` (0.24 and later), `bss()`/`bss_mut()` and `data()`/
-/// `data_mut()` before. A match elsewhere (another type's `data()`) only
-/// keeps the contract on: the safe side.
-const ACCESSORS: &[&str] = &[
-    "bss_data",
-    "data_data",
-    ".bss()",
-    ".bss_mut()",
-    ".data()",
-    ".data_mut()",
-];
+/// libbpf-cargo's accessors of a skeleton's mmap-ed globals, for `.bss`,
+/// `.data` and custom `.data.*`/`.bss.*` sections: `maps.bss_data`,
+/// `maps.data_custom_data` (0.24 and later), `bss()`, `data_mut()`,
+/// `data_custom()` before. Broad on purpose: a match elsewhere (a map named
+/// `my_data`, another type's `data()`) only keeps the contract on, the safe
+/// side; a miss would drop it for a loader that needs it.
+static ACCESSORS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"maps\s*\.\s*\w*(bss|data)\w*|\.\s*(bss|data)\w*\s*\(")
+        .expect("the accessor pattern compiles")
+});
 
 /// Source files read at most, and bytes of each.
 const FILES: usize = 5_000;
@@ -37,7 +35,7 @@ pub fn reads_globals_after_load(dir: &Path) -> Option<bool> {
         text.clear();
         let read =
             std::fs::File::open(f).and_then(|h| h.take(FILE_LIMIT).read_to_string(&mut text));
-        read.is_ok() && ACCESSORS.iter().any(|a| text.contains(a))
+        read.is_ok() && ACCESSORS.is_match(&text)
     }))
 }
 
@@ -84,6 +82,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(reads_globals_after_load(dir.path()), Some(true));
+        // Every accessor form: custom sections, the older methods.
+        for code in [
+            "skel.maps.data_counters_data",
+            "skel.bss_mut().hits += 1",
+            "let d = skel.data_custom();",
+            "skel . maps . bss_data",
+        ] {
+            std::fs::write(src.join("bin/counts.rs"), code).unwrap();
+            assert_eq!(reads_globals_after_load(dir.path()), Some(true), "{code}");
+        }
+        std::fs::write(
+            src.join("bin/counts.rs"),
+            "fn main() { let ok = skel.links; }",
+        )
+        .unwrap();
+        assert_eq!(reads_globals_after_load(dir.path()), Some(false));
         // Build output is not the loader's source.
         let other = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(other.path().join("src")).unwrap();
