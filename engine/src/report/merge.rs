@@ -238,6 +238,12 @@ fn join(
         ..base
     });
     merged.partial = partial;
+    // Every shard read the same objects: their floors, once each.
+    for f in reports.iter().flat_map(|(_, r)| &r.floors) {
+        if !merged.floors.iter().any(|m| m.object == f.object) {
+            merged.floors.push(f.clone());
+        }
+    }
     merged
 }
 
@@ -280,8 +286,16 @@ mod tests {
 
     #[test]
     fn every_slice_once_merges_into_the_whole_run() {
-        let all = [slice("count:2/3"), slice("count:1/3"), slice("count:3/3")];
+        let mut all = [slice("count:2/3"), slice("count:1/3"), slice("count:3/3")];
+        for (_, r) in &mut all {
+            r.floors = vec![crate::floor::ObjectFloor {
+                object: "obj".into(),
+                floor: Some("5.8".into()),
+                needs: Vec::new(),
+            }];
+        }
         let merged = merge(&all, false).unwrap();
+        assert_eq!(merged.floors.len(), 1, "the floors, once each");
         let kernels: Vec<&str> = merged.kernels.iter().map(|k| k.kernel.as_str()).collect();
         assert_eq!(kernels, RUN, "in the run's order");
         assert_eq!(merged.cells.len(), 3);
