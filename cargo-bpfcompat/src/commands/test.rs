@@ -906,6 +906,8 @@ fn skeleton_from_loaders(
     build: &BuildOutput,
 ) -> Vec<String> {
     let mut notes = Vec::new();
+    // Each package's sources are read once, however many objects it makes.
+    let mut reads: std::collections::BTreeMap<&str, Option<bool>> = Default::default();
     for o in objects.iter_mut().filter(|o| o.fixups.skeleton.is_none()) {
         let name = o.name.split(" (").next().unwrap_or(&o.name);
         let Some(package) = found.iter().find(|d| d.name == name).map(|d| &d.package) else {
@@ -914,7 +916,10 @@ fn skeleton_from_loaders(
         let Some((_, dir)) = build.package_dirs.iter().find(|(p, _)| p == package) else {
             continue;
         };
-        if crate::workspace::reads_globals_after_load(dir) == Some(false) {
+        let read = *reads
+            .entry(package.as_str())
+            .or_insert_with(|| crate::workspace::reads_globals_after_load(dir));
+        if read == Some(false) {
             o.fixups.skeleton = Some(false);
             let note = format!(
                 "{name}: its loader (package `{package}`) reads no global variable through the skeleton after load (no skeleton .bss/.data accessor in its sources): the skeleton's mmap contract does not apply (`skeleton = true` in the object's table checks it anyway)"
