@@ -236,7 +236,12 @@ impl Isolation {
         });
         match applied {
             Ok((applied, mut notes)) => {
-                let lines = capture::take();
+                // libbpf's lines about unresolved targets; none taken (so
+                // that the load's failure keeps them all) where there is none.
+                let lines = match applied.unresolved.is_empty() {
+                    true => Vec::new(),
+                    false => capture::take(),
+                };
                 for (name, target, e) in applied.unresolved {
                     let f = unresolved_target(&name, &target, &e, &lines);
                     self.rejected.entry(name).or_insert(f);
