@@ -29,6 +29,19 @@ pub fn alive(pid: i32) -> bool {
         )
 }
 
+/// The PID in a leftover's name (`<prefix><pid>-…`), where that process is
+/// gone: what a dead run or check left, which the next one may remove.
+pub fn left_by_the_dead(name: &str, prefixes: &[&str]) -> Option<i32> {
+    let pid = prefixes
+        .iter()
+        .find_map(|p| name.strip_prefix(p))?
+        .split('-')
+        .next()?
+        .parse::<i32>()
+        .ok()?;
+    (!alive(pid)).then_some(pid)
+}
+
 /// A mark carried in a child's environment and inherited by everything it
 /// starts: a descendant that left the child's process group (`setsid`) is
 /// still found by it, and ended with the group. A descendant that clears its
@@ -117,4 +130,28 @@ fn marked(entry: &[u8]) -> Vec<i32> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::*;
+
+    #[test]
+    fn a_leftover_is_the_deads_only() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id() as i32;
+        child.wait().unwrap();
+        let me = std::process::id();
+        let prefixes = [".staging-", ".saving-"];
+        assert_eq!(
+            left_by_the_dead(&format!(".saving-{dead}-x"), &prefixes),
+            Some(dead)
+        );
+        assert_eq!(
+            left_by_the_dead(&format!(".staging-{me}-x"), &prefixes),
+            None
+        );
+        assert_eq!(left_by_the_dead(".saving-notapid-x", &prefixes), None);
+        assert_eq!(left_by_the_dead(&format!("other-{dead}"), &prefixes), None);
+    }
 }

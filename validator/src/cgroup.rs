@@ -52,14 +52,8 @@ pub(crate) fn sweep_dead() -> Vec<String> {
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("bpfcompat-check-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if bpfcompat_engine::process_group::alive(pid) {
+        if bpfcompat_engine::process_group::left_by_the_dead(&name, &["bpfcompat-check-"]).is_none()
+        {
             continue;
         }
         let path = e.path();

@@ -242,15 +242,9 @@ impl Cache {
             };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(pid) = crate::private::LEFTOVER_PREFIXES
-                    .iter()
-                    .find_map(|p| name.strip_prefix(p))
-                    .and_then(|rest| rest.split('-').next())
-                    .and_then(|pid| pid.parse::<i32>().ok())
-                else {
-                    continue;
-                };
-                if crate::process_group::alive(pid) {
+                if crate::process_group::left_by_the_dead(&name, crate::private::LEFTOVER_PREFIXES)
+                    .is_none()
+                {
                     continue;
                 }
                 let path = e.path();
