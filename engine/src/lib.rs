@@ -22,6 +22,7 @@ pub mod matrix;
 pub mod objects;
 pub mod outcome;
 pub mod partition;
+pub mod placeholders;
 pub mod private;
 pub mod process_group;
 #[cfg(test)]

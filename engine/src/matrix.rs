@@ -25,6 +25,11 @@ pub const ALL_MATRIX: &str = include_str!("../matrices/all.toml");
 /// The catalogue's lock.
 pub const ALL_LOCK: &str = include_str!("../matrices/all.lock");
 
+/// The pins of the whole catalogue (`--matrix all`).
+pub fn catalogue() -> Lock {
+    toml::from_str(ALL_LOCK).expect("the shipped catalogue's lock parses (tested)")
+}
+
 /// The names of the shipped matrices.
 pub const SHIPPED: &[&str] = &["default", "all", "rpm"];
 

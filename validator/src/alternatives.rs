@@ -159,6 +159,7 @@ mod tests {
             optional: false,
             complexity: None,
             insn_count: None,
+            stand_in: None,
         }
     }
 

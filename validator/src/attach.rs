@@ -69,8 +69,15 @@ pub fn attach_all(
     for prog in obj.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
+        let fixup = fixups.programs.get(&name);
+        let placeholder =
+            fixup.is_some_and(|f| f.placeholder == Some(true) && f.attach_target.is_none());
         let outcome = if section.starts_with("struct_ops") {
             registration_of(&name, owners, &registered)
+        } else if placeholder {
+            Outcome::Skipped {
+                reason: bpfcompat_engine::wire::placeholder_attach(&section),
+            }
         } else {
             capture::take();
             let target = fixups

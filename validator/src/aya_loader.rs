@@ -64,6 +64,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             optional: false,
             complexity: None,
             insn_count: None,
+            stand_in: None,
         });
     }
     report.maps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -152,9 +153,18 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         // Configured targets stand where the section would name one, in the
         // loader's order: a BTF target is resolved at load, others at attach.
         let configured = fixup.and_then(|f| f.attach_target.as_ref());
+        let placeholder = configured.is_none() && fixup.and_then(|f| f.placeholder) == Some(true);
         let kind = p.section.split('/').next().unwrap_or("").to_string();
         let sections: Vec<String> = match configured {
             Some(t) => t.all().iter().map(|t| format!("{kind}/{t}")).collect(),
+            // The loader's placeholder: a stand-in of its kind where the
+            // load needs a target.
+            None if placeholder && needs_btf_target(program) => {
+                bpfcompat_engine::wire::FENTRY_STAND_INS
+                    .iter()
+                    .map(|t| format!("{kind}/{t}"))
+                    .collect()
+            }
             None => vec![p.section.clone()],
         };
         let mut chosen = 0;
@@ -171,8 +181,14 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             f.unsupported_helpers = crate::validate::unsupported_helpers(t, &p.helpers);
             p.type_supported = sys::probe_prog_type(t);
         }
+        if placeholder && needs_btf_target(program) {
+            p.stand_in = sections[chosen].split_once('/').map(|(_, t)| t.to_string());
+        }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
+            (Outcome::Ok, _) if placeholder => Outcome::Skipped {
+                reason: bpfcompat_engine::wire::placeholder_attach(&p.section),
+            },
             (Outcome::Ok, _) if needs_btf_target(program) => {
                 attach(program, &sections[chosen], &mut targets)
             }

@@ -29,6 +29,8 @@ pub struct Applied {
     /// Which target of a configured list each program got, where not the
     /// first.
     pub notes: Vec<String>,
+    /// Placeholder programs loaded against a stand-in: program → stand-in.
+    pub stand_ins: BTreeMap<String, String>,
 }
 
 /// Applies `fx`.
@@ -37,11 +39,13 @@ pub fn apply(open: &mut OpenObject, fx: &Fixups) -> Result<Applied, FixupError> 
     let keep = apply_maps(open, fx)?;
     apply_variables(open, fx)?;
     let mut notes = Vec::new();
-    let unresolved = apply_programs(open, fx, &mut notes)?;
+    let mut stand_ins = BTreeMap::new();
+    let unresolved = apply_programs(open, fx, &mut notes, &mut stand_ins)?;
     Ok(Applied {
         keep,
         unresolved,
         notes,
+        stand_ins,
     })
 }
 
@@ -188,6 +192,7 @@ fn apply_programs(
     open: &mut OpenObject,
     fx: &Fixups,
     notes: &mut Vec<String>,
+    stand_ins: &mut BTreeMap<String, String>,
 ) -> Result<Vec<(String, String, libbpf_rs::Error)>, FixupError> {
     let mut unresolved = Vec::new();
     for mut p in open.progs_mut() {
@@ -238,6 +243,16 @@ fn apply_programs(
             if let Some(e) = last {
                 p.set_autoload(false);
                 unresolved.push((name, targets.all().join("', '"), e));
+            }
+        } else if f.placeholder == Some(true) && !at_attach && p.autoload() {
+            // The section's target is the loader's placeholder: loaded
+            // against a stand-in of its kind. A kernel that has none keeps
+            // the placeholder, and libbpf's answer about it.
+            if let Some(s) = bpfcompat_engine::wire::FENTRY_STAND_INS
+                .iter()
+                .find(|s| p.set_attach_target(0, Some(s.to_string())).is_ok())
+            {
+                stand_ins.insert(name, s.to_string());
             }
         }
     }

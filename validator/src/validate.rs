@@ -146,6 +146,7 @@ fn with_libbpf(name: &str, source: Source, opts: &Options) -> ObjectReport {
             ..ObjectReport::default()
         },
         rejected: BTreeMap::new(),
+        stand_ins: BTreeMap::new(),
         blocked: BTreeMap::new(),
         refused_maps: BTreeSet::new(),
         types: BTreeMap::new(),
@@ -195,6 +196,8 @@ struct Isolation {
     report: ObjectReport,
     /// Programs the kernel rejected, with the evidence, by name.
     rejected: BTreeMap<String, StepFailure>,
+    /// Placeholder programs loaded against a stand-in: program → stand-in.
+    stand_ins: BTreeMap<String, String>,
     /// Programs that need a map the kernel refused: program → map.
     blocked: BTreeMap<String, String>,
     /// Maps the kernel refused (their failure is in the report).
@@ -247,6 +250,7 @@ impl Isolation {
                     self.rejected.entry(name).or_insert(f);
                 }
                 notes.extend(applied.notes);
+                self.stand_ins = applied.stand_ins;
                 let fds = applied.keep;
                 if !opts.strict_maps {
                     notes.extend(sizing::size_unsized(&mut open, &opts.fixups));
@@ -319,6 +323,9 @@ impl Isolation {
             return;
         }
         describe(open, &mut self.report);
+        for p in &mut self.report.programs {
+            p.stand_in = self.stand_ins.get(&p.name).cloned();
+        }
         self.types = open
             .progs()
             .map(|p| (p.name().to_string_lossy().into_owned(), sys::prog_type(&p)))
@@ -649,6 +656,7 @@ fn describe(open: &OpenObject, report: &mut ObjectReport) {
             optional: false,
             complexity: None,
             insn_count: Some(u32::try_from(p.insns().len()).unwrap_or(u32::MAX)),
+            stand_in: None,
         });
     }
 }

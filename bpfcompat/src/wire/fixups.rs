@@ -119,6 +119,7 @@ impl ProgramFixup {
             prog_type: self.prog_type.clone().or(base.prog_type),
             attach_target: self.attach_target.clone().or(base.attach_target),
             attach_module: self.attach_module.clone().or(base.attach_module),
+            placeholder: self.placeholder.or(base.placeholder),
         }
     }
 }
@@ -268,6 +269,26 @@ pub struct ProgramFixup {
     pub attach_target: Option<AttachTargets>,
     /// The kernel module of `attach_target`, when it lives in one.
     pub attach_module: Option<String>,
+    /// `true`: the section's target is a placeholder the loader replaces at
+    /// run time. The program is loaded as it is (kprobes) or against a
+    /// stand-in of its kind (fentry-like programs: `bpf_fentry_test6`), and
+    /// its attach is left to the loader. Decided by the run for a target no
+    /// catalogue kernel has; `attach_target` says more and wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<bool>,
+}
+
+/// The kernel functions an fentry-like placeholder is loaded against, in
+/// order: `bpf_fentry_test6` (six arguments, in every kernel with fentry,
+/// 5.5 and later), else a function every kernel has, so that a kernel
+/// without fentry still gives its own answer about the program's kind.
+pub const FENTRY_STAND_INS: &[&str] = &["bpf_fentry_test6", "vfs_read"];
+
+/// Why a placeholder program is not attached.
+pub fn placeholder_attach(section: &str) -> String {
+    format!(
+        "the loader's: section `{section}` names a placeholder it replaces at run time (no kernel of the catalogue has that function)"
+    )
 }
 
 /// Attach targets in the loader's order of preference; a single string is

@@ -26,8 +26,8 @@ pub const WIRE_VERSION: u32 = 2;
 
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{
-    AttachTargets, Count, Fixups, InnerMap, KernelFixups, MapFixup, ProgramFixup, ReleaseRange,
-    Validator,
+    AttachTargets, Count, FENTRY_STAND_INS, Fixups, InnerMap, KernelFixups, MapFixup, ProgramFixup,
+    ReleaseRange, Validator, placeholder_attach,
 };
 pub use job::{
     DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode,

@@ -314,6 +314,11 @@ pub struct ProgramReport {
     /// 4096 without a log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insn_count: Option<u32>,
+    /// The function the program was loaded against in place of its
+    /// section's placeholder target (see `ProgramFixup::placeholder`): a
+    /// refusal may be the stand-in's, not the real target's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in: Option<String>,
 }
 
 /// Fire mode's verdict on one attached program.

@@ -282,6 +282,9 @@ struct Resolved {
     contract: Option<(PathBuf, Vec<(String, Declared)>)>,
     /// What was assumed before any guest (the report's notes).
     notes: Vec<String>,
+    /// Catalogue kernels without a function index, where a target could
+    /// have been a placeholder (nothing was decided).
+    unindexed: Vec<String>,
 }
 
 pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
@@ -308,12 +311,12 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         None => None,
     };
     let Work {
-        objects,
+        mut objects,
         commands,
         mut matrix,
         expectations,
         allow_unavailable,
-        notes,
+        mut notes,
     } = if a.cmd.bin.is_some() || a.cmd.loader.is_some() {
         command_work(a)?
     } else if a.objects.is_empty() {
@@ -321,6 +324,15 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
     } else {
         explicit_work(a)?
     };
+    // Placeholder targets, decided against the whole catalogue's functions.
+    let placeholders = match Cache::discover() {
+        Ok(cache) => bpfcompat_engine::placeholders::decide(&mut objects, &cache),
+        Err(_) => Default::default(),
+    };
+    for n in &placeholders.notes {
+        eprintln!("note: {}", bpfcompat_engine::report::shown(n));
+    }
+    notes.extend(placeholders.notes);
     let run_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
     if let Some(p) = a.guests.partition {
         let slice: Vec<String> = p
@@ -386,6 +398,7 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         scope,
         contract,
         notes,
+        unindexed: placeholders.unindexed,
     })
 }
 
@@ -483,7 +496,14 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     );
     report.scope = Some(r.scope);
     report.notes.extend(r.notes);
-    let placeholders = report.placeholder_notes();
+    let mut placeholders = report.placeholder_notes();
+    if !placeholders.is_empty() && !r.unindexed.is_empty() {
+        placeholders.push(format!(
+            "bpfcompat tells a placeholder from a missing hook itself once every catalogue kernel is fetched and indexed ({} are not, e.g. {}): `cargo bpfcompat kernels fetch --matrix all`",
+            r.unindexed.len(),
+            r.unindexed.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     for n in &placeholders {
         eprintln!("note: {}", bpfcompat_engine::report::shown(n));
     }

@@ -112,6 +112,10 @@ pub struct ProgramState {
     /// The verifier's statistics where it accepted the program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complexity: Option<crate::wire::Complexity>,
+    /// The function it was loaded against in place of its section's
+    /// placeholder target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in: Option<String>,
 }
 
 /// The verdict on one object on one kernel.
@@ -430,6 +434,7 @@ fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
             attach: outcome_word(&p.attach),
             optional: p.optional,
             complexity: p.complexity.clone(),
+            stand_in: p.stand_in.clone(),
             runs: match p.fire {
                 Some(Fire::Fired { runs }) => Some(runs),
                 Some(Fire::NotFired { .. }) => Some(0),
@@ -877,6 +882,7 @@ mod tests {
             optional: false,
             complexity: None,
             insn_count: None,
+            stand_in: None,
         }
     }
 

@@ -214,6 +214,7 @@ pub(crate) fn programs(trace: &Trace) -> Vec<ProgramState> {
                     attach: "skipped".into(),
                     runs: None,
                     optional: false,
+                    stand_in: None,
                     complexity: p.loaded.as_ref().and_then(|l| complexity(p, l)),
                 };
                 match out.iter_mut().find(|s| s.name == p.name) {
@@ -302,6 +303,7 @@ fn prog_report(p: &ProgCall, failure: StepFailure) -> ProgramReport {
         optional: false,
         complexity: None,
         insn_count: None,
+        stand_in: None,
     }
 }
 
@@ -340,6 +342,7 @@ fn probe_program(p: &PerfCall, failure: StepFailure) -> ProgramReport {
         optional: false,
         complexity: None,
         insn_count: None,
+        stand_in: None,
     }
 }
 

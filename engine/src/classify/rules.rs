@@ -65,7 +65,36 @@ fn since(what: &str, version: Option<&str>) -> String {
 pub(crate) fn classify(e: &Evidence) -> Verdict {
     let mut verdict = classify_raw(e);
     verdict.message = verdict.message.trim_start_matches("libbpf: ").to_string();
-    verdict
+    stand_in_refusal(e, verdict)
+}
+
+/// A placeholder program loaded against a stand-in and refused for what
+/// the stand-in's prototype decides (the verifier's reading of its
+/// arguments, its size of work, the stand-in missing): that is no verdict
+/// on the program with its real target, so no confident code.
+fn stand_in_refusal(e: &Evidence, verdict: Verdict) -> Verdict {
+    let Some(stand_in) = e.program.and_then(|p| p.stand_in.as_deref()) else {
+        return verdict;
+    };
+    let by_target = [
+        Code::VerifierRejected,
+        Code::VerifierLimit,
+        Code::MissingAttachTarget,
+    ];
+    if e.step != Step::ProgLoad || !by_target.contains(&verdict.code) {
+        return verdict;
+    }
+    let section = e.program.map_or("", |p| p.section.as_str());
+    Verdict {
+        code: Code::Unknown,
+        message: format!(
+            "loaded against the stand-in `{stand_in}` in place of the placeholder in `{section}`, the kernel said: {}",
+            verdict.message
+        ),
+        remediation: Some(
+            "the refusal may be the stand-in's arguments, not the real target's: name the loader's real target with `attach_target = [\"...\"]` in the program's table".into(),
+        ),
+    }
 }
 
 fn classify_raw(e: &Evidence) -> Verdict {
@@ -200,6 +229,14 @@ fn unresolved_weak_kfunc(e: &Evidence) -> Option<Verdict> {
 /// No kernel BTF for an object that needs it.
 fn missing_btf(e: &Evidence) -> Option<Verdict> {
     if e.kernel_btf != Some(false) {
+        return None;
+    }
+    // The verifier read this program: libbpf's words about BTF were about
+    // another program of the object (an fentry beside it), and the
+    // verifier's say why this one was refused. Poisoned CO-RE
+    // instructions (0xbad2310) still mean the missing BTF.
+    let log = e.failure.verifier_log.join("\n");
+    if !log.is_empty() && !log.contains("195896080") {
         return None;
     }
     let line = find(
@@ -922,6 +959,7 @@ mod tests {
             optional: false,
             complexity: None,
             insn_count: None,
+            stand_in: None,
         }
     }
 
@@ -991,6 +1029,66 @@ mod tests {
         v.remediation.as_deref().expect("a remediation")
     }
 
+    #[test]
+    fn libbpfs_words_about_btf_do_not_outrank_the_verifiers_about_this_program() {
+        // A kprobe beside an fentry on a kernel without BTF: libbpf's line
+        // about vmlinux BTF came from the fentry; the verifier refused the
+        // kprobe for its global data.
+        let mut f = failure(&["unrecognized bpf_ld_imm64 insn"], &[], Some(22));
+        f.libbpf_log = vec!["libbpf: Error loading vmlinux BTF: -ESRCH".into()];
+        let got = judge(
+            Step::ProgLoad,
+            &f,
+            Some(&program("kprobe")),
+            None,
+            Some(false),
+        );
+        assert_ne!(got.code, Code::MissingBtf, "{got:?}");
+        // Without a verifier log, the missing BTF is the cause.
+        f.verifier_log.clear();
+        let got = judge(
+            Step::ProgLoad,
+            &f,
+            Some(&program("tracing")),
+            None,
+            Some(false),
+        );
+        assert_eq!(got.code, Code::MissingBtf, "{got:?}");
+    }
+
+    #[test]
+    fn a_refusal_against_a_placeholders_stand_in_is_no_confident_code() {
+        let mut p = program_in("tracing", "fentry/dummy_file_open");
+        p.stand_in = Some("bpf_fentry_test6".into());
+        let rejected = failure(
+            &[
+                "0: (79) r1 = *(u64 *)(r1 +0)",
+                "R1 invalid mem access 'scalar'",
+            ],
+            &[],
+            Some(13),
+        );
+        let got = load(&rejected, &p);
+        assert_eq!(got.code, Code::Unknown, "{got:?}");
+        assert!(
+            got.message.contains("stand-in `bpf_fentry_test6`"),
+            "{got:?}"
+        );
+        assert!(got.message.contains("invalid mem access"), "{got:?}");
+        assert!(got.remediation.unwrap().contains("attach_target"));
+        // The same refusal of a program with its own target is the verifier's.
+        p.stand_in = None;
+        assert_eq!(load(&rejected, &p).code, Code::VerifierRejected);
+        // What does not depend on the target keeps its code.
+        p.stand_in = Some("bpf_fentry_test6".into());
+        let helper = failure(
+            &["0: (85) call unknown#999999", "invalid func unknown#999999"],
+            &[],
+            Some(22),
+        );
+        assert_ne!(load(&helper, &p).code, Code::Unknown);
+    }
+
     fn load(f: &StepFailure, p: &ProgramReport) -> Verdict {
         judge(Step::ProgLoad, f, Some(p), None, Some(true))
     }
@@ -1010,6 +1108,7 @@ mod tests {
         let silent = libbpf_failure("libbpf: prog 'p': failed to load: -E2BIG", 7);
         let long = ProgramReport {
             insn_count: Some(6305),
+            stand_in: None,
             ..kprobe.clone()
         };
         // Where the release has the feature, the same words are the

@@ -46,7 +46,7 @@ pub struct CachedKernel {
 }
 
 /// The layout of cache entries; an entry of another layout is extracted again.
-pub(crate) const LAYOUT: u32 = 3;
+pub(crate) const LAYOUT: u32 = 4;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -65,6 +65,10 @@ pub(crate) struct Meta {
     /// The guest modules extracted, in load order.
     #[serde(default)]
     pub modules: Vec<String>,
+    /// Whether the entry holds the kernel's function index (layout 4;
+    /// only packages with a `System.map` give one).
+    #[serde(default)]
+    pub indexed: bool,
 }
 
 /// Why a cache entry cannot be used.
@@ -166,7 +170,7 @@ impl Cache {
         .map_err(|e| EntryProblem::Damaged(format!("meta.json: {e}")))?;
         if meta.layout != LAYOUT {
             return Err(EntryProblem::Damaged(format!(
-                "an entry of another layout ({}), without the current guest modules",
+                "an entry of another layout ({}), without the current guest modules or function index",
                 meta.layout
             )));
         }
@@ -217,6 +221,19 @@ impl Cache {
             modules,
             vmlinuz_digest: digest,
         }))
+    }
+
+    /// The function index of the package's entry: `None` when the entry is
+    /// absent, of another layout, or was made from packages without a
+    /// `System.map`.
+    pub fn function_index(&self, deb_sha256: &Sha256Hex) -> Option<super::FunctionIndex> {
+        let dir = self.entry_dir(deb_sha256);
+        let meta: Meta =
+            serde_json::from_slice(&crate::safe::read_input(&dir.join("meta.json"), 1 << 20).ok()?)
+                .ok()?;
+        (meta.layout == LAYOUT && meta.indexed)
+            .then(|| super::functions::Index::read(&dir).ok())
+            .flatten()
     }
 
     /// Whether an entry for the package is present, without checking it (a
@@ -621,6 +638,7 @@ mod tests {
             vmlinuz_blake3: None,
             has_config: false,
             layout: LAYOUT,
+            indexed: false,
             modules: Vec::new(),
         };
         // An entry of an earlier release (sha256 only), then one with BLAKE3:
@@ -793,6 +811,7 @@ mod plants {
             vmlinuz_blake3: None,
             has_config: false,
             layout: LAYOUT,
+            indexed: false,
             modules: Vec::new(),
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();

@@ -39,6 +39,8 @@ pub(crate) struct Found {
     pub has_config: bool,
     /// The [`GUEST_MODULES`] found, in that order.
     pub modules: Vec<String>,
+    /// The functions of the image (from `System.map`) and of every module.
+    pub functions: super::functions::Functions,
 }
 
 /// Extracts what [`Found`] lists from a `.deb` or an `.rpm` (told apart by
@@ -77,6 +79,7 @@ pub(crate) fn guest_module_files(dir: &Path) -> std::io::Result<Vec<(String, Pat
     for path in files {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         if let Some(Kind::Module(m, _)) = module(&format!("own/kernel/{name}"))
+            && GUEST_MODULES.contains(&m.as_str())
             && !found.iter().any(|(n, _)| *n == m)
         {
             found.push((m, path));
@@ -114,16 +117,30 @@ impl Picker {
                 copy(content, &self.out.join("config"), CONFIG_LIMIT)?;
                 found.has_config = true;
             }
-            Some(Kind::Module(name, compression)) if !found.modules.contains(&name) => {
-                let dir = self.out.join("modules");
-                crate::private::create_dir_all(&dir)?;
-                let mut reader: Box<dyn Read> = match compression {
+            Some(Kind::SystemMap) if !found.functions.image_indexed => {
+                found.functions.read_system_map(content)?;
+            }
+            Some(Kind::Module(name, compression)) => {
+                let reader: Box<dyn Read> = match compression {
                     "xz" => Box::new(liblzma::read::XzDecoder::new(content)),
                     "zst" => Box::new(zstd::Decoder::new(content)?),
                     _ => Box::new(content),
                 };
-                copy(&mut reader, &dir.join(format!("{name}.ko")), MODULE_LIMIT)?;
-                found.modules.push(name);
+                let mut elf = Vec::new();
+                reader.take(MODULE_LIMIT + 1).read_to_end(&mut elf)?;
+                if elf.len() as u64 > MODULE_LIMIT {
+                    return Err(std::io::Error::other(format!(
+                        "{name}.ko is larger than the {} MiB it may be: refused",
+                        MODULE_LIMIT >> 20
+                    )));
+                }
+                found.functions.read_module(&name, &elf);
+                if GUEST_MODULES.contains(&name.as_str()) && !found.modules.contains(&name) {
+                    let dir = self.out.join("modules");
+                    crate::private::create_dir_all(&dir)?;
+                    crate::private::write_file(&dir.join(format!("{name}.ko")), &elf)?;
+                    found.modules.push(name);
+                }
             }
             _ => {}
         }
@@ -140,7 +157,7 @@ impl Picker {
 
 /// The most a package's kernel image may be once out of it (distro images
 /// are 5–15 MiB).
-const IMAGE_LIMIT: u64 = 256 << 20;
+pub(crate) const IMAGE_LIMIT: u64 = 256 << 20;
 /// The most its build configuration may be.
 const CONFIG_LIMIT: u64 = 16 << 20;
 /// The most one guest module may be, decompressed.
@@ -167,12 +184,13 @@ fn copy(content: &mut dyn Read, to: &Path, limit: u64) -> std::io::Result<()> {
 enum Kind {
     Image(String),
     Config,
-    /// One of [`GUEST_MODULES`], and how it is compressed (`""`, `xz`, `zst`).
+    SystemMap,
+    /// A module (by the name the kernel knows it: `-` as `_`), and how it
+    /// is compressed (`""`, `xz`, `zst`).
     Module(String, &'static str),
 }
 
-/// `…/modules/<rel>/kernel/…/<name>.ko[.xz|.zst]` for a name of
-/// [`GUEST_MODULES`].
+/// `…/modules/<rel>/kernel/…/<name>.ko[.xz|.zst]`.
 fn module(rest: &str) -> Option<Kind> {
     if rest.split('/').nth(1) != Some("kernel") {
         return None;
@@ -181,9 +199,7 @@ fn module(rest: &str) -> Option<Kind> {
     let (stem, compression) = [(".ko", ""), (".ko.xz", "xz"), (".ko.zst", "zst")]
         .iter()
         .find_map(|(ext, c)| file.strip_suffix(ext).map(|s| (s, *c)))?;
-    GUEST_MODULES
-        .contains(&stem)
-        .then(|| Kind::Module(stem.to_string(), compression))
+    (!stem.is_empty()).then(|| Kind::Module(stem.replace('-', "_"), compression))
 }
 
 /// `boot/vmlinuz-<rel>` (Debian, Ubuntu, Amazon Linux 2) or
@@ -196,6 +212,9 @@ fn classify(path: &str) -> Option<Kind> {
     if path.starts_with("boot/config-") {
         return Some(Kind::Config);
     }
+    if path.starts_with("boot/System.map-") {
+        return Some(Kind::SystemMap);
+    }
     let rest = path
         .strip_prefix("lib/modules/")
         .or_else(|| path.strip_prefix("usr/lib/modules/"))?;
@@ -206,6 +225,7 @@ fn classify(path: &str) -> Option<Kind> {
     match file {
         "vmlinuz" => Some(Kind::Image(rel.to_string())),
         "config" => Some(Kind::Config),
+        "System.map" => Some(Kind::SystemMap),
         _ => None,
     }
 }

@@ -393,16 +393,24 @@ fn fill_entry(pin: &Pin, base: &str, f: &mut Filling) -> Result<Meta, FetchError
         package: pin.package.clone(),
     })?;
     let (mut has_config, mut modules) = (extracted.has_config, extracted.modules);
+    let mut functions = extracted.functions;
     for m in &pin.modules {
         let package = download_pinned(m, base, f)?;
         let found = extract(package.path(), staging)
             .map_err(io(format!("cannot extract {}", m.package)))?;
         has_config |= found.has_config;
         modules.extend(found.modules);
+        functions.merge(found.functions);
     }
     modules.sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
     modules.dedup();
-    meta(pin, release, has_config, modules, staging)
+    let indexed = functions
+        .read_image_btf(&staging.join("vmlinuz"))
+        .and_then(|()| functions.write(staging))
+        .map_err(io("cannot write the kernel's function index".into()))?;
+    let mut meta = meta(pin, release, has_config, modules, staging)?;
+    meta.indexed = indexed;
+    Ok(meta)
 }
 
 /// The entry's description, once `staging` holds its vmlinuz.
@@ -426,6 +434,7 @@ fn meta(
         has_config,
         layout: super::cache::LAYOUT,
         modules,
+        indexed: false,
     })
 }
 

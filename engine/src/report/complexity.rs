@@ -318,6 +318,7 @@ mod tests {
             attach: "skipped".into(),
             runs: None,
             optional: false,
+            stand_in: None,
             complexity: Some(Complexity {
                 insns_processed: insns,
                 insns_limit: 1_000_000,

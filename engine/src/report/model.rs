@@ -429,6 +429,7 @@ mod tests {
                 attach: "skipped".into(),
                 runs: None,
                 optional: false,
+                stand_in: None,
                 complexity: None,
             }];
             c

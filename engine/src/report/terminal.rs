@@ -596,6 +596,7 @@ mod tests {
                 attach: "skipped".into(),
                 runs: None,
                 optional: false,
+                stand_in: None,
                 complexity: Some(crate::wire::Complexity {
                     insns_processed: n,
                     insns_limit: 1_000_000,

@@ -74,3 +74,64 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
         says(c, "remediation", &["need Linux 4.18"]);
     }
 }
+
+#[test]
+fn a_target_no_catalogue_kernel_has_is_the_loaders_placeholder() {
+    // With every catalogue kernel's functions indexed (they all have a
+    // mirror here), a section target none of them has is the loader's
+    // placeholder: the kprobe loads as it is, the fentry against a
+    // stand-in, their attach is the loader's, and the report says so by
+    // name. Without (CI: no Ubuntu mirror), nothing is decided: the hook
+    // is missing on every kernel, and the notes say how to let bpfcompat
+    // decide.
+    let lock = bpfcompat_engine::matrix::catalogue();
+    let mirrors = bpfcompat_engine::kernel::Mirrors::discover();
+    let indexable = lock.kernels.iter().all(|p| mirrors.get(&p.archive).is_ok());
+    if indexable {
+        let out = bpfcompat_e2e::run(bpfcompat_e2e::cli(&["kernels", "fetch", "--matrix", "all"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        bpfcompat_e2e::skip(
+            "placeholders decided: not every catalogue kernel has a mirror here; checking the undecided case",
+        );
+    }
+    let (kernels, _) = plus_mirrored(&["debian-12-6.1"], &["ubuntu-16.04-4.15"]);
+    let (out, report) = bpfcompat_e2e::with_report(test_on(&kernels, &["placeholder"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let c = cell(&report, "placeholder.bpf.o", "debian-12-6.1");
+    if !indexable {
+        assert_eq!(c["code"], "MISSING_ATTACH_TARGET", "{c:#}");
+        bpfcompat_e2e::mentions(&stderr, &["kernels fetch --matrix all"]);
+        return;
+    }
+    assert_eq!(c["status"], "pass", "{c:#}");
+    bpfcompat_e2e::says(
+        &report,
+        "notes",
+        &[
+            "`bpfcompat_dummy_file_open`",
+            "stand-in",
+            "`bpfcompat_dummy_file_read`",
+        ],
+    );
+    bpfcompat_e2e::mentions(&stderr, &["taken for a placeholder"]);
+    for name in ["open_entry", "read_entry"] {
+        let p = bpfcompat_e2e::entry(c, "programs", &[("name", name)]);
+        assert_eq!(p["load"], "ok", "{p:#}");
+        says(p, "attach", &["the loader's", "placeholder"]);
+    }
+    // The real hook beside them is attached and judged as ever.
+    let p = bpfcompat_e2e::entry(c, "programs", &[("name", "on_getpid")]);
+    assert_eq!(p["attach"], "ok", "{p:#}");
+    if kernels.contains(&"ubuntu-16.04-4.15") {
+        // No BTF: the fentry side cannot load there whatever its target.
+        let c = cell(&report, "placeholder.bpf.o", "ubuntu-16.04-4.15");
+        assert_eq!(c["code"], "MISSING_BTF", "{c:#}");
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{report:#}");
+    }
+}
