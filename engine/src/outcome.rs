@@ -90,6 +90,11 @@ pub struct KernelRun {
     /// needs them has no verdict there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules_not_loaded: Vec<String>,
+    /// Targets of the run's programs that this kernel has in a module the
+    /// guest does not load, with that module (from the kernel's function
+    /// index): a program's failure to find them has no verdict here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub module_targets: BTreeMap<String, String>,
     /// The BPF-relevant options of the kernel's build configuration, when
     /// its package ships one (see [`crate::kernel::config::OPTIONS`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -181,6 +186,7 @@ impl KernelRun {
             kernel_btf: None,
             lsm: None,
             modules_not_loaded: Vec::new(),
+            module_targets: BTreeMap::new(),
             kernel_config: BTreeMap::new(),
             outcome: KernelOutcome::Completed,
             objects: Vec::new(),

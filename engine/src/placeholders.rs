@@ -94,11 +94,61 @@ fn mark(o: &mut ObjectInput, candidates: &[Candidate], indexes: &[FunctionIndex]
             c.target,
             indexes.len(),
             c.target,
-            o.name.split(" (").next().unwrap_or(&o.name),
+            table(&o.name),
             c.program
         ));
     }
     notes
+}
+
+/// The functions the programs of `objects` name (in their section or as a
+/// configured target) that this kernel has in a module only, with the
+/// module.
+pub fn in_modules(
+    index: &FunctionIndex,
+    objects: &[ObjectInput],
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for o in objects {
+        let Ok(bytes) = crate::objects::read_regular(&o.path) else {
+            continue;
+        };
+        let configured = o
+            .fixups
+            .programs
+            .values()
+            .chain(o.fixups.on.iter().flat_map(|k| k.programs.values()))
+            .filter_map(|f| f.attach_target.as_ref())
+            .flat_map(|t| t.all().iter().cloned());
+        let named = programs(&bytes)
+            .into_iter()
+            .filter_map(|(_, section)| section_function(&section).map(|(_, t)| t.to_string()))
+            .chain(configured);
+        for f in named {
+            if !index.in_image(&f)
+                && let Some(m) = index.module_of(&f)
+            {
+                out.insert(f, m.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The kind and function of a section that names one (`kprobe/f+0x4`,
+/// `fentry/mod:f`).
+fn section_function(section: &str) -> Option<(&str, &str)> {
+    let (kind, target) = section.split_once('/')?;
+    let target = target.rsplit(':').next()?.split('+').next()?;
+    (KINDS.contains(&kind) && !target.is_empty()).then_some((kind, target))
+}
+
+/// The configuration table of an object by its report name
+/// (`probe.bpf.o (aya)` → `probe`).
+fn table(name: &str) -> &str {
+    let name = name.split(" (").next().unwrap_or(name);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    name.trim_end_matches(".o").trim_end_matches(".bpf")
 }
 
 /// A program whose section names a function.
@@ -129,16 +179,12 @@ fn candidates(o: &ObjectInput) -> Vec<Candidate> {
     programs(&bytes)
         .into_iter()
         .filter_map(|(program, section)| {
-            let (kind, target) = section.split_once('/')?;
-            // `mod:function`, `function+offset`: the function.
-            let target = target.rsplit(':').next()?.split('+').next()?;
-            (KINDS.contains(&kind) && !target.is_empty() && !configured(&program)).then(|| {
-                Candidate {
-                    kind: kind.to_string(),
-                    target: target.to_string(),
-                    program,
-                    section: section.clone(),
-                }
+            let (kind, target) = section_function(&section)?;
+            (!configured(&program)).then(|| Candidate {
+                kind: kind.to_string(),
+                target: target.to_string(),
+                program: program.clone(),
+                section: section.clone(),
             })
         })
         .collect()

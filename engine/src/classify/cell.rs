@@ -236,7 +236,72 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
             without_modules(c, &modules);
         }
     }
+    if !run.module_targets.is_empty() {
+        for c in &mut cells {
+            targets_in_modules(c, &run.module_targets);
+        }
+    }
     cells
+}
+
+/// A target missing in the guest that this kernel has in a module the
+/// guest does not load (a filesystem's, a driver's function): the guest's
+/// lack, not the program's. Such findings have no verdict; the cell keeps
+/// the first finding that still is one, or has none.
+fn targets_in_modules(c: &mut Cell, in_modules: &std::collections::BTreeMap<String, String>) {
+    if c.status != Status::Fail {
+        return;
+    }
+    let section_target = |program: &Option<String>| {
+        let p = c
+            .programs
+            .iter()
+            .find(|p| Some(&p.name) == program.as_ref())?;
+        let target = p.section.split_once('/')?.1;
+        Some(target.rsplit(':').next()?.split('+').next()?.to_string())
+    };
+    let mut changed = false;
+    for i in 0..c.findings.len() {
+        let f = &c.findings[i];
+        if f.code != Code::MissingAttachTarget {
+            continue;
+        }
+        let own = section_target(&f.program);
+        let named = in_modules.iter().find(|(func, _)| {
+            own.as_deref() == Some(func.as_str())
+                || f.message.contains(&format!("'{func}'"))
+                || f.message.contains(&format!("`{func}`"))
+        });
+        let Some((func, module)) = named else {
+            continue;
+        };
+        let f = &mut c.findings[i];
+        f.code = Code::Unknown;
+        f.message = format!(
+            "not judged: `{func}` is in module `{module}` of this kernel, which bpfcompat's guests do not load; the kernel said: {}",
+            f.message
+        );
+        f.remediation = Some(format!(
+            "this kernel has `{func}` once `{module}` is loaded: judge this program where it is (`cargo bpfcompat check` on such a host, or your loader in command mode after `modprobe {module}`), or name a target in the kernel itself (`attach_target = [\"...\"]`)"
+        ));
+        changed = true;
+    }
+    if !changed {
+        return;
+    }
+    // The first finding that still is a verdict leads; with none, no verdict.
+    c.findings.sort_by_key(|f| f.code == Code::Unknown);
+    let first = &c.findings[0];
+    if first.code == Code::Unknown {
+        c.status = Status::InfraError;
+    }
+    c.stage = Some(first.stage);
+    c.code = Some(first.code);
+    c.program = first.program.clone();
+    c.message = Some(first.message.clone());
+    c.remediation = first.remediation.clone();
+    c.errno = first.errno;
+    c.verifier_tail = first.verifier_tail.clone();
 }
 
 /// A kernel whose guest could not load some of the modules shipped for it
@@ -973,6 +1038,52 @@ mod tests {
                 .iter()
                 .any(|a| a.contains("could not load"))
         );
+    }
+
+    #[test]
+    fn a_target_the_kernel_has_in_a_module_the_guest_does_not_load_has_no_verdict() {
+        let missing = |target: &str| {
+            let line =
+                format!("libbpf: prog 'p': failed to find kernel BTF type ID of '{target}': -3");
+            Outcome::Failed(StepFailure {
+                errno: Some(3),
+                error: "No such process".into(),
+                libbpf_log: vec![line],
+                ..StepFailure::default()
+            })
+        };
+        let mut ext4 = program("on_open", missing("ext4_file_open"), Outcome::Ok);
+        ext4.section = "fentry/ext4_file_open".into();
+        ext4.prog_type = "tracing".into();
+        let mut typo = program("on_typo", missing("vfs_reed"), Outcome::Ok);
+        typo.section = "fentry/vfs_reed".into();
+        typo.prog_type = "tracing".into();
+        let only_module = report(vec![ext4.clone()]);
+        let mut both = report(vec![ext4, typo]);
+        both.object = "both.bpf.o".into();
+        let mut run = kernel(vec![only_module, both], KernelOutcome::Completed);
+        let names = ["o.bpf.o".to_string(), "both.bpf.o".to_string()];
+        let before = cells_for_kernel(&run, &names);
+        assert_eq!(
+            before[0].code,
+            Some(Code::MissingAttachTarget),
+            "{:?}",
+            before[0]
+        );
+        run.module_targets = [("ext4_file_open".to_string(), "ext4".to_string())].into();
+        let cells = cells_for_kernel(&run, &names);
+        // Its one failure is the guest's lack of ext4: no verdict.
+        assert_eq!(cells[0].status, Status::InfraError, "{:?}", cells[0]);
+        assert_eq!(cells[0].code, Some(Code::Unknown));
+        let m = cells[0].message.as_deref().unwrap();
+        assert!(
+            m.contains("module `ext4`") && m.contains("ext4_file_open"),
+            "{m}"
+        );
+        // A target no module has keeps its verdict, and leads.
+        assert_eq!(cells[1].status, Status::Fail, "{:?}", cells[1]);
+        assert_eq!(cells[1].code, Some(Code::MissingAttachTarget));
+        assert_eq!(cells[1].program.as_deref(), Some("on_typo"));
     }
 
     #[test]

@@ -314,6 +314,9 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
     };
     run.timings.fetch_ms = fetch_started.elapsed().as_millis() as u64;
     run.release = Some(kernel.release.clone());
+    if let Some(index) = ctx.cache.function_index(&pin.entry_key()) {
+        run.module_targets = crate::placeholders::in_modules(&index, &ctx.plan.objects);
+    }
     if let Some(config) = &kernel.config {
         run.kernel_config = std::fs::read_to_string(config)
             .map(|t| crate::kernel::config::bpf_options(&t))
