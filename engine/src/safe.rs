@@ -242,6 +242,22 @@ pub const REPORT_LIMIT: u64 = 1 << 30;
 /// Most bytes an own kernel file (a package or an image) may hold.
 pub const KERNEL_FILE_LIMIT: u64 = 2 << 30;
 
+/// Everything `reader` gives, within `limit` bytes: past it, an error
+/// naming `what` (a package's member, a decompressed stream), so a small
+/// input cannot fill memory.
+pub fn read_within(reader: impl std::io::Read, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "{what} is larger than the {} MiB it may be: refused",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Reads a file a person or a project named: a regular file (a FIFO or a
 /// device is refused, and opening never blocks on one), at most `limit`
 /// bytes; the error says which rule it broke.

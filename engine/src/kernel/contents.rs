@@ -126,14 +126,7 @@ impl Picker {
                     "zst" => Box::new(zstd::Decoder::new(content)?),
                     _ => Box::new(content),
                 };
-                let mut elf = Vec::new();
-                reader.take(MODULE_LIMIT + 1).read_to_end(&mut elf)?;
-                if elf.len() as u64 > MODULE_LIMIT {
-                    return Err(std::io::Error::other(format!(
-                        "{name}.ko is larger than the {} MiB it may be: refused",
-                        MODULE_LIMIT >> 20
-                    )));
-                }
+                let elf = crate::safe::read_within(reader, MODULE_LIMIT, &format!("{name}.ko"))?;
                 found.functions.read_module(&name, &elf);
                 if GUEST_MODULES.contains(&name.as_str()) && !found.modules.contains(&name) {
                     let dir = self.out.join("modules");

@@ -39,15 +39,8 @@ pub(crate) struct Functions {
 impl Functions {
     /// Adds the text symbols of a `System.map` (`<address> <type> <name>`).
     pub(crate) fn read_system_map(&mut self, map: &mut dyn Read) -> std::io::Result<()> {
-        let mut text = String::new();
-        map.take(SYSTEM_MAP_LIMIT + 1).read_to_string(&mut text)?;
-        if text.len() as u64 > SYSTEM_MAP_LIMIT {
-            return Err(std::io::Error::other(format!(
-                "System.map is larger than the {} MiB it may be: refused",
-                SYSTEM_MAP_LIMIT >> 20
-            )));
-        }
-        for line in text.lines() {
+        let bytes = crate::safe::read_within(map, SYSTEM_MAP_LIMIT, "System.map")?;
+        for line in String::from_utf8_lossy(&bytes).lines() {
             let mut words = line.split_ascii_whitespace();
             let (Some(_), Some(kind), Some(name)) = (words.next(), words.next(), words.next())
             else {
@@ -140,8 +133,8 @@ impl Index {
     /// Reads the index of the entry at `dir`, each file within its limit.
     pub(crate) fn read(dir: &Path) -> std::io::Result<Index> {
         Ok(Index {
-            image: read_within(&dir.join(FUNCTIONS_FILE))?,
-            modules: read_within(&dir.join(MODULE_FUNCTIONS_FILE))?,
+            image: read_index_file(&dir.join(FUNCTIONS_FILE))?,
+            modules: read_index_file(&dir.join(MODULE_FUNCTIONS_FILE))?,
         })
     }
 
@@ -167,7 +160,7 @@ impl Index {
 
 /// Reads an index file the cache wrote: never through a link planted in
 /// its place, within [`INDEX_LIMIT`].
-fn read_within(path: &Path) -> std::io::Result<String> {
+fn read_index_file(path: &Path) -> std::io::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -179,16 +172,8 @@ fn read_within(path: &Path) -> std::io::Result<String> {
             path.display()
         )));
     }
-    let mut text = String::new();
-    file.take(INDEX_LIMIT + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > INDEX_LIMIT {
-        return Err(std::io::Error::other(format!(
-            "{} is larger than the {} MiB it may be",
-            path.display(),
-            INDEX_LIMIT >> 20
-        )));
-    }
-    Ok(text)
+    let bytes = crate::safe::read_within(file, INDEX_LIMIT, &path.display().to_string())?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
 }
 
 /// A symbol's name without its compiler clone suffix; `None` for names
