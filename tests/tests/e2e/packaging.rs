@@ -1,74 +1,96 @@
-//! The crates can be published: `cargo publish --dry-run` packages every
-//! publishable crate of the workspace and builds each from its package
-//! alone (no file outside it, every path dependency with a version).
+//! The crates can be published: `cargo package` packages every publishable
+//! crate of the workspace (every path dependency with a version), and the
+//! packages, unpacked side by side, build together from their own files
+//! alone (no file outside a package). Each crate is compiled once, as a
+//! user's build compiles it from crates.io, where `cargo publish --dry-run`
+//! would verify each package apart and compile the engine three times.
 
 use std::path::Path;
 use std::process::Command;
 
 use bpfcompat_e2e::mentions;
 
+const CRATES: &[&str] = &[
+    "bpfcompat-test",
+    "bpfcompat",
+    "bpfcompat-engine",
+    "bpfcompat-validator",
+    "cargo-bpfcompat",
+];
+
 #[test]
 fn every_crate_packages_and_builds_from_its_package() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Cargo unpacks the packages it verifies into its home, keyed by the
-    // path of their temporary registry and their version: a second run from
-    // the same target dir would build the first run's sources. A fresh
-    // target dir each run, and its unpacked sources removed afterwards.
-    let target = tempfile::tempdir().unwrap();
-    let unpacked = cargo_home().join("registry/src");
-    let before = local_registries(&unpacked);
-    let out = Command::new(cargo)
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("target");
+    let out = Command::new(&cargo)
         .current_dir(&root)
-        .env("CARGO_TARGET_DIR", target.path())
+        .env("CARGO_TARGET_DIR", &target)
         .args([
-            "publish",
-            "--dry-run",
+            "package",
             "--workspace",
             "--exclude",
             "bpfcompat-e2e",
+            "--no-verify",
             "--allow-dirty",
         ])
         .output()
         .expect("cargo runs");
-    for dir in local_registries(&unpacked).difference(&before) {
-        let _ = std::fs::remove_dir_all(unpacked.join(dir));
-    }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    for krate in [
-        "bpfcompat-test",
-        "bpfcompat",
-        "bpfcompat-engine",
-        "bpfcompat-validator",
-        "cargo-bpfcompat",
-    ] {
-        mentions(
-            &err,
-            &[
-                &format!("Packaging {krate} v"),
-                &format!("Verifying {krate} v"),
-            ],
-        );
+    // The packages side by side, as one workspace whose path patches stand
+    // for crates.io: each builds from what its package holds.
+    let unpacked = work.path().join("unpacked");
+    let mut members = Vec::new();
+    for krate in CRATES {
+        mentions(&err, &[&format!("Packaging {krate} v")]);
+        let file = std::fs::read_dir(target.join("package"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.ends_with(".crate")
+                    && name
+                        .strip_prefix(&format!("{krate}-"))
+                        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .unwrap_or_else(|| panic!("no package of {krate}"));
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap());
+        tar::Archive::new(gz).unpack(&unpacked).unwrap();
+        let dir = file.file_stem().unwrap().to_string_lossy().into_owned();
+        members.push((krate, dir));
     }
-    mentions(&err, &["aborting upload due to dry run"]);
-}
-
-fn cargo_home() -> std::path::PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo")
-        })
-}
-
-/// The unpacked sources of local registries (named `-<hash>`).
-fn local_registries(dir: &Path) -> std::collections::BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('-'))
-        .collect()
+    let list = members
+        .iter()
+        .map(|(_, d)| format!("{d:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let patches: String = members
+        .iter()
+        .map(|(k, d)| format!("{k} = {{ path = {d:?} }}\n"))
+        .collect();
+    std::fs::write(
+        unpacked.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{list}]\n\n[patch.crates-io]\n{patches}"
+        ),
+    )
+    .unwrap();
+    // The dependencies the repository tests with, not newer ones.
+    std::fs::copy(root.join("Cargo.lock"), unpacked.join("Cargo.lock")).unwrap();
+    let out = Command::new(&cargo)
+        .current_dir(&unpacked)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--workspace"])
+        .output()
+        .expect("cargo runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for (krate, dir) in &members {
+        // Built from the unpacked package, not from the repository.
+        mentions(&err, &[&format!("Compiling {krate} v")]);
+        assert!(err.contains(&format!("unpacked/{dir})")), "{krate}: {err}");
+    }
 }
