@@ -108,13 +108,8 @@ fn warm_guests_give_the_cells_cold_guests_give_and_a_damaged_machine_is_saved_ag
     assert_eq!(err.matches("Saving").count(), kernels.len(), "{err}");
     assert_eq!(verdicts(&first), cells);
 
-    // The second only restores.
-    let (err, second) = run(&[]);
-    assert!(restored(&second).iter().all(|r| *r), "{err}");
-    assert!(!err.contains("Saving"), "{err}");
-    assert_eq!(verdicts(&second), cells);
-
-    // A saved machine damaged on disk is found and saved again.
+    // A saved machine damaged on disk is found and saved again; every
+    // other kernel only restores (nothing else is saved a second time).
     let snapshots = cache.join("snapshots");
     let state = std::fs::read_dir(&snapshots)
         .unwrap()
@@ -128,10 +123,10 @@ fn warm_guests_give_the_cells_cold_guests_give_and_a_damaged_machine_is_saved_ag
         *b ^= 0x5a;
     }
     std::fs::write(&state, bytes).unwrap();
-    let (err, third) = run(&[]);
+    let (err, second) = run(&[]);
     assert_eq!(err.matches("Saving").count(), 1, "{err}");
-    assert!(restored(&third).iter().all(|r| *r), "{err}");
-    assert_eq!(verdicts(&third), cells);
+    assert!(restored(&second).iter().all(|r| *r), "{err}");
+    assert_eq!(verdicts(&second), cells);
 }
 
 /// The `.state` files of a cache's saved machines, with their mtimes.
