@@ -95,6 +95,14 @@ pub struct KernelRun {
     /// index): a program's failure to find them has no verdict here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub module_targets: BTreeMap<String, String>,
+    /// Modules loaded in the guest because they hold targets of the run's
+    /// programs on this kernel (their dependencies loaded too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_modules: Vec<String>,
+    /// Why the modules holding targets could not be loaded, where they
+    /// could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_modules_error: Option<String>,
     /// The BPF-relevant options of the kernel's build configuration, when
     /// its package ships one (see [`crate::kernel::config::OPTIONS`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -187,6 +195,8 @@ impl KernelRun {
             lsm: None,
             modules_not_loaded: Vec::new(),
             module_targets: BTreeMap::new(),
+            target_modules: Vec::new(),
+            target_modules_error: None,
             kernel_config: BTreeMap::new(),
             outcome: KernelOutcome::Completed,
             objects: Vec::new(),

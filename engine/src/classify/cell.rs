@@ -237,18 +237,39 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
         }
     }
     if !run.module_targets.is_empty() {
+        let why = run
+            .target_modules_error
+            .as_deref()
+            .unwrap_or("bpfcompat did not load it");
         for c in &mut cells {
-            targets_in_modules(c, &run.module_targets);
+            targets_in_modules(c, &run.module_targets, why);
+        }
+    }
+    if !run.target_modules.is_empty() {
+        let note = format!(
+            "module(s) {} loaded in this kernel's guest, with what they need: they hold targets of the programs here (a host needs them loaded too)",
+            run.target_modules
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for c in &mut cells {
+            c.assumptions.push(note.clone());
         }
     }
     cells
 }
 
 /// A target missing in the guest that this kernel has in a module the
-/// guest does not load (a filesystem's, a driver's function): the guest's
+/// guest could not load (a filesystem's, a driver's function): the guest's
 /// lack, not the program's. Such findings have no verdict; the cell keeps
 /// the first finding that still is one, or has none.
-fn targets_in_modules(c: &mut Cell, in_modules: &std::collections::BTreeMap<String, String>) {
+fn targets_in_modules(
+    c: &mut Cell,
+    in_modules: &std::collections::BTreeMap<String, String>,
+    why: &str,
+) {
     if c.status != Status::Fail {
         return;
     }
@@ -278,7 +299,7 @@ fn targets_in_modules(c: &mut Cell, in_modules: &std::collections::BTreeMap<Stri
         let f = &mut c.findings[i];
         f.code = Code::Unknown;
         f.message = format!(
-            "not judged: `{func}` is in module `{module}` of this kernel, which bpfcompat's guests do not load; the kernel said: {}",
+            "not judged: `{func}` is in module `{module}` of this kernel, which the guest could not load ({why}); the kernel said: {}",
             f.message
         );
         f.remediation = Some(format!(

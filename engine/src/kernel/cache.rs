@@ -46,7 +46,7 @@ pub struct CachedKernel {
 }
 
 /// The layout of cache entries; an entry of another layout is extracted again.
-pub(crate) const LAYOUT: u32 = 4;
+pub(crate) const LAYOUT: u32 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -65,7 +65,7 @@ pub(crate) struct Meta {
     /// The guest modules extracted, in load order.
     #[serde(default)]
     pub modules: Vec<String>,
-    /// Whether the entry holds the kernel's function index (layout 4;
+    /// Whether the entry holds the kernel's function index (layout 5;
     /// only packages with a `System.map` give one).
     #[serde(default)]
     pub indexed: bool,

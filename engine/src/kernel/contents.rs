@@ -46,15 +46,20 @@ pub(crate) struct Found {
 /// Extracts what [`Found`] lists from a `.deb` or an `.rpm` (told apart by
 /// their first bytes) into `out`.
 pub(crate) fn extract(package: &Path, out: &Path) -> std::io::Result<Found> {
+    let mut picker = Picker::new(out);
+    offer_all(package, &mut picker)?;
+    Ok(picker.finish())
+}
+
+/// Offers every regular file of a `.deb` or an `.rpm` to `picker`.
+pub(crate) fn offer_all(package: &Path, picker: &mut Picker) -> std::io::Result<()> {
     let mut magic = [0u8; 8];
     let n = File::open(package)?.read(&mut magic)?;
-    let mut picker = Picker::new(out);
     if magic[..n].starts_with(super::rpm::MAGIC) {
-        super::rpm::offer_files(package, &mut picker)?;
+        super::rpm::offer_files(package, picker)
     } else {
-        super::deb::offer_files(package, &mut picker)?;
+        super::deb::offer_files(package, picker)
     }
-    Ok(picker.finish())
 }
 
 /// The guest modules below `dir` (regular files named `<module>.ko`,
@@ -93,13 +98,32 @@ pub(crate) fn guest_module_files(dir: &Path) -> std::io::Result<Vec<(String, Pat
 pub(crate) struct Picker {
     out: PathBuf,
     found: Found,
+    /// Other modules wanted, written to `<out>/modules/extra/` (and then
+    /// no longer wanted).
+    extra: std::collections::BTreeSet<String>,
+    /// Whether it takes those and nothing else.
+    only_extra: bool,
 }
+
+/// Where the modules extracted for programs' targets go in an entry.
+pub(crate) const EXTRA_MODULES: &str = "modules/extra";
 
 impl Picker {
     pub(crate) fn new(out: &Path) -> Picker {
         Picker {
             out: out.to_path_buf(),
             found: Found::default(),
+            extra: Default::default(),
+            only_extra: false,
+        }
+    }
+
+    /// A picker that takes the modules `wanted` and nothing else.
+    pub(crate) fn modules(out: &Path, wanted: std::collections::BTreeSet<String>) -> Picker {
+        Picker {
+            extra: wanted,
+            only_extra: true,
+            ..Picker::new(out)
         }
     }
 
@@ -107,6 +131,24 @@ impl Picker {
     /// package names it); takes it when it is one of ours.
     pub(crate) fn offer(&mut self, path: &str, content: &mut dyn Read) -> std::io::Result<()> {
         let path = path.trim_start_matches("./").trim_start_matches('/');
+        if self.only_extra {
+            if let Some(Kind::Module(name, compression)) = classify(path)
+                && self.extra.remove(&name)
+            {
+                let elf = crate::safe::read_within(
+                    decompressed(content, compression)?,
+                    MODULE_LIMIT,
+                    &format!("{name}.ko"),
+                )?;
+                let dir = self.out.join(EXTRA_MODULES);
+                crate::private::create_dir_all(&dir)?;
+                // Whole or absent: written aside, then renamed.
+                let part = dir.join(format!("{name}.ko.part"));
+                crate::private::write_file(&part, &elf)?;
+                std::fs::rename(&part, dir.join(format!("{name}.ko")))?;
+            }
+            return Ok(());
+        }
         let found = &mut self.found;
         match classify(path) {
             Some(Kind::Image(rel)) if found.release.is_none() => {
@@ -121,12 +163,11 @@ impl Picker {
                 found.functions.read_system_map(content)?;
             }
             Some(Kind::Module(name, compression)) => {
-                let reader: Box<dyn Read> = match compression {
-                    "xz" => Box::new(liblzma::read::XzDecoder::new(content)),
-                    "zst" => Box::new(zstd::Decoder::new(content)?),
-                    _ => Box::new(content),
-                };
-                let elf = crate::safe::read_within(reader, MODULE_LIMIT, &format!("{name}.ko"))?;
+                let elf = crate::safe::read_within(
+                    decompressed(content, compression)?,
+                    MODULE_LIMIT,
+                    &format!("{name}.ko"),
+                )?;
                 found.functions.read_module(&name, &elf);
                 if GUEST_MODULES.contains(&name.as_str()) && !found.modules.contains(&name) {
                     let dir = self.out.join("modules");
@@ -146,6 +187,18 @@ impl Picker {
             .sort_by_key(|m| GUEST_MODULES.iter().position(|g| g == m));
         self.found
     }
+}
+
+/// A module's bytes as they come out of its compression.
+fn decompressed<'a>(
+    content: &'a mut dyn Read,
+    compression: &str,
+) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        "xz" => Box::new(liblzma::read::XzDecoder::new(content)),
+        "zst" => Box::new(zstd::Decoder::new(content)?),
+        _ => Box::new(content),
+    })
 }
 
 /// The most a package's kernel image may be once out of it (distro images
@@ -284,6 +337,37 @@ mod tests {
         let e = p.offer(path, &mut &small[..]).unwrap_err();
         assert!(e.to_string().contains("larger than the 64 MiB"), "{e}");
         assert!(!out.path().join("modules/cls_bpf.ko").exists());
+    }
+
+    #[test]
+    fn a_modules_picker_takes_the_wanted_modules_and_nothing_else() {
+        let out = tempfile::tempdir().unwrap();
+        let wanted = ["xfs".to_string(), "libcrc32c".to_string()].into();
+        let mut p = Picker::modules(out.path(), wanted);
+        for (path, data) in [
+            ("./boot/vmlinuz-6.1.0-9-cloud-amd64", &b"IMG"[..]),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/fs/xfs/xfs.ko",
+                b"XFS",
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/lib/libcrc32c.ko",
+                b"CRC",
+            ),
+            (
+                "./lib/modules/6.1.0-9-cloud-amd64/kernel/drivers/net/veth.ko",
+                b"VETH",
+            ),
+        ] {
+            p.offer(path, &mut &data[..]).unwrap();
+        }
+        let found = p.finish();
+        assert_eq!(found, Found::default());
+        let extra = out.path().join(EXTRA_MODULES);
+        assert_eq!(std::fs::read(extra.join("xfs.ko")).unwrap(), b"XFS");
+        assert_eq!(std::fs::read(extra.join("libcrc32c.ko")).unwrap(), b"CRC");
+        assert!(!extra.join("veth.ko").exists());
+        assert!(!out.path().join("vmlinuz").exists());
     }
 
     #[test]

@@ -358,6 +358,92 @@ pub fn fetch(
         .ok_or_else(|| unreachable_entry(&dir))
 }
 
+/// The module files for `modules` of a cached kernel (each with every
+/// module it needs, dependencies first, none of the guest modules), for
+/// targets the kernel has in a module: taken from the kernel's packages,
+/// downloaded again, on the first need and kept in its entry. Fails for a
+/// kernel without a function index, a module it does not know, or an own
+/// kernel (its modules are the profile's `modules_dir`).
+pub fn extra_modules(
+    pin: &Pin,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(FetchEvent),
+    modules: &[String],
+) -> Result<Vec<std::path::PathBuf>, FetchError> {
+    let key = pin.entry_key();
+    let unknown = |what: String| FetchError::Io {
+        context: what,
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    };
+    let index = cache
+        .function_index(&key)
+        .ok_or_else(|| unknown(format!("{}: no function index", pin.name)))?;
+    let mut order: Vec<String> = Vec::new();
+    for m in modules {
+        let with = index.with_dependencies(m).ok_or_else(|| {
+            unknown(format!(
+                "{}: module `{m}` or one it needs is not indexed",
+                pin.name
+            ))
+        })?;
+        for d in with {
+            if !order.contains(&d) && !GUEST_MODULES.contains(&d.as_str()) {
+                order.push(d);
+            }
+        }
+    }
+    let dir = cache.entry_dir(&key).join(super::contents::EXTRA_MODULES);
+    let path = |m: &str| dir.join(format!("{m}.ko"));
+    let missing: std::collections::BTreeSet<String> = order
+        .iter()
+        .filter(|m| !path(m).is_file())
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        if pin.own.is_some() {
+            return Err(unknown(format!(
+                "{}: an own kernel's modules come from its modules_dir",
+                pin.name
+            )));
+        }
+        let _lock = cache.lock(&key)?;
+        let base = mirrors.get(&pin.archive)?;
+        let kernels = cache.kernels_dir()?;
+        let staging = crate::private::tempdir(".staging-", Some(&kernels)).map_err(io(format!(
+            "cannot create a directory in {}",
+            kernels.display()
+        )))?;
+        let mut filling = Filling {
+            kernels: &kernels,
+            staging: staging.path(),
+            cancel,
+            progress,
+        };
+        let image = PackagePin {
+            package: pin.package.clone(),
+            version: pin.version.clone(),
+            filename: pin.filename.clone(),
+            size: pin.size,
+            sha256: pin.sha256.clone(),
+        };
+        let mut picker = super::contents::Picker::modules(&cache.entry_dir(&key), missing);
+        for p in std::iter::once(&image).chain(&pin.modules) {
+            let package = download_pinned(p, base, &mut filling)?;
+            super::contents::offer_all(package.path(), &mut picker)
+                .map_err(io(format!("cannot extract modules from {}", p.package)))?;
+        }
+    }
+    if let Some(m) = order.iter().find(|m| !path(m).is_file()) {
+        return Err(unknown(format!(
+            "{}: module `{m}` is not in the kernel's packages",
+            pin.name
+        )));
+    }
+    Ok(order.iter().map(|m| path(m)).collect())
+}
+
 fn io(context: String) -> impl FnOnce(std::io::Error) -> FetchError {
     move |source| FetchError::Io { context, source }
 }

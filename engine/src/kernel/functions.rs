@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
-use object::{Object, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 /// The index files of a cache entry.
 pub(crate) const FUNCTIONS_FILE: &str = "functions";
 pub(crate) const MODULE_FUNCTIONS_FILE: &str = "module-functions";
+pub(crate) const MODULE_DEPS_FILE: &str = "module-deps";
 
 /// The most a `System.map` may be (distro maps are 4–8 MiB).
 pub(crate) const SYSTEM_MAP_LIMIT: u64 = 64 << 20;
@@ -34,6 +35,8 @@ pub(crate) struct Functions {
     pub image: BTreeSet<String>,
     /// Function name → module name (the first module in path order).
     pub modules: BTreeMap<String, String>,
+    /// Module → the modules it needs (its `.modinfo` `depends=`).
+    pub deps: BTreeMap<String, Vec<String>>,
 }
 
 impl Functions {
@@ -57,12 +60,28 @@ impl Functions {
         Ok(())
     }
 
-    /// Adds the functions a module's ELF defines; a module that does not
-    /// parse adds nothing (it is indexed, not trusted).
+    /// Adds the functions a module's ELF defines, and what it depends on; a
+    /// module that does not parse adds nothing (it is indexed, not trusted).
     pub(crate) fn read_module(&mut self, module: &str, elf: &[u8]) {
         let Ok(file) = object::File::parse(elf) else {
             return;
         };
+        let depends = file
+            .section_by_name(".modinfo")
+            .and_then(|s| s.data().ok())
+            .and_then(|d| {
+                d.split(|b| *b == 0)
+                    .find_map(|kv| kv.strip_prefix(b"depends="))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+            .unwrap_or_default();
+        self.deps.entry(module.to_string()).or_insert_with(|| {
+            depends
+                .split(',')
+                .filter(|d| crate::safe::is_safe_name(d))
+                .map(|d| d.replace('-', "_"))
+                .collect()
+        });
         for s in file.symbols() {
             if s.kind() == SymbolKind::Text
                 && s.is_definition()
@@ -82,6 +101,9 @@ impl Functions {
         self.image.extend(other.image);
         for (f, m) in other.modules {
             self.modules.entry(f).or_insert(m);
+        }
+        for (m, d) in other.deps {
+            self.deps.entry(m).or_insert(d);
         }
     }
 
@@ -116,6 +138,11 @@ impl Functions {
             modules.push_str(&format!("{f}\t{m}\n"));
         }
         crate::private::write_file(&dir.join(MODULE_FUNCTIONS_FILE), modules.as_bytes())?;
+        let mut deps = String::new();
+        for (m, d) in &self.deps {
+            deps.push_str(&format!("{m}\t{}\n", d.join(",")));
+        }
+        crate::private::write_file(&dir.join(MODULE_DEPS_FILE), deps.as_bytes())?;
         Ok(true)
     }
 }
@@ -127,6 +154,8 @@ pub struct Index {
     image: String,
     /// `name\tmodule` lines.
     modules: String,
+    /// `module\tdep,dep` lines (absent in entries indexed before them).
+    deps: String,
 }
 
 impl Index {
@@ -135,6 +164,7 @@ impl Index {
         Ok(Index {
             image: read_index_file(&dir.join(FUNCTIONS_FILE))?,
             modules: read_index_file(&dir.join(MODULE_FUNCTIONS_FILE))?,
+            deps: read_index_file(&dir.join(MODULE_DEPS_FILE)).unwrap_or_default(),
         })
     }
 
@@ -150,6 +180,46 @@ impl Index {
             let (f, m) = l.split_once('\t')?;
             (f == n).then_some(m)
         })
+    }
+
+    /// `module` and every module it needs, each after its dependencies;
+    /// `None` when the index does not know one of them.
+    pub fn with_dependencies(&self, module: &str) -> Option<Vec<String>> {
+        let deps = |m: &str| -> Option<Vec<String>> {
+            self.deps.lines().find_map(|l| {
+                let (name, d) = l.split_once('\t')?;
+                (name == m).then(|| {
+                    d.split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+            })
+        };
+        let mut order = Vec::new();
+        let mut stack = vec![(module.to_string(), false)];
+        // Depth-first, dependencies first; bounded by the modules indexed.
+        while let Some((m, expanded)) = stack.pop() {
+            if order.contains(&m) {
+                continue;
+            }
+            if expanded {
+                order.push(m);
+                continue;
+            }
+            if stack.len() > 4096 {
+                return None;
+            }
+            let needs = deps(&m)?;
+            stack.push((m, true));
+            stack.extend(
+                needs
+                    .into_iter()
+                    .filter(|d| !order.contains(d))
+                    .map(|d| (d, false)),
+            );
+        }
+        Some(order)
     }
 
     /// Whether this kernel has a function `name`, in its image or a module.
@@ -216,6 +286,33 @@ mod tests {
         assert_eq!(index.module_of("veth_xmit"), Some("veth"));
         assert!(index.has("veth_xmit") && !index.in_image("veth_xmit"));
         assert!(!index.has("dummy_file_open"));
+    }
+
+    #[test]
+    fn a_module_comes_after_everything_it_depends_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Functions::default();
+        f.read_system_map(&mut "ffffffff81000000 T vfs_read\n".as_bytes())
+            .unwrap();
+        for (m, d) in [
+            ("xfs", vec!["libcrc32c", "crc_t10dif"]),
+            ("libcrc32c", vec![]),
+            ("crc_t10dif", vec!["crct10dif_common"]),
+            ("crct10dif_common", vec![]),
+            ("broken", vec!["not_indexed"]),
+        ] {
+            f.deps
+                .insert(m.into(), d.into_iter().map(String::from).collect());
+        }
+        f.write(dir.path()).unwrap();
+        let index = Index::read(dir.path()).unwrap();
+        let order = index.with_dependencies("xfs").unwrap();
+        assert_eq!(order.last().map(String::as_str), Some("xfs"));
+        let at = |m: &str| order.iter().position(|o| o == m).unwrap();
+        assert!(at("crct10dif_common") < at("crc_t10dif"));
+        assert_eq!(order.len(), 4);
+        assert_eq!(index.with_dependencies("broken"), None);
+        assert_eq!(index.with_dependencies("unknown"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod versions;
 pub use cache::{Cache, CachedKernel, Entry, InUse};
 pub(crate) use cache::{Lock, blake3_file};
 pub use contents::GUEST_MODULES;
-pub use fetch::{FetchEvent, fetch};
+pub use fetch::{FetchEvent, extra_modules, fetch};
 pub use functions::Index as FunctionIndex;
 pub use index::{Candidate, resolve};
 pub use mirror::{Mirrors, mirror_var};

@@ -305,7 +305,7 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
         }
     };
     let fetch_started = Instant::now();
-    let kernel = match fetch_kernel(ctx, &run.kernel, pin) {
+    let mut kernel = match fetch_kernel(ctx, &run.kernel, pin) {
         Ok(k) => k,
         Err(outcome) => {
             run.outcome = outcome;
@@ -316,6 +316,7 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
     run.release = Some(kernel.release.clone());
     if let Some(index) = ctx.cache.function_index(&pin.entry_key()) {
         run.module_targets = crate::placeholders::in_modules(&index, &ctx.plan.objects);
+        ship_target_modules(ctx, &mut run, pin, &mut kernel);
     }
     if let Some(config) = &kernel.config {
         run.kernel_config = std::fs::read_to_string(config)
@@ -348,6 +349,41 @@ fn run_kernel(ctx: &Guests, target: &KernelTarget) -> KernelRun {
         ctx.plan.objects.len() + ctx.plan.commands.len(),
     );
     run
+}
+
+/// The modules that hold the run's targets on this kernel (and what they
+/// need) join the guest's, as a host where the program runs has them
+/// loaded. A module that cannot be had leaves its targets without a
+/// verdict (`module_targets`), with the reason.
+fn ship_target_modules(ctx: &Guests, run: &mut KernelRun, pin: &Pin, kernel: &mut CachedKernel) {
+    let mut wanted: Vec<String> = run.module_targets.values().cloned().collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return;
+    }
+    let name = run.kernel.clone();
+    let fetched = crate::kernel::extra_modules(
+        pin,
+        ctx.mirrors,
+        ctx.cache,
+        ctx.cancel,
+        &mut |m| {
+            ctx.send(Event::Fetch {
+                kernel: name.clone(),
+                event: m,
+            })
+        },
+        &wanted,
+    );
+    match fetched {
+        Ok(paths) => {
+            kernel.modules.extend(paths);
+            run.target_modules = wanted;
+            run.module_targets.clear();
+        }
+        Err(e) => run.target_modules_error = Some(e.to_string()),
+    }
 }
 
 /// The kernel from the cache, fetched when needed; a failure is the
