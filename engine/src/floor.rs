@@ -146,12 +146,12 @@ pub fn needs(bytes: &[u8]) -> Vec<Need> {
         }
     }
     // aya, which loads rustc's objects, creates a BTF-defined map with its
-    // BTF type IDs: fields of map creation from 4.18.
+    // BTF type IDs and the object's BTF (see the rule `aya_btf_map`).
     if !btf_maps.is_empty() && crate::objects::built_for_bytes(bytes) == crate::wire::Validator::Aya
     {
         need(
-            "BTF-defined maps as aya creates them (BTF type IDs)".into(),
-            "4.18",
+            "BTF-defined maps as aya creates them (BTF type IDs, the object's BTF)".into(),
+            crate::classify::releases::features::AYA_BTF_MAPS,
         );
     }
     out

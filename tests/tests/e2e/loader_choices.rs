@@ -57,7 +57,7 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
     // Its floor counts what aya loads: the BTF map as aya creates it, and
     // not the loops of a memcpy rustc left in `.text` that no program calls.
     let f = bpfcompat_e2e::entry(&report, "floors", &[("object", "btfmap.bpf.o")]);
-    assert_eq!(f["floor"], "4.18", "{f:#}");
+    assert_eq!(f["floor"], "5.4", "{f:#}");
     assert!(!f.to_string().contains("bounded loops"), "{f:#}");
     if old {
         let c = cell(&report, "fentry.bpf.o", "ubuntu-16.04-4.15");
@@ -71,8 +71,35 @@ fn rustc_objects_are_aya_s_and_a_configured_target_is_the_kernels_to_answer() {
         // refused, where libbpf (which leaves them out) would pass.
         let c = cell(&report, "btfmap.bpf.o", "ubuntu-16.04-4.15");
         assert_eq!(c["code"], "UNSUPPORTED_FEATURE", "{c:#}");
-        says(c, "remediation", &["need Linux 4.18"]);
+        says(c, "remediation", &["kernels before 5.4 refuse"]);
     }
+}
+
+#[test]
+fn aya_s_btf_maps_are_refused_before_5_4_and_accepted_from_it() {
+    // 5.3 knows BTF in map creation but refuses the object's BTF: aya goes
+    // on without it and the map is refused all the same; 5.4 accepts.
+    let mirrors = bpfcompat_engine::kernel::Mirrors::discover();
+    if mirrors.get("ubuntu").is_err() {
+        bpfcompat_e2e::skip("aya's BTF maps on 5.3 and 5.4: no Ubuntu mirror here");
+        return;
+    }
+    let mut c = bpfcompat_e2e::cli(&["test", "--matrix", "all"]);
+    c.args([
+        "--kernel",
+        "ubuntu-18.04-5.3",
+        "--kernel",
+        "ubuntu-18.04-5.4",
+    ])
+    .arg("--object")
+    .arg(examples().join("aya/objects/btfmap.bpf.o"));
+    let (_, report) = bpfcompat_e2e::with_report(c);
+    let c = cell(&report, "btfmap.bpf.o", "ubuntu-18.04-5.3");
+    assert_eq!(c["code"], "UNSUPPORTED_FEATURE", "{c:#}");
+    assert_eq!(c["floor"], "below", "{c:#}");
+    says(c, "remediation", &["kernels before 5.4 refuse"]);
+    let c = cell(&report, "btfmap.bpf.o", "ubuntu-18.04-5.4");
+    assert_eq!(c["status"], "pass", "{c:#}");
 }
 
 #[test]

@@ -129,6 +129,11 @@ pub(crate) mod features {
     /// Global variables: direct map value loads (`BPF_PSEUDO_MAP_VALUE`),
     /// "bpf: implement lookup-free direct value access for maps", Linux 5.2.
     pub const GLOBAL_DATA: &str = "5.2";
+    /// BTF-defined maps as aya 0.14 creates them (type IDs and the object's
+    /// BTF): refused on Ubuntu's 4.15, 4.18, 5.0 and 5.3, accepted on 5.4
+    /// (measured: the kernel's BTF loading of a rustc object, not one
+    /// upstream commit).
+    pub const AYA_BTF_MAPS: &str = "5.4";
     /// Kernel symbols (`BPF_PSEUDO_BTF_ID`, `__ksym` variables), "bpf:
     /// Introduce pseudo_btf_id", Linux 5.10.
     pub const KSYM: &str = "5.10";
