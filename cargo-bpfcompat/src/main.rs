@@ -11,6 +11,7 @@ mod progress;
 mod render;
 mod report_files;
 mod signals;
+mod stdout;
 mod workspace;
 
 use std::process::ExitCode;

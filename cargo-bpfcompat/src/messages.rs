@@ -14,7 +14,7 @@ fn emit(reason: &str, mut record: Value) {
     if let Value::Object(fields) = &mut record {
         fields.insert("reason".into(), Value::from(reason));
     }
-    println!("{record}");
+    crate::stdout::outln!("{record}");
 }
 
 /// A cell, in the report's cell format plus its `reason`.

@@ -60,10 +60,10 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         }
         let removed = validator::cleanup();
         for r in &removed {
-            println!("Removed {r}");
+            crate::stdout::outln!("Removed {r}");
         }
         if removed.is_empty() {
-            println!("Nothing left by a killed check");
+            crate::stdout::outln!("Nothing left by a killed check");
         }
         return Ok(Code::Pass);
     }
@@ -121,13 +121,13 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
-    print!("{}", matrix(&report, crate::render::look()));
+    crate::stdout::out!("{}", matrix(&report, crate::render::look()));
     let failures = failures_text(&report);
     if !failures.is_empty() {
-        print!("\n{failures}");
+        crate::stdout::out!("\n{failures}");
     }
     if a.stats {
-        print!("\n{}", bpfcompat_engine::report::stats_text(&report));
+        crate::stdout::out!("\n{}", bpfcompat_engine::report::stats_text(&report));
     }
     Ok(crate::signals::exit_code(&cancel).unwrap_or(report.exit_code))
 }

@@ -35,7 +35,7 @@ pub fn run(c: KernelTestCommand) -> Result<Code, crate::error::Error> {
             serde_json::to_string(&kernel_tests::run(&req)?)
         }
     };
-    println!("{}", answer.expect("answers serialize"));
+    crate::stdout::outln!("{}", answer.expect("answers serialize"));
     Ok(Code::Pass)
 }
 

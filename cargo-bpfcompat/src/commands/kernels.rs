@@ -85,7 +85,7 @@ fn list(a: &MatrixArgs) -> Result<Code> {
             state.as_str(),
         ]);
     }
-    println!("{}", table.trim_fmt());
+    crate::stdout::outln!("{}", table.trim_fmt());
     Ok(Code::Pass)
 }
 
@@ -144,9 +144,9 @@ fn outdated(a: &MatrixArgs, trust: Trust) -> Result<Code> {
             state.as_str(),
         ]);
     }
-    println!("{}", table.trim_fmt());
+    crate::stdout::outln!("{}", table.trim_fmt());
     if newer > 0 {
-        println!(
+        crate::stdout::outln!(
             "\n{newer} profile(s) behind the archive: `cargo bpfcompat kernels update` re-pins them"
         );
     }
@@ -178,7 +178,7 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
                 eprintln!("{}: {msg}", k.name);
             }
         }) {
-            Ok(c) => println!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),
+            Ok(c) => crate::stdout::outln!("{}: {} at {}", k.name, c.release, c.vmlinuz.display()),
             Err(e) => {
                 eprintln!("{}: {e}", k.name);
                 failed += 1;
@@ -204,7 +204,7 @@ fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Res
     let mut failed = 0;
     for k in &m.kernels {
         if k.file.is_some() || k.url.is_some() {
-            println!(
+            crate::stdout::outln!(
                 "{}: your own kernel, pinned by its digest (nothing to update)",
                 k.name
             );
@@ -215,10 +215,22 @@ fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Res
                 let was = lock.get(&k.name).map(|p| p.version.clone());
                 match was {
                     Some(v) if v == pin.version => {
-                        println!("{}: {} {} (unchanged)", k.name, pin.package, pin.version)
+                        crate::stdout::outln!(
+                            "{}: {} {} (unchanged)",
+                            k.name,
+                            pin.package,
+                            pin.version
+                        )
                     }
-                    Some(v) => println!("{}: {} {} (was {v})", k.name, pin.package, pin.version),
-                    None => println!("{}: {} {} (new)", k.name, pin.package, pin.version),
+                    Some(v) => crate::stdout::outln!(
+                        "{}: {} {} (was {v})",
+                        k.name,
+                        pin.package,
+                        pin.version
+                    ),
+                    None => {
+                        crate::stdout::outln!("{}: {} {} (new)", k.name, pin.package, pin.version)
+                    }
                 }
                 lock.set(pin);
             }
@@ -229,7 +241,7 @@ fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Res
         }
     }
     std::fs::write(&path, lock.to_toml())?;
-    println!("wrote {}", path.display());
+    crate::stdout::outln!("wrote {}", path.display());
     Ok(if failed == 0 {
         Code::Pass
     } else {
@@ -285,7 +297,7 @@ fn prune(a: &PruneArgs) -> Result<Code> {
             bpfcompat_engine::run::remove_machine(&cache, &m).map_err(|e| e.to_string())?;
         }
         freed += m.bytes;
-        println!(
+        crate::stdout::outln!(
             "{verb} the saved machine of {} ({} {}, {} MB)",
             m.profile,
             m.kind,
@@ -300,7 +312,7 @@ fn prune(a: &PruneArgs) -> Result<Code> {
         if !a.dry_run {
             let key = bpfcompat_engine::safe::Sha256Hex::try_from(e.key.clone())?;
             if !cache.remove_entry(&key).map_err(|e| e.to_string())? {
-                println!(
+                crate::stdout::outln!(
                     "Kept kernel {} ({}): a running bpfcompat uses it",
                     e.what.as_deref().unwrap_or("of an unreadable entry"),
                     &e.key[..12]
@@ -309,7 +321,7 @@ fn prune(a: &PruneArgs) -> Result<Code> {
             }
         }
         freed += e.bytes;
-        println!(
+        crate::stdout::outln!(
             "{verb} kernel {} ({}, {} MB)",
             e.what.as_deref().unwrap_or("of an unreadable entry"),
             &e.key[..12],
@@ -320,13 +332,13 @@ fn prune(a: &PruneArgs) -> Result<Code> {
         // Locks of entries and machines removed before locks were removed with them.
         cache.remove_stale_locks();
         for left in cache.sweep() {
-            println!(
+            crate::stdout::outln!(
                 "Removed {}, left by a bpfcompat that was killed",
                 left.display()
             );
         }
     }
     let verb = if a.dry_run { "would free" } else { "freed" };
-    println!("{verb} {} MB", freed / 1_000_000);
+    crate::stdout::outln!("{verb} {} MB", freed / 1_000_000);
     Ok(Code::Pass)
 }

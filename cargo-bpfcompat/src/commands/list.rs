@@ -22,10 +22,10 @@ pub fn run(a: ListArgs) -> Result<Code, crate::error::Error> {
         )
         .into());
     }
-    println!("{:<24} {:<14} {:>8}  FOUND IN", "OBJECT", "SHA256", "BYTES");
+    crate::stdout::outln!("{:<24} {:<14} {:>8}  FOUND IN", "OBJECT", "SHA256", "BYTES");
     for d in &found {
         let mut places = d.found_in.iter();
-        println!(
+        crate::stdout::outln!(
             "{:<24} {:<14} {:>8}  {}",
             d.name,
             &d.sha256[..12],
@@ -33,7 +33,7 @@ pub fn run(a: ListArgs) -> Result<Code, crate::error::Error> {
             places.next().map_or("", |s| s)
         );
         for p in places {
-            println!("{:<24} {:<14} {:>8}  {p}", "", "", "");
+            crate::stdout::outln!("{:<24} {:<14} {:>8}  {p}", "", "", "");
         }
     }
     Ok(Code::Pass)

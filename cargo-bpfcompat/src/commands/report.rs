@@ -63,9 +63,9 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             let grown = after.complexity_growth.clone();
             apply_gate(&mut after, &grown, &complexity.gate());
             let changes = compare(&before, &after);
-            print!("{}", changes_text(&changes));
+            crate::stdout::out!("{}", changes_text(&changes));
             if !grown.is_empty() {
-                print!("\n{}", growth_text(&grown));
+                crate::stdout::out!("\n{}", growth_text(&grown));
             }
             Ok(exit_with_baseline(&changes, &after))
         }
@@ -81,7 +81,7 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             if let Some(e) = errors.first() {
                 return Err(e.clone().into());
             }
-            print!("{}", crate::render::human(&merged, false));
+            crate::stdout::out!("{}", crate::render::human(&merged, false));
             Ok(merged.exit_code)
         }
     }

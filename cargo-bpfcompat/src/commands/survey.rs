@@ -80,7 +80,7 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
     )?;
     progress.finish();
     let table = table(&matrix, &output.kernels, &started);
-    print!("{table}");
+    crate::stdout::out!("{table}");
     if let Some(p) = &a.markdown {
         std::fs::write(p, &table).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }

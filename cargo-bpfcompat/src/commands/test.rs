@@ -528,18 +528,18 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     // when one path fails or the run was stopped: nothing finished is lost.
     let write_errors = a.reports.write(&report, true);
     if !json_lines {
-        print!("{}", crate::render::human(&report, a.quiet));
+        crate::stdout::out!("{}", crate::render::human(&report, a.quiet));
         if a.stats {
-            print!("\n{}", stats_text(&report));
+            crate::stdout::out!("\n{}", stats_text(&report));
         }
     }
     let changes = r.baseline.as_ref().map(|b| compare(b, &report));
     if let Some(changes) = &changes
         && !json_lines
     {
-        print!("\n{}", changes_text(changes));
+        crate::stdout::out!("\n{}", changes_text(changes));
         if !report.complexity_growth.is_empty() {
-            print!("\n{}", growth_text(&report.complexity_growth));
+            crate::stdout::out!("\n{}", growth_text(&report.complexity_growth));
         }
     }
     for e in &write_errors {

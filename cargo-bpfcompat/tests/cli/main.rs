@@ -594,3 +594,21 @@ fn prune_removes_kernels_no_matrix_pins_and_machines_that_boot_them() {
     let (_, out, _) = prune(&[]);
     assert_eq!(out.trim(), "freed 0 MB");
 }
+
+#[test]
+fn a_reader_that_went_away_ends_the_output_quietly() {
+    // `kernels list | head -1`: the reader closes before the table is out.
+    // Each command's exit code stands, with no panic on stderr.
+    for args in [&["kernels", "list", "--matrix", "all"][..], &["--help"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = bpfcompat(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
