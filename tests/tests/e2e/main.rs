@@ -14,5 +14,6 @@ mod loader_choices;
 mod loaders;
 mod packaging;
 mod reports;
+mod smoke;
 mod warm;
 mod workspace;
