@@ -98,7 +98,7 @@ pub(crate) fn guest_module_files(dir: &Path) -> std::io::Result<Vec<(String, Pat
 pub(crate) struct Picker {
     out: PathBuf,
     found: Found,
-    /// Other modules wanted, written to `<out>/modules/extra/` (and then
+    /// Other modules wanted, written to `<out>/target-modules/` (and then
     /// no longer wanted).
     extra: std::collections::BTreeSet<String>,
     /// Whether it takes those and nothing else.
@@ -106,7 +106,7 @@ pub(crate) struct Picker {
 }
 
 /// Where the modules extracted for programs' targets go in an entry.
-pub(crate) const EXTRA_MODULES: &str = "modules/extra";
+pub(crate) const EXTRA_MODULES: &str = "target-modules";
 
 impl Picker {
     pub(crate) fn new(out: &Path) -> Picker {

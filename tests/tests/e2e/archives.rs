@@ -56,6 +56,9 @@ fn el_repository(dir: &Path) -> String {
     let cached = vmlinuz.with_file_name("modules");
     let mut count = 0;
     for e in std::fs::read_dir(&cached).unwrap().flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let name = e.file_name().to_string_lossy().into_owned();
         let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
         std::io::Write::write_all(&mut xz, &std::fs::read(e.path()).unwrap()).unwrap();

@@ -1057,6 +1057,7 @@ fn your_own_kernel_from_a_deb_or_a_vmlinuz_is_booted_and_judged() {
     for e in std::fs::read_dir(vmlinuz.with_file_name("modules"))
         .unwrap()
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
     {
         std::fs::copy(e.path(), mods.join(e.file_name())).unwrap();
     }
