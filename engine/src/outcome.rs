@@ -90,9 +90,10 @@ pub struct KernelRun {
     /// needs them has no verdict there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules_not_loaded: Vec<String>,
-    /// Targets of the run's programs that this kernel has in a module the
-    /// guest does not load, with that module (from the kernel's function
-    /// index): a program's failure to find them has no verdict here.
+    /// Targets of the run's programs that this kernel has in a module only,
+    /// with that module (from the kernel's function index): loaded in the
+    /// guest (`target_modules`), or a failure to find them has no verdict
+    /// here (`target_modules_error`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub module_targets: BTreeMap<String, String>,
     /// Modules loaded in the guest because they hold targets of the run's

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Code;
+use super::releases::release_older_than;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
 use crate::wire::{
@@ -237,12 +238,16 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
         }
     }
     if !run.module_targets.is_empty() {
-        let why = run
-            .target_modules_error
-            .as_deref()
-            .unwrap_or("bpfcompat did not load it");
+        let modules = match (&run.target_modules_error, run.target_modules.is_empty()) {
+            (None, false) => TargetModules::Loaded {
+                release: run.release.as_deref(),
+            },
+            (why, _) => TargetModules::NotLoaded {
+                why: why.as_deref().unwrap_or("bpfcompat did not load it"),
+            },
+        };
         for c in &mut cells {
-            targets_in_modules(c, &run.module_targets, why);
+            targets_in_modules(c, &run.module_targets, &modules);
         }
     }
     if !run.target_modules.is_empty() {
@@ -268,7 +273,7 @@ pub fn cells_for_kernel(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
 fn targets_in_modules(
     c: &mut Cell,
     in_modules: &std::collections::BTreeMap<String, String>,
-    why: &str,
+    modules: &TargetModules,
 ) {
     if c.status != Status::Fail {
         return;
@@ -296,15 +301,46 @@ fn targets_in_modules(
         let Some((func, module)) = named else {
             continue;
         };
+        let btf_typed = {
+            let p = c
+                .programs
+                .iter()
+                .find(|p| Some(&p.name) == f.program.as_ref());
+            let kind = p.map_or("", |p| p.section.split('/').next().unwrap_or(""));
+            ["fentry", "fexit", "fmod_ret"]
+                .iter()
+                .any(|k| kind == *k || kind == format!("{k}.s"))
+        };
         let f = &mut c.findings[i];
-        f.code = Code::Unknown;
-        f.message = format!(
-            "not judged: `{func}` is in module `{module}` of this kernel, which the guest could not load ({why}); the kernel said: {}",
-            f.message
-        );
-        f.remediation = Some(format!(
-            "this kernel has `{func}` once `{module}` is loaded: judge this program where it is (`cargo bpfcompat check` on such a host, or your loader in command mode after `modprobe {module}`), or name a target in the kernel itself (`attach_target = [\"...\"]`)"
-        ));
+        match modules {
+            TargetModules::NotLoaded { why } => {
+                f.code = Code::Unknown;
+                f.message = format!(
+                    "not judged: `{func}` is in module `{module}` of this kernel, which the guest could not load ({why}); the kernel said: {}",
+                    f.message
+                );
+                f.remediation = Some(format!(
+                    "this kernel has `{func}` once `{module}` is loaded: judge this program where it is (`cargo bpfcompat check` on such a host, or your loader in command mode after `modprobe {module}`), or name a target in the kernel itself (`attach_target = [\"...\"]`)"
+                ));
+            }
+            // Loaded, and still missing for a BTF-typed program: the
+            // kernel predates module BTF, which such programs resolve
+            // their target in.
+            TargetModules::Loaded { release }
+                if btf_typed
+                    && release.and_then(|r| release_older_than(r, MODULE_BTF)) == Some(true) =>
+            {
+                f.code = Code::UnsupportedFeature;
+                f.message = format!(
+                    "`{func}` is in module `{module}`, loaded in the guest, and an fentry-like program finds its target in the module's BTF, which kernels before {MODULE_BTF} do not have; the kernel said: {}",
+                    f.message
+                );
+                f.remediation = Some(format!(
+                    "module BTF needs Linux {MODULE_BTF}: attach a kprobe to `{func}` on older kernels (kprobes reach module functions), or require {MODULE_BTF}"
+                ));
+            }
+            TargetModules::Loaded { .. } => continue,
+        }
         changed = true;
     }
     if !changed {
@@ -324,6 +360,18 @@ fn targets_in_modules(
     c.errno = first.errno;
     c.verifier_tail = first.verifier_tail.clone();
 }
+
+/// Whether the modules that hold the run's targets were loaded in a
+/// kernel's guest.
+enum TargetModules<'a> {
+    Loaded { release: Option<&'a str> },
+    NotLoaded { why: &'a str },
+}
+
+/// Module BTF (`CONFIG_DEBUG_INFO_BTF_MODULES`), where fentry-like programs
+/// find a module function: "bpf: Load and verify kernel module BTFs",
+/// Linux 5.11.
+const MODULE_BTF: &str = "5.11";
 
 /// A kernel whose guest could not load some of the modules shipped for it
 /// (garbage, or built for another kernel): that is the guest's problem. A
@@ -1092,6 +1140,7 @@ mod tests {
             before[0]
         );
         run.module_targets = [("ext4_file_open".to_string(), "ext4".to_string())].into();
+        run.target_modules_error = Some("not in the kernel's packages".into());
         let cells = cells_for_kernel(&run, &names);
         // Its one failure is the guest's lack of ext4: no verdict.
         assert_eq!(cells[0].status, Status::InfraError, "{:?}", cells[0]);
@@ -1105,6 +1154,28 @@ mod tests {
         assert_eq!(cells[1].status, Status::Fail, "{:?}", cells[1]);
         assert_eq!(cells[1].code, Some(Code::MissingAttachTarget));
         assert_eq!(cells[1].program.as_deref(), Some("on_typo"));
+        // Loaded, and still missing for fentry before module BTF (5.11):
+        // that kernel's lack, named; from 5.11 on, the kernel's own answer.
+        run.target_modules_error = None;
+        run.target_modules = vec!["ext4".into()];
+        run.release = Some("5.10.0-46-cloud-amd64".into());
+        let cells = cells_for_kernel(&run, &names);
+        assert_eq!(
+            cells[0].code,
+            Some(Code::UnsupportedFeature),
+            "{:?}",
+            cells[0]
+        );
+        assert!(cells[0].remediation.as_deref().unwrap().contains("5.11"));
+        run.release = Some("6.1.0-9-cloud-amd64".into());
+        let cells = cells_for_kernel(&run, &names);
+        assert_eq!(
+            cells[0].code,
+            Some(Code::MissingAttachTarget),
+            "{:?}",
+            cells[0]
+        );
+        assert_eq!(cells[0].status, Status::Fail);
     }
 
     #[test]

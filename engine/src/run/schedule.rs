@@ -380,7 +380,6 @@ fn ship_target_modules(ctx: &Guests, run: &mut KernelRun, pin: &Pin, kernel: &mu
         Ok(paths) => {
             kernel.modules.extend(paths);
             run.target_modules = wanted;
-            run.module_targets.clear();
         }
         Err(e) => run.target_modules_error = Some(e.to_string()),
     }
