@@ -410,26 +410,17 @@ pub fn extra_modules(
         }
         let _lock = cache.lock(&key)?;
         let base = mirrors.get(&pin.archive)?;
-        let kernels = cache.kernels_dir()?;
-        let staging = crate::private::tempdir(".staging-", Some(&kernels)).map_err(io(format!(
-            "cannot create a directory in {}",
-            kernels.display()
-        )))?;
+        let entry = cache.entry_dir(&key);
+        // The entry is complete and in place: the modules go straight into
+        // it, each whole or absent (see `Picker::modules`).
         let mut filling = Filling {
-            kernels: &kernels,
-            staging: staging.path(),
+            kernels: &cache.kernels_dir()?,
+            staging: &entry,
             cancel,
             progress,
         };
-        let image = PackagePin {
-            package: pin.package.clone(),
-            version: pin.version.clone(),
-            filename: pin.filename.clone(),
-            size: pin.size,
-            sha256: pin.sha256.clone(),
-        };
-        let mut picker = super::contents::Picker::modules(&cache.entry_dir(&key), missing);
-        for p in std::iter::once(&image).chain(&pin.modules) {
+        let mut picker = super::contents::Picker::modules(&entry, missing);
+        for p in std::iter::once(&image_package(pin)).chain(&pin.modules) {
             let package = download_pinned(p, base, &mut filling)?;
             super::contents::offer_all(package.path(), &mut picker)
                 .map_err(io(format!("cannot extract modules from {}", p.package)))?;
@@ -442,6 +433,17 @@ pub fn extra_modules(
         )));
     }
     Ok(order.iter().map(|m| path(m)).collect())
+}
+
+/// The pin's image package, as its other packages are pinned.
+fn image_package(pin: &Pin) -> PackagePin {
+    PackagePin {
+        package: pin.package.clone(),
+        version: pin.version.clone(),
+        filename: pin.filename.clone(),
+        size: pin.size,
+        sha256: pin.sha256.clone(),
+    }
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> FetchError {
@@ -462,13 +464,7 @@ struct Filling<'a> {
 /// `staging`.
 fn fill_entry(pin: &Pin, base: &str, f: &mut Filling) -> Result<Meta, FetchError> {
     let staging = f.staging;
-    let image = PackagePin {
-        package: pin.package.clone(),
-        version: pin.version.clone(),
-        filename: pin.filename.clone(),
-        size: pin.size,
-        sha256: pin.sha256.clone(),
-    };
+    let image = image_package(pin);
     let package = match &pin.own {
         Some(own) => return own_entry(pin, own, f),
         None => download_pinned(&image, base, f)?,
