@@ -58,6 +58,18 @@ impl ObjectFloor {
         }
     }
 
+    /// Adds a need the run found (not in the ELF: a target a kernel has in
+    /// a module), moving the floor up where it is newer.
+    pub fn add(&mut self, need: Need) {
+        if self.needs.contains(&need) {
+            return;
+        }
+        self.needs.push(need);
+        self.needs
+            .sort_by(|a, b| newer_first(&a.since, &b.since).then(a.feature.cmp(&b.feature)));
+        self.floor = self.needs.first().map(|n| n.since.clone());
+    }
+
     /// Where a kernel of `release` (`uname -r`) stands; `None` when either
     /// is unknown.
     pub fn place(&self, release: &str) -> Option<FloorPlace> {
@@ -510,6 +522,27 @@ impl<'a> Btf<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_need_the_run_found_moves_the_floor_up_and_only_once() {
+        let mut f = ObjectFloor {
+            object: "o".into(),
+            floor: Some("5.5".into()),
+            needs: vec![Need {
+                feature: "fentry attachments".into(),
+                since: "5.5".into(),
+            }],
+        };
+        let module = Need {
+            feature: "fentry on a module's function".into(),
+            since: "5.11".into(),
+        };
+        f.add(module.clone());
+        f.add(module);
+        assert_eq!(f.floor.as_deref(), Some("5.11"));
+        assert_eq!(f.needs.len(), 2);
+        assert_eq!(f.place("5.10.0-46-cloud-amd64"), Some(FloorPlace::Below));
+    }
 
     #[test]
     fn section_kinds_give_libbpfs_program_types() {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Code;
+use super::releases::features::MODULE_BTF;
 use super::releases::release_older_than;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
@@ -367,11 +368,6 @@ enum TargetModules<'a> {
     Loaded { release: Option<&'a str> },
     NotLoaded { why: &'a str },
 }
-
-/// Module BTF (`CONFIG_DEBUG_INFO_BTF_MODULES`), where fentry-like programs
-/// find a module function: "bpf: Load and verify kernel module BTFs",
-/// Linux 5.11.
-const MODULE_BTF: &str = "5.11";
 
 /// A kernel whose guest could not load some of the modules shipped for it
 /// (garbage, or built for another kernel): that is the guest's problem. A

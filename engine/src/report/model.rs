@@ -181,7 +181,12 @@ impl Report {
 
     /// Sets the objects' floors, and on each failed cell where its kernel
     /// stands against its object's floor.
-    pub fn set_floors(&mut self, floors: Vec<crate::floor::ObjectFloor>) {
+    pub fn set_floors(&mut self, mut floors: Vec<crate::floor::ObjectFloor>) {
+        for need in self.module_btf_needs() {
+            if let Some(f) = floors.iter_mut().find(|f| f.object == need.0) {
+                f.add(need.1);
+            }
+        }
         for c in self.cells.iter_mut().filter(|c| c.status == Status::Fail) {
             c.floor = floors
                 .iter()
@@ -190,6 +195,39 @@ impl Report {
                 .and_then(|(f, release)| f.place(release));
         }
         self.floors = floors;
+    }
+
+    /// fentry-like programs whose target a kernel of the run has in a
+    /// module (loaded in its guest for them): they need module BTF there,
+    /// a need the ELF does not show. (object, need)
+    fn module_btf_needs(&self) -> Vec<(String, crate::floor::Need)> {
+        let mut out = Vec::new();
+        for run in self.kernels.iter().filter(|r| !r.target_modules.is_empty()) {
+            for c in self.cells.iter().filter(|c| c.kernel == run.kernel) {
+                for p in &c.programs {
+                    let Some((kind, target)) = p.section.split_once('/') else {
+                        continue;
+                    };
+                    let kind = kind.trim_end_matches(".s");
+                    let target = target.rsplit(':').next().unwrap_or(target);
+                    if let (true, Some(module)) = (
+                        ["fentry", "fexit", "fmod_ret"].contains(&kind),
+                        run.module_targets.get(target),
+                    ) {
+                        out.push((
+                            c.object.clone(),
+                            crate::floor::Need {
+                                feature: format!(
+                                    "{kind} on a module's function (`{target}` in `{module}`): module BTF"
+                                ),
+                                since: crate::classify::releases::features::MODULE_BTF.into(),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Programs whose hook no kernel of the run has: each failed

@@ -194,5 +194,9 @@ fn a_target_in_a_module_is_judged_with_that_module_loaded() {
     let c = cell(&report, "module_target.bpf.o", "debian-11-5.10");
     assert_eq!(c["code"], "UNSUPPORTED_FEATURE", "{c:#}");
     says(c, "remediation", &["module BTF needs Linux 5.11", "kprobe"]);
+    // And the object's floor takes that need from the run: 5.10 is below it.
+    assert_eq!(c["floor"], "below", "{c:#}");
+    let f = bpfcompat_e2e::entry(&report, "floors", &[("object", "module_target.bpf.o")]);
+    assert_eq!(f["floor"], "5.11", "{f:#}");
     assert_eq!(out.status.code(), Some(2), "{report:#}");
 }

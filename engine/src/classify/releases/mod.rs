@@ -134,6 +134,10 @@ pub(crate) mod features {
     /// (measured: the kernel's BTF loading of a rustc object, not one
     /// upstream commit).
     pub const AYA_BTF_MAPS: &str = "5.4";
+    /// Module BTF (`CONFIG_DEBUG_INFO_BTF_MODULES`), where fentry-like
+    /// programs find a module's function: "bpf: Load and verify kernel
+    /// module BTFs", Linux 5.11.
+    pub const MODULE_BTF: &str = "5.11";
     /// Kernel symbols (`BPF_PSEUDO_BTF_ID`, `__ksym` variables), "bpf:
     /// Introduce pseudo_btf_id", Linux 5.10.
     pub const KSYM: &str = "5.10";
