@@ -137,10 +137,16 @@ pub fn in_modules(
 
 /// The kind and function of a section that names one (`kprobe/f+0x4`,
 /// `fentry/mod:f`).
-fn section_function(section: &str) -> Option<(&str, &str)> {
+pub(crate) fn section_function(section: &str) -> Option<(&str, &str)> {
     let (kind, target) = section.split_once('/')?;
     let target = target.rsplit(':').next()?.split('+').next()?;
     (KINDS.contains(&kind) && !target.is_empty()).then_some((kind, target))
+}
+
+/// Whether a kind of [`section_function`] finds its function in BTF
+/// (fentry, fexit, fmod_ret) rather than by address (kprobes).
+pub(crate) fn finds_target_in_btf(kind: &str) -> bool {
+    kind.starts_with('f')
 }
 
 /// The configuration table of an object by its report name

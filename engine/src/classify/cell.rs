@@ -279,13 +279,14 @@ fn targets_in_modules(
     if c.status != Status::Fail {
         return;
     }
-    let section_target = |program: &Option<String>| {
+    // The program's section kind and function, where it names one.
+    let hook = |program: &Option<String>| {
         let p = c
             .programs
             .iter()
             .find(|p| Some(&p.name) == program.as_ref())?;
-        let target = p.section.split_once('/')?.1;
-        Some(target.rsplit(':').next()?.split('+').next()?.to_string())
+        crate::placeholders::section_function(&p.section)
+            .map(|(kind, target)| (kind.to_string(), target.to_string()))
     };
     let mut changed = false;
     for i in 0..c.findings.len() {
@@ -293,25 +294,18 @@ fn targets_in_modules(
         if f.code != Code::MissingAttachTarget {
             continue;
         }
-        let own = section_target(&f.program);
+        let own = hook(&f.program);
         let named = in_modules.iter().find(|(func, _)| {
-            own.as_deref() == Some(func.as_str())
+            own.as_ref().is_some_and(|(_, t)| t == *func)
                 || f.message.contains(&format!("'{func}'"))
                 || f.message.contains(&format!("`{func}`"))
         });
         let Some((func, module)) = named else {
             continue;
         };
-        let btf_typed = {
-            let p = c
-                .programs
-                .iter()
-                .find(|p| Some(&p.name) == f.program.as_ref());
-            let kind = p.map_or("", |p| p.section.split('/').next().unwrap_or(""));
-            ["fentry", "fexit", "fmod_ret"]
-                .iter()
-                .any(|k| kind == *k || kind == format!("{k}.s"))
-        };
+        let btf_typed = own
+            .as_ref()
+            .is_some_and(|(kind, _)| crate::placeholders::finds_target_in_btf(kind));
         let f = &mut c.findings[i];
         match modules {
             TargetModules::NotLoaded { why } => {

@@ -205,13 +205,12 @@ impl Report {
         for run in self.kernels.iter().filter(|r| !r.target_modules.is_empty()) {
             for c in self.cells.iter().filter(|c| c.kernel == run.kernel) {
                 for p in &c.programs {
-                    let Some((kind, target)) = p.section.split_once('/') else {
+                    let Some((kind, target)) = crate::placeholders::section_function(&p.section)
+                    else {
                         continue;
                     };
-                    let kind = kind.trim_end_matches(".s");
-                    let target = target.rsplit(':').next().unwrap_or(target);
                     if let (true, Some(module)) = (
-                        ["fentry", "fexit", "fmod_ret"].contains(&kind),
+                        crate::placeholders::finds_target_in_btf(kind),
                         run.module_targets.get(target),
                     ) {
                         out.push((
