@@ -14,17 +14,40 @@ pub trait Named: Copy + 'static {
     }
 
     /// The value called `s`; the error lists the names.
-    fn by_name(s: &str) -> Result<Self, String> {
+    fn by_name(s: &str) -> Result<Self, UnknownName> {
         Self::TABLE
             .iter()
             .find(|(n, _)| *n == s)
             .map(|(_, v)| *v)
-            .ok_or_else(|| {
-                format!(
-                    "`{s}` is not a {} ({})",
-                    Self::WHAT,
-                    Self::names().join(", ")
-                )
+            .ok_or_else(|| UnknownName {
+                what: Self::WHAT,
+                given: s.to_string(),
+                names: Self::names(),
             })
     }
 }
+
+/// A name no value of an enum has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What a value is (`mode`).
+    pub what: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The names there are.
+    pub names: Vec<&'static str>,
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a {} ({})",
+            self.given,
+            self.what,
+            self.names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}

@@ -2,7 +2,7 @@
 //! has a verdict, each mapped to its exit code in one exhaustive match.
 
 use bpfcompat_engine::errors::{CacheError, MatrixError, ObjectError, RunError};
-use validator::HostError;
+use validator::{HostError, OpenError};
 
 use crate::exit::Code;
 
@@ -24,6 +24,9 @@ pub enum Error {
     /// The pre-load gate cannot load BPF here.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// libbpf cannot open an object to read what it declares.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// Bad input found while resolving a command (configuration, a report
     /// path, a baseline, the workspace build), in words with a hint.
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl Error {
             | Error::Cache(_)
             | Error::Run(_)
             | Error::Host(_)
+            | Error::Open(_)
             | Error::Input(_)
             | Error::Io(_) => Code::ToolFailure,
         }

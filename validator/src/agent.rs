@@ -42,10 +42,7 @@ pub fn main() -> ExitCode {
 /// Runs the job and powers off; never returns.
 fn run_as_init() -> ! {
     let mut port = begin("bpfcompat agent");
-    match std::fs::read(JOB_FILE)
-        .map_err(|e| e.to_string())
-        .and_then(|b| Job::parse(&b))
-    {
+    match Job::read(JOB_FILE) {
         Ok(job) => {
             let mut worker = None;
             for obj in &job.objects {

@@ -19,6 +19,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::cgroup::CgroupTarget;
 use crate::clsact::Clsact;
+use crate::fixups::FixupError;
 use crate::pair::NetDevice;
 use crate::sys;
 use crate::validate::Options;
@@ -101,8 +102,10 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     }
     let globals = match globals(bytes, &opts.fixups) {
         Ok(g) => g,
-        Err(message) => {
-            report.fault = Some(Fault::Configuration { message });
+        Err(e) => {
+            report.fault = Some(Fault::Configuration {
+                message: e.to_string(),
+            });
             return report;
         }
     };
@@ -269,7 +272,11 @@ fn fire(ebpf: &aya::Ebpf, report: &mut ObjectReport, opts: &Options) {
                 p.fire = fired.remove(&p.name);
             }
         }
-        Err(message) => report.fault = Some(Fault::Configuration { message }),
+        Err(e) => {
+            report.fault = Some(Fault::Configuration {
+                message: e.to_string(),
+            })
+        }
     }
 }
 
@@ -596,11 +603,11 @@ fn attach_cgroup(
 /// The configured initial values of global variables, encoded to their
 /// symbols' sizes (aya overrides a variable by its symbol, whose size must
 /// match).
-fn globals(bytes: &[u8], fixups: &Fixups) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn globals(bytes: &[u8], fixups: &Fixups) -> Result<Vec<(String, Vec<u8>)>, FixupError> {
     if fixups.variables.is_empty() {
         return Ok(Vec::new());
     }
-    let file = object::File::parse(bytes).map_err(|e| format!("cannot read the object: {e}"))?;
+    let file = object::File::parse(bytes).map_err(|e| FixupError::Unreadable(e.to_string()))?;
     fixups
         .variables
         .iter()
@@ -608,12 +615,12 @@ fn globals(bytes: &[u8], fixups: &Fixups) -> Result<Vec<(String, Vec<u8>)>, Stri
             let symbol = file
                 .symbols()
                 .find(|s| s.kind() == object::SymbolKind::Data && s.name() == Ok(name.as_str()))
-                .ok_or_else(|| {
-                    format!("variable `{name}`: no such global variable in the object")
-                })?;
+                .ok_or_else(|| FixupError::NoVariable(name.clone()))?;
             let size = usize::try_from(symbol.size()).unwrap_or(0);
-            let bytes = crate::fixups::encode(value, size).ok_or_else(|| {
-                format!("variable `{name}`: {value} does not fit its {size} bytes")
+            let bytes = crate::fixups::encode(value, size).ok_or_else(|| FixupError::TooWide {
+                var: name.clone(),
+                value: value.clone(),
+                size,
             })?;
             Ok((name.clone(), bytes))
         })

@@ -46,7 +46,7 @@ pub fn measure(
     attached: &crate::attach::Attached,
     trigger: Option<&[String]>,
     cancel: &bpfcompat_engine::cancel::Cancel,
-) -> Result<BTreeMap<String, Fire>, String> {
+) -> Result<BTreeMap<String, Fire>, TriggerError> {
     let programs: Vec<Counted> = obj
         .progs()
         .filter(|p| p.autoload())
@@ -101,7 +101,7 @@ pub fn measure_programs(
     stimulus: Stimulus,
     trigger: Option<&[String]>,
     cancel: &bpfcompat_engine::cancel::Cancel,
-) -> Result<BTreeMap<String, Fire>, String> {
+) -> Result<BTreeMap<String, Fire>, TriggerError> {
     let stats = StatsOn::enable();
     let before = run_counts(programs);
     let used = match trigger {
@@ -250,18 +250,17 @@ impl Drop for StatsOn {
 fn run_trigger(
     argv: &[String],
     cancel: &bpfcompat_engine::cancel::Cancel,
-) -> Result<String, String> {
+) -> Result<String, TriggerError> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let shown = format!("command `{}`", argv.join(" "));
     if argv.is_empty() {
-        return Err("the fire-mode trigger is empty".into());
+        return Err(TriggerError::Empty);
     }
-    let cannot = |e: &dyn std::fmt::Display| {
-        format!(
-            "the fire-mode trigger {shown} cannot run: {e} (hint: a guest has only the agent and what --loader or --bin ship; trigger with a shipped binary, or use the built-in workload)"
-        )
+    let cannot = |e: std::io::Error| TriggerError::CannotRun {
+        shown: shown.clone(),
+        source: e,
     };
-    let console = nix::unistd::dup(std::io::stderr()).map_err(|e| cannot(&e))?;
+    let console = nix::unistd::dup(std::io::stderr()).map_err(|e| cannot(e.into()))?;
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.push((
         "PATH".into(),
@@ -273,7 +272,7 @@ fn run_trigger(
             env: &env,
             output: &console,
         })
-        .map_err(|e| cannot(&e))?;
+        .map_err(cannot)?;
     let started = std::time::Instant::now();
     loop {
         match waitpid(spawned.pid, Some(WaitPidFlag::WNOHANG)) {
@@ -290,6 +289,25 @@ fn run_trigger(
         }
     }
     Ok(shown)
+}
+
+/// Why the fire-mode trigger did not run: the trigger's fault, no verdict
+/// on the programs.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// An empty command.
+    #[error("the fire-mode trigger is empty")]
+    Empty,
+    /// It could not start.
+    #[error(
+        "the fire-mode trigger {shown} cannot run: {source} (hint: a guest has only the agent and what --loader or --bin ship; trigger with a shipped binary, or use the built-in workload)"
+    )]
+    CannotRun {
+        /// The command as shown.
+        shown: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Ordinary activity that reaches the common hooks; in a guest also one

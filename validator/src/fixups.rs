@@ -14,7 +14,58 @@ use crate::sys;
 
 /// A fix-up that names something the object does not have, or a value that
 /// does not fit: the configuration is wrong, not the kernel.
-pub type FixupError = String;
+#[derive(Debug, thiserror::Error)]
+pub enum FixupError {
+    /// A map the object does not have.
+    #[error("no map `{name}` in the object (maps: {})", maps.join(", "))]
+    NoMap { name: String, maps: Vec<String> },
+    /// A program the object does not have.
+    #[error("no program `{name}` in the object (programs: {})", programs.join(", "))]
+    NoProgram { name: String, programs: Vec<String> },
+    /// A map type (`what`: map, inner map or fallback type) libbpf does not know.
+    #[error("map `{map}`: unknown {what} `{given}`")]
+    UnknownMapType {
+        map: String,
+        what: &'static str,
+        given: String,
+    },
+    /// libbpf refused to change a map.
+    #[error("map `{map}`: cannot set {what}: {reason}")]
+    MapRefused {
+        map: String,
+        what: &'static str,
+        reason: String,
+    },
+    /// libbpf refused to retype a map to its fallback.
+    #[error("map `{map}`: cannot fall back to {fallback}: {reason}")]
+    FallbackRefused {
+        map: String,
+        fallback: String,
+        reason: String,
+    },
+    /// A variable the object does not have.
+    #[error("no global variable `{0}` in .rodata, .data or .bss")]
+    NoVariable(String),
+    /// A value wider than its variable.
+    #[error("variable `{var}`: {value} does not fit in {size} bytes")]
+    TooWide {
+        var: String,
+        value: serde_json::Value,
+        size: usize,
+    },
+    /// A variable in a section without initial values.
+    #[error("variable `{var}`: section {section} has no initial value to set")]
+    NoInitialValue { var: String, section: String },
+    /// The object does not parse (aya's reading of its symbols).
+    #[error("cannot read the object: {0}")]
+    Unreadable(String),
+    /// A program type libbpf does not know.
+    #[error("program `{program}`: unknown program type `{given}`")]
+    UnknownProgType { program: String, given: String },
+    /// libbpf refused to retype a program.
+    #[error("program `{program}`: cannot set type: {reason}")]
+    ProgTypeRefused { program: String, reason: String },
+}
 
 /// What applying the fix-ups left to the load.
 pub struct Applied {
@@ -56,10 +107,10 @@ fn check_names(open: &OpenObject, fx: &Fixups) -> Result<(), FixupError> {
         .map(|m| m.name().to_string_lossy().into_owned())
         .collect();
     if let Some(name) = fx.maps.keys().find(|n| !map_names.contains(n)) {
-        return Err(format!(
-            "no map `{name}` in the object (maps: {})",
-            map_names.join(", ")
-        ));
+        return Err(FixupError::NoMap {
+            name: name.clone(),
+            maps: map_names,
+        });
     }
     let prog_names: Vec<String> = open
         .progs()
@@ -71,10 +122,10 @@ fn check_names(open: &OpenObject, fx: &Fixups) -> Result<(), FixupError> {
         .chain(fx.variants.iter().flatten())
         .find(|n| !prog_names.contains(n))
     {
-        return Err(format!(
-            "no program `{name}` in the object (programs: {})",
-            prog_names.join(", ")
-        ));
+        return Err(FixupError::NoProgram {
+            name: name.clone(),
+            programs: prog_names,
+        });
     }
     Ok(())
 }
@@ -86,10 +137,18 @@ fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupE
         let Some(f) = fx.maps.get(&name) else {
             continue;
         };
-        let e = |what: &str, err: String| format!("map `{name}`: cannot set {what}: {err}");
+        let e = |what: &'static str, reason: String| FixupError::MapRefused {
+            map: name.clone(),
+            what,
+            reason,
+        };
+        let unknown = |what: &'static str, given: &str| FixupError::UnknownMapType {
+            map: name.clone(),
+            what,
+            given: given.to_string(),
+        };
         if let Some(t) = &f.map_type {
-            let n = sys::map_type_by_name(t)
-                .ok_or_else(|| format!("map `{name}`: unknown map type `{t}`"))?;
+            let n = sys::map_type_by_name(t).ok_or_else(|| unknown("map type", t))?;
             sys::set_map_type(&m, n).map_err(|r| e("type", r.to_string()))?;
         }
         if let Some(c) = f.max_entries {
@@ -113,9 +172,8 @@ fn apply_maps(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<OwnedFd>, FixupE
                 .map_err(|x| e("autocreate", x.to_string()))?;
         }
         if let Some(inner) = &f.inner {
-            let t = sys::map_type_by_name(&inner.map_type).ok_or_else(|| {
-                format!("map `{name}`: unknown inner map type `{}`", inner.map_type)
-            })?;
+            let t = sys::map_type_by_name(&inner.map_type)
+                .ok_or_else(|| unknown("inner map type", &inner.map_type))?;
             let fd = sys::create_map(t, inner.key_size, inner.value_size, inner.max_entries)
                 .map_err(|r| e("the inner map", format!("creating it failed with {r}")))?;
             m.set_inner_map_fd(fd.as_fd())
@@ -139,9 +197,16 @@ pub fn apply_fallbacks(open: &mut OpenObject, fx: &Fixups) -> Result<Vec<String>
         if sys::probe_map_type(own) != Some(false) {
             continue;
         }
-        let t = sys::map_type_by_name(fallback)
-            .ok_or_else(|| format!("map `{name}`: unknown fallback type `{fallback}`"))?;
-        let e = |err: String| format!("map `{name}`: cannot fall back to {fallback}: {err}");
+        let t = sys::map_type_by_name(fallback).ok_or_else(|| FixupError::UnknownMapType {
+            map: name.clone(),
+            what: "fallback type",
+            given: fallback.clone(),
+        })?;
+        let e = |reason: String| FixupError::FallbackRefused {
+            map: name.clone(),
+            fallback: fallback.clone(),
+            reason,
+        };
         sys::set_map_type(&m, t).map_err(|r| e(r.to_string()))?;
         if fallback == "perf_event_array" {
             // Keys and values are CPU indexes and descriptors; libbpf sizes
@@ -165,9 +230,12 @@ fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError>
         let (section, offset, size) = vars
             .get(var)
             .cloned()
-            .ok_or_else(|| format!("no global variable `{var}` in .rodata, .data or .bss"))?;
-        let bytes = encode(value, size)
-            .ok_or_else(|| format!("variable `{var}`: {value} does not fit in {size} bytes"))?;
+            .ok_or_else(|| FixupError::NoVariable(var.clone()))?;
+        let bytes = encode(value, size).ok_or_else(|| FixupError::TooWide {
+            var: var.clone(),
+            value: value.clone(),
+            size,
+        })?;
         let mut written = false;
         for mut m in open.maps_mut() {
             let mname = m.name().to_string_lossy().into_owned();
@@ -180,9 +248,10 @@ fn apply_variables(open: &mut OpenObject, fx: &Fixups) -> Result<(), FixupError>
             }
         }
         if !written {
-            return Err(format!(
-                "variable `{var}`: section {section} has no initial value to set"
-            ));
+            return Err(FixupError::NoInitialValue {
+                var: var.clone(),
+                section,
+            });
         }
     }
     Ok(())
@@ -204,10 +273,14 @@ fn apply_programs(
             p.set_autoload(a);
         }
         if let Some(t) = &f.prog_type {
-            let n = sys::prog_type_by_name(t)
-                .ok_or_else(|| format!("program `{name}`: unknown program type `{t}`"))?;
-            sys::set_prog_type(&p, n)
-                .map_err(|r| format!("program `{name}`: cannot set type: {r}"))?;
+            let n = sys::prog_type_by_name(t).ok_or_else(|| FixupError::UnknownProgType {
+                program: name.clone(),
+                given: t.clone(),
+            })?;
+            sys::set_prog_type(&p, n).map_err(|r| FixupError::ProgTypeRefused {
+                program: name.clone(),
+                reason: r.to_string(),
+            })?;
         }
         let section = p.section().to_string_lossy().into_owned();
         // Kprobes and tracepoints take their target at attach time (see

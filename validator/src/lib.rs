@@ -25,7 +25,7 @@ mod struct_ops;
 mod sys;
 mod validate;
 
-pub use declared::declared;
+pub use declared::{OpenError, declared};
 pub use host::{
     HostError, HostVerdict, cleanup, missing_privileges, validate_all_on_host, validate_on_host,
 };

@@ -261,8 +261,10 @@ impl Isolation {
                 }
                 Some((open, fds))
             }
-            Err(message) => {
-                self.report.fault = Some(Fault::Configuration { message });
+            Err(e) => {
+                self.report.fault = Some(Fault::Configuration {
+                    message: e.to_string(),
+                });
                 None
             }
         }
@@ -373,8 +375,10 @@ impl Isolation {
                 &opts.cancel,
             ) {
                 Ok(f) => f,
-                Err(message) => {
-                    self.report.fault = Some(Fault::Configuration { message });
+                Err(e) => {
+                    self.report.fault = Some(Fault::Configuration {
+                        message: e.to_string(),
+                    });
                     return;
                 }
             }

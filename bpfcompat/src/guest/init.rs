@@ -104,12 +104,16 @@ pub fn load_modules() -> Vec<String> {
 /// and ::1 when it comes up), and the test interface [`TEST_INTERFACE`] up
 /// where the `dummy` module created it.
 pub fn network_up() -> Vec<String> {
-    let mut warnings: Vec<String> = interface_up("lo").err().into_iter().collect();
+    let mut warnings: Vec<String> = interface_up("lo")
+        .err()
+        .map(|e| e.to_string())
+        .into_iter()
+        .collect();
     if std::path::Path::new("/sys/class/net")
         .join(TEST_INTERFACE)
         .exists()
     {
-        warnings.extend(interface_up(TEST_INTERFACE).err());
+        warnings.extend(interface_up(TEST_INTERFACE).err().map(|e| e.to_string()));
     }
     warnings
 }
@@ -119,17 +123,14 @@ pub fn network_up() -> Vec<String> {
 pub const TEST_INTERFACE: &str = "dummy0";
 
 /// Sets IFF_UP on the interface `name` (shorter than IFNAMSIZ).
-fn interface_up(name: &str) -> Result<(), String> {
+fn interface_up(name: &str) -> Result<(), SetupError> {
     assert!(name.len() < nix::libc::IFNAMSIZ);
     // SAFETY: a plain socket used only for the two interface ioctls below
     // and closed after; `ifreq` is plain data and the name fits (asserted).
     unsafe {
         let sock = nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM, 0);
         if sock < 0 {
-            return Err(format!(
-                "bring {name} up: socket: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(SetupError::interface(name, "socket"));
         }
         let mut req: nix::libc::ifreq = std::mem::zeroed();
         for (i, b) in name.bytes().enumerate() {
@@ -137,17 +138,11 @@ fn interface_up(name: &str) -> Result<(), String> {
         }
         let mut result = Ok(());
         if nix::libc::ioctl(sock, nix::libc::SIOCGIFFLAGS, &mut req) != 0 {
-            result = Err(format!(
-                "bring {name} up: SIOCGIFFLAGS: {}",
-                std::io::Error::last_os_error()
-            ));
+            result = Err(SetupError::interface(name, "SIOCGIFFLAGS"));
         } else {
             req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short;
             if nix::libc::ioctl(sock, nix::libc::SIOCSIFFLAGS, &req) != 0 {
-                result = Err(format!(
-                    "bring {name} up: SIOCSIFFLAGS: {}",
-                    std::io::Error::last_os_error()
-                ));
+                result = Err(SetupError::interface(name, "SIOCSIFFLAGS"));
             }
         }
         nix::libc::close(sock);
@@ -242,9 +237,11 @@ pub fn begin(who: &str) -> ResultPort {
 pub fn prepare(who: &str) -> ResultPort {
     let mut port = prologue(who);
     if job_on_disk()
-        && let Err(message) = receive_job(&mut port)
+        && let Err(e) = receive_job(&mut port)
     {
-        let _ = port.send(&Record::AgentError { message });
+        let _ = port.send(&Record::AgentError {
+            message: e.to_string(),
+        });
         power_off();
     }
     port
@@ -285,17 +282,14 @@ pub fn job_on_disk() -> bool {
 
 /// Waits for the job on the job disk and unpacks it to `/job`, telling the
 /// host first that the guest is ready to be saved.
-pub fn receive_job(port: &mut ResultPort) -> Result<(), String> {
+pub fn receive_job(port: &mut ResultPort) -> Result<(), SetupError> {
     // The device shows up once the virtio drivers probed it; a kernel
     // without them can never read a job disk, so it is not saved.
     let device = std::path::Path::new(super::job_disk::DEVICE);
     let started = std::time::Instant::now();
     while !device.exists() {
         if started.elapsed() > std::time::Duration::from_secs(10) {
-            return Err(format!(
-                "no job disk: {} never appeared (no virtio block driver in this kernel)",
-                device.display()
-            ));
+            return Err(SetupError::NoJobDisk(device.to_path_buf()));
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -308,10 +302,63 @@ pub fn receive_job(port: &mut ResultPort) -> Result<(), String> {
         super::job_disk::DEVICE,
         std::time::Duration::from_secs(24 * 3600),
     )
-    .map_err(|e| format!("cannot read the job disk: {e}"))?;
-    super::job_disk::unpack(&archive, std::path::Path::new("/"))
-        .map_err(|e| format!("cannot unpack the job: {e}"))
+    .map_err(SetupError::ReadJob)?;
+    super::job_disk::unpack(&archive, std::path::Path::new("/")).map_err(SetupError::UnpackJob)
 }
+
+/// A step of a guest's setup that failed.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The job disk never appeared: no virtio block driver in this kernel.
+    NoJobDisk(std::path::PathBuf),
+    /// The job disk could not be read.
+    ReadJob(std::io::Error),
+    /// The job on it could not be unpacked.
+    UnpackJob(std::io::Error),
+    /// An interface could not be brought up: which, and the call that failed.
+    Interface {
+        /// The interface.
+        name: String,
+        /// The call that failed (`socket`, `SIOCSIFFLAGS`).
+        call: &'static str,
+        /// The kernel's answer.
+        error: std::io::Error,
+    },
+}
+
+impl SetupError {
+    /// The last OS error of `call` on interface `name`.
+    fn interface(name: &str, call: &'static str) -> SetupError {
+        SetupError::Interface {
+            name: name.to_string(),
+            call,
+            error: std::io::Error::last_os_error(),
+        }
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The host tells a kernel it cannot save by these words.
+            SetupError::NoJobDisk(device) => write!(
+                f,
+                "{NO_JOB_DISK}: {} never appeared (no virtio block driver in this kernel)",
+                device.display()
+            ),
+            SetupError::ReadJob(e) => write!(f, "cannot read the job disk: {e}"),
+            SetupError::UnpackJob(e) => write!(f, "cannot unpack the job: {e}"),
+            SetupError::Interface { name, call, error } => {
+                write!(f, "bring {name} up: {call}: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// How a guest that can never read a job disk begins its words.
+pub const NO_JOB_DISK: &str = "no job disk";
 
 /// Milliseconds since the kernel booted.
 pub fn uptime_ms() -> u64 {

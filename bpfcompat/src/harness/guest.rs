@@ -60,10 +60,7 @@ pub(crate) fn run() -> ! {
         port
     };
     hello(&mut port);
-    let job = std::fs::read(JOB_FILE)
-        .map_err(|e| e.to_string())
-        .and_then(|b| Job::parse(&b));
-    let wanted = match job {
+    let wanted = match Job::read(JOB_FILE) {
         Ok(job) => job.tests,
         Err(message) => {
             let _ = port.send(&Record::AgentError {
@@ -94,7 +91,7 @@ pub(crate) fn run() -> ! {
                 let trace = Some(Box::new(trace));
                 match result {
                     Ok(r) => (r.passed, r.message, trace),
-                    Err(failed) => (false, Some(failed), trace),
+                    Err(failed) => (false, Some(failed.to_string()), trace),
                 }
             }
         };
@@ -152,13 +149,13 @@ pub(super) fn run_body(name: &str) -> ! {
 /// own namespaces, its `bpf()` calls traced), so that a hang can be killed
 /// at the test's `timeout` and a crash ends only that test; its result, or
 /// why it has none, and what it asked the kernel.
-fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
+fn in_child(t: &KernelTest) -> (Result<BodyResult, NoResult>, Trace) {
     let started = Instant::now();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
             return (
-                Err(format!("cannot find this binary: {e}")),
+                Err(NoResult::Setup("find this binary", e)),
                 Trace::default(),
             );
         }
@@ -173,7 +170,10 @@ fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
     });
     let (read, write, console) = match pipes {
         Ok(p) => p,
-        Err(e) => return (Err(format!("cannot make a pipe: {e}")), Trace::default()),
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            return (Err(NoResult::Setup("make a pipe", e)), Trace::default());
+        }
     };
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.push((RUN_TEST.into(), t.name.into()));
@@ -193,7 +193,7 @@ fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
     drop(write);
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return (Err(format!("cannot start the test: {e}")), Trace::default()),
+        Err(e) => return (Err(NoResult::Setup("start the test", e)), Trace::default()),
     };
     let reader = read_result(read);
     let limit = Duration::from_secs(match t.timeout_secs {
@@ -204,23 +204,52 @@ fn in_child(t: &KernelTest) -> (Result<BodyResult, String>, Trace) {
     let result = match ended {
         None => {
             child.kill();
-            Err(format!(
-                "timed out: still running after {} s (timeout = \"{}s\"); killed",
-                limit.as_secs(),
-                limit.as_secs()
-            ))
+            Err(NoResult::TimedOut(limit))
         }
         Some(WaitStatus::Exited(_, code)) => reader
             .recv_timeout(Duration::from_secs(2))
             .ok()
             .flatten()
-            .ok_or_else(|| format!("the test process exited with {code} before reporting")),
-        Some(WaitStatus::Signaled(_, signal, _)) => {
-            Err(format!("the test process was killed by {signal}"))
-        }
-        Some(other) => Err(format!("lost the test process: {other:?}")),
+            .ok_or(NoResult::Exited(code)),
+        Some(WaitStatus::Signaled(_, signal, _)) => Err(NoResult::Killed(signal)),
+        Some(other) => Err(NoResult::Lost(format!("{other:?}"))),
     };
     (result, child.finish())
+}
+
+/// Why a test body gave no result.
+#[derive(Debug)]
+enum NoResult {
+    /// A step before the body ran failed.
+    Setup(&'static str, std::io::Error),
+    /// It ran past its timeout and was killed.
+    TimedOut(Duration),
+    /// It exited without reporting.
+    Exited(i32),
+    /// A signal ended it.
+    Killed(nix::sys::signal::Signal),
+    /// It ended in a way no test process ends.
+    Lost(String),
+}
+
+impl std::fmt::Display for NoResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoResult::Setup(step, e) => write!(f, "cannot {step}: {e}"),
+            NoResult::TimedOut(limit) => {
+                let secs = limit.as_secs();
+                write!(
+                    f,
+                    "timed out: still running after {secs} s (timeout = \"{secs}s\"); killed"
+                )
+            }
+            NoResult::Exited(code) => {
+                write!(f, "the test process exited with {code} before reporting")
+            }
+            NoResult::Killed(signal) => write!(f, "the test process was killed by {signal}"),
+            NoResult::Lost(how) => write!(f, "lost the test process: {how}"),
+        }
+    }
 }
 
 /// For each map or program the kernel refused the test, the kernel's own

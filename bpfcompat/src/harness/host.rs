@@ -19,7 +19,7 @@ use super::{DEFAULT_TIMEOUT_SECS, KernelTest, registered};
 use crate::wire::WIRE_VERSION;
 use crate::wire::kernel_tests::{Plan, PlanCell, PlanRequest, PlanTest, RunRequest, RunResults};
 
-type Shared = Arc<Mutex<BTreeMap<String, Arc<OnceLock<Result<RunResults, String>>>>>>;
+type Shared = Arc<Mutex<BTreeMap<String, Arc<OnceLock<Result<RunResults, CliError>>>>>>;
 
 /// One cell to run: its test and what the plan says of it.
 struct Cell {
@@ -59,12 +59,16 @@ pub(crate) fn run() -> ExitCode {
     let plan: Plan = match ask_cli("plan", &request) {
         Ok(p) => p,
         Err(e) => {
-            let trials = tests.iter().map(|t| failing(t.name.to_string(), e.clone()));
+            let trials = tests
+                .iter()
+                .map(|t| failing(t.name.to_string(), e.to_string()));
             return libtest_mimic::run(&args, trials.collect()).exit_code();
         }
     };
     if let Some(e) = plan.config_error {
-        let trials = tests.iter().map(|t| failing(t.name.to_string(), e.clone()));
+        let trials = tests
+            .iter()
+            .map(|t| failing(t.name.to_string(), e.to_string()));
         return libtest_mimic::run(&args, trials.collect()).exit_code();
     }
     let mut trials: Vec<Trial> = plan
@@ -119,13 +123,11 @@ fn cli() -> PathBuf {
 
 /// Runs `cargo-bpfcompat bpfcompat kernel-test <what>` with `request` on
 /// its stdin; its answer. Its stderr (progress, fetches) is the test's.
-fn ask_cli<Q: Serialize, A: DeserializeOwned>(what: &str, request: &Q) -> Result<A, String> {
+fn ask_cli<Q: Serialize, A: DeserializeOwned>(what: &str, request: &Q) -> Result<A, CliError> {
     let cli = cli();
-    let not_installed = |e: std::io::Error| {
-        format!(
-            "cannot run {} ({e}): #[bpfcompat::kernel_test] boots kernels with the installed cargo-bpfcompat\n  (hint: `cargo install --locked cargo-bpfcompat` of the same release as bpfcompat, or set BPFCOMPAT_CLI to its path)",
-            cli.display()
-        )
+    let not_installed = |error| CliError::NotInstalled {
+        cli: cli.clone(),
+        error,
     };
     let mut child = Command::new(&cli)
         .args(["bpfcompat", "kernel-test", what])
@@ -140,7 +142,6 @@ fn ask_cli<Q: Serialize, A: DeserializeOwned>(what: &str, request: &Q) -> Result
     }
     // The answer is a plan or a kernel's results: bounded (a program that
     // is not the CLI could answer without end).
-    const ANSWER_LIMIT: u64 = 64 << 20;
     let mut stdout = Vec::new();
     if let Some(out) = child.stdout.take() {
         let _ = std::io::Read::read_to_end(
@@ -151,26 +152,78 @@ fn ask_cli<Q: Serialize, A: DeserializeOwned>(what: &str, request: &Q) -> Result
     if stdout.len() as u64 > ANSWER_LIMIT {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(format!(
-            "{} answered more than {} MiB: not the bpfcompat CLI's answer",
-            cli.display(),
-            ANSWER_LIMIT >> 20
-        ));
+        return Err(CliError::TooLong { cli });
     }
     let status = child.wait().map_err(not_installed)?;
     if !status.success() {
-        return Err(format!(
-            "{} bpfcompat kernel-test {what} failed ({status}): {}",
-            cli.display(),
-            String::from_utf8_lossy(&stdout).trim()
-        ));
+        return Err(CliError::Failed {
+            what: what.to_string(),
+            status,
+            said: String::from_utf8_lossy(&stdout).trim().to_string(),
+            cli,
+        });
     }
-    serde_json::from_slice(&stdout).map_err(|e| {
-        format!(
-            "{} answered what this bpfcompat cannot read ({e}) (hint: use the cargo-bpfcompat of the same release as the `bpfcompat` your tests depend on)",
-            cli.display()
-        )
-    })
+    serde_json::from_slice(&stdout).map_err(|error| CliError::Unreadable { cli, error })
+}
+
+/// The most a CLI's answer may be.
+const ANSWER_LIMIT: u64 = 64 << 20;
+
+/// Why the installed CLI gave no answer.
+#[derive(Debug)]
+enum CliError {
+    /// This test binary's own path is unknown.
+    NoBinary(std::io::Error),
+    /// It could not be run.
+    NotInstalled { cli: PathBuf, error: std::io::Error },
+    /// It answered without end.
+    TooLong { cli: PathBuf },
+    /// It failed, and said this.
+    Failed {
+        cli: PathBuf,
+        what: String,
+        status: std::process::ExitStatus,
+        said: String,
+    },
+    /// Its answer is of another release.
+    Unreadable {
+        cli: PathBuf,
+        error: serde_json::Error,
+    },
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::NoBinary(e) => write!(f, "cannot find this test binary: {e}"),
+            CliError::NotInstalled { cli, error } => write!(
+                f,
+                "cannot run {} ({error}): #[bpfcompat::kernel_test] boots kernels with the installed cargo-bpfcompat\n  (hint: `cargo install --locked cargo-bpfcompat` of the same release as bpfcompat, or set BPFCOMPAT_CLI to its path)",
+                cli.display()
+            ),
+            CliError::TooLong { cli } => write!(
+                f,
+                "{} answered more than {} MiB: not the bpfcompat CLI's answer",
+                cli.display(),
+                ANSWER_LIMIT >> 20
+            ),
+            CliError::Failed {
+                cli,
+                what,
+                status,
+                said,
+            } => write!(
+                f,
+                "{} bpfcompat kernel-test {what} failed ({status}): {said}",
+                cli.display()
+            ),
+            CliError::Unreadable { cli, error } => write!(
+                f,
+                "{} answered what this bpfcompat cannot read ({error}) (hint: use the cargo-bpfcompat of the same release as the `bpfcompat` your tests depend on)",
+                cli.display()
+            ),
+        }
+    }
 }
 
 /// The trial of one cell: the first trial of a kernel boots it for every
@@ -197,8 +250,7 @@ fn trial(
             .cloned()
             .unwrap_or_else(|| vec![c.test]);
         let result = cell.get_or_init(|| {
-            let binary = std::env::current_exe()
-                .map_err(|e| format!("cannot find this test binary: {e}"))?;
+            let binary = std::env::current_exe().map_err(CliError::NoBinary)?;
             let request = RunRequest {
                 version: WIRE_VERSION,
                 matrix: c.plan.matrix.clone(),
@@ -236,7 +288,7 @@ fn trial(
 fn verdict(
     test: &KernelTest,
     kernel: &str,
-    result: &Result<RunResults, String>,
+    result: &Result<RunResults, CliError>,
 ) -> Result<(), Failed> {
     let r = result
         .as_ref()
@@ -305,7 +357,7 @@ mod tests {
     use super::*;
     use crate::wire::kernel_tests::TestResult;
 
-    fn results(passed: bool, error: &str, code: Option<&str>) -> Result<RunResults, String> {
+    fn results(passed: bool, error: &str, code: Option<&str>) -> Result<RunResults, CliError> {
         let test = TestResult {
             passed,
             message: Some(error.to_string()),

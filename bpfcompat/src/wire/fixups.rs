@@ -141,9 +141,34 @@ enum Cmp {
     Eq,
 }
 
+/// Why a release range does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeError {
+    /// A part without `<`, `<=`, `>`, `>=` or `=`.
+    NoComparison(String),
+    /// A bound that is no major.minor release.
+    NoRelease(String),
+}
+
+impl std::fmt::Display for RangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RangeError::NoComparison(part) => write!(
+                f,
+                "`{part}` is no comparison: write `<5.8`, `>=5.4, <5.10` or `=6.1`"
+            ),
+            RangeError::NoRelease(v) => {
+                write!(f, "`{v}` is no release: write major.minor, e.g. 5.8")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RangeError {}
+
 impl ReleaseRange {
     /// Parses a range; the error says what is wrong.
-    pub fn parse(text: &str) -> Result<ReleaseRange, String> {
+    pub fn parse(text: &str) -> Result<ReleaseRange, RangeError> {
         let mut bounds = Vec::new();
         for part in text.split(',').map(str::trim) {
             let (cmp, version) = [
@@ -155,11 +180,9 @@ impl ReleaseRange {
             ]
             .iter()
             .find_map(|(p, c)| part.strip_prefix(p).map(|v| (*c, v.trim())))
-            .ok_or_else(|| {
-                format!("`{part}` is no comparison: write `<5.8`, `>=5.4, <5.10` or `=6.1`")
-            })?;
-            let v = major_minor(version)
-                .ok_or_else(|| format!("`{version}` is no release: write major.minor, e.g. 5.8"))?;
+            .ok_or_else(|| RangeError::NoComparison(part.to_string()))?;
+            let v =
+                major_minor(version).ok_or_else(|| RangeError::NoRelease(version.to_string()))?;
             bounds.push((cmp, v));
         }
         Ok(ReleaseRange {

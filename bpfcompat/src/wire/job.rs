@@ -95,21 +95,50 @@ impl Job {
     }
 
     /// Parses a job file, refusing one of another wire version.
-    pub fn parse(bytes: &[u8]) -> Result<Job, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Job, JobError> {
         #[derive(Deserialize)]
         struct Version {
             version: Option<u32>,
         }
-        let v: Version = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let v: Version = serde_json::from_slice(bytes).map_err(JobError::Json)?;
         if v.version != Some(WIRE_VERSION) {
-            return Err(format!(
-                "the job is of wire version {:?}, this agent speaks {WIRE_VERSION} (hint: the agent and cargo-bpfcompat must come from one build; unset BPFCOMPAT_AGENT)",
-                v.version
-            ));
+            return Err(JobError::Version(v.version));
         }
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        serde_json::from_slice(bytes).map_err(JobError::Json)
+    }
+
+    /// Reads and parses the job file at `path` (the guest's [`JOB_FILE`]).
+    pub fn read(path: &str) -> Result<Job, JobError> {
+        let bytes = std::fs::read(path).map_err(JobError::Read)?;
+        Job::parse(&bytes)
     }
 }
+
+/// Why a guest has no job.
+#[derive(Debug)]
+pub enum JobError {
+    /// The job file could not be read.
+    Read(std::io::Error),
+    /// It is no job.
+    Json(serde_json::Error),
+    /// It is a job of another wire version.
+    Version(Option<u32>),
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobError::Read(e) => write!(f, "{e}"),
+            JobError::Json(e) => write!(f, "{e}"),
+            JobError::Version(v) => write!(
+                f,
+                "the job is of wire version {v:?}, this agent speaks {WIRE_VERSION} (hint: the agent and cargo-bpfcompat must come from one build; unset BPFCOMPAT_AGENT)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
 
 /// What the agent asks its validation worker to do with one object, as one
 /// line of JSON on the worker's stdin: the object with everything resolved
@@ -221,7 +250,9 @@ mod tests {
         assert_eq!(Job::parse(&bytes).unwrap(), job);
         let mut old: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         old["version"] = 0.into();
-        let err = Job::parse(&serde_json::to_vec(&old).unwrap()).unwrap_err();
+        let err = Job::parse(&serde_json::to_vec(&old).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("wire version") && err.contains("BPFCOMPAT_AGENT"),
             "{err}"
@@ -236,7 +267,7 @@ mod tests {
             assert_eq!(Mode::by_name(name).unwrap(), mode);
             assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
         }
-        let err = Mode::by_name("sideways").unwrap_err();
+        let err = Mode::by_name("sideways").unwrap_err().to_string();
         assert!(err.contains("load, attach, fire"), "{err}");
     }
 }

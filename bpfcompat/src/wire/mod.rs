@@ -27,11 +27,11 @@ pub const WIRE_VERSION: u32 = 2;
 pub use complexity::{Complexity, LOG_LEVEL_STATS};
 pub use fixups::{
     AttachTargets, Count, FENTRY_STAND_INS, Fixups, InnerMap, KernelFixups, MapFixup, ProgramFixup,
-    ReleaseRange, Validator, placeholder_attach,
+    RangeError, ReleaseRange, Validator, placeholder_attach,
 };
 pub use job::{
-    DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobObject, Mode,
-    Ready, SHIP_DIR, WorkerRequest,
+    DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobError,
+    JobObject, Mode, Ready, SHIP_DIR, WorkerRequest,
 };
 pub use records::{
     BPF_F_LINK, BPF_F_MMAPABLE, CommandReport, CommandRuns, Fault, Fire, MalformedRecord,

@@ -531,7 +531,7 @@ impl Tracer {
                         (None, Some((attr, size))) if !probe => {
                             match replay::prepare(process, mem, attr, size) {
                                 Ok(prepared) => self.prepared = Some(prepared),
-                                Err(why) => p.replay = Some(why),
+                                Err(why) => p.replay = Some(why.to_string()),
                             }
                         }
                         _ => {}

@@ -46,8 +46,56 @@ pub(super) fn prepare(
     mem: &dyn Memory,
     attr: u64,
     size: u64,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, NotReplayed> {
     try_prepare(pid, mem, attr, size)
+}
+
+/// Why a refused load is not made again.
+#[derive(Debug)]
+pub(super) enum NotReplayed {
+    /// A part of the load could not be read from the loader's memory.
+    Unreadable(&'static str),
+    /// The load hands the kernel descriptors a replay does not rewrite.
+    KernelDescriptors,
+    /// An instruction count no program has.
+    Instructions(usize),
+    /// The kernel cannot lend the loader's descriptors (before 5.6).
+    NoLending {
+        /// `pidfd_open` or `pidfd_getfd`.
+        call: &'static str,
+        /// The loader's descriptor asked for (`pidfd_getfd`).
+        fd: Option<u32>,
+        /// The kernel's answer.
+        error: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for NotReplayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReplayed::Unreadable(what) => write!(f, "{what} could not be read"),
+            NotReplayed::KernelDescriptors => f.write_str(
+                "the load passes descriptors in an fd_array or CO-RE relocations to the kernel, which a replay does not rewrite",
+            ),
+            NotReplayed::Instructions(n) => write!(f, "{n} instructions"),
+            NotReplayed::NoLending {
+                call,
+                fd: None,
+                error,
+            } => write!(
+                f,
+                "this kernel cannot lend the loader's descriptors ({call}: {error}; Linux 5.6 can)"
+            ),
+            NotReplayed::NoLending {
+                call,
+                fd: Some(fd),
+                error,
+            } => write!(
+                f,
+                "this kernel cannot lend the loader's descriptor {fd} ({call}: {error}; Linux 5.6 can)"
+            ),
+        }
+    }
 }
 
 impl Prepared {
@@ -105,14 +153,15 @@ struct Lender {
 }
 
 impl Lender {
-    fn new(pid: Pid) -> Result<Lender, String> {
+    fn new(pid: Pid) -> Result<Lender, NotReplayed> {
         // SAFETY: pidfd_open on a process this thread traces.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
         if fd < 0 {
-            return Err(format!(
-                "this kernel cannot lend the loader's descriptors (pidfd_open: {}; Linux 5.6 can)",
-                std::io::Error::last_os_error()
-            ));
+            return Err(NotReplayed::NoLending {
+                call: "pidfd_open",
+                fd: None,
+                error: std::io::Error::last_os_error(),
+            });
         }
         // SAFETY: a new descriptor the kernel gave this process.
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -123,7 +172,7 @@ impl Lender {
     }
 
     /// This process's copy of the loader's descriptor `theirs`.
-    fn lend(&mut self, theirs: u32) -> Result<u32, String> {
+    fn lend(&mut self, theirs: u32) -> Result<u32, NotReplayed> {
         if let Some((_, ours)) = self.lent.iter().find(|(t, _)| *t == theirs) {
             return Ok(ours.as_raw_fd() as u32);
         }
@@ -137,10 +186,11 @@ impl Lender {
             )
         };
         if fd < 0 {
-            return Err(format!(
-                "this kernel cannot lend the loader's descriptor {theirs} (pidfd_getfd: {}; Linux 5.6 can)",
-                std::io::Error::last_os_error()
-            ));
+            return Err(NotReplayed::NoLending {
+                call: "pidfd_getfd",
+                fd: Some(theirs),
+                error: std::io::Error::last_os_error(),
+            });
         }
         // SAFETY: a new descriptor the kernel gave this process.
         let ours = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -150,23 +200,23 @@ impl Lender {
     }
 }
 
-fn try_prepare(pid: Pid, mem: &dyn Memory, attr: u64, size: u64) -> Result<Prepared, String> {
+fn try_prepare(pid: Pid, mem: &dyn Memory, attr: u64, size: u64) -> Result<Prepared, NotReplayed> {
     let size = (size as usize).min(256);
     let mut a = mem
         .read(attr, size)
-        .ok_or("its attributes could not be read")?;
+        .ok_or(NotReplayed::Unreadable("its attributes"))?;
     a.resize(256, 0);
     if u64_at(&a, 120) != 0 || u64_at(&a, 128) != 0 {
-        return Err("the load passes descriptors in an fd_array or CO-RE relocations to the kernel, which a replay does not rewrite".into());
+        return Err(NotReplayed::KernelDescriptors);
     }
     let insn_cnt = u32_at(&a, 4) as usize;
     if insn_cnt == 0 || insn_cnt > 1 << 20 {
-        return Err(format!("{insn_cnt} instructions"));
+        return Err(NotReplayed::Instructions(insn_cnt));
     }
     let mut insns = mem
         .read(u64_at(&a, 8), insn_cnt * 8)
         .filter(|i| i.len() == insn_cnt * 8)
-        .ok_or("its instructions could not be read")?;
+        .ok_or(NotReplayed::Unreadable("its instructions"))?;
     let license = mem.read_str(u64_at(&a, 16), 128).unwrap_or_default() + "\0";
     let mut lender = Lender::new(pid)?;
     // Map references: 64-bit loads of a map's descriptor or value.
@@ -202,7 +252,7 @@ fn try_prepare(pid: Pid, mem: &dyn Memory, attr: u64, size: u64) -> Result<Prepa
             let bytes = mem
                 .read(addr, n.min(64 << 20))
                 .filter(|b| b.len() == n)
-                .ok_or("its BTF records could not be read")?;
+                .ok_or(NotReplayed::Unreadable("its BTF records"))?;
             records.push((ptr, bytes));
         }
     }
