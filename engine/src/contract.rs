@@ -171,7 +171,7 @@ pub fn derive(objects: &[(String, Declared)], cells: &[Cell], cpus: u32) -> Cont
                 .iter()
                 .filter_map(|(_, d)| d.loaded.get(kernel_name(name))?.as_deref())
                 .collect();
-            if bare(section)
+            if crate::wire::Hook::new(section).is_bare()
                 && targets.len() == 1
                 && let Some(t) = targets.first().and_then(|t| attach_target(t))
             {
@@ -242,27 +242,6 @@ pub fn derive(objects: &[(String, Declared)], cells: &[Cell], cpus: u32) -> Cont
         contract.objects.insert(object.clone(), oc);
     }
     contract
-}
-
-/// A section that names no attach target (`kprobe`, `fentry`, aya's bare
-/// `#[kprobe]`): the loader chooses it.
-fn bare(section: &str) -> bool {
-    let kinds = [
-        "kprobe",
-        "kretprobe",
-        "fentry",
-        "fexit",
-        "fmod_ret",
-        "lsm",
-        "tp_btf",
-        "tracepoint",
-        "tp",
-        "raw_tp",
-        "raw_tracepoint",
-        "uprobe",
-        "uretprobe",
-    ];
-    kinds.contains(&section.trim_end_matches('/'))
 }
 
 /// The attach target a traced attach names, as a fix-up takes it: a

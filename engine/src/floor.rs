@@ -181,60 +181,17 @@ fn is_global_data(name: &str) -> bool {
 /// have no older way (XDP, cgroup and tc programs attach through netlink or
 /// BPF_PROG_ATTACH before their links).
 fn program_needs(section: &str, need: &mut impl FnMut(String, &str)) {
-    if let Some(t) = prog_type_of(section)
+    let hook = crate::wire::Hook::new(section);
+    if let Some(t) = hook.prog_type()
         && let Some(since) = prog_type_since(t)
     {
         need(format!("{t} programs"), since);
     }
-    let older_way = ["xdp", "cgroup", "tc", "classifier", "sk_lookup"]
-        .iter()
-        .any(|p| section.starts_with(p) && !section.starts_with("tcx"));
-    if !older_way && let Some((what, since)) = attach_since(section) {
+    if !hook.has_older_attach()
+        && let Some((what, since)) = attach_since(hook)
+    {
         need(what.to_string(), since);
     }
-}
-
-/// libbpf's program type of a section, by its kind (the part before `/`,
-/// a sleepable `.s` dropped; for `cgroup/...` the hook).
-fn prog_type_of(section: &str) -> Option<&'static str> {
-    let mut parts = section.split('/');
-    let kind = parts.next()?.trim_end_matches(".s");
-    Some(match kind {
-        "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" | "ksyscall"
-        | "kretsyscall" | "uprobe" | "uretprobe" | "uprobe.multi" | "uretprobe.multi"
-        | "uprobe.session" | "usdt" => "kprobe",
-        "tracepoint" | "tp" => "tracepoint",
-        "raw_tracepoint" | "raw_tp" => "raw_tracepoint",
-        "raw_tracepoint.w" | "raw_tp.w" => "raw_tracepoint_writable",
-        "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "iter" => "tracing",
-        "freplace" => "ext",
-        "lsm" | "lsm_cgroup" => "lsm",
-        "struct_ops" => "struct_ops",
-        "xdp" | "xdp.frags" => "xdp",
-        "tc" | "tcx" | "classifier" | "netkit" => "sched_cls",
-        "action" => "sched_act",
-        "socket" => "socket_filter",
-        "sk_reuseport" => "sk_reuseport",
-        "sk_skb" => "sk_skb",
-        "sk_msg" => "sk_msg",
-        "sk_lookup" => "sk_lookup",
-        "sockops" => "sock_ops",
-        "cgroup_skb" => "cgroup_skb",
-        "perf_event" => "perf_event",
-        "flow_dissector" => "flow_dissector",
-        "netfilter" => "netfilter",
-        "syscall" => "syscall",
-        "lirc_mode2" => "lirc_mode2",
-        "cgroup" => match parts.next()? {
-            "skb" => "cgroup_skb",
-            "dev" => "cgroup_device",
-            "sysctl" => "cgroup_sysctl",
-            "getsockopt" | "setsockopt" => "cgroup_sockopt",
-            "sock" | "sock_create" | "sock_release" | "post_bind4" | "post_bind6" => "cgroup_sock",
-            _ => "cgroup_sock_addr",
-        },
-        _ => return None,
-    })
 }
 
 /// What the instructions of one code section need: helpers by number,
@@ -542,24 +499,6 @@ mod tests {
         assert_eq!(f.floor.as_deref(), Some("5.11"));
         assert_eq!(f.needs.len(), 2);
         assert_eq!(f.place("5.10.0-46-cloud-amd64"), Some(FloorPlace::Below));
-    }
-
-    #[test]
-    fn section_kinds_give_libbpfs_program_types() {
-        for (section, t) in [
-            ("kprobe/do_unlinkat", "kprobe"),
-            ("tp/syscalls/sys_enter_getpid", "tracepoint"),
-            ("tp_btf/sched_switch", "tracing"),
-            ("fentry.s/do_unlinkat", "tracing"),
-            ("cgroup/connect4", "cgroup_sock_addr"),
-            ("cgroup/sock_create", "cgroup_sock"),
-            ("cgroup_skb/egress", "cgroup_skb"),
-            ("xdp.frags", "xdp"),
-            ("struct_ops/cc_ssthresh", "struct_ops"),
-        ] {
-            assert_eq!(prog_type_of(section), Some(t), "{section}");
-        }
-        assert_eq!(prog_type_of("license"), None);
     }
 
     #[test]

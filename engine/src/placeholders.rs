@@ -14,18 +14,7 @@ use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
 use crate::kernel::{Cache, FunctionIndex};
 use crate::run::ObjectInput;
-
-/// Program kinds whose section names a kernel function.
-const KINDS: &[&str] = &[
-    "kprobe",
-    "kretprobe",
-    "fentry",
-    "fexit",
-    "fmod_ret",
-    "fentry.s",
-    "fexit.s",
-    "fmod_ret.s",
-];
+use crate::wire::Hook;
 
 /// What was decided before any guest.
 #[derive(Debug, Default, PartialEq)]
@@ -78,7 +67,7 @@ fn mark(o: &mut ObjectInput, candidates: &[Candidate], indexes: &[FunctionIndex]
         }
         let fixup = o.fixups.programs.entry(c.program.clone()).or_default();
         fixup.placeholder = Some(true);
-        let how = if c.kind.starts_with('k') {
+        let how = if !Hook::finds_function_in_btf(&c.kind) {
             "loaded as it is".to_string()
         } else {
             format!(
@@ -122,7 +111,7 @@ pub fn in_modules(
             .flat_map(|t| t.all().iter().cloned());
         let named = programs(&bytes)
             .into_iter()
-            .filter_map(|(_, section)| section_function(&section).map(|(_, t)| t.to_string()))
+            .filter_map(|(_, section)| Hook::new(&section).function().map(|(_, t)| t.to_string()))
             .chain(configured);
         for f in named {
             if !index.in_image(&f)
@@ -133,20 +122,6 @@ pub fn in_modules(
         }
     }
     out
-}
-
-/// The kind and function of a section that names one (`kprobe/f+0x4`,
-/// `fentry/mod:f`).
-pub(crate) fn section_function(section: &str) -> Option<(&str, &str)> {
-    let (kind, target) = section.split_once('/')?;
-    let target = target.rsplit(':').next()?.split('+').next()?;
-    (KINDS.contains(&kind) && !target.is_empty()).then_some((kind, target))
-}
-
-/// Whether a kind of [`section_function`] finds its function in BTF
-/// (fentry, fexit, fmod_ret) rather than by address (kprobes).
-pub(crate) fn finds_target_in_btf(kind: &str) -> bool {
-    kind.starts_with('f')
 }
 
 /// The configuration table of an object by its report name
@@ -185,7 +160,7 @@ fn candidates(o: &ObjectInput) -> Vec<Candidate> {
     programs(&bytes)
         .into_iter()
         .filter_map(|(program, section)| {
-            let (kind, target) = section_function(&section)?;
+            let (kind, target) = Hook::new(&section).function()?;
             (!configured(&program)).then(|| Candidate {
                 kind: kind.to_string(),
                 target: target.to_string(),

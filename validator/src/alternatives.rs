@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use bpfcompat_engine::wire::{Fixups, ObjectReport, Outcome, ProgramReport, VariantChoice};
+use bpfcompat_engine::wire::{Fixups, Hook, ObjectReport, Outcome, ProgramReport, VariantChoice};
 
 /// The groups the programs form by hook, each in order of preference, for
 /// the programs no declared group names.
@@ -21,7 +21,7 @@ pub fn inferred(programs: &[ProgramReport], declared: &[Vec<String>]) -> Vec<Vec
         if declared.iter().flatten().any(|d| d == &p.name) {
             continue;
         }
-        if let Some((hook, rank)) = hook_of(&p.section) {
+        if let Some((hook, rank)) = Hook::new(&p.section).alternative() {
             by_hook.entry(hook).or_default().push((rank, &p.name));
         }
     }
@@ -73,7 +73,7 @@ pub fn optional_traps(programs: &[ProgramReport], fixups: &Fixups) -> Vec<String
     }
     let mut by_hook: BTreeMap<String, Vec<&ProgramReport>> = BTreeMap::new();
     for p in &loaded {
-        if let Some((hook, _)) = hook_of(&p.section) {
+        if let Some((hook, _)) = Hook::new(&p.section).alternative() {
             by_hook.entry(hook).or_default().push(p);
         }
     }
@@ -87,25 +87,6 @@ pub fn optional_traps(programs: &[ProgramReport], fixups: &Fixups) -> Vec<String
         }
     }
     warnings
-}
-
-/// The hook a section attaches to, and how preferred its mechanism is
-/// (0 first): entry and exit of a kernel function, or a tracepoint.
-fn hook_of(section: &str) -> Option<(String, u8)> {
-    let (kind, target) = section.split_once('/')?;
-    let (hook, rank) = match kind {
-        "fentry" => ("entry", 0),
-        "kprobe" => ("entry", 2),
-        "fexit" => ("exit", 0),
-        "kretprobe" => ("exit", 2),
-        "tp_btf" => ("tp", 0),
-        "raw_tp" | "raw_tracepoint" => ("tp", 1),
-        // `tracepoint/<category>/<name>`: the name is the hook.
-        "tracepoint" | "tp" => return Some((format!("tp:{}", target.rsplit('/').next()?), 2)),
-        _ => return None,
-    };
-    // A kprobe target may carry an offset (`func+0x10`): another hook.
-    (!target.is_empty() && !target.contains('+')).then(|| (format!("{hook}:{target}"), rank))
 }
 
 /// Per group, the first program that loaded and attached is chosen; the

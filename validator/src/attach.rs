@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
 
-use bpfcompat_engine::wire::{AttachTargets, Fixups};
+use bpfcompat_engine::wire::{AttachTargets, Fixups, Hook};
 use bpfcompat_engine::wire::{Outcome, StepFailure};
 use libbpf_rs::{MapCore, MapType, Object, ProgramMut, TC_INGRESS, TcHookBuilder};
 
@@ -27,25 +27,6 @@ use crate::cgroup::CgroupTarget;
 use crate::clsact::{Clsact, LO_IFINDEX};
 use crate::pair::{DevicePair, NetDevice};
 use crate::validate::failure;
-
-/// Sections with no hook the validator can pick without the user's help.
-const NO_AUTO_TARGET: &[&str] = &[
-    "socket",
-    "sk_skb",
-    "sk_msg",
-    "sk_reuseport",
-    "sk_lookup",
-    "flow_dissector",
-    "perf_event",
-    "syscall",
-    "iter",
-    "freplace",
-    "lirc_mode2",
-    "netfilter",
-    "lwt_",
-    "sockops",
-    "usdt",
-];
 
 /// The function uprobe.multi programs are attached to, in this binary
 /// (`/proc/self/exe`): the agent's in a guest, the CLI's under `check`.
@@ -72,7 +53,7 @@ pub fn attach_all(
         let fixup = fixups.programs.get(&name);
         let placeholder =
             fixup.is_some_and(|f| f.placeholder == Some(true) && f.attach_target.is_none());
-        let outcome = if section.starts_with("struct_ops") {
+        let outcome = if Hook::new(&section).is_struct_ops() {
             registration_of(&name, owners, &registered)
         } else if placeholder {
             Outcome::Skipped {
@@ -112,9 +93,11 @@ impl Targets {
         };
         Targets {
             site,
-            netkit: has(&|s| s.starts_with("netkit/")).then(DevicePair::netkit),
-            cgroup: has(&is_cgroup).then(|| CgroupTarget::new(site)).flatten(),
-            device: has(&is_net).then(|| NetDevice::new(site)),
+            netkit: has(&|s| Hook::new(s).is_netkit()).then(DevicePair::netkit),
+            cgroup: has(&|s| Hook::new(s).attaches_to_cgroup())
+                .then(|| CgroupTarget::new(site))
+                .flatten(),
+            device: has(&|s| Hook::new(s).needs_net_device()).then(|| NetDevice::new(site)),
             keep: Vec::new(),
             notes: Vec::new(),
             substituted: Vec::new(),
@@ -130,13 +113,14 @@ impl Targets {
         targets: Option<&AttachTargets>,
     ) -> Outcome {
         let keep = &mut self.keep;
-        if section.starts_with("netkit/") {
+        let hook = Hook::new(section);
+        if hook.is_netkit() {
             return attach_netkit(prog, name, self.netkit.as_ref(), keep);
         }
-        if is_cgroup(section) {
+        if hook.attaches_to_cgroup() {
             return attach_cgroup(prog, name, self.cgroup.as_ref(), keep);
         }
-        if self.site == Site::Guest && section.starts_with("usdt") {
+        if self.site == Site::Guest && hook.is_usdt() {
             return match usdt_here(prog) {
                 Ok(link) => {
                     keep.push(Guard::Link(link));
@@ -149,12 +133,12 @@ impl Targets {
                 Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
             };
         }
-        if let Some(reason) = placed_by_the_loader(section) {
+        if let Some(reason) = hook.placed_by_the_loader() {
             return Outcome::Skipped {
                 reason: reason.into(),
             };
         }
-        if is_net(section) {
+        if hook.needs_net_device() {
             return attach_net(
                 prog,
                 name,
@@ -164,7 +148,7 @@ impl Targets {
                 &mut self.notes,
             );
         }
-        if let (Site::Guest, Some((binary, retprobe))) = (self.site, uprobe_on_a_binary(section)) {
+        if let (Site::Guest, Some((binary, retprobe))) = (self.site, hook.uprobe_on_a_binary()) {
             return match uprobe_here(prog, retprobe) {
                 Ok(link) => {
                     keep.push(Guard::Link(link));
@@ -238,22 +222,18 @@ impl Targets {
 
 /// Why a program the validator gave no hook to was not attached.
 fn unattached_reason(section: &str) -> String {
-    if section.starts_with("usdt/") {
+    let hook = Hook::new(section);
+    if hook.usdt_names_binary() {
         format!(
             "a USDT probe in the loader's binary (section `{section}`): the loader attaches it, with the processes it traces"
         )
-    } else if loader_names_target(section) {
+    } else if hook.loader_names_target() {
         format!(
             "set by the loader: section `{section}` names no target (configure attach_target to attach it here)"
         )
     } else {
         format!("no attach point for section `{section}` without configuration")
     }
-}
-
-/// Sections of programs that attach to a cgroup (cgroup LSM ones too).
-fn is_cgroup(section: &str) -> bool {
-    section.starts_with("cgroup") || section.starts_with("lsm_cgroup")
 }
 
 /// What a report says of where a host's check put programs: a veth pair
@@ -279,28 +259,6 @@ pub(crate) fn placement_notes(
     notes
 }
 
-/// Why a program is not attached on its own, for kinds a loader places
-/// itself: attaching them as plain XDP or tc would be refused and say
-/// nothing of the kernel.
-fn placed_by_the_loader(section: &str) -> Option<&'static str> {
-    let kind = section.split('/').next().unwrap_or(section);
-    let target = section.strip_prefix(kind).unwrap_or_default();
-    match (kind, target) {
-        ("xdp" | "xdp.frags", "/devmap" | "/cpumap") => {
-            Some("runs from the devmap or cpumap entries its loader fills, not from an interface")
-        }
-        ("action", _) => Some("a tc action: its loader adds it to a filter's actions"),
-        _ => None,
-    }
-}
-
-/// XDP and tc sections, which need a network device.
-fn is_net(section: &str) -> bool {
-    ["xdp", "tc", "classifier"]
-        .iter()
-        .any(|p| section.starts_with(p))
-}
-
 /// Attaches an XDP or tc program to `device`: XDP through a link (through
 /// netlink where the kernel refuses the link, as loaders do), tc as a
 /// filter (or through a tcx link for `tcx/` and its aliases).
@@ -322,9 +280,10 @@ fn attach_net(
         None => unreachable!("a device is made for every object with XDP or tc programs"),
     };
     // libbpf reads `tc/ingress` and `tc/egress` as aliases of `tcx/`.
-    let attached = if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
+    let hook = Hook::new(section);
+    let attached = if hook.is_tcx() {
         tcx_link(prog, ifindex).map(Guard::Raw)
-    } else if section.starts_with("xdp") {
+    } else if hook.is_xdp() {
         xdp(prog, name, ifindex, notes)
     } else {
         tc_filter(prog, ifindex)
@@ -393,41 +352,6 @@ fn attach_cgroup(
             Outcome::Ok
         }
         Err(e) => Outcome::Failed(failure(&e, &capture::take(), Some(name))),
-    }
-}
-
-/// Sections whose target the loader supplies at run time: a kind of hook
-/// with no target (`SEC("kprobe")`, `SEC("uprobe")`), or a uprobe without
-/// `binary:function`. libbpf's auto-attach cannot attach them.
-fn loader_names_target(section: &str) -> bool {
-    const NEEDS_TARGET: &[&str] = &[
-        "kprobe",
-        "kretprobe",
-        "uprobe",
-        "uretprobe",
-        "uprobe.s",
-        "uretprobe.s",
-        "tracepoint",
-        "tp",
-        "raw_tp",
-        "raw_tracepoint",
-        "tp_btf",
-        "fentry",
-        "fexit",
-        "fmod_ret",
-        "lsm",
-        "ksyscall",
-        "kretsyscall",
-    ];
-    // USDT probes name their binary and provider at attach time.
-    if section.starts_with("usdt") {
-        return true;
-    }
-    match section.split_once('/') {
-        None => NEEDS_TARGET.contains(&section),
-        Some((kind, target)) => {
-            (kind.starts_with("uprobe") || kind.starts_with("uretprobe")) && !target.contains(':')
-        }
     }
 }
 
@@ -712,19 +636,6 @@ fn raw_link(
     }
 }
 
-/// For a uprobe section on a binary (`uprobe/PATH:FUNC`, `uretprobe.s/…`):
-/// the binary and whether it is a return probe.
-fn uprobe_on_a_binary(section: &str) -> Option<(&str, bool)> {
-    let (kind, target) = section.split_once('/')?;
-    let retprobe = match kind {
-        "uprobe" | "uprobe.s" => false,
-        "uretprobe" | "uretprobe.s" => true,
-        _ => return None,
-    };
-    let (binary, _function) = target.rsplit_once(':')?;
-    Some((binary, retprobe))
-}
-
 /// The USDT probe `bpfcompat:probe` of this binary (an SDT note, with no
 /// arguments): what `usdt` programs are attached to in a guest.
 #[inline(never)]
@@ -755,42 +666,22 @@ fn uprobe_here(prog: &ProgramMut, retprobe: bool) -> libbpf_rs::Result<libbpf_rs
     prog.attach_uprobe_with_opts(-1, "/proc/self/exe", 0, opts)
 }
 
-/// For a uprobe.multi section (`uprobe.multi`, `uretprobe.multi`, sleepable
-/// `.s`, with or without `/binary:pattern`): whether it is a return probe.
-fn uprobe_multi(section: &str) -> Option<UprobeMulti> {
-    let kind = section.split('/').next().unwrap_or(section);
-    let (retprobe, session) = match kind.trim_end_matches(".s") {
-        "uprobe.multi" => (false, false),
-        "uretprobe.multi" => (true, false),
-        "uprobe.session" => (false, true),
-        _ => return None,
-    };
-    Some(UprobeMulti { retprobe, session })
-}
-
-/// How a uprobe.multi link is made: on return, or as a session (entry and
-/// return, Linux's `uprobe.session`).
-#[derive(Debug, PartialEq)]
-struct UprobeMulti {
-    retprobe: bool,
-    session: bool,
-}
-
 fn attach_one(
     prog: &ProgramMut,
     section: &str,
     target: Option<&str>,
 ) -> libbpf_rs::Result<Option<Guard>> {
+    let hook = Hook::new(section);
     // A kprobe retargeted by configuration attaches where the loader would.
     if let Some(func) = target
-        && (section.starts_with("kprobe") || section.starts_with("kretprobe"))
+        && hook.is_kprobe()
     {
-        let ret = section.starts_with("kretprobe");
+        let ret = hook.is_kretprobe();
         return prog.attach_kprobe(ret, func).map(|l| Some(Guard::Link(l)));
     }
     // A tracepoint retargeted by configuration: `category/name`.
     if let Some(tp) = target
-        && (section == "tracepoint" || section == "tp")
+        && hook.is_bare_tracepoint()
     {
         let (category, name) = tp.split_once('/').ok_or_else(|| {
             libbpf_rs::Error::from(std::io::Error::new(
@@ -803,7 +694,7 @@ fn attach_one(
             .attach_tracepoint(category, name)
             .map(|l| Some(Guard::Link(l)));
     }
-    if let Some(how) = uprobe_multi(section) {
+    if let Some(how) = hook.uprobe_multi() {
         // Referenced, so that the linker keeps it and its symbol.
         std::hint::black_box(bpfcompat_uprobe_target as extern "C" fn());
         return prog
@@ -816,88 +707,8 @@ fn attach_one(
             )
             .map(|l| Some(Guard::Link(l)));
     }
-    if NO_AUTO_TARGET.iter().any(|p| section.starts_with(p)) || loader_names_target(section) {
+    if hook.left_to_the_loader() {
         return Ok(None);
     }
     prog.attach().map(|l| Some(Guard::Link(l)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{
-        UprobeMulti, loader_names_target, placed_by_the_loader, uprobe_multi, uprobe_on_a_binary,
-    };
-
-    #[test]
-    fn uprobe_multi_sections_and_their_direction() {
-        let how = |retprobe, session| Some(UprobeMulti { retprobe, session });
-        assert_eq!(uprobe_multi("uprobe.multi"), how(false, false));
-        assert_eq!(
-            uprobe_multi("uretprobe.multi.s//bin/sh:main"),
-            how(true, false)
-        );
-        assert_eq!(
-            uprobe_multi("uprobe.multi.s/libc.so.6:malloc*"),
-            how(false, false)
-        );
-        assert_eq!(
-            uprobe_multi("uprobe.session.s//bin/sh:main"),
-            how(false, true)
-        );
-        for s in ["uprobe", "uprobe//bin/sh:main", "kprobe.multi/do_*", "usdt"] {
-            assert_eq!(uprobe_multi(s), None, "{s}");
-        }
-    }
-
-    #[test]
-    fn uprobes_on_a_binary_name_it_and_their_direction() {
-        assert_eq!(
-            uprobe_on_a_binary("uprobe//usr/local/bin/app:handle"),
-            Some(("/usr/local/bin/app", false))
-        );
-        assert_eq!(
-            uprobe_on_a_binary("uretprobe.s/libc.so.6:malloc"),
-            Some(("libc.so.6", true))
-        );
-        for s in [
-            "uprobe",
-            "uprobe/app",
-            "uprobe.multi//bin/sh:main",
-            "usdt/libc.so.6:libc:setjmp",
-        ] {
-            assert_eq!(uprobe_on_a_binary(s), None, "{s}");
-        }
-    }
-
-    #[test]
-    fn programs_a_loader_places_itself_are_not_attached_as_plain_xdp_or_tc() {
-        for s in ["xdp/devmap", "xdp.frags/cpumap", "action"] {
-            assert!(placed_by_the_loader(s).is_some(), "{s}");
-        }
-        for s in ["xdp", "xdp.frags", "tc", "classifier", "tcx/ingress"] {
-            assert!(placed_by_the_loader(s).is_none(), "{s}");
-        }
-    }
-
-    #[test]
-    fn sections_without_a_target_are_left_to_the_loader() {
-        for s in [
-            "uprobe",
-            "uretprobe.s",
-            "kprobe",
-            "tracepoint",
-            "uprobe/libfoo.so",
-        ] {
-            assert!(loader_names_target(s), "{s}");
-        }
-        for s in [
-            "uprobe//usr/lib/libc.so.6:malloc",
-            "kprobe/do_unlinkat",
-            "tracepoint/syscalls/sys_enter_getpid",
-            "xdp",
-            "tc",
-        ] {
-            assert!(!loader_names_target(s), "{s}");
-        }
-    }
 }

@@ -13,7 +13,8 @@ use aya::programs::{CgroupAttachMode, Program, ProgramError, TcAttachType, XdpMo
 use aya::util::KernelVersion;
 use aya::{Btf, BtfError, EbpfError};
 use bpfcompat_engine::wire::{
-    Count, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure, tail,
+    Count, Fault, Fixups, Hook, MapReport, Mode, ObjectReport, Outcome, ProgramReport, StepFailure,
+    tail,
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -157,7 +158,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         // loader's order: a BTF target is resolved at load, others at attach.
         let configured = fixup.and_then(|f| f.attach_target.as_ref());
         let placeholder = configured.is_none() && fixup.and_then(|f| f.placeholder) == Some(true);
-        let kind = p.section.split('/').next().unwrap_or("").to_string();
+        let kind = Hook::new(&p.section).kind().to_string();
         let sections: Vec<String> = match configured {
             Some(t) => t.all().iter().map(|t| format!("{kind}/{t}")).collect(),
             // The loader's placeholder: a stand-in of its kind where the
@@ -185,7 +186,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
             p.type_supported = sys::probe_prog_type(t);
         }
         if placeholder && needs_btf_target(program) {
-            p.stand_in = sections[chosen].split_once('/').map(|(_, t)| t.to_string());
+            p.stand_in = Hook::new(&sections[chosen]).target().map(str::to_string);
         }
         p.attach = match (&p.load, opts.mode) {
             (Outcome::Ok, Mode::Load) => skipped("attach not requested"),
@@ -377,7 +378,7 @@ fn load(
     kernel_btf: &OnceCell<Result<Btf, BtfError>>,
 ) -> Outcome {
     if needs_btf_target(program) {
-        let Some((_, target)) = section.split_once('/') else {
+        let Some(target) = Hook::new(section).target() else {
             return skipped(&format!(
                 "set by the loader: section `{section}` names no BTF target"
             ));
@@ -474,9 +475,9 @@ fn btf_unreadable(target: &str, e: &BtfError) -> StepFailure {
 /// loaded for it, XDP and tc programs and cgroup programs (LSM cgroup ones
 /// too) where the libbpf path puts them.
 fn attach(program: &mut Program, section: &str, targets: &mut Targets) -> Outcome {
-    let target = section.split_once('/').map(|(_, t)| t);
-    let result = match (program, target) {
-        (Program::TracePoint(p), Some(t)) => match t.split_once('/') {
+    let hook = Hook::new(section);
+    let result = match (program, hook.target()) {
+        (Program::TracePoint(p), Some(_)) => match hook.tracepoint() {
             Some((category, name)) => p.attach(category, name).map(drop),
             None => return skipped("set by the loader: the section names no tracepoint"),
         },

@@ -8,35 +8,11 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
-use bpfcompat_engine::wire::{Fire, Outcome};
+use bpfcompat_engine::wire::{Fire, Hook, Outcome};
 use libbpf_rs::Object;
 
 /// What the built-in trigger does, as reports name it.
 pub const BUILTIN: &str = "built-in workload (getpid, file open/read/write/unlink, mkdir/rmdir, fork+exec, sleep, UDP and TCP on lo, in a guest a direct read from its disk)";
-
-/// Sections whose hooks the built-in workload is meant to reach.
-const KNOWN: &[&str] = &[
-    "tracepoint/",
-    "tp/",
-    "raw_tp/",
-    "raw_tracepoint/",
-    "tp_btf/",
-    "kprobe/",
-    "kretprobe/",
-    "ksyscall/",
-    "kretsyscall/",
-    "kprobe.multi/",
-    "kretprobe.multi/",
-    "fentry/",
-    "fexit/",
-    "fmod_ret/",
-    "lsm/",
-    "xdp",
-    "tc",
-    "classifier",
-    "cgroup_skb/",
-    "cgroup/",
-];
 
 /// Runs the trigger (the user's command, else the built-in workload) with
 /// every program attached and returns each attached program's verdict.
@@ -132,17 +108,15 @@ pub fn measure_programs(
             out.insert(name, Fire::Unmeasured { reason });
             continue;
         }
-        let unreached = (section.starts_with("cgroup") && !stimulus.cgroup_reached)
-            || reach.missed.iter().any(|m| section.starts_with(m.as_str()));
+        let hook = Hook::new(&section);
+        let unreached = (hook.is_cgroup() && !stimulus.cgroup_reached)
+            || reach.missed.iter().any(|m| hook.has_prefix(m));
         let fire = if runs > 0 {
             Fire::Fired { runs }
         } else if !unreached
             && (trigger.is_some()
-                || KNOWN
-                    .iter()
-                    .copied()
-                    .chain(reach.reached.iter().map(String::as_str))
-                    .any(|k| section.starts_with(k)))
+                || hook.workload_reaches()
+                || reach.reached.iter().any(|k| hook.has_prefix(k)))
         {
             Fire::NotFired {
                 trigger: used.clone(),

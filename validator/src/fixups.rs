@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use bpfcompat_engine::wire::{Count, Fixups};
+use bpfcompat_engine::wire::{Count, Fixups, Hook};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::btf::types::DataSec;
 use libbpf_rs::{AsRawLibbpf, OpenObject};
@@ -285,11 +285,7 @@ fn apply_programs(
         let section = p.section().to_string_lossy().into_owned();
         // Kprobes and tracepoints take their target at attach time (see
         // attach.rs); BTF-typed programs (fentry, tp_btf, ...) at load.
-        let at_attach = section.starts_with("kprobe")
-            || section.starts_with("kretprobe")
-            || ["tracepoint", "tp"]
-                .iter()
-                .any(|k| section == *k || section.starts_with(&format!("{k}/")));
+        let at_attach = Hook::new(&section).takes_target_at_attach();
         if let Some(targets) = &f.attach_target
             && !at_attach
         {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bpfcompat_engine::wire::{
-    BPF_F_MMAPABLE, Fault, Fixups, MapReport, Mode, ObjectReport, Outcome, ProgramReport,
+    BPF_F_MMAPABLE, Fault, Fixups, Hook, MapReport, Mode, ObjectReport, Outcome, ProgramReport,
     StepFailure, tail,
 };
 use libbpf_rs::{ObjectBuilder, OpenObject};
@@ -502,7 +502,9 @@ impl Isolation {
             Culprit::Unknown if no_kernel_btf(&lines) && self.btf_typed_left() => {
                 let f = failure(e, &lines, None);
                 for p in &self.report.programs {
-                    if needs_kernel_btf(&p.section) && !self.rejected.contains_key(&p.name) {
+                    if Hook::new(&p.section).needs_kernel_btf()
+                        && !self.rejected.contains_key(&p.name)
+                    {
                         self.rejected.insert(p.name.clone(), f.clone());
                     }
                 }
@@ -533,10 +535,9 @@ impl Isolation {
 impl Isolation {
     /// Whether a program on a BTF target is still to be loaded.
     fn btf_typed_left(&self) -> bool {
-        self.report
-            .programs
-            .iter()
-            .any(|p| needs_kernel_btf(&p.section) && !self.rejected.contains_key(&p.name))
+        self.report.programs.iter().any(|p| {
+            Hook::new(&p.section).needs_kernel_btf() && !self.rejected.contains_key(&p.name)
+        })
     }
 }
 
@@ -546,27 +547,6 @@ fn no_kernel_btf(lines: &[Line]) -> bool {
         l.text.contains("Error loading vmlinux BTF")
             || l.text.contains("failed to find valid kernel BTF")
     })
-}
-
-/// Programs whose section names a BTF target: libbpf resolves it in the
-/// kernel's BTF before loading anything.
-fn needs_kernel_btf(section: &str) -> bool {
-    let kind = section.split('/').next().unwrap_or(section);
-    matches!(
-        kind,
-        "fentry"
-            | "fentry.s"
-            | "fexit"
-            | "fexit.s"
-            | "fmod_ret"
-            | "fmod_ret.s"
-            | "tp_btf"
-            | "lsm"
-            | "lsm.s"
-            | "lsm_cgroup"
-            | "iter"
-            | "iter.s"
-    ) || section.starts_with("struct_ops")
 }
 
 /// Per group of alternatives, the first program that loaded (and attached,

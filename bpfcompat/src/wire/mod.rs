@@ -7,7 +7,8 @@
 //! - [`complexity`]: the verifier's statistics for a program, part of a record;
 //! - [`channel`]: which result-port lines are the guest init's (signed per boot);
 //! - [`kernel_tests`]: a `#[kernel_test]` binary on the host and the CLI;
-//! - [`trace`]: what a traced loader asked the kernel, part of a record.
+//! - [`trace`]: what a traced loader asked the kernel, part of a record;
+//! - [`hook`]: a program's hook, read from its section name in one place.
 //!
 //! The whole protocol has one version, [`WIRE_VERSION`]: in every record
 //! prefix and in every job. Host and agent come from one build; a mismatch is
@@ -16,6 +17,7 @@
 pub mod channel;
 mod complexity;
 mod fixups;
+pub mod hook;
 mod job;
 pub mod kernel_tests;
 mod records;
@@ -29,6 +31,7 @@ pub use fixups::{
     AttachTargets, Count, FENTRY_STAND_INS, Fixups, InnerMap, KernelFixups, MapFixup, ProgramFixup,
     RangeError, ReleaseRange, Validator, placeholder_attach,
 };
+pub use hook::Hook;
 pub use job::{
     DEFAULT_GRACE_MS, JOB_DIR, JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, JobCommand, JobError,
     JobObject, Mode, Ready, SHIP_DIR, WorkerRequest,

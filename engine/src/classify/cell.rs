@@ -285,7 +285,8 @@ fn targets_in_modules(
             .programs
             .iter()
             .find(|p| Some(&p.name) == program.as_ref())?;
-        crate::placeholders::section_function(&p.section)
+        crate::wire::Hook::new(&p.section)
+            .function()
             .map(|(kind, target)| (kind.to_string(), target.to_string()))
     };
     let mut changed = false;
@@ -305,7 +306,7 @@ fn targets_in_modules(
         };
         let btf_typed = own
             .as_ref()
-            .is_some_and(|(kind, _)| crate::placeholders::finds_target_in_btf(kind));
+            .is_some_and(|(kind, _)| crate::wire::Hook::finds_function_in_btf(kind));
         let f = &mut c.findings[i];
         match modules {
             TargetModules::NotLoaded { why } => {
@@ -701,9 +702,7 @@ fn with_configuration_key(
 /// the kernel's list could not be read.
 fn inactive_bpf_lsm(p: &ProgramReport, lsm: Option<&str>) -> Option<Finding> {
     // cgroup LSM programs run through the same BPF LSM hooks.
-    let is_lsm = ["lsm/", "lsm.s/", "lsm_cgroup/"]
-        .iter()
-        .any(|s| p.section.starts_with(s));
+    let is_lsm = crate::wire::Hook::new(&p.section).runs_on_bpf_lsm();
     let list = lsm?;
     if !is_lsm || p.load != Outcome::Ok || list.split(',').any(|m| m.trim() == "bpf") {
         return None;

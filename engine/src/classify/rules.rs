@@ -10,7 +10,7 @@ use super::releases::{
     attach_since, features, helper_id, helper_name, helper_since, kfunc_since, map_type_since,
     prog_type_since, release_older_than, struct_ops_since,
 };
-use crate::wire::{MapReport, ProgramReport, StepFailure};
+use crate::wire::{Hook, MapReport, ProgramReport, StepFailure};
 
 /// Which step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,12 +553,10 @@ fn permission(e: &Evidence) -> Option<Verdict> {
 /// the attach type needs (known from the config its package ships).
 fn missing_config_option(e: &Evidence) -> Option<Verdict> {
     let p = e.program.filter(|_| e.step == Step::Attach)?;
-    let (option, what, instead) = if ["kprobe.multi", "kretprobe.multi"]
-        .iter()
-        .any(|m| p.section.starts_with(m))
-    {
+    let hook = Hook::new(&p.section);
+    let (option, what, instead) = if hook.is_kprobe_multi() {
         ("CONFIG_FPROBE", "kprobe.multi links", "plain kprobes")
-    } else if p.section.starts_with("netkit/") {
+    } else if hook.is_netkit() {
         ("CONFIG_NETKIT", "netkit links", "tcx or tc")
     } else {
         return None;
@@ -588,7 +586,7 @@ fn aya_expected_attach_type(e: &Evidence) -> Option<Verdict> {
     })?;
     let sets_it = p.prog_type == "xdp"
         || p.prog_type == "cgroup_sock"
-        || (p.prog_type == "cgroup_skb" && p.section.starts_with("cgroup_skb/"));
+        || (p.prog_type == "cgroup_skb" && Hook::new(&p.section).is_cgroup_skb_with_direction());
     let release = e.release?;
     (sets_it && release_older_than(release, features::EXPECTED_ATTACH_TYPE)?).then(|| {
         v(
@@ -612,7 +610,7 @@ fn aya_expected_attach_type(e: &Evidence) -> Option<Verdict> {
 /// descriptor); without it libbpf cannot even prepare the load, on any
 /// kernel. No verdict, and what would give one.
 fn freplace_without_target(e: &Evidence) -> Option<Verdict> {
-    let p = e.program.filter(|p| p.section.starts_with("freplace"))?;
+    let p = e.program.filter(|p| Hook::new(&p.section).is_freplace())?;
     (e.step == Step::ProgLoad && no_verifier_words(e.failure) && e.failure.errno == Some(22))
         .then(|| {
             v(
@@ -649,10 +647,11 @@ fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
     // XDP reaches older kernels through netlink, cgroup programs through
     // BPF_PROG_ATTACH: their floor is the BPF link's, which only attaching
     // meets.
-    if e.step != Step::Attach && (p.section.starts_with("xdp") || p.section.starts_with("cgroup")) {
+    let hook = Hook::new(&p.section);
+    if e.step != Step::Attach && (hook.is_xdp() || hook.is_cgroup()) {
         return None;
     }
-    let (what, since) = attach_since(&p.section)?;
+    let (what, since) = attach_since(hook)?;
     let release = e.release?;
     release_older_than(release, since)?.then(|| {
         v(
@@ -660,19 +659,19 @@ fn attach_type_too_new(e: &Evidence) -> Option<Verdict> {
             first_line(e.failure),
             format!(
                 "{what} need Linux {since} (this kernel is {release}): {}, or make the program optional",
-                older_way(&p.section)
+                older_way(hook)
             ),
         )
     })
 }
 
 /// How a loader attaches a section's program on kernels older than its link.
-fn older_way(section: &str) -> &'static str {
-    if section.starts_with("xdp") {
+fn older_way(hook: Hook) -> &'static str {
+    if hook.is_xdp() {
         "attach through netlink on older kernels (libbpf's bpf_xdp_attach; aya falls back to it)"
-    } else if section.starts_with("cgroup") {
+    } else if hook.is_cgroup() {
         "attach with BPF_PROG_ATTACH on older kernels (libbpf's bpf_prog_attach; aya falls back to it)"
-    } else if section.starts_with("tcx/") || matches!(section, "tc/ingress" | "tc/egress") {
+    } else if hook.is_tcx() {
         "attach as a tc filter through netlink on older kernels (libbpf's bpf_tc_attach on a clsact qdisc; aya falls back to it)"
     } else {
         "attach another way on older kernels (a variant)"
@@ -695,7 +694,7 @@ fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
         .verifier_log
         .iter()
         .all(|l| l.trim().is_empty() || l.starts_with("processed "));
-    let kind = p.section.split('/').next().unwrap_or_default();
+    let hook = Hook::new(&p.section);
     let feature = |message: String, fix: String| Some(v(Code::UnsupportedFeature, message, fix));
     // 4.4-5.11: the verifier knows BPF_XADD alone and refuses any other
     // atomic operation (the same opcode, a non-zero imm).
@@ -737,13 +736,13 @@ fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
     }
     // Program flags an older kernel does not know: EINVAL, no log.
     if f.errno == Some(22) && no_log {
-        if kind == "xdp.frags" && older("5.18") {
+        if hook.kind() == "xdp.frags" && older("5.18") {
             return feature(
                 first_line(f),
                 "XDP programs for fragmented packets (SEC(\"xdp.frags\"), BPF_F_XDP_HAS_FRAGS) need Linux 5.18: load it as plain XDP on older kernels".into(),
             );
         }
-        if kind.ends_with(".s") && older("5.10") {
+        if hook.sleepable() && older("5.10") {
             return feature(
                 first_line(f),
                 "sleepable programs (BPF_F_SLEEPABLE) need Linux 5.10 (sleepable uprobes 6.1): use the non-sleepable section on older kernels".into(),
@@ -752,9 +751,9 @@ fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
     }
     // 5.10 onwards names the kinds it lets sleep.
     if let Some(line) = said(&["programs can be sleepable"])
-        && kind.ends_with(".s")
+        && hook.sleepable()
     {
-        let release = match kind.trim_end_matches(".s") {
+        let release = match hook.base_kind() {
             "uprobe" | "uretprobe" => Some("6.1"),
             "fentry" | "fexit" | "fmod_ret" | "lsm" => Some("5.10"),
             _ => None,
@@ -764,7 +763,7 @@ fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
             format!(
                 "{}: use the non-sleepable section on this kernel",
                 since(
-                    &format!("a sleepable {} program", kind.trim_end_matches(".s")),
+                    &format!("a sleepable {} program", hook.base_kind()),
                     release
                 )
             ),
@@ -774,17 +773,6 @@ fn old_kernel_words(e: &Evidence) -> Option<Verdict> {
 }
 
 /// An attach failure, by errno.
-fn is_raw_tracepoint(section: &str) -> bool {
-    [
-        "raw_tp/",
-        "raw_tracepoint/",
-        "raw_tp.w/",
-        "raw_tracepoint.w/",
-    ]
-    .iter()
-    .any(|p| section.starts_with(p))
-}
-
 fn attach_errno(e: &Evidence) -> Option<Verdict> {
     if e.step != Step::Attach {
         return None;
@@ -806,7 +794,7 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
         ),
         Some(95) | Some(524)
             if e.program
-                .is_some_and(|p| p.section.starts_with("struct_ops")) =>
+                .is_some_and(|p| Hook::new(&p.section).is_struct_ops()) =>
         {
             v(
                 Code::UnsupportedAttachType,
@@ -818,7 +806,7 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
         // required callback missing, a name already taken).
         Some(22)
             if e.program
-                .is_some_and(|p| p.section.starts_with("struct_ops")) =>
+                .is_some_and(|p| Hook::new(&p.section).is_struct_ops()) =>
         {
             v(
                 Code::AttachFailed,
@@ -829,11 +817,16 @@ fn attach_errno(e: &Evidence) -> Option<Verdict> {
         // The kernel checks, when a raw tracepoint is opened, that the
         // program reads no argument past the tracepoint's last: with a valid
         // program that is the only EINVAL left.
-        Some(22) if e.program.is_some_and(|p| is_raw_tracepoint(&p.section)) => v(
-            Code::AttachFailed,
-            first_line(f),
-            "the program reads more arguments than this raw tracepoint has on this kernel: its prototype changed between releases (or in this distribution's backports); read the arguments the kernel's prototype has, per kernel",
-        ),
+        Some(22)
+            if e.program
+                .is_some_and(|p| Hook::new(&p.section).is_raw_tracepoint()) =>
+        {
+            v(
+                Code::AttachFailed,
+                first_line(f),
+                "the program reads more arguments than this raw tracepoint has on this kernel: its prototype changed between releases (or in this distribution's backports); read the arguments the kernel's prototype has, per kernel",
+            )
+        }
         Some(95) | Some(524) => v(
             Code::UnsupportedAttachType,
             first_line(f),

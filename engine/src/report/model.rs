@@ -205,12 +205,11 @@ impl Report {
         for run in self.kernels.iter().filter(|r| !r.target_modules.is_empty()) {
             for c in self.cells.iter().filter(|c| c.kernel == run.kernel) {
                 for p in &c.programs {
-                    let Some((kind, target)) = crate::placeholders::section_function(&p.section)
-                    else {
+                    let Some((kind, target)) = crate::wire::Hook::new(&p.section).function() else {
                         continue;
                     };
                     if let (true, Some(module)) = (
-                        crate::placeholders::finds_target_in_btf(kind),
+                        crate::wire::Hook::finds_function_in_btf(kind),
                         run.module_targets.get(target),
                     ) {
                         out.push((
@@ -271,7 +270,7 @@ impl Report {
                     .find(|p| p.name == program)
                     .map(|p| p.section.as_str())
                     .unwrap_or_default();
-                let target = section.split_once('/').map_or(section, |(_, t)| t);
+                let target = crate::wire::Hook::new(section).target().unwrap_or(section);
                 let table = object.rsplit('/').next().unwrap_or(object);
                 let table = table.trim_end_matches(".o").trim_end_matches(".bpf");
                 let note = format!(

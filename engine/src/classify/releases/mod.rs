@@ -158,12 +158,12 @@ pub(crate) mod features {
 /// Attach types whose BPF link (or attach API) a section asks for, by the
 /// section's prefix: what they are called and the release that added them.
 /// From the upstream commits that introduced each attach type.
-pub(crate) fn attach_since(section: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn attach_since(hook: crate::wire::Hook) -> Option<(&'static str, &'static str)> {
     static TABLE: LazyLock<Vec<[&str; 3]>> =
         LazyLock::new(|| rows(include_str!("attach.tsv")).collect());
     TABLE
         .iter()
-        .find(|[prefix, _, _]| section.starts_with(prefix))
+        .find(|[prefix, _, _]| hook.has_prefix(prefix))
         .map(|[_, what, since]| (*what, *since))
 }
 
@@ -211,8 +211,16 @@ mod tests {
         assert_eq!(release_older_than("5.18.0", "5.18"), Some(false));
         assert_eq!(release_older_than("4.15.0-142-generic", "4.17"), Some(true));
         assert_eq!(release_older_than("garbage", "5.18"), None);
-        assert_eq!(attach_since("kprobe.multi/do_unlinkat").unwrap().1, "5.18");
-        assert_eq!(attach_since("kprobe/do_unlinkat"), None);
+        assert_eq!(
+            attach_since(crate::wire::Hook::new("kprobe.multi/do_unlinkat"))
+                .unwrap()
+                .1,
+            "5.18"
+        );
+        assert_eq!(
+            attach_since(crate::wire::Hook::new("kprobe/do_unlinkat")),
+            None
+        );
     }
 
     #[test]
@@ -234,6 +242,6 @@ mod tests {
                     .is_none_or(|v| release_older_than("99.0", v) == Some(false))
             );
         }
-        assert!(attach_since("netkit/").is_some());
+        assert!(attach_since(crate::wire::Hook::new("netkit/")).is_some());
     }
 }
