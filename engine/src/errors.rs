@@ -322,12 +322,14 @@ pub enum ObjectError {
         kind: &'static str,
     },
     /// Larger than any BPF object.
-    #[error("{} has {size} bytes, more than the {} a BPF object may have", path.display(), crate::objects::MAX_OBJECT_BYTES)]
+    #[error("{} has {size} bytes, more than the {limit} a BPF object may have", path.display())]
     TooLarge {
         /// The file.
         path: PathBuf,
         /// Its size.
         size: u64,
+        /// The most a BPF object may have.
+        limit: u64,
     },
     /// A BPF ELF file whose structure is damaged (truncated, overwritten).
     #[error("{} is a damaged BPF object: {message}\n  (hint: rebuild it; a truncated copy or a stripped object cannot be loaded)", path.display())]

@@ -5,12 +5,12 @@
 //! kernel older than the floor failing is expected; one at or above it that
 //! fails is the interesting case (a backport missing, a build option, a
 //! module), and the report says which it is. The releases come from the
-//! tables in [`crate::classify::releases`] (upstream commits).
+//! tables in [`crate::releases`] (upstream commits).
 
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::releases::{
+use crate::releases::{
     attach_since, features, helper_name, helper_since, kfunc_since, map_type_since,
     prog_type_since, release_older_than,
 };
@@ -163,7 +163,7 @@ pub fn needs(bytes: &[u8]) -> Vec<Need> {
     {
         need(
             "BTF-defined maps as aya creates them (BTF type IDs, the object's BTF)".into(),
-            crate::classify::releases::features::AYA_BTF_MAPS,
+            crate::releases::features::AYA_BTF_MAPS,
         );
     }
     out

@@ -27,6 +27,7 @@ pub mod private;
 pub mod process_group;
 #[cfg(test)]
 mod proptests;
+pub(crate) mod releases;
 pub mod report;
 pub mod run;
 pub mod safe;

@@ -419,7 +419,7 @@ impl Matrix {
             let found = match &k.modules_dir {
                 Some(d) => {
                     let d = inside("modules_dir", d)?;
-                    crate::kernel::contents::guest_module_files(&d)
+                    crate::guest::modules::guest_module_files(&d)
                         .map_err(|source| MatrixError::Read { path: d, source })?
                 }
                 None => Vec::new(),

@@ -7,6 +7,7 @@
 //! headers) so a truncated or damaged file is refused here, once, instead of
 //! booting every kernel to be called `UNKNOWN` there.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,35 @@ use object::elf::{FileHeader64, SHF_EXECINSTR, SHT_NOBITS, SHT_REL, SHT_SYMTAB};
 use object::read::elf::{FileHeader, SectionHeader};
 
 use crate::errors::ObjectError;
+use crate::wire::Fixups;
+
+/// One object to validate.
+#[derive(Debug, Clone)]
+pub struct ObjectInput {
+    /// Name in reports.
+    pub name: String,
+    /// The `.bpf.o` on the host.
+    pub path: PathBuf,
+    /// What the real loader changes before load.
+    pub fixups: Fixups,
+    /// A BTF file on the host per kernel profile, for kernels without BTF.
+    pub btf: BTreeMap<String, PathBuf>,
+    /// This object's fire-mode trigger (argv), overriding the run's.
+    pub trigger: Option<Vec<String>>,
+}
+
+impl ObjectInput {
+    /// An object loaded as compiled.
+    pub fn plain(name: impl Into<String>, path: impl Into<PathBuf>) -> ObjectInput {
+        ObjectInput {
+            name: name.into(),
+            path: path.into(),
+            fixups: Fixups::default(),
+            btf: BTreeMap::new(),
+            trigger: None,
+        }
+    }
+}
 
 /// `e_machine` of eBPF objects.
 pub const EM_BPF: u16 = 247;
@@ -87,6 +117,7 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, ObjectError> {
         return Err(ObjectError::TooLarge {
             path: path.to_path_buf(),
             size: meta.len(),
+            limit: MAX_OBJECT_BYTES,
         });
     }
     let mut data = Vec::with_capacity(meta.len() as usize);

@@ -13,7 +13,7 @@
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
 use crate::kernel::{Cache, FunctionIndex};
-use crate::run::ObjectInput;
+use crate::objects::ObjectInput;
 use crate::wire::Hook;
 
 /// What was decided before any guest.

@@ -132,7 +132,7 @@ proptest! {
         std::fs::write(&deb, &bytes).unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
-        let _ = crate::kernel::contents::extract(&deb, &out);
+        let _ = crate::kernel::package::extract(&deb, &out);
         // A well-formed package whose tar names hostile paths.
         let mut tar = tar::Builder::new(Vec::new());
         for p in paths.iter().chain(["boot/vmlinuz-1".to_string()].iter()) {
@@ -148,7 +148,7 @@ proptest! {
         let mut ar = ar::Builder::new(Vec::new());
         ar.append(&ar::Header::new(b"data.tar".to_vec(), tar.len() as u64), &tar[..]).unwrap();
         std::fs::write(&deb, ar.into_inner().unwrap()).unwrap();
-        let _ = crate::kernel::contents::extract(&deb, &out);
+        let _ = crate::kernel::package::extract(&deb, &out);
         let mut written: Vec<String> = std::fs::read_dir(&out).unwrap().flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         written.retain(|n| n != "vmlinuz" && n != "config");

@@ -48,7 +48,7 @@ pub fn spawn(s: &Spawn) -> std::io::Result<Spawned> {
 /// (called with its PID, once the tracer may attach); when that says so,
 /// it installs `filter` and execs under it.
 pub(crate) struct Gate<'a> {
-    pub filter: &'a super::trace::Filter,
+    pub filter: &'a super::seccomp_filter::Filter,
     pub open: &'a mut dyn FnMut(Pid) -> bool,
 }
 
@@ -160,7 +160,7 @@ struct Child<'a> {
     errors: i32,
     /// Where the child waits to learn whether it is traced.
     gate: Option<i32>,
-    filter: Option<&'a super::trace::Filter>,
+    filter: Option<&'a super::seccomp_filter::Filter>,
 }
 
 /// A fork (`clone` without a new stack) into `flags`' namespaces; the child

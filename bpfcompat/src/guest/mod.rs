@@ -9,6 +9,7 @@ pub mod isolate;
 pub mod job_disk;
 pub mod job_root;
 pub mod probe;
+mod seccomp_filter;
 pub mod trace;
 
 /// Where a guest finds the kernel modules shipped for its kernel, with an

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::Code;
-use super::releases::features::MODULE_BTF;
-use super::releases::release_older_than;
 use super::rules::{Evidence, Step, Verdict, classify};
 use crate::outcome::{KernelOutcome, KernelRun};
+use crate::releases::features::MODULE_BTF;
+use crate::releases::release_older_than;
 use crate::wire::{
     CommandReport, CommandRuns, Fault, Fire, MapReport, ObjectReport, Outcome, ProgramReport,
     Ready, StepFailure, Stop,
@@ -503,7 +503,7 @@ fn skeleton_finding(m: &MapReport) -> Option<Finding> {
             ),
             Some(format!(
                 "skeletons (libbpf's, libbpf-cargo's) read global variables through mmap, which needs Linux {}: keep run-time state in an explicit map for older kernels, or set `skeleton = false` for a loader that uses no skeleton",
-                crate::classify::releases::features::ARRAY_MMAP
+                crate::releases::features::ARRAY_MMAP
             )),
             Vec::new(),
         )

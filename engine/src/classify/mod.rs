@@ -11,11 +11,10 @@ mod cell;
 mod codes;
 mod from_log;
 mod from_trace;
-pub(crate) mod releases;
 mod rules;
 
+pub use crate::releases::{helper_name, helper_since};
 pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel, signal_name};
 pub use codes::Code;
 pub use from_log::{LogVerdict, classify_log};
 pub use from_trace::{Kernel, explain_trace};
-pub use releases::{helper_name, helper_since};

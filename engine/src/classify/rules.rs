@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use super::Code;
-use super::releases::{
+use crate::releases::{
     attach_since, features, helper_id, helper_name, helper_since, kfunc_since, map_type_since,
     prog_type_since, release_older_than, struct_ops_since,
 };

@@ -5,6 +5,7 @@
 
 mod closure;
 mod initramfs;
+pub(crate) mod modules;
 mod strip;
 
 pub use bpfcompat::guest::{MODULES_DIR, init, isolate, job_disk, job_root, trace};

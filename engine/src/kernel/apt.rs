@@ -7,8 +7,8 @@ use crate::errors::ResolveError;
 use crate::kernel::fetch::{
     INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, TOO_LARGE, http_bytes, inflate,
 };
-use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
+use crate::matrix::PackagePin as Candidate;
 use crate::matrix::Source;
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};

@@ -7,29 +7,10 @@
 //! The package readers ([`super::deb`], [`super::rpm`]) offer regular files
 //! only (no links).
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Kernel modules shipped into each guest, in load order (each after the
-/// ones it depends on), where the kernel's package carries them: the virtio
-/// PCI and block drivers for the job disk of a guest restored from a
-/// snapshot; and what a BPF program's hook commonly needs and distros build
-/// as modules: the clsact qdisc and the BPF classifier and action for tc,
-/// veth and dummy for test interfaces.
-pub const GUEST_MODULES: &[&str] = &[
-    "virtio",
-    "virtio_ring",
-    "virtio_pci_legacy_dev",
-    "virtio_pci_modern_dev",
-    "virtio_pci",
-    "virtio_blk",
-    "sch_ingress",
-    "cls_bpf",
-    "act_bpf",
-    "veth",
-    "dummy",
-];
+use crate::guest::modules::{GUEST_MODULES, module_file};
 
 /// What one package held.
 #[derive(Debug, Default, PartialEq)]
@@ -41,57 +22,6 @@ pub(crate) struct Found {
     pub modules: Vec<String>,
     /// The functions of the image (from `System.map`) and of every module.
     pub functions: super::functions::Functions,
-}
-
-/// Extracts what [`Found`] lists from a `.deb` or an `.rpm` (told apart by
-/// their first bytes) into `out`.
-pub(crate) fn extract(package: &Path, out: &Path) -> std::io::Result<Found> {
-    let mut picker = Picker::new(out);
-    offer_all(package, &mut picker)?;
-    Ok(picker.finish())
-}
-
-/// Offers every regular file of a `.deb` or an `.rpm` to `picker`.
-pub(crate) fn offer_all(package: &Path, picker: &mut Picker) -> std::io::Result<()> {
-    let mut magic = [0u8; 8];
-    let n = File::open(package)?.read(&mut magic)?;
-    if magic[..n].starts_with(super::rpm::MAGIC) {
-        super::rpm::offer_files(package, picker)
-    } else {
-        super::deb::offer_files(package, picker)
-    }
-}
-
-/// The guest modules below `dir` (regular files named `<module>.ko`,
-/// `.ko.xz` or `.ko.zst`, at most 8 levels down, links not followed), the
-/// first of each name in path order.
-pub(crate) fn guest_module_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let mut files = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let kind = e.file_type()?;
-            if kind.is_dir() && depth < 8 {
-                stack.push((e.path(), depth + 1));
-            } else if kind.is_file() {
-                files.push(e.path());
-            }
-        }
-    }
-    files.sort();
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
-    for path in files {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if let Some(Kind::Module(m, _)) = module(&format!("own/kernel/{name}"))
-            && GUEST_MODULES.contains(&m.as_str())
-            && !found.iter().any(|(n, _)| *n == m)
-        {
-            found.push((m, path));
-        }
-    }
-    found.sort_by_key(|(m, _)| GUEST_MODULES.iter().position(|g| g == m));
-    Ok(found)
 }
 
 /// Takes the entries it wants from the files a package reader offers.
@@ -152,7 +82,11 @@ impl Picker {
         let found = &mut self.found;
         match classify(path) {
             Some(Kind::Image(rel)) if found.release.is_none() => {
-                copy(content, &self.out.join("vmlinuz"), IMAGE_LIMIT)?;
+                copy(
+                    content,
+                    &self.out.join("vmlinuz"),
+                    super::image_btf::IMAGE_LIMIT,
+                )?;
                 found.release = Some(rel);
             }
             Some(Kind::Config) if !found.has_config => {
@@ -201,9 +135,6 @@ fn decompressed<'a>(
     })
 }
 
-/// The most a package's kernel image may be once out of it (distro images
-/// are 5–15 MiB).
-pub(crate) const IMAGE_LIMIT: u64 = 256 << 20;
 /// The most its build configuration may be.
 const CONFIG_LIMIT: u64 = 16 << 20;
 /// The most one guest module may be, decompressed.
@@ -241,11 +172,8 @@ fn module(rest: &str) -> Option<Kind> {
     if rest.split('/').nth(1) != Some("kernel") {
         return None;
     }
-    let file = rest.rsplit('/').next()?;
-    let (stem, compression) = [(".ko", ""), (".ko.xz", "xz"), (".ko.zst", "zst")]
-        .iter()
-        .find_map(|(ext, c)| file.strip_suffix(ext).map(|s| (s, *c)))?;
-    (!stem.is_empty()).then(|| Kind::Module(stem.replace('-', "_"), compression))
+    let (name, compression) = module_file(rest.rsplit('/').next()?)?;
+    Some(Kind::Module(name, compression))
 }
 
 /// `boot/vmlinuz-<rel>` (Debian, Ubuntu, Amazon Linux 2) or

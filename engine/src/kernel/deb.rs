@@ -60,7 +60,7 @@ fn offer_tar(reader: impl Read, picker: &mut Picker) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::contents::extract;
+    use crate::kernel::package::extract;
 
     fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

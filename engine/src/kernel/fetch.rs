@@ -7,9 +7,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::cache::{EntryProblem, Meta, sha256_file};
-use super::contents::{GUEST_MODULES, extract};
+use super::package::extract;
 use crate::cancel::Cancel;
 use crate::errors::FetchError;
+use crate::guest::modules::GUEST_MODULES;
 use crate::kernel::{Cache, CachedKernel, Mirrors};
 use crate::matrix::{OwnKernel, OwnSource, PackagePin, Pin};
 
@@ -422,7 +423,7 @@ pub fn extra_modules(
         let mut picker = super::contents::Picker::modules(&entry, missing);
         for p in std::iter::once(&image_package(pin)).chain(&pin.modules) {
             let package = download_pinned(p, base, &mut filling)?;
-            super::contents::offer_all(package.path(), &mut picker)
+            super::package::offer_all(package.path(), &mut picker)
                 .map_err(io(format!("cannot extract modules from {}", p.package)))?;
         }
     }

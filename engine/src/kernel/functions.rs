@@ -113,9 +113,13 @@ impl Functions {
         if self.image_indexed {
             return Ok(());
         }
-        let image = crate::safe::read_input(vmlinuz, super::contents::IMAGE_LIMIT)?;
+        let image = crate::safe::read_input(vmlinuz, super::image_btf::IMAGE_LIMIT)?;
         if let Some(names) = super::image_btf::functions(&image) {
-            self.image = names;
+            self.image = names
+                .iter()
+                .filter_map(|n| base_name(n))
+                .map(str::to_string)
+                .collect();
             self.image_indexed = true;
         }
         Ok(())

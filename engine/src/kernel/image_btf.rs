@@ -12,6 +12,10 @@ use std::io::Read;
 
 use object::{Object, ObjectSection};
 
+/// The most a package's kernel image may be once out of it (distro images
+/// are 5–15 MiB).
+pub(crate) const IMAGE_LIMIT: u64 = 256 << 20;
+
 /// The most a decompressed kernel may be (distro kernels are 30–80 MiB).
 const KERNEL_LIMIT: u64 = 512 << 20;
 
@@ -111,11 +115,8 @@ fn func_names(btf: &[u8]) -> Option<BTreeSet<String>> {
         if kind == 12 {
             let name = strings.get(name_off..)?;
             let name = &name[..name.iter().position(|b| *b == 0)?];
-            if let Some(base) = std::str::from_utf8(name)
-                .ok()
-                .and_then(super::functions::base_name)
-            {
-                names.insert(base.to_string());
+            if let Ok(name) = std::str::from_utf8(name) {
+                names.insert(name.to_string());
             }
         }
         at += 12 + extra;

@@ -11,14 +11,15 @@ pub(crate) mod functions;
 mod image_btf;
 pub(crate) mod index;
 mod mirror;
+pub(crate) mod package;
 pub(crate) mod repodata;
 pub(crate) mod rpm;
 pub(crate) mod trust;
 mod versions;
 
+pub use crate::guest::modules::GUEST_MODULES;
 pub use cache::{Cache, CachedKernel, Entry, InUse};
 pub(crate) use cache::{Lock, blake3_file};
-pub use contents::GUEST_MODULES;
 pub use fetch::{FetchEvent, extra_modules, fetch};
 pub use functions::Index as FunctionIndex;
 pub use index::{Candidate, resolve};

@@ -12,8 +12,8 @@ use std::io::Read;
 
 use crate::errors::ResolveError;
 use crate::kernel::fetch::{INDEX_LIMIT, RELEASE_LIMIT, SIGNATURE_LIMIT, http_bytes};
-use crate::kernel::index::Candidate;
 use crate::kernel::trust::{self, Trust};
+use crate::matrix::PackagePin as Candidate;
 use crate::matrix::Source;
 use crate::matrix::package_matches;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version};

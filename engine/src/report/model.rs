@@ -218,7 +218,7 @@ impl Report {
                                 feature: format!(
                                     "{kind} on a module's function (`{target}` in `{module}`): module BTF"
                                 ),
-                                since: crate::classify::releases::features::MODULE_BTF.into(),
+                                since: crate::releases::features::MODULE_BTF.into(),
                             },
                         ));
                     }

@@ -9,7 +9,8 @@ mod evidence;
 mod plan;
 mod schedule;
 
+pub use crate::objects::ObjectInput;
 pub use boot::warm::{SavedMachine, remove_machine, saved_machines};
 pub use boot::{Guest, boot_guest};
-pub use plan::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
+pub use plan::{CommandInput, Event, KernelTarget, Plan, Settings};
 pub use schedule::run;

@@ -1,15 +1,15 @@
 //! A run's inputs (the plan: kernels, objects, commands, settings) and the
 //! typed events it emits while it runs.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kernel::FetchEvent;
 use crate::matrix::{Pin, Profile};
+use crate::objects::ObjectInput;
 use crate::outcome::KernelRun;
 use crate::vm::{AccelChoice, Exit};
-use crate::wire::{Fixups, Mode};
+use crate::wire::Mode;
 
 /// How guests are run.
 #[derive(Debug, Clone)]
@@ -43,34 +43,6 @@ pub struct Settings {
     /// Restore each kernel's saved machine instead of booting it (`--cold`
     /// turns this off); a kernel that cannot be saved or restored boots.
     pub warm: bool,
-}
-
-/// One object to validate.
-#[derive(Debug, Clone)]
-pub struct ObjectInput {
-    /// Name in reports.
-    pub name: String,
-    /// The `.bpf.o` on the host.
-    pub path: PathBuf,
-    /// What the real loader changes before load.
-    pub fixups: Fixups,
-    /// A BTF file on the host per kernel profile, for kernels without BTF.
-    pub btf: BTreeMap<String, PathBuf>,
-    /// This object's fire-mode trigger (argv), overriding the run's.
-    pub trigger: Option<Vec<String>>,
-}
-
-impl ObjectInput {
-    /// An object loaded as compiled.
-    pub fn plain(name: impl Into<String>, path: impl Into<PathBuf>) -> ObjectInput {
-        ObjectInput {
-            name: name.into(),
-            path: path.into(),
-            fixups: Fixups::default(),
-            btf: BTreeMap::new(),
-            trigger: None,
-        }
-    }
 }
 
 /// One of the user's commands (command mode): the binary is shipped into

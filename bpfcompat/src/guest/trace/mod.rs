@@ -15,7 +15,6 @@
 //! skipped.
 
 mod decode;
-mod filter;
 mod memory;
 mod netlink;
 mod replay;
@@ -31,8 +30,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::seccomp_filter::{self, Filter};
 use decode::Memory;
-pub(crate) use filter::Filter;
 
 use super::isolate::{self, Gate, Spawn, Spawned};
 use crate::wire::trace::{
@@ -385,7 +384,7 @@ impl Tracer {
             nix::libc::SYS_perf_event_open => {
                 decode::perf_event(a0, &mem, self.pmus).map(Waiting::Call)
             }
-            nix::libc::SYS_ioctl if a1 as u32 == filter::PERF_EVENT_IOC_SET_BPF => {
+            nix::libc::SYS_ioctl if a1 as u32 == seccomp_filter::PERF_EVENT_IOC_SET_BPF => {
                 Some(Waiting::Call(decode::set_bpf(a0, a2, &fds)))
             }
             nix::libc::SYS_sendto => mem
