@@ -2,6 +2,7 @@
 //! dispatches, renders an error once and exits with a documented code.
 //! The guest agent is the separate `bpfcompat-agent` binary of this package.
 
+mod args;
 mod cli;
 mod commands;
 mod error;

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-use crate::cli::ColorChoice;
+use crate::args::ColorChoice;
 
 use bpfcompat_engine::report::{
     Look, Report, assumptions_text, disagreements_text, failures_text, floors_text, matrix,

@@ -25,8 +25,8 @@ use crate::Site;
 use crate::capture;
 use crate::cgroup::CgroupTarget;
 use crate::clsact::{Clsact, LO_IFINDEX};
+use crate::evidence::failure;
 use crate::pair::{DevicePair, NetDevice};
-use crate::validate::failure;
 
 /// The function uprobe.multi programs are attached to, in this binary
 /// (`/proc/self/exe`): the agent's in a guest, the CLI's under `check`.
@@ -558,7 +558,7 @@ fn xdp(
         Ok(link) => return Ok(Guard::Link(link)),
         Err(e) => e,
     };
-    let errno = crate::validate::errno_of(&format!("{refused:#}"));
+    let errno = crate::evidence::errno_of(&format!("{refused:#}"));
     if !matches!(errno, Some(22 | 95 | 524)) {
         return Err(refused);
     }

@@ -21,9 +21,9 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use crate::cgroup::CgroupTarget;
 use crate::clsact::Clsact;
 use crate::fixups::FixupError;
+use crate::options::Options;
 use crate::pair::NetDevice;
 use crate::sys;
-use crate::validate::Options;
 
 /// Validates the object's bytes with aya on the running kernel.
 pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
@@ -182,7 +182,7 @@ pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
         // As on the libbpf path: what the kernel's probes say about a refused
         // program's type and helpers decides the specific code.
         if let (Outcome::Failed(f), Some(t)) = (&mut p.load, sys::prog_type_by_name(&p.prog_type)) {
-            f.unsupported_helpers = crate::validate::unsupported_helpers(t, &p.helpers);
+            f.unsupported_helpers = crate::evidence::unsupported_helpers(t, &p.helpers);
             p.type_supported = sys::probe_prog_type(t);
         }
         if placeholder && needs_btf_target(program) {

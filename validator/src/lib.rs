@@ -15,9 +15,12 @@ mod clsact;
 mod command;
 mod complexity;
 mod declared;
+mod evidence;
 mod fire;
 mod fixups;
 mod host;
+mod loader;
+mod options;
 mod pair;
 mod pinning;
 mod sizing;
@@ -29,4 +32,5 @@ pub use declared::{OpenError, declared};
 pub use host::{
     HostError, HostVerdict, cleanup, missing_privileges, validate_all_on_host, validate_on_host,
 };
-pub use validate::{Options, Site, Source, validate_object, validate_source};
+pub use loader::{validate_object, validate_source};
+pub use options::{Options, Site, Source};

@@ -10,7 +10,7 @@ use validator::{Options, Source, validate_all_on_host};
 
 use bpfcompat_engine::wire::Mode;
 
-use crate::cli::named;
+use crate::args::named;
 use crate::exit::Code;
 
 /// `check` arguments.
@@ -45,7 +45,7 @@ pub struct CheckArgs {
     /// Fail a cell (COMPLEXITY_HEADROOM, exit 2) where a program leaves less
     /// than PCT of the verifier's limit free, e.g. `10%`.
     #[arg(long, value_name = "PCT")]
-    pub min_headroom: Option<crate::cli::Percent>,
+    pub min_headroom: Option<crate::args::Percent>,
 }
 
 pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {

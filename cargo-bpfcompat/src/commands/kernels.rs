@@ -3,9 +3,30 @@
 use bpfcompat_engine::cancel::Cancel;
 use bpfcompat_engine::kernel::{Cache, Mirrors, Trust, fetch, resolve};
 use bpfcompat_engine::matrix::{Matrix, OwnSource};
+use clap::Subcommand;
 
-use crate::cli::{KernelsCommand, MatrixArgs, PruneArgs};
+use crate::args::{MatrixArgs, OutdatedArgs, PruneArgs, UpdateArgs};
 use crate::exit::Code;
+
+#[derive(Subcommand)]
+pub enum KernelsCommand {
+    /// List the profiles, their pinned packages and whether each is cached.
+    List(MatrixArgs),
+    /// Download the pinned kernels into the cache (runs then need no network).
+    Fetch(MatrixArgs),
+    /// Re-resolve every profile against the archive indexes and rewrite the lock.
+    Update(UpdateArgs),
+    /// List the profiles whose archive now has a newer package than the lock.
+    /// Exits 2 when any is outdated.
+    Outdated(OutdatedArgs),
+    /// Remove cached kernels no kept matrix pins any more (after `kernels
+    /// update`) and the saved machines of warm guests that boot them, or
+    /// that an earlier release saved. Prints what goes and the space freed.
+    Prune(PruneArgs),
+    /// Boot every kernel with an empty job and tabulate how each booted:
+    /// boot time, release, BTF, LSMs, notable BPF build options (Markdown).
+    Survey(super::survey::SurveyArgs),
+}
 
 type Result<T> = std::result::Result<T, crate::error::Error>;
 

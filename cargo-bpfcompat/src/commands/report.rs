@@ -22,7 +22,7 @@ pub enum ReportCommand {
         /// The later report.
         after: PathBuf,
         #[command(flatten)]
-        complexity: crate::cli::ComplexityArgs,
+        complexity: crate::args::ComplexityArgs,
     },
     /// Merge the reports of one run's slices (`test --partition I/N`) into
     /// the report of the whole run; refuses (exit 1) a missing slice, a slice

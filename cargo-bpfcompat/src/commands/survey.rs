@@ -14,7 +14,7 @@ use bpfcompat_engine::vm::AccelChoice;
 use bpfcompat_engine::wire::Mode;
 use clap::Args;
 
-use crate::cli::MatrixArgs;
+use crate::args::MatrixArgs;
 use crate::exit::Code;
 use crate::progress::Progress;
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use bpfcompat_engine::wire::Mode;
 
-use crate::cli::{Limit, named};
+use crate::args::{Limit, named};
 use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file};
@@ -72,7 +72,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
-    pub complexity: crate::cli::ComplexityArgs,
+    pub complexity: crate::args::ComplexityArgs,
     #[command(flatten)]
     pub guests: GuestArgs,
     #[command(flatten)]

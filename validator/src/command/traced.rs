@@ -103,7 +103,7 @@ pub(super) fn enrich(trace: &mut Trace) {
                         .copied()
                         .filter(|&id| {
                             *helpers.entry((t, id)).or_insert_with(|| {
-                                !crate::validate::unsupported_helpers(t, &[id]).is_empty()
+                                !crate::evidence::unsupported_helpers(t, &[id]).is_empty()
                             })
                         })
                         .collect();
