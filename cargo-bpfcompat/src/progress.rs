@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use bpfcompat_engine::classify::signal_name;
+use bpfcompat_engine::cancel::signal_name;
 use bpfcompat_engine::kernel::FetchEvent;
 use bpfcompat_engine::outcome::{KernelOutcome, KernelRun, Note};
 use bpfcompat_engine::report::note_text;

@@ -28,7 +28,7 @@ pub fn install() -> std::io::Result<Cancel> {
         }
         eprintln!(
             "bpfcompat: {} received: stopping, cleaning up and writing what finished (send it again to stop at once)",
-            bpfcompat_engine::classify::signal_name(watch.signal().unwrap_or_default())
+            bpfcompat_engine::cancel::signal_name(watch.signal().unwrap_or_default())
         );
     });
     Ok(cancel)

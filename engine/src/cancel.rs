@@ -40,3 +40,11 @@ impl Cancel {
         self.signal().is_some()
     }
 }
+
+/// `SIGINT`, `SIGTERM`, … for the signals a run is stopped with.
+pub fn signal_name(signal: usize) -> String {
+    i32::try_from(signal)
+        .ok()
+        .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+        .map_or_else(|| format!("signal {signal}"), |s| s.as_str().to_string())
+}

@@ -12,6 +12,9 @@ use crate::classify::Code;
 use crate::wire::{Fixups, MapFixup, ProgramFixup};
 use serde::Deserialize;
 
+/// Known failures: object → kernel → the code it is expected to fail with.
+pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
+
 /// The configuration.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,7 +242,7 @@ impl Config {
     }
 
     /// The expected failures, object → kernel → code.
-    pub fn expectations(&self) -> crate::report::Expectations {
+    pub fn expectations(&self) -> Expectations {
         self.objects
             .iter()
             .filter(|(_, o)| !o.expect_fail.is_empty())

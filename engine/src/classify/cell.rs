@@ -439,7 +439,7 @@ fn cells_of(run: &KernelRun, objects: &[String]) -> Vec<Cell> {
                     Code::Interrupted,
                     format!(
                         "not validated: the run was stopped by {}",
-                        signal_name(*signal)
+                        crate::cancel::signal_name(*signal)
                     ),
                 ),
                 KernelOutcome::Completed => Cell::guest(
@@ -508,14 +508,6 @@ fn skeleton_finding(m: &MapReport) -> Option<Finding> {
             Vec::new(),
         )
     })
-}
-
-/// `SIGINT`, `SIGTERM`, … for the signals a run is stopped with.
-pub fn signal_name(signal: usize) -> String {
-    i32::try_from(signal)
-        .ok()
-        .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
-        .map_or_else(|| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 fn object_cell(run: &KernelRun, r: &ObjectReport) -> Cell {
@@ -852,7 +844,7 @@ fn output_lines(r: &CommandReport) -> Vec<String> {
 fn command_verdict(r: &CommandReport, expected: i32) -> Result<String, (Code, String)> {
     let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
     let ended = || match (r.exit_code, r.signal) {
-        (_, Some(sig)) => format!("was killed by {}", super::signal_name(sig as usize)),
+        (_, Some(sig)) => format!("was killed by {}", crate::cancel::signal_name(sig as usize)),
         (Some(code), None) => format!("exited with {code}"),
         (None, None) => "ended".to_string(),
     };
@@ -904,7 +896,7 @@ fn command_verdict(r: &CommandReport, expected: i32) -> Result<String, (Code, St
         Some(line) => format!("ready after {} (`{}`)", secs(ready.after_ms), clip(line)),
         None => format!("still running after {}", secs(ready.after_ms)),
     };
-    let sigint = crate::classify::signal_name(2);
+    let sigint = crate::cancel::signal_name(2);
     match r.stop {
         Some(Stop::GraceExpired) => Err((
             Code::CommandFailed,

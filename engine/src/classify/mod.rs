@@ -14,7 +14,7 @@ mod from_trace;
 mod rules;
 
 pub use crate::releases::{helper_name, helper_since};
-pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel, signal_name};
+pub use cell::{Cell, Finding, ProgramState, Stage, Status, cells_for_kernel};
 pub use codes::Code;
 pub use from_log::{LogVerdict, classify_log};
 pub use from_trace::{Kernel, explain_trace};

@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-
 use crate::classify::{Cell, Code, Status, cells_for_kernel};
 use crate::outcome::{KernelRun, Note, RunOutput};
 
@@ -76,8 +74,7 @@ pub fn note_text(n: &Note) -> String {
     }
 }
 
-/// Known failures: object → kernel → the code it is expected to fail with.
-pub type Expectations = BTreeMap<String, BTreeMap<String, Code>>;
+pub use crate::config::Expectations;
 
 /// A whole run, as reports show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -59,7 +59,7 @@ impl std::fmt::Display for Exit {
             Exit::Timeout { after } => write!(f, "no result within {}s", after.as_secs()),
             Exit::NoProgress { after } => write!(f, "no progress within {}s", after.as_secs()),
             Exit::Interrupted { signal } => {
-                write!(f, "stopped by {}", crate::classify::signal_name(*signal))
+                write!(f, "stopped by {}", crate::cancel::signal_name(*signal))
             }
             Exit::QemuFailed { status, stderr } => write!(
                 f,
