@@ -12,8 +12,9 @@ use crate::cancel::Cancel;
 use crate::guest::{Initramfs, job_disk};
 use crate::kernel::{Cache, CachedKernel, Mirrors, fetch};
 use crate::matrix::Pin;
-use crate::run::boot::warm::{Warm, WarmGuest, WarmRun, qemu_version, run_warm};
-use crate::run::{Event, Guest, boot_guest};
+use crate::run::boot::launch::{Heard, Launch, WarmLaunch, launch};
+use crate::run::boot::warm::{WarmRun, qemu_version};
+use crate::run::{Event, Guest};
 use crate::vm::{AccelChoice, AccelPolicy, AttemptEvent, Boot, find_qemu};
 use crate::wire::{JOB_FILE, JOB_PROGRAM, JOB_ROOT, Job, Mode, SHIP_DIR, WIRE_VERSION};
 
@@ -68,19 +69,8 @@ pub(super) fn boot_kernel(
         shipped,
     };
     let init = Initramfs::with_init(binary).map_err(|e| e.to_string())?;
-    if !cold_asked() {
-        match warm(&g, &cache, &init) {
-            Ok(boot) => {
-                return Ok(Booted {
-                    boot,
-                    release: image.release.clone(),
-                });
-            }
-            Err(why) => eprintln!("bpfcompat: {kernel}: booting cold: {why}"),
-        }
-    }
     Ok(Booted {
-        boot: cold(&g, &init)?,
+        boot: launch_guest(&g, &cache, &init)?,
         release: image.release.clone(),
     })
 }
@@ -145,15 +135,83 @@ fn accel_policy() -> &'static AccelPolicy {
     })
 }
 
-/// Restores the kernel's saved harness machine (saving it first when
-/// needed) and sends it this build and the job; why not, when it cannot.
-fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> {
+/// Launches the test guest (see [`crate::run::boot::launch`]): warm unless
+/// `BPFCOMPAT_COLD` is set or the saved machine cannot be had (said on
+/// stderr), else cold with this build as `/init`, the job and the kernel's
+/// modules in the initramfs.
+fn launch_guest(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> {
+    let cold_initrd = g.work.join("initrd.cpio");
+    let make_cold = || {
+        let mut img = init.clone();
+        img.file(JOB_FILE, 0o644, g.job.clone());
+        ship(&mut img, g.shipped)?;
+        img.write_private(&cold_initrd).map_err(|e| e.to_string())
+    };
+    let cancel = Cancel::new();
+    let warm = match cold_asked() {
+        true => None,
+        false => match warm_parts(g, cache, init, &cancel) {
+            Ok(parts) => Some(parts),
+            Err(why) => {
+                eprintln!("bpfcompat: {}: booting cold: {why}", g.kernel);
+                None
+            }
+        },
+    };
+    let l = Launch {
+        name: g.kernel,
+        cold: Guest {
+            qemu: g.qemu,
+            kernel: g.image,
+            initrd: &cold_initrd,
+            memory_mib: MEMORY_MIB,
+            cpus: CPUS,
+            env: g.env.clone(),
+            timeout: g.timeout,
+            retries: 2,
+            accel: accel_policy(),
+            cancel: &cancel,
+        },
+        work: g.work,
+        warm: warm.as_ref().map(|(run, base, identity)| WarmLaunch {
+            run,
+            base,
+            identity: Some(identity.clone()),
+            kind: "harness",
+        }),
+        make_cold: Some(&make_cold),
+    };
+    let launched = launch(&l, &mut |heard| match heard {
+        Heard::Run(Event::Saving { kernel }) => {
+            eprintln!("bpfcompat: {kernel}: saving its machine for warm guests")
+        }
+        Heard::Run(Event::Cold { kernel, reason }) => {
+            eprintln!("bpfcompat: {kernel}: booting cold: {reason}")
+        }
+        Heard::Attempt(AttemptEvent::FellBackToTcg { exit }) => eprintln!(
+            "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"
+        ),
+        _ => {}
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(launched.booted.boot)
+}
+
+/// What restoring the kernel's saved harness machine takes: the run's warm
+/// settings with this build and the job on a job disk, the machine's
+/// initramfs (any build's: it holds this build's libraries and the
+/// kernel's modules, and each job brings the binary itself) and its
+/// identity.
+fn warm_parts<'a>(
+    g: &TestGuest<'a>,
+    cache: &'a Cache,
+    init: &Initramfs,
+    cancel: &'a Cancel,
+) -> Result<(WarmRun<'a>, std::path::PathBuf, String), String> {
     let base = g.work.join("base.cpio");
     init.write_private(&base).map_err(|e| e.to_string())?;
     let mut init = init.clone();
     let binary = init.take("/init").ok_or("the initramfs has no /init")?;
-    // The saved machine is any build's: it holds this build's libraries
-    // and the kernel's modules, and each job brings the binary itself.
     let mut rest = Vec::new();
     init.write_to(&mut rest).map_err(|e| e.to_string())?;
     // BLAKE3: test binaries are debug builds, where sha256 is slow.
@@ -170,8 +228,6 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
         identity.update(&std::fs::read(m).map_err(|e| format!("{}: {e}", m.display()))?);
     }
     let identity = identity.finalize().to_hex().to_string();
-    let initrd = g.work.join("base-modules.cpio");
-    Initramfs::with_modules(&base, &g.image.modules, &initrd).map_err(|e| e.to_string())?;
     let mut job = Initramfs::new();
     job.file(JOB_FILE, 0o644, g.job.clone());
     job.file(JOB_PROGRAM, 0o755, binary);
@@ -180,68 +236,16 @@ fn warm(g: &TestGuest, cache: &Cache, init: &Initramfs) -> Result<Boot, String> 
     job.write_to(&mut archive).map_err(|e| e.to_string())?;
     let disk = g.work.join("job.img");
     job_disk::write(&disk, &archive).map_err(|e| e.to_string())?;
-    let cancel = Cancel::new();
-    let w = WarmRun {
+    let run = WarmRun {
         cache,
         qemu: g.qemu,
         qemu_version: qemu_version(g.qemu),
         job_disk: disk,
         accel: accel_policy(),
-        cancel: &cancel,
+        cancel,
         memory_mib: MEMORY_MIB,
         cpus: CPUS,
         timeout: g.timeout,
     };
-    let guest = WarmGuest {
-        initrd: &initrd,
-        identity,
-        kind: "harness",
-        env: &g.env,
-        name: g.kernel,
-    };
-    let on = |e| {
-        if let Event::Saving { kernel } = e {
-            eprintln!("bpfcompat: {kernel}: saving its machine for warm guests");
-        }
-    };
-    match run_warm(&w, g.image, &guest, &on) {
-        Warm::Restored(boot, _) => Ok(boot),
-        Warm::Cold(why) => Err(why),
-    }
-}
-
-/// Boots with this build as `/init`, the job and the kernel's modules in
-/// the initramfs.
-fn cold(g: &TestGuest, init: &Initramfs) -> Result<Boot, String> {
-    let mut img = init.clone();
-    img.file(JOB_FILE, 0o644, g.job.clone());
-    ship(&mut img, g.shipped)?;
-    let base = g.work.join("initrd.cpio");
-    img.write_private(&base).map_err(|e| e.to_string())?;
-    let mut initrd = base.clone();
-    if !g.image.modules.is_empty() {
-        initrd = g.work.join("initrd-modules.cpio");
-        Initramfs::with_modules(&base, &g.image.modules, &initrd).map_err(|e| e.to_string())?;
-    }
-    let guest = Guest {
-        qemu: g.qemu,
-        kernel: g.image,
-        initrd: &initrd,
-        memory_mib: MEMORY_MIB,
-        cpus: CPUS,
-        env: g.env.clone(),
-        timeout: g.timeout,
-        retries: 2,
-        accel: accel_policy(),
-        cancel: &Cancel::new(),
-    };
-    boot_guest(&guest, &mut |e| {
-        if let AttemptEvent::FellBackToTcg { exit } = e {
-            eprintln!(
-                "bpfcompat: KVM does not work here ({exit}); falling back to TCG (software emulation)"
-            );
-        }
-    })
-    .map(|b| b.boot)
-    .map_err(|e| e.to_string())
+    Ok((run, base, identity))
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use super::boot::{Guest, boot_guest};
+use super::boot::Guest;
+use super::boot::launch::{Heard, Launch, WarmLaunch, launch};
 use super::evidence;
 use super::plan::*;
 use crate::cancel::Cancel;
@@ -411,114 +412,63 @@ fn fetch_kernel(ctx: &Guests, name: &str, pin: &Pin) -> Result<CachedKernel, Ker
     })
 }
 
-/// Boots the kernel's guest until the agent runs (or gives up), keeping
-/// evidence of every attempt.
+/// Launches the kernel's guest (warm or cold, see [`super::boot::launch`])
+/// until the agent runs or it gives up, keeping evidence of every boot.
 fn boot_kernel(
     ctx: &Guests,
     run: &mut KernelRun,
     kernel: &CachedKernel,
 ) -> Result<Booted, crate::errors::VmError> {
     let name = run.kernel.clone();
-    if let Some(w) = ctx.warm {
-        match warm_kernel(ctx, w, run, kernel) {
-            Ok(booted) => return Ok(booted),
-            Err(reason) => {
-                ctx.send(Event::Cold {
+    let l = Launch {
+        name: &name,
+        cold: Guest {
+            qemu: ctx.qemu,
+            kernel,
+            initrd: ctx.initrd,
+            memory_mib: ctx.plan.settings.memory_mib,
+            cpus: ctx.plan.settings.cpus,
+            env: guest_env(&name),
+            timeout: ctx.plan.settings.timeout,
+            retries: ctx.plan.settings.retries,
+            accel: ctx.accel,
+            cancel: ctx.cancel,
+        },
+        work: ctx.work,
+        warm: ctx.warm.map(|w| WarmLaunch {
+            run: w,
+            base: ctx.base,
+            identity: None,
+            kind: "agent",
+        }),
+        make_cold: None,
+    };
+    let keep = |n: u32, boot: &Boot, run: &mut KernelRun| {
+        if let Some(dir) = &ctx.plan.settings.evidence {
+            match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
+                Ok(d) => run.evidence = Some(d),
+                Err(error) => ctx.send(Event::EvidenceNotWritten {
                     kernel: name.clone(),
-                    reason: reason.clone(),
-                });
-                run.cold_reason = Some(reason);
+                    error,
+                }),
             }
         }
-    }
-    // The kernel's own modules travel in an initramfs of its own.
-    let initrd = if kernel.modules.is_empty() {
-        ctx.initrd.to_path_buf()
-    } else {
-        let own = ctx.work.join(format!("{name}.initrd"));
-        if let Err(e) = Initramfs::with_modules(ctx.initrd, &kernel.modules, &own) {
-            return Err(crate::errors::VmError::Io {
-                context: format!("cannot add {name}'s kernel modules to its initramfs"),
-                source: std::io::Error::other(e.to_string()),
-            });
-        }
-        own
     };
-    let guest = Guest {
-        qemu: ctx.qemu,
-        kernel,
-        initrd: &initrd,
-        memory_mib: ctx.plan.settings.memory_mib,
-        cpus: ctx.plan.settings.cpus,
-        env: guest_env(&name),
-        timeout: ctx.plan.settings.timeout,
-        retries: ctx.plan.settings.retries,
-        accel: ctx.accel,
-        cancel: ctx.cancel,
-    };
-    boot_guest(&guest, &mut |e| match e {
-        AttemptEvent::Starting { n } => ctx.send(Event::BootAttempt {
+    let launched = launch(&l, &mut |heard| match heard {
+        Heard::Run(e) => ctx.send(e),
+        Heard::Restored(boot) => keep(1, boot, run),
+        Heard::Attempt(AttemptEvent::Starting { n }) => ctx.send(Event::BootAttempt {
             kernel: name.clone(),
             n,
         }),
-        AttemptEvent::Ended { n, boot } => {
-            if let Some(dir) = &ctx.plan.settings.evidence {
-                match evidence::write(dir, &name, n, boot, kernel.config.as_deref()) {
-                    Ok(d) => run.evidence = Some(d),
-                    Err(error) => ctx.send(Event::EvidenceNotWritten {
-                        kernel: name.clone(),
-                        error,
-                    }),
-                }
-            }
+        Heard::Attempt(AttemptEvent::Ended { n, boot }) => keep(n, boot, run),
+        Heard::Attempt(AttemptEvent::FellBackToTcg { exit }) => {
+            ctx.send(Event::KvmFallback { exit: exit.clone() })
         }
-        AttemptEvent::FellBackToTcg { exit } => ctx.send(Event::KvmFallback { exit: exit.clone() }),
-    })
-}
-
-/// Restores the kernel's saved machine (saving it first when needed); the
-/// reason to boot cold instead.
-fn warm_kernel(
-    ctx: &Guests,
-    w: &super::boot::warm::WarmRun,
-    run: &mut KernelRun,
-    kernel: &CachedKernel,
-) -> Result<Booted, String> {
-    let name = run.kernel.clone();
-    let initrd = ctx.work.join(format!("{name}.base.initrd"));
-    Initramfs::with_modules(ctx.base, &kernel.modules, &initrd)
-        .map_err(|e| format!("cannot add {name}'s kernel modules to its initramfs: {e}"))?;
-    let identity = crate::kernel::blake3_file(&initrd)
-        .map_err(|e| format!("cannot read {}: {e}", initrd.display()))?;
-    let env = guest_env(&name);
-    let guest = super::boot::warm::WarmGuest {
-        initrd: &initrd,
-        identity,
-        kind: "agent",
-        env: &env,
-        name: &name,
-    };
-    let on = |e| ctx.send(e);
-    match super::boot::warm::run_warm(w, kernel, &guest, &on) {
-        super::boot::warm::Warm::Restored(boot, accel) => {
-            if let Some(dir) = &ctx.plan.settings.evidence {
-                match evidence::write(dir, &name, 1, &boot, kernel.config.as_deref()) {
-                    Ok(d) => run.evidence = Some(d),
-                    Err(error) => ctx.send(Event::EvidenceNotWritten {
-                        kernel: name.clone(),
-                        error,
-                    }),
-                }
-            }
-            run.restored = true;
-            Ok(Booted {
-                boot,
-                retried: Vec::new(),
-                accel,
-            })
-        }
-        super::boot::warm::Warm::Cold(reason) => Err(reason),
-    }
+    })?;
+    run.restored = launched.restored;
+    run.cold_reason = launched.cold_reason;
+    Ok(launched.booted)
 }
 
 /// `key=value` kernel parameters reach the guest's init as environment:

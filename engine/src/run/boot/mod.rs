@@ -3,6 +3,7 @@
 //! process's accelerator policy and retries) or, in [`warm`], restored from
 //! a saved machine.
 
+pub(crate) mod launch;
 pub(crate) mod warm;
 
 use std::path::Path;
