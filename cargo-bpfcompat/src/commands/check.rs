@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bpfcompat_engine::objects::{check_bpf_object, display_names};
 use bpfcompat_engine::outcome::RunOutput;
-use bpfcompat_engine::report::{Report, failures_text, matrix};
+use bpfcompat_engine::report::{Judge, failures_text, matrix};
 use clap::Args;
 use validator::{Options, Source, validate_all_on_host};
 
@@ -96,27 +96,21 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
         kernels: vec![validate_all_on_host(&objects, &opts)?],
         notes: Vec::new(),
     };
-    let mut report = Report::new(
-        "host (running kernel)",
-        names,
-        output,
-        false,
-        &Default::default(),
-    );
-    report.set_floors(bpfcompat_engine::floor::of_objects(
-        report
+    let mut judge = Judge::new("host (running kernel)", names);
+    judge.gate = bpfcompat_engine::report::Gate {
+        max_growth_pct: None,
+        min_headroom_pct: a.min_headroom.map(|p| p.0),
+    };
+    let floors = bpfcompat_engine::floor::of_objects(
+        judge
             .objects
             .clone()
             .iter()
             .zip(&a.objects)
             .map(|(n, p)| (n.as_str(), p.as_path()))
             .collect::<Vec<_>>(),
-    ));
-    let gate = bpfcompat_engine::report::Gate {
-        max_growth_pct: None,
-        min_headroom_pct: a.min_headroom.map(|p| p.0),
-    };
-    bpfcompat_engine::report::apply_gate(&mut report, &[], &gate);
+    );
+    let report = judge.report(output, Some(floors), |_| {}).report;
     if let Some(p) = &a.json {
         std::fs::write(p, report.to_json())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;

@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_engine::report::{
-    Report, apply_gate, changes_text, compare, exit_with_baseline, growth, growth_text,
-};
+use bpfcompat_engine::report::{Judge, Judged, Report, changes_text, growth_text, judge};
 use clap::{Args, Subcommand};
 
 use crate::exit::Code;
@@ -59,15 +57,20 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
             complexity,
         } => {
             let (before, mut after) = (load(&before)?, load(&after)?);
-            after.complexity_growth = growth(&before, &after.cells);
-            let grown = after.complexity_growth.clone();
-            apply_gate(&mut after, &grown, &complexity.gate());
-            let changes = compare(&before, &after);
-            crate::stdout::out!("{}", changes_text(&changes));
-            if !grown.is_empty() {
-                crate::stdout::out!("\n{}", growth_text(&grown));
+            let mut judge = Judge::new(&after.matrix, after.objects.clone());
+            judge.baseline = Some(&before);
+            judge.gate = complexity.gate();
+            let changes = judge.verdict(&mut after);
+            let judged = Judged {
+                report: after,
+                changes,
+            };
+            let changes = judged.changes.as_deref().unwrap_or_default();
+            crate::stdout::out!("{}", changes_text(changes));
+            if !judged.report.complexity_growth.is_empty() {
+                crate::stdout::out!("\n{}", growth_text(&judged.report.complexity_growth));
             }
-            Ok(exit_with_baseline(&changes, &after))
+            Ok(judge::exit_code(&judged, None, false))
         }
         ReportCommand::Merge(a) => {
             let reports = a

@@ -13,8 +13,7 @@ use bpfcompat_engine::matrix::Matrix;
 use bpfcompat_engine::objects::{check_bpf_object, display_names};
 use bpfcompat_engine::partition::Partition;
 use bpfcompat_engine::report::{
-    Expectations, Report, Scope, apply_gate, changes_text, compare, exit_with_baseline, gate_cells,
-    growth, growth_text, kernel_cells, stats_text,
+    Expectations, Judge, Report, Scope, changes_text, growth_text, judge, stats_text,
 };
 use bpfcompat_engine::run::{CommandInput, Event, KernelTarget, ObjectInput, Plan, Settings};
 use bpfcompat_engine::vm::AccelChoice;
@@ -465,21 +464,18 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         );
     }
     let mut progress = Progress::new(&r.plan, a.quiet || json_lines);
-    let gate = a.complexity.gate();
+    let mut judge = Judge::new(&r.matrix_origin, r.names.clone());
+    judge.expectations = r.expectations.clone();
+    judge.allow_unavailable = r.allow_unavailable;
+    judge.baseline = r.baseline.as_ref();
+    judge.gate = a.complexity.gate();
     let cache = Cache::discover()?;
     let output =
         bpfcompat_engine::run::run(&r.plan, &Mirrors::discover(), &cache, cancel, &mut |e| {
-            // For tools: each cell as soon as its kernel is done.
+            // For tools: each cell as soon as its kernel is done, judged as
+            // the report will judge it.
             if json_lines && let Event::KernelFinished { run } = &e {
-                // Judged as the report will judge them, complexity gate included.
-                let mut cells = kernel_cells(run, &r.names, &r.expectations);
-                let grown = r
-                    .baseline
-                    .as_ref()
-                    .map(|b| growth(b, &cells))
-                    .unwrap_or_default();
-                gate_cells(&mut cells, &grown, &gate);
-                for c in &cells {
+                for c in &judge.kernel(run) {
                     crate::messages::cell(c);
                 }
                 crate::messages::kernel_finished(run);
@@ -487,54 +483,44 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
             progress.event(&e)
         })?;
     progress.finish();
-    let mut report = Report::new(
-        &r.matrix_origin,
-        r.names,
-        output,
-        r.allow_unavailable,
-        &r.expectations,
-    );
-    report.scope = Some(r.scope);
-    report.notes.extend(r.notes);
-    let mut placeholders = report.placeholder_notes();
-    if !placeholders.is_empty() && !r.unindexed.is_empty() {
-        placeholders.push(format!(
-            "bpfcompat tells a placeholder from a missing hook itself once every catalogue kernel is fetched and indexed ({} are not, e.g. {}): `cargo bpfcompat kernels fetch --matrix all`",
-            r.unindexed.len(),
-            r.unindexed.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    for n in &placeholders {
-        eprintln!("note: {}", bpfcompat_engine::report::shown(n));
-    }
-    report.notes.extend(placeholders);
-    report.set_floors(bpfcompat_engine::floor::of_objects(
+    let floors = bpfcompat_engine::floor::of_objects(
         r.plan
             .objects
             .iter()
             .map(|o| (o.name.as_str(), o.path.as_path())),
-    ));
-    if let Some(b) = &r.baseline {
-        report.complexity_growth = growth(b, &report.cells);
-    }
-    let grown = report.complexity_growth.clone();
-    apply_gate(&mut report, &grown, &gate);
+    );
+    let mut judged = judge.report(output, Some(floors), |report| {
+        report.scope = Some(r.scope);
+        report.notes.extend(r.notes);
+        let mut placeholders = report.placeholder_notes();
+        if !placeholders.is_empty() && !r.unindexed.is_empty() {
+            placeholders.push(format!(
+                "bpfcompat tells a placeholder from a missing hook itself once every catalogue kernel is fetched and indexed ({} are not, e.g. {}): `cargo bpfcompat kernels fetch --matrix all`",
+                r.unindexed.len(),
+                r.unindexed.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for n in &placeholders {
+            eprintln!("note: {}", bpfcompat_engine::report::shown(n));
+        }
+        report.notes.extend(placeholders);
+    });
     // A stopped run's report says so, not what its finished cells imply.
     let stopped = crate::signals::exit_code(cancel);
     if let Some(code) = stopped {
-        report.exit_code = code;
+        judged.report.exit_code = code;
     }
+    let report = &judged.report;
     // Every report that can be written is, and the matrix is printed, even
     // when one path fails or the run was stopped: nothing finished is lost.
-    let write_errors = a.reports.write(&report, true);
+    let write_errors = a.reports.write(report, true);
     if !json_lines {
-        crate::stdout::out!("{}", crate::render::human(&report, a.quiet));
+        crate::stdout::out!("{}", crate::render::human(report, a.quiet));
         if a.stats {
-            crate::stdout::out!("\n{}", stats_text(&report));
+            crate::stdout::out!("\n{}", stats_text(report));
         }
     }
-    let changes = r.baseline.as_ref().map(|b| compare(b, &report));
-    if let Some(changes) = &changes
+    if let Some(changes) = &judged.changes
         && !json_lines
     {
         crate::stdout::out!("\n{}", changes_text(changes));
@@ -563,18 +549,9 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
             }
         }
     }
-    let code = if let Some(code) = stopped {
-        code
-    } else if !write_errors.is_empty() {
-        Code::ToolFailure
-    } else {
-        match &changes {
-            Some(changes) => exit_with_baseline(changes, &report),
-            None => report.exit_code,
-        }
-    };
+    let code = judge::exit_code(&judged, stopped, !write_errors.is_empty());
     if json_lines {
-        crate::messages::run_finished(&report, code);
+        crate::messages::run_finished(&judged.report, code);
     }
     Ok(code)
 }

@@ -27,21 +27,21 @@ pub(crate) fn loader_output(c: &crate::classify::Cell, n: usize) -> Option<(Stri
 mod compare;
 mod complexity;
 mod html;
+pub mod judge;
 mod junit;
 mod markdown;
 mod merge;
 mod model;
 mod terminal;
 
-pub use compare::{CellChange, Change, changes_text, compare, exit_with_baseline};
-pub use complexity::{
-    Gate, Growth, Row, apply_gate, figure, gate_cells, growth, growth_text, rows,
-};
+pub use compare::{CellChange, Change, changes_text};
+pub use complexity::{Gate, Growth, Row, figure, growth_text, rows};
 pub use html::html;
+pub use judge::{Judge, Judged};
 pub use junit::junit;
 pub use markdown::markdown;
 pub use merge::{Scope, merge};
-pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, kernel_cells, note_text};
+pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, note_text};
 pub use terminal::{
     Look, assumptions_text, disagreements_text, failures_text, floor_sentence, floors_text, matrix,
     shown, stats_text, variants_text,
