@@ -1,7 +1,7 @@
 //! The one error type of the CLI: every way a command can fail before it
 //! has a verdict, each mapped to its exit code in one exhaustive match.
 
-use bpfcompat_engine::errors::{CacheError, MatrixError, ObjectError, RunError};
+use bpfcompat_engine::errors::{CacheError, ConfigError, MatrixError, ObjectError, RunError};
 use validator::{HostError, OpenError};
 
 use crate::exit::Code;
@@ -12,6 +12,9 @@ pub enum Error {
     /// The matrix or lock is wrong, or a kernel name is unknown.
     #[error(transparent)]
     Matrix(#[from] MatrixError),
+    /// The project's configuration cannot be read or names what is not there.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// An object is missing, damaged or no BPF object.
     #[error(transparent)]
     Object(#[from] ObjectError),
@@ -54,6 +57,7 @@ impl Error {
     pub fn exit_code(&self) -> Code {
         match self {
             Error::Matrix(_)
+            | Error::Config(_)
             | Error::Object(_)
             | Error::Cache(_)
             | Error::Run(_)

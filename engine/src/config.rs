@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::classify::Code;
+use crate::errors::ConfigError;
 use crate::wire::{Fixups, MapFixup, ProgramFixup};
 use serde::Deserialize;
 
@@ -115,15 +116,17 @@ struct Metadata {
 }
 
 /// Reads the configuration of the workspace at `root`; `None` when there is none.
-pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
+pub fn load_config(root: &Path) -> Result<Option<Config>, ConfigError> {
     let own = root.join("bpfcompat.toml");
     if own.is_file() {
         return load_config_file(&own).map(Some);
     }
     let manifest = root.join("Cargo.toml");
     let text = read(&manifest)?;
-    let parsed: CargoToml =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let parsed: CargoToml = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: manifest.clone(),
+        source,
+    })?;
     let ws = parsed
         .workspace
         .and_then(|s| s.metadata)
@@ -134,10 +137,7 @@ pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
         .and_then(|m| m.bpfcompat);
     let config = match (ws, pkg) {
         (Some(_), Some(_)) => {
-            return Err(format!(
-                "{}: bpfcompat is configured in both [workspace.metadata.bpfcompat] and [package.metadata.bpfcompat]; keep one",
-                manifest.display()
-            ));
+            return Err(ConfigError::Twice { manifest });
         }
         (Some(c), None) | (None, Some(c)) => c,
         (None, None) => return Ok(None),
@@ -150,9 +150,12 @@ pub fn load_config(root: &Path) -> Result<Option<Config>, String> {
 }
 
 /// Reads a `bpfcompat.toml` file (`--config FILE`).
-pub fn load_config_file(path: &Path) -> Result<Config, String> {
+pub fn load_config_file(path: &Path) -> Result<Config, ConfigError> {
     let text = read(path)?;
-    let mut c: Config = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     c.origin = path.to_path_buf();
     c.text = text;
     Ok(c)
@@ -162,7 +165,7 @@ pub fn load_config_file(path: &Path) -> Result<Config, String> {
 /// above it that has a `bpfcompat.toml` or bpfcompat metadata in its
 /// `Cargo.toml` (a test runs in its package's directory; the configuration
 /// may be the workspace's). A file that is there but wrong is an error.
-pub fn find_config(start: &Path) -> Result<Option<Config>, String> {
+pub fn find_config(start: &Path) -> Result<Option<Config>, ConfigError> {
     for dir in start.ancestors() {
         if !dir.join("bpfcompat.toml").is_file() && !dir.join("Cargo.toml").is_file() {
             continue;
@@ -174,9 +177,28 @@ pub fn find_config(start: &Path) -> Result<Option<Config>, String> {
     Ok(None)
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    crate::safe::read_text_input(path, crate::safe::TEXT_INPUT_LIMIT)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read(path: &Path) -> Result<String, ConfigError> {
+    crate::safe::read_text_input(path, crate::safe::TEXT_INPUT_LIMIT).map_err(|source| {
+        ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// The name or path of a run's matrix: `chosen` (the command line's, a
+/// test's own), else the configuration's (a shipped name, or a file
+/// confined below the configuration's directory), else `default`. The CLI
+/// and the kernel-test harness choose by this one rule.
+pub fn matrix_name(config: Option<&Config>, chosen: Option<&str>) -> Result<String, ConfigError> {
+    if let Some(m) = chosen {
+        return Ok(m.to_string());
+    }
+    match config.and_then(|c| c.matrix.as_ref().map(|m| (c, m))) {
+        Some((_, m)) if crate::matrix::SHIPPED.contains(&m.as_str()) => Ok(m.clone()),
+        Some((c, m)) => Ok(c.resolve(Path::new(m), "matrix")?.display().to_string()),
+        None => Ok("default".into()),
+    }
 }
 
 impl Config {
@@ -194,17 +216,23 @@ impl Config {
     /// Checks the names the configuration uses against the matrix's kernels
     /// and, where the run's objects are all there is (a workspace), its
     /// object tables against `objects`.
-    pub fn validate(&self, kernels: &[String], objects: Option<&[String]>) -> Result<(), String> {
-        let origin = self.origin.display();
-        let known_kernels = kernels.join(", ");
+    pub fn validate(
+        &self,
+        kernels: &[String],
+        objects: Option<&[String]>,
+    ) -> Result<(), ConfigError> {
+        let origin = self.origin.display().to_string();
         let kernel_ok = |k: &String, key: String| {
             if kernels.contains(k) {
                 Ok(())
             } else {
-                Err(format!(
-                    "{origin}{}: `{key}` names kernel `{k}`, which the matrix does not have\n  (hint: known kernels are {known_kernels})",
-                    self.line_of(k)
-                ))
+                Err(ConfigError::UnknownKernel {
+                    origin: origin.clone(),
+                    line: self.line_of(k),
+                    key,
+                    kernel: k.clone(),
+                    known: kernels.join(", "),
+                })
             }
         };
         for k in self.kernels.iter().flatten() {
@@ -217,11 +245,12 @@ impl Config {
             if let Some(objects) = objects
                 && !objects.contains(name)
             {
-                return Err(format!(
-                    "{origin}{}: [objects.{name}] names no BPF object of this workspace\n  (hint: `cargo bpfcompat list` shows the objects found: {})",
-                    self.line_of(&format!("objects.{name}")),
-                    objects.join(", ")
-                ));
+                return Err(ConfigError::UnknownObject {
+                    origin,
+                    line: self.line_of(&format!("objects.{name}")),
+                    name: name.clone(),
+                    found: objects.join(", "),
+                });
             }
             for k in o.expect_fail.keys().chain(o.btf.keys()) {
                 kernel_ok(k, format!("objects.{name}"))?;
@@ -231,10 +260,11 @@ impl Config {
                     kernel_ok(k, format!("objects.{name}.on[{i}].kernels"))?;
                 }
                 if on.kernels.is_empty() && on.release.is_none() {
-                    return Err(format!(
-                        "{origin}: [[objects.{name}.on]] number {} selects no kernel\n  (hint: give `kernels = [\"debian-11-5.10\"]` or `release = \"<5.8\"`)",
-                        i + 1
-                    ));
+                    return Err(ConfigError::SelectsNothing {
+                        origin,
+                        name: name.clone(),
+                        number: i + 1,
+                    });
                 }
             }
         }
@@ -252,13 +282,16 @@ impl Config {
 
     /// A path the configuration names under `key`, relative to its file and
     /// confined below its directory ([`crate::safe::confined`]).
-    pub fn resolve(&self, p: &Path, key: &str) -> Result<PathBuf, String> {
+    pub fn resolve(&self, p: &Path, key: &str) -> Result<PathBuf, ConfigError> {
         let dir = self.origin.parent().unwrap_or(Path::new("."));
         let dir = match dir.as_os_str().is_empty() {
             true => Path::new("."),
             false => dir,
         };
-        crate::safe::confined(dir, p, key).map_err(|e| format!("{}: {e}", self.origin.display()))
+        crate::safe::confined(dir, p, key).map_err(|message| ConfigError::Outside {
+            origin: self.origin.clone(),
+            message,
+        })
     }
 }
 
@@ -285,14 +318,15 @@ mod tests {
     }
 
     /// The configuration read from a directory holding just `name`.
-    fn load(name: &str, text: &str) -> Result<Option<Config>, String> {
+    fn load(name: &str, text: &str) -> Result<Option<Config>, ConfigError> {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), name, text);
         load_config(d.path())
     }
 
     #[track_caller]
-    fn mentions(text: &str, needles: &[&str]) {
+    fn mentions(text: impl std::fmt::Display, needles: &[&str]) {
+        let text = text.to_string();
         if let Some(missing) = needles.iter().find(|n| !text.contains(**n)) {
             panic!("expected {missing:?} in:\n{text}");
         }
@@ -359,7 +393,7 @@ mod tests {
         .unwrap()
         .unwrap();
         mentions(
-            &c.validate(&kernels, None).unwrap_err(),
+            c.validate(&kernels, None).unwrap_err(),
             &["debain-11", "known kernels"],
         );
         let c = load(
@@ -369,7 +403,7 @@ mod tests {
         .unwrap()
         .unwrap();
         mentions(
-            &c.validate(&kernels, None).unwrap_err(),
+            c.validate(&kernels, None).unwrap_err(),
             &["selects no kernel"],
         );
     }
@@ -410,11 +444,14 @@ mod tests {
         assert_eq!(c.kernels, Some(vec!["debian-12-6.1".to_string()]));
         write(d.path(), "mine.toml", "");
         assert_eq!(
-            c.resolve(Path::new("mine.toml"), "matrix"),
-            Ok(d.path().join("mine.toml"))
+            c.resolve(Path::new("mine.toml"), "matrix").unwrap(),
+            d.path().join("mine.toml")
         );
         // Out of its directory: refused, naming the key.
-        let e = c.resolve(Path::new("/etc/shadow"), "btf").unwrap_err();
+        let e = c
+            .resolve(Path::new("/etc/shadow"), "btf")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`btf = \"/etc/shadow\"`"), "{e}");
         assert!(c.resolve(Path::new("../x"), "matrix").is_err());
         write(

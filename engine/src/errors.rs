@@ -360,3 +360,80 @@ pub enum RunError {
     #[error(transparent)]
     Initramfs(#[from] InitramfsError),
 }
+
+/// The project's configuration cannot be read or names what is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not a configuration.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's words.
+        source: toml::de::Error,
+    },
+    /// Configured twice in one manifest.
+    #[error("{}: bpfcompat is configured in both [workspace.metadata.bpfcompat] and [package.metadata.bpfcompat]; keep one", manifest.display())]
+    Twice {
+        /// The `Cargo.toml`.
+        manifest: PathBuf,
+    },
+    /// A kernel the matrix does not have.
+    #[error(
+        "{origin}{line}: `{key}` names kernel `{kernel}`, which the matrix does not have\n  (hint: known kernels are {known})"
+    )]
+    UnknownKernel {
+        /// The configuration file.
+        origin: String,
+        /// `, line N` where the name is.
+        line: String,
+        /// The key that names it.
+        key: String,
+        /// The kernel.
+        kernel: String,
+        /// The matrix's kernels.
+        known: String,
+    },
+    /// An object table for no object of the workspace.
+    #[error(
+        "{origin}{line}: [objects.{name}] names no BPF object of this workspace\n  (hint: `cargo bpfcompat list` shows the objects found: {found})"
+    )]
+    UnknownObject {
+        /// The configuration file.
+        origin: String,
+        /// `, line N` where the table is.
+        line: String,
+        /// The table's name.
+        name: String,
+        /// The workspace's objects.
+        found: String,
+    },
+    /// An `[[objects.X.on]]` that selects no kernel.
+    #[error(
+        "{origin}: [[objects.{name}.on]] number {number} selects no kernel\n  (hint: give `kernels = [\"debian-11-5.10\"]` or `release = \"<5.8\"`)"
+    )]
+    SelectsNothing {
+        /// The configuration file.
+        origin: String,
+        /// The object's table.
+        name: String,
+        /// Which `on` table, from 1.
+        number: usize,
+    },
+    /// A path that leaves the configuration's directory.
+    #[error("{}: {message}", origin.display())]
+    Outside {
+        /// The configuration file.
+        origin: PathBuf,
+        /// What is wrong with the path.
+        message: String,
+    },
+}

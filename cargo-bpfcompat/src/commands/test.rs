@@ -26,7 +26,7 @@ use bpfcompat_engine::wire::Mode;
 use crate::args::{Limit, named};
 use crate::exit::Code;
 use crate::progress::Progress;
-use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file};
+use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file, matrix_name};
 
 use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
 use bpfcompat_engine::contract::Declared;
@@ -742,9 +742,9 @@ fn by_validator(objects: Vec<ObjectInput>, choice: ValidatorChoice) -> Vec<Objec
 /// The configuration of a run that builds no workspace: `--config FILE`,
 /// else the nearest to the current directory, else a `bpfcompat.toml`
 /// beside the first object, else none.
-fn explicit_config(a: &TestArgs) -> Result<Config, String> {
+fn explicit_config(a: &TestArgs) -> Result<Config, crate::error::Error> {
     if let Some(p) = &a.config {
-        return load_config_file(p);
+        return Ok(load_config_file(p)?);
     }
     let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
     if let Some(c) = find_config(&cwd)? {
@@ -756,7 +756,7 @@ fn explicit_config(a: &TestArgs) -> Result<Config, String> {
         .and_then(|o| o.parent())
         .map(|d| d.join("bpfcompat.toml"))
         .filter(|p| p.is_file());
-    beside.map_or_else(|| Ok(Config::default()), |p| load_config_file(&p))
+    Ok(beside.map_or_else(|| Ok(Config::default()), |p| load_config_file(&p))?)
 }
 
 /// The run's matrix: the flags first, then the configuration. The
@@ -767,14 +767,7 @@ fn run_matrix(
     config: &Config,
     objects: Option<&[String]>,
 ) -> Result<Matrix, crate::error::Error> {
-    let matrix_name = match (&a.guests.matrix, &config.matrix) {
-        (Some(m), _) => m.clone(),
-        (None, Some(m)) if !bpfcompat_engine::matrix::SHIPPED.contains(&m.as_str()) => {
-            config.resolve(m.as_ref(), "matrix")?.display().to_string()
-        }
-        (None, Some(m)) => m.clone(),
-        _ => "default".into(),
-    };
+    let matrix_name = matrix_name(Some(config), a.guests.matrix.as_deref())?;
     let mut matrix = Matrix::load(&matrix_name)?;
     let all_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
     config.validate(&all_kernels, objects)?;
@@ -798,7 +791,7 @@ fn object_inputs(
     config: &Config,
     named: &[(String, PathBuf)],
     validator: ValidatorChoice,
-) -> Result<Vec<ObjectInput>, String> {
+) -> Result<Vec<ObjectInput>, crate::error::Error> {
     named
         .iter()
         .map(|(name, path)| {
@@ -840,7 +833,7 @@ fn object_inputs(
                     .btf
                     .iter()
                     .map(|(k, p)| Ok((k.clone(), config.resolve(p, "btf")?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, crate::error::Error>>()?,
             })
         })
         .collect()

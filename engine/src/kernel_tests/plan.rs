@@ -42,28 +42,23 @@ pub fn plan(req: &PlanRequest) -> Plan {
 fn cells(req: &PlanRequest, config: Option<&Config>) -> Plan {
     let mirrors = Mirrors::discover();
     let cache = Cache::discover();
-    // A configured matrix path that leaves the configuration's directory
-    // is refused, for every test that would use it.
-    let (default_matrix, refused) = match config.and_then(|c| c.matrix.as_ref().map(|m| (c, m))) {
-        Some((_, m)) if crate::matrix::SHIPPED.contains(&m.as_str()) => (m.clone(), None),
-        Some((c, m)) => match c.resolve(std::path::Path::new(m), "matrix") {
-            Ok(p) => (p.display().to_string(), None),
-            Err(e) => (m.clone(), Some(e)),
-        },
-        None => ("default".into(), None),
-    };
     let configured_kernels = config.and_then(|c| c.kernels.clone());
     let mut matrices: BTreeMap<String, Result<Matrix, String>> = BTreeMap::new();
     let mut out = Plan::default();
     for t in &req.tests {
-        let matrix_name = t.matrix.clone().unwrap_or_else(|| default_matrix.clone());
-        let m =
-            matrices
-                .entry(matrix_name.clone())
-                .or_insert_with(|| match (&t.matrix, &refused) {
-                    (None, Some(e)) => Err(e.clone()),
-                    _ => Matrix::load(&matrix_name).map_err(|e| e.to_string()),
-                });
+        // A configured matrix path that leaves the configuration's
+        // directory is refused, for every test that would use it.
+        let matrix_name = match crate::config::matrix_name(config, t.matrix.as_deref()) {
+            Ok(name) => name,
+            Err(e) => {
+                out.failed
+                    .push((t.name.clone(), format!("{}: {e}", t.name)));
+                continue;
+            }
+        };
+        let m = matrices
+            .entry(matrix_name.clone())
+            .or_insert_with(|| Matrix::load(&matrix_name).map_err(|e| e.to_string()));
         let m = match m {
             Ok(m) => m,
             Err(e) => {
