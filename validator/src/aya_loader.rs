@@ -21,12 +21,34 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use crate::cgroup::CgroupTarget;
 use crate::clsact::Clsact;
 use crate::fixups::FixupError;
-use crate::options::Options;
+use crate::options::{Options, Source};
 use crate::pair::NetDevice;
 use crate::sys;
 
+/// aya's loading, as an aya project's loader does it.
+pub(crate) struct Aya;
+
+impl crate::options::Loader for Aya {
+    fn validate(&self, name: &str, source: Source, opts: &Options) -> ObjectReport {
+        match source {
+            Source::Bytes(b) => validate(name, b, opts),
+            Source::Path(p) => match std::fs::read(p) {
+                Ok(b) => validate(name, &b, opts),
+                Err(e) => ObjectReport {
+                    object: name.to_string(),
+                    object_error: Some(StepFailure {
+                        error: format!("cannot read {}: {e}", p.display()),
+                        ..StepFailure::default()
+                    }),
+                    ..ObjectReport::default()
+                },
+            },
+        }
+    }
+}
+
 /// Validates the object's bytes with aya on the running kernel.
-pub fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
+fn validate(name: &str, bytes: &[u8], opts: &Options) -> ObjectReport {
     let mut report = ObjectReport {
         object: name.to_string(),
         ..ObjectReport::default()

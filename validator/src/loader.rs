@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use bpfcompat_engine::wire::{ObjectReport, StepFailure};
+use bpfcompat_engine::wire::{ObjectReport, Validator};
 
 use crate::alternatives;
-use crate::options::{Options, Source};
+use crate::options::{Loader, Options, Source};
 
 /// Validates the object at `path` on the running kernel.
 pub fn validate_object(name: &str, path: &Path, opts: &Options) -> ObjectReport {
@@ -28,24 +28,7 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
         Source::Path(p) => bpfcompat_engine::objects::built_for(p),
     });
     let started = Instant::now();
-    let mut report = if validator == bpfcompat_engine::wire::Validator::Aya {
-        match source {
-            Source::Bytes(b) => crate::aya_loader::validate(name, b, opts),
-            Source::Path(p) => match std::fs::read(p) {
-                Ok(b) => crate::aya_loader::validate(name, &b, opts),
-                Err(e) => ObjectReport {
-                    object: name.to_string(),
-                    object_error: Some(StepFailure {
-                        error: format!("cannot read {}: {e}", p.display()),
-                        ..StepFailure::default()
-                    }),
-                    ..ObjectReport::default()
-                },
-            },
-        }
-    } else {
-        crate::validate::with_libbpf(name, source, opts)
-    };
+    let mut report = loader_for(validator).validate(name, source, opts);
     // What the loader chooses between and may go without: the same for
     // both loaders.
     alternatives::choose(&mut report, &opts.fixups.variants, false);
@@ -65,4 +48,12 @@ pub fn validate_source(name: &str, source: Source, opts: &Options) -> ObjectRepo
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// The loader of a kind.
+fn loader_for(v: Validator) -> &'static dyn Loader {
+    match v {
+        Validator::Libbpf => &crate::validate::Libbpf,
+        Validator::Aya => &crate::aya_loader::Aya,
+    }
 }

@@ -1,10 +1,10 @@
-//! What to do with an object ([`Options`]), where the validation runs
-//! ([`Site`]) and where the object's bytes come from ([`Source`]): the same
-//! for both loaders.
+//! What both loaders share: what to do with an object ([`Options`]), where
+//! the validation runs ([`Site`]), where the object's bytes come from
+//! ([`Source`]), and the seam they sit behind ([`Loader`]).
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_engine::wire::{Fixups, Mode};
+use bpfcompat_engine::wire::{Fixups, Mode, ObjectReport};
 
 /// What to do with an object.
 #[derive(Debug, Clone, Default)]
@@ -52,4 +52,15 @@ pub enum Source<'a> {
     Path(&'a Path),
     /// The object's bytes (e.g. embedded in a loader).
     Bytes(&'a [u8]),
+}
+
+/// A loader that judges an object the way a project's own loader of that
+/// kind loads it: opened with the configured fix-ups (a fix-up it cannot
+/// make is a note of the report, never dropped unsaid), every program
+/// loaded, attached and fired as the options ask, each failure with its
+/// evidence ([`crate::evidence`]).
+pub(crate) trait Loader {
+    /// Validates one object on the running kernel; everything it loaded
+    /// and attached is released before it returns.
+    fn validate(&self, name: &str, source: Source, opts: &Options) -> ObjectReport;
 }

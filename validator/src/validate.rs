@@ -26,9 +26,19 @@ use crate::options::{Options, Source};
 use crate::sizing;
 use crate::sys;
 
+/// libbpf's loading, as a libbpf-rs or libbpf-cargo project's loader does
+/// it.
+pub(crate) struct Libbpf;
+
+impl crate::options::Loader for Libbpf {
+    fn validate(&self, name: &str, source: Source, opts: &Options) -> ObjectReport {
+        with_libbpf(name, source, opts)
+    }
+}
+
 /// libbpf's loading of the object, program by program: a program the
 /// kernel refuses is switched off and the rest loaded again.
-pub(crate) fn with_libbpf(name: &str, source: Source, opts: &Options) -> ObjectReport {
+fn with_libbpf(name: &str, source: Source, opts: &Options) -> ObjectReport {
     capture::install();
     let mut v = Isolation {
         report: ObjectReport {
