@@ -170,7 +170,7 @@ impl FetchError {
     /// cannot be had (no mirror, archive unreachable). A digest mismatch, a
     /// package without an image or a cache that cannot be written means the
     /// tool cannot be trusted to have done its job, whatever the flags.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             FetchError::Mirror(_) | FetchError::Download { .. } => true,
             FetchError::NotPinned { .. }
@@ -207,7 +207,7 @@ pub enum CacheError {
 
 /// A hint for the I/O errors people can act on: a full disk and a file
 /// another user owns are not network problems.
-pub fn io_hint(e: &std::io::Error) -> String {
+pub(crate) fn io_hint(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::StorageFull => {
             "\n  (hint: the disk is full: free space, or set BPFCOMPAT_CACHE to a directory on another disk)".into()

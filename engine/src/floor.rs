@@ -82,7 +82,7 @@ impl ObjectFloor {
 
     /// The needs that came with the floor's release, for the sentence that
     /// names what sets it.
-    pub fn at_floor(&self) -> Vec<&str> {
+    pub(crate) fn at_floor(&self) -> Vec<&str> {
         self.needs
             .iter()
             .filter(|n| Some(&n.since) == self.floor.as_ref())

@@ -23,7 +23,7 @@ pub mod objects;
 pub mod outcome;
 pub mod partition;
 pub mod placeholders;
-pub mod private;
+pub(crate) mod private;
 pub mod process_group;
 #[cfg(test)]
 mod proptests;

@@ -15,15 +15,15 @@ use crate::errors::MatrixError;
 use crate::safe::{Sha256Hex, check_archive_path, check_name, check_version, is_safe_name};
 
 /// The matrix shipped with bpfcompat (`--matrix default`).
-pub const DEFAULT_MATRIX: &str = include_str!("../matrices/default.toml");
+pub(crate) const DEFAULT_MATRIX: &str = include_str!("../matrices/default.toml");
 /// The lock of the shipped matrix.
-pub const DEFAULT_LOCK: &str = include_str!("../matrices/kernels.lock");
+pub(crate) const DEFAULT_LOCK: &str = include_str!("../matrices/kernels.lock");
 
 /// The shipped catalogue (`--matrix all`): every kernel series the archives
 /// serve that the project has booted.
-pub const ALL_MATRIX: &str = include_str!("../matrices/all.toml");
+pub(crate) const ALL_MATRIX: &str = include_str!("../matrices/all.toml");
 /// The catalogue's lock.
-pub const ALL_LOCK: &str = include_str!("../matrices/all.lock");
+pub(crate) const ALL_LOCK: &str = include_str!("../matrices/all.lock");
 
 /// The pins of the whole catalogue (`--matrix all`).
 pub fn catalogue() -> Lock {
@@ -35,7 +35,7 @@ pub const SHIPPED: &[&str] = &["default", "all", "rpm"];
 
 /// The RPM distributions (`--matrix rpm`): shipped unpinned, never booted
 /// by the project (their repositories are out of its reach).
-pub const RPM_MATRIX: &str = include_str!("../matrices/rpm.toml");
+pub(crate) const RPM_MATRIX: &str = include_str!("../matrices/rpm.toml");
 
 /// A kernel matrix: the kernels a run validates on.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -127,7 +127,7 @@ pub enum Format {
 
 impl Format {
     /// Whether this is the default (a lock leaves it out).
-    pub fn is_deb(&self) -> bool {
+    pub(crate) fn is_deb(&self) -> bool {
         *self == Format::Deb
     }
 }
@@ -595,7 +595,7 @@ pub(crate) fn parse_lock(text: &str, origin: &str) -> Result<Lock, MatrixError> 
 /// Whether a package name matches a profile pattern: `*` stands for one run of
 /// characters without `-`, so `linux-image-5.10.0-*-cloud-amd64` never matches
 /// a `-dbg` or `-unsigned` sibling.
-pub fn package_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn package_matches(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
         Some((head, rest)) => {

@@ -47,10 +47,10 @@ impl ObjectInput {
 }
 
 /// `e_machine` of eBPF objects.
-pub const EM_BPF: u16 = 247;
+pub(crate) const EM_BPF: u16 = 247;
 
 /// Objects larger than this are refused (real BPF objects are a few MiB).
-pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_OBJECT_BYTES: u64 = 256 << 20;
 
 /// Checks that `path` is a regular file holding a well-formed 64-bit ELF
 /// relocatable object for the BPF machine with at least one program or map.

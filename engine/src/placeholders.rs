@@ -93,7 +93,7 @@ fn mark(o: &mut ObjectInput, candidates: &[Candidate], indexes: &[FunctionIndex]
 /// The functions the programs of `objects` name (in their section or as a
 /// configured target) that this kernel has in a module only, with the
 /// module.
-pub fn in_modules(
+pub(crate) fn in_modules(
     index: &FunctionIndex,
     objects: &[ObjectInput],
 ) -> std::collections::BTreeMap<String, String> {

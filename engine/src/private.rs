@@ -10,12 +10,12 @@ use std::path::Path;
 /// The name a temporary file or directory in the cache starts with:
 /// `prefix`, then this process's PID, so that what a killed run left can be
 /// told from what a live one is filling ([`crate::kernel::Cache::sweep`]).
-pub fn leftover_prefix(prefix: &str) -> String {
+pub(crate) fn leftover_prefix(prefix: &str) -> String {
     format!("{prefix}{}-", std::process::id())
 }
 
 /// The prefixes of what the cache's writers leave while at work.
-pub const LEFTOVER_PREFIXES: &[&str] = &[".staging-", ".saving-", ".download-", ".side-"];
+pub(crate) const LEFTOVER_PREFIXES: &[&str] = &[".staging-", ".saving-", ".download-", ".side-"];
 
 /// A temporary directory (0700) named `prefix…`, in `dir` or `$TMPDIR`.
 pub fn tempdir(prefix: &str, dir: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
@@ -37,7 +37,7 @@ pub fn create_dir_all(path: &Path) -> std::io::Result<()> {
 }
 
 /// A file (0600) created or truncated, not through a link.
-pub fn create_file(path: &Path) -> std::io::Result<File> {
+pub(crate) fn create_file(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create(true)
@@ -48,7 +48,7 @@ pub fn create_file(path: &Path) -> std::io::Result<File> {
 }
 
 /// [`create_file`] with `bytes` in it.
-pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::io::Write::write_all(&mut create_file(path)?, bytes)
 }
 

@@ -47,13 +47,13 @@ pub fn left_by_the_dead(name: &str, prefixes: &[&str]) -> Option<i32> {
 /// still found by it, and ended with the group. A descendant that clears its
 /// environment as well escapes the mark (said in docs/security.md).
 #[derive(Debug, Clone)]
-pub struct Mark {
+pub(crate) struct Mark {
     value: String,
 }
 
 impl Mark {
     /// The environment variable that carries the mark.
-    pub const VAR: &'static str = "BPFCOMPAT_GROUP";
+    pub(crate) const VAR: &'static str = "BPFCOMPAT_GROUP";
 
     /// A mark no other child of any process has: this process's PID and a
     /// count.
@@ -73,7 +73,7 @@ impl Mark {
     /// SIGKILL to every process (but this one) whose environment carries
     /// this mark; returns how many. Runs a few passes, as a stray may fork
     /// while it is looked for. Processes it may not read are not its own.
-    pub fn kill_strays(&self) -> usize {
+    pub(crate) fn kill_strays(&self) -> usize {
         let entry = format!("{}={}", Mark::VAR, self.value);
         let mut killed = 0;
         for _ in 0..3 {

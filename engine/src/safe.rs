@@ -77,7 +77,7 @@ impl PartialEq<String> for Sha256Hex {
 /// Whether `s` can name a file or directory of ours: letters, digits, `-`,
 /// `.`, `_` and `+`, not empty, not starting with a dot (so never `.`, `..`
 /// or a hidden file), at most 128 bytes.
-pub fn is_safe_name(s: &str) -> bool {
+pub(crate) fn is_safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
@@ -86,7 +86,7 @@ pub fn is_safe_name(s: &str) -> bool {
 }
 
 /// Checks a profile or package name; the error says what is allowed.
-pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
     if is_safe_name(s) {
         Ok(())
     } else {
@@ -99,7 +99,7 @@ pub fn check_name(what: &str, s: &str) -> Result<(), String> {
 
 /// Checks a path below an archive root (`pool/main/l/linux/x.deb`): relative,
 /// no empty, `.` or `..` component, and only the characters archives use.
-pub fn check_archive_path(s: &str) -> Result<(), String> {
+pub(crate) fn check_archive_path(s: &str) -> Result<(), String> {
     let fine = !s.is_empty()
         && s.len() <= 1024
         && !s.starts_with('/')
@@ -121,7 +121,7 @@ pub fn check_archive_path(s: &str) -> Result<(), String> {
 }
 
 /// Checks a Debian version (`6.1.158-1`, `1:2.3~rc1+b2`).
-pub fn check_version(s: &str) -> Result<(), String> {
+pub(crate) fn check_version(s: &str) -> Result<(), String> {
     if !s.is_empty()
         && s.len() <= 256
         && s.bytes()
@@ -137,7 +137,7 @@ pub fn check_version(s: &str) -> Result<(), String> {
 /// matrix), relative to that file's directory `dir` and inside it, links
 /// resolved: `key = "/etc/shadow"`, `../x` or a link out are refused, saying
 /// which key. (A path given on the command line is the user's own.)
-pub fn confined(dir: &Path, rel: &Path, key: &str) -> Result<PathBuf, String> {
+pub(crate) fn confined(dir: &Path, rel: &Path, key: &str) -> Result<PathBuf, String> {
     use std::path::Component;
     let plain = rel
         .components()

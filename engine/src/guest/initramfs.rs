@@ -90,7 +90,7 @@ impl Initramfs {
     /// below `root` (their own paths under it), since a job archive may only
     /// hold `/job`; the guest installs them where the loader looks
     /// ([`crate::guest::job_root`]).
-    pub fn executable_with_libraries_under(
+    pub(crate) fn executable_with_libraries_under(
         &mut self,
         guest: &str,
         host: &Path,
@@ -119,14 +119,9 @@ impl Initramfs {
         Some(self.entries.remove(at).data)
     }
 
-    /// Total payload bytes (for reports).
-    pub fn payload_len(&self) -> usize {
-        self.entries.iter().map(|e| e.data.len()).sum()
-    }
-
     /// An image whose `/init` is `init` (the agent, or a test binary), with
     /// the mount points the guest runtime uses.
-    pub fn with_init(init: &Path) -> Result<Initramfs, InitramfsError> {
+    pub(crate) fn with_init(init: &Path) -> Result<Initramfs, InitramfsError> {
         let mut img = Initramfs::new();
         for d in ["proc", "sys", "dev", "tmp", "run"] {
             img.dir(d);
@@ -173,7 +168,7 @@ impl Initramfs {
 
     /// Writes the archive to a new file at `path`, readable only by this
     /// user whatever the umask (it may hold the user's objects and binaries).
-    pub fn write_private(&self, path: &Path) -> Result<(), InitramfsError> {
+    pub(crate) fn write_private(&self, path: &Path) -> Result<(), InitramfsError> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .write(true)

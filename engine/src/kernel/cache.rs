@@ -295,7 +295,7 @@ impl Cache {
 /// afterwards sees that the path no longer names the file it locked, and
 /// locks again, so two runs never both hold a lock on one name.
 #[derive(Debug)]
-pub(crate) struct Lock {
+pub struct Lock {
     file: File,
     path: PathBuf,
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 /// The options kept, by name. Unset options are kept as `n`.
-pub const OPTIONS: &[&str] = &[
+pub(crate) const OPTIONS: &[&str] = &[
     "CONFIG_BPF",
     "CONFIG_BPF_SYSCALL",
     "CONFIG_BPF_JIT",
@@ -31,7 +31,7 @@ pub const OPTIONS: &[&str] = &[
 
 /// The [`OPTIONS`] a config file sets (`y`, `m`, a string without quotes)
 /// or leaves unset (`n`); options the file does not mention are absent.
-pub fn bpf_options(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn bpf_options(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let (name, value) = if let Some(rest) = line.strip_prefix("# ") {

@@ -173,12 +173,12 @@ impl Index {
     }
 
     /// Whether the image has a function `name` (clone suffixes aside).
-    pub fn in_image(&self, name: &str) -> bool {
+    pub(crate) fn in_image(&self, name: &str) -> bool {
         base_name(name).is_some_and(|n| self.image.contains(&format!("\n{n}\n")))
     }
 
     /// The module that defines a function `name`, if one does.
-    pub fn module_of(&self, name: &str) -> Option<&str> {
+    pub(crate) fn module_of(&self, name: &str) -> Option<&str> {
         let n = base_name(name)?;
         self.modules.lines().find_map(|l| {
             let (f, m) = l.split_once('\t')?;
@@ -188,7 +188,7 @@ impl Index {
 
     /// `module` and every module it needs, each after its dependencies;
     /// `None` when the index does not know one of them.
-    pub fn with_dependencies(&self, module: &str) -> Option<Vec<String>> {
+    pub(crate) fn with_dependencies(&self, module: &str) -> Option<Vec<String>> {
         let deps = |m: &str| -> Option<Vec<String>> {
             self.deps.lines().find_map(|l| {
                 let (name, d) = l.split_once('\t')?;

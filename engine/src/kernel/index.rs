@@ -10,7 +10,7 @@ use crate::matrix::{Format, PackagePin, Pin, Profile, Source};
 pub type Candidate = PackagePin;
 
 /// One source's index, downloaded.
-pub(crate) enum Index {
+pub enum Index {
     Apt(String),
     Rpm(repodata::Primary),
 }

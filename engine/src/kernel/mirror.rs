@@ -45,16 +45,6 @@ impl Mirrors {
         m
     }
 
-    /// Mirrors named by explicit pairs (tests, library users).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Mirrors {
-        Mirrors {
-            urls: pairs
-                .into_iter()
-                .map(|(a, u)| (a.to_string(), u.trim_end_matches('/').to_string()))
-                .collect(),
-        }
-    }
-
     /// The mirror of an archive.
     pub fn get(&self, archive: &str) -> Result<&str, MirrorError> {
         self.urls
@@ -67,7 +57,7 @@ impl Mirrors {
     }
 
     /// Reads `sources.list` and `sources.list.d/*.{list,sources}` below `dir`.
-    pub fn from_apt_dir(dir: &Path) -> Mirrors {
+    pub(crate) fn from_apt_dir(dir: &Path) -> Mirrors {
         let mut texts = Vec::new();
         if let Ok(t) = std::fs::read_to_string(dir.join("sources.list")) {
             texts.push((false, t));

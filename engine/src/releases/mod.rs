@@ -128,31 +128,31 @@ pub(crate) fn struct_ops_since(name: &str) -> Option<&'static str> {
 pub(crate) mod features {
     /// Global variables: direct map value loads (`BPF_PSEUDO_MAP_VALUE`),
     /// "bpf: implement lookup-free direct value access for maps", Linux 5.2.
-    pub const GLOBAL_DATA: &str = "5.2";
+    pub(crate) const GLOBAL_DATA: &str = "5.2";
     /// BTF-defined maps as aya 0.14 creates them (type IDs and the object's
     /// BTF): refused on Ubuntu's 4.15, 4.18, 5.0 and 5.3, accepted on 5.4
     /// (measured: the kernel's BTF loading of a rustc object, not one
     /// upstream commit).
-    pub const AYA_BTF_MAPS: &str = "5.4";
+    pub(crate) const AYA_BTF_MAPS: &str = "5.4";
     /// Module BTF (`CONFIG_DEBUG_INFO_BTF_MODULES`), where fentry-like
     /// programs find a module's function: "bpf: Load and verify kernel
     /// module BTFs", Linux 5.11.
-    pub const MODULE_BTF: &str = "5.11";
+    pub(crate) const MODULE_BTF: &str = "5.11";
     /// Kernel symbols (`BPF_PSEUDO_BTF_ID`, `__ksym` variables), "bpf:
     /// Introduce pseudo_btf_id", Linux 5.10.
-    pub const KSYM: &str = "5.10";
+    pub(crate) const KSYM: &str = "5.10";
     /// Callbacks (`BPF_PSEUDO_FUNC`), with `bpf_for_each_map_elem`, Linux 5.13.
-    pub const CALLBACK: &str = "5.13";
+    pub(crate) const CALLBACK: &str = "5.13";
     /// mmap-able array maps (`BPF_F_MMAPABLE`), "bpf: Add mmap() support for
     /// BPF_MAP_TYPE_ARRAY", Linux 5.5.
-    pub const ARRAY_MMAP: &str = "5.5";
+    pub(crate) const ARRAY_MMAP: &str = "5.5";
     /// Struct_ops maps registered through a BPF link (`.struct_ops.link`,
     /// `BPF_F_LINK`): "bpf: Create links for BPF struct_ops maps", Linux 6.4.
-    pub const STRUCT_OPS_LINK: &str = "6.4";
+    pub(crate) const STRUCT_OPS_LINK: &str = "6.4";
     /// A program's expected attach type given at load
     /// (`expected_attach_type`): "bpf: Check attach type at prog load
     /// time", Linux 4.17.
-    pub const EXPECTED_ATTACH_TYPE: &str = "4.17";
+    pub(crate) const EXPECTED_ATTACH_TYPE: &str = "4.17";
 }
 
 /// Attach types whose BPF link (or attach API) a section asks for, by the

@@ -108,7 +108,7 @@ pub fn compare(before: &Report, now: &Report) -> Vec<CellChange> {
 
 /// The exit code with a baseline: 2 only when a required cell newly fails;
 /// otherwise 1 when a required cell has no verdict, else 0.
-pub fn exit_with_baseline(changes: &[CellChange], now: &Report) -> ExitCode {
+pub(crate) fn exit_with_baseline(changes: &[CellChange], now: &Report) -> ExitCode {
     if changes
         .iter()
         .any(|c| c.required && c.change == Change::NewFail)

@@ -21,12 +21,7 @@ pub struct Gate {
     pub min_headroom_pct: Option<f64>,
 }
 
-impl Gate {
-    /// Whether any limit is set.
-    pub fn is_set(&self) -> bool {
-        self.max_growth_pct.is_some() || self.min_headroom_pct.is_some()
-    }
-}
+impl Gate {}
 
 /// How one program's verification changed on one kernel since the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,12 +44,12 @@ pub struct Growth {
 
 impl Growth {
     /// Growth in processed instructions, in percent.
-    pub fn insns_pct(&self) -> Option<f64> {
+    pub(crate) fn insns_pct(&self) -> Option<f64> {
         pct(self.insns_before, self.insns_now)
     }
 
     /// Growth in states, in percent (none from zero states).
-    pub fn states_pct(&self) -> Option<f64> {
+    pub(crate) fn states_pct(&self) -> Option<f64> {
         pct(self.states_before, self.states_now)
     }
 }
@@ -90,7 +85,7 @@ pub fn growth(before: &Report, cells: &[Cell]) -> Vec<Growth> {
 
 /// Fails every passing cell with a program past the gate, and recounts the
 /// report. Returns how many cells it failed.
-pub fn apply_gate(report: &mut Report, growth: &[Growth], gate: &Gate) -> usize {
+pub(crate) fn apply_gate(report: &mut Report, growth: &[Growth], gate: &Gate) -> usize {
     let failed = gate_cells(&mut report.cells, growth, gate);
     if failed > 0 {
         report.recount();
@@ -100,7 +95,7 @@ pub fn apply_gate(report: &mut Report, growth: &[Growth], gate: &Gate) -> usize 
 
 /// Fails every passing cell of `cells` with a program past the gate (the
 /// cells of one kernel as it finishes, or a whole report's).
-pub fn gate_cells(cells: &mut [Cell], growth: &[Growth], gate: &Gate) -> usize {
+pub(crate) fn gate_cells(cells: &mut [Cell], growth: &[Growth], gate: &Gate) -> usize {
     let mut failed = 0;
     for cell in cells.iter_mut().filter(|c| c.status == Status::Pass) {
         let mut findings = Vec::new();
@@ -200,7 +195,7 @@ impl Row<'_> {
     /// Whether the program uses most of the limit on kernel `i`: the kernels
     /// where it will break first. None is marked when every kernel measured
     /// gives the same share (nothing to tell apart).
-    pub fn is_tightest(&self, i: usize) -> bool {
+    pub(crate) fn is_tightest(&self, i: usize) -> bool {
         let used = |c: &Complexity| c.insns_processed as f64 / c.insns_limit.max(1) as f64;
         let shares: Vec<f64> = self.on.iter().flatten().map(|c| used(c)).collect();
         let most = shares.iter().copied().fold(f64::MIN, f64::max);

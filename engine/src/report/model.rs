@@ -118,7 +118,7 @@ pub struct Report {
 impl Report {
     /// The kernels in version order, the order of every view (the JSON keeps
     /// the matrix's).
-    pub fn kernels_by_version(&self) -> Vec<&KernelRun> {
+    pub(crate) fn kernels_by_version(&self) -> Vec<&KernelRun> {
         let mut ks: Vec<&KernelRun> = self.kernels.iter().collect();
         ks.sort_by_key(|k| version_key(k));
         ks
@@ -149,7 +149,7 @@ impl Report {
 
     /// A report from its parts, with summary and exit code computed from the
     /// cells (as merging shard reports needs).
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         matrix: &str,
         objects: Vec<String>,
         kernels: Vec<KernelRun>,
@@ -178,7 +178,7 @@ impl Report {
 
     /// Sets the objects' floors, and on each failed cell where its kernel
     /// stands against its object's floor.
-    pub fn set_floors(&mut self, mut floors: Vec<crate::floor::ObjectFloor>) {
+    pub(crate) fn set_floors(&mut self, mut floors: Vec<crate::floor::ObjectFloor>) {
         for need in self.module_btf_needs() {
             if let Some(f) = floors.iter_mut().find(|f| f.object == need.0) {
                 f.add(need.1);
@@ -283,12 +283,12 @@ impl Report {
     }
 
     /// The floor of an object, where known.
-    pub fn floor_of(&self, object: &str) -> Option<&crate::floor::ObjectFloor> {
+    pub(crate) fn floor_of(&self, object: &str) -> Option<&crate::floor::ObjectFloor> {
         self.floors.iter().find(|f| f.object == object)
     }
 
     /// Computes the summary and exit code again after cells changed.
-    pub fn recount(&mut self) {
+    pub(crate) fn recount(&mut self) {
         (self.summary, self.exit_code) = tally(&self.cells, self.allow_unavailable);
     }
 
@@ -381,7 +381,11 @@ fn exit_code(cells: &[Cell], allow_unavailable: bool) -> ExitCode {
 
 /// The cells of one kernel with the declared expectations applied: what a
 /// report will hold for that kernel, available as soon as it finishes.
-pub fn kernel_cells(run: &KernelRun, objects: &[String], expectations: &Expectations) -> Vec<Cell> {
+pub(crate) fn kernel_cells(
+    run: &KernelRun,
+    objects: &[String],
+    expectations: &Expectations,
+) -> Vec<Cell> {
     let mut cells = cells_for_kernel(run, objects);
     for c in &mut cells {
         apply_expectation(c, expectations);

@@ -401,7 +401,8 @@ pub struct Look {
 
 impl Look {
     /// No colour, no width limit: the wide table always.
-    pub const PLAIN: Look = Look {
+    #[cfg(test)]
+    pub(crate) const PLAIN: Look = Look {
         width: usize::MAX,
         color: false,
     };

@@ -17,12 +17,12 @@ use crate::wire::Record;
 
 /// Why a machine could not be saved (the caller boots cold instead).
 #[derive(Debug)]
-pub struct NotSaved(pub String);
+pub(crate) struct NotSaved(pub String);
 
 /// Boots `spec` (which names a job disk and a monitor) until the agent
 /// awaits its job, saves the machine to `out` and stops QEMU. Returns the
 /// time it took.
-pub fn save(
+pub(crate) fn save(
     qemu: &Path,
     spec: &BootSpec,
     out: &Path,

@@ -154,7 +154,7 @@ impl Guest {
 
     /// QEMU's process (to wait for its exit) and the events of its
     /// streams, borrowed together to wait on both.
-    pub fn channels(&mut self) -> (Exited<'_>, &mut mpsc::UnboundedReceiver<Seen>) {
+    pub(crate) fn channels(&mut self) -> (Exited<'_>, &mut mpsc::UnboundedReceiver<Seen>) {
         (Exited(&mut self.child), &mut self.events)
     }
 
