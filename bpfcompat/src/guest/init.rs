@@ -239,8 +239,13 @@ pub fn prepare(who: &str) -> ResultPort {
     if job_on_disk()
         && let Err(e) = receive_job(&mut port)
     {
-        let _ = port.send(&Record::AgentError {
-            message: e.to_string(),
+        let _ = port.send(&match e {
+            SetupError::NoJobDisk(device) => Record::NoJobDisk {
+                device: device.display().to_string(),
+            },
+            e => Record::AgentError {
+                message: e.to_string(),
+            },
         });
         power_off();
     }
@@ -340,12 +345,9 @@ impl SetupError {
 impl std::fmt::Display for SetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            // The host tells a kernel it cannot save by these words.
-            SetupError::NoJobDisk(device) => write!(
-                f,
-                "{NO_JOB_DISK}: {} never appeared (no virtio block driver in this kernel)",
-                device.display()
-            ),
+            SetupError::NoJobDisk(device) => {
+                f.write_str(&no_job_disk_text(&device.display().to_string()))
+            }
             SetupError::ReadJob(e) => write!(f, "cannot read the job disk: {e}"),
             SetupError::UnpackJob(e) => write!(f, "cannot unpack the job: {e}"),
             SetupError::Interface { name, call, error } => {
@@ -357,8 +359,10 @@ impl std::fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
-/// How a guest that can never read a job disk begins its words.
-pub const NO_JOB_DISK: &str = "no job disk";
+/// What is said of a guest that can never read a job disk.
+pub fn no_job_disk_text(device: &str) -> String {
+    format!("no job disk: {device} never appeared (no virtio block driver in this kernel)")
+}
 
 /// Milliseconds since the kernel booted.
 pub fn uptime_ms() -> u64 {

@@ -66,6 +66,12 @@ pub enum Record {
         /// What failed, in words.
         message: String,
     },
+    /// The guest can never read a job disk (its kernel has no virtio block
+    /// driver): its machine cannot be saved for warm guests.
+    NoJobDisk {
+        /// The device that never appeared.
+        device: String,
+    },
 }
 
 impl Record {

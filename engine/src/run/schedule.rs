@@ -512,6 +512,9 @@ fn finish(run: &mut KernelRun, b: Boot, expected_objects: usize) {
             Record::Test { .. } => {}
             Record::Done { .. } | Record::AwaitingJob { .. } => {}
             Record::AgentError { message } => agent_error = Some(message),
+            Record::NoJobDisk { device } => {
+                agent_error = Some(crate::guest::init::no_job_disk_text(&device))
+            }
         }
     }
     if let Some(start) = b.agent_started_ms {

@@ -17,7 +17,28 @@ use crate::wire::Record;
 
 /// Why a machine could not be saved (the caller boots cold instead).
 #[derive(Debug)]
-pub(crate) struct NotSaved(pub String);
+pub(crate) enum NotSaved {
+    /// It failed this time, and why.
+    Failed(String),
+    /// Its kernel can never read a job disk: saving it again is no use.
+    NoJobDisk {
+        /// The device that never appeared.
+        device: String,
+    },
+}
+
+impl std::fmt::Display for NotSaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotSaved::Failed(why) => f.write_str(why),
+            NotSaved::NoJobDisk { device } => write!(
+                f,
+                "the agent failed: {}",
+                crate::guest::init::no_job_disk_text(device)
+            ),
+        }
+    }
+}
 
 /// Boots `spec` (which names a job disk and a monitor) until the agent
 /// awaits its job, saves the machine to `out` and stops QEMU. Returns the
@@ -32,18 +53,19 @@ pub(crate) fn save(
     let monitor = spec
         .monitor
         .as_deref()
-        .ok_or(NotSaved("no monitor".into()))?;
+        .ok_or(NotSaved::Failed("no monitor".into()))?;
     if out.to_string_lossy().contains('\'') {
-        return Err(NotSaved(format!("{} holds a quote", out.display())));
+        return Err(NotSaved::Failed(format!("{} holds a quote", out.display())));
     }
     let args = super::qemu_args(spec);
     block_on(async {
-        let mut guest = Guest::spawn(qemu, &args, None).map_err(|e| NotSaved(e.to_string()))?;
+        let mut guest =
+            Guest::spawn(qemu, &args, None).map_err(|e| NotSaved::Failed(e.to_string()))?;
         let saved =
             tokio::time::timeout(timeout, save_when_ready(&mut guest, monitor, out, cancel))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(NotSaved(format!(
+                    Err(NotSaved::Failed(format!(
                         "the machine was not saved within {}s",
                         timeout.as_secs()
                     )))
@@ -52,7 +74,7 @@ pub(crate) fn save(
         guest.finish().await;
         saved.map(|()| took)
     })
-    .map_err(|e| NotSaved(e.to_string()))?
+    .map_err(|e| NotSaved::Failed(e.to_string()))?
 }
 
 /// Waits until the agent awaits its job, then migrates the machine to `out`.
@@ -69,20 +91,21 @@ async fn save_when_ready(
         tokio::select! {
             status = exited.wait() => {
                 let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                return Err(NotSaved(format!("QEMU exited ({status}) before the agent was ready")));
+                return Err(NotSaved::Failed(format!("QEMU exited ({status}) before the agent was ready")));
             }
             seen = events.recv() => match seen {
-                Some(Seen::Panic(line)) => return Err(NotSaved(format!("kernel panic: {line}"))),
+                Some(Seen::Panic(line)) => return Err(NotSaved::Failed(format!("kernel panic: {line}"))),
                 Some(Seen::Record(r)) => match *r {
+                    Record::NoJobDisk { device } => return Err(NotSaved::NoJobDisk { device }),
                     Record::AgentError { message } => {
-                        return Err(NotSaved(format!("the agent failed: {message}")));
+                        return Err(NotSaved::Failed(format!("the agent failed: {message}")));
                     }
                     Record::AwaitingJob { .. } => break,
                     _ => {}
                 },
-                None => return Err(NotSaved("the guest's streams closed before its agent was ready".into())),
+                None => return Err(NotSaved::Failed("the guest's streams closed before its agent was ready".into())),
             },
-            _ = &mut stop => return Err(NotSaved("the run was stopped".into())),
+            _ = &mut stop => return Err(NotSaved::Failed("the run was stopped".into())),
         }
     }
     let mut qmp = Qmp::connect(monitor).await?;
@@ -97,7 +120,7 @@ async fn save_when_ready(
         match status["status"].as_str() {
             Some("completed") => break,
             Some("failed" | "cancelled") => {
-                return Err(NotSaved(format!("migration ended: {status}")));
+                return Err(NotSaved::Failed(format!("migration ended: {status}")));
             }
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
@@ -123,7 +146,11 @@ impl Qmp {
                 Err(_) if started.elapsed() < Duration::from_secs(5) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(e) => return Err(NotSaved(format!("cannot reach QEMU's monitor: {e}"))),
+                Err(e) => {
+                    return Err(NotSaved::Failed(format!(
+                        "cannot reach QEMU's monitor: {e}"
+                    )));
+                }
             }
         };
         let (read, writer) = stream.into_split();
@@ -142,9 +169,10 @@ impl Qmp {
             .reader
             .next_line()
             .await
-            .map_err(|e| NotSaved(format!("monitor: {e}")))?
-            .ok_or_else(|| NotSaved("the monitor closed".into()))?;
-        serde_json::from_str(&line).map_err(|e| NotSaved(format!("monitor said `{line}`: {e}")))
+            .map_err(|e| NotSaved::Failed(format!("monitor: {e}")))?
+            .ok_or_else(|| NotSaved::Failed("the monitor closed".into()))?;
+        serde_json::from_str(&line)
+            .map_err(|e| NotSaved::Failed(format!("monitor said `{line}`: {e}")))
     }
 
     /// Runs one command; its `return` value.
@@ -157,14 +185,14 @@ impl Qmp {
         self.writer
             .write_all(format!("{request}\n").as_bytes())
             .await
-            .map_err(|e| NotSaved(format!("monitor: {e}")))?;
+            .map_err(|e| NotSaved::Failed(format!("monitor: {e}")))?;
         loop {
             let reply = self.line().await?;
             if reply.get("event").is_some() {
                 continue;
             }
             if let Some(error) = reply.get("error") {
-                return Err(NotSaved(format!("{command}: {error}")));
+                return Err(NotSaved::Failed(format!("{command}: {error}")));
             }
             return Ok(reply.get("return").cloned().unwrap_or_default());
         }

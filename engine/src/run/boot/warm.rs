@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::cancel::Cancel;
 use crate::guest::job_disk;
 use crate::kernel::{Cache, CachedKernel, Lock};
+use crate::vm::snapshot::NotSaved;
 use crate::vm::{Accel, AccelPolicy, Boot, BootSpec, Exit, boot, snapshot};
 use crate::wire::Record;
 
@@ -204,11 +205,12 @@ pub(crate) fn run_warm(
             true => crate::vm::KVM_LIVENESS,
             false => SAVE_LIMIT,
         };
-        if let Err(why) = save(w, &spec, &dir, &state, &digest_file, limit)
-            .and_then(|()| keep_only(&dir, &key, &owner(name, accel, g.kind, kernel)))
-        {
-            let why = format!("the machine could not be saved: {why}");
-            if why.contains("no job disk") {
+        if let Err(e) = save(w, &spec, &dir, &state, &digest_file, limit).and_then(|()| {
+            keep_only(&dir, &key, &owner(name, accel, g.kind, kernel)).map_err(NotSaved::Failed)
+        }) {
+            let why = format!("the machine could not be saved: {e}");
+            // A kernel that can never read a job disk is remembered.
+            if let NotSaved::NoJobDisk { .. } = e {
                 let marked = format!("{COLD_MARK} {why}");
                 let _ = write_side(&unsavable, marked.as_bytes());
             }
@@ -306,25 +308,26 @@ fn save(
     state: &Path,
     digest_file: &Path,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), NotSaved> {
     // A saved machine is about the guest's memory: on a disk without room
     // for it the save would fail half-way ("Broken pipe") on every run.
     let needed = u64::from(spec.memory_mib) << 20;
     if let Some(free) = free_bytes(dir)
         && free < needed + (64 << 20)
     {
-        return Err(format!(
+        return Err(NotSaved::Failed(format!(
             "the cache's disk is full: {} MiB free, a saved machine needs about {} MiB (free space, or set BPFCOMPAT_CACHE to a larger disk)",
             free >> 20,
             needed >> 20
-        ));
+        )));
     }
-    let tmp = crate::private::tempdir(".saving-", Some(dir)).map_err(|e| e.to_string())?;
+    let tmp = crate::private::tempdir(".saving-", Some(dir))
+        .map_err(|e| NotSaved::Failed(e.to_string()))?;
     // An empty job disk: the saved agent must still be waiting.
     let empty = tmp.path().join("empty.img");
     crate::private::create_file(&empty)
         .and_then(|f| f.set_len(job_disk::DISK_BYTES))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NotSaved::Failed(e.to_string()))?;
     let saving = BootSpec {
         monitor: Some(tmp.path().join("qmp")),
         job_disk: Some(empty),
@@ -334,10 +337,10 @@ fn save(
     // A guest that never gets ready must not cost a whole guest's limit
     // twice (the cold boot that follows has its own).
     let limit = w.timeout.min(limit);
-    snapshot::save(w.qemu, &saving, &out, limit, w.cancel).map_err(|e| e.0)?;
-    let digest = crate::kernel::blake3_file(&out).map_err(|e| e.to_string())?;
-    write_side(digest_file, digest.as_bytes()).map_err(|e| e.to_string())?;
-    std::fs::rename(&out, state).map_err(|e| e.to_string())
+    snapshot::save(w.qemu, &saving, &out, limit, w.cancel)?;
+    let digest = crate::kernel::blake3_file(&out).map_err(|e| NotSaved::Failed(e.to_string()))?;
+    write_side(digest_file, digest.as_bytes()).map_err(|e| NotSaved::Failed(e.to_string()))?;
+    std::fs::rename(&out, state).map_err(|e| NotSaved::Failed(e.to_string()))
 }
 
 /// Who a saved machine is for: `<profile> <accel> <kind> <kernel entry>`.
