@@ -1,5 +1,6 @@
 //! How a guest gets what it runs: the initramfs (agent, its shared
-//! libraries, the job's files). The runtime inside the guest (set-up, the
+//! libraries, the job's files) and the kernel modules every guest gets
+//! (`modules`). The runtime inside the guest (set-up, the
 //! result port, the job disk, the user's processes apart) is the thin
 //! `bpfcompat` crate's, re-exported here; the job itself is [`crate::wire`].
 
