@@ -3,13 +3,13 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ExitCode, Report};
 use crate::classify::{Cell, Status};
 
 /// How a cell changed since the baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Failing now, passing (or absent) before: a regression.
@@ -30,7 +30,7 @@ pub enum Change {
 }
 
 /// One cell's change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellChange {
     /// Object.
     pub object: String,
@@ -121,12 +121,10 @@ pub(crate) fn exit_with_baseline(changes: &[CellChange], now: &Report) -> ExitCo
     }
 }
 
-/// The comparison as text: regressions first, then fixes.
-pub fn changes_text(changes: &[CellChange]) -> String {
-    let mut out = String::new();
+/// The counts of a comparison, in one sentence.
+pub(crate) fn counts_text(changes: &[CellChange]) -> String {
     let count = |k: Change| changes.iter().filter(|c| c.change == k).count();
-    let _ = writeln!(
-        out,
+    format!(
         "compared with the baseline: {} new failures, {} fixed, {} still failing, {} unchanged, {} without verdict, {} new, {} dropped",
         count(Change::NewFail),
         count(Change::Fixed),
@@ -135,13 +133,23 @@ pub fn changes_text(changes: &[CellChange]) -> String {
         count(Change::NoVerdict),
         count(Change::New),
         count(Change::Dropped)
-    );
-    for (kind, label) in [
-        (Change::NewFail, "NEW FAIL"),
-        (Change::Fixed, "FIXED"),
-        (Change::StillFailing, "still failing"),
-        (Change::Dropped, "dropped"),
-    ] {
+    )
+}
+
+/// The changes every view lists, in this order and with these labels:
+/// regressions first, then fixes, failures that stay, dropped cells.
+pub(crate) const LISTED: [(Change, &str); 4] = [
+    (Change::NewFail, "NEW FAIL"),
+    (Change::Fixed, "FIXED"),
+    (Change::StillFailing, "still failing"),
+    (Change::Dropped, "dropped"),
+];
+
+/// The comparison as text: regressions first, then fixes.
+pub fn changes_text(changes: &[CellChange]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", counts_text(changes));
+    for (kind, label) in LISTED {
         for c in changes.iter().filter(|c| c.change == kind) {
             let req = if c.required { "" } else { " (not required)" };
             let _ = writeln!(

@@ -89,6 +89,47 @@ struct Assumed<'a> {
     text: String,
 }
 
+/// The comparison with a baseline: its counts and the cells it lists.
+#[derive(Serialize)]
+struct Changes<'a> {
+    counts: String,
+    rows: Vec<ChangeRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChangeRow<'a> {
+    label: &'static str,
+    object: &'a str,
+    kernel: &'a str,
+    required: bool,
+    before: &'a str,
+    after: &'a str,
+}
+
+fn changes(r: &Report) -> Option<Changes<'_>> {
+    let changes = r.changes.as_ref()?;
+    let rows = super::compare::LISTED
+        .iter()
+        .flat_map(|(kind, label)| {
+            changes
+                .iter()
+                .filter(move |c| c.change == *kind)
+                .map(move |c| ChangeRow {
+                    label,
+                    object: &c.object,
+                    kernel: &c.kernel,
+                    required: c.required,
+                    before: &c.before,
+                    after: &c.after,
+                })
+        })
+        .collect();
+    Some(Changes {
+        counts: super::compare::counts_text(changes),
+        rows,
+    })
+}
+
 #[derive(Serialize)]
 struct ComplexityRow<'a> {
     object: &'a str,
@@ -198,6 +239,7 @@ pub fn html(r: &Report) -> String {
                 guests => Value::from(Serde(&guests)),
                 complexity => Value::from(Serde(&complexity)),
                 growth => growth,
+                changes => Value::from(Serde(&changes(r))),
             })
         })
         .expect("the report template renders")

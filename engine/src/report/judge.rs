@@ -103,7 +103,9 @@ impl<'a> Judge<'a> {
         }
         let grown = report.complexity_growth.clone();
         apply_gate(report, &grown, &self.gate);
-        self.baseline.map(|b| compare(b, report))
+        let changes = self.baseline.map(|b| compare(b, report));
+        report.changes = changes.clone();
+        changes
     }
 }
 
@@ -116,5 +118,51 @@ pub fn exit_code(j: &Judged, stopped: Option<ExitCode>, unwritten: bool) -> Exit
         (None, true, _) => ExitCode::ToolFailure,
         (None, false, Some(changes)) => exit_with_baseline(changes, &j.report),
         (None, false, None) => j.report.exit_code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Status;
+
+    #[test]
+    fn the_comparison_with_the_baseline_is_in_every_report() {
+        let report = |status: Status| {
+            let mut r = crate::report::test_report(&["k"], &["loop.bpf.o"], |_| {});
+            r.cells[0].status = status;
+            r
+        };
+        let before = report(Status::Pass);
+        let mut now = report(Status::Fail);
+        let mut judge = Judge::new("m", vec!["loop.bpf.o".into()]);
+        judge.baseline = Some(&before);
+        let changes = judge.verdict(&mut now).unwrap();
+        assert_eq!(changes[0].change, super::super::Change::NewFail);
+
+        let json = now.to_json();
+        let again = Report::from_json(&json).unwrap();
+        assert_eq!(again.changes.unwrap()[0].change, changes[0].change);
+        let md = crate::report::markdown(&now);
+        assert!(md.contains("## Changes since the baseline"), "{md}");
+        assert!(md.contains("1 new failures, 0 fixed"), "{md}");
+        assert!(
+            md.contains("| **NEW FAIL** | `loop.bpf.o` | k | pass | fail |"),
+            "{md}"
+        );
+        let html = crate::report::html(&now);
+        assert!(
+            html.contains("<h2>Changes since the baseline</h2>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td><strong>NEW FAIL</strong></td><td><code>loop.bpf.o</code></td>")
+        );
+
+        // Without a baseline no view says anything of one.
+        let plain = report(Status::Fail);
+        assert!(!plain.to_json().contains("\"changes\""));
+        assert!(!crate::report::markdown(&plain).contains("baseline"));
+        assert!(!crate::report::html(&plain).contains("Changes since"));
     }
 }

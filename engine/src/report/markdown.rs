@@ -93,6 +93,7 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(out, "{}\n", text(&run_line(r)));
     matrix_view(r, &mut out);
     let _ = writeln!(out, "\n{LEGEND}");
+    changes_view(r, &mut out);
     let assumed = r.assumptions();
     if !assumed.is_empty() {
         let mut body = String::from(
@@ -108,6 +109,43 @@ pub fn markdown(r: &Report) -> String {
     programs_view(r, &mut out);
     complexity_view(r, &mut out);
     out
+}
+
+/// With a baseline: what changed since it, regressions first, never folded
+/// (a pull request's reader looks for it first).
+fn changes_view(r: &Report, out: &mut String) {
+    let Some(changes) = &r.changes else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "\n## Changes since the baseline\n\n{}.\n",
+        text(&super::compare::counts_text(changes))
+    );
+    let listed: Vec<_> = super::compare::LISTED
+        .iter()
+        .flat_map(|(kind, label)| {
+            changes
+                .iter()
+                .filter(move |c| c.change == *kind)
+                .map(move |c| (*label, c))
+        })
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    out.push_str("\n| change | object | kernel | before | now |\n|---|---|---|---|---|\n");
+    for (label, c) in listed {
+        let optional = if c.required { "" } else { " *(optional)*" };
+        let _ = writeln!(
+            out,
+            "| **{label}** | {} | {}{optional} | {} | {} |",
+            code(&c.object),
+            text(&c.kernel),
+            text(&c.before),
+            text(&c.after)
+        );
+    }
 }
 
 /// Processed instructions and the share of the verifier's limit, per

@@ -113,6 +113,10 @@ pub struct Report {
     /// What each object needs of a kernel and its floor, read from its ELF.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floors: Vec<crate::floor::ObjectFloor>,
+    /// With `--baseline`: every cell compared with the baseline's (new
+    /// failures, fixes, still failing, unchanged, new and dropped cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<super::CellChange>>,
 }
 
 impl Report {
@@ -173,6 +177,7 @@ impl Report {
             partial: None,
             complexity_growth: Vec::new(),
             floors: Vec::new(),
+            changes: None,
         }
     }
 

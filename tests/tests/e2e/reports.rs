@@ -306,10 +306,38 @@ fn baseline_gates_regressions_and_reports_fixes() {
     }
     let regressed = dir.path().join("regressed-baseline.json");
     std::fs::write(&regressed, before.to_string()).unwrap();
-    let out = run(test().arg("--baseline").arg(&regressed));
+    let (md, json) = (dir.path().join("r.md"), dir.path().join("r.json"));
+    let out = run(test()
+        .arg("--baseline")
+        .arg(&regressed)
+        .arg("--markdown")
+        .arg(&md)
+        .arg("--json")
+        .arg(&json));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2));
     mentions(&stdout, &["NEW FAIL      loop.bpf.o on debian-11-5.10"]);
+    // The comparison is in the reports a pull request shows, not only on
+    // the terminal.
+    let md = std::fs::read_to_string(&md).unwrap();
+    mentions(
+        &md,
+        &[
+            "## Changes since the baseline",
+            "| **NEW FAIL** | `loop.bpf.o` | debian-11-5.10 |",
+        ],
+    );
+    let json: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let change = |o: &str| {
+        json["changes"]
+            .as_array()
+            .expect("the JSON report has the comparison")
+            .iter()
+            .find(|c| c["object"] == o)
+            .map(|c| c["change"].clone())
+    };
+    assert_eq!(change("loop.bpf.o"), Some("new_fail".into()));
+    assert_eq!(change("ringbuf.bpf.o"), Some("unchanged".into()));
 
     // Before, ringbuf failed too: the only change is a fix, so exit 0.
     let mut before = report.clone();
