@@ -186,6 +186,15 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// An object's configuration table name by its report name: without the
+/// validator's suffix, its directories and `.bpf.o` (`dir/probe.bpf.o (aya)`
+/// → `probe`).
+pub fn table_stem(name: &str) -> &str {
+    let name = name.split(" (").next().unwrap_or(name);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    name.trim_end_matches(".o").trim_end_matches(".bpf")
+}
+
 /// The name or path of a run's matrix: `chosen` (the command line's, a
 /// test's own), else the configuration's (a shipped name, or a file
 /// confined below the configuration's directory), else `default`. The CLI
@@ -271,12 +280,34 @@ impl Config {
         Ok(())
     }
 
-    /// The expected failures, object → kernel → code.
-    pub fn expectations(&self) -> Expectations {
+    /// The table of the object a report calls `name`: `[objects."name"]`,
+    /// else the object's stem (`dir/probe.bpf.o (aya)` → `[objects.probe]`),
+    /// as the docs write it.
+    pub fn table_for(&self, name: &str) -> Option<&ObjectConfig> {
         self.objects
+            .get(name)
+            .or_else(|| self.objects.get(table_stem(name)))
+    }
+
+    /// The expected failures of the run's objects and commands (`names`, as
+    /// reports call them): report name → kernel → code.
+    pub fn expectations_for(&self, names: &[String]) -> Expectations {
+        names
             .iter()
-            .filter(|(_, o)| !o.expect_fail.is_empty())
-            .map(|(n, o)| (n.clone(), o.expect_fail.clone()))
+            .filter_map(|n| {
+                let t = self.table_for(n)?;
+                (!t.expect_fail.is_empty()).then(|| (n.clone(), t.expect_fail.clone()))
+            })
+            .collect()
+    }
+
+    /// The object tables that belong to none of the run's `names`: a table
+    /// of a misspelt or absent object, which would silently do nothing.
+    pub fn unmatched_tables(&self, names: &[String]) -> Vec<&str> {
+        self.objects
+            .keys()
+            .filter(|t| !names.iter().any(|n| n == *t || table_stem(n) == t.as_str()))
+            .map(String::as_str)
             .collect()
     }
 
@@ -298,6 +329,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_objects_table_is_found_by_its_stem_and_a_table_for_nothing_is_named() {
+        let text = "[objects.loop.expect_fail]\n\"debian-11-5.10\" = \"UNSUPPORTED_HELPER\"\n[objects.\"ringbuf.bpf.o\"]\nexpect_fail = { \"debian-11-5.10\" = \"UNSUPPORTED_MAP_TYPE\" }\n[objects.lopo]\n";
+        let c = load("bpfcompat.toml", text).unwrap().unwrap();
+        let names: Vec<String> = ["dir/loop.bpf.o", "ringbuf.bpf.o", "loop.bpf.o (aya)"]
+            .map(String::from)
+            .to_vec();
+        let e = c.expectations_for(&names);
+        assert_eq!(
+            e["dir/loop.bpf.o"]["debian-11-5.10"].as_str(),
+            "UNSUPPORTED_HELPER"
+        );
+        assert_eq!(
+            e["loop.bpf.o (aya)"]["debian-11-5.10"].as_str(),
+            "UNSUPPORTED_HELPER"
+        );
+        assert_eq!(
+            e["ringbuf.bpf.o"]["debian-11-5.10"].as_str(),
+            "UNSUPPORTED_MAP_TYPE"
+        );
+        assert_eq!(c.unmatched_tables(&names), ["lopo"]);
+    }
 
     #[test]
     fn any_text_is_a_configuration_or_an_error_never_a_panic() {

@@ -83,7 +83,7 @@ fn mark(o: &mut ObjectInput, candidates: &[Candidate], indexes: &[FunctionIndex]
             c.target,
             indexes.len(),
             c.target,
-            table(&o.name),
+            crate::config::table_stem(&o.name),
             c.program
         ));
     }
@@ -122,14 +122,6 @@ pub(crate) fn in_modules(
         }
     }
     out
-}
-
-/// The configuration table of an object by its report name
-/// (`probe.bpf.o (aya)` → `probe`).
-fn table(name: &str) -> &str {
-    let name = name.split(" (").next().unwrap_or(name);
-    let name = name.rsplit('/').next().unwrap_or(name);
-    name.trim_end_matches(".o").trim_end_matches(".bpf")
 }
 
 /// A program whose section names a function.

@@ -254,11 +254,16 @@ impl Work {
         matrix: Matrix,
         config: &Config,
     ) -> Work {
+        let names: Vec<String> = objects
+            .iter()
+            .map(|o| o.name.clone())
+            .chain(commands.iter().map(|c| c.name.clone()))
+            .collect();
         Work {
+            expectations: config.expectations_for(&names),
             objects,
             commands,
             matrix,
-            expectations: config.expectations(),
             allow_unavailable: config.allow_unavailable,
             notes: Vec::new(),
         }
@@ -717,7 +722,20 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         .zip(a.objects.iter().cloned())
         .collect();
     let objects = by_validator(object_inputs(&config, &named, a.validator)?, a.validator);
-    Ok(Work::new(objects, Vec::new(), matrix, &config))
+    let mut work = Work::new(objects, Vec::new(), matrix, &config);
+    // A table for no object of the run (a misspelt name) changes nothing:
+    // said, not silently ignored.
+    let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+    for t in config.unmatched_tables(&names) {
+        let said = format!(
+            "{}: [objects.\"{t}\"] names none of this run's objects ({}): its fix-ups and expected failures apply to nothing",
+            config.origin.display(),
+            names.join(", ")
+        );
+        eprintln!("warning: {said}");
+        work.notes.push(said);
+    }
+    Ok(work)
 }
 
 /// With `--validator both`, each object twice: once per validator, named
@@ -795,13 +813,7 @@ fn object_inputs(
     named
         .iter()
         .map(|(name, path)| {
-            let stem = name.trim_end_matches(".o").trim_end_matches(".bpf");
-            let oc = config
-                .objects
-                .get(name)
-                .or_else(|| config.objects.get(stem))
-                .cloned()
-                .unwrap_or_default();
+            let oc = config.table_for(name).cloned().unwrap_or_default();
             // A trigger that does not split into words is a configuration
             // error, not a silently absent trigger.
             let trigger = oc
@@ -813,7 +825,7 @@ fn object_inputs(
                     format!(
                         "{}: [objects.\"{}\"] trigger: {e}",
                         config.origin.display(),
-                        stem
+                        bpfcompat_engine::config::table_stem(name)
                     )
                 })?;
             let mut fixups = oc.fixups();

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use bpfcompat_e2e::{Args, cli, examples, in_workspace, mentions, run, test_on, with_report};
+use bpfcompat_e2e::{
+    Args, cli, examples, in_workspace, mentions, report_with_config, run, test_on, with_report,
+};
 use serde_json::Value;
 
 const KERNELS: [&str; 3] = ["debian-11-5.10", "debian-12-6.1", "debian-13-6.12"];
@@ -365,4 +367,23 @@ fn baseline_gates_regressions_and_reports_fixes() {
             baseline.display()
         );
     }
+}
+
+#[test]
+fn an_expected_failure_keyed_by_the_objects_stem_holds_and_a_table_for_nothing_is_said() {
+    // As the docs write it: `[objects.loop]` for `--object …/loop.bpf.o`;
+    // `[objects.lopo]` (a typo) would silently do nothing.
+    let config = "[objects.loop.expect_fail]\n\"debian-11-5.10\" = \"UNSUPPORTED_HELPER\"\n[objects.lopo.expect_fail]\n\"debian-11-5.10\" = \"UNSUPPORTED_HELPER\"\n";
+    let (out, report) = report_with_config(test_on(&["debian-11-5.10"], &["loop"]), config);
+    assert_eq!(out.status.code(), Some(0), "the declared failure holds");
+    let cell = &report["cells"][0];
+    assert_eq!(cell["object"], "loop.bpf.o");
+    assert_eq!(cell["status"], "expected_fail", "{cell}");
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &[
+            "warning: ",
+            "[objects.\"lopo\"] names none of this run's objects (loop.bpf.o)",
+        ],
+    );
 }
