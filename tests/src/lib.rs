@@ -84,13 +84,13 @@ pub fn in_workspace(sub: &str, manifest: &std::path::Path) -> Command {
     c
 }
 
-/// Writes `text` as a `bpfcompat.toml` and adds `--config FILE` to `c`;
+/// Writes `text` as a `bpfcompat.toml` and adds `--config-file FILE` to `c`;
 /// the returned directory must outlive the run.
 pub fn with_config(c: &mut Command, text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("bpfcompat.toml");
     std::fs::write(&file, text).expect("the configuration is written");
-    c.arg("--config").arg(file);
+    c.arg("--config-file").arg(file);
     dir
 }
 

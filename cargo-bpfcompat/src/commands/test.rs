@@ -38,11 +38,12 @@ pub struct TestArgs {
     /// workspace is built and every BPF object it produces is validated.
     #[arg(long = "object", value_name = "FILE")]
     pub objects: Vec<PathBuf>,
-    /// The configuration file (fix-ups, expected failures, matrix, kernels).
-    /// Default: the workspace's; with --object or a loader, the nearest
-    /// `bpfcompat.toml` (or Cargo.toml metadata) to the current directory,
-    /// else a `bpfcompat.toml` beside the first object.
-    #[arg(long, value_name = "FILE")]
+    /// bpfcompat's configuration file (fix-ups, expected failures, matrix,
+    /// kernels). Default: the workspace's `bpfcompat.toml` or Cargo.toml
+    /// metadata; with --object or a loader, the nearest to the current
+    /// directory, else a `bpfcompat.toml` beside the first object. (`--config`
+    /// is cargo's, passed to the build.)
+    #[arg(long = "config-file", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// How far validation goes: `load`, `attach`, or `fire` (attach, run a
     /// trigger, and require every program to run at least once).
@@ -305,6 +306,7 @@ pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
 /// Everything that can be checked without a guest is, before the first boot:
 /// a report path that cannot be written must not cost a whole matrix run.
 fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
+    a.cargo.check_config_flags()?;
     check_outputs(a)?;
     if a.complexity.max_complexity_growth.is_some() && a.baseline.is_none() {
         return Err("--max-complexity-growth compares with a baseline: add --baseline FILE (a JSON report of an earlier run)".to_string().into());
@@ -757,7 +759,7 @@ fn by_validator(objects: Vec<ObjectInput>, choice: ValidatorChoice) -> Vec<Objec
         .collect()
 }
 
-/// The configuration of a run that builds no workspace: `--config FILE`,
+/// The configuration of a run that builds no workspace: `--config-file FILE`,
 /// else the nearest to the current directory, else a `bpfcompat.toml`
 /// beside the first object, else none.
 fn explicit_config(a: &TestArgs) -> Result<Config, crate::error::Error> {

@@ -20,11 +20,44 @@ pub struct CargoArgs {
     #[command(flatten)]
     pub features: clap_cargo::Features,
     /// Build in release mode.
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', help_heading = "Compilation options")]
     pub release: bool,
+    /// Build with the named profile.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "release",
+        help_heading = "Compilation options"
+    )]
+    pub profile: Option<String>,
+    /// Build for the target triple (the loaders; BPF objects are built for
+    /// BPF whatever this says).
+    #[arg(long, value_name = "TRIPLE", help_heading = "Compilation options")]
+    pub target: Option<String>,
+    /// Build every target of the selected packages (tests, examples,
+    /// benches), for the objects their build scripts make.
+    #[arg(long, help_heading = "Target selection")]
+    pub all_targets: bool,
     /// Cargo's target directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Compilation options")]
     pub target_dir: Option<PathBuf>,
+    /// Assert that `Cargo.lock` will remain unchanged.
+    #[arg(long, help_heading = "Manifest options")]
+    pub locked: bool,
+    /// Run without accessing the network.
+    #[arg(long, help_heading = "Manifest options")]
+    pub offline: bool,
+    /// Equivalent to specifying both --locked and --offline.
+    #[arg(long, help_heading = "Manifest options")]
+    pub frozen: bool,
+    /// Override a cargo configuration value (cargo's `--config`,
+    /// repeatable); bpfcompat's own file is `--config-file`.
+    #[arg(
+        long = "config",
+        value_name = "KEY=VALUE|PATH",
+        help_heading = "Manifest options"
+    )]
+    pub cargo_config: Vec<String>,
 }
 
 impl CargoArgs {
@@ -61,11 +94,73 @@ impl CargoArgs {
         if self.release {
             a.push("--release".into());
         }
+        if let Some(p) = &self.profile {
+            a.extend(["--profile".into(), p.clone()]);
+        }
+        if let Some(t) = &self.target {
+            a.extend(["--target".into(), t.clone()]);
+        }
+        if self.all_targets {
+            a.push("--all-targets".into());
+        }
         if let Some(t) = &self.target_dir {
             a.extend(["--target-dir".into(), t.display().to_string()]);
         }
+        a.extend(self.manifest_args());
         a
     }
+
+    /// The flags `cargo metadata` takes too: the lock, the network, the
+    /// configuration.
+    fn manifest_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for (set, flag) in [
+            (self.locked, "--locked"),
+            (self.offline, "--offline"),
+            (self.frozen, "--frozen"),
+        ] {
+            if set {
+                a.push(flag.to_string());
+            }
+        }
+        for c in &self.cargo_config {
+            a.extend(["--config".into(), c.clone()]);
+        }
+        a
+    }
+
+    /// The directory below the target directory a profile's artifacts go
+    /// to (cargo's rule: `dev` and `test` build into `debug`, `bench` into
+    /// `release`, any other profile into its own name).
+    fn profile_dir(&self) -> String {
+        match (self.profile.as_deref(), self.release) {
+            (Some("dev" | "test"), _) | (None, false) => "debug".into(),
+            (Some("release" | "bench"), _) | (None, true) => "release".into(),
+            (Some(other), _) => other.to_string(),
+        }
+    }
+
+    /// A bpfcompat configuration given to cargo's `--config` (its old
+    /// meaning here): said, with the flag that takes it.
+    pub fn check_config_flags(&self) -> Result<(), String> {
+        for c in &self.cargo_config {
+            let p = std::path::Path::new(c);
+            if p.file_name().is_some_and(|n| n == "bpfcompat.toml") || is_bpfcompat_file(p) {
+                return Err(format!(
+                    "--config {c}: `--config` is cargo's (KEY=VALUE or a cargo configuration file); give bpfcompat's configuration with --config-file {c}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `p` is a bpfcompat configuration file (it reads as one and sets
+/// something), which a cargo configuration is not.
+fn is_bpfcompat_file(p: &std::path::Path) -> bool {
+    p.is_file()
+        && bpfcompat_engine::config::load_config_file(p)
+            .is_ok_and(|c| !c.objects.is_empty() || c.matrix.is_some() || c.kernels.is_some())
 }
 
 /// What the build produced that may hold BPF objects.
@@ -88,9 +183,12 @@ pub struct BuildOutput {
 
 /// Builds the workspace with the cargo that invoked us (`$CARGO`).
 pub fn build_workspace(args: &CargoArgs) -> Result<BuildOutput, String> {
+    args.check_config_flags()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut meta = MetadataCommand::new();
-    meta.cargo_path(&cargo).no_deps();
+    meta.cargo_path(&cargo)
+        .no_deps()
+        .other_options(args.manifest_args());
     if let Some(m) = args.manifest_path() {
         meta.manifest_path(m);
     }
@@ -120,11 +218,7 @@ pub fn build_workspace(args: &CargoArgs) -> Result<BuildOutput, String> {
             .target_dir
             .clone()
             .unwrap_or_else(|| metadata.target_directory.clone().into_std_path_buf()),
-        profile_dir: if args.release {
-            "release".into()
-        } else {
-            "debug".into()
-        },
+        profile_dir: args.profile_dir(),
         package_dirs: metadata
             .packages
             .iter()

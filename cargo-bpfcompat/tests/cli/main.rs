@@ -148,7 +148,7 @@ fn object_mode_finds_its_configuration_beside_the_object_or_from_config() {
         let mut c = bpfcompat(&["test", "--object", obj, "--kernel", "debian-12-6.1"]);
         if let Some(f) = config {
             std::fs::remove_file(&beside).ok();
-            c.args(["--config", f]);
+            c.args(["--config-file", f]);
         }
         c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
         let (code, _, err) = run(c);
@@ -448,7 +448,7 @@ fn readiness_from_the_configuration_is_checked_before_any_guest() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bpfcompat.toml");
     std::fs::write(&config, "[objects.true]\nready_line = \"(unclosed\"\n").unwrap();
-    let mut c = bpfcompat(&["test", "--loader", "/bin/true", "--config"]);
+    let mut c = bpfcompat(&["test", "--loader", "/bin/true", "--config-file"]);
     c.arg(&config).env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
     let (code, _, err) = run(c);
     assert_eq!(code, 1, "{err}");
@@ -611,4 +611,71 @@ fn a_reader_that_went_away_ends_the_output_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn cargos_flags_reach_the_build_and_metadata_and_its_config_is_not_ours() {
+    // A cargo that notes what it was asked: metadata is answered by the
+    // real cargo (no dependencies are read), the build fails at once.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("asked");
+    let fake = dir.path().join("cargo");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in metadata) exec cargo \"$@\";; esac\nexit 101\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/Cargo.toml");
+    let mut c = bpfcompat(&[
+        "test",
+        "--manifest-path",
+        manifest,
+        "--locked",
+        "--offline",
+        "--frozen",
+        "--profile",
+        "ci",
+        "--target",
+        "x86_64-unknown-linux-gnu",
+        "--all-targets",
+        "--config",
+        "build.jobs=1",
+    ]);
+    c.env("CARGO", &fake)
+        .env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "the build failed: {err}");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    let metadata = asked.lines().find(|l| l.starts_with("metadata")).unwrap();
+    mentions(
+        metadata,
+        &["--locked", "--offline", "--frozen", "--config build.jobs=1"],
+    );
+    let build = asked.lines().find(|l| l.starts_with("build")).unwrap();
+    mentions(
+        build,
+        &[
+            "--profile ci",
+            "--target x86_64-unknown-linux-gnu",
+            "--all-targets",
+            "--locked",
+            "--offline",
+            "--frozen",
+            "--config build.jobs=1",
+        ],
+    );
+
+    // `--config` was bpfcompat's file once: a bpfcompat configuration given
+    // to it is refused with the flag that takes it, before anything runs.
+    let ours = dir.path().join("bpfcompat.toml");
+    std::fs::write(&ours, "kernels = [\"debian-12-6.1\"]\n").unwrap();
+    let mut c = bpfcompat(&["test", "--object", &tiny_bpf_object(), "--config"]);
+    c.arg(&ours).env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["`--config` is cargo's", "--config-file"]);
 }

@@ -181,7 +181,8 @@ fn loader_fixups_decide_the_verdict_as_the_real_loader_would() {
     // The same objects with the workspace's configuration: fix-ups apply
     // with --object too.
     let mut c = bpfcompat_e2e::test_on(&["debian-12-6.1"], &["contract", "rodata"]);
-    c.arg("--config").arg(tmp.path().join("bpfcompat.toml"));
+    c.arg("--config-file")
+        .arg(tmp.path().join("bpfcompat.toml"));
     let (out, report) = with_report(c);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
 }
