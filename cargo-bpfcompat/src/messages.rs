@@ -10,11 +10,35 @@ use serde_json::{Value, json};
 
 use crate::exit::Code;
 
-fn emit(reason: &str, mut record: Value) {
-    if let Value::Object(fields) = &mut record {
-        fields.insert("reason".into(), Value::from(reason));
+/// One record, its `reason` first (as cargo's are), then its fields.
+fn emit(reason: &str, record: Value) {
+    crate::stdout::outln!("{}", line(reason, &record));
+}
+
+fn line(reason: &str, record: &Value) -> String {
+    let reason = Value::from(reason);
+    match record {
+        Value::Object(fields) if !fields.is_empty() => {
+            let rest = record.to_string();
+            format!("{{\"reason\":{reason},{}", &rest[1..])
+        }
+        _ => format!("{{\"reason\":{reason}}}"),
     }
-    crate::stdout::outln!("{record}");
+}
+
+/// A BPF object `list` found.
+pub fn object(d: &crate::workspace::Discovered) {
+    emit(
+        "object",
+        json!({
+            "name": d.name,
+            "package": d.package,
+            "sha256": d.sha256,
+            "bytes": d.size,
+            "path": d.path,
+            "found_in": d.found_in,
+        }),
+    );
 }
 
 /// A cell, in the report's cell format plus its `reason`.
@@ -46,4 +70,19 @@ pub fn run_finished(report: &Report, code: Code) {
             "exit_code": code as u8,
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_reason_comes_first_and_it_stays_one_json_object() {
+        let l = line("cell", &json!({"object": "o", "kernel": "k", "zz": [1]}));
+        assert!(l.starts_with("{\"reason\":\"cell\","), "{l}");
+        let back: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(back["object"], "o");
+        assert_eq!(back["zz"][0], 1);
+        assert_eq!(line("x", &json!({})), "{\"reason\":\"x\"}");
+    }
 }

@@ -2,12 +2,18 @@
 
 use clap::Args;
 
+use crate::args::MessageFormat;
 use crate::exit::Code;
 use crate::workspace::{CargoArgs, build_workspace, discover};
 
 /// `list` arguments.
 #[derive(Args)]
 pub struct ListArgs {
+    /// `human` (default): a table; `json`: one record per object on
+    /// stdout (`reason` `object`: name, package, sha256, bytes, path,
+    /// found_in).
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     #[command(flatten)]
     pub cargo: CargoArgs,
 }
@@ -21,6 +27,12 @@ pub fn run(a: ListArgs) -> Result<Code, crate::error::Error> {
             build.workspace_root.display()
         )
         .into());
+    }
+    if a.message_format == MessageFormat::Json {
+        for d in &found {
+            crate::messages::object(d);
+        }
+        return Ok(Code::Pass);
     }
     crate::stdout::outln!("{:<24} {:<14} {:>8}  FOUND IN", "OBJECT", "SHA256", "BYTES");
     for d in &found {

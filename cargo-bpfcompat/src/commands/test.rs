@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use bpfcompat_engine::wire::Mode;
 
-use crate::args::{Limit, named};
+use crate::args::{Limit, MessageFormat, named};
 use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file, matrix_name};
@@ -34,6 +34,10 @@ use bpfcompat_engine::contract::Declared;
 /// `test` arguments.
 #[derive(Args)]
 pub struct TestArgs {
+    /// Only the objects whose name contains FILTER (as `cargo test FILTER`
+    /// selects tests): `cargo bpfcompat test ringbuf`.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
     /// A compiled BPF object to validate (repeatable). Without it, the
     /// workspace is built and every BPF object it produces is validated.
     #[arg(long = "object", value_name = "FILE")]
@@ -330,6 +334,9 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
     } else {
         explicit_work(a)?
     };
+    if let Some(f) = &a.filter {
+        select(&mut objects, !commands.is_empty(), f)?;
+    }
     // Placeholder targets, decided against the whole catalogue's functions.
     let placeholders = match Cache::discover() {
         Ok(cache) => bpfcompat_engine::placeholders::decide(&mut objects, &cache),
@@ -561,6 +568,25 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         crate::messages::run_finished(&judged.report, code);
     }
     Ok(code)
+}
+
+/// Keeps the objects whose name contains `filter`; none is an error that
+/// lists the names there are.
+fn select(objects: &mut Vec<ObjectInput>, commands: bool, filter: &str) -> Result<(), String> {
+    if commands {
+        return Err(format!(
+            "FILTER `{filter}` selects objects by name, and a command run has none: drop it, or run the objects with `cargo bpfcompat test {filter}`"
+        ));
+    }
+    let names: Vec<String> = objects.iter().map(|o| o.name.clone()).collect();
+    objects.retain(|o| o.name.contains(filter));
+    if objects.is_empty() {
+        return Err(format!(
+            "no object's name contains `{filter}`\n  (hint: the objects are {})",
+            names.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and parses `--baseline` before anything runs.
@@ -947,15 +973,6 @@ pub enum ValidatorChoice {
     Aya,
     /// Each object with each, side by side.
     Both,
-}
-
-/// `--message-format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum MessageFormat {
-    /// The matrix, failures and summary for people.
-    Human,
-    /// One JSON cell per line, for tools.
-    Json,
 }
 
 /// The guest agent: `BPFCOMPAT_AGENT`, else `bpfcompat-agent` beside this binary.

@@ -679,3 +679,24 @@ fn cargos_flags_reach_the_build_and_metadata_and_its_config_is_not_ours() {
     assert_eq!(code, 1, "{err}");
     mentions(&err, &["`--config` is cargo's", "--config-file"]);
 }
+
+#[test]
+fn a_filter_that_selects_no_object_lists_the_objects_there_are() {
+    let obj = tiny_bpf_object();
+    let mut c = bpfcompat(&["test", "nothing-like-it", "--object", &obj]);
+    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    mentions(
+        &err,
+        &[
+            "no object's name contains `nothing-like-it`",
+            "the objects are minimal.bpf.o",
+        ],
+    );
+    let mut c = bpfcompat(&["test", "min", "--loader", "/bin/true"]);
+    c.env("BPFCOMPAT_QEMU", "/nonexistent/qemu");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    mentions(&err, &["FILTER `min` selects objects by name"]);
+}

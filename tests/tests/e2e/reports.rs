@@ -387,3 +387,13 @@ fn an_expected_failure_keyed_by_the_objects_stem_holds_and_a_table_for_nothing_i
         ],
     );
 }
+
+#[test]
+fn a_filter_runs_only_the_objects_whose_name_contains_it() {
+    let mut c = test_on(&["debian-12-6.1"], &["loop", "ringbuf"]);
+    c.arg("ring");
+    let (out, report) = with_report(c);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(report["objects"], serde_json::json!(["ringbuf.bpf.o"]));
+    assert_eq!(report["cells"].as_array().unwrap().len(), 1);
+}

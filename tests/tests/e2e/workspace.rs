@@ -44,6 +44,22 @@ fn example_workspace_declared_floors_pass_and_a_missing_one_fails() {
             "{o} not listed:\n{listed}"
         );
     }
+    // For tools: one JSON record per object, its reason first.
+    let mut c = in_workspace("list", &examples().join("Cargo.toml"));
+    c.args(["--message-format", "json"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            assert!(l.starts_with("{\"reason\":\"object\","), "{l}");
+            serde_json::from_str(l).unwrap()
+        })
+        .collect();
+    let ringbuf = records.iter().find(|r| r["name"] == "ringbuf").unwrap();
+    assert_eq!(ringbuf["sha256"].as_str().unwrap().len(), 64);
+    assert!(ringbuf["bytes"].as_u64().unwrap() > 0);
+    assert!(std::path::Path::new(ringbuf["path"].as_str().unwrap()).is_file());
 
     // As shipped: every floor on these kernels is declared, so exit 0.
     let (code, _, report) = test_in(&examples().join("Cargo.toml"), &target);
