@@ -14,6 +14,8 @@ use bpfcompat_engine::report::note_text;
 use bpfcompat_engine::run::{Event, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::render::count;
+
 pub struct Progress {
     display: Display,
     /// When each kernel's turn began.
@@ -91,7 +93,7 @@ impl Progress {
                 other => self.status(kernel, "Refetching", other.to_string()),
             },
             Event::Saving { kernel } => {
-                self.status(kernel, "Saving", "its machine for warm guests".into());
+                self.status(kernel, "Saving", "machine (for warm guests)".into());
             }
             Event::Restoring { kernel } => self.status(kernel, "Restoring", String::new()),
             Event::Cold { kernel, reason } => {
@@ -196,13 +198,13 @@ fn summary(r: &KernelRun) -> String {
     let first = |s: &str| s.lines().next().unwrap_or_default().to_string();
     match &r.outcome {
         KernelOutcome::Completed if !r.commands.is_empty() => format!(
-            "{} command runs ({})",
-            r.commands.len(),
+            "{} ({})",
+            count(r.commands.len(), "command run", "command runs"),
             r.release.clone().unwrap_or_default()
         ),
         KernelOutcome::Completed => format!(
-            "{} objects validated ({})",
-            r.objects.len(),
+            "{} validated ({})",
+            count(r.objects.len(), "object", "objects"),
             r.release.clone().unwrap_or_default()
         ),
         KernelOutcome::Unavailable { reason } => format!("unavailable: {}", first(reason)),
@@ -210,5 +212,21 @@ fn summary(r: &KernelRun) -> String {
         KernelOutcome::Panic { line } => format!("kernel panic: {line}"),
         KernelOutcome::Timeout { after_secs } => format!("timed out after {after_secs}s"),
         KernelOutcome::Interrupted { signal } => format!("stopped by {}", signal_name(*signal)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_kernel_counts_its_objects_in_the_right_number() {
+        let mut r = KernelRun::new("debian-12-6.1", true);
+        r.outcome = KernelOutcome::Completed;
+        r.release = Some("6.1.0".into());
+        r.objects = vec![Default::default()];
+        assert_eq!(summary(&r), "1 object validated (6.1.0)");
+        r.objects.push(Default::default());
+        assert_eq!(summary(&r), "2 objects validated (6.1.0)");
     }
 }

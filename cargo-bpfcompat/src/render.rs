@@ -91,3 +91,8 @@ pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
     }
     t
 }
+
+/// `1 object`, `2 objects`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -168,7 +168,9 @@ fn outdated(a: &MatrixArgs, trust: Trust) -> Result<Code> {
     crate::stdout::outln!("{}", table.trim_fmt());
     if newer > 0 {
         crate::stdout::outln!(
-            "\n{newer} profile(s) behind the archive: `cargo bpfcompat kernels update` re-pins them"
+            "\n{} behind the archive: `cargo bpfcompat kernels update` re-pins {}",
+            crate::render::count(newer, "profile is", "profiles are"),
+            if newer == 1 { "it" } else { "them" }
         );
     }
     Ok(if failed > 0 {

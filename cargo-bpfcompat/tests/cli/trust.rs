@@ -513,7 +513,7 @@ fn outdated_lists_profiles_the_archive_has_moved_past() {
     assert_eq!(code, 2, "{out}{err}");
     let row = out.lines().find(|l| l.starts_with("local-k")).unwrap();
     mentions(row, &["1", &format!("{PACKAGE} 2"), "outdated"]);
-    mentions(&out, &["1 profile(s) behind the archive", "kernels update"]);
+    mentions(&out, &["1 profile is behind the archive", "kernels update"]);
     let (code, out, _) = outdated("1");
     assert_eq!(code, 0, "{out}");
     mentions(&out, &["current"]);
