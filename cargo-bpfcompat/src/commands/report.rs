@@ -80,7 +80,8 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
                 .collect::<Result<Vec<_>, String>>()?;
             let merged = bpfcompat_engine::report::merge(&reports, a.allow_partial)?;
             a.files.check()?;
-            let errors = a.files.write(&merged, false);
+            // The merged verdict is what a gate job's summary page shows.
+            let errors = a.files.write(&merged, true);
             if let Some(e) = errors.first() {
                 return Err(e.clone().into());
             }

@@ -221,16 +221,19 @@ fn slices_merge_into_the_unsharded_result_and_nothing_unsafe_merges() {
     let all: Vec<&Path> = slices.iter().map(PathBuf::as_path).collect();
     let merged = dir.path().join("all.json");
     let html = dir.path().join("all.html");
-    let out = merge(
-        &all,
-        &[
-            "--json",
-            merged.to_str().unwrap(),
-            "--html",
-            html.to_str().unwrap(),
-        ],
-    );
+    let summary = dir.path().join("step-summary.md");
+    let mut c = cli(&["report", "merge"]);
+    c.args(&all)
+        .args(["--json", merged.to_str().unwrap()])
+        .args(["--html", html.to_str().unwrap()])
+        .env("GITHUB_STEP_SUMMARY", &summary);
+    let out = run(c);
     assert_eq!(out.status.code(), Some(0));
+    // The merged verdict reaches the gate job's summary page, as `test`'s does.
+    mentions(
+        &std::fs::read_to_string(&summary).unwrap(),
+        &["# bpfcompat report", "debian-13-6.12"],
+    );
     let merged: Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
     assert_eq!(cells(&merged), cells(&whole));
     assert_eq!(merged["partial"], Value::Null);
