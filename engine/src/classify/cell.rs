@@ -46,6 +46,19 @@ pub enum Stage {
     Guest,
 }
 
+impl Stage {
+    /// The stage as reports name it (`load`), as the JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Open => "open",
+            Stage::Load => "load",
+            Stage::Attach => "attach",
+            Stage::Fire => "fire",
+            Stage::Guest => "guest",
+        }
+    }
+}
+
 /// One failure inside a cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {

@@ -263,7 +263,7 @@ fn cell<'a>(r: &Report, c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
             .unwrap_or_default();
         entries.push(text(
             "finding",
-            format!("{} at {:?}{program}", f.code, f.stage),
+            format!("{} at {}{program}", f.code, f.stage.as_str()),
         ));
         entries.push(text("kernel said", &f.message));
         if let Some(fix) = &f.remediation {

@@ -63,9 +63,9 @@ fn details(c: &Cell) -> String {
     let mut lines = Vec::new();
     for f in &c.findings {
         lines.push(format!(
-            "{} at {:?}{}: {}",
+            "{} at {}{}: {}",
             f.code,
-            f.stage,
+            f.stage.as_str(),
             f.program
                 .as_ref()
                 .map(|p| format!(" (program {p})"))

@@ -156,7 +156,7 @@ fn complexity_view(r: &Report, out: &mut String) {
         return;
     }
     let mut body = String::from(
-        "Instructions the verifier processed (share of its limit); **bold**: the kernel where the program is closest to the limit.\n\n| program |",
+        "Instructions the verifier processed (share of its limit); **bold**: the kernel where the program is closest to the limit; -: no figure there (the program did not load, or the kernel keeps no statistics, before 5.2).\n\n| program |",
     );
     for k in &kernels {
         let _ = write!(body, " {} |", text(k));
@@ -275,7 +275,7 @@ fn failures_view(r: &Report, out: &mut String) {
             text(c.kernel_release.as_deref().unwrap_or("?"))
         );
         for f in &c.findings {
-            let _ = write!(body, "- **{}** ({:?})", f.code, f.stage);
+            let _ = write!(body, "- **{}** at {}", f.code, f.stage.as_str());
             if let Some(p) = &f.program {
                 let _ = write!(body, ", program {}", code(p));
             }
@@ -312,8 +312,10 @@ fn failures_view(r: &Report, out: &mut String) {
         }
         body.push('\n');
     }
+    // Open, whatever their length: they are what the summary is read for
+    // (each verifier log and loader's output is folded on its own).
     if !failing.is_empty() {
-        section(out, &format!("Failures ({})", failing.len()), &body);
+        let _ = write!(out, "\n## Failures ({})\n\n{body}", failing.len());
     }
 }
 
@@ -380,5 +382,31 @@ mod tests {
         let mut out = String::new();
         section(&mut out, "Long", &"line\n".repeat(FOLD_LINES + 1));
         assert!(out.contains("<details><summary>Long</summary>"), "{out}");
+    }
+
+    #[test]
+    fn failures_stay_open_however_long_and_name_their_stage_as_the_json_does() {
+        use crate::classify::{Code, Finding, Stage};
+        let objects: Vec<String> = (0..30).map(|i| format!("o{i}")).collect();
+        let names: Vec<&str> = objects.iter().map(String::as_str).collect();
+        let mut r = crate::report::test_report(&["k"], &names, |_| {});
+        for c in &mut r.cells {
+            c.status = Status::Fail;
+            c.findings = vec![Finding::plain(
+                Stage::Load,
+                Code::UnsupportedHelper,
+                Some("p".into()),
+                "unknown func".into(),
+                None,
+                Vec::new(),
+            )];
+        }
+        let md = markdown(&r);
+        assert!(md.contains("\n## Failures (30)\n"), "{md}");
+        assert!(!md.contains("<summary>Failures"), "{md}");
+        assert!(
+            md.contains("- **UNSUPPORTED_HELPER** at load, program `p`"),
+            "{md}"
+        );
     }
 }
