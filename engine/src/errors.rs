@@ -38,7 +38,7 @@ pub enum MatrixError {
         message: String,
     },
     /// `--kernel NAME` names no profile of the matrix.
-    #[error("unknown kernel `{name}` in {origin}\n  (hint: known kernels are {known})")]
+    #[error("unknown kernel `{name}` in {origin}{suggestion}\n  (hint: known kernels are {known})")]
     UnknownKernel {
         /// The name given.
         name: String,
@@ -46,6 +46,18 @@ pub enum MatrixError {
         origin: String,
         /// The names it has.
         known: String,
+        /// `: did you mean …?`, or where the catalogue has it; or nothing.
+        suggestion: String,
+    },
+    /// `--matrix NAME` is neither a shipped matrix nor a file.
+    #[error(
+        "no matrix `{name}`: neither a shipped matrix nor a file\n  (hint: the shipped matrices are {shipped}; or give the path of a TOML matrix)"
+    )]
+    UnknownMatrix {
+        /// The name given.
+        name: String,
+        /// The shipped matrices.
+        shipped: String,
     },
 }
 

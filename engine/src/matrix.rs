@@ -30,6 +30,26 @@ pub fn catalogue() -> Lock {
     toml::from_str(ALL_LOCK).expect("the shipped catalogue's lock parses (tested)")
 }
 
+/// What to say of a kernel name the matrix lacks: the name it has that
+/// this one is a slip of (case, a character or two), else that the
+/// catalogue has it (`--matrix all`), else nothing.
+fn suggestion(name: &str, known: &[&str]) -> String {
+    let close = known
+        .iter()
+        .map(|k| (strsim::levenshtein(&name.to_lowercase(), k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    if let Some((_, k)) = close {
+        return format!(": did you mean `{k}`?");
+    }
+    if catalogue().get(name).is_some() {
+        return format!(
+            ": `{name}` is in the catalogue; run it with `--matrix all --kernel {name}`"
+        );
+    }
+    String::new()
+}
+
 /// The names of the shipped matrices.
 pub const SHIPPED: &[&str] = &["default", "all", "rpm"];
 
@@ -365,6 +385,13 @@ impl Matrix {
             return Ok(m);
         }
         let path = Path::new(name_or_path);
+        // A bare word that is no file was meant as a shipped matrix's name.
+        if !path.exists() && !name_or_path.contains('/') && path.extension().is_none() {
+            return Err(MatrixError::UnknownMatrix {
+                name: name_or_path.to_string(),
+                shipped: SHIPPED.join(", "),
+            });
+        }
         let text = crate::safe::read_text_input(path, crate::safe::TEXT_INPUT_LIMIT).map_err(
             |source| MatrixError::Read {
                 path: path.to_path_buf(),
@@ -559,15 +586,12 @@ impl Matrix {
         }
         for n in names {
             if self.profile(n).is_none() {
+                let known: Vec<&str> = self.kernels.iter().map(|k| k.name.as_str()).collect();
                 return Err(MatrixError::UnknownKernel {
                     name: n.clone(),
                     origin: self.origin.clone(),
-                    known: self
-                        .kernels
-                        .iter()
-                        .map(|k| k.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    suggestion: suggestion(n, &known),
+                    known: known.join(", "),
                 });
             }
         }

@@ -97,6 +97,36 @@ fn unknown_kernel_lists_known_ones() {
     ]));
     assert_eq!(code, 1);
     mentions(&err, &["unknown kernel `debian-99`", "debian-12-6.1"]);
+    // A slip of case or a character is named; a kernel of the catalogue
+    // outside this matrix is pointed to; a matrix name that is none says
+    // which there are.
+    for (kernel, says) in [
+        ("Debian-12-6.1", "did you mean `debian-12-6.1`?"),
+        ("debian-12-6.2", "did you mean `debian-12-6.1`?"),
+        (
+            "debian-13-backports",
+            "`debian-13-backports` is in the catalogue; run it with `--matrix all --kernel debian-13-backports`",
+        ),
+    ] {
+        let (code, _, err) = run(bpfcompat(&["test", "--object", &obj, "--kernel", kernel]));
+        assert_eq!(code, 1);
+        mentions(&err, &[says]);
+    }
+    let (code, _, err) = run(bpfcompat(&[
+        "test",
+        "--object",
+        &obj,
+        "--matrix",
+        "nonexistent",
+    ]));
+    assert_eq!(code, 1);
+    mentions(
+        &err,
+        &[
+            "no matrix `nonexistent`",
+            "the shipped matrices are default, all, rpm",
+        ],
+    );
 }
 
 #[test]
