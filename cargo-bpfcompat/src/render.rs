@@ -76,6 +76,9 @@ pub fn human(report: &Report, quiet: bool) -> String {
         out.push_str(&format!("\nPARTIAL RESULT: {p}\n"));
     }
     out.push_str(&format!("\n{}\n", report.summary.sentence()));
+    if let Some(why) = bpfcompat_engine::report::exit_text(report) {
+        out.push_str(&format!("{why}\n"));
+    }
     out
 }
 

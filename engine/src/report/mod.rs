@@ -43,8 +43,8 @@ pub use markdown::markdown;
 pub use merge::{Scope, merge};
 pub use model::{ExitCode, Expectations, Report, SCHEMA_VERSION, Summary, note_text};
 pub use terminal::{
-    Look, assumptions_text, disagreements_text, failures_text, floor_sentence, floors_text, matrix,
-    shown, stats_text, variants_text,
+    Look, assumptions_text, disagreements_text, exit_text, failures_text, floor_sentence,
+    floors_text, matrix, shown, stats_text, variants_text,
 };
 
 /// Reports for the views' tests: one unavailable kernel per name, with what

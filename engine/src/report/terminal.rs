@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{ExitCode, Report};
 use crate::classify::{Cell, Stage, Status};
 use crate::outcome::KernelRun;
 
@@ -204,11 +204,68 @@ pub fn shown(text: &str) -> String {
         .collect()
 }
 
+/// Why the run exits as it does, where it does not pass: which required
+/// cells fail, or have no verdict and why.
+pub fn exit_text(r: &Report) -> Option<String> {
+    let required = || r.cells.iter().filter(|c| c.required);
+    let count = |s: Status| required().filter(|c| c.status == s).count();
+    match r.exit_code {
+        ExitCode::Regression => Some(format!(
+            "exit 2: {}{}",
+            cells(
+                count(Status::Fail) + count(Status::UnexpectedPass),
+                "fails",
+                "fail"
+            ),
+            match count(Status::UnexpectedPass) {
+                0 => String::new(),
+                n => format!(" ({n} of them pass though declared to fail)"),
+            }
+        )),
+        ExitCode::ToolFailure => {
+            let unavailable = if r.allow_unavailable {
+                0
+            } else {
+                count(Status::Unavailable)
+            };
+            let infra = count(Status::InfraError);
+            let mut why = Vec::new();
+            if unavailable > 0 {
+                why.push(format!(
+                    "{unavailable} on kernels that could not be had (--allow-unavailable runs without them)"
+                ));
+            }
+            if infra > 0 {
+                why.push(format!("{infra} where the guest or the tool failed"));
+            }
+            (!why.is_empty()).then(|| {
+                format!(
+                    "exit 1: {}: {}",
+                    cells(unavailable + infra, "has no verdict", "have no verdict"),
+                    why.join("; ")
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `1 required cell fails`, `2 required cells fail`.
+fn cells(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 required cell {one}"),
+        n => format!("{n} required cells {many}"),
+    }
+}
+
 /// Every failing or verdict-less cell, with evidence. A kernel whose guest
 /// gave no verdict at all is said once, not once per object.
 pub fn failures_text(r: &Report) -> String {
     let mut out = String::new();
     let mut whole_kernel = Vec::new();
+    // Kernels with no verdict for the same reason are said together (no
+    // mirror for an archive: once, with its hint).
+    let mut groups: Vec<(Status, String, Vec<&str>)> = Vec::new();
     for k in r.kernels_by_version() {
         let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.kernel == k.kernel).collect();
         let first = cells.first().map(|c| (c.status, c.message.clone()));
@@ -217,14 +274,33 @@ pub fn failures_text(r: &Report) -> String {
                 .iter()
                 .all(|c| c.status == status && c.message == message)
         {
-            let head = if status == Status::Unavailable {
-                "UNAVAILABLE"
-            } else {
-                "NO VERDICT"
-            };
             let message = message.unwrap_or_default();
-            let _ = writeln!(out, "{head} {}: {}", shown(&k.kernel), shown(&message));
+            match groups
+                .iter_mut()
+                .find(|(s, m, _)| *s == status && *m == message)
+            {
+                Some((_, _, kernels)) => kernels.push(&k.kernel),
+                None => groups.push((status, message, vec![&k.kernel])),
+            }
             whole_kernel.push(k.kernel.clone());
+        }
+    }
+    for (status, message, kernels) in groups {
+        let head = if status == Status::Unavailable {
+            "UNAVAILABLE"
+        } else {
+            "NO VERDICT"
+        };
+        let kernels: Vec<String> = kernels.iter().map(|k| shown(k)).collect();
+        let mut lines = message.lines();
+        let _ = writeln!(
+            out,
+            "{head} {}: {}",
+            kernels.join(", "),
+            shown(lines.next().unwrap_or_default())
+        );
+        for l in lines {
+            let _ = writeln!(out, "{}", shown(l));
         }
     }
     let listed = |c: &&Cell| {
@@ -492,6 +568,27 @@ fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_without_a_verdict_for_one_reason_are_said_once_and_the_exit_is_explained() {
+        let mut r = crate::report::test_report(&["a", "b"], &["o"], |k| {
+            k.outcome = crate::outcome::KernelOutcome::Unavailable {
+                reason: "no mirror for the `ubuntu` archive\n  (hint: set BPFCOMPAT_MIRROR_UBUNTU)"
+                    .into(),
+            };
+        });
+        r.allow_unavailable = false;
+        r.recount();
+        let text = failures_text(&r);
+        assert_eq!(
+            text,
+            "UNAVAILABLE a, b: no mirror for the `ubuntu` archive\n  (hint: set BPFCOMPAT_MIRROR_UBUNTU)\n"
+        );
+        assert_eq!(
+            exit_text(&r).unwrap(),
+            "exit 1: 2 required cells have no verdict: 2 on kernels that could not be had (--allow-unavailable runs without them)"
+        );
+    }
     use crate::outcome::{KernelOutcome, KernelRun, RunOutput};
 
     /// A report over the eight kernels of the default matrix, with long codes.
