@@ -167,11 +167,7 @@ fn outdated(a: &MatrixArgs, trust: Trust) -> Result<Code> {
     }
     crate::stdout::outln!("{}", table.trim_fmt());
     if newer > 0 {
-        crate::stdout::outln!(
-            "\n{} behind the archive: `cargo bpfcompat kernels update` re-pins {}",
-            crate::render::count(newer, "profile is", "profiles are"),
-            if newer == 1 { "it" } else { "them" }
-        );
+        crate::stdout::outln!("\n{}", behind_hint(newer, m.lock_path.is_some(), &a.matrix));
     }
     Ok(if failed > 0 {
         Code::ToolFailure
@@ -213,6 +209,21 @@ fn fetch_all(a: &MatrixArgs) -> Result<Code> {
     } else {
         Code::ToolFailure
     })
+}
+
+/// What to do about `newer` profiles behind their archive: re-pin a matrix
+/// file's lock; the built-in matrices are pinned by the release itself.
+fn behind_hint(newer: usize, own_lock: bool, matrix: &str) -> String {
+    let behind = crate::render::count(newer, "profile is", "profiles are");
+    match own_lock {
+        true => format!(
+            "{behind} behind the archive: `cargo bpfcompat kernels update --matrix {matrix}` re-pins {}",
+            if newer == 1 { "it" } else { "them" }
+        ),
+        false => format!(
+            "{behind} behind the archive: the built-in `{matrix}` matrix is pinned by this release of bpfcompat (a newer release re-pins it); to pin newer packages now, use a matrix file of your own (`--matrix FILE`), which `cargo bpfcompat kernels update --matrix FILE` re-pins"
+        ),
+    }
 }
 
 fn update(a: &MatrixArgs, trust: Trust, lock: Option<std::path::PathBuf>) -> Result<Code> {
@@ -364,4 +375,20 @@ fn prune(a: &PruneArgs) -> Result<Code> {
     let verb = if a.dry_run { "would free" } else { "freed" };
     crate::stdout::outln!("{verb} {} MB", freed / 1_000_000);
     Ok(Code::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::behind_hint;
+
+    #[test]
+    fn the_hint_for_profiles_behind_works_for_the_matrix_it_is_given_for() {
+        assert_eq!(
+            behind_hint(1, true, "ci.toml"),
+            "1 profile is behind the archive: `cargo bpfcompat kernels update --matrix ci.toml` re-pins it"
+        );
+        let builtin = behind_hint(2, false, "default");
+        assert!(builtin.starts_with("2 profiles are behind the archive: the built-in `default` matrix is pinned by this release"), "{builtin}");
+        assert!(!builtin.contains("update` re-pins them"), "{builtin}");
+    }
 }
