@@ -133,3 +133,28 @@ fn composite_action_enables_kvm_caches_and_passes_inputs_through_env() {
         }
     }
 }
+
+#[test]
+fn the_demo_installs_what_bpfcompat_needs_and_nothing_the_tests_use() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let packages = |args: &[&str]| {
+        let out = std::process::Command::new(root.join("scripts/setup"))
+            .args(args)
+            .arg("--print")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let runtime = packages(&["--runtime"]);
+    mentions(&runtime, &["qemu-system-x86", "clang"]);
+    for test_only in ["chromium", "rpm", "createrepo-c", "busybox-static"] {
+        assert!(!runtime.lines().any(|p| p == test_only), "{test_only}");
+        assert!(packages(&[]).lines().any(|p| p == test_only), "{test_only}");
+    }
+    let demo = std::fs::read_to_string(root.join("scripts/demo")).unwrap();
+    assert!(
+        demo.lines().any(|l| l.trim() == "scripts/setup --runtime"),
+        "the demo sets up the runtime only"
+    );
+}
