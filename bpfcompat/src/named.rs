@@ -8,6 +8,17 @@ pub trait Named: Copy + 'static {
     /// Every value by name, in the order help lists them.
     const TABLE: &'static [(&'static str, Self)];
 
+    /// The name of a value, as it is chosen (`attach`).
+    fn name(self) -> &'static str
+    where
+        Self: PartialEq,
+    {
+        Self::TABLE
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
+    }
+
     /// The names, in table order.
     fn names() -> Vec<&'static str> {
         Self::TABLE.iter().map(|(n, _)| *n).collect()

@@ -265,6 +265,7 @@ mod tests {
         use crate::named::Named;
         for &(name, mode) in Mode::TABLE {
             assert_eq!(Mode::by_name(name).unwrap(), mode);
+            assert_eq!(mode.name(), name);
             assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
         }
         let err = Mode::by_name("sideways").unwrap_err().to_string();

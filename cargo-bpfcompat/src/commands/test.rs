@@ -390,8 +390,8 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         run_kernels,
         digests: digests(&objects, &commands)?,
         settings: format!(
-            "mode={:?} strict_maps={} trigger={}",
-            settings.mode,
+            "mode={} strict_maps={} trigger={}",
+            bpfcompat_engine::named::Named::name(settings.mode),
             settings.strict_maps,
             a.trigger.as_deref().unwrap_or("default")
         ),

@@ -279,7 +279,7 @@ mod tests {
             partition: Some(p),
             run_kernels: RUN.map(String::from).to_vec(),
             digests: [("obj".to_string(), "aa".to_string())].into(),
-            settings: "mode=Attach".into(),
+            settings: "mode=attach".into(),
         });
         (format!("{partition}.json"), r)
     }
