@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bpfcompat_engine::classify::{Cell, cells_for_kernel};
 use bpfcompat_engine::outcome::KernelRun;
-use bpfcompat_engine::wire::ObjectReport;
+use bpfcompat_engine::wire::{Fixups, ObjectReport};
 
 use crate::{Options, Source, validate_source};
 
@@ -108,6 +108,19 @@ pub fn validate_all_on_host(
     objects: &[(&str, Source)],
     opts: &Options,
 ) -> Result<KernelRun, HostError> {
+    let objects: Vec<(&str, Source, &Fixups)> = objects
+        .iter()
+        .map(|(name, source)| (*name, *source, &opts.fixups))
+        .collect();
+    validate_configured_on_host(&objects, opts)
+}
+
+/// [`validate_all_on_host`], each object with the fix-ups its loader
+/// applies (a project's configuration), in place of `opts.fixups`.
+pub fn validate_configured_on_host(
+    objects: &[(&str, Source, &Fixups)],
+    opts: &Options,
+) -> Result<KernelRun, HostError> {
     let missing = missing_privileges();
     if !missing.is_empty() {
         return Err(HostError::Privileges {
@@ -119,11 +132,15 @@ pub fn validate_all_on_host(
         eprintln!("note: removed {left}, left by a check that was killed");
     }
     let mut reports = Vec::new();
-    for (name, source) in objects {
+    for (name, source, fixups) in objects {
         if opts.cancel.is_cancelled() {
             break;
         }
-        let report = validate_source(name, *source, opts);
+        let opts = Options {
+            fixups: (*fixups).clone(),
+            ..opts.clone()
+        };
+        let report = validate_source(name, *source, &opts);
         // An object whose validation a stop cut short (its trigger ended
         // early) has no verdict: it is left out with the rest.
         if opts.cancel.is_cancelled() {

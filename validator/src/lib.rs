@@ -30,7 +30,8 @@ mod validate;
 
 pub use declared::{OpenError, declared};
 pub use host::{
-    HostError, HostVerdict, cleanup, missing_privileges, validate_all_on_host, validate_on_host,
+    HostError, HostVerdict, cleanup, missing_privileges, validate_all_on_host,
+    validate_configured_on_host, validate_on_host,
 };
 pub use loader::{validate_object, validate_source};
 pub use options::{Options, Site, Source};

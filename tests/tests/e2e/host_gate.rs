@@ -1,7 +1,7 @@
 //! The pre-load gate on this machine's own kernel: real bpf() calls, no VM.
 //! These tests need root (CI runs as root); elsewhere they say so and skip.
 
-use bpfcompat_e2e::{cli, fixture, mentions, root_or_skip, run, says, with_report};
+use bpfcompat_e2e::{cli, examples, fixture, mentions, root_or_skip, run, says, with_report};
 use serde_json::Value;
 
 /// Names of the BPF programs loaded on this machine, from bpftool.
@@ -448,4 +448,63 @@ fn a_check_stopped_by_ctrl_c_removes_what_it_made_and_gives_no_verdict() {
     }
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["cells"][0]["code"], "INTERRUPTED", "{report:#}");
+}
+
+#[test]
+fn check_reads_the_configuration_and_writes_every_report_as_test_does() {
+    if !root_or_skip("check_reads_the_configuration…: needs root") {
+        return;
+    }
+    // A fix-up the loader applies (a key on a ring buffer, which no kernel
+    // takes) changes a verdict, and an expected failure keyed by the host
+    // kernel's name holds.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bpfcompat.toml");
+    std::fs::write(
+        &config,
+        "[objects.ringbuf.maps.events]\nkey_size = 4\n[objects.rejected.expect_fail]\nhost = \"VERIFIER_REJECTED\"\n",
+    )
+    .unwrap();
+    let md = dir.path().join("check.md");
+    let mut c = cli(&["check"]);
+    c.arg(fixture("ringbuf"))
+        .arg(fixture("rejected"))
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--markdown")
+        .arg(&md);
+    let (out, report) = with_report(c);
+    let cell = |o: &str| {
+        report["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["object"] == o)
+            .unwrap()
+            .clone()
+    };
+    let ringbuf = cell("ringbuf.bpf.o");
+    assert_eq!(ringbuf["status"], "fail", "{ringbuf:#}");
+    says(&ringbuf, "message", &["map 'events'"]);
+    assert_eq!(cell("rejected.bpf.o")["status"], "expected_fail");
+    assert_eq!(out.status.code(), Some(2));
+    mentions(
+        &std::fs::read_to_string(&md).unwrap(),
+        &["# bpfcompat report", "`ringbuf.bpf.o`"],
+    );
+
+    // Without OBJECTs, the workspace's objects, as `test` finds them.
+    let mut c = cli(&["check", "--manifest-path"]);
+    c.arg(examples().join("Cargo.toml"));
+    let (out, report) = with_report(c);
+    let objects: Vec<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for o in ["bounded_loop", "ringbuf", "task_state_guarded"] {
+        assert!(objects.contains(&o), "{o} not checked: {objects:?}");
+    }
+    assert!(out.status.code().is_some());
 }
