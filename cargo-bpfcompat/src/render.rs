@@ -82,15 +82,34 @@ pub fn human(report: &Report, quiet: bool) -> String {
     out
 }
 
+/// The width tables fit on standard output: `COLUMNS` when set, else the
+/// terminal's; none in a pipe or a log (lines are then never wrapped, so
+/// that a script can read them).
+fn table_width() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0))
+}
+
 /// A plain table for listings: a header, columns two spaces apart, no
-/// borders, nothing wrapped.
+/// borders; as wide as the terminal, long cells wrapped to fit it.
 pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
-        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
         .set_header(header);
+    match table_width() {
+        Some(w) => t
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(w),
+        None => t.set_content_arrangement(comfy_table::ContentArrangement::Disabled),
+    };
     for column in t.column_iter_mut() {
         column.set_padding((0, 2));
+    }
+    // The first column names the row: never wrapped.
+    if let Some(first) = t.column_mut(0) {
+        first.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
     }
     t
 }

@@ -41,7 +41,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// `cargo-bpfcompat` with the given arguments.
 pub fn cli(args: &[&str]) -> Command {
     let mut c = Command::new(workspace_bin("cargo-bpfcompat"));
-    c.args(args);
+    // Tables are not wrapped to the terminal of whoever runs the tests.
+    c.args(args).env_remove("COLUMNS");
     c
 }
 

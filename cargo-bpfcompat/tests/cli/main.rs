@@ -270,8 +270,9 @@ fn unreachable_mirror_is_a_clear_download_error() {
 #[test]
 fn kernels_list_shows_every_profile_and_its_state() {
     let dir = tempfile::tempdir().unwrap();
+    // In a pipe (no terminal, no COLUMNS) a row is one line, for scripts.
     let mut c = bpfcompat(&["kernels", "list"]);
-    c.env("BPFCOMPAT_CACHE", dir.path());
+    c.env("BPFCOMPAT_CACHE", dir.path()).env_remove("COLUMNS");
     let (code, out, _) = run(c);
     assert_eq!(code, 0);
     for k in [
@@ -522,7 +523,7 @@ fn an_empty_slice_says_so_and_exits_zero_with_its_scope() {
 fn the_catalogue_lists_every_profile_with_its_pinned_package() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = bpfcompat(&["kernels", "list", "--matrix", "all"]);
-    c.env("BPFCOMPAT_CACHE", dir.path());
+    c.env("BPFCOMPAT_CACHE", dir.path()).env_remove("COLUMNS");
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<&str> = out.lines().skip(1).collect();
@@ -531,6 +532,23 @@ fn the_catalogue_lists_every_profile_with_its_pinned_package() {
         assert!(row.contains(" linux-"), "unpinned: {row}");
     }
     mentions(&out, &["ubuntu-24.04-6.8-aws", "debian-12-6.12-backports"]);
+    // On a terminal of 80 columns the table fits it, each kernel's name
+    // whole on its row.
+    let mut c = bpfcompat(&["kernels", "list", "--matrix", "all"]);
+    c.env("BPFCOMPAT_CACHE", dir.path()).env("COLUMNS", "80");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    for line in out.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    mentions(
+        &out,
+        &["\nubuntu-24.04-6.8-aws ", "\ndebian-12-6.12-backports "],
+    );
 }
 
 #[test]
