@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => exit::status(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("{} {err}", crate::render::label("error"));
             exit::status(err.exit_code())
         }
     }

@@ -114,8 +114,10 @@ impl Progress {
     fn status(&self, kernel: &str, verb: &str, detail: String) {
         match &self.display {
             Display::Hidden => {}
-            Display::Lines if detail.is_empty() => eprintln!("{verb:>12} {kernel}"),
-            Display::Lines => eprintln!("{verb:>12} {kernel} {detail}"),
+            Display::Lines if detail.is_empty() => {
+                eprintln!("{} {kernel}", crate::render::verb(verb))
+            }
+            Display::Lines => eprintln!("{} {kernel} {detail}", crate::render::verb(verb)),
             Display::Bars { bars, .. } => {
                 if let Some(b) = bars.get(kernel) {
                     b.set_message(format!("{} {detail}", verb.to_lowercase()));
@@ -133,8 +135,8 @@ impl Progress {
             Display::Hidden => {}
             Display::Lines => {
                 eprintln!(
-                    "{:>12} {}: {} in {secs:.1} s",
-                    "Finished",
+                    "{} {}: {} in {secs:.1} s",
+                    crate::render::verb("Finished"),
                     run.kernel,
                     summary(run)
                 );
@@ -153,7 +155,7 @@ impl Progress {
             Display::Bars { multi, .. } => {
                 let _ = multi.println(format!("note: {text}"));
             }
-            _ => eprintln!("note: {text}"),
+            _ => eprintln!("{} {text}", crate::render::label("note")),
         }
     }
 

@@ -17,13 +17,46 @@ pub fn set_color(choice: ColorChoice) {
     let _ = COLOR.set(choice);
 }
 
+/// `--color auto` decides as other command-line tools do (anstyle-query:
+/// `CLICOLOR_FORCE`, `NO_COLOR`, `CLICOLOR`, a terminal that has colour).
 fn colored(stream_is_terminal: bool) -> bool {
     match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
+        ColorChoice::Auto if anstyle_query::clicolor_force() => true,
+        ColorChoice::Auto if anstyle_query::no_color() => false,
         ColorChoice::Auto => {
-            stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            stream_is_terminal
+                && anstyle_query::clicolor() != Some(false)
+                && anstyle_query::term_supports_color()
         }
+    }
+}
+
+/// What a line on standard error is, in cargo's colours where standard
+/// error is coloured: `error`, `warning`, `note`.
+pub fn label(kind: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    let style = match kind {
+        "error" => Style::new().bold().fg_color(Some(AnsiColor::Red.into())),
+        "warning" => Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())),
+        _ => Style::new().bold().fg_color(Some(AnsiColor::Cyan.into())),
+    };
+    paint(&format!("{kind}:"), style)
+}
+
+/// A progress line's verb (`Checking`, `Finished`), right-aligned in 12
+/// columns, in cargo's bold green where standard error is coloured.
+pub fn verb(verb: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    let style = Style::new().bold().fg_color(Some(AnsiColor::Green.into()));
+    paint(&format!("{verb:>12}"), style)
+}
+
+fn paint(text: &str, style: anstyle::Style) -> String {
+    match stderr_color() {
+        true => format!("{style}{text}{style:#}"),
+        false => text.to_string(),
     }
 }
 

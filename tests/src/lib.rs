@@ -41,8 +41,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// `cargo-bpfcompat` with the given arguments.
 pub fn cli(args: &[&str]) -> Command {
     let mut c = Command::new(workspace_bin("cargo-bpfcompat"));
-    // Tables are not wrapped to the terminal of whoever runs the tests.
-    c.args(args).env_remove("COLUMNS");
+    // Tables are not wrapped, nor labels coloured, for whoever runs the tests.
+    c.args(args).env_remove("COLUMNS").env_remove("CLICOLOR_FORCE");
     c
 }
 

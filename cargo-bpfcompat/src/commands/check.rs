@@ -133,7 +133,7 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
     let report = judge.report(output, Some(floors), |_| {}).report;
     let unwritten = a.reports.write(&report, false);
     for e in &unwritten {
-        eprintln!("error: {e}");
+        eprintln!("{} {e}", crate::render::label("error"));
     }
     crate::stdout::out!("{}", matrix(&report, crate::render::look()));
     let failures = failures_text(&report);

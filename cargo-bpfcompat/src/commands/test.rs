@@ -343,7 +343,11 @@ fn resolve(a: &TestArgs) -> Result<Resolved, crate::error::Error> {
         Err(_) => Default::default(),
     };
     for n in &placeholders.notes {
-        eprintln!("note: {}", bpfcompat_engine::report::shown(n));
+        eprintln!(
+            "{} {}",
+            crate::render::label("note"),
+            bpfcompat_engine::report::shown(n)
+        );
     }
     notes.extend(placeholders.notes);
     let run_kernels: Vec<String> = matrix.kernels.iter().map(|k| k.name.clone()).collect();
@@ -515,7 +519,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
             ));
         }
         for n in &placeholders {
-            eprintln!("note: {}", bpfcompat_engine::report::shown(n));
+            eprintln!("{} {}", crate::render::label("note"), bpfcompat_engine::report::shown(n));
         }
         report.notes.extend(placeholders);
     });
@@ -543,7 +547,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
         }
     }
     for e in &write_errors {
-        eprintln!("error: {e}");
+        eprintln!("{} {e}", crate::render::label("error"));
     }
     let mut write_errors = write_errors;
     if let Some((file, objects)) = &r.contract {
@@ -558,7 +562,7 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
             ),
             Err(e) => {
                 let e = format!("cannot write the contract to {}: {e}", file.display());
-                eprintln!("error: {e}");
+                eprintln!("{} {e}", crate::render::label("error"));
                 write_errors.push(e);
             }
         }
@@ -760,7 +764,7 @@ fn explicit_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
             config.origin.display(),
             names.join(", ")
         );
-        eprintln!("warning: {said}");
+        eprintln!("{} {said}", crate::render::label("warning"));
         work.notes.push(said);
     }
     Ok(work)
@@ -918,7 +922,7 @@ fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
         }
     );
     for n in &notes {
-        eprintln!("note: {n}");
+        eprintln!("{} {n}", crate::render::label("note"));
     }
     let mut work = Work::new(objects, Vec::new(), matrix, &config);
     work.notes = notes;

@@ -754,3 +754,38 @@ fn a_filter_that_selects_no_object_lists_the_objects_there_are() {
     assert_eq!(code, 1, "{err}");
     mentions(&err, &["FILTER `min` selects objects by name"]);
 }
+
+#[test]
+fn error_note_and_status_labels_are_coloured_as_asked() {
+    let red_error = "\u{1b}[1m\u{1b}[31merror:\u{1b}[0m cannot read /nonexistent";
+    for (args, env, coloured) in [
+        (vec!["--color", "always"], None, true),
+        (
+            vec!["--color", "never"],
+            Some(("CLICOLOR_FORCE", "1")),
+            false,
+        ),
+        (vec![], Some(("CLICOLOR_FORCE", "1")), true),
+        (vec![], None, false),
+    ] {
+        let mut c = bpfcompat(&["test", "--object", "/nonexistent"]);
+        c.args(&args)
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("NO_COLOR");
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let (code, _, err) = run(c);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err.contains(red_error),
+            coloured,
+            "{args:?} {env:?}: {err:?}"
+        );
+        assert_eq!(
+            err.contains('\u{1b}'),
+            coloured,
+            "{args:?} {env:?}: {err:?}"
+        );
+    }
+}
