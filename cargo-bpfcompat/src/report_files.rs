@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpfcompat_engine::report::{Report, html, junit, markdown};
+use bpfcompat_engine::report::{Report, html_in, junit, markdown};
 use clap::Args;
 
 /// Where to write reports.
@@ -65,7 +65,8 @@ impl ReportFiles {
                 "--json" => report.to_json(),
                 "--markdown" => markdown(report),
                 "--junit" => junit(report),
-                _ => html(report),
+                // Links to evidence relative to the page, which travels with it.
+                _ => html_in(report, p.parent()),
             };
             if let Err(e) = std::fs::write(p, text) {
                 errors.push(format!("cannot write {}: {e}", p.display()));

@@ -42,7 +42,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 pub fn cli(args: &[&str]) -> Command {
     let mut c = Command::new(workspace_bin("cargo-bpfcompat"));
     // Tables are not wrapped, nor labels coloured, for whoever runs the tests.
-    c.args(args).env_remove("COLUMNS").env_remove("CLICOLOR_FORCE");
+    c.args(args)
+        .env_remove("COLUMNS")
+        .env_remove("CLICOLOR_FORCE");
     c
 }
 

@@ -7,6 +7,8 @@
 //! auto-escaping: every value from an object, a kernel or a log is escaped
 //! by the engine, not by hand.
 
+use std::path::Path;
+
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
@@ -70,10 +72,16 @@ struct KernelHead<'a> {
 
 #[derive(Serialize)]
 struct CellView<'a> {
+    /// The anchor of its evidence below the grid.
+    id: String,
+    object: &'a str,
     kernel: &'a str,
     status: &'static str,
     code: &'static str,
+    /// The whole verdict (`expected UNSUPPORTED_HELPER`), on hover.
     word: String,
+    /// What the grid shows (`helper`): the grid fits a screen.
+    short: String,
     entries: Vec<Entry>,
 }
 
@@ -191,15 +199,27 @@ struct Guest<'a> {
 
 /// Renders the report as a self-contained HTML page.
 pub fn html(r: &Report) -> String {
+    html_in(r, None)
+}
+
+/// [`html`] for a page written in `dir`: links to evidence files are
+/// relative to it, so they hold where the page and the evidence are
+/// uploaded together (a CI artifact).
+pub fn html_in(r: &Report, dir: Option<&Path>) -> String {
     let kernels = r.kernels_by_version();
     let rows: Vec<Row> = r
         .objects
         .iter()
-        .map(|o| Row {
+        .enumerate()
+        .map(|(i, o)| Row {
             object: o,
             cells: kernels
                 .iter()
-                .map(|k| r.cell(o, &k.kernel).map(|c| cell(r, c, k)))
+                .enumerate()
+                .map(|(j, k)| {
+                    r.cell(o, &k.kernel)
+                        .map(|c| cell(r, c, k, format!("cell-{i}-{j}")))
+                })
                 .collect(),
         })
         .collect();
@@ -221,7 +241,7 @@ pub fn html(r: &Report) -> String {
                 .into_iter()
                 .map(|(object, text)| Assumed { object, text })
                 .collect();
-            let guests: Vec<Guest> = kernels.iter().map(|k| guest(k)).collect();
+            let guests: Vec<Guest> = kernels.iter().map(|k| guest(k, dir)).collect();
             let complexity = complexity_rows(r);
             let growth = if r.complexity_growth.is_empty() {
                 String::new()
@@ -247,7 +267,7 @@ pub fn html(r: &Report) -> String {
 
 /// A cell's evidence: verdict, findings with the kernel's words, programs,
 /// timings, and where its guest's evidence is.
-fn cell<'a>(r: &Report, c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
+fn cell<'a>(r: &Report, c: &'a Cell, k: &'a KernelRun, id: String) -> CellView<'a> {
     let mut entries = vec![text(
         "kernel release",
         c.kernel_release.as_deref().unwrap_or("?"),
@@ -319,17 +339,65 @@ fn cell<'a>(r: &Report, c: &'a Cell, k: &'a KernelRun) -> CellView<'a> {
         ..text("guest", "")
     });
     CellView {
+        id,
+        object: &c.object,
         kernel: &c.kernel,
         status: status_name(c.status),
         code: c.code.map(|c| c.as_str()).unwrap_or(""),
         word: cell_word(c),
+        short: short_word(c),
         entries,
     }
 }
 
+/// A verdict in a word or two for the grid (`helper` for
+/// UNSUPPORTED_HELPER, `no kfunc` for MISSING_KFUNC); the colour says
+/// whether it was expected, the title the whole of it.
+fn short_word(c: &Cell) -> String {
+    let code = |c: &Cell| {
+        c.code.map_or("fail".to_string(), |code| {
+            let s = code.as_str();
+            let s = s.strip_prefix("UNSUPPORTED_").unwrap_or(s);
+            match s.strip_prefix("MISSING_") {
+                Some(rest) => format!("no {rest}"),
+                None => s.to_string(),
+            }
+            .to_lowercase()
+            .replace('_', " ")
+        })
+    };
+    match c.status {
+        Status::Pass => "pass".into(),
+        Status::Fail | Status::ExpectedFail => code(c),
+        Status::Unavailable => "n/a".into(),
+        Status::InfraError => "no verdict".into(),
+        Status::UnexpectedPass => "passes!".into(),
+    }
+}
+
+/// `path` relative to `dir`, where both can be made absolute; else `path`.
+fn relative(path: &Path, dir: Option<&Path>) -> String {
+    let (Some(dir), Ok(path)) = (dir, std::path::absolute(path)) else {
+        return path.display().to_string();
+    };
+    let Ok(dir) = std::path::absolute(dir) else {
+        return path.display().to_string();
+    };
+    let (p, d): (Vec<_>, Vec<_>) = (path.components().collect(), dir.components().collect());
+    let common = p.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..d.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c);
+    }
+    out.display().to_string()
+}
+
 /// A kernel's guest: how it went, its console's end, the QEMU command line,
 /// and the evidence files when `--evidence` kept them.
-fn guest(k: &KernelRun) -> Guest<'_> {
+fn guest<'a>(k: &'a KernelRun, page_dir: Option<&Path>) -> Guest<'a> {
     let mut entries = vec![text("kernel release", k.release.as_deref().unwrap_or("?"))];
     if let (Some(p), Some(v)) = (&k.package, &k.version) {
         entries.push(text("package", format!("{p} {v}")));
@@ -351,7 +419,7 @@ fn guest(k: &KernelRun) -> Guest<'_> {
             .filter(|(_, path)| path.exists())
             .map(|(file, path)| Link {
                 text: file,
-                href: path.display().to_string(),
+                href: relative(&path, page_dir),
             })
             .collect();
         if !links.is_empty() {
@@ -395,5 +463,37 @@ mod tests {
         assert!(page.contains("&lt;b&gt;"), "{page}");
         assert!(page.contains("id=\"guest-debian-12-6.1\""), "{page}");
         assert!(page.starts_with("<!doctype html>"), "{}", &page[..40]);
+    }
+
+    #[test]
+    fn the_grid_shows_short_verdicts_and_links_to_evidence_below_it() {
+        let mut r = crate::report::test_report(&["k1", "k2"], &["o.bpf.o"], |_| {});
+        r.cells[0].status = Status::Fail;
+        r.cells[0].code = Some(crate::classify::Code::UnsupportedHelper);
+        let page = html(&r);
+        assert!(
+            page.contains("<a href=\"#cell-0-0\" title=\"UNSUPPORTED_HELPER\">helper</a>"),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"#cell-0-1\" title=\"unavailable\">n&#x2f;a</a>"));
+        assert!(page.contains("<section class=\"cell-detail st-border-fail\" id=\"cell-0-0\">"));
+        assert!(!page.contains("<details>"), "no cell opens inside the grid");
+    }
+
+    #[test]
+    fn links_to_evidence_are_relative_to_the_page() {
+        let base = Path::new("/ci/out");
+        assert_eq!(
+            relative(Path::new("/ci/out/evidence/k/console.log"), Some(base)),
+            "evidence/k/console.log"
+        );
+        assert_eq!(
+            relative(Path::new("/ci/evidence/console.log"), Some(base)),
+            "../evidence/console.log"
+        );
+        assert_eq!(
+            relative(Path::new("/x/console.log"), None),
+            "/x/console.log"
+        );
     }
 }

@@ -36,7 +36,7 @@ mod terminal;
 
 pub use compare::{CellChange, Change, changes_text};
 pub use complexity::{Gate, Growth, Row, figure, growth_text, rows};
-pub use html::html;
+pub use html::{html, html_in};
 pub use judge::{Judge, Judged};
 pub use junit::junit;
 pub use markdown::markdown;

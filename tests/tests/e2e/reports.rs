@@ -400,3 +400,100 @@ fn a_filter_runs_only_the_objects_whose_name_contains_it() {
     assert_eq!(report["objects"], serde_json::json!(["ringbuf.bpf.o"]));
     assert_eq!(report["cells"].as_array().unwrap().len(), 1);
 }
+
+/// Loads `page` in headless Chromium at 1280×900 with `script` run after
+/// load; the `data-` attributes the script set on `<body>`.
+fn measured_in_chromium(page: &Path, script: &str) -> Option<Value> {
+    let probe = page.with_extension("probe.html");
+    let html = std::fs::read_to_string(page).unwrap();
+    let html = html.replace("</body>", &format!("<script>{script}</script></body>"));
+    std::fs::write(&probe, html).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1280,900",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", probe.display()))
+        .output()
+        .ok()?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let body = &dom[dom.find("<body")?..];
+    let body = &body[..body.find('>')?];
+    let attr = |name: &str| -> Option<String> {
+        let start = body.find(&format!("data-{name}=\""))? + name.len() + 7;
+        Some(body[start..start + body[start..].find('"')?].to_string())
+    };
+    Some(serde_json::json!({
+        "grid": attr("grid")?.parse::<f64>().ok()?,
+        "view": attr("view")?.parse::<f64>().ok()?,
+        "reflowed": attr("reflowed")?,
+        "opened": attr("opened")?,
+    }))
+}
+
+#[test]
+fn the_html_grid_of_eight_kernels_fits_1280_pixels_and_a_cell_opens_below_it() {
+    // One kernel's real verdicts, on the default matrix's eight kernels.
+    let (_, mut report) = with_report(test_on(
+        &["debian-11-5.10"],
+        &["loop", "ringbuf", "kfunc", "lsm", "fentry", "cgrp_storage"],
+    ));
+    let names = [
+        "ubuntu-16.04-4.15",
+        "ubuntu-20.04-5.4",
+        "ubuntu-22.04-5.15",
+        "ubuntu-24.04-6.8",
+        "debian-11-5.10",
+        "debian-12-6.1",
+        "debian-13-6.12",
+        "debian-sid",
+    ];
+    let kernel = report["kernels"][0].clone();
+    let cells = report["cells"].as_array().unwrap().clone();
+    let with_kernel = |v: &Value, k: &str| {
+        let mut v = v.clone();
+        v["kernel"] = k.into();
+        v
+    };
+    report["kernels"] = names.iter().map(|k| with_kernel(&kernel, k)).collect();
+    report["cells"] = names
+        .iter()
+        .flat_map(|k| cells.iter().map(move |c| with_kernel(c, k)))
+        .collect();
+    report["scope"]["run_kernels"] = serde_json::json!(names);
+    for (_, n) in report["summary"].as_object_mut().unwrap() {
+        *n = (n.as_u64().unwrap() * 8).into();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eight.json");
+    std::fs::write(&json, report.to_string()).unwrap();
+    let page = dir.path().join("eight.html");
+    let out = merge(&[&json], &["--html", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "the merged verdict: failures");
+
+    let script = "window.addEventListener('load',function(){\
+        var t=document.querySelector('table.matrix'),b=t.getBoundingClientRect();\
+        document.body.dataset.grid=b.right;\
+        document.body.dataset.view=document.documentElement.clientWidth;\
+        var a=document.querySelector('td.st-fail a');a.click();\
+        var c=t.getBoundingClientRect();\
+        document.body.dataset.reflowed=(b.width!==c.width||b.height!==c.height);\
+        document.body.dataset.opened=getComputedStyle(document.querySelector(a.getAttribute('href'))).display;\
+    });";
+    let m = measured_in_chromium(&page, script)
+        .expect("chromium measured the page (scripts/setup installs it)");
+    eprintln!("measured at 1280 px: {m}");
+    assert!(
+        m["grid"].as_f64().unwrap() <= m["view"].as_f64().unwrap(),
+        "the grid is wider than 1280 px: {m}"
+    );
+    assert_eq!(m["reflowed"], "false", "opening a cell moved the grid: {m}");
+    assert_eq!(m["opened"], "block", "the cell's evidence shows below: {m}");
+}
