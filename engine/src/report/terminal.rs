@@ -307,6 +307,8 @@ pub fn failures_text(r: &Report) -> String {
         !matches!(c.status, Status::Pass | Status::ExpectedFail)
             && !whole_kernel.contains(&c.kernel)
     };
+    type Key<'a> = (&'static str, &'a str, String);
+    let mut groups: Vec<(Key, Vec<String>)> = Vec::new();
     for c in r.cells.iter().filter(listed) {
         if c.status == Status::UnexpectedPass {
             let expected = c.expected.map(|e| e.as_str()).unwrap_or("?");
@@ -325,16 +327,10 @@ pub fn failures_text(r: &Report) -> String {
             Status::Unavailable => "UNAVAILABLE",
             _ => "NO VERDICT",
         };
-        let _ = writeln!(
-            out,
-            "{head} {} on {} ({})",
-            shown(&c.object),
-            shown(&c.kernel),
-            shown(release)
-        );
+        let mut body = String::new();
         if let (Some(expected), Status::Fail) = (c.expected, c.status) {
             let got = c.code.map(|c| c.as_str()).unwrap_or("?");
-            let _ = writeln!(out, "  expected {expected}, got {got}");
+            let _ = writeln!(body, "  expected {expected}, got {got}");
         }
         for f in &c.findings {
             let mut what = format!("{} at {:?}", f.code, f.stage).to_lowercase();
@@ -348,39 +344,50 @@ pub fn failures_text(r: &Report) -> String {
             if let Some(e) = f.errno {
                 let _ = write!(what, ", errno {e}");
             }
-            let _ = writeln!(out, "  {what}");
-            let _ = writeln!(out, "    kernel: {}", shown(&f.message));
+            let _ = writeln!(body, "  {what}");
+            let _ = writeln!(body, "    kernel: {}", shown(&f.message));
             if let Some(fix) = &f.remediation {
-                let _ = writeln!(out, "    fix:    {}", shown(fix));
+                let _ = writeln!(body, "    fix:    {}", shown(fix));
             }
             if f.stage == crate::classify::Stage::Guest && !f.libbpf_log.is_empty() {
-                let _ = writeln!(out, "    output (end):");
+                let _ = writeln!(body, "    output (end):");
                 for l in super::last(&f.libbpf_log, 8) {
-                    let _ = writeln!(out, "      {}", shown(l));
+                    let _ = writeln!(body, "      {}", shown(l));
                 }
             }
             let tail = super::last(&f.verifier_tail, 4);
             if !tail.is_empty() {
-                let _ = writeln!(out, "    verifier log (end):");
+                let _ = writeln!(body, "    verifier log (end):");
                 for l in tail {
-                    let _ = writeln!(out, "      {}", shown(l));
+                    let _ = writeln!(body, "      {}", shown(l));
                 }
             }
         }
         if let Some(floor) = floor_sentence(r, c) {
-            let _ = writeln!(out, "  floor:  {}", shown(&floor));
+            let _ = writeln!(body, "  floor:  {}", shown(&floor));
         }
         // A loader's failure its own call explains: its output still shows.
         let guest_said = c.findings.iter().any(|f| f.stage == Stage::Guest);
         if let Some(cmd) = c.command.as_ref().filter(|_| !guest_said) {
             let lines: Vec<String> = cmd.output.lines().map(str::to_string).collect();
             if !lines.is_empty() {
-                let _ = writeln!(out, "  loader output (end):");
+                let _ = writeln!(body, "  loader output (end):");
                 for l in super::last(&lines, 8) {
-                    let _ = writeln!(out, "    {}", shown(l));
+                    let _ = writeln!(body, "    {}", shown(l));
                 }
             }
         }
+        let key = (head, c.object.as_str(), body);
+        let on = format!("{} ({})", shown(&c.kernel), shown(release));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, kernels)) => kernels.push(on),
+            None => groups.push((key, vec![on])),
+        }
+    }
+    // One cause on several kernels is said once, naming them all.
+    for ((head, object, body), kernels) in groups {
+        let _ = writeln!(out, "{head} {} on {}", shown(object), kernels.join(", "));
+        out.push_str(&body);
     }
     out
 }
@@ -568,6 +575,32 @@ fn table(r: &Report, kernels: &[&KernelRun], (label, word): (Label, Word), color
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_cause_on_several_kernels_is_said_once_naming_them_all() {
+        use crate::classify::{Code, Finding};
+        let mut r = crate::report::test_report(&["a", "b", "c"], &["o"], |_| {});
+        for (c, message) in r
+            .cells
+            .iter_mut()
+            .zip(["unknown func", "unknown func", "other"])
+        {
+            c.status = Status::Fail;
+            c.kernel_release = Some("5.10".into());
+            c.findings = vec![Finding::plain(
+                Stage::Load,
+                Code::UnsupportedHelper,
+                None,
+                message.into(),
+                None,
+                Vec::new(),
+            )];
+        }
+        let text = failures_text(&r);
+        assert_eq!(text.matches("kernel: unknown func").count(), 1, "{text}");
+        assert!(text.contains("FAIL o on a (5.10), b (5.10)\n"), "{text}");
+        assert!(text.contains("FAIL o on c (5.10)\n"), "{text}");
+    }
 
     #[test]
     fn kernels_without_a_verdict_for_one_reason_are_said_once_and_the_exit_is_explained() {
