@@ -158,3 +158,98 @@ fn the_demo_installs_what_bpfcompat_needs_and_nothing_the_tests_use() {
         "the demo sets up the runtime only"
     );
 }
+
+/// Runs a composite step's script as GitHub runs it (`bash -eo pipefail`),
+/// with `env`; its exit code and what it wrote to `$GITHUB_OUTPUT`.
+fn run_step(step: &Yaml, env: &[(&str, &std::ffi::OsStr)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("github-output");
+    std::fs::write(&output, "").unwrap();
+    let mut c = std::process::Command::new("bash");
+    c.args(["--noprofile", "--norc", "-eo", "pipefail", "-c"])
+        .arg(step["run"].as_str().unwrap())
+        .env("GITHUB_OUTPUT", &output);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let status = c.status().unwrap();
+    (status.code(), std::fs::read_to_string(&output).unwrap())
+}
+
+fn step<'a>(action: &'a Yaml, id: &str) -> &'a Yaml {
+    action["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"].as_str() == Some(id))
+        .unwrap_or_else(|| panic!("no step `{id}`"))
+}
+
+#[test]
+fn the_action_keys_its_build_by_source_and_says_the_exit_code() {
+    let action = load("action.yml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The tool's cache key is its source's digest, the same for the same
+    // source (a moved tag or a new commit builds again).
+    let key = |path: &Path| {
+        let (code, out) = run_step(
+            step(&action, "source"),
+            &[("ACTION_PATH", path.as_os_str())],
+        );
+        assert_eq!(code, Some(0), "{out}");
+        out.trim().strip_prefix("digest=").unwrap().to_string()
+    };
+    let k = key(&root);
+    assert_eq!(k.len(), 16);
+    assert!(k.chars().all(|c| c.is_ascii_hexdigit()), "{k}");
+    assert_eq!(key(&root), k);
+    let tool = &action["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"].as_str() == Some("tool"))
+        .unwrap()["with"]["key"];
+    assert!(
+        tool.as_str()
+            .unwrap()
+            .contains("steps.source.outputs.digest")
+    );
+
+    // The run step passes the inputs as words, keeps cargo-bpfcompat's exit
+    // code as the step's and writes it as the action's output.
+    let bin = tempfile::tempdir().unwrap();
+    let asked = bin.path().join("asked");
+    let cargo = bin.path().join("cargo");
+    std::fs::write(
+        &cargo,
+        format!("#!/bin/sh\necho \"$@\" > {}\nexit 2\n", asked.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (code, out) = run_step(
+        step(&action, "run"),
+        &[
+            ("PATH", path.as_ref()),
+            ("COMMAND", "test".as_ref()),
+            ("ARGS", "--json r.json --kernel *".as_ref()),
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(out.trim(), "exit-code=2");
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap().trim(),
+        "bpfcompat test --json r.json --kernel *",
+        "words, no glob expanded"
+    );
+    assert!(
+        action["outputs"]["exit-code"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("steps.run.outputs.exit-code")
+    );
+}
