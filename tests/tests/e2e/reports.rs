@@ -54,6 +54,12 @@ fn junit_cases(xml: &str) -> BTreeSet<(String, String, String)> {
 }
 
 fn headless_chromium_dom(html: &Path) -> Option<String> {
+    chromium_dom(html, &[])
+}
+
+/// The DOM headless Chromium makes of `page` once its scripts ran, with
+/// `extra` arguments (a window size); `None` without Chromium.
+fn chromium_dom(page: &Path, extra: &[&str]) -> Option<String> {
     let profile = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("chromium")
         .args([
@@ -68,9 +74,10 @@ fn headless_chromium_dom(html: &Path) -> Option<String> {
             "--disable-component-update",
             "--disable-sync",
         ])
+        .args(extra)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
+        .arg(format!("file://{}", page.display()))
         .output()
         .ok()?;
     out.status
@@ -408,22 +415,10 @@ fn measured_in_chromium(page: &Path, script: &str) -> Option<Value> {
     let html = std::fs::read_to_string(page).unwrap();
     let html = html.replace("</body>", &format!("<script>{script}</script></body>"));
     std::fs::write(&probe, html).unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--window-size=1280,900",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", probe.display()))
-        .output()
-        .ok()?;
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = chromium_dom(
+        &probe,
+        &["--window-size=1280,900", "--virtual-time-budget=3000"],
+    )?;
     let body = &dom[dom.find("<body")?..];
     let body = &body[..body.find('>')?];
     let attr = |name: &str| -> Option<String> {
