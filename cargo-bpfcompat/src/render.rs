@@ -121,9 +121,14 @@ pub fn human(report: &Report, quiet: bool) -> String {
 fn table_width() -> Option<u16> {
     std::env::var("COLUMNS")
         .ok()
-        .and_then(|c| c.parse().ok())
+        .and_then(|c| c.parse::<u16>().ok())
         .or_else(|| terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0))
+        // Narrower than this, no table reads well: it is not wrapped.
+        .filter(|w| *w >= MIN_TABLE_WIDTH)
 }
+
+/// The narrowest terminal tables are fitted to.
+const MIN_TABLE_WIDTH: u16 = 40;
 
 /// A plain table for listings: a header, columns two spaces apart, no
 /// borders; as wide as the terminal, long cells wrapped to fit it.
