@@ -549,6 +549,15 @@ fn the_catalogue_lists_every_profile_with_its_pinned_package() {
         &out,
         &["\nubuntu-24.04-6.8-aws ", "\ndebian-12-6.12-backports "],
     );
+    // A width no table can fit (COLUMNS=0) leaves rows unwrapped.
+    let mut c = bpfcompat(&["kernels", "list", "--matrix", "all"]);
+    c.env("BPFCOMPAT_CACHE", dir.path()).env("COLUMNS", "0");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().skip(1).all(|row| row.contains(" linux-")),
+        "{out}"
+    );
 }
 
 #[test]
