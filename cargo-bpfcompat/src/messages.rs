@@ -68,6 +68,7 @@ pub fn run_finished(report: &Report, code: Code) {
             "summary": report.summary,
             "partial": report.partial,
             "exit_code": code as u8,
+            "verdict": code,
         }),
     );
 }

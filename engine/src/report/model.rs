@@ -340,9 +340,20 @@ impl Report {
             .collect()
     }
 
-    /// The report as pretty JSON.
+    /// The report as pretty JSON; `exit_status` beside `exit_code` is the
+    /// number the process exits with, as the stream's `run-finished` says it.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("reports serialize")
+        #[derive(Serialize)]
+        struct Written<'a> {
+            #[serde(flatten)]
+            report: &'a Report,
+            exit_status: u8,
+        }
+        let written = Written {
+            report: self,
+            exit_status: self.exit_code as u8,
+        };
+        serde_json::to_string_pretty(&written).expect("reports serialize")
     }
 }
 
@@ -445,6 +456,22 @@ mod tests {
             "errno": null, "verifier_tail": [], "kernel_release": null, "expected": null, "findings": [], "programs": [], "variants": []
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_json_report_gives_the_exit_code_as_a_name_and_as_the_process_number() {
+        let mut r = crate::report::test_report(&["k"], &["loop.bpf.o"], |_| {});
+        r.cells[0].status = Status::Fail;
+        r.cells[0].required = true;
+        r.recount();
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["exit_code"], "regression");
+        assert_eq!(v["exit_status"], 2);
+        // A report read back (merge, diff, baseline) keeps its verdict.
+        assert_eq!(
+            Report::from_json(&r.to_json()).unwrap().exit_code,
+            ExitCode::Regression
+        );
     }
 
     #[test]

@@ -535,6 +535,7 @@ fn message_format_json_prints_records_with_a_reason_and_ends_with_the_exit_code(
     let last = records.last().unwrap();
     assert_eq!(last["reason"], "run-finished", "{stdout}");
     assert_eq!(last["exit_code"], 2);
+    assert_eq!(last["verdict"], "regression", "{last:#}");
     assert_eq!(last["summary"]["required_failures"], 1, "{last:#}");
 }
 
