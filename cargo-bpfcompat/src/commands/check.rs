@@ -13,7 +13,7 @@ use validator::{Options, Source, validate_configured_on_host};
 use crate::args::named;
 use crate::exit::Code;
 use crate::report_files::ReportFiles;
-use crate::workspace::{CargoArgs, build_workspace, discover};
+use crate::workspace::CargoArgs;
 
 /// `check` arguments.
 #[derive(Args)]
@@ -156,15 +156,7 @@ pub fn run(a: CheckArgs) -> Result<Code, crate::error::Error> {
 /// applies: the OBJECTs given, else the workspace's build.
 fn checked_objects(a: &CheckArgs) -> Result<(Vec<(String, PathBuf)>, Config), crate::error::Error> {
     if a.objects.is_empty() {
-        let build = build_workspace(&a.cargo)?;
-        let found = discover(&build)?;
-        if found.is_empty() {
-            return Err(format!(
-                "the build of {} produced no BPF object to check\n  (hint: give compiled objects: `cargo bpfcompat check FILE.bpf.o`)",
-                build.workspace_root.display()
-            )
-            .into());
-        }
+        let (build, found) = crate::workspace::built_objects(&a.cargo)?;
         let config = match &a.config {
             Some(p) => load_config_file(p)?,
             None => load_config(&build.workspace_root)?.unwrap_or_default(),

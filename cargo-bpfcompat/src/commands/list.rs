@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::args::MessageFormat;
 use crate::exit::Code;
-use crate::workspace::{CargoArgs, build_workspace, discover};
+use crate::workspace::CargoArgs;
 
 /// `list` arguments.
 #[derive(Args)]
@@ -19,15 +19,7 @@ pub struct ListArgs {
 }
 
 pub fn run(a: ListArgs) -> Result<Code, crate::error::Error> {
-    let build = build_workspace(&a.cargo)?;
-    let found = discover(&build)?;
-    if found.is_empty() {
-        return Err(format!(
-            "the build of {} produced no BPF object",
-            build.workspace_root.display()
-        )
-        .into());
-    }
+    let (_, found) = crate::workspace::built_objects(&a.cargo)?;
     if a.message_format == MessageFormat::Json {
         for d in &found {
             crate::messages::object(d);

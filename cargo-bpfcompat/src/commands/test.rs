@@ -28,7 +28,7 @@ use crate::exit::Code;
 use crate::progress::Progress;
 use bpfcompat_engine::config::{Config, find_config, load_config, load_config_file, matrix_name};
 
-use crate::workspace::{BuildOutput, CargoArgs, build_workspace, discover};
+use crate::workspace::{BuildOutput, CargoArgs, build_workspace};
 use bpfcompat_engine::contract::Declared;
 
 /// `test` arguments.
@@ -430,14 +430,12 @@ fn contract_objects(a: &TestArgs) -> Result<Vec<(String, Declared)>, crate::erro
             .into_iter()
             .zip(a.objects.iter().cloned())
             .collect(),
-        true => discover(&build_workspace(&a.cargo)?)?
+        true => crate::workspace::built_objects(&a.cargo)?
+            .1
             .into_iter()
             .map(|d| (d.name, d.path))
             .collect(),
     };
-    if objects.is_empty() {
-        return Err("--contract: no BPF objects to write fix-ups for (the workspace builds none)\n  (hint: give the loader's objects with --object FILE)".to_string().into());
-    }
     objects
         .into_iter()
         .map(|(name, path)| Ok((name, validator::declared(&path)?)))
@@ -885,20 +883,7 @@ fn object_inputs(
 
 /// The workspace: build, discover, configure.
 fn workspace_work(a: &TestArgs) -> Result<Work, crate::error::Error> {
-    let build = build_workspace(&a.cargo)?;
-    let found = discover(&build)?;
-    for d in &found {
-        check_bpf_object(&d.path)?;
-    }
-    if found.is_empty() {
-        return Err(format!(
-            "the build of {} produced no BPF object (looked in every build script's OUT_DIR, the .bpf.objs section of every binary, {}/bpf and {}/bpf{{el,eb}}-unknown-none)\n  (hint: pass compiled objects with --object FILE, or build your BPF programs with libbpf-cargo or aya-build)",
-            build.workspace_root.display(),
-            build.target_dir.display(),
-            build.target_dir.display()
-        )
-        .into());
-    }
+    let (build, found) = crate::workspace::built_objects(&a.cargo)?;
     let config = match &a.config {
         Some(p) => load_config_file(p)?,
         None => load_config(&build.workspace_root)?.unwrap_or_default(),

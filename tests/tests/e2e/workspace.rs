@@ -136,10 +136,21 @@ fn workspace_without_bpf_objects_is_a_clear_error() {
     .unwrap();
     std::fs::create_dir(tmp.path().join("src")).unwrap();
     std::fs::write(tmp.path().join("src/main.rs"), "fn main() {}\n").unwrap();
-    let out = run(in_workspace("test", &tmp.path().join("Cargo.toml")));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    mentions(&err, &["produced no BPF object", "hint:"]);
+    // Every command that builds the workspace for its objects says so alike.
+    for sub in ["test", "check", "list"] {
+        let out = run(in_workspace(sub, &tmp.path().join("Cargo.toml")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {err}");
+        mentions(
+            &err,
+            &[
+                "produced no BPF object",
+                "OUT_DIR",
+                "hint:",
+                "--object FILE",
+            ],
+        );
+    }
 }
 
 /// A workspace in a temporary directory whose BPF objects sit in
