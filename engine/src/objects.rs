@@ -70,7 +70,7 @@ pub fn check_bpf_object(path: &Path) -> Result<(), ObjectError> {
     let endian = header
         .endian()
         .map_err(|e| malformed(format!("unreadable ELF header: {e}")))?;
-    let machine = header.e_machine(endian).0;
+    let machine = header.e_machine(endian);
     if machine != EM_BPF {
         return Err(ObjectError::NotBpf {
             path: path.to_path_buf(),
@@ -152,7 +152,7 @@ fn check_structure(
             s.data(endian, data)
                 .map_err(|_| format!("section {} `{name}` lies past the end of the file", i.0))?;
         }
-        if s.sh_flags(endian).0 & SHF_EXECINSTR.0 != 0 && s.sh_size(endian) > 0 {
+        if s.sh_flags(endian) & u64::from(SHF_EXECINSTR) != 0 && s.sh_size(endian) > 0 {
             if s.sh_size(endian) % 8 != 0 {
                 return Err(format!(
                     "section `{name}` is not a whole number of BPF instructions"

@@ -89,7 +89,7 @@ fn read_dynamic(path: &Path) -> Result<Dynamic, InitramfsError> {
     if let Some((dyns, link)) = sections.dynamic(endian, &*data).map_err(bad)? {
         let strings = sections.strings(endian, &*data, link).map_err(bad)?;
         for d in dyns {
-            if d.tag32(endian) == Some(elf::DT_NEEDED.0 as i32) {
+            if d.tag32(endian) == Some(elf::DT_NEEDED as i32) {
                 let name = d.string(endian, strings).map_err(bad)?;
                 needed.push(String::from_utf8_lossy(name).to_string());
             }
