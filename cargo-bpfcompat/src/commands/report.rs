@@ -39,6 +39,13 @@ pub struct MergeArgs {
     /// runs, a slice given twice or cells in two reports are never merged.
     #[arg(long)]
     pub allow_partial: bool,
+    /// Compare the merged run with an earlier report (as `test --baseline`):
+    /// every report written, the step summary too, says what changed, and
+    /// the exit code is 2 only for new failures of required cells.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub complexity: crate::args::ComplexityArgs,
     #[command(flatten)]
     pub files: crate::report_files::ReportFiles,
 }
@@ -78,15 +85,27 @@ pub fn run(cmd: ReportCommand) -> Result<Code, crate::error::Error> {
                 .iter()
                 .map(|p| Ok((p.display().to_string(), load(p)?)))
                 .collect::<Result<Vec<_>, String>>()?;
-            let merged = bpfcompat_engine::report::merge(&reports, a.allow_partial)?;
+            let mut merged = bpfcompat_engine::report::merge(&reports, a.allow_partial)?;
+            let baseline = a.baseline.as_deref().map(load).transpose()?;
             a.files.check()?;
+            let mut judge = Judge::new(&merged.matrix, merged.objects.clone());
+            judge.baseline = baseline.as_ref();
+            judge.gate = a.complexity.gate();
+            let changes = judge.verdict(&mut merged);
+            let judged = Judged {
+                report: merged,
+                changes,
+            };
             // The merged verdict is what a gate job's summary page shows.
-            let errors = a.files.write(&merged, true);
+            let errors = a.files.write(&judged.report, true);
             if let Some(e) = errors.first() {
                 return Err(e.clone().into());
             }
-            crate::stdout::out!("{}", crate::render::human(&merged, false));
-            Ok(merged.exit_code)
+            crate::stdout::out!("{}", crate::render::human(&judged.report, false));
+            if let Some(changes) = &judged.changes {
+                crate::stdout::out!("\n{}", changes_text(changes));
+            }
+            Ok(judge::exit_code(&judged, None, false))
         }
     }
 }

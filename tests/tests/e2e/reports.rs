@@ -250,6 +250,26 @@ fn slices_merge_into_the_unsharded_result_and_nothing_unsafe_merges() {
             .contains("data-status")
     );
 
+    // With a baseline (main's merged report) the gate's summary says what
+    // changed since: here a cell main saw failing now passes.
+    let mut main = whole.clone();
+    main["cells"][0]["status"] = "fail".into();
+    let base = dir.path().join("main.json");
+    std::fs::write(&base, main.to_string()).unwrap();
+    let summary = dir.path().join("step-summary-2.md");
+    let mut c = cli(&["report", "merge"]);
+    c.args(&all)
+        .arg("--baseline")
+        .arg(&base)
+        .env("GITHUB_STEP_SUMMARY", &summary);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "a fix is no regression");
+    mentions(&String::from_utf8_lossy(&out.stdout), &["FIXED"]);
+    mentions(
+        &std::fs::read_to_string(&summary).unwrap(),
+        &["## Changes since the baseline", "0 new failures, 1 fixed"],
+    );
+
     // A missing slice: refused, or with --allow-partial merged and said.
     let out = merge(&[all[0], all[2], all[3]], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
