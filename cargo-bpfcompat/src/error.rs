@@ -2,6 +2,7 @@
 //! has a verdict, each mapped to its exit code in one exhaustive match.
 
 use bpfcompat_engine::errors::{CacheError, ConfigError, MatrixError, ObjectError, RunError};
+use bpfcompat_engine::oci::OciError;
 use validator::{HostError, OpenError};
 
 use crate::exit::Code;
@@ -27,6 +28,9 @@ pub enum Error {
     /// The pre-load gate cannot load BPF here.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// An `oci://` artifact could not be pulled or holds no BPF object.
+    #[error(transparent)]
+    Oci(#[from] OciError),
     /// libbpf cannot open an object to read what it declares.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -63,6 +67,7 @@ impl Error {
             | Error::Run(_)
             | Error::Host(_)
             | Error::Open(_)
+            | Error::Oci(_)
             | Error::Input(_)
             | Error::Io(_) => Code::ToolFailure,
         }

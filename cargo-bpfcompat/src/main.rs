@@ -3,6 +3,7 @@
 //! The guest agent is the separate `bpfcompat-agent` binary of this package.
 
 mod args;
+mod artifacts;
 mod cli;
 mod commands;
 mod error;

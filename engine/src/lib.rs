@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod kernel_tests;
 pub mod matrix;
 pub mod objects;
+pub mod oci;
 pub mod outcome;
 pub mod partition;
 pub mod placeholders;

@@ -38,8 +38,11 @@ pub struct TestArgs {
     /// selects tests): `cargo bpfcompat test ringbuf`.
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
-    /// A compiled BPF object to validate (repeatable). Without it, the
-    /// workspace is built and every BPF object it produces is validated.
+    /// A compiled BPF object to validate (repeatable), or an OCI artifact
+    /// `oci://REGISTRY/REPO[:TAG|@sha256:DIGEST]` whose eBPF layers are
+    /// pulled and validated (credentials from ~/.docker/config.json).
+    /// Without it, the workspace is built and every BPF object it produces
+    /// is validated.
     #[arg(long = "object", value_name = "FILE")]
     pub objects: Vec<PathBuf>,
     /// bpfcompat's configuration file (fix-ups, expected failures, matrix,
@@ -296,15 +299,17 @@ struct Resolved {
     unindexed: Vec<String>,
 }
 
-pub fn run(a: TestArgs) -> Result<Code, crate::error::Error> {
+pub fn run(mut a: TestArgs) -> Result<Code, crate::error::Error> {
     let cancel = crate::signals::install()?;
+    // Artifacts become files before anything looks at the objects.
+    let pulled = crate::artifacts::pull(&mut a.objects)?;
     let resolved = match (resolve(&a), crate::signals::exit_code(&cancel)) {
         (Ok(r), _) => r,
         // The build was stopped by the same signal: nothing ran, nothing to report.
         (Err(_), Some(code)) => return Ok(code),
         (Err(e), None) => return Err(e),
     };
-    execute(&a, resolved, &cancel)
+    execute(&a, resolved, &pulled, &cancel)
 }
 
 /// Everything that can be checked without a guest is, before the first boot:
@@ -468,7 +473,12 @@ fn digests(
 }
 
 /// Runs the guests, then writes, prints and judges the report.
-fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::error::Error> {
+fn execute(
+    a: &TestArgs,
+    r: Resolved,
+    pulled: &crate::artifacts::Pulled,
+    cancel: &Cancel,
+) -> Result<Code, crate::error::Error> {
     let json_lines = a.message_format == MessageFormat::Json;
     if let Some(p) = r.scope.partition
         && r.plan.kernels.is_empty()
@@ -507,6 +517,8 @@ fn execute(a: &TestArgs, r: Resolved, cancel: &Cancel) -> Result<Code, crate::er
     );
     let mut judged = judge.report(output, Some(floors), |report| {
         report.scope = Some(r.scope);
+        report.notes.extend(pulled.notes());
+        report.artifacts = pulled.artifacts.clone();
         report.notes.extend(r.notes);
         let mut placeholders = report.placeholder_notes();
         if !placeholders.is_empty() && !r.unindexed.is_empty() {

@@ -102,6 +102,9 @@ pub struct Report {
     /// Which run this is and which slice of it (`test --partition`).
     #[serde(default)]
     pub scope: Option<super::Scope>,
+    /// OCI artifacts the objects were pulled from, with their digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::oci::Artifact>,
     /// Set on a merge that lacked slices (`report merge --allow-partial`):
     /// which, and the kernels not run. Every view says it.
     #[serde(default)]
@@ -174,6 +177,7 @@ impl Report {
             allow_unavailable,
             exit_code,
             scope: None,
+            artifacts: Vec::new(),
             partial: None,
             complexity_growth: Vec::new(),
             floors: Vec::new(),

@@ -12,6 +12,7 @@ mod host_gate;
 mod kernels;
 mod loader_choices;
 mod loaders;
+mod oci;
 mod packaging;
 mod reports;
 mod smoke;
