@@ -14,32 +14,6 @@ pub struct Pulled {
     _dir: Option<tempfile::TempDir>,
 }
 
-impl Pulled {
-    /// What each artifact was, as a report note.
-    pub fn notes(&self) -> Vec<String> {
-        self.artifacts
-            .iter()
-            .map(|a| {
-                let objects: Vec<String> = a
-                    .objects
-                    .iter()
-                    .map(|o| format!("{} (layer {})", o.name, o.digest))
-                    .collect();
-                format!(
-                    "{} is manifest {}{}: {}",
-                    a.reference,
-                    a.manifest_digest,
-                    a.index_digest
-                        .as_ref()
-                        .map(|i| format!(" of index {i}"))
-                        .unwrap_or_default(),
-                    objects.join(", ")
-                )
-            })
-            .collect()
-    }
-}
-
 /// Replaces every `oci://` entry of `objects` by the objects its artifact
 /// holds, in place and in order.
 pub fn pull(objects: &mut Vec<PathBuf>) -> Result<Pulled, crate::error::Error> {

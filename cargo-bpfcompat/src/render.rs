@@ -87,6 +87,9 @@ pub fn human(report: &Report, quiet: bool) -> String {
     let mut out = String::new();
     if !quiet {
         out.push('\n');
+        for a in &report.artifacts {
+            out.push_str(&format!("ARTIFACT {}\n", a.describe()));
+        }
         out.push_str(&matrix(report, look()));
         for text in [
             variants_text(report),

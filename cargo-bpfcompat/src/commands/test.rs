@@ -517,7 +517,6 @@ fn execute(
     );
     let mut judged = judge.report(output, Some(floors), |report| {
         report.scope = Some(r.scope);
-        report.notes.extend(pulled.notes());
         report.artifacts = pulled.artifacts.clone();
         report.notes.extend(r.notes);
         let mut placeholders = report.placeholder_notes();

@@ -179,6 +179,27 @@ pub struct ArtifactObject {
     pub path: PathBuf,
 }
 
+impl Artifact {
+    /// One line for a report: the reference, the digests, each object's layer.
+    pub fn describe(&self) -> String {
+        let objects: Vec<String> = self
+            .objects
+            .iter()
+            .map(|o| format!("{} = layer {}", o.name, o.digest))
+            .collect();
+        format!(
+            "{}: manifest {}{}; {}",
+            self.reference,
+            self.manifest_digest,
+            self.index_digest
+                .as_ref()
+                .map(|i| format!(" (index {i})"))
+                .unwrap_or_default(),
+            objects.join(", ")
+        )
+    }
+}
+
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }

@@ -253,6 +253,7 @@ pub fn html_in(r: &Report, dir: Option<&Path>) -> String {
                 matrix => r.matrix.clone(),
                 tool => r.tool.clone(),
                 partial => r.partial.clone(),
+                artifacts => r.artifacts.iter().map(crate::oci::Artifact::describe).collect::<Vec<_>>(),
                 kernels => Value::from(Serde(&heads)),
                 rows => Value::from(Serde(&rows)),
                 assumptions => Value::from(Serde(&assumed)),

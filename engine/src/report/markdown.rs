@@ -91,6 +91,12 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(out, "> **Partial result:** {}\n", prose(p));
     }
     let _ = writeln!(out, "{}\n", text(&run_line(r)));
+    for a in &r.artifacts {
+        let _ = writeln!(out, "- artifact {}", code(&a.describe()));
+    }
+    if !r.artifacts.is_empty() {
+        out.push('\n');
+    }
     matrix_view(r, &mut out);
     let _ = writeln!(out, "\n{LEGEND}");
     changes_view(r, &mut out);

@@ -219,9 +219,12 @@ fn an_artifact_in_a_registry_validates_with_its_digests_in_the_report() {
         &[(&arm64, "arm64"), (&amd64, "amd64")],
     );
 
+    let dir = tempfile::tempdir().unwrap();
+    let (md, html) = (dir.path().join("r.md"), dir.path().join("r.html"));
     let mut c = cli(&["test", "--object"]);
     c.arg(format!("oci://{}/gadget/probe:v1", reg.host));
     c.kernels(&["debian-11-5.10", "debian-12-6.1"]);
+    c.arg("--markdown").arg(&md).arg("--html").arg(&html);
     let (out, report) = with_report(c);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}\n{report:#}");
@@ -249,8 +252,15 @@ fn an_artifact_in_a_registry_validates_with_its_digests_in_the_report() {
         "{report:#}"
     );
     // Every view names the artifact by digest.
-    let notes = report["notes"].to_string();
-    mentions(&notes, &[amd64.as_str(), &digest(&probe)]);
+    let layer = digest(&probe);
+    for view in [
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        std::fs::read_to_string(&md).unwrap(),
+        std::fs::read_to_string(&html).unwrap(),
+    ] {
+        // (HTML escapes the slash.)
+        mentions(&view, &["probe:v1", amd64.as_str(), index.as_str(), &layer]);
+    }
 }
 
 /// `test --object REF` on one kernel: exit code and stderr (no report).
