@@ -88,7 +88,7 @@ pub fn human(report: &Report, quiet: bool) -> String {
     if !quiet {
         out.push('\n');
         for a in &report.artifacts {
-            out.push_str(&format!("ARTIFACT {}\n", a.describe()));
+            out.push_str(&format!("ARTIFACT {}\n\n", a.describe()));
         }
         out.push_str(&matrix(report, look()));
         for text in [
