@@ -82,6 +82,10 @@ enum Command {
     /// Validate objects on the running kernel, no VM: a pre-load gate (needs
     /// root, or CAP_BPF and CAP_PERFMON). Nothing stays loaded afterwards.
     Check(commands::check::CheckArgs),
+    /// Find the point release of a kernel series where an object's verdict
+    /// changed: about log2(N) releases booted, and the changelog lines about
+    /// BPF between the last unchanged and the first changed.
+    Bisect(commands::bisect::BisectArgs),
     /// Compare or merge JSON reports (baselines, CI shards).
     #[command(subcommand)]
     Report(commands::report::ReportCommand),
@@ -134,6 +138,7 @@ pub fn run() -> Result<Code, crate::error::Error> {
         }
         Command::List(a) => commands::list::run(a),
         Command::Check(a) => commands::check::run(a),
+        Command::Bisect(a) => commands::bisect::run(&a),
         Command::Kernels(k) => commands::kernels::run(k),
         Command::Report(r) => commands::report::run(r),
         Command::KernelTest(k) => commands::kernel_test::run(k),

@@ -1,7 +1,9 @@
 //! The one error type of the CLI: every way a command can fail before it
 //! has a verdict, each mapped to its exit code in one exhaustive match.
 
-use bpfcompat_engine::errors::{CacheError, ConfigError, MatrixError, ObjectError, RunError};
+use bpfcompat_engine::errors::{
+    CacheError, ConfigError, MatrixError, ObjectError, ResolveError, RunError,
+};
 use bpfcompat_engine::oci::OciError;
 use validator::{HostError, OpenError};
 
@@ -31,6 +33,9 @@ pub enum Error {
     /// An `oci://` artifact could not be pulled or holds no BPF object.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// A profile's package index cannot be read or has no match.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// libbpf cannot open an object to read what it declares.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -68,6 +73,7 @@ impl Error {
             | Error::Host(_)
             | Error::Open(_)
             | Error::Oci(_)
+            | Error::Resolve(_)
             | Error::Input(_)
             | Error::Io(_) => Code::ToolFailure,
         }

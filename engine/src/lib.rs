@@ -9,6 +9,7 @@
 //! initramfs), [`vm`] (QEMU), [`run`] (schedule guests, emit events),
 //! [`classify`] (verdicts) and [`report`] (what people and CI read).
 
+pub mod bisect;
 pub mod cancel;
 pub mod classify;
 pub mod config;

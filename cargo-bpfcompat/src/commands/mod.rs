@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bisect;
 pub mod check;
 pub mod kernel_test;
 pub mod kernels;

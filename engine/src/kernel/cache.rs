@@ -236,6 +236,14 @@ impl Cache {
             .flatten()
     }
 
+    /// The Debian changelog the entry's packages shipped, where it was kept.
+    pub fn changelog(&self, deb_sha256: &Sha256Hex) -> Option<PathBuf> {
+        let p = self.entry_dir(deb_sha256).join(super::contents::CHANGELOG);
+        std::fs::symlink_metadata(&p)
+            .is_ok_and(|m| m.file_type().is_file())
+            .then_some(p)
+    }
+
     /// Whether an entry for the package is present, without checking it (a
     /// listing's question; [`Cache::lookup`] checks it before use).
     pub fn has(&self, deb_sha256: &Sha256Hex) -> bool {

@@ -22,7 +22,14 @@ pub(crate) struct Found {
     pub modules: Vec<String>,
     /// The functions of the image (from `System.map`) and of every module.
     pub functions: super::functions::Functions,
+    /// Whether the package's Debian changelog was kept (`bisect` reads it).
+    pub has_changelog: bool,
 }
+
+/// Where an entry keeps its package's Debian changelog, as shipped (gzip).
+pub(crate) const CHANGELOG: &str = "changelog.Debian.gz";
+/// The most a kept changelog may be.
+const CHANGELOG_LIMIT: u64 = 32 << 20;
 
 /// Takes the entries it wants from the files a package reader offers.
 pub(crate) struct Picker {
@@ -93,6 +100,10 @@ impl Picker {
                 copy(content, &self.out.join("config"), CONFIG_LIMIT)?;
                 found.has_config = true;
             }
+            Some(Kind::Changelog) if !found.has_changelog => {
+                copy(content, &self.out.join(CHANGELOG), CHANGELOG_LIMIT)?;
+                found.has_changelog = true;
+            }
             Some(Kind::SystemMap) if !found.functions.image_indexed => {
                 found.functions.read_system_map(content)?;
             }
@@ -162,6 +173,8 @@ enum Kind {
     Image(String),
     Config,
     SystemMap,
+    /// `usr/share/doc/<package>/changelog.Debian.gz`.
+    Changelog,
     /// A module (by the name the kernel knows it: `-` as `_`), and how it
     /// is compressed (`""`, `xz`, `zst`).
     Module(String, &'static str),
@@ -188,6 +201,13 @@ fn classify(path: &str) -> Option<Kind> {
     }
     if path.starts_with("boot/System.map-") {
         return Some(Kind::SystemMap);
+    }
+    if let Some(doc) = path.strip_prefix("usr/share/doc/")
+        && doc
+            .split_once('/')
+            .is_some_and(|(package, file)| !package.is_empty() && file == CHANGELOG)
+    {
+        return Some(Kind::Changelog);
     }
     let rest = path
         .strip_prefix("lib/modules/")

@@ -94,6 +94,61 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors, trust: Trust) -> Result<Pin
     })
 }
 
+/// Every package of `profile`'s series over all its sources, oldest first
+/// in the distro's version order (a version offered by two sources is
+/// taken from the first), each pinned with its module packages: what
+/// `bisect` searches.
+pub fn series(
+    profile: &Profile,
+    mirrors: &Mirrors,
+    trust: Trust,
+) -> Result<Vec<Pin>, ResolveError> {
+    let format = profile.format;
+    let mut all: Vec<Pin> = Vec::new();
+    let sources = profile.sources().expect("validated with the matrix");
+    for source in &sources {
+        let base = mirrors.get(&source.archive)?;
+        let (url, index) = Index::download(format, source, base, trust)?;
+        let found = index
+            .matching(&profile.package)
+            .map_err(|message| ResolveError::BadIndex {
+                url: url.clone(),
+                message,
+            })?;
+        for c in found {
+            if all.iter().any(|p| p.version == c.version) {
+                continue;
+            }
+            let modules = profile
+                .modules
+                .iter()
+                .map(|pattern| module_package(&index, &url, pattern, &c.version))
+                .collect::<Result<Vec<_>, _>>()?;
+            all.push(Pin {
+                name: profile.name.clone(),
+                format,
+                archive: source.archive.clone(),
+                suite: source.suite.clone(),
+                package: c.package,
+                version: c.version,
+                filename: c.filename,
+                size: c.size,
+                sha256: c.sha256,
+                modules,
+                own: None,
+            });
+        }
+    }
+    if all.is_empty() {
+        return Err(ResolveError::NoMatch {
+            pattern: profile.package.clone(),
+            sources: profile.sources.join(", "),
+        });
+    }
+    all.sort_by(|a, b| compare_versions(format, &a.version, &b.version));
+    Ok(all)
+}
+
 /// The one package of `index` that matches `pattern` at the image's
 /// `version`: a kernel's modules are built with it, in the same suite.
 fn module_package(

@@ -22,7 +22,7 @@ pub use cache::{Cache, CachedKernel, Entry, InUse};
 pub(crate) use cache::{Lock, blake3_file};
 pub use fetch::{FetchEvent, extra_modules, fetch};
 pub use functions::Index as FunctionIndex;
-pub use index::{Candidate, resolve};
+pub use index::{Candidate, resolve, series};
 pub use mirror::{Mirrors, mirror_var};
 pub use trust::{Trust, keyring_var};
 pub use versions::compare as compare_versions;

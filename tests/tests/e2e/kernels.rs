@@ -991,18 +991,19 @@ fn survey_boots_each_kernel_and_tabulates_what_it_said() {
 
 /// The cached debian-12-6.1 kernel: its vmlinuz, config and release.
 pub(super) fn debian_12_image() -> (std::path::PathBuf, std::path::PathBuf, String) {
+    cached_image("debian-12-6.1")
+}
+
+/// A profile's kernel, fetched into the cache: its image, its config and
+/// its release.
+pub(super) fn cached_image(kernel: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let out = run(bpfcompat_e2e::cli(&[
-        "kernels",
-        "fetch",
-        "--kernel",
-        "debian-12-6.1",
+        "kernels", "fetch", "--kernel", kernel,
     ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("debian-12-6.1: "))
-        .unwrap();
-    let (release, vmlinuz) = line["debian-12-6.1: ".len()..].split_once(" at ").unwrap();
+    let prefix = format!("{kernel}: ");
+    let line = stdout.lines().find(|l| l.starts_with(&prefix)).unwrap();
+    let (release, vmlinuz) = line[prefix.len()..].split_once(" at ").unwrap();
     let vmlinuz = std::path::PathBuf::from(vmlinuz);
     let config = vmlinuz.with_file_name("config");
     (vmlinuz, config, release.to_string())
@@ -1017,7 +1018,37 @@ pub(super) fn vendor_deb(
     config: &std::path::Path,
     release: &str,
 ) {
+    deb(path, vmlinuz, config, release, &[], true);
+}
+
+/// [`vendor_deb`] with more files (path in the package, bytes) and its
+/// `data.tar` not compressed (quick to make many of).
+pub(super) fn vendor_deb_with(
+    path: &std::path::Path,
+    vmlinuz: &std::path::Path,
+    config: &std::path::Path,
+    release: &str,
+    extra: &[(String, Vec<u8>)],
+) {
+    deb(path, vmlinuz, config, release, extra, false);
+}
+
+fn deb(
+    path: &std::path::Path,
+    vmlinuz: &std::path::Path,
+    config: &std::path::Path,
+    release: &str,
+    extra: &[(String, Vec<u8>)],
+    xz: bool,
+) {
     let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in extra {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, &bytes[..]).unwrap();
+    }
     for (name, file) in [("vmlinuz", vmlinuz), ("config", config)] {
         tar.append_path_with_name(file, format!("./boot/{name}-{release}"))
             .unwrap();
@@ -1033,11 +1064,16 @@ pub(super) fn vendor_deb(
         )
         .unwrap();
     }
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
-    std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
-    let data = xz.finish().unwrap();
+    let (member, data) = match xz {
+        true => {
+            let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            std::io::Write::write_all(&mut xz, &tar.into_inner().unwrap()).unwrap();
+            ("data.tar.xz", xz.finish().unwrap())
+        }
+        false => ("data.tar", tar.into_inner().unwrap()),
+    };
     let mut ar = ar::Builder::new(std::fs::File::create(path).unwrap());
-    for (name, bytes) in [("debian-binary", &b"2.0\n"[..]), ("data.tar.xz", &data[..])] {
+    for (name, bytes) in [("debian-binary", &b"2.0\n"[..]), (member, &data[..])] {
         ar.append(
             &ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64),
             bytes,

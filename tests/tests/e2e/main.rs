@@ -5,6 +5,7 @@
 
 mod archives;
 mod aya;
+mod bisect;
 mod ci_files;
 mod complexity;
 mod harness;
