@@ -136,18 +136,17 @@ pub fn run(a: &BisectArgs) -> Result<Code, crate::error::Error> {
     let cancel = crate::signals::install()?;
     let agent = super::test::agent_binary()?;
     let mut words: Vec<String> = Vec::new();
+    let mut tcg_said = false;
     let mut probe = |i: usize| -> Result<Probe, crate::error::Error> {
         let pin = &series[i];
-        let cell = validate(
-            &profile_at(&profile, pin),
+        let guest = Guest {
+            profile: profile_at(&profile, pin),
             pin,
-            &name,
-            a,
-            &agent,
-            &mirrors,
-            &cache,
-            &cancel,
-        )?;
+            name: &name,
+            object: &a.object,
+            agent: &agent,
+        };
+        let cell = validate(&guest, &mirrors, &cache, &cancel, &mut tcg_said)?;
         // Helper and kfunc names the kernel named: what a changelog may say.
         if let Some(m) = &cell.1 {
             words.extend(
@@ -242,27 +241,33 @@ fn profile_at(
     p
 }
 
+/// One release's guest.
+struct Guest<'a> {
+    profile: bpfcompat_engine::matrix::Profile,
+    pin: &'a Pin,
+    name: &'a str,
+    object: &'a std::path::Path,
+    agent: &'a std::path::Path,
+}
+
 /// Validates the object on one release, cold (each release boots once):
-/// its verdict and the kernel's words.
-#[allow(clippy::too_many_arguments)]
+/// its verdict and the kernel's words. The TCG note is said once.
 fn validate(
-    profile: &bpfcompat_engine::matrix::Profile,
-    pin: &Pin,
-    name: &str,
-    a: &BisectArgs,
-    agent: &std::path::Path,
+    g: &Guest,
     mirrors: &Mirrors,
     cache: &Cache,
     cancel: &bpfcompat_engine::cancel::Cancel,
+    tcg_said: &mut bool,
 ) -> Result<(Verdict, Option<String>), crate::error::Error> {
-    let mut pin = pin.clone();
+    let (profile, name) = (&g.profile, g.name);
+    let mut pin = g.pin.clone();
     pin.name = profile.name.clone();
     let plan = Plan {
         kernels: vec![KernelTarget {
             profile: profile.clone(),
             pin: Some(pin),
         }],
-        objects: vec![ObjectInput::plain(name, &a.object)],
+        objects: vec![ObjectInput::plain(name, g.object)],
         commands: Vec::new(),
         settings: Settings {
             accel: AccelChoice::Auto,
@@ -276,13 +281,19 @@ fn validate(
             strict_maps: false,
             trace_loaders: true,
             retries: 2,
-            agent: agent.to_path_buf(),
+            agent: g.agent.to_path_buf(),
             evidence: None,
             warm: false,
         },
     };
     let mut progress = Progress::new(&plan, false);
     let output = bpfcompat_engine::run::run(&plan, mirrors, cache, cancel, &mut |e: Event| {
+        if matches!(e, Event::UsingTcg { .. }) {
+            if *tcg_said {
+                return;
+            }
+            *tcg_said = true;
+        }
         progress.event(&e)
     })?;
     progress.finish();
