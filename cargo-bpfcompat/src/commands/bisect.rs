@@ -6,16 +6,13 @@
 //! touched BPF since the last unchanged one.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bpfcompat_engine::bisect::{self, ChangelogLine, Found, Probe, Verdict};
 use bpfcompat_engine::kernel::{Cache, Mirrors};
 use bpfcompat_engine::matrix::{Matrix, Pin};
 use bpfcompat_engine::objects::{ObjectInput, check_bpf_object, display_names};
 use bpfcompat_engine::report::Judge;
-use bpfcompat_engine::run::{Event, KernelTarget, Plan, Settings};
-use bpfcompat_engine::vm::AccelChoice;
-use bpfcompat_engine::wire::Mode;
+use bpfcompat_engine::run::{Event, KernelTarget, Plan};
 use clap::Args;
 use serde::Serialize;
 
@@ -269,22 +266,7 @@ fn validate(
         }],
         objects: vec![ObjectInput::plain(name, g.object)],
         commands: Vec::new(),
-        settings: Settings {
-            accel: AccelChoice::Auto,
-            jobs: 1,
-            memory_mib: 512,
-            cpus: 1,
-            timeout: Duration::from_secs(300),
-            object_timeout: Duration::from_secs(120),
-            mode: Mode::Load,
-            trigger: None,
-            strict_maps: false,
-            trace_loaders: true,
-            retries: 2,
-            agent: g.agent.to_path_buf(),
-            evidence: None,
-            warm: false,
-        },
+        settings: super::survey::cold_settings(g.agent.to_path_buf(), 1),
     };
     let mut progress = Progress::new(&plan, false);
     let output = bpfcompat_engine::run::run(&plan, mirrors, cache, cancel, &mut |e: Event| {

@@ -48,25 +48,12 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
         kernels,
         objects: Vec::new(),
         commands: Vec::new(),
-        settings: Settings {
-            accel: AccelChoice::Auto,
-            jobs: a
-                .jobs
+        // The survey measures boots: cold guests.
+        settings: cold_settings(
+            super::test::agent_binary()?,
+            a.jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            memory_mib: 512,
-            cpus: 1,
-            timeout: Duration::from_secs(300),
-            object_timeout: Duration::from_secs(120),
-            mode: Mode::Load,
-            trigger: None,
-            strict_maps: false,
-            trace_loaders: true,
-            retries: 2,
-            agent: super::test::agent_binary()?,
-            evidence: None,
-            // The survey measures boots.
-            warm: false,
-        },
+        ),
     };
     let started = now_rfc3339();
     let cancel = crate::signals::install()?;
@@ -93,6 +80,27 @@ pub fn run(a: &SurveyArgs) -> Result<Code, crate::error::Error> {
     } else {
         Code::Regression
     })
+}
+
+/// The settings of a run that boots each kernel cold with the defaults of
+/// `test` (`kernels survey`, `bisect`): `jobs` guests at once.
+pub(crate) fn cold_settings(agent: std::path::PathBuf, jobs: usize) -> Settings {
+    Settings {
+        accel: AccelChoice::Auto,
+        jobs,
+        memory_mib: 512,
+        cpus: 1,
+        timeout: Duration::from_secs(300),
+        object_timeout: Duration::from_secs(120),
+        mode: Mode::Load,
+        trigger: None,
+        strict_maps: false,
+        trace_loaders: true,
+        retries: 2,
+        agent,
+        evidence: None,
+        warm: false,
+    }
 }
 
 /// The Markdown table, one row per profile in matrix order.

@@ -42,48 +42,54 @@ impl Index {
     }
 }
 
-/// Finds the newest package matching `profile` over all its sources, from
-/// indexes verified under `trust`.
-pub fn resolve(profile: &Profile, mirrors: &Mirrors, trust: Trust) -> Result<Pin, ResolveError> {
-    let format = profile.format;
-    // The newest match over all sources, with the index it came from.
-    let mut best: Option<(Candidate, String, String, String, Index)> = None;
+/// One source's index, downloaded and verified, with the packages in it
+/// that match the profile.
+struct Offered {
+    source: Source,
+    url: String,
+    index: Index,
+    found: Vec<Candidate>,
+}
+
+/// Every source of `profile`, in its order, with what it offers.
+fn offered(
+    profile: &Profile,
+    mirrors: &Mirrors,
+    trust: Trust,
+) -> Result<Vec<Offered>, ResolveError> {
     let sources = profile.sources().expect("validated with the matrix");
-    for source in &sources {
+    let mut out = Vec::new();
+    for source in sources {
         let base = mirrors.get(&source.archive)?;
-        let (url, index) = Index::download(format, source, base, trust)?;
+        let (url, index) = Index::download(profile.format, &source, base, trust)?;
         let found = index
             .matching(&profile.package)
             .map_err(|message| ResolveError::BadIndex {
                 url: url.clone(),
                 message,
             })?;
-        let newest = found
-            .into_iter()
-            .max_by(|a, b| compare_versions(format, &a.version, &b.version));
-        if let Some(c) = newest {
-            let newer = best
-                .as_ref()
-                .is_none_or(|b| compare_versions(format, &c.version, &b.0.version).is_gt());
-            if newer {
-                best = Some((c, source.archive.clone(), source.suite.clone(), url, index));
-            }
-        }
+        out.push(Offered {
+            source,
+            url,
+            index,
+            found,
+        });
     }
-    let (c, archive, suite, url, index) = best.ok_or_else(|| ResolveError::NoMatch {
-        pattern: profile.package.clone(),
-        sources: profile.sources.join(", "),
-    })?;
+    Ok(out)
+}
+
+/// The pin of candidate `c` of `o`, with its module packages.
+fn pin_of(profile: &Profile, o: &Offered, c: Candidate) -> Result<Pin, ResolveError> {
     let modules = profile
         .modules
         .iter()
-        .map(|pattern| module_package(&index, &url, pattern, &c.version))
+        .map(|pattern| module_package(&o.index, &o.url, pattern, &c.version))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Pin {
         name: profile.name.clone(),
-        format,
-        archive,
-        suite,
+        format: profile.format,
+        archive: o.source.archive.clone(),
+        suite: o.source.suite.clone(),
         package: c.package,
         version: c.version,
         filename: c.filename,
@@ -92,6 +98,34 @@ pub fn resolve(profile: &Profile, mirrors: &Mirrors, trust: Trust) -> Result<Pin
         modules,
         own: None,
     })
+}
+
+/// Finds the newest package matching `profile` over all its sources, from
+/// indexes verified under `trust`.
+pub fn resolve(profile: &Profile, mirrors: &Mirrors, trust: Trust) -> Result<Pin, ResolveError> {
+    let format = profile.format;
+    // The newest match over all sources (the first source's on a tie).
+    let mut best: Option<(Candidate, usize)> = None;
+    let offered = offered(profile, mirrors, trust)?;
+    for (i, o) in offered.iter().enumerate() {
+        let newest = o
+            .found
+            .iter()
+            .max_by(|a, b| compare_versions(format, &a.version, &b.version));
+        if let Some(c) = newest {
+            let newer = best
+                .as_ref()
+                .is_none_or(|b| compare_versions(format, &c.version, &b.0.version).is_gt());
+            if newer {
+                best = Some((c.clone(), i));
+            }
+        }
+    }
+    let (c, i) = best.ok_or_else(|| ResolveError::NoMatch {
+        pattern: profile.package.clone(),
+        sources: profile.sources.join(", "),
+    })?;
+    pin_of(profile, &offered[i], c)
 }
 
 /// Every package of `profile`'s series over all its sources, oldest first
@@ -103,40 +137,12 @@ pub fn series(
     mirrors: &Mirrors,
     trust: Trust,
 ) -> Result<Vec<Pin>, ResolveError> {
-    let format = profile.format;
     let mut all: Vec<Pin> = Vec::new();
-    let sources = profile.sources().expect("validated with the matrix");
-    for source in &sources {
-        let base = mirrors.get(&source.archive)?;
-        let (url, index) = Index::download(format, source, base, trust)?;
-        let found = index
-            .matching(&profile.package)
-            .map_err(|message| ResolveError::BadIndex {
-                url: url.clone(),
-                message,
-            })?;
-        for c in found {
-            if all.iter().any(|p| p.version == c.version) {
-                continue;
+    for o in offered(profile, mirrors, trust)? {
+        for c in o.found.clone() {
+            if !all.iter().any(|p| p.version == c.version) {
+                all.push(pin_of(profile, &o, c)?);
             }
-            let modules = profile
-                .modules
-                .iter()
-                .map(|pattern| module_package(&index, &url, pattern, &c.version))
-                .collect::<Result<Vec<_>, _>>()?;
-            all.push(Pin {
-                name: profile.name.clone(),
-                format,
-                archive: source.archive.clone(),
-                suite: source.suite.clone(),
-                package: c.package,
-                version: c.version,
-                filename: c.filename,
-                size: c.size,
-                sha256: c.sha256,
-                modules,
-                own: None,
-            });
         }
     }
     if all.is_empty() {
@@ -145,7 +151,7 @@ pub fn series(
             sources: profile.sources.join(", "),
         });
     }
-    all.sort_by(|a, b| compare_versions(format, &a.version, &b.version));
+    all.sort_by(|a, b| compare_versions(profile.format, &a.version, &b.version));
     Ok(all)
 }
 
