@@ -152,6 +152,21 @@ pub fn run(a: &BisectArgs) -> Result<Code, crate::error::Error> {
                     .map(String::from),
             );
         }
+        // A release that gave no verdict (not fetched, not booted) cannot
+        // stand on either side of a boundary: stop rather than guess.
+        if matches!(
+            cell.0.status,
+            bpfcompat_engine::classify::Status::InfraError
+                | bpfcompat_engine::classify::Status::Unavailable
+        ) {
+            return Err(format!(
+                "release {} of `{}` gave no verdict, so the search cannot go on: {}",
+                pin.version,
+                a.series,
+                cell.1.as_deref().unwrap_or("no message")
+            )
+            .into());
+        }
         Ok(Probe {
             position: i,
             version: pin.version.clone(),

@@ -63,6 +63,23 @@ fn bisect_finds_the_release_where_a_verdict_changed_and_what_its_changelog_says(
         ));
         routes.insert(format!("/{filename}"), Body::Bytes(bytes));
     }
+    // A release the index lists but the mirror does not serve.
+    index.push_str(&format!(
+        "Package: linux-image-9.1.0-1-test\nVersion: 9.1.0-1.1\nFilename: pool/gone.deb\nSize: 10\nSHA256: {}\n\n",
+        "0".repeat(64)
+    ));
+    let (first, _) = package(1);
+    let served = routes[&format!("/pool/main/l/linux/{first}_9.0.0-1.1_amd64.deb")].clone();
+    let Body::Bytes(bytes) = &served else {
+        unreachable!()
+    };
+    let filename = "pool/main/l/linux/linux-image-9.1.0-0-test_amd64.deb";
+    index.push_str(&format!(
+        "Package: linux-image-9.1.0-0-test\nVersion: 9.1.0-0.1\nFilename: {filename}\nSize: {}\nSHA256: {}\n\n",
+        bytes.len(),
+        hex::encode(sha2::Sha256::digest(bytes))
+    ));
+    routes.insert(format!("/{filename}"), served);
     let key = TestKey::new("archive");
     routes.extend(signed_suite("stable", &index, &key));
     let base = serve(routes);
@@ -72,7 +89,8 @@ fn bisect_finds_the_release_where_a_verdict_changed_and_what_its_changelog_says(
     std::fs::write(
         &matrix,
         "[[kernel]]\nname = \"test-9\"\nsources = [\"local:stable\"]\npackage = \"linux-image-9.0.0-*-test\"\n\n\
-         [[kernel]]\nname = \"test-9-one\"\nsources = [\"local:stable\"]\npackage = \"linux-image-9.0.0-1-test\"\n",
+         [[kernel]]\nname = \"test-9-one\"\nsources = [\"local:stable\"]\npackage = \"linux-image-9.0.0-1-test\"\n\n\
+         [[kernel]]\nname = \"test-9-gone\"\nsources = [\"local:stable\"]\npackage = \"linux-image-9.1.0-*-test\"\n",
     )
     .unwrap();
     let bisect = |series: &str, more: &[&str]| {
@@ -158,5 +176,15 @@ fn bisect_finds_the_release_where_a_verdict_changed_and_what_its_changelog_says(
     mentions(
         &String::from_utf8_lossy(&out.stderr),
         &["keeps one release", "nothing to bisect"],
+    );
+
+    // A release that gives no verdict (its package is not served): the
+    // search stops there instead of calling it a change.
+    let (out, result) = bisect("test-9-gone", &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(result.is_none());
+    mentions(
+        &String::from_utf8_lossy(&out.stderr),
+        &["release 9.1.0-1.1 of `test-9-gone` gave no verdict"],
     );
 }
