@@ -87,8 +87,87 @@ pub fn run(a: &BisectArgs) -> Result<Code, crate::error::Error> {
             )
         })?;
     let mirrors = Mirrors::discover();
-    let series = bpfcompat_engine::kernel::series(&profile, &mirrors, a.trust.trust())?;
+    let (series, good, bad) = series_range(a, &profile, &mirrors)?;
     let versions: Vec<String> = series.iter().map(|p| p.version.clone()).collect();
+    for p in [&a.json, &a.markdown].into_iter().flatten() {
+        writable(p)?;
+    }
+    let name = display_names(std::slice::from_ref(&a.object)).remove(0);
+    eprintln!(
+        "{} {}: {} releases from {} to {}, about {} boots",
+        crate::render::verb("Bisecting"),
+        a.series,
+        bad - good + 1,
+        versions[good],
+        versions[bad],
+        2 + ((bad - good) as f64).log2().ceil() as usize
+    );
+    let cache = Cache::discover()?;
+    let cancel = crate::signals::install()?;
+    let agent = super::test::agent_binary()?;
+    let mut words: Vec<String> = Vec::new();
+    let mut tcg_said = false;
+    let mut probe = |i: usize| -> Result<Probe, crate::error::Error> {
+        let pin = &series[i];
+        let guest = Guest {
+            profile: profile_at(&profile, pin),
+            pin,
+            name: &name,
+            object: &a.object,
+            agent: &agent,
+        };
+        let cell = validate(&guest, &mirrors, &cache, &cancel, &mut tcg_said)?;
+        // Helper and kfunc names the kernel named: what a changelog may say.
+        words.extend(cell.1.as_deref().map(bpf_names).unwrap_or_default());
+        gave_a_verdict(&cell, &pin.version, &a.series)?;
+        Ok(Probe {
+            position: i,
+            version: pin.version.clone(),
+            verdict: cell.0,
+            message: cell.1,
+        })
+    };
+    let (found, probes) = bisect::search(good, bad, &mut probe)?;
+    words.sort();
+    words.dedup();
+    let odd = bisect::non_monotonic(&found, &probes);
+    let (changelog, changelog_note) = changelog_of(&found, &series, &cache, &words);
+    let (last_good, first_bad) = match &found {
+        Found::Boundary {
+            last_good,
+            first_bad,
+        } => (
+            Some(versions[*last_good].clone()),
+            Some(versions[*first_bad].clone()),
+        ),
+        Found::Same => (None, None),
+    };
+    let result = Bisection {
+        series: a.series.clone(),
+        object: name,
+        releases: versions[good..=bad].to_vec(),
+        found,
+        last_good,
+        first_bad,
+        boots: probes.len(),
+        non_monotonic: odd.iter().map(|p| p.version.clone()).collect(),
+        probes,
+        changelog,
+        changelog_note,
+    };
+    crate::stdout::out!("{}", terminal(&result));
+    write(a, &result)?;
+    Ok(Code::Pass)
+}
+
+/// The series of `a.series` and the positions of the range to search.
+fn series_range(
+    a: &BisectArgs,
+    profile: &bpfcompat_engine::matrix::Profile,
+    mirrors: &Mirrors,
+) -> Result<(Vec<Pin>, usize, usize), crate::error::Error> {
+    let series = bpfcompat_engine::kernel::series(profile, mirrors, a.trust.trust())?;
+    let versions: Vec<&str> = series.iter().map(|p| p.version.as_str()).collect();
     if series.len() < 2 {
         return Err(format!(
             "the archive's index keeps one release of `{}` ({}): there is nothing to bisect",
@@ -119,127 +198,101 @@ pub fn run(a: &BisectArgs) -> Result<Code, crate::error::Error> {
         )
         .into());
     }
-    let name = display_names(std::slice::from_ref(&a.object)).remove(0);
-    eprintln!(
-        "{} {}: {} releases from {} to {}, about {} boots",
-        crate::render::verb("Bisecting"),
-        a.series,
-        bad - good + 1,
-        versions[good],
-        versions[bad],
-        2 + ((bad - good) as f64).log2().ceil() as usize
-    );
-    let cache = Cache::discover()?;
-    let cancel = crate::signals::install()?;
-    let agent = super::test::agent_binary()?;
-    let mut words: Vec<String> = Vec::new();
-    let mut tcg_said = false;
-    let mut probe = |i: usize| -> Result<Probe, crate::error::Error> {
-        let pin = &series[i];
-        let guest = Guest {
-            profile: profile_at(&profile, pin),
-            pin,
-            name: &name,
-            object: &a.object,
-            agent: &agent,
-        };
-        let cell = validate(&guest, &mirrors, &cache, &cancel, &mut tcg_said)?;
-        // Helper and kfunc names the kernel named: what a changelog may say.
-        if let Some(m) = &cell.1 {
-            words.extend(
-                m.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .filter(|w| w.starts_with("bpf_") && w.len() > 4)
-                    .map(String::from),
-            );
-        }
-        // A release that gave no verdict (not fetched, not booted) cannot
-        // stand on either side of a boundary: stop rather than guess.
-        if matches!(
-            cell.0.status,
-            bpfcompat_engine::classify::Status::InfraError
-                | bpfcompat_engine::classify::Status::Unavailable
-        ) {
-            return Err(format!(
-                "release {} of `{}` gave no verdict, so the search cannot go on: {}",
-                pin.version,
-                a.series,
-                cell.1.as_deref().unwrap_or("no message")
-            )
-            .into());
-        }
-        Ok(Probe {
-            position: i,
-            version: pin.version.clone(),
-            verdict: cell.0,
-            message: cell.1,
-        })
+    Ok((series, good, bad))
+}
+
+/// The `bpf_*` names in a kernel's message.
+fn bpf_names(message: &str) -> Vec<String> {
+    message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("bpf_") && w.len() > 4)
+        .map(String::from)
+        .collect()
+}
+
+/// A release that gave no verdict (not fetched, not booted) cannot stand
+/// on either side of a boundary: the search stops rather than guess.
+fn gave_a_verdict(
+    cell: &(Verdict, Option<String>),
+    version: &str,
+    series: &str,
+) -> Result<(), crate::error::Error> {
+    use bpfcompat_engine::classify::Status;
+    match cell.0.status {
+        Status::InfraError | Status::Unavailable => Err(format!(
+            "release {version} of `{series}` gave no verdict, so the search cannot go on: {}",
+            cell.1.as_deref().unwrap_or("no message")
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// A result file must be writable before a search costs its boots.
+fn writable(p: &std::path::Path) -> Result<(), crate::error::Error> {
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
     };
-    let (found, probes) = bisect::search(good, bad, &mut probe)?;
-    words.sort();
-    words.dedup();
-    let odd = bisect::non_monotonic(&found, &probes);
-    let (changelog, changelog_note) = match &found {
-        Found::Boundary {
-            last_good,
-            first_bad,
-        } => {
-            let pin = &series[*first_bad];
-            match cache.changelog(&pin.entry_key()) {
-                Some(gz) => match bisect::changelog_lines(
-                    &gz,
-                    pin.format,
-                    &series[*last_good].version,
-                    &pin.version,
-                    &words,
-                ) {
-                    Ok(lines) if lines.is_empty() => (lines, Some("the changelog's entries between the two releases mention no BPF, verifier or BTF change".to_string())),
-                    Ok(lines) => (lines, None),
-                    Err(e) => (Vec::new(), Some(format!("the changelog cannot be read: {e}"))),
-                },
-                None => (
-                    Vec::new(),
-                    Some(format!("{} {} ships no Debian changelog", pin.package, pin.version)),
-                ),
-            }
-        }
-        Found::Same => (Vec::new(), None),
-    };
-    let (last_good, first_bad) = match &found {
-        Found::Boundary {
-            last_good,
-            first_bad,
-        } => (
-            Some(versions[*last_good].clone()),
-            Some(versions[*first_bad].clone()),
-        ),
-        Found::Same => (None, None),
-    };
-    let result = Bisection {
-        series: a.series.clone(),
-        object: name,
-        releases: versions[good..=bad].to_vec(),
-        found,
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot write {}: {} is not a directory",
+            p.display(),
+            dir.display()
+        )
+        .into())
+    }
+}
+
+/// The first changed release's changelog lines since the last unchanged
+/// one, or why there are none.
+fn changelog_of(
+    found: &Found,
+    series: &[Pin],
+    cache: &Cache,
+    words: &[String],
+) -> (Vec<ChangelogLine>, Option<String>) {
+    let Found::Boundary {
         last_good,
         first_bad,
-        boots: probes.len(),
-        non_monotonic: odd.iter().map(|p| p.version.clone()).collect(),
-        probes,
-        changelog,
-        changelog_note,
+    } = found
+    else {
+        return (Vec::new(), None);
     };
-    let text = markdown(&result);
-    crate::stdout::out!("{}", terminal(&result));
+    let pin = &series[*first_bad];
+    let Some(gz) = cache.changelog(&pin.entry_key()) else {
+        return (
+            Vec::new(),
+            Some(format!(
+                "{} {} ships no Debian changelog",
+                pin.package, pin.version
+            )),
+        );
+    };
+    match bisect::changelog_lines(&gz, pin.format, &series[*last_good].version, &pin.version, words) {
+        Ok(lines) if lines.is_empty() => (
+            lines,
+            Some("the changelog's entries between the two releases mention no BPF, verifier or BTF change".to_string()),
+        ),
+        Ok(lines) => (lines, None),
+        Err(e) => (Vec::new(), Some(format!("the changelog cannot be read: {e}"))),
+    }
+}
+
+/// Writes `--json` and `--markdown`.
+fn write(a: &BisectArgs, result: &Bisection) -> Result<(), crate::error::Error> {
+    let cannot =
+        |p: &std::path::Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
     if let Some(p) = &a.json {
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(&result).expect("serializes"),
-        )
-        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        let text = serde_json::to_string_pretty(result).expect("serializes");
+        std::fs::write(p, text).map_err(|e| cannot(p, e))?;
     }
     if let Some(p) = &a.markdown {
-        std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        std::fs::write(p, markdown(result)).map_err(|e| cannot(p, e))?;
     }
-    Ok(Code::Pass)
+    Ok(())
 }
 
 /// The profile renamed for one release of its series (`NAME@VERSION`), so

@@ -178,6 +178,13 @@ fn bisect_finds_the_release_where_a_verdict_changed_and_what_its_changelog_says(
         &["keeps one release", "nothing to bisect"],
     );
 
+    // A result file that cannot be written: said before any boot.
+    let (out, _) = bisect("test-9", &["--markdown", "/nonexistent-dir/b.md"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    mentions(&err, &["cannot write /nonexistent-dir/b.md"]);
+    assert!(!err.contains("Booting"), "{err}");
+
     // A release that gives no verdict (its package is not served): the
     // search stops there instead of calling it a change.
     let (out, result) = bisect("test-9-gone", &[]);
